@@ -1,0 +1,125 @@
+"""The command line: click commands and the single error boundary.
+
+This is the only place that prints, styles output or exits.  Every ReconcilerError becomes one
+located, actionable message on stderr and a documented exit code; anything unexpected becomes a
+one-line internal error (``--debug`` shows the traceback).
+
+Exit codes: 0 success; 1 error (bad input, refused command, failed operation); 2 changes present
+(``plan --detailed-exitcode``) or remote drift (``drift``); 3 pending changes only (``drift``);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from reconciler import __version__
+from reconciler.cli.output import Console
+from reconciler.errors import ManifestError, ReconcilerError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class Context:
+    """What every command gets: the console and the global flags."""
+
+    def __init__(self, debug: bool, verbose: int, color: bool | None) -> None:
+        self.debug = debug
+        self.verbose = verbose
+        self.console = Console(color=color)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="reconciler")
+@click.option("--debug", is_flag=True, envvar="RECONCILER_DEBUG", help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Tokens are never logged.")
+@click.option("--color/--no-color", default=None, help="Force or disable colour (default: when stdout is a terminal).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> None:
+    """Manage a vcita business's payment packages as code.
+
+    Declare catalog packages and client packages in YAML manifests, review an exact plan,
+    apply it safely, and detect drift. With no account configured, every command runs against
+    the embedded sandbox (a local vcita API in .reconciler/sandbox.db).
+    """
+    ctx.obj = Context(debug=debug, verbose=verbose, color=color)
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+
+
+def _register() -> None:
+    from reconciler.cli import manifest_cmds
+
+    cli.add_command(manifest_cmds.validate)
+    cli.add_command(manifest_cmds.schema)
+    try:
+        from reconciler.sandbox.cli import sandbox
+    except ImportError:  # the sandbox is optional while it is being built
+        return
+    cli.add_command(sandbox)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``reconciler`` console script: run, then exit with the right code."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the error boundary)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    console = Console(color=None)
+    try:
+        rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        return rv if isinstance(rv, int) else EXIT_OK
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        console.error("aborted")
+        return EXIT_ERROR
+    except click.ClickException as e:
+        console.error(e.format_message(), hint=_usage_hint(e))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return EXIT_INTERRUPTED
+    except ManifestError as e:
+        if debug:
+            console.traceback()
+        for d in e.diagnostics:
+            console.diagnostic(d.render())
+        nfiles = len({d.file for d in e.diagnostics})
+        console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
+        return EXIT_ERROR
+    except ReconcilerError as e:
+        if debug:
+            console.traceback()
+        console.error(e.message, hint=e.hint)
+        return getattr(e, "exit_code", EXIT_ERROR)
+    except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
+        if debug:
+            console.traceback()
+        console.error(
+            f"internal error: {type(e).__name__}: {e}",
+            hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
+        )
+        return EXIT_ERROR
+
+
+def _usage_hint(e: click.ClickException) -> str | None:
+    ctx: Any = getattr(e, "ctx", None)
+    if ctx is not None:
+        return f"Run '{ctx.command_path} --help' for usage."
+    return None

@@ -1,0 +1,339 @@
+"""Manifest documents: what users write in YAML, validated and normalised.
+
+Each document is ``{apiVersion: reconciler/v1, kind, metadata: {name}, spec}`` where ``kind`` is
+``CatalogPackage`` (mirrors POST /platform/v1/payment/packages, API-NOTES §6.1) or
+``ClientPackage`` (mirrors POST /platform/v1/payment/client_packages, §6.4).
+
+Inputs are accepted in the forms people write (``m`` or ``M``, a service as ``uid`` or
+``{id: uid}``) and stored in one canonical form (``M``, ``"uid"``), so two manifests that mean
+the same thing compare equal.  Optional fields left out (``None``) are not managed: the planner
+leaves the remote value alone.  The same models generate ``reconciler schema``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.model.base import Frozen
+
+API_VERSION = "reconciler/v1"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+UID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+@cache
+def currency_codes() -> frozenset[str]:
+    """The ISO 4217 codes a package may be priced in (``reconciler/data/iso4217.json``)."""
+    raw = resources.files("reconciler").joinpath("data/iso4217.json").read_text("utf-8")
+    return frozenset(json.loads(raw)["codes"])
+
+
+# --- value parsers: strict about types, tolerant about spelling -----------------------------
+
+
+def _number(value: Any) -> Any:
+    # YAML gives int/float; a quoted "100" is a string and almost always a mistake worth naming.
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("must be a number (write it without quotes)")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def _upper_enum(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _uid(value: Any) -> Any:
+    # A service or product reference may be written as a plain UID or as {id: UID}.
+    if isinstance(value, dict) and set(value) == {"id"}:
+        return value["id"]
+    if isinstance(value, dict):
+        raise ValueError("write a UID or {id: UID}")
+    return value
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError("must be a date (YYYY-MM-DD), not a timestamp")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"'{value}' is not a date in the form YYYY-MM-DD")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a real calendar date") from None
+    raise ValueError("must be a date in the form YYYY-MM-DD")
+
+
+def _list_not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must be a list; write [] for none (null is refused by the vcita API)")
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_number),
+    Field(ge=0),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+Uid = Annotated[str, StringConstraints(pattern=UID_PATTERN, min_length=1, max_length=64)]
+UidRef = Annotated[
+    Uid,
+    BeforeValidator(_uid),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "pattern": UID_PATTERN},
+                {
+                    "type": "object",
+                    "properties": {"id": {"type": "string", "pattern": UID_PATTERN}},
+                    "required": ["id"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
+StrictPositiveInt = Annotated[int, Field(strict=True, ge=1)]
+ManifestDate = Annotated[
+    date,
+    BeforeValidator(_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+]
+
+
+class Metadata(Frozen):
+    name: Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)] = Field(
+        description="Stable key of the object: lower-case letters, digits and '-'; unique per kind."
+    )
+
+
+# --- CatalogPackage ---------------------------------------------------------------------------
+
+
+class Item(Frozen):
+    """A service group: ``total_bookings`` credits usable on any of ``services``."""
+
+    total_bookings: StrictPositiveInt
+    services: Annotated[tuple[UidRef, ...], Field(min_length=1)]
+
+    @field_validator("services")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("lists a service more than once")
+        return v
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The item's identity: its sorted service set (items are diffed by key, not index)."""
+        return tuple(sorted(self.services))
+
+
+class Product(Frozen):
+    id: Uid
+    quantity: Annotated[int, Field(strict=True, ge=1, le=5)]
+
+
+class CatalogPackageSpec(Frozen):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+    price: Money
+    currency: Annotated[str, BeforeValidator(_upper_enum), WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$"})]
+    expiration: StrictPositiveInt
+    expiration_unit: Annotated[
+        Literal["D", "W", "M", "Y"],
+        BeforeValidator(_upper_enum),
+        WithJsonSchema({"type": "string", "enum": ["D", "W", "M", "Y", "d", "w", "m", "y"]}),
+    ]
+    items: Annotated[tuple[Item, ...], Field(min_length=1)]
+    products: Annotated[
+        tuple[Product, ...],
+        BeforeValidator(_list_not_null),
+        Field(max_length=3),
+        WithJsonSchema({"type": "array", "maxItems": 3, "items": Product.model_json_schema()}),
+    ] = ()
+    description: str | None = None
+    discount_amount: Money | None = None
+    discount_unit: Annotated[
+        Literal["F", "P"] | None,
+        BeforeValidator(_upper_enum),
+        WithJsonSchema({"type": "string", "enum": ["F", "P", "f", "p"]}),
+    ] = None
+    image_path: str | None = None
+    online_payment_enabled: Annotated[bool | None, Field(strict=True)] = None
+
+    @field_validator("currency")
+    @classmethod
+    def _iso4217(cls, v: str) -> str:
+        if v not in currency_codes():
+            raise ValueError(f"'{v}' is not an ISO 4217 currency code (e.g. USD, EUR, ILS)")
+        return v
+
+    @field_validator("items")
+    @classmethod
+    def _distinct_items(cls, v: tuple[Item, ...]) -> tuple[Item, ...]:
+        seen: set[str] = set()
+        for item in v:
+            for s in item.services:
+                if s in seen:
+                    raise ValueError(f"service '{s}' appears in more than one item")
+                seen.add(s)
+        return v
+
+    @field_validator("products")
+    @classmethod
+    def _distinct_products(cls, v: tuple[Product, ...]) -> tuple[Product, ...]:
+        if len({p.id for p in v}) != len(v):
+            raise ValueError("lists a product more than once")
+        return v
+
+    @model_validator(mode="after")
+    def _discount(self) -> CatalogPackageSpec:
+        if (self.discount_amount is None) != (self.discount_unit is None):
+            missing = "discount_unit" if self.discount_unit is None else "discount_amount"
+            other = "discount_amount" if missing == "discount_unit" else "discount_unit"
+            raise ValueError(f"{other}: discount_amount and discount_unit go together: add {missing}")
+        if self.discount_unit == "P" and self.discount_amount is not None and self.discount_amount > 100:
+            raise ValueError("discount_amount: a percentage discount (discount_unit: P) cannot exceed 100")
+        return self
+
+
+class CatalogPackage(Frozen):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["CatalogPackage"]
+    metadata: Metadata
+    spec: CatalogPackageSpec
+
+    @property
+    def address(self) -> str:
+        return f"catalog_package.{self.metadata.name}"
+
+
+# --- ClientPackage ----------------------------------------------------------------------------
+
+
+def _client_ref(value: Any) -> Any:
+    return {"id": value} if isinstance(value, str) else value
+
+
+def _package_ref(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ClientRef(Frozen):
+    """A client, by UID or by e-mail (resolved through the clients list at plan time)."""
+
+    id: Uid | None = None
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClientRef:
+        if (self.id is None) == (self.email is None):
+            raise ValueError("write a client UID, or exactly one of {id: UID} / {email: ADDRESS}")
+        return self
+
+
+class PackageRef(Frozen):
+    """A catalog package: the metadata.name of one in the manifests, or {id:} of an unmanaged one."""
+
+    name: Annotated[str, StringConstraints(pattern=NAME_PATTERN)] | None = None
+    id: Uid | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PackageRef:
+        if (self.name is None) == (self.id is None):
+            raise ValueError("write a CatalogPackage name, or {id: UID} for a package not managed here")
+        return self
+
+
+class CreditOverride(Frozen):
+    """Desired total_bookings of the credit that comes from the package item with ``services``."""
+
+    services: Annotated[tuple[UidRef, ...], Field(min_length=1)]
+    total_bookings: Annotated[int, Field(strict=True, ge=0)]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(sorted(self.services))
+
+
+class ClientPackageSpec(Frozen):
+    client: Annotated[
+        ClientRef,
+        BeforeValidator(_client_ref),
+        WithJsonSchema(
+            {"oneOf": [{"type": "string", "pattern": UID_PATTERN}, ClientRef.model_json_schema()]}
+        ),
+    ]
+    package: Annotated[
+        PackageRef,
+        BeforeValidator(_package_ref),
+        WithJsonSchema(
+            {"oneOf": [{"type": "string", "pattern": NAME_PATTERN}, PackageRef.model_json_schema()]}
+        ),
+    ]
+    valid_from: ManifestDate | None = None
+    valid_until: ManifestDate | None = None
+    price: Money | None = None
+    tax_uids: tuple[Uid, ...] | None = None
+    matter_uid: Uid | None = None
+    booking_credits: tuple[CreditOverride, ...] | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> ClientPackageSpec:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(
+                f"valid_until: {self.valid_until} is before valid_from ({self.valid_from})"
+            )
+        if self.booking_credits:
+            keys = [c.key for c in self.booking_credits]
+            if len(set(keys)) != len(keys):
+                raise ValueError("booking_credits: names the same package item twice")
+        return self
+
+
+class ClientPackage(Frozen):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["ClientPackage"]
+    metadata: Metadata
+    spec: ClientPackageSpec
+
+    @property
+    def address(self) -> str:
+        return f"client_package.{self.metadata.name}"
+
+
+Document = Annotated[Union[CatalogPackage, ClientPackage], Field(discriminator="kind")]
+DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage] = TypeAdapter(Document)
+KINDS = ("CatalogPackage", "ClientPackage")
+
+
+def document_json_schema() -> dict[str, Any]:
+    """JSON Schema of one manifest document, for editors (yaml-language-server)."""
+    schema = DOCUMENT_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "reconciler manifest document (reconciler/v1)"
+    return schema
