@@ -1,0 +1,77 @@
+"""What the renderers share: symbols, value formatting, the summary line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.plan import Change, Plan
+
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "forget": "-", "noop": " "}
+VERB = {
+    "create": "will be created",
+    "update": "will be updated in place",
+    "replace": "must be replaced",
+    "import": "will be imported (adopted into state)",
+    "forget": "will no longer be tracked (it stays in vcita)",
+    "noop": "is up to date",
+}
+MONEY = {"price", "discount_amount"}
+
+
+def value(key: str, v: Any) -> str:
+    """A value as a reviewer reads it: money and numbers bare, text quoted, lists as JSON."""
+    if v is None:
+        return "(none)"
+    if key in MONEY and isinstance(v, str):
+        return v
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return str(v)
+
+
+def leaf_key(path: str) -> str:
+    return path.split("[", 1)[0]
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "No changes. The remote business matches the manifests."
+    parts = [
+        f"{plan.count('create')} to create",
+        f"{plan.count('update')} to update",
+        f"{plan.count('replace')} to replace",
+    ]
+    for action, word in (("import", "import"), ("forget", "forget")):
+        if plan.count(action):
+            parts.append(f"{plan.count(action)} to {word}")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def header(change: Change) -> str:
+    rid = f" (id {change.remote_id})" if change.remote_id else ""
+    return f"{change.address}{rid}"
+
+
+def target_line(plan: Plan) -> str:
+    t = plan.target
+    where = "the embedded sandbox" if t.embedded else t.gateway_url
+    return f"Target: business {t.business_id} at {where}"
+
+
+def flat_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A view's fields for display; keyed collections are expanded one line per key."""
+    out: list[tuple[str, Any]] = []
+    for k, v in view.items():
+        if isinstance(v, dict):
+            if not v:
+                out.append((k, []))
+            for sub, sv in v.items():
+                out.append((f"{k}[{sub}]", sv))
+        else:
+            out.append((k, v))
+    return out

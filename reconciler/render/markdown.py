@@ -1,0 +1,89 @@
+"""The pull-request rendering of a plan: summary first, a table, folded per-object diffs.
+
+GitHub refuses comments over 65,536 characters; the rendering stays under LIMIT by folding the
+largest per-object sections into a one-line note, and says so.
+"""
+
+from __future__ import annotations
+
+from reconciler.plan import Change, Plan
+from reconciler.render.common import SYMBOL, VERB, header, summary_line, target_line
+from reconciler.render.text import _change
+
+LIMIT = 65_000
+MARKER = "<!-- reconciler-plan -->"
+
+
+def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
+    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", "", target_line(plan) + "."]
+    if not plan.refreshed:
+        head.append("")
+        head.append("> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible.")
+    replaces = [c for c in plan.changes if c.action == "replace"]
+    if replaces:
+        head.append("")
+        head.append("> [!WARNING]")
+        head.append(f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
+                    "payment request for the client, and the old one stays in vcita.")
+        for c in replaces:
+            head.append(f"> - `{c.address}`: {c.reason}")
+    if plan.errors:
+        head.append("")
+        head.append("> [!CAUTION]")
+        head.append(f"> {len(plan.errors)} error(s) must be fixed before this plan can be applied:")
+        for p in plan.errors:
+            head.append(f"> - `{p.address}`: {_escape(p.message)}")
+    warnings = [p for p in plan.problems if p.severity == "warning"]
+    for p in warnings:
+        head.append(f"\n- :warning: `{p.address}`: {_escape(p.message)}")
+    changes = plan.actionable
+    table: list[str] = []
+    if changes:
+        table += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|"]
+        for c in changes:
+            fields = ", ".join(f"`{fc.path}`" for fc in c.field_changes[:6])
+            if len(c.field_changes) > 6:
+                fields += f" (+{len(c.field_changes) - 6})"
+            table.append(f"| `{SYMBOL[c.action]}` | `{c.address}` | {c.action} | {c.remote_id or ''} | {fields} |")
+    sections = [_details(c) for c in changes]
+    tail: list[str] = []
+    if plan.unmanaged:
+        tail.append("")
+        tail.append(f"<details><summary>{len(plan.unmanaged)} unmanaged remote catalog package(s), never touched</summary>\n")
+        tail.extend(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}" for u in plan.unmanaged)
+        tail.append("\n</details>")
+    return _fit("\n".join(head + table), sections, "\n".join(tail), limit)
+
+
+def _details(c: Change) -> str:
+    body = "\n".join(_change(c))
+    return (f"<details><summary><code>{SYMBOL[c.action]} {header(c)}</code> {VERB[c.action]}</summary>\n\n"
+            f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
+
+
+def _fit(head: str, sections: list[str], tail: str, limit: int) -> str:
+    def join(parts: list[str], note: str) -> str:
+        return "\n".join([head, "", *parts, tail, note]).rstrip() + "\n"
+
+    doc = join(sections, "")
+    if len(doc) <= limit:
+        return doc
+    folded = list(sections)
+    order = sorted(range(len(sections)), key=lambda i: len(sections[i]), reverse=True)
+    n = 0
+    for i in order:
+        folded[i] = f"- section {i + 1} folded ({len(sections[i]):,} characters): see the JSON plan."
+        n += 1
+        note = (f"\n> [!NOTE]\n> {n} of {len(sections)} per-object diffs were folded to keep this comment under "
+                f"{limit:,} characters; the saved plan (JSON) has every change.")
+        doc = join(folded, note)
+        if len(doc) <= limit:
+            return doc
+    # Even one line per change is too long: keep the summary and say where the rest is.
+    note = (f"\n> [!NOTE]\n> All {len(sections)} per-object diffs and part of the table were left out to stay under "
+            f"{limit:,} characters; the saved plan (JSON) has every change.")
+    return (head[: max(0, limit - len(note) - 200)] + "\n\n(table truncated)\n" + note + "\n")
+
+
+def _escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
