@@ -28,6 +28,7 @@ from reconciler.plan import (
     fingerprint,
 )
 from reconciler.planner import normalize as nz
+from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
 CATALOG_PREFIX = "catalog_package."
@@ -41,29 +42,6 @@ class TrackedLike(Protocol):
     id: str
     fingerprint: str
     applied: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RemoteObject:
-    """A remote object as the planner sees it: its id and normalised full view."""
-
-    id: str
-    view: dict[str, Any]
-    active: bool = True
-    usage: dict[str, int] = field(default_factory=dict)  # client packages: credit key -> used
-    credit_ids: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Actual:
-    """The refreshed remote state.  With ``refreshed=False`` the views come from state alone."""
-
-    catalog_packages: Mapping[str, RemoteObject]  # by remote id (every package of the business)
-    client_packages: Mapping[str, RemoteObject | None]  # by remote id; None = read, not found
-    catalog_names: Mapping[str, str] = field(default_factory=dict)  # id -> remote name
-    clients_by_email: Mapping[str, str | None] = field(default_factory=dict)  # lower email -> id
-    service_ids: frozenset[str] | None = None  # None: not checked
-    refreshed: bool = True
 
 
 @dataclass(frozen=True)

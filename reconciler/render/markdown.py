@@ -56,8 +56,10 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
 
 
 def _details(c: Change) -> str:
-    body = "\n".join(_change(c))
-    return (f"<details><summary><code>{SYMBOL[c.action]} {header(c)}</code> {VERB[c.action]}</summary>\n\n"
+    # Lines start with their sign so GitHub's diff highlighting colours + and - lines.
+    body = "\n".join(line.strip() for line in _change(c))
+    summary = _escape(f"{SYMBOL[c.action]} {header(c)}")
+    return (f"<details><summary><code>{summary}</code> {VERB[c.action]}</summary>\n\n"
             f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
 
 

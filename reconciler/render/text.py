@@ -44,30 +44,14 @@ def _change(c: Change) -> list[str]:
     out = [f"  # {c.address} {VERB[c.action]}"]
     if c.reason:
         out.append(f"  # ({c.reason})")
-    out.append(f"{sym:>3} {header(c)} {{")
-    if c.action == "create":
-        for k, v in flat_fields(c.after or {}):
-            out.append(f"      + {k} = {value(leaf_key(k), v)}")
-    elif c.action == "forget":
-        pass
+    rows = _rows(c)
+    if rows:
+        width = max(len(k) for _, k, _ in rows)
+        out.append(f"{sym:>3} {header(c)} {{")
+        out.extend(f"      {s} {k.ljust(width)} = {v}" for s, k, v in rows)
+        out.append("    }")
     else:
-        forcing = set()
-        if c.action == "replace":
-            from reconciler.planner.normalize import REPLACE_FIELDS
-
-            forcing = {fc.path for fc in c.field_changes if leaf_key(fc.path) in REPLACE_FIELDS}
-        for fc in c.field_changes:
-            k = leaf_key(fc.path)
-            if fc.before is None:
-                line = f"      + {fc.path} = {value(k, fc.after)}"
-            elif fc.after is None:
-                line = f"      - {fc.path} = {value(k, fc.before)}"
-            else:
-                line = f"      ~ {fc.path} = {value(k, fc.before)} -> {value(k, fc.after)}"
-            if fc.path in forcing:
-                line += "  # forces replacement"
-            out.append(line)
-    out.append("    }")
+        out.append(f"{sym:>3} {header(c)}")
     for r in c.requests:
         door = f" via {r.door}" if r.door else ""
         out.append(f"    {r.method} {r.path}{door}")
@@ -78,3 +62,27 @@ def _change(c: Change) -> list[str]:
     if c.blocked:
         out.append(f"    BLOCKED: {c.blocked}")
     return out
+
+
+def _rows(c: Change) -> list[tuple[str, str, str]]:
+    """(sign, field, value text) per line of the change's body."""
+    if c.action == "create":
+        return [("+", k, value(leaf_key(k), v)) for k, v in flat_fields(c.after or {})]
+    forcing: set[str] = set()
+    if c.action == "replace":
+        from reconciler.planner.normalize import REPLACE_FIELDS
+
+        forcing = {fc.path for fc in c.field_changes if leaf_key(fc.path) in REPLACE_FIELDS}
+    rows = []
+    for fc in c.field_changes:
+        k = leaf_key(fc.path)
+        if fc.before is None:
+            row = ("+", fc.path, value(k, fc.after))
+        elif fc.after is None:
+            row = ("-", fc.path, value(k, fc.before))
+        else:
+            row = ("~", fc.path, f"{value(k, fc.before)} -> {value(k, fc.after)}")
+        if fc.path in forcing:
+            row = (row[0], row[1], row[2] + "  # forces replacement")
+        rows.append(row)
+    return rows

@@ -1,0 +1,62 @@
+"""What the planner knows of the remote business: normalised views of remote objects.
+
+Built by the refresh from API answers (``from_catalog`` / ``from_client_package``), or from the
+state file alone for ``--no-refresh`` (``from_state``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
+from reconciler.planner import normalize as nz
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """A remote object as the planner sees it: its id and normalised full view."""
+
+    id: str
+    view: dict[str, Any]
+    active: bool = True
+    usage: dict[str, int] = field(default_factory=dict)  # client packages: credit key -> used
+    credit_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Actual:
+    """The refreshed remote state.  With ``refreshed=False`` the views come from state alone."""
+
+    catalog_packages: Mapping[str, RemoteObject]  # by remote id (every package of the business)
+    client_packages: Mapping[str, RemoteObject | None]  # by remote id; None = read, not found
+    catalog_names: Mapping[str, str] = field(default_factory=dict)  # id -> remote name
+    clients_by_email: Mapping[str, str | None] = field(default_factory=dict)  # lower email -> id
+    service_ids: frozenset[str] | None = None  # None: not checked
+    refreshed: bool = True
+
+
+
+def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:
+    return RemoteObject(id=r.id, view=nz.catalog_remote(r), active=r.active and not r.deleted_at)
+
+
+def from_client_package(r: RemoteClientPackage) -> RemoteObject:
+    return RemoteObject(
+        id=r.id, view=nz.client_remote(r), active=r.active,
+        usage=nz.client_usage(r), credit_ids=nz.client_credit_ids(r),
+    )
+
+
+def from_state(resources: Mapping[str, Any]) -> Actual:
+    """An Actual made of what state says was last applied (no remote reads: ``--no-refresh``)."""
+    catalog: dict[str, RemoteObject] = {}
+    clients: dict[str, RemoteObject | None] = {}
+    for address, rs in resources.items():
+        obj = RemoteObject(id=rs.id, view=dict(rs.applied), credit_ids=dict(getattr(rs, "booking_credit_ids", {}) or {}))
+        if address.startswith("catalog_package."):
+            catalog[rs.id] = obj
+        else:
+            clients[rs.id] = obj
+    return Actual(catalog_packages=catalog, client_packages=clients, refreshed=False)
