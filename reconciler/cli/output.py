@@ -60,3 +60,24 @@ class Console:
         else:
             sys.stderr.write(text + "\n")
         sys.stderr.flush()
+
+
+_LINE_STYLES = (
+    ("-/+", "bold red"), ("+", "green"), ("~", "yellow"), ("<=", "cyan"), ("-", "red"),
+    ("!", "yellow"), ("BLOCKED", "bold red"), ("Error:", "bold red"), ("Warning:", "yellow"),
+    ("Plan:", "bold"), ("No changes.", "bold green"),
+)
+
+
+def print_plan(console: Console, plan: object, fmt: str) -> None:
+    """Print a plan in ``fmt``; the text format is coloured line by line on a terminal."""
+    from reconciler.render import render
+
+    text = render(plan, fmt)
+    if fmt != "text" or not console._use_color(sys.stdout):
+        sys.stdout.write(text)
+        return
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        style = next((s for prefix, s in _LINE_STYLES if stripped.startswith(prefix)), None)
+        console.out(line, style=style)

@@ -1,0 +1,146 @@
+"""``reconciler apply``: execute a saved plan exactly, or plan + confirm + execute."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.manifest_cmds import manifest_paths
+from reconciler.cli.output import print_plan
+from reconciler.errors import ConfigError, PlanFileError
+
+
+def read_plan(path: str) -> Any:
+    """A saved plan, or PlanFileError saying exactly why it cannot be used."""
+    from pydantic import ValidationError
+
+    from reconciler.plan import Plan
+
+    try:
+        text = Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise PlanFileError(f"no plan file at {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanFileError(f"cannot read the plan file {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
+                            hint="Make the plan again with 'reconciler plan --out FILE'.") from None
+    if not isinstance(raw, dict) or raw.get("format_version") != 1:
+        found = raw.get("format_version") if isinstance(raw, dict) else None
+        raise PlanFileError(f"{path} is not a reconciler plan of format_version 1 (found {found!r})")
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise PlanFileError(f"{path}: the plan is damaged at {loc}: {err['msg']}",
+                            hint="Make the plan again with 'reconciler plan --out FILE'.") from None
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required when not in a terminal).")
+@click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
+@click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
+              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json prints one JSON event per line (a stream for tools).")
+@click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@state_option
+@target_options
+@click.pass_obj
+def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
+          no_verify: bool, state_path: str | None, **kw: Any) -> int:
+    """Change vcita to match the manifests.
+
+    \b
+    reconciler apply PLAN.json [PATHS...]   apply a saved plan exactly as reviewed
+    reconciler apply [PATHS...]             plan, show, ask, then apply
+
+    A saved plan applies once, only to the target, manifests and state it was made for; an
+    object changed in vcita since then is refused. Every create is journaled first, so an
+    interrupted apply never creates anything twice: re-run apply to continue.
+    """
+    from reconciler.applier import Applier
+    from reconciler.manifest import load_manifests
+    from reconciler.refresh import make_plan, target_ref
+    from reconciler.state import StateStore
+
+    console = obj.console
+    saved = None
+    if paths and paths[0].endswith(".json"):
+        saved = read_plan(paths[0])
+        paths = paths[1:]
+    paths_l = manifest_paths(paths)
+    desired = load_manifests(paths_l)
+    target = resolve(kw)
+    store = StateStore.locate(paths_l, state_path)
+    interactive = sys.stdin.isatty()
+    if saved is None and not auto_approve and not interactive:
+        raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
+                          hint="Review 'reconciler plan' and re-run with --auto-approve, or apply a saved plan file.")
+    events: list[dict[str, Any]] = []
+
+    def on_event(ev: Any) -> None:
+        if fmt == "json":
+            click.echo(json.dumps(ev.as_dict()))
+            return
+        if ev.kind == "note":
+            console.info(f"{ev.address}: {ev.message}")
+        elif ev.kind == "end":
+            door = f" via {ev.door}" if ev.door else ""
+            took = f" in {ev.elapsed:.2f} s" if ev.elapsed else ""
+            style = {"done": "green", "failed": "red", "unknown": "bold red", "refused": "red", "skipped": "yellow"}
+            console.out(f"{ev.address}: {ev.message}{door}{took}", style=style.get(ev.status or ""))
+        events.append(ev.as_dict())
+
+    with store.lock("apply"):
+        state = store.load()
+        store.check_target(state, target_ref(target))
+
+        async def go() -> tuple[Any, Any, Any]:
+            async with client_for(target, kw) as api:
+                plan = saved
+                if plan is None:
+                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace)
+                    if fmt == "text":
+                        print_plan(console, plan, "text")
+                    if not plan.has_changes or plan.errors:
+                        return plan, None, None
+                    if not auto_approve:
+                        prompt = f"Apply these changes to business {target.business_id}?"
+                        if not click.confirm(prompt, default=False):
+                            raise click.exceptions.Abort()
+                applier = Applier(api, store, state, target_ref(target), on_event=on_event)
+                applier.check_plan(plan, desired.digest())
+                result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
+                verify = None
+                if not no_verify and result.state is not None:
+                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
+                return plan, result, verify
+
+        plan, result, verify = run_async(go())
+    if result is None:
+        return 1 if plan.errors else 0
+    done, failed = result.count("done"), result.count("failed")
+    other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
+    summary = f"Apply {'complete' if result.ok else 'incomplete'}: {done} done, {failed} failed, " + \
+              ", ".join(f"{n} {s}" for s, n in other.items()) + "."
+    if fmt == "json":
+        click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
+                               "remaining_changes": len(verify.actionable) if verify else None}))
+    else:
+        console.out(summary, style="bold green" if result.ok else "bold red")
+    if verify is not None and verify.has_changes and result.ok:
+        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s); run 'reconciler plan'")
+        return 1
+    if verify is not None and not verify.has_changes and fmt == "text":
+        console.info("Verified: a fresh plan shows no changes.")
+    return 0 if result.ok else 1

@@ -1,0 +1,71 @@
+"""What the remote-facing commands share: target flags, state location, running async code."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_options(f: F) -> F:
+    """Flags that choose the vcita target (flags > environment > reconciler.toml > sandbox)."""
+    opts = [
+        click.option("--target", "target_name", metavar="NAME",
+                     help="A target named in reconciler.toml ('sandbox' forces the embedded sandbox)."),
+        click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
+        click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
+        click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
+        click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Read the staff token from FILE (else VCITA_STAFF_TOKEN). Never pass a token as a flag."),
+        click.option("--directory-token-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Read a directory token from FILE (else VCITA_DIRECTORY_TOKEN); sent with X-On-Behalf-Of."),
+        click.option("--concurrency", type=click.IntRange(1, 256), metavar="N",
+                     help="Most requests in flight (default 8 for a remote API, 32 for the sandbox)."),
+        click.option("--rate", type=click.FloatRange(0.1, 10_000), metavar="PER_S",
+                     help="Most request starts per second (default 20 for a remote API)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def state_option(f: F) -> F:
+    return click.option("--state", "state_path", type=click.Path(dir_okay=False), metavar="PATH",
+                        help="State file (default: .reconciler/state.json next to the manifests).")(f)
+
+
+def resolve(kw: dict[str, Any]) -> Any:
+    """The Target chosen by the flags in ``kw`` (popped), the environment and reconciler.toml."""
+    from reconciler.remote.target import resolve_target
+
+    flags = {k: kw.pop(k, None) for k in ("gateway_url", "fallback_url", "business_id", "token_file",
+                                          "directory_token_file")}
+    return resolve_target(flags=flags, env=dict(os.environ), cwd=Path.cwd(), target_name=kw.pop("target_name", None))
+
+
+def client_for(target: Any, kw: dict[str, Any]) -> Any:
+    from reconciler.remote.client import VcitaClient
+    from reconciler.remote.dispatch import ClientSettings
+
+    settings = ClientSettings.for_target(target, concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None))
+    return VcitaClient(target, settings=settings)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return run_async(f(*args, **kwargs))
+
+    return wrapper

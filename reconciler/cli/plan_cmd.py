@@ -1,0 +1,66 @@
+"""``reconciler plan``: refresh, diff, and show (or save) exactly what apply would do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.manifest_cmds import manifest_paths
+from reconciler.cli.output import print_plan
+
+EXIT_CHANGES = 2
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Save the plan (JSON) for 'reconciler apply FILE'.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="markdown is made for a pull-request comment; json is the saved-plan format.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).")
+@click.option("--no-refresh", is_flag=True, help="Plan from the state file alone (fast; misses changes made in vcita).")
+@click.option("--allow-replace", is_flag=True,
+              help="Accept replacing client packages whose client/package/price/valid_from changed "
+                   "(each replacement opens a new payment request).")
+@state_option
+@target_options
+@click.pass_obj
+def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
+         no_refresh: bool, allow_replace: bool, state_path: str | None, **kw: Any) -> int:
+    """Show what apply would change in vcita to match the manifests.
+
+    PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
+    or on disk (except the file named by --out).
+    """
+    from reconciler.fsutil import atomic_write_text
+    from reconciler.manifest import load_manifests
+    from reconciler.refresh import make_plan, target_ref
+    from reconciler.state import StateStore
+
+    paths_l = manifest_paths(paths)
+    desired = load_manifests(paths_l)
+    target = resolve(kw)
+    store = StateStore.locate(paths_l, state_path)
+    state = store.load()
+    store.check_target(state, target_ref(target))
+
+    async def go() -> Any:
+        async with client_for(target, kw) as api:
+            return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
+                                   allow_replace=allow_replace)
+
+    p = run_async(go())
+    if out:
+        atomic_write_text(Path(out), p.to_json(), mode=0o600)
+    print_plan(obj.console, p, fmt)
+    if out:
+        obj.console.info(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+    if p.errors:
+        return 1
+    if detailed_exitcode and p.has_changes:
+        return EXIT_CHANGES
+    return 0

@@ -1,0 +1,183 @@
+"""``reconciler state ...``: look at and repair the state file, its lock and the journal.
+
+Every subcommand finds the state the same way: ``--state FILE`` names the state file; without
+it, the state is ``.reconciler/state.json`` next to the manifests given by ``--manifests PATH``
+(a folder, or a manifest file whose folder is used), by default ``manifests``.  None of these
+commands contacts vcita.  A refused command changes nothing on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.errors import StateError
+from reconciler.journal import Journal
+from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
+from reconciler.state_lock import describe_holder
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _where(f: F) -> F:
+    """The two options that locate the state, identical on every subcommand."""
+    f = click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
+                     help="The state file to use (overrides --manifests).")(f)
+    f = click.option("--manifests", "manifests", type=click.Path(), default=DEFAULT_MANIFESTS, show_default=True,
+                     help="Manifest folder (or file) whose .reconciler/ folder holds the state.")(f)
+    return f
+
+
+def _store(manifests: str, state_file: str | None) -> StateStore:
+    return StateStore.locate([manifests], state_file)
+
+
+def _tracked(st: State, store: StateStore, address: str) -> None:
+    if address in st.resources:
+        return
+    guesses = [a for a in st.resources if a.split(".", 1)[1] == address]
+    hint = f"Did you mean {' or '.join(guesses)}?" if guesses else "'reconciler state list' shows what is tracked."
+    raise StateError(f"{address} is not tracked in {store.path}", hint=hint)
+
+
+@click.group()
+def state() -> None:
+    """Inspect and repair the state: what reconciler tracks, its lock, pending creates.
+
+    Each subcommand takes --state FILE, or --manifests PATH (default: manifests) to use the
+    state in PATH/.reconciler/. Nothing here contacts vcita.
+    """
+
+
+@state.command("list")
+@_where
+@click.pass_obj
+def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
+    """List tracked addresses and their vcita ids.
+
+    Also warns about creates whose outcome is unknown (open intents in the journal).
+    """
+    console = obj.console
+    store = _store(manifests, state_file)
+    st = store.load()
+    if not store.path.exists():
+        console.info(f"No state at {store.path}: nothing is tracked yet.")
+    else:
+        target = st.target.describe() if st.target else "no target yet"
+        console.info(f"State {store.path} (serial {st.serial}, {target}):")
+        width = max((len(a) for a in st.resources), default=0)
+        for address in sorted(st.resources):
+            console.out(f"{address:<{width}}  {st.resources[address].id}")
+        if not st.resources:
+            console.info("(no resources)")
+    for it in Journal.for_state(store).open_intents():
+        console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "
+                     f"check vcita, then 'reconciler import {it.address} ID' or "
+                     f"'reconciler state forget-intent {it.address}'")
+    return 0
+
+
+@state.command("show")
+@click.argument("address")
+@_where
+@click.pass_obj
+def show(obj: Any, address: str, manifests: str, state_file: str | None) -> int:
+    """Print what is tracked for ADDRESS, as JSON.
+
+    ADDRESS is catalog_package.NAME or client_package.NAME, as 'state list' shows it.
+    """
+    store = _store(manifests, state_file)
+    st = store.load()
+    _tracked(st, store, address)
+    obj.console.out(json.dumps(st.resources[address].model_dump(mode="json"), sort_keys=True, indent=2,
+                               ensure_ascii=False))
+    return 0
+
+
+@state.command("unlock")
+@click.argument("lock_id")
+@_where
+@click.pass_obj
+def unlock_cmd(obj: Any, lock_id: str, manifests: str, state_file: str | None) -> int:
+    """Break a stale state lock, left by a run that is gone.
+
+    LOCK_ID is the id printed by the command that found the state locked. Only that lock is
+    broken: if it was released and taken again meanwhile, the id no longer matches and nothing
+    happens. Make sure its process is really gone first.
+    """
+    store = _store(manifests, state_file)
+    holder = unlock(store.dir, lock_id, name=store.lock_path.name)
+    was = describe_holder(holder) if holder else "a damaged lock file"
+    obj.console.out(f"Broke lock {lock_id} (held by {was}).")
+    return 0
+
+
+@state.command("forget-intent")
+@click.argument("name")
+@_where
+@click.pass_obj
+def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -> int:
+    """Drop a pending create whose outcome is unknown.
+
+    NAME is an address (client_package.alice-10) or a bare name, meaning client_package.NAME.
+    Run it only after checking in vcita by hand that the object was NOT created: otherwise
+    import it instead ('reconciler import ADDRESS ID'), or the next apply creates it again.
+    """
+    console = obj.console
+    address = name if "." in name else f"client_package.{name}"
+    if not ADDRESS_RE.match(address):
+        raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
+                                 param_hint="NAME")
+    store = _store(manifests, state_file)
+    journal = Journal.for_state(store)
+    pending = [it.address for it in journal.open_intents()]
+    if address not in pending:  # refused before taking the lock, so nothing is touched
+        listed = f"Pending creates: {', '.join(pending)}." if pending else "There are no pending creates."
+        raise StateError(f"no pending create of {address} in {journal.path}", hint=listed)
+    with store.lock(f"state forget-intent {address}"):
+        intent = journal.forget(address)
+        if not journal.open_intents():
+            journal.compact()
+    console.out(f"Forgot the pending create of {address} (intent {intent.id}, sent at {intent.opened_at}).")
+    for key in sorted(intent.details):
+        console.out(f"  {key}: {intent.details[key]}")
+    console.warn(f"reconciler did not check vcita. Check by hand that {address} was not created "
+                 f"(the details above identify it). If it exists, run 'reconciler import {address} ID' "
+                 "before the next apply, or that apply will create it a second time.")
+    return 0
+
+
+@state.command("rm")
+@click.argument("address")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@_where
+@click.pass_obj
+def rm(obj: Any, address: str, yes: bool, manifests: str, state_file: str | None) -> int:
+    """Stop tracking ADDRESS without touching vcita.
+
+    The object stays in vcita, unmanaged. If its manifest remains, the next plan proposes to
+    create it again (or, for a catalog package, to import it by name). Asks for confirmation
+    unless --yes is given; without a terminal, --yes is required.
+    """
+    console = obj.console
+    store = _store(manifests, state_file)
+    st = store.load()
+    _tracked(st, store, address)
+    rid = st.resources[address].id
+    if not yes:
+        if not sys.stdin.isatty():
+            raise StateError(f"refusing to remove {address} from the state without confirmation: "
+                             "no terminal to ask on", hint="Pass --yes to confirm.")
+        if not click.confirm(f"Stop tracking {address} (vcita id {rid})? The object stays in vcita", default=False):
+            console.error("cancelled; nothing was changed")
+            return 1
+    with store.lock(f"state rm {address}"):
+        current = store.load()
+        _tracked(current, store, address)
+        store.write(current.without(address), expected_serial=current.serial)
+    console.out(f"Removed {address} (vcita id {rid}) from {store.path}; the object still exists in vcita.")
+    return 0

@@ -1,0 +1,120 @@
+"""Refresh and plan: where the remote, the state file and the pure planner meet.
+
+One paged list of catalog packages (with items), one GET per tracked client package, one lookup
+per distinct client e-mail and one services list — concurrently, through the remote client's
+limits.  Then the pure planner, then each request of the plan is labelled with the door and
+endpoint the client will use for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from reconciler.manifest import ManifestSet
+from reconciler.plan import Plan, PlanTarget
+from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.remote.client import VcitaClient
+from reconciler.remote.target import Target
+from reconciler.state import ResourceState, State, TargetRef
+
+
+def target_ref(target: Target) -> TargetRef:
+    """The identity of a target as state records it (no secrets)."""
+    return TargetRef(gateway_url="embedded" if target.embedded else target.gateway_url,
+                     business_id=target.business_id)
+
+
+def plan_target(target: Target) -> PlanTarget:
+    return PlanTarget(
+        gateway_url="embedded" if target.embedded else target.gateway_url,
+        fallback_url="" if target.embedded else (target.fallback_url or ""),
+        business_id=target.business_id, embedded=target.embedded,
+    )
+
+
+@dataclass(frozen=True)
+class RefreshStats:
+    catalog_packages: int
+    client_packages: int
+    requests: int
+
+
+async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState]) -> Actual:
+    """Read what the planner needs from the remote business, concurrently."""
+    cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
+    emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
+                     if d.spec.client.email})
+    need_services = bool(desired.catalog_packages)
+
+    async def clients_by_email() -> dict[str, str | None]:
+        found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
+        return {e: (c.id if c else None) for e, c in zip(emails, found)}
+
+    async def services() -> frozenset[str] | None:
+        if not need_services:
+            return None
+        return frozenset(s.id for s in await api.list_services())
+
+    catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
+        api.list_catalog_packages(include_items=True),
+        api.get_client_packages(cp_ids),
+        clients_by_email(),
+        services(),
+    )
+    return Actual(
+        catalog_packages={p.id: from_catalog(p) for p in catalog},
+        client_packages={uid: (from_client_package(cp) if cp else None) for uid, cp in client_pkgs.items()},
+        catalog_names={p.id: p.name for p in catalog},
+        clients_by_email=by_email,
+        service_ids=service_ids,
+        refreshed=True,
+    )
+
+
+def label_doors(p: Plan, api: VcitaClient) -> Plan:
+    """Each request of the plan, labelled with the door the client will send it through."""
+    changes = []
+    for c in p.changes:
+        if not c.requests:
+            changes.append(c)
+            continue
+        reqs = tuple(r.model_copy(update={"door": _door(api, r.operation)}) for r in c.requests)
+        changes.append(c.model_copy(update={"requests": reqs}))
+    return p.model_copy(update={"changes": tuple(changes)})
+
+
+def _door(api: VcitaClient, operation: str) -> str:
+    try:
+        route = api.routes[operation]
+    except KeyError:
+        return ""
+    door: Any = api.dispatcher.door_for(route)
+    return str(getattr(door, "value", door))
+
+
+async def make_plan(
+    api: VcitaClient,
+    desired: ManifestSet,
+    state: State,
+    *,
+    target: Target,
+    no_refresh: bool = False,
+    allow_replace: bool = False,
+    today: date | None = None,
+) -> Plan:
+    """Refresh (unless ``no_refresh``), plan, and label doors."""
+    actual = from_state(state.resources) if no_refresh else await refresh(api, desired, state.resources)
+    now = datetime.now(timezone.utc)
+    opts = PlanOptions(
+        target=plan_target(target),
+        today=today or now.date(),
+        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        state_lineage=state.lineage,
+        state_serial=state.serial,
+        allow_replace=allow_replace,
+    )
+    return label_doors(plan(desired, state.resources, actual, opts), api)

@@ -1,0 +1,43 @@
+"""The remote layer: the only code of reconciler that speaks HTTP (and imports httpx).
+
+It hides vcita's two doors (gateway and fallback) and their routing failures, both envelope
+families, string-typed numbers, rate limits and transient failures behind :class:`VcitaClient`,
+which returns the normalised models of ``reconciler.model.remote`` and raises only the errors of
+``reconciler.errors``.  A write whose outcome cannot be known raises ``OutcomeUnknownError``
+instead of being repeated.
+
+    target.py     Target, Secret, resolve_target(): flags > env > reconciler.toml > embedded
+    routes.py     the route table (door, token, envelope, idempotency), legacy rewrite, refusals
+    envelope.py   unwrapping both envelopes; error answers -> the error hierarchy
+    normalize.py  raw objects -> typed models
+    retry.py      which failures may be repeated, backoff, Retry-After
+    throttle.py   token-bucket rate limit and AIMD concurrency limit
+    dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
+    client.py     VcitaClient: the typed API
+"""
+
+from reconciler.remote.client import VcitaClient, embedded_transport
+from reconciler.remote.dispatch import ClientSettings, Served, encode_body, last_served
+from reconciler.remote.retry import RetryPolicy, parse_retry_after
+from reconciler.remote.routes import DEFAULT_ROUTES, Door, Route, RouteTable, rewrite_legacy
+from reconciler.remote.target import Secret, Target, read_token_file, resolve_target
+
+__all__ = [
+    "DEFAULT_ROUTES",
+    "ClientSettings",
+    "Door",
+    "RetryPolicy",
+    "Route",
+    "RouteTable",
+    "Secret",
+    "Served",
+    "Target",
+    "VcitaClient",
+    "embedded_transport",
+    "encode_body",
+    "last_served",
+    "parse_retry_after",
+    "read_token_file",
+    "resolve_target",
+    "rewrite_legacy",
+]

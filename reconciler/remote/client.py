@@ -1,0 +1,278 @@
+"""``VcitaClient``: the typed, asynchronous API of one vcita business.
+
+Each method names an operation of the route table, sends it through the :class:`Dispatcher`
+(doors, fallback, retries, limits) and returns the normalised remote models.  Create bodies are
+plain dicts in the API's field names (the layer above builds them); Decimals and dates in them are
+sent as JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per
+task) and :attr:`VcitaClient.history` (all calls of the run)::
+
+    async with VcitaClient(target) as api:
+        packages = await api.list_catalog_packages()
+        cp = await api.get_client_package("m73jkvg4bf2z71b2")
+        api.last_served.door   # "fallback"
+
+Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
+and a remote target uses a plain HTTP transport; tests inject either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from reconciler.errors import NotFoundError, ProtocolError, RequestInfo
+from reconciler.model.remote import (
+    RemoteCatalogPackage,
+    RemoteClient,
+    RemoteClientPackage,
+    RemoteService,
+)
+from reconciler.remote import normalize
+from reconciler.remote.dispatch import (
+    ClientSettings,
+    Dispatcher,
+    GuardedTransport,
+    Reply,
+    Served,
+    Sleep,
+    last_served,
+)
+from reconciler.remote.pool import ShardedTransport
+from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
+from reconciler.remote.target import Target
+
+T = TypeVar("T")
+
+
+def embedded_transport(db_path: Path) -> httpx.AsyncBaseTransport:
+    """The in-process sandbox (seeded with the demo business on first use) as an httpx transport."""
+    from reconciler.sandbox import create_app
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    return httpx.ASGITransport(app=create_app(db_path))
+
+
+class VcitaClient:
+    """Async context manager over one target; the only way the rest of reconciler reaches vcita."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        settings: ClientSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        routes: RouteTable = DEFAULT_ROUTES,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.target = target
+        self.settings = settings or ClientSettings.for_target(target)
+        self.routes = routes
+        self._transport = transport
+        self._sleep = sleep
+        self._http: httpx.AsyncClient | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    def __repr__(self) -> str:
+        return f"VcitaClient({self.target.describe()})"
+
+    async def __aenter__(self) -> VcitaClient:
+        transport = self._transport
+        if transport is None:
+            if self.target.embedded:
+                assert self.target.db_path is not None
+                transport = embedded_transport(self.target.db_path)
+            else:
+                transport = ShardedTransport(self.settings.concurrency)
+        self._http = httpx.AsyncClient(
+            transport=GuardedTransport(transport, deadline=self.settings.timeout
+                                       if isinstance(transport, httpx.ASGITransport) else None),
+            timeout=httpx.Timeout(self.settings.timeout),
+            follow_redirects=False, headers={"User-Agent": "reconciler/0.1"},
+        )
+        self._dispatcher = Dispatcher(self.target, self._http, routes=self.routes,
+                                      settings=self.settings, sleep=self._sleep)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = None
+
+    # -- what happened ------------------------------------------------------------------------
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("use VcitaClient as 'async with VcitaClient(target) as api:'")
+        return self._dispatcher
+
+    @property
+    def last_served(self) -> Served | None:
+        """How this task's most recent successful request was served (door, status, attempts)."""
+        return last_served.get()
+
+    @property
+    def history(self) -> list[Served]:
+        """Every answered request of this client, in completion order."""
+        return self.dispatcher.history
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _send(self, op: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+                    **path_params: str) -> tuple[Route, Reply]:
+        route = self.routes[op]
+        return route, await self.dispatcher.send(route, route.path(**path_params), params=params, body=body)
+
+    def _one(self, route: Route, reply: Reply, parse: Callable[[dict[str, Any]], T]) -> T:
+        raw = reply.data.get(route.data_key)
+        if not isinstance(raw, dict):
+            raise self._protocol(route, reply, f"data.{route.data_key} is missing or not an object")
+        try:
+            return parse(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise self._protocol(route, reply, f"data.{route.data_key}.{where}: {first['msg']}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            why = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise self._protocol(route, reply, f"data.{route.data_key} cannot be read: {why}") from None
+
+    def _protocol(self, route: Route, reply: Reply, why: str) -> ProtocolError:
+        s = reply.served
+        info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
+        return ProtocolError(f"{info.describe()}: {why}", request=info)
+
+    async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
+
+        A page that adds no new id also ends the walk, in case a server ignores ``page``.
+        """
+        per_page = self.settings.per_page
+        out: list[T] = []
+        seen: set[str] = set()
+        page = 1
+        while True:
+            route, reply = await self._send(op, params={**params, "page": page, "per_page": per_page})
+            rows = reply.data.get(route.data_key)
+            if not isinstance(rows, list):
+                raise self._protocol(route, reply, f"data.{route.data_key} is missing or not a list")
+            fresh = 0
+            for raw in rows:
+                if not isinstance(raw, dict) or "id" not in raw:
+                    raise self._protocol(route, reply, f"data.{route.data_key} holds an object without id")
+                if raw["id"] in seen:
+                    continue
+                seen.add(raw["id"])
+                fresh += 1
+                out.append(self._one(route, Reply({route.data_key: raw}, reply.served), parse))
+            if len(rows) < per_page or fresh == 0:
+                return out
+            page += 1
+
+    # -- catalog packages ---------------------------------------------------------------------
+
+    async def list_catalog_packages(
+        self, include_items: bool = True, active_only: bool = False
+    ) -> list[RemoteCatalogPackage]:
+        """Every catalog package (deactivated ones too unless ``active_only``)."""
+        params: dict[str, str] = {}
+        if include_items:
+            params["include_items"] = "true"
+        if active_only:
+            params["active_only"] = "true"
+        return await self._pages("list_catalog_packages", params, normalize.catalog_package)
+
+    async def get_catalog_package(self, package_id: str) -> RemoteCatalogPackage:
+        """One catalog package with its items; NotFoundError if absent (the API may say 404 or 422)."""
+        route, reply = await self._send("get_catalog_package", package_id=package_id)
+        return self._one(route, reply, normalize.catalog_package)
+
+    async def create_catalog_package(self, body: Mapping[str, Any]) -> RemoteCatalogPackage:
+        """POST a flat create body; ``products`` is sent as ``[]`` when absent (API-NOTES §9.2)."""
+        payload = dict(body)
+        if payload.get("products") is None:
+            payload["products"] = []
+        route, reply = await self._send("create_catalog_package", body=payload)
+        return self._one(route, reply, normalize.catalog_package)
+
+    async def update_catalog_package(self, package_id: str, body: Mapping[str, Any]) -> RemoteCatalogPackage:
+        """PUT the given fields (wrapped as ``{"package": {...}}``; ``items`` replaces the list)."""
+        payload = dict(body) if set(body) == {"package"} else {"package": dict(body)}
+        route, reply = await self._send("update_catalog_package", body=payload, package_id=package_id)
+        return self._one(route, reply, normalize.catalog_package)
+
+    # -- client packages ----------------------------------------------------------------------
+
+    async def create_client_package(self, body: Mapping[str, Any]) -> RemoteClientPackage:
+        """Assign a package to a client (creates an overdue payment request).
+
+        Never repeated blindly: when the outcome cannot be known this raises OutcomeUnknownError.
+        A ``conversation_id`` is sent as ``matter_uid``, the name the controller reads.
+        """
+        payload = dict(body)
+        if "conversation_id" in payload:  # the spec's name; the controller reads matter_uid and
+            matter = payload.pop("conversation_id")  # answers 500 to conversation_id (KB, §9.6)
+            payload.setdefault("matter_uid", matter)
+        route, reply = await self._send("create_client_package", body=payload)
+        return self._one(route, reply, normalize.client_package)
+
+    async def get_client_package(self, uid: str) -> RemoteClientPackage:
+        route, reply = await self._send("get_client_package", uid=uid)
+        return self._one(route, reply, normalize.client_package)
+
+    async def get_client_packages(self, uids: Iterable[str]) -> dict[str, RemoteClientPackage | None]:
+        """Read many client packages concurrently (within the limits); None for those not found."""
+        async def one(uid: str) -> RemoteClientPackage | None:
+            try:
+                return await self.get_client_package(uid)
+            except NotFoundError:
+                return None
+
+        ids = list(dict.fromkeys(uids))
+        results = await asyncio.gather(*(one(uid) for uid in ids))
+        return dict(zip(ids, results))
+
+    async def update_client_package(
+        self, uid: str, valid_until: date | str | None = None,
+        credits: Iterable[tuple[str, int]] | None = None,
+    ) -> RemoteClientPackage:
+        """Change ``valid_until`` and/or booking credits' ``total_bookings`` (the only mutable fields)."""
+        inner: dict[str, Any] = {}
+        if valid_until is not None:
+            inner["valid_until"] = valid_until
+        if credits is not None:
+            inner["booking_credits"] = [{"id": cid, "total_bookings": int(total)} for cid, total in credits]
+        if not inner:
+            raise ValueError("update_client_package needs valid_until or credits")
+        route, reply = await self._send("update_client_package", body={"client_package": inner}, uid=uid)
+        return self._one(route, reply, normalize.client_package)
+
+    # -- clients and services -----------------------------------------------------------------
+
+    async def list_clients(self, search_email: str | None = None) -> list[RemoteClient]:
+        """Every client of the business, or those the API finds for an e-mail address."""
+        params: dict[str, str] = {}
+        if search_email:
+            params = {"search_term": search_email, "search_by": "email"}
+        return await self._pages("list_clients", params, normalize.client)
+
+    async def find_client_by_email(self, email: str) -> RemoteClient | None:
+        """The client whose e-mail equals ``email`` (case-insensitive), or None.
+
+        With several exact matches the API's first is returned; ``list_clients`` shows them all.
+        """
+        wanted = email.strip().lower()
+        for found in await self.list_clients(search_email=email.strip()):
+            if (found.email or "").strip().lower() == wanted:
+                return found
+        return None
+
+    async def list_services(self) -> list[RemoteService]:
+        return await self._pages("list_services", {"business_id": self.target.business_id},
+                                 normalize.service)

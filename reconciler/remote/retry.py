@@ -1,0 +1,87 @@
+"""When a failed request may be repeated, and how long to wait first.
+
+The rules (API-NOTES §8; issue 4 §3):
+
+* GET and PUT (idempotent: they set absolute values) are repeated on 429, on any 5xx and on any
+  transport error (refused, reset, timed out), up to ``max_attempts`` in all.
+* POST is repeated only when the failure proves nothing was executed: the connection was never
+  made (refused, connect timeout, no free pooled connection) or the server refused it with 429.
+  After a timeout, a dropped connection or a 5xx its outcome is *unknown*; the dispatcher raises
+  ``OutcomeUnknownError`` instead of repeating it.
+* Waits are capped exponential backoff with jitter; a 429's ``Retry-After`` (seconds or an HTTP
+  date) is honoured instead, up to ``max_retry_after``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+#: Transport failures that happen before a single byte of the request left: always safe to repeat.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+@dataclass
+class RetryPolicy:
+    """How many attempts, and the backoff between them (all delays in seconds)."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    #: the longest Retry-After honoured; a longer one is waited only this long
+    max_retry_after: float = 60.0
+    #: fraction of each backoff delay that is randomised (0 = none, 1 = "full jitter")
+    jitter: float = 0.5
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be between 0 and 1")
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return ceiling * (1.0 - self.jitter * self.rng.random())
+
+    def wait_for(self, attempt: int, retry_after: float | None) -> float:
+        """The server's Retry-After when it gave one (capped), else the backoff."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return self.backoff(attempt)
+
+    def can_retry_status(self, status: int, *, idempotent: bool) -> bool:
+        """Whether an answer with ``status`` may be repeated for this kind of request."""
+        if status == 429:
+            return True  # refused before execution, whatever the method
+        return idempotent and status >= 500
+
+    def can_retry_exception(self, exc: BaseException, *, idempotent: bool) -> bool:
+        """Whether a transport failure may be repeated for this kind of request."""
+        if isinstance(exc, NOT_SENT):
+            return True
+        return idempotent and isinstance(exc, httpx.TransportError)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent/bad."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())

@@ -1,0 +1,316 @@
+"""Where requests go and with which credentials: the resolved :class:`Target`.
+
+A target is resolved once per run, purely, from (highest first) command-line flags, environment
+variables (``VCITA_GATEWAY_URL``, ``VCITA_FALLBACK_URL``, ``VCITA_BUSINESS_ID``,
+``VCITA_STAFF_TOKEN``, ``VCITA_DIRECTORY_TOKEN``) and a named target of ``reconciler.toml``::
+
+    default_target = "staging"          # optional; otherwise pick one with --target
+
+    [targets.staging]
+    gateway_url  = "https://app.meet2know.com/apigw"
+    fallback_url = "https://app.meet2know.com/api2"
+    business_id  = "7lrwfvealkxwkkxz"
+    token_env    = "STAGING_TOKEN"      # the *name* of the variable holding the staff token
+    # directory_token_env = "..."; token_file = "path" (relative to the toml) are also accepted
+
+A token written into the toml is refused. When no URL is configured anywhere the target is the
+embedded sandbox (in-process, database ``.reconciler/sandbox.db`` under the working directory).
+Plain ``http://`` is refused for anything but loopback before any connection is made.  Tokens
+are held in :class:`Secret`, whose ``repr``/``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from reconciler.errors import ConfigError
+
+ENV_GATEWAY = "VCITA_GATEWAY_URL"
+ENV_FALLBACK = "VCITA_FALLBACK_URL"
+ENV_BUSINESS = "VCITA_BUSINESS_ID"
+ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"
+ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"
+PROJECT_FILE = "reconciler.toml"
+EMBEDDED_NAME = "embedded"
+EMBEDDED_DB = Path(".reconciler") / "sandbox.db"
+# In-process only: these URLs never reach a socket (the ASGI transport answers them).
+EMBEDDED_GATEWAY = "http://embedded.sandbox/apigw"
+EMBEDDED_FALLBACK = "http://embedded.sandbox/api2"
+
+_TOML_KEYS = {
+    "gateway_url", "fallback_url", "business_id", "token_env", "directory_token_env", "token_file",
+    "directory_token_file",
+}
+
+
+class Secret:
+    """A credential that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The raw value, for the ``Authorization`` header and nothing else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> Any:  # never pickled into a plan file or a subprocess by accident
+        raise TypeError("a Secret cannot be pickled")
+
+
+def check_url(url: str, *, what: str) -> str:
+    """Validate a door URL (https, or http on loopback only) and return it without a trailing /."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{what} {url!r} is not an http(s) URL",
+            hint="Use a full URL such as https://app.meet2know.com/apigw.",
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{what} {url!r} uses plain http:// to a non-loopback host; tokens would travel unencrypted",
+            hint="Use https://, or http:// only for 127.0.0.1 / localhost (e.g. a served sandbox).",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{what} {url!r} must not contain a query or fragment")
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One vcita business reached through a gateway door and, optionally, a fallback door."""
+
+    name: str
+    gateway_url: str
+    fallback_url: str | None
+    business_id: str
+    staff_token: Secret
+    directory_token: Secret | None = None
+    embedded: bool = False
+    #: the embedded sandbox's database (only when ``embedded``)
+    db_path: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.embedded:
+            return
+        object.__setattr__(self, "gateway_url", check_url(self.gateway_url, what="gateway URL"))
+        if self.fallback_url is not None:
+            object.__setattr__(self, "fallback_url", check_url(self.fallback_url, what="fallback URL"))
+
+    @property
+    def identity(self) -> str:
+        """A stable string naming the remote state this target addresses (for plan binding)."""
+        where = "embedded" if self.embedded else self.gateway_url
+        return f"{where}#{self.business_id}"
+
+    def describe(self) -> str:
+        """One line for headers of plans and logs: name, where and which business."""
+        if self.embedded:
+            return f"{self.name} (embedded sandbox {self.db_path}, business {self.business_id})"
+        doors = self.gateway_url + (f" + fallback {self.fallback_url}" if self.fallback_url else "")
+        return f"{self.name} ({doors}, business {self.business_id})"
+
+
+def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") -> Secret:
+    """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = cwd / p
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {p} does not exist", hint="Check the path given to --token-file.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {p} is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {what} {p}: permission denied", hint=f"chmod u+r {p}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {p} is not UTF-8 text; it should contain only the token") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {p}: {exc.strerror or type(exc).__name__}") from None
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"{what} {p} is empty", hint="Write the staff token into it (one line).")
+    if any(ch.isspace() for ch in token):
+        raise ConfigError(f"{what} {p} contains more than one word; it should contain only the token")
+    return Secret(token)
+
+
+def load_project_targets(cwd: Path) -> tuple[dict[str, dict[str, Any]], str | None, Path]:
+    """Parse ``reconciler.toml`` in ``cwd``: (targets by name, default target name, file path)."""
+    path = cwd / PROJECT_FILE
+    if not path.is_file():
+        return {}, None, path
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    targets = doc.get("targets", {})
+    if not isinstance(targets, dict):
+        raise ConfigError(f"{path}: [targets] must be a table of named targets")
+    for name, table in targets.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: targets.{name} must be a table")
+        for key, value in table.items():
+            if key not in _TOML_KEYS:
+                if "token" in key.lower() or "secret" in key.lower() or "password" in key.lower():
+                    raise ConfigError(
+                        f"{path}: [targets.{name}] contains a literal credential ({key}); "
+                        "reconciler.toml is meant to be committed and must never hold a token",
+                        hint=f'Put the token in an environment variable and write token_env = "{name.upper()}_TOKEN".',
+                    )
+                raise ConfigError(
+                    f"{path}: [targets.{name}] has an unknown key {key!r}",
+                    hint="Known keys: " + ", ".join(sorted(_TOML_KEYS)),
+                )
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: [targets.{name}] {key} must be a non-empty string")
+    default = doc.get("default_target")
+    if default is not None and default not in targets:
+        raise ConfigError(f"{path}: default_target = {default!r} names no [targets.{default}] table")
+    return targets, default, path
+
+
+def resolve_target(
+    *,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    target_name: str | None = None,
+) -> Target:
+    """Resolve the run's target: flags > environment > ``reconciler.toml`` > embedded sandbox.
+
+    ``flags`` may hold ``gateway_url``, ``fallback_url``, ``business_id``, ``token_file`` and
+    ``directory_token_file`` (``None`` values are ignored).  Raises :class:`ConfigError` with an
+    actionable message when the combination is incomplete or unsafe.
+    """
+    flags = {k: v for k, v in flags.items() if v not in (None, "")}
+    env = {k: v for k, v in env.items() if v.strip()}
+    targets, default, toml_path = load_project_targets(cwd)
+    if target_name == EMBEDDED_NAME:
+        return _embedded_target(flags, env, cwd, forced=True)
+    name = target_name or default
+    table: dict[str, Any] = {}
+    if name is not None:
+        if name not in targets:
+            known = ", ".join(sorted(targets)) or "none"
+            raise ConfigError(
+                f"no target named {name!r} in {toml_path} (known targets: {known})",
+                hint=f"Add a [targets.{name}] table to {PROJECT_FILE}, or use --target {EMBEDDED_NAME}.",
+            )
+        table = targets[name]
+    toml_dir = toml_path.parent
+
+    def pick(flag: str, env_key: str, toml_key: str) -> str | None:
+        return flags.get(flag) or env.get(env_key) or table.get(toml_key)
+
+    gateway = pick("gateway_url", ENV_GATEWAY, "gateway_url")
+    fallback = pick("fallback_url", ENV_FALLBACK, "fallback_url")
+    if gateway is None and fallback is None:
+        return _embedded_target(flags, env, cwd, forced=False)
+    if gateway is None:
+        raise ConfigError(
+            "a fallback URL is configured but no gateway URL",
+            hint=f"Set {ENV_GATEWAY} (or --gateway-url, or gateway_url in the target's table).",
+        )
+    gateway = check_url(gateway, what="gateway URL")
+    fallback = check_url(fallback, what="fallback URL") if fallback else None
+    business_id = pick("business_id", ENV_BUSINESS, "business_id")
+    if not business_id:
+        raise ConfigError(
+            f"the gateway URL {gateway} is set but no business id",
+            hint=f"Set {ENV_BUSINESS}, pass --business-id, or add business_id to [targets.{name or '<name>'}].",
+        )
+    staff = _resolve_token(
+        flags.get("token_file"), ENV_STAFF_TOKEN, table.get("token_env"), table.get("token_file"),
+        env=env, cwd=cwd, toml_dir=toml_dir, target=name, kind="staff",
+    )
+    if staff is None:
+        if table.get("token_env"):
+            msg_hint = f"Set the environment variable {table['token_env']} (named by token_env in [targets.{name}])."
+        else:
+            msg_hint = f"Set {ENV_STAFF_TOKEN}, or pass --token-file FILE."
+        raise ConfigError(f"no staff token for target {name or 'from the environment'}", hint=msg_hint)
+    directory = _resolve_token(
+        flags.get("directory_token_file"), ENV_DIRECTORY_TOKEN, table.get("directory_token_env"),
+        table.get("directory_token_file"), env=env, cwd=cwd, toml_dir=toml_dir, target=name,
+        kind="directory",
+    )
+    return Target(
+        name=name or "env", gateway_url=gateway, fallback_url=fallback, business_id=business_id.strip(),
+        staff_token=staff, directory_token=directory,
+    )
+
+
+def _resolve_token(
+    flag_file: str | None, env_key: str, toml_env: str | None, toml_file: str | None, *,
+    env: Mapping[str, str], cwd: Path, toml_dir: Path, target: str | None, kind: str,
+) -> Secret | None:
+    if flag_file:
+        return read_token_file(flag_file, cwd=cwd, what=f"{kind} token file")
+    if env.get(env_key):
+        return Secret(env[env_key].strip())
+    if toml_env:
+        value = env.get(toml_env)
+        if not value:
+            raise ConfigError(
+                f"target {target}: the environment variable {toml_env} (its {kind} token_env) is not set",
+                hint=f"export {toml_env}=<the {kind} token of this business>",
+            )
+        return Secret(value.strip())
+    if toml_file:
+        return read_token_file(toml_file, cwd=toml_dir, what=f"{kind} token file")
+    return None
+
+
+def _embedded_target(flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path, *, forced: bool) -> Target:
+    stray = [k for k in ("business_id", "token_file", "directory_token_file") if flags.get(k)]
+    stray += [k for k in (ENV_BUSINESS, ENV_STAFF_TOKEN, ENV_DIRECTORY_TOKEN) if env.get(k)]
+    if stray and not forced:
+        raise ConfigError(
+            f"{', '.join(stray)} set but no gateway URL is configured, so reconciler would use the "
+            "embedded sandbox and ignore it",
+            hint=f"Set {ENV_GATEWAY} (or choose a target with --target), or unset {stray[0]} to use "
+            "the embedded sandbox.",
+        )
+    from reconciler.sandbox import DEMO  # the embedded default is the sandbox's demo business
+
+    return Target(
+        name=EMBEDDED_NAME,
+        gateway_url=EMBEDDED_GATEWAY,
+        fallback_url=EMBEDDED_FALLBACK,
+        business_id=DEMO["business"]["id"],
+        staff_token=Secret(DEMO["tokens"]["staff"]),
+        directory_token=Secret(DEMO["tokens"]["directory"]),
+        embedded=True,
+        db_path=cwd / EMBEDDED_DB,
+    )

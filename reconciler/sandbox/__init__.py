@@ -1,0 +1,27 @@
+"""The sandbox: a local, faithful vcita API (catalog packages, client packages, clients, services).
+
+It imports nothing from the rest of `reconciler`, so that a client bug cannot hide behind shared
+code. Public surface:
+
+- `create_app(db_path, *, operator=False, gateway_failures=None, seed_demo=True)`: the Starlette
+  app (gateway door `/apigw`, fallback door `/api2`, operator API `/_sandbox` when enabled).
+- `serve_in_thread(db_path, *, host="127.0.0.1", port=0, operator=True)`: uvicorn in a thread;
+  yields an object with `base_url`, `gateway_url`, `fallback_url`, `operator_url`.
+- `DEMO`: the parsed demo business fixture (`demo_business.json`).
+- `ResponseDropped`: raised in-process when a `drop_after_commit` fault drops an answer.
+- `DEFAULT_GATEWAY_ROUTES`: the documented staging gateway failures.
+
+Module map: `app` (doors, request pipeline), `routes` (route table), `auth` (tokens, context,
+feature gate), `catalog` / `client_packages` / `clients` (handlers), `render` (API shapes),
+`envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
+`faults` (faults, gateway table, stats), `operator_api` (`/_sandbox`), `server` (uvicorn),
+`cli` (the `sandbox` click group), `values` (UIDs, money, dates, clock).
+"""
+
+from .app import ResponseDropped, create_app
+from .faults import DEFAULT_GATEWAY_ROUTES
+from .seed import DEMO
+from .server import ServedSandbox, serve_in_thread
+
+__all__ = ["DEFAULT_GATEWAY_ROUTES", "DEMO", "ResponseDropped", "ServedSandbox", "create_app",
+           "serve_in_thread"]

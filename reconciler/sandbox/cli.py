@@ -1,0 +1,98 @@
+"""The `sandbox` click group: `serve`, `reset`, `info` (registered as `reconciler sandbox ...`,
+and runnable alone as `python -m reconciler.sandbox ...`).
+
+The database defaults to `.reconciler/sandbox.db` under the working directory (its folder is
+created); a new database is seeded with the demo business.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import seed
+from .server import NotLoopback, base_url_of, bind, make_server
+from .store import Store
+from .values import Clock
+
+DEFAULT_DB = Path(".reconciler") / "sandbox.db"
+
+db_option = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+                         default=DEFAULT_DB, show_default=True, help="SQLite database file.")
+
+
+def _open(db: Path) -> Store:
+    store = Store(db)
+    seed.seed_demo(store, Clock())
+    return store
+
+
+@click.group(name="sandbox")
+def sandbox() -> None:
+    """A local, faithful vcita API for trying and testing the reconciler."""
+
+
+@sandbox.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
+@db_option
+@click.option("--operator/--no-operator", default=True, show_default=True,
+              help="Mount the operator API under /_sandbox.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, db: Path, operator: bool, log_level: str) -> None:
+    """Serve the sandbox over HTTP on loopback until interrupted."""
+    from .app import create_app
+
+    try:
+        sock = bind(host, port)
+    except NotLoopback as exc:
+        raise click.UsageError(str(exc))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}")
+    app = create_app(db, operator=operator)
+    data = seed.info(app.state.sandbox.store)
+    base = base_url_of(sock)
+    click.echo(f"gateway:   {base}/apigw")
+    click.echo(f"fallback:  {base}/api2")
+    if operator:
+        click.echo(f"operator:  {base}/_sandbox")
+    click.echo(f"database:  {db}")
+    click.echo(f"business:  {data['business_id']}")
+    click.echo(f"staff token:     {data['staff_token']}")
+    click.echo(f"directory token: {data['directory_token']}", nl=True)
+    server = make_server(app, log_level=log_level)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled once it has stopped
+        click.echo("sandbox stopped")
+    finally:
+        sock.close()
+
+
+@sandbox.command()
+@db_option
+def reset(db: Path) -> None:
+    """Wipe the database and seed the demo business again."""
+    store = _open(db)
+    try:
+        seed.reset(store, Clock())
+        click.echo(json.dumps(seed.info(store), indent=2))
+    finally:
+        store.close()
+
+
+@sandbox.command()
+@db_option
+def info(db: Path) -> None:
+    """Print the businesses, ids and tokens of the database as JSON."""
+    store = _open(db)
+    try:
+        data = seed.info(store)
+        data.update(db_path=str(db), doors={"gateway": "/apigw", "fallback": "/api2",
+                                            "operator": "/_sandbox"})
+        click.echo(json.dumps(data, indent=2))
+    finally:
+        store.close()

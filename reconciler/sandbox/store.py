@@ -1,0 +1,222 @@
+"""SQLite persistence of the sandbox: one database file, WAL mode, one transaction per write.
+
+Every object (directory, business, staff, service, client, product, package, client_package,
+payment_status) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
+document holding its fields. Documents keep the values as the sandbox stores them; `render` turns
+them into the API's shapes (strings for numbers and so on). Bearer tokens are rows of `tokens`.
+
+Connections are per thread (sqlite3 objects must stay on their thread); the ASGI app runs its
+handlers on the event loop thread, so a served sandbox uses one connection for all requests.
+A write is `with store.write() as tx: ...`: BEGIN IMMEDIATE, the changes, COMMIT (or ROLLBACK on
+error), so a crash never leaves half an operation, and a committed write survives a killed process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    business_id TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_by_business ON objects (kind, business_id, seq);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner_id TEXT NOT NULL
+);
+"""
+
+KINDS = (
+    "directory", "business", "staff", "service", "client",
+    "product", "package", "client_package", "payment_status",
+)
+
+
+def _dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+class Transaction:
+    """The changes of one write; only valid inside `Store.write()`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def insert(self, kind: str, doc: dict[str, Any], business_id: str | None = None) -> None:
+        self._conn.execute(
+            "INSERT INTO objects (id, kind, business_id, doc) VALUES (?, ?, ?, ?)",
+            (doc["id"], kind, business_id, _dumps(doc)),
+        )
+
+    def update(self, kind: str, doc: dict[str, Any]) -> None:
+        cur = self._conn.execute(
+            "UPDATE objects SET doc = ? WHERE id = ? AND kind = ?", (_dumps(doc), doc["id"], kind)
+        )
+        if cur.rowcount != 1:
+            raise KeyError(f"{kind} {doc['id']} does not exist")
+
+    def get(self, kind: str, uid: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT doc FROM objects WHERE id = ? AND kind = ?", (uid, kind)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def add_token(self, token: str, kind: str, owner_id: str) -> None:
+        self._conn.execute(
+            "INSERT INTO tokens (token, kind, owner_id) VALUES (?, ?, ?)", (token, kind, owner_id)
+        )
+
+    def wipe(self) -> None:
+        self._conn.execute("DELETE FROM objects")
+        self._conn.execute("DELETE FROM tokens")
+
+
+class Store:
+    """The sandbox database at `path` (created with its schema when missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self.conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; writes go through `write()`)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=10.0)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection opened by any thread."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.cache = {}
+        conn.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, kind: str, uid: str) -> dict[str, Any] | None:
+        row = self.conn().execute(
+            "SELECT doc FROM objects WHERE id = ? AND kind = ?", (uid, kind)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get_in(self, kind: str, uid: str, business_id: str) -> dict[str, Any] | None:
+        """The object only if it belongs to `business_id` (isolation between businesses)."""
+        row = self.conn().execute(
+            "SELECT doc FROM objects WHERE id = ? AND kind = ? AND business_id = ?",
+            (uid, kind, business_id),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def kind_of(self, uid: str) -> str | None:
+        row = self.conn().execute("SELECT kind FROM objects WHERE id = ?", (uid,)).fetchone()
+        return row[0] if row else None
+
+    def all(self, kind: str, business_id: str | None = None, *, limit: int = -1,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """Objects of a kind (of one business when given), oldest first."""
+        if business_id is None:
+            rows = self.conn().execute(
+                "SELECT doc FROM objects WHERE kind = ? ORDER BY seq LIMIT ? OFFSET ?",
+                (kind, limit, offset),
+            )
+        else:
+            rows = self.conn().execute(
+                "SELECT doc FROM objects WHERE kind = ? AND business_id = ? "
+                "ORDER BY seq LIMIT ? OFFSET ?",
+                (kind, business_id, limit, offset),
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    def count(self, kind: str, business_id: str) -> int:
+        row = self.conn().execute(
+            "SELECT COUNT(*) FROM objects WHERE kind = ? AND business_id = ?", (kind, business_id)
+        ).fetchone()
+        return int(row[0])
+
+    def by_ids(self, kind: str, uids: list[str]) -> dict[str, dict[str, Any]]:
+        """Several objects of one kind at once, keyed by id (unknown ids are absent)."""
+        if not uids:
+            return {}
+        marks = ",".join("?" * len(uids))
+        rows = self.conn().execute(
+            f"SELECT doc FROM objects WHERE kind = ? AND id IN ({marks})", (kind, *uids)
+        )
+        docs = (json.loads(row[0]) for row in rows)
+        return {doc["id"]: doc for doc in docs}
+
+    def token(self, token: str) -> tuple[str, str] | None:
+        """(kind, owner id) of a bearer token: staff → business id, directory → directory id."""
+        cache = self._fresh_cache()
+        key = ("token", token)
+        if key not in cache:
+            row = self.conn().execute(
+                "SELECT kind, owner_id FROM tokens WHERE token = ?", (token,)
+            ).fetchone()
+            cache[key] = (row[0], row[1]) if row else None
+        return cache[key]  # type: ignore[no-any-return]
+
+    def business(self, business_id: str) -> dict[str, Any] | None:
+        """A business document, cached like tokens (read on every API request)."""
+        cache = self._fresh_cache()
+        key = ("business", business_id)
+        if key not in cache:
+            cache[key] = self.get("business", business_id)
+        found = cache[key]
+        return dict(found) if found is not None else None
+
+    def _fresh_cache(self) -> dict[tuple[str, str], Any]:
+        """This thread's read cache of tokens and businesses, emptied whenever the database
+        changed: `PRAGMA data_version` moves when another connection (thread or process)
+        committed, and our own writes clear it in `write()`."""
+        version = self.conn().execute("PRAGMA data_version").fetchone()[0]
+        local = self._local
+        if getattr(local, "version", None) != version or not hasattr(local, "cache"):
+            local.version = version
+            local.cache = {}
+        return local.cache  # type: ignore[no-any-return]
+
+    def tokens_of(self, owner_id: str) -> list[tuple[str, str]]:
+        rows = self.conn().execute(
+            "SELECT token, kind FROM tokens WHERE owner_id = ? ORDER BY rowid", (owner_id,)
+        )
+        return [(row[0], row[1]) for row in rows]

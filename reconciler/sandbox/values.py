@@ -1,0 +1,136 @@
+"""Value helpers of the sandbox: UIDs, money and number quirks, dates, timestamps, the clock.
+
+The real API returns ids as 16-character lower-case alphanumeric UIDs, money as decimal strings
+(`"223.5"`, `"25.0"`), dates as `YYYY-MM-DD` and timestamps in two styles (`...T10:30:00Z` for
+catalog packages and clients, `...T10:00:00.000Z` for client packages). Everything here is pure
+except `Clock`, which reads the system time unless frozen (the recipe tests freeze it at the day a
+recipe was verified, so that its fixed dates mean what they meant then).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import secrets
+import string
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+UID_ALPHABET = string.ascii_lowercase + string.digits
+UID_LENGTH = 16
+
+
+def new_uid() -> str:
+    """A fresh 16-character lower-case alphanumeric UID, like vcita's."""
+    return "".join(secrets.choice(UID_ALPHABET) for _ in range(UID_LENGTH))
+
+
+def is_uid(value: Any) -> bool:
+    """True when `value` looks like a vcita UID (16 lower-case alphanumerics)."""
+    return (
+        isinstance(value, str)
+        and len(value) == UID_LENGTH
+        and all(c in UID_ALPHABET for c in value)
+    )
+
+
+def parse_decimal(value: Any) -> Decimal | None:
+    """A number sent as JSON number or numeric string (`25`, `25.0`, `"25.0"`); None if neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = repr(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        result = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def parse_int(value: Any) -> int | None:
+    """An integral count sent as number or string (`3`, `3.0`, `"3"`); None otherwise."""
+    if type(value) is int:  # the common case, on every rendered credit
+        return value
+    number = parse_decimal(value)
+    if number is None or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
+def money(value: Any) -> str:
+    """Money as the API prints it: Ruby's BigDecimal#to_s style, always with a decimal point."""
+    number = parse_decimal(value)
+    if number is None:
+        number = Decimal(0)
+    text = format(number.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def plain_number(value: Any) -> int | float:
+    """A JSON number: integral values as int (`100`), others as float (`100.5`)."""
+    number = parse_decimal(value)
+    if number is None:
+        return 0
+    if number == number.to_integral_value():
+        return int(number)
+    return float(number)
+
+
+def count_text(value: Any) -> str:
+    """A count printed as the string the API uses for bookings (`"10"`)."""
+    number = parse_int(value)
+    return str(number if number is not None else 0)
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A `YYYY-MM-DD` date; an ISO 8601 date-time is accepted and cut to its date."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    head = value[:10]
+    if len(value) > 10 and value[10] not in "T ":
+        return None
+    try:
+        return dt.date.fromisoformat(head)
+    except ValueError:
+        return None
+
+
+def add_period(start: dt.date, amount: int, unit: str) -> dt.date:
+    """`start` plus `amount` days/weeks/months/years (`unit` in d, w, m, y; month ends clamp)."""
+    unit = unit.lower()
+    if unit == "d":
+        return start + dt.timedelta(days=amount)
+    if unit == "w":
+        return start + dt.timedelta(weeks=amount)
+    months = amount * 12 if unit == "y" else amount
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return dt.date(year, month, day)
+
+
+class Clock:
+    """The sandbox's idea of now: the system UTC time, or a frozen day set by the operator."""
+
+    def __init__(self) -> None:
+        self.frozen_today: dt.date | None = None
+
+    def now(self) -> dt.datetime:
+        real = dt.datetime.now(dt.UTC)
+        if self.frozen_today is None:
+            return real
+        return dt.datetime.combine(self.frozen_today, real.time(), tzinfo=dt.UTC)
+
+    def today(self) -> dt.date:
+        return self.frozen_today or dt.datetime.now(dt.UTC).date()
+
+    def stamp(self) -> str:
+        """`2026-01-12T10:30:00Z`: catalog packages, clients."""
+        return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def stamp_ms(self) -> str:
+        """`2026-03-21T10:00:00.000Z`: client packages."""
+        now = self.now()
+        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"

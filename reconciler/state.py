@@ -1,0 +1,348 @@
+"""The state file and its lock: what reconciler remembers between runs, and who may write it.
+
+Owns ``.reconciler/state.json`` (next to the manifests by default, any file with ``--state``),
+its previous version ``state.json.backup``, and the lock ``state.lock`` beside them.  The
+write-ahead journal of creates lives beside them too, in :mod:`reconciler.journal`.
+
+The API cannot list client packages across a business, so the state is the only record of
+which remote object each manifest address became.  It therefore fails loudly and changes
+nothing when it is damaged, written by someone else meanwhile, or used against another target:
+
+- :class:`State` is a frozen pydantic model; its helpers return new objects.
+- :class:`StateStore` reads and writes one file: atomic (temp + fsync + rename), mode 0600,
+  sorted keys and indent 2 (stable diffs in a GitOps repo), the serial grows by one on every
+  write, and a write is refused when the file on disk is not the one that was read.
+- :class:`StateLock` (from :mod:`reconciler.state_lock`, re-exported here) is an exclusive
+  lock file holding who took it; never broken automatically, only by :func:`unlock` with its id.
+
+Names derive from the state file: ``state.json`` pairs with ``state.lock`` and
+``journal.jsonl``; another file ``prod.json`` pairs with ``prod.lock`` and
+``prod.journal.jsonl``, so two state files in one folder never share a lock or a journal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from reconciler.errors import StateError
+from reconciler.fsutil import atomic_write_bytes, atomic_write_text
+from reconciler.model.base import Frozen
+from reconciler.model.manifest import NAME_PATTERN
+from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
+
+__all__ = [
+    "ADDRESS_RE", "DEFAULT_MANIFESTS", "FORMAT_VERSION", "JOURNAL_NAME", "LOCK_NAME", "STATE_DIR",
+    "STATE_NAME", "Kind", "ResourceState", "State", "StateLock", "StateStore", "TargetRef",
+    "check_json_safe", "kind_of_address", "read_lock", "state_dir_for", "unlock", "utc_now",
+]
+
+FORMAT_VERSION: Literal[1] = 1
+STATE_DIR = ".reconciler"
+STATE_NAME = "state.json"
+JOURNAL_NAME = "journal.jsonl"
+DEFAULT_MANIFESTS = "manifests"
+
+Kind = Literal["CatalogPackage", "ClientPackage"]
+ADDRESS_PREFIXES: dict[str, Kind] = {"catalog_package": "CatalogPackage", "client_package": "ClientPackage"}
+ADDRESS_RE = re.compile(r"^(catalog_package|client_package)\.(" + NAME_PATTERN.strip("^$") + r")$")
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC to the second, e.g. ``2025-01-31T09:30:00Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kind_of_address(address: str) -> Kind:
+    """The resource kind an address names; ValueError when it is not ``catalog_package.<name>``
+    or ``client_package.<name>``."""
+    m = ADDRESS_RE.match(address)
+    if not m:
+        raise ValueError(f"{address!r} is not an address (catalog_package.<name> or client_package.<name>)")
+    return ADDRESS_PREFIXES[m.group(1)]
+
+
+def check_json_safe(value: Any, where: str) -> None:
+    """Raise ValueError unless ``value`` is plain JSON (dict with str keys, list, str, int,
+    finite float, bool, None), so that what is stored reads back equal."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            check_json_safe(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where}: key {k!r} is not a string")
+            check_json_safe(v, f"{where}.{k}")
+        return
+    raise ValueError(f"{where}: {type(value).__name__} is not JSON (convert it to str, int, float, list or dict)")
+
+
+class TargetRef(Frozen):
+    """The vcita business a state belongs to: gateway URL (no trailing slash) and business id."""
+
+    gateway_url: str = Field(min_length=1)
+    business_id: str = Field(min_length=1)
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/") or v
+
+    def describe(self) -> str:
+        """``business X at URL`` for messages."""
+        return f"business {self.business_id} at {self.gateway_url}"
+
+
+class ResourceState(Frozen):
+    """What reconciler last applied to one remote object, and the object's ids."""
+
+    kind: Kind
+    id: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    applied: dict[str, Any]  # normalised field values last applied: plain JSON, never secrets
+    booking_credit_ids: dict[str, str] = Field(default_factory=dict)  # "svcA,svcB" -> credit id
+    updated_at: str
+
+    @field_validator("applied")
+    @classmethod
+    def _json_safe(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json_safe(v, "applied")
+        return v
+
+    @field_validator("updated_at")
+    @classmethod
+    def _utc_iso(cls, v: str) -> str:
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an ISO 8601 time") from None
+        if t.utcoffset() != timedelta(0):
+            raise ValueError(f"{v!r} is not in UTC (write it like 2025-01-31T09:30:00Z)")
+        return v
+
+
+class State(Frozen):
+    """Everything reconciler tracks for one target, keyed by manifest address."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    lineage: str = Field(pattern=r"^[0-9a-f]{32}$")  # uuid4 hex, fixed when the state is born
+    serial: int = Field(ge=0)  # grows by one on every write
+    target: TargetRef | None = None
+    resources: dict[str, ResourceState] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _addresses_match_kinds(self) -> State:
+        for address, rs in self.resources.items():
+            kind = kind_of_address(address)
+            if kind != rs.kind:
+                raise ValueError(f"resources.{address}: kind {rs.kind} does not match the address")
+        return self
+
+    @classmethod
+    def new(cls, target: TargetRef | None = None) -> State:
+        """A fresh, empty state with a new lineage and serial 0."""
+        return cls(lineage=uuid.uuid4().hex, serial=0, target=target, resources={})
+
+    def with_resource(self, address: str, rs: ResourceState) -> State:
+        """A copy that tracks ``rs`` at ``address`` (added or replaced)."""
+        return self._with_resources({**self.resources, address: rs})
+
+    def without(self, address: str) -> State:
+        """A copy that no longer tracks ``address`` (the same content if it was not tracked)."""
+        return self._with_resources({a: r for a, r in self.resources.items() if a != address})
+
+    def for_target(self, target: TargetRef) -> State:
+        """This state bound to ``target``: sets it on a state that has none yet; StateError when
+        the state belongs to another target."""
+        if self.target == target:
+            return self
+        if self.target is not None:
+            raise _target_mismatch(self.target, target, None)
+        return self.model_copy(update={"target": target})
+
+    def to_json(self) -> str:
+        """The file form: sorted keys, indent 2, UTF-8 text, final newline."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def _with_resources(self, resources: dict[str, ResourceState]) -> State:
+        # Through the constructor, so a bad address is refused here rather than at load time.
+        return State(format_version=self.format_version, lineage=self.lineage, serial=self.serial,
+                     target=self.target, resources=resources)
+
+
+def _target_mismatch(have: TargetRef, want: TargetRef, path: Path | None) -> StateError:
+    where = f"the state {path}" if path else "the state"
+    return StateError(
+        f"{where} belongs to business {have.business_id} at {have.gateway_url}; "
+        f"this run targets business {want.business_id} at {want.gateway_url}",
+        hint="Use --state to point at the state file of that target (one state file per target).",
+    )
+
+
+def state_dir_for(paths: Sequence[str | Path]) -> Path:
+    """The ``.reconciler/`` folder next to the manifests: ``<dir>/.reconciler`` when the first
+    path is a directory, ``<parent>/.reconciler`` when it is a file (an existing file, or a name
+    ending in .yaml/.yml); with no paths, the default ``manifests/.reconciler``."""
+    first = Path(paths[0]) if paths else Path(DEFAULT_MANIFESTS)
+    if first.is_file() or (not first.exists() and first.suffix in (".yaml", ".yml")):
+        return first.parent / STATE_DIR
+    return first / STATE_DIR
+
+
+class StateStore:
+    """One state file on disk: load, compare-and-write, target check, and its lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def locate(cls, manifests: Sequence[str | Path] = (), state: str | Path | None = None) -> StateStore:
+        """The store for a run: the explicit ``--state`` file if given, else ``state.json`` in
+        :func:`state_dir_for` of the manifest paths."""
+        return cls(Path(state) if state is not None else state_dir_for(manifests) / STATE_NAME)
+
+    @property
+    def dir(self) -> Path:
+        """The folder holding the state, its backup, lock and journal."""
+        return self.path.parent
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".backup")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / (LOCK_NAME if self.path.name == STATE_NAME else f"{self.path.stem}.lock")
+
+    @property
+    def journal_path(self) -> Path:
+        return self.dir / (JOURNAL_NAME if self.path.name == STATE_NAME else f"{self.path.stem}.{JOURNAL_NAME}")
+
+    def lock(self, operation: str) -> StateLock:
+        """The (not yet taken) lock of this state; use it as a context manager."""
+        return StateLock(self.dir, operation=operation, name=self.lock_path.name)
+
+    def load(self) -> State:
+        """The state on disk; a fresh empty one (not written) when the file does not exist.
+
+        StateError, naming the file and what is wrong, when it cannot be read or used."""
+        data = self._read()
+        return State.new() if data is None else self._parse(data)
+
+    def write(self, state: State, *, expected_serial: int) -> State:
+        """Write ``state`` with serial ``expected_serial + 1`` and return what was written.
+
+        Refused (StateError, nothing written) unless the file on disk is the one the caller
+        read: the same lineage and serial ``expected_serial`` (or no file, for serial 0).
+        The previous file is kept as ``<name>.backup``.  Call it while holding the lock."""
+        if expected_serial < 0:
+            raise ValueError("expected_serial must be >= 0")
+        current = self._read()
+        if current is None:
+            if expected_serial != 0:
+                raise StateError(
+                    f"the state file {self.path} has disappeared since it was read (at serial {expected_serial}); "
+                    "refusing to write a new one over whatever happened",
+                    hint="Find out who moved or deleted it, and restore it (or its .backup) before running again.",
+                )
+        else:
+            on_disk = self._parse(current)
+            if on_disk.lineage != state.lineage:
+                raise StateError(
+                    f"the state file {self.path} is another state (lineage {on_disk.lineage}, "
+                    f"expected {state.lineage}); refusing to overwrite it",
+                    hint="Another state was written there meanwhile; check --state and run again.",
+                )
+            if on_disk.serial != expected_serial:
+                raise StateError(
+                    f"the state file {self.path} changed since it was read (serial {on_disk.serial} on disk, "
+                    f"expected {expected_serial}): another run wrote it; refusing to overwrite",
+                    hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.",
+                )
+        new = state.model_copy(update={"serial": expected_serial + 1})
+        try:
+            if current is not None:
+                atomic_write_bytes(self.backup_path, current, mode=0o600)
+            atomic_write_text(self.path, new.to_json(), mode=0o600)
+        except OSError as e:
+            raise StateError(f"cannot write the state file {self.path}: {e.strerror or e}; "
+                             "the state on disk is the one before this write",
+                             hint="Free disk space or fix permissions, then run again.") from None
+        return new
+
+    def check_target(self, state: State, target: TargetRef) -> None:
+        """StateError when ``state`` belongs to another gateway URL or business id than
+        ``target``; a state with no target yet fits any."""
+        if state.target is not None and state.target != target:
+            raise _target_mismatch(state.target, target, self.path)
+
+    def _read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise StateError(f"the state path {self.path} is a directory, not a file",
+                             hint="--state takes a file, e.g. manifests/.reconciler/state.json.") from None
+        except OSError as e:
+            raise StateError(f"cannot read the state file {self.path}: {e.strerror or e}") from None
+
+    def _damaged(self, what: str, hint: str | None = None) -> StateError:
+        backup = f" or from {self.backup_path} (the version before the last write)" if self.backup_path.exists() else ""
+        return StateError(
+            f"the state file {self.path} cannot be used: {what}",
+            hint=hint or (f"Nothing was changed. Restore it from version control{backup}. Do not delete it: "
+                          "reconciler would forget which objects it created."),
+        )
+
+    def _parse(self, data: bytes) -> State:
+        if not data.strip():
+            raise self._damaged("it is empty (truncated?)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise self._damaged(f"it is not UTF-8 text (bad byte at offset {e.start}); is it a binary file?") from None
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise self._damaged(f"it is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+                                "truncated or edited by hand?") from None
+        if not isinstance(raw, dict):
+            raise self._damaged(f"it holds a JSON {type(raw).__name__}, not an object")
+        version = raw.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            if "format_version" not in raw:
+                raise self._damaged("it has no format_version; it does not look like a reconciler state file")
+            if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+                raise self._damaged(f"format_version {version} was written by a newer reconciler "
+                                    f"(this one reads {FORMAT_VERSION})",
+                                    hint="Upgrade reconciler; nothing was changed.")
+            raise self._damaged(f"format_version {version!r} is not supported (this reconciler reads {FORMAT_VERSION})")
+        try:
+            return State.model_validate(raw)
+        except ValidationError as e:
+            raise self._damaged(_describe_validation(e)) from None
+
+
+def _describe_validation(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    more = e.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,87 @@
+"""Fixtures shared by every test folder: the sandbox (served on loopback, or in-process) and the
+shared reference folder.
+
+- `sandbox_server` (session): one sandbox served by uvicorn on 127.0.0.1 in a background thread,
+  on a database in a temporary folder, with the operator API on.
+- `sandbox` (function): the same server, reset to the demo business before the test (data,
+  faults, stats, gateway table and clock); yields the `ServedSandbox` (`base_url`,
+  `gateway_url`, `fallback_url`, `operator_url`).
+- `sandbox_app_factory`: builds in-process apps (`create_app`) on fresh database files, for
+  `httpx.ASGITransport`.
+- `demo`: the demo business fixture (`DEMO`).
+- `shared_reference`: the folder of the official vcita specs and recipes (`../shared/reference/
+  vcita` beside the repository, or `$RECONCILER_SHARED/reference/vcita`); skips when absent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from reconciler.sandbox import DEMO, ServedSandbox, create_app, serve_in_thread
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_root() -> Path:
+    """Where the shared folder is: `$RECONCILER_SHARED`, else `../shared` beside the repo."""
+    env = os.environ.get("RECONCILER_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> Path:
+    folder = shared_root() / "reference" / "vcita"
+    if not (folder / "legacy_v1_sales.json").is_file():
+        pytest.skip(f"the vcita reference folder is absent ({folder}); set RECONCILER_SHARED")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_seeds() -> Path:
+    folder = shared_root() / "seeds"
+    if not folder.is_dir():
+        pytest.skip(f"the seeds folder is absent ({folder}); set RECONCILER_SHARED")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo() -> dict[str, Any]:
+    return DEMO
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSandbox]:
+    db = tmp_path_factory.mktemp("sandbox") / "sandbox.db"
+    with serve_in_thread(db, operator=True) as served:
+        yield served
+
+
+@pytest.fixture
+def sandbox(sandbox_server: ServedSandbox) -> ServedSandbox:
+    response = httpx.post(sandbox_server.operator_url + "/reset", timeout=10)
+    response.raise_for_status()
+    return sandbox_server
+
+
+@pytest.fixture
+def sandbox_app_factory(tmp_path: Path) -> Iterator[Callable[..., Starlette]]:
+    """Builds in-process apps; their SQLite connections are closed after the test (the ASGI
+    transport sends no lifespan events, so the app cannot close them itself)."""
+    apps: list[Starlette] = []
+
+    def make(**options: Any) -> Starlette:
+        options.setdefault("operator", True)
+        app = create_app(tmp_path / f"inprocess-{len(apps)}.db", **options)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.sandbox.store.close()

@@ -1,0 +1,85 @@
+"""The user's loop against the served sandbox: plan, apply, edit, re-apply, saved plans, faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+CLI = Callable[..., tuple[int, str, str]]
+
+
+def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
+    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
+    return got["client_packages"] if isinstance(got, dict) else got
+
+
+def test_plan_apply_edit_reapply_converges(workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    code, out, _ = cli("plan", "--detailed-exitcode")
+    assert code == 2
+    assert "Plan: 11 to create, 0 to update, 0 to replace." in out
+
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "Apply complete: 11 done, 0 failed" in out
+    assert "Verified: a fresh plan shows no changes." in err
+    assert len(_client_packages(operator, demo)) == 8
+
+    code, out, _ = cli("plan", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out
+
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    catalog.write_text(catalog.read_text().replace("price: 540", "price: 560"))
+    code, out, _ = cli("plan", "--detailed-exitcode", "--format", "json")
+    assert code == 2
+    plan = json.loads(out)
+    changed = [c for c in plan["changes"] if c["action"] != "noop"]
+    assert [(c["address"], c["action"]) for c in changed] == [("catalog_package.piano-10", "update")]
+    assert [fc["path"] for fc in changed[0]["field_changes"]] == ["price"]
+    assert changed[0]["field_changes"][0]["before"] == "540" and changed[0]["field_changes"][0]["after"] == "560"
+
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    code, out, _ = cli("plan", "--detailed-exitcode")
+    assert code == 0, out
+    assert len(_client_packages(operator, demo)) == 8
+
+
+def test_saved_plan_applies_once(workdir: Path, cli: CLI) -> None:
+    code, _, _ = cli("plan", "--out", "plan.json")
+    assert code == 0
+    code, out, err = cli("apply", "plan.json")
+    assert code == 0, out + err
+    code, out, err = cli("apply", "plan.json")
+    assert code == 1
+    assert "already applied" in out + err
+
+
+def test_saved_plan_refuses_an_object_changed_since(workdir: Path, cli: CLI, operator: Any) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    text = catalog.read_text()
+    catalog.write_text(text.replace("price: 540", "price: 560").replace("price: 260", "price: 280"))
+    assert cli("plan", "--out", "plan.json")[0] == 0
+    state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
+    guitar_id = state["resources"]["catalog_package.guitar-5"]["id"]
+    operator("PATCH", f"/objects/packages/{guitar_id}", json={"description": "edited in the vcita UI"})
+    code, out, err = cli("apply", "plan.json")
+    assert code == 1
+    assert "catalog_package.guitar-5: stale" in out
+    assert "catalog_package.piano-10: updated" in out  # only the changed object is refused
+
+
+def test_lost_response_on_client_package_create_is_unknown_and_never_duplicated(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
+                                       "door": "*", "drop_after_commit": True, "times": 1})
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1
+    assert "unknown outcome" in out
+    assert len(_client_packages(operator, demo)) == 8  # the dropped one was committed by the server
+
+    code, out, err = cli("apply", "--auto-approve")  # a re-run must not create it again
+    assert code == 1
+    assert "unknown outcome of an earlier create" in out
+    assert len(_client_packages(operator, demo)) == 8
