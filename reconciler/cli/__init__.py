@@ -60,12 +60,13 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> No
 def _register() -> None:
     from reconciler.cli import manifest_cmds
 
-    from reconciler.cli import apply_cmd, plan_cmd, state_cmds
+    from reconciler.cli import apply_cmd, import_cmd, plan_cmd, state_cmds
 
     cli.add_command(manifest_cmds.validate)
     cli.add_command(manifest_cmds.schema)
     cli.add_command(plan_cmd.plan)
     cli.add_command(apply_cmd.apply)
+    cli.add_command(import_cmd.import_)
     cli.add_command(state_cmds.state)
     try:
         from reconciler.sandbox.cli import sandbox

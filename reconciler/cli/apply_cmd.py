@@ -104,6 +104,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     with store.lock("apply"):
         state = store.load()
         store.check_target(state, target_ref(target))
+        if state.target is None:
+            state = state.for_target(target_ref(target))
 
         async def go() -> tuple[Any, Any, Any]:
             async with client_for(target, kw) as api:

@@ -153,6 +153,7 @@ class Dispatcher:
         #: routes the gateway refused during this run; they now go straight to the fallback
         self.rerouted: set[str] = set()
         self._http = http
+        self._timeout = httpx.Timeout(settings.timeout).as_dict()
         self._sleep: Sleep = sleep or asyncio.sleep
         self._bases = {Door.GATEWAY: target.gateway_url, Door.FALLBACK: target.fallback_url}
 
@@ -248,10 +249,13 @@ class Dispatcher:
         async with self.concurrency.slot() as ticket:
             t0 = time.perf_counter()
             try:
-                response = await self._http.request(
-                    route.method, f"{self._bases[door]}{path}", params=params, content=content,
-                    headers=self._headers(route),
-                )
+                request = httpx.Request(route.method, f"{self._bases[door]}{path}", params=params, content=content,
+                    headers=self._headers(route), extensions={"timeout": self._timeout})
+                response = await self._http._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
             except httpx.RequestError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 log.debug("%s %s via %s -> %s after %.1f ms (attempt %d)", route.method, path, door,

@@ -83,3 +83,30 @@ def test_lost_response_on_client_package_create_is_unknown_and_never_duplicated(
     assert code == 1
     assert "unknown outcome of an earlier create" in out
     assert len(_client_packages(operator, demo)) == 8
+
+    # A person checks vcita, finds the client package, and imports it; then all converges.
+    state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
+    assert state["target"]["business_id"] == demo["business"]["id"]
+    tracked = {r["id"] for r in state["resources"].values()}
+    orphans = [cp for cp in _client_packages(operator, demo) if cp["id"] not in tracked]
+    assert len(orphans) == 1
+    unknown = [line.split(":")[0] for line in out.splitlines() if "unknown outcome" in line][0]
+    code, out, err = cli("import", unknown, orphans[0]["id"])
+    assert code == 0, out + err
+    assert "its pending create is resolved" in out
+    code, out, _ = cli("plan", "--detailed-exitcode")
+    assert code == 0, out
+    assert len(_client_packages(operator, demo)) == 8
+
+
+def test_import_refuses_a_client_package_of_another_client(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
+    bens = state["resources"]["client_package.ben-guitar"]["id"]
+    assert cli("state", "rm", "client_package.alice-piano", "--yes")[0] == 0
+    before = (workdir / "manifests" / ".reconciler" / "state.json").read_bytes()
+    code, out, err = cli("import", "client_package.alice-piano", bens)
+    assert code == 1
+    assert "is already tracked as client_package.ben-guitar" in err
+    assert (workdir / "manifests" / ".reconciler" / "state.json").read_bytes() == before
