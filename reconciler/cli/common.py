@@ -19,7 +19,7 @@ def target_options(f: F) -> F:
     """Flags that choose the vcita target (flags > environment > reconciler.toml > sandbox)."""
     opts = [
         click.option("--target", "target_name", metavar="NAME",
-                     help="A target named in reconciler.toml ('sandbox' forces the embedded sandbox)."),
+                     help="A target named in reconciler.toml ('embedded' forces the embedded sandbox)."),
         click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
         click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
         click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
