@@ -319,7 +319,7 @@ class Applier:
                 if updates:
                     cp = await self.api.update_client_package(cp.id, credits=updates)
                     await self._record_client(c.address, cp)
-                    verb += ", credits set"
+                    verb += " (booking credits set)"
                 if missing:
                     raise RemoteError(f"created {cp.id}, but it has no booking credit for services {missing}")
             return cp.id, door, verb

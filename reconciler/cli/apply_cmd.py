@@ -86,20 +86,22 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
                           hint="Review 'reconciler plan' and re-run with --auto-approve, or apply a saved plan file.")
-    events: list[dict[str, Any]] = []
+    bar = _ProgressBar(enabled=fmt == "text" and sys.stdout.isatty())
 
     def on_event(ev: Any) -> None:
         if fmt == "json":
             click.echo(json.dumps(ev.as_dict()))
             return
         if ev.kind == "note":
-            console.info(f"{ev.address}: {ev.message}")
+            bar.pause(lambda: console.info(f"{ev.address}: {ev.message}"))
+        elif ev.kind == "start":
+            bar.started(ev.address)
         elif ev.kind == "end":
             door = f" via {ev.door}" if ev.door else ""
             took = f" in {ev.elapsed:.2f} s" if ev.elapsed else ""
             style = {"done": "green", "failed": "red", "unknown": "bold red", "refused": "red", "skipped": "yellow"}
-            console.out(f"{ev.address}: {ev.message}{door}{took}", style=style.get(ev.status or ""))
-        events.append(ev.as_dict())
+            line = f"{ev.address}: {ev.message}{door}{took}"
+            bar.finished(line, style.get(ev.status or ""), lambda: console.out(line, style=style.get(ev.status or "")))
 
     with store.lock("apply"):
         state = store.load()
@@ -122,7 +124,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                             raise click.exceptions.Abort()
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest())
-                result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
+                with bar.running(len(plan.actionable)):
+                    result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None:
                     verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
@@ -146,3 +149,41 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if verify is not None and not verify.has_changes and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return 0 if result.ok else 1
+
+
+class _ProgressBar:
+    """A rich progress bar on a terminal (finished lines print above it); plain lines otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def running(self, total: int) -> Any:
+        import contextlib
+
+        if not self.enabled:
+            return contextlib.nullcontext()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TextColumn("{task.description}"), transient=True)
+        self._task = self._progress.add_task("", total=total)
+        return self._progress
+
+    def started(self, address: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=address)
+
+    def finished(self, line: str, style: str | None, plain: Any) -> None:
+        if self._progress is None:
+            plain()
+            return
+        self._progress.console.print(line, style=style, markup=False, highlight=False)
+        self._progress.advance(self._task)
+
+    def pause(self, plain: Any) -> None:
+        if self._progress is None:
+            plain()
+        else:
+            plain()

@@ -73,36 +73,32 @@ class VcitaClient:
         self.target = target
         self.settings = settings or ClientSettings.for_target(target)
         self.routes = routes
-        self._transport = transport
+        self._given_transport = transport
         self._sleep = sleep
-        self._http: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._dispatcher: Dispatcher | None = None
 
     def __repr__(self) -> str:
         return f"VcitaClient({self.target.describe()})"
 
     async def __aenter__(self) -> VcitaClient:
-        transport = self._transport
+        transport = self._given_transport
         if transport is None:
             if self.target.embedded:
                 assert self.target.db_path is not None
                 transport = embedded_transport(self.target.db_path)
             else:
                 transport = ShardedTransport(self.settings.concurrency)
-        self._http = httpx.AsyncClient(
-            transport=GuardedTransport(transport, deadline=self.settings.timeout
-                                       if isinstance(transport, httpx.ASGITransport) else None),
-            timeout=httpx.Timeout(self.settings.timeout),
-            follow_redirects=False, headers={"User-Agent": "reconciler/0.1"},
-        )
-        self._dispatcher = Dispatcher(self.target, self._http, routes=self.routes,
+        deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None
+        self._transport = GuardedTransport(transport, deadline=deadline)
+        self._dispatcher = Dispatcher(self.target, self._transport, routes=self.routes,
                                       settings=self.settings, sleep=self._sleep)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-        self._http = None
+        if self._transport is not None:
+            await self._transport.aclose()
+        self._transport = None
 
     # -- what happened ------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
 
 log = logging.getLogger("reconciler.remote")
+USER_AGENT = "reconciler/0.1 (+httpx)"
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -137,10 +138,16 @@ class Reply:
 
 
 class Dispatcher:
-    """Sends route requests for one target over one ``httpx.AsyncClient``."""
+    """Sends route requests for one target through one httpx transport.
+
+    It drives the transport directly (``handle_async_request``) rather than through an
+    ``httpx.AsyncClient``: the client's per-request layers (cookie jar, auth flow, redirects, URL
+    merging) are all unused here and cost about a quarter of the CPU of a request, which at a
+    refresh's concurrency is the difference between meeting the API's pace and lagging it.
+    """
 
     def __init__(
-        self, target: Target, http: httpx.AsyncClient, *, routes: RouteTable,
+        self, target: Target, transport: httpx.AsyncBaseTransport, *, routes: RouteTable,
         settings: ClientSettings, sleep: Sleep | None = None,
     ) -> None:
         self.target = target
@@ -152,10 +159,11 @@ class Dispatcher:
         self.history: list[Served] = []
         #: routes the gateway refused during this run; they now go straight to the fallback
         self.rerouted: set[str] = set()
-        self._http = http
-        self._timeout = httpx.Timeout(settings.timeout).as_dict()
+        self._transport = transport
         self._sleep: Sleep = sleep or asyncio.sleep
         self._bases = {Door.GATEWAY: target.gateway_url, Door.FALLBACK: target.fallback_url}
+        self._extensions = {"timeout": httpx.Timeout(settings.timeout).as_dict()}
+        self._headers = {kind: self._headers_for(kind) for kind in TokenKind}
 
     def door_for(self, route: Route) -> Door:
         """The door this route uses now: its table entry, unless the run learnt otherwise."""
@@ -163,9 +171,10 @@ class Dispatcher:
             return Door.GATEWAY
         return Door.FALLBACK if route.name in self.rerouted else route.door
 
-    def _headers(self, route: Route) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if route.token is TokenKind.DIRECTORY and self.target.directory_token is not None:
+    def _headers_for(self, kind: TokenKind) -> dict[str, str]:
+        headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate",
+                   "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if kind is TokenKind.DIRECTORY and self.target.directory_token is not None:
             headers["Authorization"] = f"Bearer {self.target.directory_token.reveal()}"
             headers["X-On-Behalf-Of"] = self.target.business_id
         else:
@@ -249,9 +258,10 @@ class Dispatcher:
         async with self.concurrency.slot() as ticket:
             t0 = time.perf_counter()
             try:
-                request = httpx.Request(route.method, f"{self._bases[door]}{path}", params=params, content=content,
-                    headers=self._headers(route), extensions={"timeout": self._timeout})
-                response = await self._http._transport.handle_async_request(request)
+                request = httpx.Request(route.method, f"{self._bases[door]}{path}", params=params,
+                                        content=content, headers=self._headers[route.token],
+                                        extensions=self._extensions)
+                response = await self._transport.handle_async_request(request)
                 try:
                     await response.aread()
                 finally:
