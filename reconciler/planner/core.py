@@ -219,7 +219,10 @@ class _Builder:
         email = (ref.email or "").lower()
         if email not in self.a.clients_by_email:
             if not self.a.refreshed:
-                return f"(client {ref.email})"
+                # Without a refresh, the client last applied for this address is the best answer.
+                tracked = self.state.get(address)
+                applied = tracked.applied.get("client_id") if tracked is not None else None
+                return str(applied) if applied else f"(client {ref.email})"
             self.problems.append(Problem(address=address, severity="error",
                                          message=f"spec.client: client e-mail {ref.email!r} was not looked up"))
             return None

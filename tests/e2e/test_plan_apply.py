@@ -110,3 +110,16 @@ def test_import_refuses_a_client_package_of_another_client(
     assert code == 1
     assert "is already tracked as client_package.ben-guitar" in err
     assert (workdir / "manifests" / ".reconciler" / "state.json").read_bytes() == before
+
+
+def test_no_refresh_plans_from_state_alone(workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    operator("DELETE", "/stats")
+    code, out, _ = cli("plan", "--no-refresh", "--detailed-exitcode")
+    assert code == 0, out
+    assert "planned from state alone" in out and "No changes." in out
+    assert operator("GET", "/stats")["total"] == 0  # not a single request
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    catalog.write_text(catalog.read_text().replace("price: 260", "price: 275"))
+    code, out, _ = cli("plan", "--no-refresh", "--detailed-exitcode")
+    assert code == 2 and "~ price = 260 -> 275" in out
