@@ -123,3 +123,26 @@ def test_no_refresh_plans_from_state_alone(workdir: Path, cli: CLI, operator: An
     catalog.write_text(catalog.read_text().replace("price: 260", "price: 275"))
     code, out, _ = cli("plan", "--no-refresh", "--detailed-exitcode")
     assert code == 2 and "~ price = 260 -> 275" in out
+
+
+def test_partial_failure_skips_dependents_and_a_rerun_continues(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/packages", "door": "*",
+                                       "status": 422, "times": 1,
+                                       "body": {"status": "Error", "error": "Name is invalid"}})
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1
+    failed = [line.split(":")[0] for line in out.splitlines() if ": failed:" in line]
+    assert len(failed) == 1 and failed[0].startswith("catalog_package.")
+    assert "Name is invalid" in out
+    skipped = [line for line in out.splitlines() if ": skipped:" in line]
+    assert skipped and all(failed[0] in line for line in skipped)
+    assert "Apply incomplete: " in out
+    state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
+    assert failed[0] not in state["resources"]
+    assert len(state["resources"]) == 11 - 1 - len(skipped)
+
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert f"Apply complete: {1 + len(skipped)} done" in out
+    assert len(_client_packages(operator, demo)) == 8
