@@ -240,8 +240,7 @@ def _read(f: Path, shown: str) -> tuple[str, Diagnostic | None]:
         line = data[: e.start].count(b"\n") + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         return "", Diagnostic(shown, line, col, "file is not valid UTF-8 (save it as UTF-8)")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         return "", Diagnostic(shown, 0, 0, "file is empty: it holds no manifest documents")
     return text, None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from reconciler.manifest import ManifestSet
@@ -108,7 +108,7 @@ async def make_plan(
 ) -> Plan:
     """Refresh (unless ``no_refresh``), plan, and label doors."""
     actual = from_state(state.resources) if no_refresh else await refresh(api, desired, state.resources)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     opts = PlanOptions(
         target=plan_target(target),
         today=today or now.date(),

@@ -58,9 +58,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> No
 
 
 def _register() -> None:
-    from reconciler.cli import manifest_cmds
-
-    from reconciler.cli import apply_cmd, import_cmd, plan_cmd, state_cmds
+    from reconciler.cli import apply_cmd, import_cmd, manifest_cmds, plan_cmd, state_cmds
 
     cli.add_command(manifest_cmds.validate)
     cli.add_command(manifest_cmds.schema)

@@ -9,7 +9,7 @@ resolve.  Every change carries the exact requests apply will send.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
