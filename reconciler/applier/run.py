@@ -18,9 +18,9 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from reconciler.applier.commit import Committer
 from reconciler.errors import OutcomeUnknownError, PlanFileError, ReconcilerError, RemoteError
@@ -32,6 +32,7 @@ from reconciler.remote.client import VcitaClient
 from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
 
 Status = Literal["done", "failed", "skipped", "unknown", "refused"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,6 +82,12 @@ class Applier:
         self.emit = on_event or (lambda e: None)
         self.result = Result()
         self._done: dict[str, asyncio.Future[bool]] = {}
+        # Creates past this gate have their intent opened (or about to be): twice the client's
+        # request slots, so the next creates' intents are on disk by the time a slot frees up,
+        # and a run killed mid-way leaves at most that many creates with an unknown outcome.
+        slots = int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8)
+        self._create_gate = asyncio.Semaphore(2 * max(1, slots))
+        self._unfinished = 0  # operations started and not yet ended
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -175,8 +182,10 @@ class Applier:
                 self._done[c.address] = asyncio.get_running_loop().create_future()
             for address in recovered:
                 self._finish(address, True)
-            tasks = [asyncio.create_task(self._one(c, blocked.get(c.address))) for c in changes
-                     if c.address not in recovered]
+            todo = [c for c in changes if c.address not in recovered]
+            self._unfinished = len(todo)
+            commit.running = lambda: self._unfinished
+            tasks = [asyncio.create_task(self._one(c, blocked.get(c.address))) for c in todo]
             await asyncio.gather(*tasks)
         self.result.state = commit.state
         self.result.state_writes = commit.writes
@@ -197,6 +206,8 @@ class Applier:
         ev = Event(kind="end", address=c.address, action=c.action, status=status, remote_id=remote_id,
                    door=door, elapsed=round(time.perf_counter() - started, 3) if started else 0.0, message=message)
         self.result.outcomes[c.address] = ev
+        self._unfinished -= 1
+        self.commit.nudge()
         self.emit(ev)
         self._finish(c.address, status == "done")
 
@@ -249,7 +260,7 @@ class Applier:
 
     async def _execute(self, c: Change) -> tuple[str | None, str, str]:
         if c.action == "forget":
-            await self.commit.record(lambda s: s.without(c.address))
+            await self.commit.put(c.address, None)
             return c.remote_id, "", "forgotten (still exists in vcita)"
         if c.kind == "CatalogPackage":
             return await self._catalog(c)
@@ -258,15 +269,8 @@ class Applier:
     async def _catalog(self, c: Change) -> tuple[str | None, str, str]:
         if c.action == "create":
             body = self._body(c.requests[0])
-            intent = await self.commit.open_intent(c.address, "CatalogPackage", request_digest(body),
-                                                   {"name": body.get("name")})
-            try:
-                pkg = await self.api.create_catalog_package(body)
-            except OutcomeUnknownError:
-                raise
-            except RemoteError:
-                self.commit.close_intent(intent, "failed")
-                raise
+            intent, pkg = await self._journaled_create(c, "CatalogPackage", body, {"name": body.get("name")},
+                                                       self.api.create_catalog_package)
             await self._record_catalog(c.address, pkg)
             self.commit.close_intent(intent, "created", pkg.id)
             return pkg.id, self._door(), f"created {pkg.id}"
@@ -281,17 +285,31 @@ class Applier:
         verb = "imported and updated" if c.action == "import" else "updated"
         return rid, self._door(), f"{verb} {rid}"
 
+    async def _journaled_create(self, c: Change, kind: str, body: dict[str, Any], details: dict[str, Any],
+                                send: Callable[[dict[str, Any]], Awaitable[T]]) -> tuple[str, T]:
+        """Open the intent, then send the create, inside the create gate: an intent is opened
+        only shortly before its request goes out."""
+        async with self._create_gate:
+            intent = await self.commit.open_intent(c.address, kind, request_digest(body), details)
+            try:
+                return intent, await send(body)
+            except OutcomeUnknownError:
+                raise
+            except RemoteError:
+                self.commit.close_intent(intent, "failed")
+                raise
+
     async def _record_catalog(self, address: str, pkg: RemoteCatalogPackage) -> None:
         view = nz.catalog_remote(pkg)
         rs = ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
                            updated_at=utc_now())
-        await self.commit.record(lambda s: s.with_resource(address, rs))
+        await self.commit.put(address, rs)
 
     async def _record_client(self, address: str, cp: RemoteClientPackage) -> None:
         view = nz.client_remote(cp)
         rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
                            booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
-        await self.commit.record(lambda s: s.with_resource(address, rs))
+        await self.commit.put(address, rs)
 
     async def _client(self, c: Change) -> tuple[str | None, str, str]:
         if c.action in ("create", "replace"):
@@ -299,14 +317,8 @@ class Applier:
             details = {"client_id": body.get("client_id"), "package_id": body.get("package_id")}
             if c.action == "replace":
                 details["replaces"] = c.remote_id
-            intent = await self.commit.open_intent(c.address, "ClientPackage", request_digest(body), details)
-            try:
-                cp = await self.api.create_client_package(body)
-            except OutcomeUnknownError:
-                raise
-            except RemoteError:
-                self.commit.close_intent(intent, "failed")
-                raise
+            intent, cp = await self._journaled_create(c, "ClientPackage", body, details,
+                                                      self.api.create_client_package)
             door = self._door()
             await self._record_client(c.address, cp)
             self.commit.close_intent(intent, "created", cp.id)

@@ -66,6 +66,10 @@ def _register() -> None:
     cli.add_command(apply_cmd.apply)
     cli.add_command(import_cmd.import_)
     cli.add_command(state_cmds.state)
+    from reconciler.cli import drift_cmd, export_cmd
+
+    cli.add_command(drift_cmd.drift)
+    cli.add_command(export_cmd.export)
     try:
         from reconciler.sandbox.cli import sandbox
     except ImportError:  # the sandbox is optional while it is being built

@@ -122,6 +122,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                         prompt = f"Apply these changes to business {target.business_id}?"
                         if not click.confirm(prompt, default=False):
                             raise click.exceptions.Abort()
+                if not plan.has_changes:
+                    return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest())
                 with bar.running(len(plan.actionable)):
@@ -133,11 +135,13 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
 
         plan, result, verify = run_async(go())
     if result is None:
+        if saved is not None and not plan.has_changes:
+            console.info("The saved plan has no changes: nothing to apply.")
         return 1 if plan.errors else 0
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
-    summary = f"Apply {'complete' if result.ok else 'incomplete'}: {done} done, {failed} failed, " + \
-              ", ".join(f"{n} {s}" for s, n in other.items()) + "."
+    extra = "".join(f", {n} {s}" for s, n in other.items() if n)
+    summary = f"Apply {'complete' if result.ok else 'incomplete'}: {done} done, {failed} failed{extra}."
     if fmt == "json":
         click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
                                "remaining_changes": len(verify.actionable) if verify else None}))

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 
@@ -17,7 +18,7 @@ EXIT_CHANGES = 2
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Save the plan (JSON) for 'reconciler apply FILE'.")
+              help="Save the plan (JSON) for 'reconciler apply FILE' (with --all: the JSON of every business's plan).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="markdown is made for a pull-request comment; json is the saved-plan format.")
 @click.option("--detailed-exitcode", is_flag=True,
@@ -26,16 +27,26 @@ EXIT_CHANGES = 2
 @click.option("--allow-replace", is_flag=True,
               help="Accept replacing client packages whose client/package/price/valid_from changed "
                    "(each replacement opens a new payment request).")
+@shard_option
 @state_option
 @target_options
 @click.pass_obj
 def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
-         no_refresh: bool, allow_replace: bool, state_path: str | None, **kw: Any) -> int:
+         no_refresh: bool, allow_replace: bool, state_path: str | None, all_: bool = False,
+         shard: str | None = None, jobs: int = 8, **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
     or on disk (except the file named by --out).
     """
+    if all_ or shard:
+        from reconciler.cli.fleet_cmd import run_fleet_command
+        from reconciler.errors import ConfigError
+
+        if not all_ or no_refresh or allow_replace:
+            raise ConfigError("--shard needs --all; --no-refresh and --allow-replace are not available with --all")
+        return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
+                                 state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref

@@ -13,13 +13,20 @@ instead of being repeated.
     retry.py      which failures may be repeated, backoff, Retry-After
     throttle.py   token-bucket rate limit and AIMD concurrency limit
     dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
+    pool.py       ShardedTransport: small connection pools, so concurrency stays cheap on the CPU
     client.py     VcitaClient: the typed API
 """
 
 from reconciler.remote.client import VcitaClient, embedded_transport
 from reconciler.remote.dispatch import ClientSettings, Served, encode_body, last_served
 from reconciler.remote.retry import RetryPolicy, parse_retry_after
-from reconciler.remote.routes import DEFAULT_ROUTES, Door, Route, RouteTable, rewrite_legacy
+from reconciler.remote.routes import (
+    DEFAULT_ROUTES,
+    Door,
+    Route,
+    RouteTable,
+    rewrite_legacy,
+)
 from reconciler.remote.target import Secret, Target, read_token_file, resolve_target
 
 __all__ = [

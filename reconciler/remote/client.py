@@ -12,16 +12,18 @@ task) and :attr:`VcitaClient.history` (all calls of the run)::
         api.last_served.door   # "fallback"
 
 Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
-and a remote target uses a plain HTTP transport; tests inject either.
+and a remote target uses :class:`ShardedTransport` (plain HTTP over several small connection
+pools); tests inject either, or an ``httpx.MockTransport`` at the same seam.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -50,8 +52,11 @@ from reconciler.remote.target import Target
 T = TypeVar("T")
 
 
-def embedded_transport(db_path: Path) -> httpx.AsyncBaseTransport:
-    """The in-process sandbox (seeded with the demo business on first use) as an httpx transport."""
+def embedded_transport(db_path: Path) -> httpx.ASGITransport:
+    """The in-process sandbox (seeded with the demo business on first use) as an httpx transport.
+
+    Its app's lifespan (which closes the database) is run by :class:`VcitaClient`.
+    """
     from reconciler.sandbox import create_app
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,16 +82,19 @@ class VcitaClient:
         self._sleep = sleep
         self._transport: httpx.AsyncBaseTransport | None = None
         self._dispatcher: Dispatcher | None = None
+        self._exit = contextlib.AsyncExitStack()
 
     def __repr__(self) -> str:
         return f"VcitaClient({self.target.describe()})"
 
-    async def __aenter__(self) -> VcitaClient:
+    async def __aenter__(self) -> Self:
         transport = self._given_transport
         if transport is None:
             if self.target.embedded:
                 assert self.target.db_path is not None
                 transport = embedded_transport(self.target.db_path)
+                app = transport.app
+                await self._exit.enter_async_context(app.router.lifespan_context(app))  # type: ignore[attr-defined]
             else:
                 transport = ShardedTransport(self.settings.concurrency)
         deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None
@@ -96,9 +104,12 @@ class VcitaClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
-        self._transport = None
+        try:
+            if self._transport is not None:
+                await self._transport.aclose()
+        finally:
+            self._transport = None
+            await self._exit.aclose()
 
     # -- what happened ------------------------------------------------------------------------
 
@@ -223,16 +234,28 @@ class VcitaClient:
         return self._one(route, reply, normalize.client_package)
 
     async def get_client_packages(self, uids: Iterable[str]) -> dict[str, RemoteClientPackage | None]:
-        """Read many client packages concurrently (within the limits); None for those not found."""
-        async def one(uid: str) -> RemoteClientPackage | None:
-            try:
-                return await self.get_client_package(uid)
-            except NotFoundError:
-                return None
+        """Read many client packages concurrently (within the limits); None for those not found.
 
+        Any other error stops the others and is raised as it is (the first one, if several).
+        """
         ids = list(dict.fromkeys(uids))
-        results = await asyncio.gather(*(one(uid) for uid in ids))
-        return dict(zip(ids, results))
+        found: dict[str, RemoteClientPackage | None] = {}
+        pending = iter(ids)
+
+        async def worker() -> None:  # as many workers as slots, not one task per package
+            for uid in pending:
+                try:
+                    found[uid] = await self.get_client_package(uid)
+                except NotFoundError:
+                    found[uid] = None
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(len(ids), self.settings.concurrency)):
+                    group.create_task(worker())
+        except BaseExceptionGroup as errors:
+            raise errors.exceptions[0] from None
+        return {uid: found[uid] for uid in ids}
 
     async def update_client_package(
         self, uid: str, valid_until: date | str | None = None,

@@ -27,7 +27,12 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import OutcomeUnknownError, ProtocolError, RequestInfo, UnavailableError
+from reconciler.errors import (
+    OutcomeUnknownError,
+    ProtocolError,
+    RequestInfo,
+    UnavailableError,
+)
 from reconciler.remote.envelope import error_for, parse_json, unwrap
 from reconciler.remote.retry import RetryPolicy, parse_retry_after
 from reconciler.remote.routes import Door, Route, RouteTable, TokenKind, gateway_refusal
@@ -50,7 +55,7 @@ class Served:
     door: str
     status: int
     attempts: int
-    elapsed: float  # seconds, first attempt to final answer, waits included
+    elapsed: float  # seconds from the call to the final answer (queueing and retry waits included)
     fell_back: bool = False
 
 
@@ -73,8 +78,9 @@ class ClientSettings:
 
     @classmethod
     def for_target(cls, target: Target, **overrides: Any) -> ClientSettings:
-        """Defaults for a target: in-process sandbox unthrottled, a remote API at SaaS-safe limits."""
-        base: dict[str, Any] = {"concurrency": 32, "rate": None} if target.embedded else {}
+        """Defaults for a target: a local sandbox (embedded or on loopback) at concurrency 32 and
+        no rate limit, a remote API at SaaS-safe limits; ``None`` overrides are ignored."""
+        base: dict[str, Any] = {"concurrency": 32, "rate": None} if target.local else {}
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -104,7 +110,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             raise httpx.ReadTimeout("the in-process server did not answer in time", request=request) from None
         except httpx.HTTPError:
             raise
-        except Exception as exc:  # an ASGI app's exception propagates as-is through ASGITransport
+        except Exception as exc:  # noqa: BLE001 - an ASGI app's exception reaches us as it is
             raise InProcessCrash(f"the in-process server raised {type(exc).__name__}", request=request) from None
 
     async def aclose(self) -> None:
@@ -214,7 +220,7 @@ class Dispatcher:
             parsed = parse_json(response.content)
             reason = None
             if door is Door.GATEWAY and not fell_back and self.target.fallback_url is not None:
-                reason = gateway_refusal(route, path, status, parsed, response.text)
+                reason = gateway_refusal(route, path, status, parsed, response.content)
             if reason is not None:
                 self.rerouted.add(route.name)
                 log.info("%s %s: %s; repeating it on the fallback door, and sending %s there for "

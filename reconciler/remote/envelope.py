@@ -40,9 +40,9 @@ def parse_json(content: bytes) -> Any:
 
 def unwrap(body: Any, info: RequestInfo) -> dict[str, Any]:
     """The ``data`` object of a success body of either family; ProtocolError otherwise."""
-    if isinstance(body, dict) and isinstance(body.get("data"), dict):
-        if body.get("status") == "OK" or body.get("success") in (True, "true"):
-            return body["data"]
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and (body.get("status") == "OK" or body.get("success") in (True, "true")):
+        return data
     raise ProtocolError(
         f"{info.describe()}: the answer is not a vcita success envelope "
         f"({_shape(body)})",

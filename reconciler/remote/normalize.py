@@ -27,7 +27,7 @@ from reconciler.model.remote import (
 def to_int(value: Any) -> int:
     """``10``, ``"10"``, ``"10.0"`` -> 10; a fractional or non-numeric value is refused."""
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {value!r}")
+        raise ValueError(f"expected an integer, got {value!r}")  # noqa: TRY004 - a bad value, not a bad call
     if isinstance(value, int):
         return value
     dec = to_decimal(value)
@@ -41,7 +41,7 @@ def to_decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
+        raise ValueError(f"expected a number, got {value!r}")  # noqa: TRY004 - a bad value, not a bad call
     try:
         dec = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     except InvalidOperation:

@@ -13,6 +13,7 @@ needs more connections than it has.
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -29,16 +30,19 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         ssl_context = httpx.create_ssl_context()  # one CA bundle load (~25 ms), not one per shard
         self.shards = [httpx.AsyncHTTPTransport(limits=limits, verify=ssl_context) for _ in range(count)]
         self.in_flight = [0] * count
+        self.sent = [0] * count  # requests per shard, for diagnostics
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         index = min(range(len(self.shards)), key=self.in_flight.__getitem__)
         self.in_flight[index] += 1
+        self.sent[index] += 1
         try:
             response = await self.shards[index].handle_async_request(request)
         except BaseException:
             self.in_flight[index] -= 1
             raise
         # The connection stays busy until the body has been read and the response closed.
+        assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code, headers=response.headers,
             stream=_ReleasingStream(response.stream, self, index), extensions=response.extensions,
@@ -53,20 +57,21 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream | httpx.SyncByteStream | object,
-                 owner: ShardedTransport, index: int) -> None:
+    """The shard's response body; closing it frees the request's place in the shard."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, owner: ShardedTransport, index: int) -> None:
         self._inner = inner
         self._owner = owner
         self._index = index
         self._released = False
 
-    async def __aiter__(self):  # type: ignore[override]
-        async for chunk in self._inner:  # type: ignore[attr-defined]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
             yield chunk
 
     async def aclose(self) -> None:
         try:
-            await self._inner.aclose()  # type: ignore[attr-defined]
+            await self._inner.aclose()
         finally:
             if not self._released:
                 self._released = True

@@ -146,10 +146,10 @@ DEFAULT_ROUTES = RouteTable([
 ])
 
 
-def gateway_refusal(route: Route, path: str, status: int, body: Any, text: str) -> str | None:
+def gateway_refusal(route: Route, path: str, status: int, body: Any, content: bytes) -> str | None:
     """Why a *gateway* answer proves the request was not executed, or None if it does not.
 
-    ``body`` is the parsed JSON (or None), ``text`` the raw body.  The proofs (API-NOTES §3, §5):
+    ``body`` is the parsed JSON (or None), ``content`` the raw body.  The proofs (API-NOTES §3, §5):
     401 on ``/business/payments/v1/*``; 422 ``{"status":"Error","error":"Unauthorized"}``; 404
     whose body says "bad gateway"; 502 for an idempotent request (for a POST a 502 proves nothing).
     """
@@ -160,7 +160,7 @@ def gateway_refusal(route: Route, path: str, status: int, body: Any, text: str) 
         and body.get("error") == "Unauthorized"
     ):
         return 'the gateway answered 422 "Unauthorized" (a routing refusal)'
-    if status == 404 and "bad gateway" in text.lower():
+    if status == 404 and b"bad gateway" in content.lower():
         return 'the gateway answered 404 "bad gateway"'
     if status == 502 and route.idempotent:
         return "the gateway answered 502 (bad gateway)"

@@ -125,6 +125,12 @@ class Target:
             object.__setattr__(self, "fallback_url", check_url(self.fallback_url, what="fallback URL"))
 
     @property
+    def local(self) -> bool:
+        """The embedded sandbox or a server on loopback (a served sandbox), not a SaaS API."""
+        host = urlsplit(self.gateway_url).hostname or ""
+        return self.embedded or _is_loopback(host)
+
+    @property
     def identity(self) -> str:
         """A stable string naming the remote state this target addresses (for plan binding)."""
         where = "embedded" if self.embedded else self.gateway_url
@@ -302,7 +308,9 @@ def _embedded_target(flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path
             hint=f"Set {ENV_GATEWAY} (or choose a target with --target), or unset {stray[0]} to use "
             "the embedded sandbox.",
         )
-    from reconciler.sandbox import DEMO  # the embedded default is the sandbox's demo business
+    from reconciler.sandbox import (
+        DEMO,  # the embedded default is the sandbox's demo business
+    )
 
     return Target(
         name=EMBEDDED_NAME,

@@ -1,34 +1,28 @@
 """Fixtures of the remote client's tests: the sandbox in-process and served on loopback.
 
 ``sbx`` is parametrised over both ways of reaching the sandbox: ``asgi`` (a fresh app per test,
-through ``httpx.ASGITransport``, the embedded target) and ``served`` (one uvicorn server per
-session on 127.0.0.1, reset before each test).  Either way the test drives the sandbox's operator
-API over HTTP (faults, gateway table, stats, bulk data) through ``remote_support.Operator``.
+through ``httpx.ASGITransport``, the embedded target) and ``served`` (the session's uvicorn
+server on 127.0.0.1, ``sandbox_server`` of tests/conftest.py, reset before each test).  Either
+way the test drives the sandbox's operator API over HTTP (faults, gateway table, stats, bulk
+data) through ``remote_support.Operator``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from remote_support import BUSINESS, Operator, Sbx
 
 from reconciler.remote import Secret, Target, resolve_target
-from reconciler.sandbox import DEMO, create_app, serve_in_thread
+from reconciler.sandbox import DEMO, create_app
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with serve_in_thread(tmp_path_factory.mktemp("served") / "sandbox.db", operator=True) as s:
-        yield s
 
 
 @pytest.fixture(params=["asgi", "served"])
@@ -37,11 +31,13 @@ async def sbx(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
         target = resolve_target(flags={}, env={}, cwd=tmp_path)  # the embedded target
         assert target.embedded and target.db_path is not None
         target.db_path.parent.mkdir(parents=True)
-        transport = httpx.ASGITransport(app=create_app(target.db_path, operator=True))
-        async with httpx.AsyncClient(transport=transport, base_url="http://embedded.sandbox") as http:
+        app = create_app(target.db_path, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), \
+                httpx.AsyncClient(transport=transport, base_url="http://embedded.sandbox") as http:
             yield Sbx("asgi", target, Operator(http), transport)
         return
-    s = request.getfixturevalue("served")
+    s = request.getfixturevalue("sandbox_server")  # tests/conftest.py: one per session
     target = Target(name="served", gateway_url=s.gateway_url, fallback_url=s.fallback_url,
                     business_id=BUSINESS, staff_token=Secret(DEMO["tokens"]["staff"]),
                     directory_token=Secret(DEMO["tokens"]["directory"]))

@@ -96,7 +96,7 @@ def package_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "Piano 10", "price": Decimal("223.50"), "currency": "USD", "expiration": 3,
         "expiration_unit": "M", "items": [{"total_bookings": 10, "services": [{"id": SERVICES[0]}]}],
-        "products": [], "discount_amount": Decimal("15"), "discount_unit": "F",
+        "products": [], "discount_amount": Decimal(15), "discount_unit": "F",
         "online_payment_enabled": False, "description": "Ten piano lessons",
     }
     body.update(overrides)

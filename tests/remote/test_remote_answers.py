@@ -3,12 +3,19 @@ the one thing the sandbox cannot produce: a Retry-After given as an HTTP date (M
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
-from remote_support import BUSINESS, CLIENTS, Sbx, SleepRecorder, fast_settings, package_body
+from remote_support import (
+    BUSINESS,
+    CLIENTS,
+    Sbx,
+    SleepRecorder,
+    fast_settings,
+    package_body,
+)
 
 from reconciler.errors import OutcomeUnknownError, ProtocolError, UnavailableError
 from reconciler.remote import Secret, Target, VcitaClient
@@ -56,7 +63,7 @@ async def test_impossible_values_are_a_protocol_error_naming_the_request(sbx: Sb
 async def test_retry_after_as_an_http_date() -> None:
     """The sandbox sends Retry-After in seconds only; the HTTP-date form comes from a MockTransport."""
     calls: list[httpx.Request] = []
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)

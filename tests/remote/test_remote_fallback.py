@@ -134,3 +134,19 @@ async def test_fallback_preference_can_be_overridden_per_route(sbx: Sbx) -> None
     async with sbx.client(routes=routes, settings=fast_settings()) as api:
         await api.list_clients()
         assert api.last_served.door == "fallback"
+
+
+async def test_a_directory_token_route_sends_x_on_behalf_of(sbx: Sbx) -> None:
+    from dataclasses import replace
+
+    from reconciler.remote import RouteTable
+    from reconciler.remote.routes import TokenKind
+
+    routes = RouteTable([replace(r, token=TokenKind.DIRECTORY) if r.name in ("list_clients", "list_services")
+                         else r for r in DEFAULT_ROUTES])
+    async with sbx.client(routes=routes) as api:
+        assert len(await api.list_clients()) == len(CLIENTS)  # directory + X-On-Behalf-Of accepted
+        with pytest.raises(AuthError):
+            await api.list_services()  # ... and refused where the recipes saw it refused
+    async with sbx.client(routes=routes, target=sbx.target_with(directory_token=None)) as api:
+        assert len(await api.list_clients()) == len(CLIENTS)  # no directory token: the staff token

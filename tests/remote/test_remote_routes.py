@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from remote_support import BUSINESS, CLIENTS, SERVICES, Sbx, fast_settings, package_body
 
-from reconciler.errors import AuthError, FeatureDisabledError, NotFoundError, RemoteValidationError
+from reconciler.errors import (
+    AuthError,
+    FeatureDisabledError,
+    NotFoundError,
+    RemoteValidationError,
+)
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
-from reconciler.remote import Secret, VcitaClient, resolve_target
-
-from remote_support import BUSINESS, CLIENTS, SERVICES, Sbx, package_body
+from reconciler.remote import Secret, Target, VcitaClient, resolve_target
+from reconciler.sandbox import DEMO
 
 pytestmark = pytest.mark.anyio
 
@@ -23,16 +31,16 @@ async def test_catalog_package_routes(sbx: Sbx) -> None:
         assert isinstance(created, RemoteCatalogPackage)
         assert api.last_served is not None and (api.last_served.door, api.last_served.status) == ("gateway", 201)
         assert (created.price, created.expiration_unit, created.discount_amount, created.discount_unit) == (
-            Decimal("223.5"), "M", Decimal("15"), "F")
+            Decimal("223.5"), "M", Decimal(15), "F")
         assert created.items is not None and created.items[0].total_bookings == 10
         assert created.items[0].services == (SERVICES[0],) and created.active is True
 
         got = await api.get_catalog_package(created.id)
         assert got == created and api.last_served.door == "gateway"
 
-        updated = await api.update_catalog_package(created.id, {"name": "Piano 12", "price": Decimal("250"),
+        updated = await api.update_catalog_package(created.id, {"name": "Piano 12", "price": Decimal(250),
             "items": [{"total_bookings": 12, "services": [{"id": SERVICES[0]}, {"id": SERVICES[1]}]}]})
-        assert (updated.name, updated.price) == ("Piano 12", Decimal("250"))
+        assert (updated.name, updated.price) == ("Piano 12", Decimal(250))
         assert updated.items is not None and updated.items[0].services == (SERVICES[0], SERVICES[1])
 
         listed = await api.list_catalog_packages()
@@ -136,6 +144,8 @@ async def test_errors_are_mapped(sbx: Sbx) -> None:
         with pytest.raises(AuthError) as auth:
             await api.list_clients()
         assert auth.value.status == 401 and "VCITA_STAFF_TOKEN" in (auth.value.hint or "")
+        with pytest.raises(AuthError):  # the error itself, not an ExceptionGroup of the workers
+            await api.get_client_packages([cp.id, "zzzzzzzzzzzzzzzz"] * 20)
 
 
 async def test_embedded_client_without_transport_runs_the_sandbox_in_process(tmp_path: Path) -> None:
@@ -147,3 +157,22 @@ async def test_embedded_client_without_transport_runs_the_sandbox_in_process(tmp
     assert (tmp_path / ".reconciler" / "sandbox.db").is_file()
     async with VcitaClient(target) as api:  # persisted across clients
         assert (await api.get_catalog_package(package.id)).id == package.id
+
+
+async def test_sharded_pool_spreads_requests_and_releases_them(sandbox_server: Any) -> None:
+    from reconciler.remote.pool import ShardedTransport
+
+    async with httpx.AsyncClient(base_url=sandbox_server.operator_url) as operator:
+        (await operator.post("/reset")).raise_for_status()
+    transport = ShardedTransport(10, shard_size=4)
+    assert len(transport.shards) == 3
+    target = Target(name="served", gateway_url=sandbox_server.gateway_url,
+                    fallback_url=sandbox_server.fallback_url,
+                    business_id=BUSINESS, staff_token=Secret(DEMO["tokens"]["staff"]))
+    async with VcitaClient(target, transport=transport, settings=fast_settings(concurrency=10)) as api:
+        package = await api.create_catalog_package(package_body())
+        uids = [(await api.create_client_package({"client_id": c["id"], "package_id": package.id})).id
+                for c in CLIENTS]
+        assert len(await api.get_client_packages(uids * 3)) == len(CLIENTS)
+        assert len(await asyncio.gather(*(api.get_client_package(u) for u in uids * 3))) == 3 * len(CLIENTS)
+    assert transport.in_flight == [0, 0, 0] and min(transport.sent) > 0

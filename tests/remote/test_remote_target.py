@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError
-from reconciler.remote import Secret, Target, read_token_file, resolve_target
+from reconciler.remote import (
+    ClientSettings,
+    Secret,
+    Target,
+    read_token_file,
+    resolve_target,
+)
 
 GW = "https://app.meet2know.com/apigw"
 FB = "https://app.meet2know.com/api2"
@@ -44,7 +50,7 @@ def test_env_target(tmp_path: Path) -> None:
     t = resolve_target(flags={}, env=env, cwd=tmp_path)
     assert (t.gateway_url, t.fallback_url, t.business_id) == (GW, FB, "b1")
     assert t.staff_token.reveal() == "tok" and t.directory_token == Secret("dir")
-    assert not t.embedded and t.identity == f"{GW}#b1"
+    assert not t.embedded and not t.local and t.identity == f"{GW}#b1"
 
 
 def test_flags_override_env_which_overrides_toml(tmp_path: Path) -> None:
@@ -132,7 +138,8 @@ def test_credentials_without_url_are_not_silently_ignored(tmp_path: Path) -> Non
 def test_plain_http_only_on_loopback(tmp_path: Path, url: str, ok: bool) -> None:
     env = {"VCITA_GATEWAY_URL": url, "VCITA_BUSINESS_ID": "b", "VCITA_STAFF_TOKEN": "t"}
     if ok:
-        assert resolve_target(flags={}, env=env, cwd=tmp_path).gateway_url == url.rstrip("/")
+        t = resolve_target(flags={}, env=env, cwd=tmp_path)
+        assert t.gateway_url == url.rstrip("/") and t.local == url.startswith("http:")
     else:
         with pytest.raises(ConfigError):
             resolve_target(flags={}, env=env, cwd=tmp_path)
@@ -184,3 +191,12 @@ def test_secret_never_shows_itself() -> None:
         assert "canary" not in text
     with pytest.raises(TypeError):
         pickle.dumps(s)
+
+
+def test_client_defaults_follow_the_target(tmp_path: Path) -> None:
+    remote = Target(name="x", gateway_url=GW, fallback_url=FB, business_id="b", staff_token=Secret("t"))
+    assert (ClientSettings.for_target(remote).concurrency, ClientSettings.for_target(remote).rate) == (8, 20.0)
+    tuned = ClientSettings.for_target(remote, concurrency=4, rate=None)  # None: not given
+    assert (tuned.concurrency, tuned.rate) == (4, 20.0)
+    local = resolve_target(flags={}, env={}, cwd=tmp_path)
+    assert (ClientSettings.for_target(local).concurrency, ClientSettings.for_target(local).rate) == (32, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 
@@ -22,8 +22,15 @@ from reconciler.errors import (
     RequestInfo,
     UnavailableError,
 )
-from reconciler.remote import DEFAULT_ROUTES, Door, RetryPolicy, encode_body, parse_retry_after, rewrite_legacy
-from reconciler.remote import normalize
+from reconciler.remote import (
+    DEFAULT_ROUTES,
+    Door,
+    RetryPolicy,
+    encode_body,
+    normalize,
+    parse_retry_after,
+    rewrite_legacy,
+)
 from reconciler.remote.envelope import error_for, unwrap
 from reconciler.remote.routes import gateway_refusal
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
@@ -57,15 +64,15 @@ def test_legacy_rewrite() -> None:
 def test_gateway_refusals() -> None:
     get_cp, post_cp = DEFAULT_ROUTES["get_client_package"], DEFAULT_ROUTES["create_client_package"]
     bp = "/business/payments/v1/client_packages/x"
-    assert gateway_refusal(get_cp, bp, 401, {}, "") is not None
-    assert gateway_refusal(get_cp, "/platform/v1/payment/packages", 401, {}, "") is None
+    assert gateway_refusal(get_cp, bp, 401, {}, b"") is not None
+    assert gateway_refusal(get_cp, "/platform/v1/payment/packages", 401, {}, b"") is None
     unauthorized = {"status": "Error", "error": "Unauthorized"}
-    assert gateway_refusal(post_cp, "/p", 422, unauthorized, "") is not None
-    assert gateway_refusal(post_cp, "/p", 422, {"status": "Error", "error": "Name can't be blank"}, "") is None
-    assert gateway_refusal(post_cp, "/p", 404, None, "<h1>502 Bad Gateway</h1>") is not None
-    assert gateway_refusal(post_cp, "/p", 404, {"status": "Error", "error": "not found"}, "") is None
-    assert gateway_refusal(get_cp, bp, 502, None, "") is not None
-    assert gateway_refusal(post_cp, "/p", 502, None, "") is None  # a POST's 502 proves nothing
+    assert gateway_refusal(post_cp, "/p", 422, unauthorized, b"") is not None
+    assert gateway_refusal(post_cp, "/p", 422, {"status": "Error", "error": "Name can't be blank"}, b"") is None
+    assert gateway_refusal(post_cp, "/p", 404, None, b"<h1>502 Bad Gateway</h1>") is not None
+    assert gateway_refusal(post_cp, "/p", 404, {"status": "Error", "error": "not found"}, b"") is None
+    assert gateway_refusal(get_cp, bp, 502, None, b"") is not None
+    assert gateway_refusal(post_cp, "/p", 502, None, b"") is None  # a POST's 502 proves nothing
 
 
 def test_unwrap_both_families() -> None:
@@ -171,7 +178,7 @@ def test_decimals_are_sent_as_exact_json_numbers(price: Decimal) -> None:
 
 
 def test_encode_body_dates_and_tuples() -> None:
-    assert encode_body({"d": date(2026, 3, 15), "t": ("a",), "n": Decimal("25")}) == b'{"d":"2026-03-15","n":25,"t":["a"]}'
+    assert encode_body({"d": date(2026, 3, 15), "t": ("a",), "n": Decimal(25)}) == b'{"d":"2026-03-15","n":25,"t":["a"]}'
     with pytest.raises(TypeError):
         encode_body({"x": object()})
 
@@ -195,7 +202,7 @@ def test_retry_policy_rules() -> None:
 
 
 def test_parse_retry_after() -> None:
-    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after("3", now=now) == 3.0
     assert parse_retry_after("0.25", now=now) == 0.25
     assert parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True), now=now) == 7.0

@@ -1,0 +1,105 @@
+"""``reconciler drift``: tell remote drift apart from pending changes; optionally accept the drift.
+
+Exit codes: 0 in sync, 2 remote drift (vcita changed since reconciler last applied), 3 only
+pending changes (the manifests changed and were not applied), 1 error.  Without ``--write-back``
+nothing is written anywhere (not the state, not the manifests, not vcita).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.manifest_cmds import manifest_paths
+from reconciler.errors import ConfigError
+
+
+def shard_option(f: Any) -> Any:
+    """``--all``, ``--shard I/N`` and ``--jobs N``: the many-businesses mode (reconciler.fleet)."""
+    f = click.option("--jobs", type=click.IntRange(1, 256), default=8, show_default=True, metavar="N",
+                     help="With --all: businesses worked on at the same time.")(f)
+    f = click.option("--shard", metavar="I/N",
+                     help="With --all: only the businesses of shard I of N (0 <= I < N), chosen by a stable "
+                          "hash of the folder name; e.g. --shard \"$JOB_COMPLETION_INDEX/8\".")(f)
+    f = click.option("--all", "all_", is_flag=True,
+                     help="PATH (default manifests) holds one folder per business, each with its own "
+                          "state and target: work on every one of them and print one summary table.")(f)
+    return f
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="markdown is made for an issue or a PR comment; json is a stable report (format_version 1).")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also save the JSON report to FILE (e.g. to upload it from CI).")
+@click.option("--write-back", is_flag=True,
+              help="Accept vcita's values: rewrite the drifted manifest values in place (comments and "
+                   "formatting kept) and record vcita's current values as last applied.")
+@click.option("--only", "only", multiple=True, metavar="ADDRESS",
+              help="With --write-back: accept the drift of this object only (repeatable).")
+@shard_option
+@state_option
+@target_options
+@click.pass_obj
+def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
+          all_: bool, shard: str | None, jobs: int, state_path: str | None, **kw: Any) -> int:
+    """Show what changed in vcita since the last apply, apart from what is not applied yet.
+
+    For every object: remote drift (vcita differs from what reconciler last applied, by the
+    fingerprints in state) and pending changes (the manifests differ from it); both can hold,
+    field by field. Exit code 0 in sync, 2 remote drift, 3 only pending changes, 1 error.
+
+    Nothing is written unless --write-back is given, which rewrites only the drifted values in the
+    manifests (never a field also changed in the manifest) and updates the state's record.
+    """
+    from reconciler.drift import detect, render_drift
+    from reconciler.manifest import load_manifests
+    from reconciler.refresh import target_ref
+    from reconciler.state import StateStore
+
+    if all_:
+        if write_back:
+            raise ConfigError("--write-back works on one business at a time",
+                              hint="Run 'reconciler drift --write-back manifests/BUSINESS' for the business to accept.")
+        from reconciler.cli.fleet_cmd import run_fleet_command
+
+        return run_fleet_command(obj, "drift", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
+                                 state_path=state_path)
+    if shard:
+        raise ConfigError("--shard selects businesses of a fleet; it needs --all")
+    if only and not write_back:
+        raise ConfigError("--only selects what --write-back accepts; add --write-back")
+    paths_l = manifest_paths(paths)
+    desired = load_manifests(paths_l)
+    target = resolve(kw)
+    store = StateStore.locate(paths_l, state_path)
+
+    def load() -> Any:
+        state = store.load()
+        store.check_target(state, target_ref(target))
+        return state
+
+    async def go(state: Any) -> Any:
+        async with client_for(target, kw) as api:
+            return await detect(api, desired, state, target=target)
+
+    if not write_back:
+        report, _ = run_async(go(load()))
+    else:
+        from reconciler.writeback import write_back as accept
+
+        with store.lock("drift --write-back"):
+            state = load()
+            report, actual = run_async(go(state))
+            report = accept(report, desired, state, actual, store, paths=paths_l, only=only)
+    if out:
+        from reconciler.fsutil import atomic_write_text
+
+        atomic_write_text(Path(out), report.to_json(), mode=0o644)
+    text = render_drift(report, fmt)
+    click.echo(text, nl=False)
+    return int(report.exit_code)

@@ -1,0 +1,68 @@
+"""``reconciler export``: adopt a whole business — a manifest per catalog package, recorded in state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.manifest_cmds import DEFAULT_MANIFESTS
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=DEFAULT_MANIFESTS, show_default=True,
+              metavar="DIR", help="Folder to write the manifests to (its .reconciler/ folder holds the state).")
+@click.option("--force", is_flag=True, help="Overwrite manifest files that already exist.")
+@click.option("--skip-tracked", is_flag=True,
+              help="Leave out packages the state already tracks under another name (instead of refusing).")
+@click.option("--schema", "schema_ref", metavar="PATH_OR_URL",
+              help="The $schema of the editor line (default: schema/reconciler-v1.schema.json of the "
+                   "current folder, relative to DIR).")
+@state_option
+@target_options
+@click.pass_obj
+def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: str | None,
+           state_path: str | None, **kw: Any) -> int:
+    """Write a manifest for every catalog package of the business, and track them.
+
+    One file per package in DIR, named after the package (slugified; packages with names that
+    slugify alike get a suffix from their vcita id), with normalised values and the vcita id in a
+    comment. Each package is recorded in state as catalog_package.NAME, so the next 'reconciler
+    plan DIR' shows no changes. Refused, with nothing written, when a file exists (see --force)
+    or the state already tracks a package differently. Client packages cannot be listed by the
+    vcita API: adopt each with 'reconciler import client_package.NAME UID'.
+    """
+    from reconciler import export as ex
+    from reconciler.refresh import target_ref
+    from reconciler.state import StateStore
+
+    out = Path(out_dir)
+    target = resolve(kw)
+    store = StateStore.locate([out], state_path)
+    ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
+
+    async def fetch() -> tuple[Any, dict[str, str]]:
+        async with client_for(target, kw) as api:
+            packages = await api.list_catalog_packages(include_items=True)
+            services = {s.id: s.name for s in await api.list_services()}
+            return packages, services
+
+    with store.lock("export"):
+        state = store.load()
+        store.check_target(state, target_ref(target))
+        state = state.for_target(target_ref(target))
+        packages, services = run_async(fetch())
+        plan = ex.prepare(packages, services, state, out, schema_ref=ref, force=force, skip_tracked=skip_tracked)
+        ex.write(plan, store, state)
+    console = obj.console
+    for rid, why in plan.skipped:
+        console.warn(f"not exported: {rid}: {why}")
+    n = len(plan.files)
+    console.out(f"Exported {n} catalog package{'s' if n != 1 else ''} to {out}/ and recorded "
+                f"{'them' if n != 1 else 'it'} in {store.path}.", style="green")
+    if n:
+        console.info(f"Next: 'reconciler plan {out}' should show no changes. Client packages: "
+                     "'reconciler import client_package.NAME UID' for each (vcita cannot list them).")
+    return 0

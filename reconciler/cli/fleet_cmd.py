@@ -1,0 +1,102 @@
+"""``plan --all`` and ``drift --all``: every business folder of ROOT, concurrently, one table.
+
+The exit code is the worst of the businesses' (an error beats drift or changes, which beat
+pending, which beats in sync).  ``--format json`` prints every business's row and full report
+(drift report or plan); ``--out FILE`` saves that JSON as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import run_async
+from reconciler.errors import ConfigError
+
+TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
+COLUMNS = {
+    "drift": ("drift", "pending", "in_sync"),
+    "plan": ("create", "update", "replace", "import", "forget", "errors"),
+}
+
+
+def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: str, shard: str | None, jobs: int,
+                      out: str | None, kw: dict[str, Any], state_path: str | None = None,
+                      detailed_exitcode: bool = True) -> int:
+    """Run ``command`` (drift | plan) over the business folders of ``paths[0]``; the exit code."""
+    from reconciler import fleet
+
+    if len(paths) > 1:
+        raise ConfigError("--all takes one folder (default manifests), holding one folder per business")
+    given = [f"--{k.replace('_name', '').replace('_', '-')}" for k in TARGET_FLAGS if kw.get(k)]
+    if given or state_path:
+        raise ConfigError(f"{', '.join(given + (['--state'] if state_path else []))} cannot be used with --all: "
+                          "each business folder has its own target and state",
+                          hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
+    root = Path(paths[0] if paths else "manifests")
+    chosen = fleet.parse_shard(shard) if shard else None
+    everyone = fleet.discover(root)
+    selected = fleet.select(everyone, chosen)
+    opts = fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
+                             rate=kw.get("rate"), detailed_exitcode=detailed_exitcode)
+    work = fleet.drift_business if command == "drift" else fleet.plan_business
+    outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs))
+    code = fleet.worst([o.exit_code for o in outcomes], command)
+    where = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
+    if out:
+        from reconciler.fsutil import atomic_write_text
+
+        atomic_write_text(Path(out), fleet_json(command, outcomes, code, shard), mode=0o644)
+    if fmt == "json":
+        click.echo(fleet_json(command, outcomes, code, shard), nl=False)
+    else:
+        click.echo(render_table(command, outcomes, fmt, where, code), nl=False)
+    return code
+
+
+def fleet_json(command: str, outcomes: list[Any], code: int, shard: str | None) -> str:
+    rows = []
+    for o in outcomes:
+        report = json.loads(o.report.model_dump_json()) if o.report is not None else None
+        rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
+                     "exit_code": o.exit_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
+                     "report": report})
+    doc = {"format_version": 1, "command": command, "shard": shard, "exit_code": code, "businesses": rows}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render_table(command: str, outcomes: list[Any], fmt: str, where: str, code: int) -> str:
+    cols = COLUMNS[command]
+    head = ["business", "business id", "status", *cols, "seconds"]
+    rows = []
+    for o in sorted(outcomes, key=lambda o: o.business):
+        counts = [str(o.counts.get(c, "")) for c in cols]
+        rows.append([o.business, o.business_id, o.status, *counts, f"{o.seconds:.2f}"])
+    errors = [(o.business, o.error) for o in sorted(outcomes, key=lambda o: o.business) if o.error]
+    tally: dict[str, int] = {}
+    for o in outcomes:
+        tally[o.status] = tally.get(o.status, 0) + 1
+    summary = (f"{command} --all: {where}: " + (", ".join(f"{n} {s}" for s, n in sorted(tally.items())) or "none")
+               + f". Exit code {code}.")
+    if fmt == "markdown":
+        lines = [f"<!-- reconciler-{command}-all -->", f"## reconciler {command} --all", "", f"**{summary}**", ""]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        lines.extend("| " + " | ".join(r) + " |" for r in rows)
+        lines.extend(f"\n- `{b}`: {e}" for b, e in errors)
+        return "\n".join(lines) + "\n"
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    numeric = {i for i, h in enumerate(head) if h in cols or h == "seconds"}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    lines = [line(head), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
+    lines.extend(f"Error: {b}: {e}" for b, e in errors)
+    lines.append(summary)
+    return "\n".join(line.rstrip() for line in lines) + "\n"

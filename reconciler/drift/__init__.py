@@ -1,0 +1,51 @@
+"""Drift detection: what changed in vcita behind reconciler's back, and what is not applied yet.
+
+    model.py    DriftReport / ObjectDrift / FieldDrift (the stable JSON form) and the exit codes
+    compare.py  the pure comparison of applied (state), remote (refresh) and desired (manifests)
+    render.py   text and Markdown renderings (JSON is ``DriftReport.to_json``)
+
+:func:`detect` is the one place where drift meets I/O: one refresh (the same reads as ``plan``),
+then the pure comparison.  It never writes anything; ``reconciler.writeback`` is the separate,
+explicit step that accepts remote drift into the manifests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reconciler.drift.compare import compare, field_drifts, flatten
+from reconciler.drift.model import (
+    DRIFT_FORMAT_VERSION,
+    EXIT_DRIFT,
+    EXIT_IN_SYNC,
+    EXIT_PENDING,
+    DriftReport,
+    FieldDrift,
+    ObjectDrift,
+    WriteBack,
+    exit_code_for,
+)
+from reconciler.drift.render import render_drift
+from reconciler.state import State, utc_now
+
+if TYPE_CHECKING:
+    from reconciler.manifest import ManifestSet
+    from reconciler.planner.actual import Actual
+    from reconciler.remote.client import VcitaClient
+    from reconciler.remote.target import Target
+
+__all__ = [
+    "DRIFT_FORMAT_VERSION", "EXIT_DRIFT", "EXIT_IN_SYNC", "EXIT_PENDING", "DriftReport", "FieldDrift",
+    "ObjectDrift", "WriteBack", "compare", "detect", "exit_code_for", "field_drifts", "flatten", "render_drift",
+]
+
+
+async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target: Target) -> tuple[DriftReport, Actual]:
+    """Refresh the objects of ``desired`` and ``state`` from vcita and compare: the report and
+    the refreshed remote (which ``--write-back`` needs to record new baselines)."""
+    from reconciler.refresh import plan_target, refresh
+
+    actual = await refresh(api, desired, state.resources)
+    report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),
+                     state_lineage=state.lineage, state_serial=state.serial)
+    return report, actual
