@@ -58,6 +58,7 @@ class Diagnostic:
     field: str = ""  # "spec.items[0].total_bookings"
 
     def render(self) -> str:
+        """``file:LINE:COL: Kind/name: field: message`` on one line (control characters escaped)."""
         where = self.file
         if self.line:
             where += f":{self.line}:{self.col or 1}"
@@ -67,7 +68,14 @@ class Diagnostic:
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
-        return ": ".join(parts)
+        return _printable(": ".join(parts))
+
+
+def _printable(text: str) -> str:
+    # A value quoted from a manifest may hold a newline or a carriage return; one line stays one line.
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ManifestError(ReconcilerError):

@@ -220,7 +220,8 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     """Drift of one business folder (read-only)."""
     from reconciler.drift import detect
 
-    desired, target, state = _open(b, opts)
+    # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
+    desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
@@ -233,7 +234,8 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     """The plan of one business folder (nothing is written)."""
     from reconciler.refresh import make_plan
 
-    desired, target, state = _open(b, opts)
+    # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
+    desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         plan = await make_plan(api, desired, state, target=target)
     code = 1 if plan.errors else (2 if plan.has_changes and opts.detailed_exitcode else 0)

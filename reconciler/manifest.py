@@ -31,6 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from reconciler.errors import Diagnostic, ManifestError
 from reconciler.model.manifest import (
@@ -271,6 +272,7 @@ class _Refused(Exception):
     def __init__(self, message: str, node: Any = None) -> None:
         super().__init__(message)
         self.node = node
+        self.where: tuple[int, int] | None = None  # the value's line/col when known
 
 
 def _plain(value: Any, budget: list[int]) -> Any:
@@ -285,7 +287,15 @@ def _plain(value: Any, budget: list[int]) -> Any:
     if isinstance(value, dict):
         if getattr(value, "tag", None) is not None and _custom_tag(value):
             raise _Refused(f"YAML tag {value.tag.value!s} is not allowed in manifests", value)
-        return {_key(k): _plain(v, budget) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            try:
+                out[_key(k)] = _plain(v, budget)
+            except _Refused as e:
+                if e.node is None and e.where is None and isinstance(value, CommentedMap):
+                    e.where = _value_pos(value, k)
+                raise
+        return out
     if isinstance(value, list):
         if getattr(value, "tag", None) is not None and _custom_tag(value):
             raise _Refused(f"YAML tag {value.tag.value!s} is not allowed in manifests", value)
@@ -297,6 +307,11 @@ def _plain(value: Any, budget: list[int]) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Refused("holds an invalid Unicode escape (a lone surrogate such as \\ud800); "
+                           "write the character itself") from None
         return str(value)
     if isinstance(value, (date, datetime)):
         return value
@@ -332,14 +347,22 @@ def _exact_pass(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], lis
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = _yaml_problem(e)
         return [], [Diagnostic(shown, line, col, problem)]
+    except ReaderError as e:
+        before = text[: e.position]
+        line = before.count("\n") + 1
+        col = e.position - (before.rfind("\n") + 1) + 1
+        return [], [Diagnostic(shown, line, col, f"character {_char(e.character)} is not allowed in YAML ({e.reason})")]
     except (YAMLError, ValueError, RecursionError) as e:
         return [], [Diagnostic(shown, 0, 0, f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")]
     if all(r is None for r in raw_docs):
         return [], [Diagnostic(shown, 0, 0, "file holds no manifest documents (only comments or '---')")]
-    for raw in raw_docs:
+    starts = _document_starts(text) if any(not isinstance(r, (CommentedMap, CommentedSeq)) for r in raw_docs) else []
+    for i, raw in enumerate(raw_docs):
         if raw is None:
             continue
         line, col = _pos(raw)
+        if not line and i < len(starts):
+            line, col = starts[i]
         if not isinstance(raw, CommentedMap):
             problems.append(
                 Diagnostic(shown, line, col, "a document must be a mapping with apiVersion, kind, metadata and spec")
@@ -349,7 +372,7 @@ def _exact_pass(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], lis
         try:
             plain = _plain(raw, [0])
         except _Refused as e:
-            el, ec = _pos(e.node) if e.node is not None else (line, col)
+            el, ec = _pos(e.node) if e.node is not None else (e.where or (line, col))
             problems.append(Diagnostic(shown, el, ec, str(e), address))
             continue
         header = _check_header(raw, shown, address)
@@ -363,6 +386,23 @@ def _exact_pass(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], lis
             continue
         docs.append((doc, SourceRef(shown, line)))
     return docs, problems
+
+
+def _char(c: Any) -> str:
+    code = c if isinstance(c, int) else (ord(c) if isinstance(c, str) and len(c) == 1 else None)
+    return f"U+{code:04X}" if code is not None else repr(c)
+
+
+def _document_starts(text: str) -> list[tuple[int, int]]:
+    """Where each document's root node starts (a scalar document has no position of its own)."""
+    out = []
+    try:
+        for node in _rt_yaml().compose_all(text):
+            mark = getattr(node, "start_mark", None)
+            out.append((mark.line + 1, mark.column + 1) if mark else (0, 0))
+    except Exception:  # noqa: BLE001 - positions are a courtesy here
+        return out
+    return out
 
 
 def _yaml_problem(e: MarkedYAMLError) -> str:
@@ -380,13 +420,19 @@ def _pos(node: Any) -> tuple[int, int]:
     return lc.line + 1, lc.col + 1
 
 
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 def _address(raw: CommentedMap) -> str:
+    """``Kind/name`` for messages, from whatever of it is a plain word (garbage is left out)."""
     kind = raw.get("kind")
     meta = raw.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(kind, str) and isinstance(name, str):
+    kind_ok = isinstance(kind, str) and bool(_WORD.match(kind))
+    name_ok = isinstance(name, str) and bool(_WORD.match(name))
+    if kind_ok and name_ok:
         return f"{kind}/{name}"
-    return str(kind) if isinstance(kind, str) else ""
+    return str(kind) if kind_ok else ""
 
 
 def _check_header(raw: CommentedMap, shown: str, address: str) -> list[Diagnostic]:

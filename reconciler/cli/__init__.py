@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the error boundary)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     console = Console(color=None)
     try:
         rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
