@@ -155,10 +155,14 @@ class VcitaClient:
         info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
         return ProtocolError(f"{info.describe()}: {why}", request=info)
 
-    async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T]) -> list[T]:
+    async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
+                     *, until_empty: bool = False) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
-        A page that adds no new id also ends the walk, in case a server ignores ``page``.
+        A page that adds no new id also ends the walk, in case a server ignores ``page``.  With
+        ``until_empty`` a short page does not end it: whether the package list honours
+        ``per_page`` is an open question (API-NOTES §10), and a page missed there would make a
+        plan create packages that exist — one more request is the cheaper mistake.
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -178,7 +182,7 @@ class VcitaClient:
                 seen.add(raw["id"])
                 fresh += 1
                 out.append(self._one(route, Reply({route.data_key: raw}, reply.served), parse))
-            if len(rows) < per_page or fresh == 0:
+            if fresh == 0 or (len(rows) < per_page and not until_empty):
                 return out
             page += 1
 
@@ -193,7 +197,7 @@ class VcitaClient:
             params["include_items"] = "true"
         if active_only:
             params["active_only"] = "true"
-        return await self._pages("list_catalog_packages", params, normalize.catalog_package)
+        return await self._pages("list_catalog_packages", params, normalize.catalog_package, until_empty=True)
 
     async def get_catalog_package(self, package_id: str) -> RemoteCatalogPackage:
         """One catalog package with its items; NotFoundError if absent (the API may say 404 or 422)."""

@@ -80,3 +80,29 @@ async def test_retry_after_as_an_http_date() -> None:
     assert len(sleep.waits) == 1 and 27 <= sleep.waits[0] <= 30
     assert calls[0].headers["authorization"] == "Bearer t"
     assert calls[0].url.params["business_id"] == BUSINESS
+
+
+async def test_catalog_list_walks_past_a_short_page_until_an_empty_one() -> None:
+    """A server that pages by 2 whatever per_page says must not hide packages (API-NOTES §10)."""
+    import httpx
+
+    from reconciler.remote.client import VcitaClient
+    from reconciler.remote.dispatch import ClientSettings
+    from reconciler.remote.target import Secret, Target
+
+    packages = [{"id": f"pkg{i:013d}", "name": f"P{i}", "price": "1", "currency": "USD", "expiration": 1,
+                 "expiration_unit": "m", "items": [], "products": []} for i in range(5)]
+    pages_asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("page", "1"))
+        pages_asked.append(page)
+        rows = packages[(page - 1) * 2: page * 2]
+        return httpx.Response(200, json={"status": "OK", "data": {"packages": rows}})
+
+    target = Target(name="t", gateway_url="https://gw.example/apigw", fallback_url="https://fb.example/api2",
+                    business_id="biz", staff_token=Secret("x" * 20))
+    async with VcitaClient(target, settings=ClientSettings(rate=None), transport=httpx.MockTransport(handler)) as api:
+        got = await api.list_catalog_packages()
+    assert [p.id for p in got] == [p["id"] for p in packages]
+    assert pages_asked == [1, 2, 3, 4]

@@ -102,12 +102,22 @@ async def test_clients_and_services(sbx: Sbx) -> None:
 
 
 async def test_pagination_walks_until_a_short_page(sbx: Sbx) -> None:
+    await sbx.operator.bulk_packages(130)
+    await sbx.operator.clear_stats()
+    async with sbx.client() as api:
+        clients = await api.list_clients()
+    assert len(clients) == len(CLIENTS)
+    assert await sbx.operator.hits(route="/platform/v1/clients") == 1  # a short first page ends it
+
+
+async def test_catalog_pagination_walks_until_an_empty_page(sbx: Sbx) -> None:
     ids = await sbx.operator.bulk_packages(230)
     await sbx.operator.clear_stats()
     async with sbx.client() as api:
         listed = await api.list_catalog_packages()
     assert [p.id for p in listed] == ids
-    assert await sbx.operator.hits(route="/platform/v1/payment/packages") == 3  # 100 + 100 + 30
+    # 100 + 100 + 30, then an empty page: a short page does not prove the end (API-NOTES §10)
+    assert await sbx.operator.hits(route="/platform/v1/payment/packages") == 4
 
 
 async def test_errors_are_mapped(sbx: Sbx) -> None:
