@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -75,11 +74,11 @@ class ManifestSet:
 
     def digest(self) -> str:
         """A digest of what the manifests mean (not how they are formatted or commented)."""
-        canon = sorted(
-            json.dumps(d.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-            for d in self.documents
-        )
-        return "sha256:" + hashlib.sha256("\n".join(canon).encode()).hexdigest()
+        h = hashlib.sha256()
+        for d in sorted(self.documents, key=lambda d: d.address):
+            h.update(d.model_dump_json().encode())
+            h.update(b"\n")
+        return "sha256:" + h.hexdigest()
 
 
 class _LenientDates(RoundTripConstructor):

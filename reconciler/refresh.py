@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -82,8 +82,8 @@ def label_doors(p: Plan, api: VcitaClient) -> Plan:
         if not c.requests:
             changes.append(c)
             continue
-        reqs = tuple(r.model_copy(update={"door": _door(api, r.operation)}) for r in c.requests)
-        changes.append(c.model_copy(update={"requests": reqs}))
+        reqs = tuple(replace(r, door=_door(api, r.operation)) for r in c.requests)
+        changes.append(replace(c, requests=reqs))
     return p.model_copy(update={"changes": tuple(changes)})
 
 

@@ -42,3 +42,27 @@ def test_planner_case(path: Path, tmp_path: Path) -> None:
         if "body" in check:
             assert req.body == check["body"]
     assert type(p).from_json(p.to_json()) == p  # every plan round-trips through its JSON form
+
+
+# --- the direct field comparison agrees with deepdiff ------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reconciler.planner.diff import deep_changes, field_changes  # noqa: E402
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["540", "M", "", "x"]))
+_value = st.one_of(_leaf, st.dictionaries(st.sampled_from(["a", "a,b", "c"]), _leaf, max_size=3))
+_keys = st.sets(st.sampled_from(["name", "price", "items", "products", "valid_until", "booking_credits"]),
+                min_size=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), keys=_keys)
+def test_direct_field_changes_match_deepdiff(data: st.DataObject, keys: set[str]) -> None:
+    """Before and after have the same fields (the planner compares the managed ones only)."""
+    before = {k: data.draw(_value) for k in sorted(keys)}
+    after = {k: data.draw(_value) for k in sorted(keys)}
+    fast = {(c.path, repr(c.before), repr(c.after)) for c in field_changes(before, after)}
+    deep = {(c.path, repr(c.before), repr(c.after)) for c in deep_changes(before, after)}
+    assert fast == deep
