@@ -120,6 +120,16 @@ def run(argv: list[str] | None = None) -> int:
             console.traceback()
         console.error(e.message, hint=e.hint)
         return getattr(e, "exit_code", EXIT_ERROR)
+    except OSError as e:
+        # A file the user named cannot be read or written (--out in a missing folder, a full disk).
+        if debug:
+            console.traceback()
+        where = f" {e.filename}" if e.filename else ""
+        what = f"{e.filename} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
+            and e.filename else f"cannot access{where}: {e.strerror or e}"
+        console.error(what,
+                      hint="Check the path and its permissions; nothing else was changed.")
+        return EXIT_ERROR
     except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
         if debug:
             console.traceback()
