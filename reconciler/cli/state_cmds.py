@@ -152,32 +152,41 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
 
 
 @state.command("rm")
-@click.argument("address")
+@click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @_where
 @click.pass_obj
-def rm(obj: Any, address: str, yes: bool, manifests: str, state_file: str | None) -> int:
-    """Stop tracking ADDRESS without touching vcita.
+def rm(obj: Any, addresses: tuple[str, ...], yes: bool, manifests: str, state_file: str | None) -> int:
+    """Stop tracking each ADDRESS without touching vcita.
 
-    The object stays in vcita, unmanaged. If its manifest remains, the next plan proposes to
-    create it again (or, for a catalog package, to import it by name). Asks for confirmation
-    unless --yes is given; without a terminal, --yes is required.
+    The objects stay in vcita, unmanaged. If their manifests remain, the next plan proposes to
+    create them again (or, for a catalog package, to import it by name). Asks for confirmation
+    unless --yes is given; without a terminal, --yes is required. All or nothing: if one
+    ADDRESS is not tracked, nothing is removed.
     """
     console = obj.console
     store = _store(manifests, state_file)
     st = store.load()
-    _tracked(st, store, address)
-    rid = st.resources[address].id
+    wanted = list(dict.fromkeys(addresses))
+    for address in wanted:
+        _tracked(st, store, address)
+    listing = ", ".join(f"{a} (vcita id {st.resources[a].id})" for a in wanted)
     if not yes:
         if not sys.stdin.isatty():
-            raise StateError(f"refusing to remove {address} from the state without confirmation: "
+            raise StateError(f"refusing to remove {len(wanted)} address(es) from the state without confirmation: "
                              "no terminal to ask on", hint="Pass --yes to confirm.")
-        if not click.confirm(f"Stop tracking {address} (vcita id {rid})? The object stays in vcita", default=False):
+        if not click.confirm(f"Stop tracking {listing}? The objects stay in vcita", default=False):
             console.error("cancelled; nothing was changed")
             return 1
-    with store.lock(f"state rm {address}"):
+    with store.lock(f"state rm {' '.join(wanted)}"):
         current = store.load()
-        _tracked(current, store, address)
-        store.write(current.without(address), expected_serial=current.serial)
-    console.out(f"Removed {address} (vcita id {rid}) from {store.path}; the object still exists in vcita.")
+        for address in wanted:
+            _tracked(current, store, address)
+        new = current
+        for address in wanted:
+            new = new.without(address)
+        store.write(new, expected_serial=current.serial)
+    for address in wanted:
+        console.out(f"Removed {address} (vcita id {st.resources[address].id}) from {store.path}; "
+                    "the object still exists in vcita.")
     return 0

@@ -39,6 +39,8 @@ def leaf_key(path: str) -> str:
 
 
 def summary_line(plan: Plan) -> str:
+    if not plan.has_changes and plan.errors:
+        return "No changes can be planned until the errors above are fixed."
     if not plan.has_changes:
         return "No changes. The remote business matches the manifests."
     parts = [

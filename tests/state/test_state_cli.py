@@ -142,6 +142,22 @@ def test_rm_with_yes(store: StateStore, capsys: pytest.CaptureFixture[str]) -> N
     assert not store.lock_path.exists()
 
 
+def test_rm_several_addresses_at_once(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["state", "rm", "client_package.alice-10", "catalog_package.piano-10", "-y", "--state", str(store.path)]
+    assert run(args) == 0
+    assert capsys.readouterr().out.count("Removed ") == 2
+    after = store.load()
+    assert not after.resources and after.serial == 2  # one write for both
+
+
+def test_rm_is_all_or_nothing(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(store.dir)
+    args = ["state", "rm", "client_package.alice-10", "client_package.nobody", "-y", "--state", str(store.path)]
+    assert run(args) == 1
+    assert "client_package.nobody is not tracked" in capsys.readouterr().err
+    assert snapshot(store.dir) == before
+
+
 def test_rm_without_terminal_refuses(store: StateStore, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # input is there, but not a terminal
