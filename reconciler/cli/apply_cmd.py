@@ -80,7 +80,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         paths = paths[1:]
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
-    target = resolve(kw)
+    target = resolve(kw, paths_l)
     store = StateStore.locate(paths_l, state_path)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:

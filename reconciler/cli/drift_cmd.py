@@ -75,7 +75,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         raise ConfigError("--only selects what --write-back accepts; add --write-back")
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
-    target = resolve(kw)
+    target = resolve(kw, paths_l)
     store = StateStore.locate(paths_l, state_path)
 
     def load() -> Any:

@@ -39,7 +39,7 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     from reconciler.state import StateStore
 
     out = Path(out_dir)
-    target = resolve(kw)
+    target = resolve(kw, [str(out)])
     store = StateStore.locate([out], state_path)
     ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
 

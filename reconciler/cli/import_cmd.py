@@ -34,7 +34,7 @@ def import_(obj: Any, address: str, remote_id: str, manifests: tuple[str, ...], 
 
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
-    target = resolve(kw)
+    target = resolve(kw, paths)
     store = StateStore.locate(paths, state_path)
     with store.lock("import"):
         state = store.load()

@@ -54,7 +54,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
 
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
-    target = resolve(kw)
+    target = resolve(kw, paths_l)
     store = StateStore.locate(paths_l, state_path)
     state = store.load()
     store.check_target(state, target_ref(target))

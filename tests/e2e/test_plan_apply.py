@@ -146,3 +146,25 @@ def test_partial_failure_skips_dependents_and_a_rerun_continues(
     assert code == 0, out + err
     assert f"Apply complete: {1 + len(skipped)} done" in out
     assert len(_client_packages(operator, demo)) == 8
+
+
+def test_a_business_folder_with_target_toml_is_its_own_target(
+        workdir: Path, cli: CLI, sandbox: Any, demo: dict[str, Any], monkeypatch: Any) -> None:
+    """`reconciler plan manifests/acme` uses manifests/acme/target.toml, as `plan --all` does."""
+    for var in ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN"):
+        monkeypatch.delenv(var)
+    acme = workdir / "fleet" / "acme"
+    acme.mkdir(parents=True)
+    for f in (workdir / "manifests").glob("*.yaml"):
+        (acme / f.name).write_text(f.read_text())
+    (acme / "target.toml").write_text(
+        f'gateway_url = "{sandbox.gateway_url}"\nfallback_url = "{sandbox.fallback_url}"\n'
+        f'business_id = "{demo["business"]["id"]}"\ntoken_env = "ACME_TOKEN"\n')
+    code, out, err = cli("plan", "fleet/acme")
+    assert code == 1 and "ACME_TOKEN" in err  # the folder's target is used, and it needs its token
+    monkeypatch.setenv("ACME_TOKEN", demo["tokens"]["staff"])
+    code, out, err = cli("plan", "fleet/acme", "--detailed-exitcode")
+    assert code == 2, err
+    assert f"Target: business {demo['business']['id']} at {sandbox.gateway_url}" in out
+    code, out, err = cli("plan", "fleet/acme", "--target", "embedded")
+    assert code == 0 and "embedded sandbox" in out
