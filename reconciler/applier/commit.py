@@ -1,24 +1,23 @@
 """Group commit of the journal and the state: durable before success, batched for speed.
 
 Every create first waits until its intent is in the journal on disk; every finished operation
-waits until the state that records it is on disk.  Two background tasks do the writes (each in a
-worker thread, so requests keep flowing), and what piles up while one write is in progress goes
-into the next:
+waits until the state that records it is on disk.  What piles up while one write is in progress
+goes into the next:
 
-- **intents** are appended as soon as they are asked for (a create waits for its own), one
-  write and one fsync per batch;
-- **state** records are applied to one new State per batch and written atomically, then the
-  journal records the intents those writes closed.  Writing the state costs time proportional to
-  its size, so state writes are paced: after a write that took ``w``, the next one starts no
-  sooner than ``pace x w`` after it (at most ``max_wait``), so that 1,000 concurrent creates
-  cost a handful of state writes rather than hundreds, and writing never takes more than about
-  ``1 / pace`` of the run.  When every operation still running waits for the state, the write
-  happens at once.  Nothing counts as done before its write, so pacing only delays when
-  successes are reported, never what is durable.
-
-Intents are appended on the event loop itself, ``open_delay`` after the first one asked for
-(one write and one fsync for every intent asked for meanwhile: a fraction of a millisecond; in a
-worker thread the write would wait longer for the interpreter lock than it takes).
+- **intents** are appended on the event loop itself, ``open_delay`` after the first one asked
+  for: one write and one fsync for every intent asked for meanwhile (a fraction of a
+  millisecond; in a worker thread the write would wait longer for the interpreter lock than it
+  takes).  A create waits for its own intent before it is sent.
+- **state** records are applied to one new State per batch (validated once) and written
+  atomically by a background task in a worker thread, then the journal records the intents
+  those writes closed.  Writing the state costs time proportional to its size, so state writes
+  are paced: after a write that took ``w``, the next one starts no sooner than ``pace x w``
+  after it (and at most ``max_wait`` after it), so 1,000 concurrent creates cost a handful of
+  state writes rather than hundreds, and writing takes about ``1 / pace`` of the run at most.
+  When every operation still running waits for the state, the write happens at once.  Nothing
+  counts as done before its write, so pacing only delays when successes are reported, never
+  what is durable; a run killed meanwhile leaves those creates as open intents (unknown
+  outcomes), as many as finished in the last ``max_wait`` at most.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ class _StateBatch:
 class Committer:
     """Serialises journal appends and state writes; ``state`` is always what is on disk."""
 
-    def __init__(self, store: StateStore, journal: Journal, state: State, *, pace: float = 5.0,
+    def __init__(self, store: StateStore, journal: Journal, state: State, *, pace: float = 8.0,
                  max_wait: float = 0.3, open_delay: float = 0.002) -> None:
         self.store = store
         self.journal = journal

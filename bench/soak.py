@@ -1,0 +1,526 @@
+"""Fault soak and crash test: apply under random faults and SIGKILLs, round after round.
+
+    python bench/soak.py --rounds 200            # faults on every route + random kills
+    python bench/soak.py --kill-only --rounds 50  # issue 6's crash test: SIGKILL only
+
+The sandbox runs in its own process (``python -m reconciler.sandbox serve``) with a business made
+for the soak.  Each round changes the manifests (new client packages, sometimes a new catalog
+package with client packages of it, edits of validity, booking credits, prices and
+descriptions; never a change that would replace a client package), then runs
+``reconciler apply --auto-approve`` in a fresh process until it succeeds:
+
+* **faults** (not with ``--kill-only``): before each of a round's first attempts, a random set
+  of faults on every route through ``/_sandbox/faults``: 5xx answers, 429 with ``Retry-After``,
+  latency spikes, and answers lost after the request was committed (``drop_after_commit``);
+* **kills**: the apply process is killed with SIGKILL at a random point of its run: a random
+  moment, or a random delay after it showed the plan, or after one of its operations ended
+  (with ``--kill-only``, every round's first apply, and 5-40 ms of latency on every request so
+  that kills land inside requests too);
+* **the person**: what a user does with what apply says.  A stale lock left by a killed run is
+  broken with ``reconciler state unlock ID``.  A client package whose create has an unknown
+  outcome is looked up in the sandbox (the operator's listing of client packages: a client
+  package of that client and that catalog package that state does not track); if it exists,
+  ``reconciler import ADDRESS UID``, else ``reconciler state forget-intent ADDRESS``.
+
+At the end, with the faults cleared, it counts and prints one line::
+
+    rounds=N duplicates=D lost=L final_changes=C
+
+* duplicates: remote objects beyond those the manifests declare (client packages counted per
+  client + catalog package pairing, catalog packages per name);
+* lost: remote objects that match a declaration but that state does not track;
+* final_changes: the changes a final ``reconciler plan`` shows.
+
+All three must be 0 (exit status 0; 1 otherwise).  ``--json`` adds a JSON line of every count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ServedSandbox, catalog_doc, client_doc, write_docs  # noqa: E402
+
+LOCK_ID = re.compile(r"\(lock id ([\w-]+)\)")
+UNKNOWN = re.compile(r"^(client_package\.[a-z0-9-]+):.*unknown outcome", re.M)
+OP_LINE = re.compile(r"^(catalog|client)_package\.[a-z0-9-]+: ")
+API_FLAGS = ["--concurrency", "8", "--rate", "1000"]
+
+
+# --- the desired state ------------------------------------------------------------------------
+
+
+@dataclass
+class Catalog:
+    name: str
+    title: str
+    services: list[str]
+    price: int
+    description: str
+
+
+@dataclass
+class ClientPkg:
+    name: str
+    client: str
+    package: str  # a Catalog name
+    valid_until: str | None = None
+    credits: int | None = None
+
+
+@dataclass
+class Desired:
+    """The manifests of the soak, rewritten as a whole each round."""
+
+    services: list[str]
+    clients: list[str]
+    catalog: dict[str, Catalog] = field(default_factory=dict)
+    cps: dict[str, ClientPkg] = field(default_factory=dict)
+    used: set[tuple[str, str]] = field(default_factory=set)  # (client id, catalog name) pairings
+
+    def write(self, folder: Path) -> None:
+        for f in folder.glob("*.yaml"):
+            f.unlink()
+        write_docs(folder / "catalog.yaml", [
+            catalog_doc(c.name, c.title, c.services, price=c.price, description=c.description)
+            for c in self.catalog.values()])
+        docs = []
+        for cp in self.cps.values():
+            credits = (self.catalog[cp.package].services, cp.credits) if cp.credits is not None else None
+            docs.append(client_doc(cp.name, cp.client, cp.package, valid_until=cp.valid_until, credits=credits))
+        for n in range(0, len(docs), 50):
+            write_docs(folder / f"clients-{n // 50:03d}.yaml", docs[n:n + 50])
+
+    def new_catalog(self, rng: random.Random) -> Catalog:
+        n = len(self.catalog) + 1
+        services = sorted(rng.sample(self.services, rng.choice([1, 1, 2])))
+        c = Catalog(name=f"pkg-{n}", title=f"Soak Package {n}", services=services, price=rng.randint(50, 500),
+                    description=f"soak package {n}")
+        self.catalog[c.name] = c
+        return c
+
+    def new_client_package(self, rng: random.Random, package: str | None = None) -> ClientPkg | None:
+        for _ in range(50):
+            pkg = package or rng.choice(list(self.catalog))
+            client = rng.choice(self.clients)
+            if (client, pkg) in self.used:
+                continue
+            self.used.add((client, pkg))
+            cp = ClientPkg(name=f"cp-{len(self.cps) + 1}", client=client, package=pkg)
+            if rng.random() < 0.3:
+                cp.valid_until = _day(rng)
+            if rng.random() < 0.3:
+                cp.credits = rng.randint(1, 30)
+            self.cps[cp.name] = cp
+            return cp
+        return None
+
+    def mutate(self, rng: random.Random, *, grow: tuple[int, int]) -> list[str]:
+        """One round's edits; returns what was done, for the log."""
+        done = []
+        if not self.catalog or rng.random() < 0.15:
+            c = self.new_catalog(rng)
+            done.append(f"+{c.name}")
+            for _ in range(rng.randint(1, 3)):
+                cp = self.new_client_package(rng, package=c.name)
+                if cp:
+                    done.append(f"+{cp.name}")
+        for _ in range(rng.randint(*grow)):
+            cp = self.new_client_package(rng)
+            if cp:
+                done.append(f"+{cp.name}")
+        for cp in rng.sample(list(self.cps.values()), min(len(self.cps), rng.randint(0, 3))):
+            if rng.random() < 0.5:
+                cp.valid_until = _day(rng)
+                done.append(f"~{cp.name}.valid_until")
+            else:
+                cp.credits = rng.randint(1, 30)
+                done.append(f"~{cp.name}.credits")
+        if self.catalog and rng.random() < 0.3:
+            c = rng.choice(list(self.catalog.values()))
+            if rng.random() < 0.5:
+                c.price = rng.randint(50, 500)
+                done.append(f"~{c.name}.price")
+            else:
+                c.description = f"soak package, edited {rng.randint(1, 10**6)}"
+                done.append(f"~{c.name}.description")
+        return done
+
+
+def _day(rng: random.Random) -> str:
+    return f"{rng.randint(2028, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+def random_faults(rng: random.Random) -> list[dict[str, Any]]:
+    """A few faults on every route (both doors): some of 5xx, 429, latency, lost answers."""
+    faults: list[dict[str, Any]] = []
+    if rng.random() < 0.6:
+        faults.append({"path": "*", "status": rng.choice([500, 502, 503, 504]), "rate": rng.uniform(0.02, 0.12)})
+    if rng.random() < 0.4:
+        faults.append({"path": "*", "status": 429, "retry_after": rng.choice([0, 0.1, 0.3, 1]),
+                       "rate": rng.uniform(0.02, 0.08)})
+    if rng.random() < 0.5:
+        faults.append({"path": "*", "latency_ms": rng.choice([150, 400, 1200]), "rate": rng.uniform(0.02, 0.08)})
+    if rng.random() < 0.6:
+        faults.append({"path": "*", "drop_after_commit": True, "rate": rng.uniform(0.03, 0.15)})
+    if rng.random() < 0.3:  # the fault that matters most, aimed
+        faults.append({"method": "POST", "path": "/platform/v1/payment/client_packages", "drop_after_commit": True,
+                       "rate": rng.uniform(0.1, 0.4)})
+    for f in faults:
+        f.setdefault("door", "*")
+        f.setdefault("method", "*")
+    return faults
+
+
+# --- the soak ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    rounds: int = 0
+    applies: int = 0
+    kills: int = 0
+    kills_with_open_intents: int = 0
+    unlocks: int = 0
+    imported: int = 0
+    forgotten: int = 0
+    fault_sets: int = 0
+    not_converged: list[int] = field(default_factory=list)
+    exit_codes: Counter[int] = field(default_factory=Counter)
+    durations: list[float] = field(default_factory=list)
+
+
+def _sigkill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+class Soak:
+    def __init__(self, root: Path, sandbox: ServedSandbox, rng: random.Random, *, kill_only: bool,
+                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool) -> None:
+        self.root = root
+        self.sandbox = sandbox
+        self.rng = rng
+        self.kill_only = kill_only
+        self.kills = kills
+        self.faults = faults
+        self.grow = grow
+        self.verbose = verbose
+        self.tally = Tally()
+        self.business = sandbox.new_business("soak", clients=80, services=4, products=2)
+        self.env = sandbox.env(self.business)
+        self.folder = root / "manifests"
+        self.folder.mkdir(parents=True)
+        self.state_path = self.folder / ".reconciler" / "state.json"
+        self.desired = Desired(services=[s["id"] for s in self.business["services"]],
+                               clients=[c["id"] for c in self.business["clients"]])
+
+    def log(self, msg: str) -> None:
+        if self.verbose:
+            print(msg, file=sys.stderr, flush=True)
+
+    # --- running the CLI --------------------------------------------------------------------
+
+    def cli(self, *args: str) -> tuple[int, str]:
+        """A person's command, run in this process (the error boundary ``reconciler.cli.run``)."""
+        from reconciler.cli import run
+
+        out, err = io.StringIO(), io.StringIO()
+        old_env = dict(os.environ)
+        old_cwd = Path.cwd()
+        os.environ.clear()
+        os.environ.update(self.env)
+        os.chdir(self.root)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(list(args))
+        finally:
+            os.chdir(old_cwd)
+            os.environ.clear()
+            os.environ.update(old_env)
+        return code, out.getvalue() + err.getvalue()
+
+    def apply(self, kill: tuple[str, float, int] | None) -> tuple[int | None, str, float]:
+        """``reconciler apply --auto-approve`` in a fresh process, maybe SIGKILLed.
+
+        ``kill`` is ``("time", seconds, 0)``: at a moment of the run; ``("plan", delay, 0)``: that
+        long after the plan's summary line (the changes are about to start); ``("op", delay, n)``:
+        that long after the n-th operation's line.  Returns (exit code, or None when killed;
+        output; seconds)."""
+        cmd = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", *API_FLAGS]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        timers: list[threading.Timer] = []
+
+        def arm(delay: float) -> None:
+            if not timers:
+                timers.append(threading.Timer(delay, _sigkill, (proc,)))
+                timers[0].start()
+
+        if kill is not None and kill[0] == "time":
+            arm(kill[1])
+        lines, ops = [], 0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if kill is None:
+                continue
+            if kill[0] == "plan" and (line.startswith("Plan:") or line.startswith("No changes")):
+                arm(kill[1])
+            elif kill[0] == "op" and OP_LINE.match(line):
+                ops += 1
+                if ops >= kill[2]:
+                    arm(kill[1])
+        proc.wait(timeout=600)
+        for t in timers:
+            t.cancel()
+        took = time.perf_counter() - t0
+        self.tally.applies += 1
+        out = "".join(lines)
+        if proc.returncode == -signal.SIGKILL:
+            self.tally.kills += 1
+            return None, out, took
+        self.tally.exit_codes[proc.returncode] += 1
+        return proc.returncode, out, took
+
+    # --- the person ---------------------------------------------------------------------------
+
+    def tracked_ids(self) -> set[str]:
+        if not self.state_path.exists():
+            return set()
+        return {r["id"] for r in json.loads(self.state_path.read_text())["resources"].values()}
+
+    def open_intents(self) -> list[Any]:
+        from reconciler.journal import Journal
+        from reconciler.state import StateStore
+
+        return Journal.for_state(StateStore(self.state_path)).open_intents()
+
+    def resolve(self, output: str) -> None:
+        """React to what apply said, as a person would."""
+        m = LOCK_ID.search(output)
+        if m and "locked" in output:
+            code, out = self.cli("state", "unlock", m.group(1))
+            self.tally.unlocks += 1
+            self.log(f"    unlock {m.group(1)} -> {code}")
+        unknown = set(UNKNOWN.findall(output))
+        if not unknown:
+            return
+        intents = {it.address: it for it in self.open_intents() if it.kind == "ClientPackage"}
+        remote = self.sandbox.client_packages(self.business["business_id"])
+        tracked = self.tracked_ids()
+        for address in sorted(unknown):
+            it = intents.get(address)
+            if it is None:
+                continue  # already resolved (the output repeats it)
+            client, package = it.details.get("client_id"), it.details.get("package_id")
+            found = [cp for cp in remote if cp["client_id"] == client and cp["package_id"] == package
+                     and cp["id"] not in tracked]
+            if found:
+                code, out = self.cli("import", address, found[0]["id"])
+                self.tally.imported += 1
+                tracked.add(found[0]["id"])
+                self.log(f"    import {address} {found[0]['id']} -> {code}")
+            else:
+                code, out = self.cli("state", "forget-intent", address)
+                self.tally.forgotten += 1
+                self.log(f"    forget-intent {address} -> {code}")
+            if code != 0:
+                self.log(f"      {out.strip()}")
+
+    # --- rounds -------------------------------------------------------------------------------
+
+    def kill_point(self) -> tuple[str, float, int]:
+        """A random point to kill an apply at: anywhere in a typical run, or just after the plan
+        was shown (creates about to be sent), or just after one of the operations finished."""
+        typical = statistics.median(self.tally.durations[-20:]) if self.tally.durations else 1.5
+        how = self.rng.choices(["time", "plan", "op"], weights=[3, 4, 3])[0]
+        if how == "time":
+            return ("time", self.rng.uniform(0.3, 0.95 if self.kill_only else 1.1) * typical, 0)
+        return (how, self.rng.uniform(0.0, 0.08), self.rng.randint(1, 4))
+
+    def round(self, r: int) -> None:
+        grow = self.grow
+        done = self.desired.mutate(self.rng, grow=grow)
+        self.desired.write(self.folder)
+        self.log(f"round {r}: {' '.join(done)}")
+        for attempt in range(1, 13):
+            faulty = self.faults and attempt <= 3 and self.rng.random() < 0.8
+            if faulty:
+                faults = random_faults(self.rng)
+                self.sandbox.clear_faults()
+                for f in faults:
+                    self.sandbox.add_fault(**f)
+                self.tally.fault_sets += 1
+            else:
+                self.sandbox.clear_faults()
+            if self.kill_only:  # a realistic network delay, so that kills land inside requests too
+                self.sandbox.add_fault(method="*", path="*", door="*", latency_ms=self.rng.choice([5, 20, 40]))
+                kill = attempt == 1
+            else:
+                kill = self.kills and attempt <= 3 and self.rng.random() < 0.35
+            point = self.kill_point() if kill else None
+            code, out, took = self.apply(point)
+            if code is None:
+                pending = [it.address for it in self.open_intents()]
+                if pending:
+                    self.tally.kills_with_open_intents += 1
+                self.log(f"  attempt {attempt}: killed after {took:.2f} s at {point} ({len(pending)} creates pending)")
+            else:
+                self.log(f"  attempt {attempt}: exit {code} in {took:.2f} s" + (" (faults)" if faulty else ""))
+                if code == 0:
+                    self.tally.durations.append(took)
+            self.sandbox.clear_faults()
+            if code == 0:  # apply says complete, and its verification plan showed no changes
+                return
+            self.resolve(out)
+            if code not in (None, 0, 1):
+                self.log(out[-2000:])
+        self.tally.not_converged.append(r)
+        self.log(f"round {r} did not converge")
+
+    # --- the counts ---------------------------------------------------------------------------
+
+    def final_counts(self) -> dict[str, Any]:
+        self.sandbox.clear_faults()
+        code, out = self.cli("plan", "--format", "json", "--detailed-exitcode", *API_FLAGS)
+        try:
+            plan = json.loads(out[out.index("{"):out.rindex("}") + 1])
+            errors = [p for p in plan.get("problems", []) if p.get("severity") == "error"]
+            final_changes = sum(1 for c in plan["changes"] if c["action"] != "noop") + len(errors)
+        except (ValueError, KeyError):
+            final_changes = -1  # the plan itself failed: not a count, but never 0
+            print(f"final plan failed (exit {code}): {out[-1500:]}", file=sys.stderr)
+        state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"resources": {}}
+        resources = state["resources"]
+        tracked_ids = {r["id"] for r in resources.values()}
+        catalog_ids = {a.split(".", 1)[1]: r["id"] for a, r in resources.items() if a.startswith("catalog_package.")}
+
+        # client packages, per (client, catalog package id) pairing
+        remote = self.sandbox.client_packages(self.business["business_id"])
+        remote_by: Counter[tuple[str, str]] = Counter((cp["client_id"], cp["package_id"]) for cp in remote)
+        remote_ids = {cp["id"] for cp in remote}
+        declared: Counter[tuple[str, str]] = Counter()
+        tracked_by: Counter[tuple[str, str]] = Counter()
+        unresolved = 0
+        for cp in self.desired.cps.values():
+            pkg_id = catalog_ids.get(cp.package)
+            if pkg_id is None:
+                unresolved += 1
+                continue
+            pair = (cp.client, pkg_id)
+            declared[pair] += 1
+            rs = resources.get(f"client_package.{cp.name}")
+            if rs is not None and rs["id"] in remote_ids:
+                tracked_by[pair] += 1
+        duplicates = sum(max(0, n - declared[p]) for p, n in remote_by.items())
+        lost = sum(max(0, min(remote_by[p], d) - tracked_by[p]) for p, d in declared.items())
+        untracked_remote = sum(1 for cp in remote if cp["id"] not in tracked_ids)
+
+        # catalog packages, per name
+        names = self._remote_catalog_names()
+        for c in self.desired.catalog.values():
+            n = names.get(c.title, 0)
+            duplicates += max(0, n - 1)
+            if n and c.name not in catalog_ids:
+                lost += 1
+        return {"rounds": self.tally.rounds, "duplicates": duplicates, "lost": lost, "final_changes": final_changes,
+                "client_packages": len(self.desired.cps), "catalog_packages": len(self.desired.catalog),
+                "remote_client_packages": len(remote), "untracked_remote": untracked_remote,
+                "unresolved_catalog": unresolved}
+
+    def _remote_catalog_names(self) -> Counter[str]:
+        import asyncio
+
+        from reconciler.remote import VcitaClient
+        from reconciler.remote.target import resolve_target
+
+        target = resolve_target(flags={}, env=self.env, cwd=self.root)
+
+        async def names() -> Counter[str]:
+            async with VcitaClient(target) as api:
+                return Counter(p.name for p in await api.list_catalog_packages())
+
+        return asyncio.run(names())
+
+
+def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills: bool = True, faults: bool = True,
+         grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None) -> dict[str, Any]:
+    """Run the soak; returns the counts (see the module's docstring)."""
+    seed = seed if seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="soak-") as tmp:
+        root = Path(tmp)
+        with ServedSandbox(root / "sandbox" / "sandbox.db") as sandbox:
+            s = Soak(root / "work", sandbox, rng, kill_only=kill_only, kills=kills or kill_only,
+                     faults=faults and not kill_only, grow=grow, verbose=verbose)
+            for r in range(1, rounds + 1):
+                s.round(r)
+                s.tally.rounds = r
+                if not verbose and r % 10 == 0:
+                    print(f"  ... {r} rounds, {s.tally.applies} applies, {s.tally.kills} kills, "
+                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            counts = s.final_counts()
+    t = s.tally
+    counts.update(seed=seed, applies=t.applies, kills=t.kills, kills_with_open_intents=t.kills_with_open_intents,
+                  unlocks=t.unlocks, imported=t.imported, forgotten=t.forgotten, fault_sets=t.fault_sets,
+                  not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
+                  elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--kill-only", action="store_true", help="the crash test: SIGKILL at random points, no faults")
+    parser.add_argument("--no-kill", action="store_true", help="faults only")
+    parser.add_argument("--grow", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="new client packages per round (default 1 4; 4 12 with --kill-only)")
+    parser.add_argument("--json", action="store_true", help="also print every count as one JSON line")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
+    c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
+             verbose=args.verbose)
+    print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']}")
+    print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
+          f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
+          f"{c['unlocks']} stale locks broken, unknown outcomes resolved: {c['imported']} imported, "
+          f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "
+          f"catalog packages declared, {c['remote_client_packages']} client packages in the sandbox; "
+          f"{c['elapsed_s']} s)", file=sys.stderr)
+    if c["not_converged"]:
+        print(f"  rounds that did not converge: {c['not_converged']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(c))
+    ok = c["duplicates"] == 0 and c["lost"] == 0 and c["final_changes"] == 0 and not c["not_converged"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

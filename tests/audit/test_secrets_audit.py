@@ -1,0 +1,187 @@
+"""Secrets audit: canary tokens never appear in any output, log or file the tool writes.
+
+A business is made in the served sandbox whose staff token *is* the canary (the sandbox derives a
+business's token from its id, ``sbx_staff_<id>``, and lets the operator choose the id), and one
+of its own directory whose token is the second canary.  Then every command runs, in every output
+format, at the most verbose log level (``-vv``), in fresh processes: the happy path, a saved plan,
+a lost answer (unknown outcome, journal intent), import, forget-intent, drift, export, a stale
+lock, ``--debug`` tracebacks, a wrong token and a token read from a file.  No canary may appear in
+stdout, stderr or in any file under the working folder; the state, its backup, the journal and
+saved plans are created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def canary_business(sandbox: Any) -> dict[str, Any]:
+    business_id = "cnry" + secrets.token_hex(6)  # 16 characters, like a vcita uid
+    made = httpx.post(sandbox.operator_url + "/businesses", timeout=10, json={
+        "name": "Canary Studio", "id": business_id, "services": 2, "clients": 3, "products": 1,
+        "directory": True}).json()
+    assert made["staff_token"] == f"sbx_staff_{business_id}", made
+    return made
+
+
+def write_manifests(folder: Path, b: dict[str, Any], *, price: int = 100) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    s1, s2 = (s["id"] for s in b["services"])
+    c1, c2, c3 = (c["id"] for c in b["clients"])
+    (folder / "catalog.yaml").write_text(f"""apiVersion: reconciler/v1
+kind: CatalogPackage
+metadata:
+  name: lessons
+spec:
+  name: Canary Lessons
+  price: {price}
+  currency: USD
+  expiration: 6
+  expiration_unit: M
+  items:
+    - total_bookings: 10
+      services: [{s1}, {s2}]
+  products: []
+""")
+    (folder / "clients.yaml").write_text(f"""apiVersion: reconciler/v1
+kind: ClientPackage
+metadata:
+  name: first
+spec:
+  client: {c1}
+  package: lessons
+---
+apiVersion: reconciler/v1
+kind: ClientPackage
+metadata:
+  name: second
+spec:
+  client: {{email: {b['clients'][1]['email']}}}
+  package: lessons
+  booking_credits:
+    - services: [{s1}, {s2}]
+      total_bookings: 12
+---
+apiVersion: reconciler/v1
+kind: ClientPackage
+metadata:
+  name: third
+spec:
+  client: {c3}
+  package: lessons
+""")
+    del c2
+
+
+def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business: dict[str, Any]) -> None:
+    b = canary_business
+    canaries = [b["staff_token"], b["directory_token"]]
+    wrong = "canary-wrong-" + secrets.token_hex(12)
+    file_token = tmp_path / "token.txt"
+    file_token.write_text(b["staff_token"] + "\n")
+    os.chmod(file_token, 0o600)
+    work = tmp_path / "work"
+    write_manifests(work / "manifests", b)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
+    env = {**base_env, "VCITA_GATEWAY_URL": sandbox.gateway_url, "VCITA_FALLBACK_URL": sandbox.fallback_url,
+           "VCITA_BUSINESS_ID": b["business_id"], "VCITA_STAFF_TOKEN": b["staff_token"],
+           "VCITA_DIRECTORY_TOKEN": b["directory_token"]}
+    outputs: list[tuple[list[str], int, str]] = []
+
+    def rc(*args: str, env_: dict[str, str] | None = None) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, "-m", "reconciler", "-vv", *args], cwd=work, env=env_ or env,
+                              capture_output=True, text=True, timeout=120)
+        both = proc.stdout + "\n" + proc.stderr
+        outputs.append((list(args), proc.returncode, both))
+        return proc.returncode, both
+
+    def op(method: str, path: str, body: Any = None) -> Any:
+        r = httpx.request(method, sandbox.operator_url + path, json=body, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    # manifests and schema
+    rc("validate")
+    rc("validate", "--format", "json")
+    rc("schema")
+    # plans in every format, saved, applied
+    for fmt in ("text", "markdown", "json"):
+        rc("plan", "--format", fmt, "--rate", "1000")
+    assert rc("plan", "--out", "plan.json", "--rate", "1000")[0] == 0
+    code, text = rc("apply", "plan.json", "--rate", "1000")
+    assert code == 0, text
+    rc("apply", "plan.json")  # refused: applies once
+    # an edit applied as a json event stream; then drift in every format
+    write_manifests(work / "manifests", b, price=120)
+    assert rc("apply", "--auto-approve", "--format", "json", "--rate", "1000")[0] == 0
+    state = json.loads((work / "manifests/.reconciler/state.json").read_text())
+    pkg_id = state["resources"]["catalog_package.lessons"]["id"]
+    op("PATCH", f"/objects/packages/{pkg_id}", {"description": "edited in vcita"})
+    for fmt in ("text", "markdown", "json"):
+        rc("drift", "--format", fmt, "--rate", "1000")
+    rc("drift", "--out", "drift.json", "--rate", "1000")
+    rc("export", "--out", "exported", "--rate", "1000")
+    # state commands, import
+    rc("state", "list")
+    rc("state", "show", "client_package.first")
+    first_id = state["resources"]["client_package.first"]["id"]
+    assert rc("state", "rm", "client_package.first", "--yes")[0] == 0
+    assert rc("import", "client_package.first", first_id, "--rate", "1000")[0] == 0
+    # a lost answer: unknown outcome, an open intent in the journal, forget-intent
+    (work / "manifests" / "more.yaml").write_text(
+        f"apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: fourth\nspec:\n"
+        f"  client: {b['clients'][1]['id']}\n  package: lessons\n")
+    op("POST", "/faults", {"method": "POST", "path": "/platform/v1/payment/client_packages",
+                           "drop_after_commit": True, "times": 1})
+    assert rc("apply", "--auto-approve", "--rate", "1000")[0] == 1
+    rc("state", "list")
+    rc("apply", "--auto-approve", "--rate", "1000")  # refused: unknown outcome of an earlier create
+    assert rc("state", "forget-intent", "fourth")[0] == 0
+    # a stale lock (a killed run), then unlock
+    lock = work / "manifests/.reconciler/state.lock"
+    lock.write_text(json.dumps({"id": "0badc0de", "pid": 999_999_999, "host": "elsewhere", "user": "x",
+                                "operation": "apply", "created_at": "2026-01-01T00:00:00Z"}))
+    rc("apply", "--auto-approve")
+    rc("state", "unlock", "0badc0de")
+    # error paths: a wrong token, with and without --debug; a token from a file; a server error
+    bad = {**env, "VCITA_STAFF_TOKEN": wrong, "VCITA_DIRECTORY_TOKEN": wrong}
+    for args in (["plan"], ["--debug", "plan"], ["apply", "--auto-approve"], ["drift"], ["--debug", "drift"],
+                 ["import", "client_package.first", first_id], ["export", "--out", "exported2"]):
+        code, text = rc(*args, "--rate", "1000", env_=bad)
+        assert code == 1, text
+    no_token = {k: v for k, v in env.items() if k not in ("VCITA_STAFF_TOKEN", "VCITA_DIRECTORY_TOKEN")}
+    assert rc("plan", "--token-file", str(file_token), "--rate", "1000", env_=no_token)[0] in (0, 2)
+    op("POST", "/faults", {"path": "*", "status": 500})
+    rc("--debug", "plan", "--rate", "1000")
+    rc("apply", "--auto-approve", "--rate", "1000")
+    op("DELETE", "/faults")
+
+    # the audit
+    leaks = [(args, canary) for args, _, text in outputs for canary in [*canaries, wrong] if canary in text]
+    assert not leaks, f"tokens in the output of: {leaks}"
+    assert any("DEBUG" in text for _, _, text in outputs), "no -vv log output was produced"
+    files = [p for p in work.rglob("*") if p.is_file()]
+    assert len(files) > 8, files
+    for p in files:
+        data = p.read_bytes()
+        for canary in [*canaries, wrong]:
+            assert canary.encode() not in data, f"{canary[:14]}... found in {p}"
+    private = [work / "manifests/.reconciler/state.json", work / "manifests/.reconciler/state.json.backup",
+               work / "manifests/.reconciler/journal.jsonl", work / "plan.json", work / "exported/.reconciler/state.json"]
+    for p in private:
+        assert p.exists(), p
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == 0o600, f"{p} has mode {oct(mode)}"

@@ -1,0 +1,99 @@
+"""Fixtures for the malformed-input tests: a project folder pointed at the served sandbox, the CLI
+run in process, and a snapshot of every file under the project (to prove nothing was damaged)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.cli import run
+
+REPO = Path(__file__).resolve().parents[2]
+
+CLI = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Any, demo: dict[str, Any]) -> Path:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    for var in ("VCITA_DIRECTORY_TOKEN", "RECONCILER_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VCITA_GATEWAY_URL", sandbox.gateway_url)
+    monkeypatch.setenv("VCITA_FALLBACK_URL", sandbox.fallback_url)
+    monkeypatch.setenv("VCITA_BUSINESS_ID", demo["business"]["id"])
+    monkeypatch.setenv("VCITA_STAFF_TOKEN", demo["tokens"]["staff"])
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path -> sha256 of its bytes).  Folders are not listed:
+    a refused command may leave an empty ``.reconciler/`` behind, which damages nothing."""
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+class _HTMLHandler(http.server.BaseHTTPRequestHandler):
+    """Answers everything with an HTML page, as a proxy or a login wall would."""
+
+    status = 200
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Please sign in</h1>"
+                + b"<p>" + b"lorem ipsum " * 2000 + b"</p></body></html>")
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+class _QuietServer(socketserver.ThreadingTCPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up early is not news
+
+
+@pytest.fixture(params=[200, 502], ids=["html-200", "html-502"])
+def html_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A loopback server that answers every request with an HTML page (status 200 or 502)."""
+    handler = type("Handler", (_HTMLHandler,), {"status": request.param})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
