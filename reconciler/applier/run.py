@@ -82,11 +82,12 @@ class Applier:
         self.emit = on_event or (lambda e: None)
         self.result = Result()
         self._done: dict[str, asyncio.Future[bool]] = {}
-        # Creates past this gate have their intent opened (or about to be): twice the client's
-        # request slots, so the next creates' intents are on disk by the time a slot frees up,
-        # and a run killed mid-way leaves at most that many creates with an unknown outcome.
+        # Creates past this gate have their intent opened (or about to be): as many as the client
+        # has request slots, so a run killed mid-way leaves at most that many creates with an
+        # unknown outcome (a larger gate, to have intents ready before a slot frees up, measured
+        # no faster: bench/bench_apply.py).
         slots = int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8)
-        self._create_gate = asyncio.Semaphore(2 * max(1, slots))
+        self._create_gate = asyncio.Semaphore(max(1, slots))
         self._unfinished = 0  # operations started and not yet ended
 
     # --- checks -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from reconciler.errors import NotFoundError, ProtocolError, RequestInfo
+from reconciler.errors import ConfigError, NotFoundError, ProtocolError, RequestInfo
 from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
@@ -57,10 +57,20 @@ def embedded_transport(db_path: Path) -> httpx.ASGITransport:
 
     Its app's lifespan (which closes the database) is run by :class:`VcitaClient`.
     """
+    import sqlite3
+
     from reconciler.sandbox import create_app
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    return httpx.ASGITransport(app=create_app(db_path))
+    try:
+        app = create_app(db_path)
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(
+            f"the embedded sandbox database {db_path} cannot be used: {e}",
+            hint="It only holds the local sandbox: run 'reconciler sandbox reset' (or delete the file) "
+                 "to start it afresh; state files that tracked its objects then need 'reconciler state rm'.",
+        ) from None
+    return httpx.ASGITransport(app=app)
 
 
 class VcitaClient:

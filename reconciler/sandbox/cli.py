@@ -8,6 +8,7 @@ created); a new database is seeded with the demo business.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import click
@@ -27,6 +28,15 @@ def _open(db: Path) -> Store:
     store = Store(db)
     seed.seed_demo(store, Clock())
     return store
+
+
+def _open_or_explain(db: Path) -> Store:
+    try:
+        return _open(db)
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(
+            f"the sandbox database {db} cannot be used ({e}); 'reconciler sandbox reset --db {db}' replaces it"
+        ) from None
 
 
 @click.group(name="sandbox")
@@ -52,7 +62,13 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str) -> Non
         raise click.UsageError(str(exc))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}")
-    app = create_app(db, operator=operator)
+    try:
+        app = create_app(db, operator=operator)
+    except sqlite3.DatabaseError as e:
+        sock.close()
+        raise click.ClickException(
+            f"the sandbox database {db} cannot be used ({e}); 'reconciler sandbox reset --db {db}' replaces it"
+        ) from None
     data = seed.info(app.state.sandbox.store)
     base = base_url_of(sock)
     click.echo(f"gateway:   {base}/apigw")
@@ -75,8 +91,14 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str) -> Non
 @sandbox.command()
 @db_option
 def reset(db: Path) -> None:
-    """Wipe the database and seed the demo business again."""
-    store = _open(db)
+    """Wipe the database and seed the demo business again (a damaged file is replaced)."""
+    try:
+        store = _open(db)
+    except sqlite3.DatabaseError:
+        # Not a database any more (truncated, overwritten): it only ever held the sandbox.
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        store = _open(db)
     try:
         seed.reset(store, Clock())
         click.echo(json.dumps(seed.info(store), indent=2))
@@ -88,7 +110,7 @@ def reset(db: Path) -> None:
 @db_option
 def info(db: Path) -> None:
     """Print the businesses, ids and tokens of the database as JSON."""
-    store = _open(db)
+    store = _open_or_explain(db)
     try:
         data = seed.info(store)
         data.update(db_path=str(db), doors={"gateway": "/apigw", "fallback": "/api2",

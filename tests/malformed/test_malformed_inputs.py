@@ -3,7 +3,8 @@
 Inputs: a corrupt state file (truncated, empty, binary, not an object, from a newer version,
 invalid), a corrupt journal, a truncated plan file, a plan file for another target, paths that
 cannot be read (missing, a folder where a file is expected, a file where a folder is expected),
-a missing token, a wrong token, a server answering HTML instead of JSON, and a stale lock.
+a missing token, a wrong token, a server answering HTML instead of JSON, a stale or damaged
+lock, and for the sandbox commands a database that is not SQLite and a non-loopback host.
 
 For each: exit code 1 (README, "Exit codes"), exactly one ``Error:`` line on stderr (a hint may
 follow), no traceback and no internal error, and every file of the project byte-for-byte as it
@@ -264,3 +265,40 @@ def test_damaged_lock_is_reported(project: Path, sandbox: Any, demo: dict[str, A
     lock_id = line.rsplit("lock id ", 1)[1].rstrip(")")
     assert snapshot(project) == before
     assert cli("state", "unlock", lock_id)[0] == 0
+
+
+# --- the sandbox commands -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["sandbox", "info", "--db", "garbage.db"],
+    ["sandbox", "serve", "--port", "0", "--db", "garbage.db"],
+    ["sandbox", "info", "--db", "a-file/sandbox.db"],
+    ["sandbox", "reset", "--db", "a-file/sandbox.db"],
+    ["sandbox", "serve", "--host", "0.0.0.0", "--port", "0", "--db", "ok.db"],
+], ids=lambda a: " ".join(a[1:]))
+def test_sandbox_commands_with_malformed_inputs(project: Path, cli: CLI, args: list[str]) -> None:
+    (project / "garbage.db").write_bytes(b"this is not an SQLite database\n" * 10)
+    (project / "a-file").write_text("x")
+    before = snapshot(project)
+    one_error(*cli(*args))
+    assert snapshot(project) == before
+
+
+def test_sandbox_reset_replaces_a_damaged_database(project: Path, cli: CLI) -> None:
+    """'reset' is what the damaged-database message tells a user to run: it must work."""
+    (project / "garbage.db").write_bytes(b"this is not an SQLite database\n" * 10)
+    code, out, err = cli("sandbox", "reset", "--db", "garbage.db")
+    assert code == 0, err
+    assert '"business_id"' in out
+    assert cli("sandbox", "info", "--db", "garbage.db")[0] == 0
+
+
+@pytest.mark.parametrize("args", [["plan"], ["apply", "--auto-approve"], ["drift"]], ids=lambda a: a[0])
+def test_corrupt_embedded_sandbox(project: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    for var in ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN"):
+        monkeypatch.delenv(var)
+    (project / ".reconciler").mkdir()
+    (project / ".reconciler" / "sandbox.db").write_bytes(b"this is not an SQLite database\n" * 10)
+    before = snapshot(project)
+    one_error(*cli(*args))
+    assert snapshot(project) == before
