@@ -16,6 +16,7 @@ shared reference folder.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from reconciler.cli import run
 from reconciler.sandbox import DEMO, ServedSandbox, create_app, serve_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,3 +87,39 @@ def sandbox_app_factory(tmp_path: Path) -> Iterator[Callable[..., Starlette]]:
     yield make
     for app in apps:
         app.state.sandbox.store.close()
+
+
+# --- driving the CLI against the served sandbox (e2e, drift, export, fleet tests) ---------------
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Any, demo: dict[str, Any]) -> Path:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VCITA_GATEWAY_URL", sandbox.gateway_url)
+    monkeypatch.setenv("VCITA_FALLBACK_URL", sandbox.fallback_url)
+    monkeypatch.setenv("VCITA_BUSINESS_ID", demo["business"]["id"])
+    monkeypatch.setenv("VCITA_STAFF_TOKEN", demo["tokens"]["staff"])
+    for var in ("VCITA_DIRECTORY_TOKEN", "RECONCILER_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+@pytest.fixture
+def operator(sandbox: Any) -> Callable[..., Any]:
+    def call(method: str, path: str, **kw: Any) -> Any:
+        r = httpx.request(method, sandbox.operator_url + path, timeout=30, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    return call

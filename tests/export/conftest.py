@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from reconciler.cli import run
-
-
-@pytest.fixture
-def operator(sandbox: Any) -> Callable[..., Any]:
-    def call(method: str, path: str, **kw: Any) -> Any:
-        r = httpx.request(method, sandbox.operator_url + path, timeout=30, **kw)
-        r.raise_for_status()
-        return r.json()
-
-    return call
 
 
 @pytest.fixture
@@ -37,13 +24,3 @@ def business(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Any, oper
         monkeypatch.delenv(var, raising=False)
     return made
 
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
