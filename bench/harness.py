@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # measure the checkout, not whatever copy was last pip-installed
+    sys.path.insert(0, str(ROOT))
 API_DOORS = ("gateway", "fallback")
 
 

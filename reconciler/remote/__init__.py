@@ -13,7 +13,7 @@ instead of being repeated.
     retry.py      which failures may be repeated, backoff, Retry-After
     throttle.py   token-bucket rate limit and AIMD concurrency limit
     dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
-    pool.py       ShardedTransport: small connection pools, so concurrency stays cheap on the CPU
+    wire.py       WireTransport: lean HTTP/1.1 keep-alive connections, cheap on the CPU
     client.py     VcitaClient: the typed API
 """
 

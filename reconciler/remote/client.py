@@ -12,8 +12,8 @@ task) and :attr:`VcitaClient.history` (all calls of the run)::
         api.last_served.door   # "fallback"
 
 Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
-and a remote target uses :class:`ShardedTransport` (plain HTTP over several small connection
-pools); tests inject either, or an ``httpx.MockTransport`` at the same seam.
+and a remote target uses :class:`WireTransport` (lean HTTP/1.1 keep-alive connections, see
+``wire.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from reconciler.remote.dispatch import (
     Sleep,
     last_served,
 )
-from reconciler.remote.pool import ShardedTransport
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
+from reconciler.remote.wire import WireTransport
 
 T = TypeVar("T")
 
@@ -106,7 +106,7 @@ class VcitaClient:
                 app = transport.app
                 await self._exit.enter_async_context(app.router.lifespan_context(app))  # type: ignore[attr-defined]
             else:
-                transport = ShardedTransport(self.settings.concurrency)
+                transport = WireTransport(max_connections=self.settings.concurrency)
         deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None
         self._transport = GuardedTransport(transport, deadline=deadline)
         self._dispatcher = Dispatcher(self.target, self._transport, routes=self.routes,

@@ -18,11 +18,18 @@ from typing import Any
 
 UID_ALPHABET = string.ascii_lowercase + string.digits
 UID_LENGTH = 16
+_UID_SPACE = len(UID_ALPHABET) ** UID_LENGTH
 
 
 def new_uid() -> str:
-    """A fresh 16-character lower-case alphanumeric UID, like vcita's."""
-    return "".join(secrets.choice(UID_ALPHABET) for _ in range(UID_LENGTH))
+    """A fresh 16-character lower-case alphanumeric UID, like vcita's: one draw from the OS's
+    generator, written in base 36 (a draw per character made UIDs half the cost of a create)."""
+    n = secrets.randbelow(_UID_SPACE)
+    chars = []
+    for _ in range(UID_LENGTH):
+        n, digit = divmod(n, 36)
+        chars.append(UID_ALPHABET[digit])
+    return "".join(chars)
 
 
 def is_uid(value: Any) -> bool:

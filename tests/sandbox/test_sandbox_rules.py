@@ -362,3 +362,18 @@ def test_active_is_computed_from_dates_and_credits(api):
            json={"booking_credit_id": now["booking_credits"][0]["id"], "bookings_usage": 1})
     used = api.call("fallback", "GET", CP + now["id"]).json()["data"]["client_package"]
     assert used["active"] == "false" and used["bookings_usage"] == "1"
+
+
+def test_uids_look_like_vcitas_and_use_every_character_evenly() -> None:
+    from collections import Counter
+
+    from reconciler.sandbox.values import UID_ALPHABET, is_uid, new_uid
+
+    uids = [new_uid() for _ in range(5000)]
+    assert all(is_uid(u) for u in uids) and len(set(uids)) == len(uids)
+    # 80,000 characters over 36 symbols: about 2,222 each; a skewed or truncated draw is far off
+    counts = Counter("".join(uids))
+    assert set(counts) == set(UID_ALPHABET)
+    assert all(abs(n - 80000 / 36) < 300 for n in counts.values())
+    # every position varies too (no constant leading digit from a short draw)
+    assert all(len({u[i] for u in uids}) == 36 for i in range(16))

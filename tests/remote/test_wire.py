@@ -1,0 +1,253 @@
+"""The lean HTTP/1.1 transport against small raw servers that answer exactly as a test needs.
+
+Each server is a real asyncio TCP server on loopback that reads one request head (and its body by
+Content-Length) and answers with the bytes a test scripted: chunked bodies, bodies ended by the
+connection's end, interim answers, gzip, a dropped connection, silence.  What the transport must
+get right is what the dispatcher relies on: complete answers, keep-alive reuse only when it is
+safe, and the httpx exception that tells "never sent" from "sent, answer unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from reconciler.remote.retry import NOT_SENT
+from reconciler.remote.wire import WireTransport
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Server:
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.url = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                if not await self.handler(len(self.requests), head + body, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[Server]:
+    server = Server(handler)
+    tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        tcp.close()
+
+
+def answer(body: bytes = b'{"ok":true}', *, status: bytes = b"200 OK", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + \
+        str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body
+
+
+def replying(*chunks: bytes, keep_open: bool = True) -> Handler:
+    async def handler(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+        return keep_open
+    return handler
+
+
+async def send(transport: WireTransport, method: str, url: str, *, content: bytes | None = None,
+               timeout: float = 5.0) -> httpx.Response:
+    request = httpx.Request(method, url, content=content, headers={"Authorization": "Bearer t"},
+                            extensions={"timeout": httpx.Timeout(timeout).as_dict()})
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+async def test_sends_the_request_as_given_and_reuses_the_connection() -> None:
+    async with serving(replying(answer(b'{"n":1}', status=b"201 Created"))) as server:
+        transport = WireTransport(max_connections=4)
+        for _ in range(3):
+            response = await send(transport, "POST", server.url + "/v1/things?x=1", content=b'{"a":1}')
+            assert (response.status_code, response.json(), response.reason_phrase) == (201, {"n": 1}, "Created")
+            assert response.headers["content-type"] == "application/json"
+        await transport.aclose()
+    assert server.connections == 1 and transport.connections_made == 1
+    first = server.requests[0]
+    assert first.startswith(b"POST /v1/things?x=1 HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:" in first and b"\r\nAuthorization: Bearer t\r\n" in first
+    assert b"\r\nContent-Length: 7\r\n" in first and first.endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_chunked_gzip_and_interim_answers_are_read_whole() -> None:
+    packed = gzip.compress(b'{"items":[1,2,3]}')
+    chunked = (b"HTTP/1.1 100 Continue\r\n\r\n"
+               b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (packed[:5], packed[5:]))
+               + b"0\r\n\r\n")
+    async with serving(replying(chunked[:30], chunked[30:])) as server:
+        transport = WireTransport()
+        for _ in range(2):
+            response = await send(transport, "GET", server.url + "/list")
+            assert (response.status_code, response.json()) == (200, {"items": [1, 2, 3]})
+        await transport.aclose()
+    assert server.connections == 1
+
+
+async def test_a_body_ended_by_the_connection_is_complete_and_the_connection_not_reused() -> None:
+    unframed = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"all":"here"}'
+    async with serving(replying(unframed, keep_open=False)) as server:
+        transport = WireTransport()
+        for _ in range(2):
+            assert (await send(transport, "GET", server.url + "/")).json() == {"all": "here"}
+        await transport.aclose()
+    assert server.connections == 2
+
+
+async def test_connection_close_answer_is_not_reused() -> None:
+    async with serving(replying(answer(extra=b"Connection: close\r\n"), keep_open=False)) as server:
+        transport = WireTransport()
+        for _ in range(3):
+            assert (await send(transport, "GET", server.url + "/")).status_code == 200
+        await transport.aclose()
+    assert server.connections == 3
+
+
+async def test_a_dropped_connection_after_the_request_is_an_unknown_outcome_error() -> None:
+    async with serving(replying(keep_open=False)) as server:  # reads the request, closes, no answer
+        transport = WireTransport()
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            await send(transport, "POST", server.url + "/create", content=b"{}")
+        assert not isinstance(caught.value, NOT_SENT) and caught.value.request.url.path == "/create"
+        await transport.aclose()
+
+
+async def test_a_half_answer_then_close_is_a_protocol_error() -> None:
+    async with serving(replying(answer(b'{"long":"body"}')[:-5], keep_open=False)) as server:
+        transport = WireTransport()
+        with pytest.raises(httpx.RemoteProtocolError, match="middle of its answer"):
+            await send(transport, "GET", server.url + "/")
+        await transport.aclose()
+
+
+async def test_garbage_is_a_protocol_error_and_the_connection_is_dropped() -> None:
+    async with serving(replying(b"SMTP ready\r\n\r\n")) as server:
+        transport = WireTransport()
+        with pytest.raises(httpx.RemoteProtocolError, match="malformed"):
+            await send(transport, "GET", server.url + "/")
+        assert not transport._open  # noqa: SLF001
+        await transport.aclose()
+
+
+async def test_silence_is_a_read_timeout_and_the_connection_is_not_reused() -> None:
+    async def silent(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            await asyncio.sleep(1.0)  # too late: the client gave up at 0.2 s
+        writer.write(answer(b'{"n":%d}' % n))
+        return True
+
+    async with serving(silent) as server:
+        transport = WireTransport()
+        with pytest.raises(httpx.ReadTimeout):
+            await send(transport, "POST", server.url + "/slow", content=b"{}", timeout=0.2)
+        # the next request gets a fresh connection, never the late answer of the first one
+        assert (await send(transport, "GET", server.url + "/")).json() == {"n": 2}
+        await transport.aclose()
+    assert server.connections == 2
+
+
+async def test_nothing_listening_is_a_connect_error_which_means_not_sent() -> None:
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    transport = WireTransport()
+    with pytest.raises(httpx.ConnectError) as caught:
+        await send(transport, "POST", f"http://127.0.0.1:{port}/create", content=b"{}")
+    assert isinstance(caught.value, NOT_SENT) and "127.0.0.1" in str(caught.value)
+    with pytest.raises(httpx.UnsupportedProtocol):
+        await send(transport, "GET", "ftp://127.0.0.1/x")
+    await transport.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
+    async def once_then_close(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(b'{"n":%d}' % n))  # keep-alive answer, then the server closes anyway
+        await writer.drain()
+        return False
+
+    async with serving(once_then_close) as server:
+        transport = WireTransport()
+        assert (await send(transport, "GET", server.url + "/")).json() == {"n": 1}
+        await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
+        assert (await send(transport, "POST", server.url + "/", content=b"{}")).json() == {"n": 2}
+        await transport.aclose()
+    assert server.connections == 2
+
+
+async def test_idle_connections_expire_and_the_pool_limit_holds() -> None:
+    async def slow(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.05)
+        writer.write(answer())
+        return True
+
+    async with serving(slow) as server:
+        transport = WireTransport(max_connections=3, keepalive_expiry=0.01)
+        await asyncio.gather(*(send(transport, "GET", server.url + "/") for _ in range(12)))
+        assert transport.connections_made == 3  # never more than three at once
+        await asyncio.sleep(0.05)
+        await send(transport, "GET", server.url + "/")  # the idle ones expired: a fresh one
+        assert transport.connections_made == 4
+        busy = WireTransport(max_connections=1)
+        first = asyncio.ensure_future(send(busy, "GET", server.url + "/"))
+        await asyncio.sleep(0.01)
+        request = httpx.Request("GET", server.url + "/", extensions={"timeout": {"pool": 0.01, "read": 5.0}})
+        with pytest.raises(httpx.PoolTimeout):
+            await busy.handle_async_request(request)
+        assert (await first).status_code == 200
+        await busy.aclose()
+        await transport.aclose()
+
+
+async def test_a_cancelled_request_frees_its_slot_and_drops_its_connection() -> None:
+    async def slow(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.3 if n == 1 else 0)
+        writer.write(answer(b'{"n":%d}' % n))
+        return True
+
+    async with serving(slow) as server:
+        transport = WireTransport(max_connections=1)
+        task = asyncio.ensure_future(send(transport, "GET", server.url + "/"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await send(transport, "GET", server.url + "/")).json() == {"n": 2}
+        await transport.aclose()
