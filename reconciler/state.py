@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reconciler.errors import StateError
-from reconciler.fsutil import atomic_write_bytes, atomic_write_text
+from reconciler.fsutil import atomic_write_bytes
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
 from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
@@ -215,6 +215,10 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        # The bytes this store last wrote, with their lineage and serial: the next write finds
+        # them on disk and need not parse them again (half the cost of a write at 1,000
+        # resources, paid on every state write of an apply).
+        self._written: tuple[bytes, str, int] | None = None
 
     @classmethod
     def locate(cls, manifests: Sequence[str | Path] = (), state: str | Path | None = None) -> StateStore:
@@ -267,16 +271,20 @@ class StateStore:
                     hint="Find out who moved or deleted it, and restore it (or its .backup) before running again.",
                 )
         else:
-            on_disk = self._parse(current)
-            if on_disk.lineage != state.lineage:
+            if self._written is not None and self._written[0] == current:
+                lineage, serial = self._written[1], self._written[2]
+            else:
+                on_disk = self._parse(current)
+                lineage, serial = on_disk.lineage, on_disk.serial
+            if lineage != state.lineage:
                 raise StateError(
-                    f"the state file {self.path} is another state (lineage {on_disk.lineage}, "
+                    f"the state file {self.path} is another state (lineage {lineage}, "
                     f"expected {state.lineage}); refusing to overwrite it",
                     hint="Another state was written there meanwhile; check --state and run again.",
                 )
-            if on_disk.serial != expected_serial:
+            if serial != expected_serial:
                 raise StateError(
-                    f"the state file {self.path} changed since it was read (serial {on_disk.serial} on disk, "
+                    f"the state file {self.path} changed since it was read (serial {serial} on disk, "
                     f"expected {expected_serial}): another run wrote it; refusing to overwrite",
                     hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.",
                 )
@@ -284,8 +292,11 @@ class StateStore:
         try:
             if current is not None:
                 atomic_write_bytes(self.backup_path, current, mode=0o600)
-            atomic_write_text(self.path, new.to_json(), mode=0o600)
+            data = new.to_json().encode("utf-8")
+            atomic_write_bytes(self.path, data, mode=0o600)
+            self._written = (data, new.lineage, new.serial)
         except OSError as e:
+            self._written = None
             raise StateError(f"cannot write the state file {self.path}: {e.strerror or e}; "
                              "the state on disk is the one before this write",
                              hint="Free disk space or fix permissions, then run again.") from None

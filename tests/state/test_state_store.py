@@ -161,6 +161,19 @@ def test_write_refused_when_someone_else_wrote(store: StateStore) -> None:
     assert store.path.read_bytes() == before
 
 
+def test_a_store_rereads_a_file_changed_behind_its_back(store: StateStore) -> None:
+    # The store remembers what it wrote (to skip re-parsing it); a file another process or a
+    # person changed since must still be read and refused.
+    st = store.write(written(store), expected_serial=1)
+    other = StateStore(store.path)
+    other.write(other.load(), expected_serial=2)  # another run, another store
+    with pytest.raises(StateError, match=r"serial 3 on disk, expected 2"):
+        store.write(st, expected_serial=2)
+    store.path.write_text(store.path.read_text().replace(st.lineage, "0" * len(st.lineage)))
+    with pytest.raises(StateError, match="is another state"):
+        store.write(st, expected_serial=3)
+
+
 def test_write_refused_when_file_vanished(store: StateStore) -> None:
     st = written(store)
     store.path.unlink()
