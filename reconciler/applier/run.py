@@ -15,10 +15,12 @@ skips only its dependents.  Library code: progress is reported through ``on_even
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -69,6 +71,22 @@ class Result:
 def request_digest(body: Any) -> str:
     data = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Leave the objects alive before the run (manifests, plan, state) out of garbage collection
+    while it runs: a full collection over them paused the event loop for 15-30 ms at 1,000
+    changes, stalling every request in flight.  What the run itself allocates is collected as
+    usual.  Nothing is done when the process froze its heap already (its choice stands)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class Applier:
@@ -155,6 +173,10 @@ class Applier:
         """Execute ``plan``; returns the outcome of every change.  Raises only for refusals of the
         whole plan (PlanFileError) and for state/journal failures."""
         changes = [c for c in plan.changes if c.action != "noop"]
+        with frozen_heap():
+            return await self._apply(changes, stale)
+
+    async def _apply(self, changes: list[Change], stale: Literal["skip", "abort"]) -> Result:
         async with Committer(self.store, self.journal, self.state) as commit:
             self.commit = commit
             blocked: dict[str, str] = {}

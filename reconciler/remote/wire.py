@@ -49,7 +49,7 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the parser's callbacks fill the answer of the request in flight."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport | None = None  # uvloop's are not subclasses: duck-typed
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
@@ -84,8 +84,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # nothing asked: the connection is out of step, drop it
