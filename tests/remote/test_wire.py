@@ -251,3 +251,19 @@ async def test_a_cancelled_request_frees_its_slot_and_drops_its_connection() -> 
             await task
         assert (await send(transport, "GET", server.url + "/")).json() == {"n": 2}
         await transport.aclose()
+
+
+def test_works_under_uvloop_too() -> None:
+    # uvloop's transports are not asyncio.Transport subclasses; the protocol must not care.
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (it is optional on some platforms)")
+
+    async def exchange() -> tuple[int, dict[str, int], int]:
+        async with serving(replying(answer(b'{"n":1}'))) as server:
+            transport = WireTransport()
+            first = await send(transport, "GET", server.url + "/")
+            second = await send(transport, "POST", server.url + "/", content=b"{}")
+            await transport.aclose()
+            return first.status_code, second.json(), server.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(exchange()) == (200, {"n": 1}, 1)
