@@ -241,7 +241,9 @@ class WireTransport(httpx.AsyncBaseTransport):
         now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the likeliest to be alive
-            if not connection.closed and now - connection.idle_since < self.keepalive_expiry:
+            transport = connection.transport
+            if (not connection.closed and transport is not None and not transport.is_closing()
+                    and now - connection.idle_since < self.keepalive_expiry):
                 return connection
             connection.close()
             self._open.discard(connection)
