@@ -4,7 +4,13 @@
 (`routes.ROUTES`) from the same SQLite store. A request through a door goes:
 
 1. stats count (door, method, route template);
-2. injected faults (`faults.FaultTable`): latency, then maybe an immediate status;
+2. injected faults (`faults.FaultTable`): latency, then maybe an immediate status.  Latency is
+   a network round trip: half of it passes before the request is executed, half after (before
+   the answer leaves).  A request that has arrived is executed even if its client gives up
+   meanwhile, as a real server would: a timed-out write is done, with no answer.  (All of it before, as first built, also synchronised
+   the requests woken by one timer tick into bursts on the single handler thread: a refresh
+   at 32 in flight ran 1.26x its bound instead of 1.13x.)  A fault that answers with a status
+   waits all of it first;
 3. gateway door only: the gateway failure table may refuse it without executing anything;
 4. route match (404 in the path's envelope family when none), authentication and feature gate
    (`auth`), the handler (`catalog`, `client_packages`, `clients`);
@@ -134,10 +140,16 @@ class Door:
         method = scope["method"]
         route, params, template = sandbox.routes.match(method, path)
         sandbox.stats.hit(self.name, method, template)
+        # The whole request has arrived: a client that gives up from now on does not take it
+        # back (it is executed after the injected latency all the same, as a server would).
+        body = await _read_body(receive)
         decision = sandbox.faults.decide(self.name, method, path)
+        on_the_way_back = 0.0
         if decision is not None:
             if decision.latency:
-                await asyncio.sleep(decision.latency)
+                if decision.status is None:
+                    on_the_way_back = decision.latency / 2
+                await asyncio.sleep(decision.latency - on_the_way_back)
             if decision.status is not None:
                 await _respond(send, decision.status, decision.body, decision.headers)
                 return
@@ -146,11 +158,12 @@ class Door:
             if refusal is not None:
                 await _respond(send, refusal["status"], refusal["body"], {})
                 return
-        body = await _read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                keep_blank_values=True))
         status, payload, extra = sandbox.execute(route, params, path, query, headers, body)
+        if on_the_way_back:
+            await asyncio.sleep(on_the_way_back)
         if decision is not None and decision.drop:
             data = encode(payload)
             await send(_start(status, data, content_type(payload), extra))

@@ -7,7 +7,9 @@ Paths are globs (`fnmatch`: `*` also crosses `/`) on the API path after the door
 query string, e.g. `/business/payments/v1/client_packages/*`.
 
 A fault fires on a matching request with probability `rate`, at most `times` times when given.
-Each firing fault adds its `latency_ms`; the first firing fault with a `status` answers it at once
+Each firing fault adds its `latency_ms` (a round trip: half before the request executes, half
+before its answer leaves; all of it first when a status answers); the first firing fault with a
+`status` answers it at once
 (nothing executes; `Retry-After` when `retry_after` is set; body: `body` or an error of the path's
 envelope family); a firing fault with `drop_after_commit` lets the request execute and commit, then
 the response is never delivered (see `app.ResponseDropped`).

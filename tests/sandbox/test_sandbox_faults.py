@@ -35,6 +35,23 @@ def test_latency_fault_delays_only_matching_requests(api):
     assert time.perf_counter() - start < 0.2
 
 
+def test_latency_is_a_round_trip_and_a_client_giving_up_does_not_undo_a_write(api):
+    # Half the latency before executing, half before answering; a request that arrived is
+    # executed even when its client gave up meanwhile (what makes a create's outcome unknown).
+    package = api.make_package()
+    api.op("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_*",
+                                    "latency_ms": 1200})
+    create = {"client_id": CLIENTS[0], "package_id": package["id"]}
+    with pytest.raises(httpx.ReadTimeout):
+        api.call("fallback", "POST", "/platform/v1/payment/client_packages", json=create, timeout=0.2)
+    assert count_client_packages(api) == 0  # still on its way in (0.6 s)
+    time.sleep(0.8)
+    assert count_client_packages(api) == 1  # executed; its answer is on its way back
+    start = time.perf_counter()
+    assert api.call("fallback", "POST", "/platform/v1/payment/client_packages", json=create).status_code == 201
+    assert time.perf_counter() - start >= 1.2 and count_client_packages(api) == 2
+
+
 def test_status_fault_at_a_rate_answers_before_executing(api):
     package = api.make_package()
     api.op("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_*",
