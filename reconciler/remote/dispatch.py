@@ -213,7 +213,8 @@ class Dispatcher:
                                               f"({type(failure).__name__})")
                 if retries_used >= self.policy.max_attempts:
                     raise UnavailableError(
-                        f"{info.describe()}: no answer after {attempts} attempts ({type(failure).__name__})",
+                        f"{info.describe()}: no answer after {attempts} attempts "
+                        f"({type(failure).__name__}{f': {failure}' if str(failure) else ''})",
                         request=info)
                 await self._sleep(self.policy.backoff(retries_used))
                 continue

@@ -32,6 +32,8 @@ Not supported: proxies, HTTP/2, ``HEAD`` (whose answer has no body to frame), up
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 import time
 from collections import deque
@@ -263,9 +265,12 @@ class WireTransport(httpx.AsyncBaseTransport):
                     _Connection, host, port, ssl=tls, server_hostname=host if tls else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out", request=request) from None
-        except OSError as exc:  # refused, unreachable, name not found, TLS handshake failed
-            raise httpx.ConnectError(f"cannot connect to {host}:{port} ({exc.strerror or type(exc).__name__})",
-                                     request=request) from None
+        except ssl.SSLError as exc:  # before OSError, whose subclass it is
+            why = (f"its certificate was refused: {exc.verify_message}" if isinstance(exc, ssl.SSLCertVerificationError)
+                   else exc.reason or type(exc).__name__)
+            raise httpx.ConnectError(f"TLS with {host}:{port} failed ({why})", request=request) from None
+        except OSError as exc:  # refused, unreachable, name not found
+            raise httpx.ConnectError(f"cannot connect to {host}:{port} ({_reason(exc)})", request=request) from None
         self.connections_made += 1
         self._open.add(connection)
         return connection
@@ -285,6 +290,14 @@ class WireTransport(httpx.AsyncBaseTransport):
             connection.close()
         self._open.clear()
         self._idle.clear()
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"name not found: {exc.strerror}"
+    if exc.errno and exc.errno > 0:  # asyncio's own message repeats the address: the errno says it
+        return os.strerror(exc.errno)
+    return exc.strerror or type(exc).__name__
 
 
 def _expire(waiter: asyncio.Future[Any], request: httpx.Request) -> None:

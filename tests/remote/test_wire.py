@@ -267,3 +267,33 @@ def test_works_under_uvloop_too() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(exchange()) == (200, {"n": 1}, 1)
+
+
+async def test_https_speaks_tls_and_checks_the_certificate() -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+
+    server = Server(replying(answer(b'{"tls":true}')))
+    tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_context)
+    url = f"https://127.0.0.1:{tcp.sockets[0].getsockname()[1]}"
+    try:
+        transport = WireTransport(verify=trusting)
+        for _ in range(2):
+            assert (await send(transport, "POST", url + "/x", content=b"{}")).json() == {"tls": True}
+        await transport.aclose()
+        assert server.connections == 1 and server.requests[0].startswith(b"POST /x HTTP/1.1\r\n")
+        # The system's authorities do not know this one: refused before anything is sent.
+        untrusting = WireTransport()
+        with pytest.raises(httpx.ConnectError, match=r"TLS with 127\.0\.0\.1:\d+ failed \(its certificate was refused: ") as caught:
+            await send(untrusting, "POST", url + "/x", content=b"{}")
+        assert isinstance(caught.value, NOT_SENT) and len(server.requests) == 2
+        await untrusting.aclose()
+    finally:
+        tcp.close()
