@@ -14,8 +14,8 @@ What it does, and nothing more (it is the client's transport, not a general one)
   checks as ``httpx.create_ssl_context()`` sets them); one request at a time per connection,
   kept alive for reuse while the server allows it and for at most ``keepalive_expiry`` seconds
   idle (servers commonly close idle connections at 5 s).
-* Request bodies are sent whole (they are small JSON documents); responses are read whole and
-  handed over as ``httpx.Response`` objects, whose content decoding (gzip, deflate) httpx does.
+* Request bodies are sent whole (they are small JSON documents); responses are read whole (up
+  to ``MAX_BODY``, 64 MiB) and handed over as ``httpx.Response`` objects, whose content decoding (gzip, deflate) httpx does.
   Bodies framed by ``Content-Length``, by chunks, or by the connection's end are all read;
   interim ``1xx`` answers are skipped.
 * ``request.extensions["timeout"]`` (``connect``, ``read``, ``pool``; httpx's format) bounds the
@@ -43,6 +43,8 @@ import httptools
 import httpx
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: An answer's body is held in memory: a larger one is refused (no API answer comes near it).
+MAX_BODY = 64 << 20
 _REQUEST_LINE_END = b" HTTP/1.1\r\n"
 Origin = tuple[str, str, int]
 
@@ -60,6 +62,7 @@ class _Connection(asyncio.Protocol):
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.received = 0  # body bytes of the answer so far
         self.headers_done = False
         self.keep_alive = False
 
@@ -67,7 +70,7 @@ class _Connection(asyncio.Protocol):
 
     def begin(self, waiter: asyncio.Future[None]) -> None:
         self.waiter = waiter
-        self.status, self.reason, self.headers, self.body = 0, b"", [], []
+        self.status, self.reason, self.headers, self.body, self.received = 0, b"", [], [], 0
         self.headers_done = self.keep_alive = False
 
     def _finish(self, error: BaseException | None = None) -> None:
@@ -138,6 +141,13 @@ class _Connection(asyncio.Protocol):
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        if self.waiter is None:  # given up on (too large): the rest of the chunk is dropped
+            return
+        self.received += len(body)
+        if self.received > MAX_BODY:
+            self.close()
+            self._finish(httpx.RemoteProtocolError(f"the answer is larger than {MAX_BODY >> 20} MiB"))
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:

@@ -297,3 +297,16 @@ async def test_https_speaks_tls_and_checks_the_certificate() -> None:
         await untrusting.aclose()
     finally:
         tcp.close()
+
+
+async def test_an_answer_too_large_to_hold_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.remote import wire
+
+    monkeypatch.setattr(wire, "MAX_BODY", 1000)
+    big = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"200\r\n" + b"x" * 512 + b"\r\n"
+    async with serving(replying(big, big[-519:], big[-519:], b"0\r\n\r\n")) as server:
+        transport = WireTransport()
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await send(transport, "GET", server.url + "/")
+        assert not transport._open  # noqa: SLF001 - the connection was dropped, not reused
+        await transport.aclose()
