@@ -38,6 +38,7 @@ from reconciler.remote.retry import RetryPolicy, parse_retry_after
 from reconciler.remote.routes import Door, Route, RouteTable, TokenKind, gateway_refusal
 from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
+from reconciler.remote.wire import CertificateRefused
 
 log = logging.getLogger("reconciler.remote")
 USER_AGENT = "reconciler/0.1 (+httpx)"
@@ -208,6 +209,11 @@ class Dispatcher:
                                                     skip_pause=waited_out_pause)
             waited_out_pause = False
             if failure is not None:
+                if isinstance(failure, CertificateRefused):
+                    raise UnavailableError(
+                        f"{info.describe()}: {failure}", request=info,
+                        hint="Nothing was sent. Check the target URL; behind a proxy that inspects TLS, point "
+                             "SSL_CERT_FILE at a bundle that includes its authority.")
                 if not self.policy.can_retry_exception(failure, idempotent=route.idempotent):
                     raise self._unknown(info, f"the connection failed after the request was sent "
                                               f"({type(failure).__name__})")

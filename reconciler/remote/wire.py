@@ -49,6 +49,11 @@ _REQUEST_LINE_END = b" HTTP/1.1\r\n"
 Origin = tuple[str, str, int]
 
 
+class CertificateRefused(httpx.ConnectError):
+    """The server's TLS certificate failed verification: nothing was sent, and trying again will
+    not help (a wrong URL, or an interception proxy whose authority is not trusted)."""
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the parser's callbacks fill the answer of the request in flight."""
 
@@ -275,10 +280,12 @@ class WireTransport(httpx.AsyncBaseTransport):
                     _Connection, host, port, ssl=tls, server_hostname=host if tls else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out", request=request) from None
-        except ssl.SSLError as exc:  # before OSError, whose subclass it is
-            why = (f"its certificate was refused: {exc.verify_message}" if isinstance(exc, ssl.SSLCertVerificationError)
-                   else exc.reason or type(exc).__name__)
-            raise httpx.ConnectError(f"TLS with {host}:{port} failed ({why})", request=request) from None
+        except ssl.SSLCertVerificationError as exc:  # before OSError, whose subclass it is
+            raise CertificateRefused(f"TLS with {host}:{port} failed (its certificate was refused: "
+                                     f"{exc.verify_message})", request=request) from None
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(f"TLS with {host}:{port} failed ({exc.reason or type(exc).__name__})",
+                                     request=request) from None
         except OSError as exc:  # refused, unreachable, name not found
             raise httpx.ConnectError(f"cannot connect to {host}:{port} ({_reason(exc)})", request=request) from None
         self.connections_made += 1

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from remote_support import SleepRecorder
+
+from reconciler.errors import ProtocolError, UnavailableError
+from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.retry import NOT_SENT
-from reconciler.remote.wire import WireTransport
+from reconciler.remote.wire import CertificateRefused, WireTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -269,9 +276,10 @@ def test_works_under_uvloop_too() -> None:
         assert runner.run(exchange()) == (200, {"n": 1}, 1)
 
 
-async def test_https_speaks_tls_and_checks_the_certificate() -> None:
-    import ssl
-
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[Server, str, ssl.SSLContext, Path]]:
+    """A TLS server whose certificate comes from a throwaway authority: the server, its URL, a
+    client context trusting that authority, and the authority's certificate as a PEM file."""
     import trustme
 
     ca = trustme.CA()
@@ -279,24 +287,47 @@ async def test_https_speaks_tls_and_checks_the_certificate() -> None:
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
-
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
     server = Server(replying(answer(b'{"tls":true}')))
     tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_context)
-    url = f"https://127.0.0.1:{tcp.sockets[0].getsockname()[1]}"
     try:
-        transport = WireTransport(verify=trusting)
-        for _ in range(2):
-            assert (await send(transport, "POST", url + "/x", content=b"{}")).json() == {"tls": True}
-        await transport.aclose()
-        assert server.connections == 1 and server.requests[0].startswith(b"POST /x HTTP/1.1\r\n")
-        # The system's authorities do not know this one: refused before anything is sent.
-        untrusting = WireTransport()
-        with pytest.raises(httpx.ConnectError, match=r"TLS with 127\.0\.0\.1:\d+ failed \(its certificate was refused: ") as caught:
-            await send(untrusting, "POST", url + "/x", content=b"{}")
-        assert isinstance(caught.value, NOT_SENT) and len(server.requests) == 2
-        await untrusting.aclose()
+        yield server, f"https://127.0.0.1:{tcp.sockets[0].getsockname()[1]}", trusting, pem
     finally:
         tcp.close()
+
+
+async def test_https_speaks_tls_and_checks_the_certificate(tls_server: Any) -> None:
+    server, url, trusting, _ = tls_server
+    transport = WireTransport(verify=trusting)
+    for _ in range(2):
+        assert (await send(transport, "POST", url + "/x", content=b"{}")).json() == {"tls": True}
+    await transport.aclose()
+    assert server.connections == 1 and server.requests[0].startswith(b"POST /x HTTP/1.1\r\n")
+    # The usual authorities do not know this one: refused before anything is sent.
+    untrusting = WireTransport()
+    with pytest.raises(CertificateRefused, match=r"TLS with 127\.0\.0\.1:\d+ failed \(its certificate was refused: ") as caught:
+        await send(untrusting, "POST", url + "/x", content=b"{}")
+    assert isinstance(caught.value, NOT_SENT) and len(server.requests) == 2
+    await untrusting.aclose()
+
+
+async def test_a_refused_certificate_is_not_retried_and_says_what_to_do(
+        tls_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, url, _, pem = tls_server
+    target = Target(name="tls", gateway_url=url + "/apigw", fallback_url=None, business_id="b" * 16,
+                    staff_token=Secret("t" * 20))
+    sleep = SleepRecorder()
+    async with VcitaClient(target, transport=WireTransport(), sleep=sleep) as api:
+        with pytest.raises(UnavailableError, match="certificate was refused") as caught:
+            await api.create_client_package({"client_id": "c", "package_id": "p"})
+    assert sleep.waits == [] and "SSL_CERT_FILE" in (caught.value.hint or "") and server.requests == []
+    # ... and the hint is true: with SSL_CERT_FILE naming the authority, the same call goes through.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+    async with VcitaClient(target, transport=WireTransport(), sleep=sleep) as api:
+        with pytest.raises(ProtocolError):  # our scripted server is not vcita: but it was reached
+            await api.list_services()
+    assert len(server.requests) == 1 and server.requests[0].startswith(b"GET /apigw/")
 
 
 async def test_an_answer_too_large_to_hold_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
