@@ -166,6 +166,14 @@ def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") ->
         raise ConfigError(f"{what} {p} is empty", hint="Write the staff token into it (one line).")
     if any(ch.isspace() for ch in token):
         raise ConfigError(f"{what} {p} contains more than one word; it should contain only the token")
+    return _checked_token(token, f"{what} {p}")
+
+
+def _checked_token(token: str, source: str) -> Secret:
+    """A token goes into an HTTP header as it is: one word of printable ASCII (never shown)."""
+    if not token.isascii() or not token.isprintable() or any(ch.isspace() for ch in token):
+        raise ConfigError(f"the token from {source} contains spaces, line breaks or characters a token "
+                          "cannot have", hint="Set it to the token alone, on one line.")
     return Secret(token)
 
 
@@ -284,7 +292,7 @@ def _resolve_token(
     if flag_file:
         return read_token_file(flag_file, cwd=cwd, what=f"{kind} token file")
     if env.get(env_key):
-        return Secret(env[env_key].strip())
+        return _checked_token(env[env_key].strip(), f"${env_key}")
     if toml_env:
         value = env.get(toml_env)
         if not value:
@@ -292,7 +300,7 @@ def _resolve_token(
                 f"target {target}: the environment variable {toml_env} (its {kind} token_env) is not set",
                 hint=f"export {toml_env}=<the {kind} token of this business>",
             )
-        return Secret(value.strip())
+        return _checked_token(value.strip(), f"${toml_env}")
     if toml_file:
         return read_token_file(toml_file, cwd=toml_dir, what=f"{kind} token file")
     return None

@@ -53,6 +53,17 @@ def test_env_target(tmp_path: Path) -> None:
     assert not t.embedded and not t.local and t.identity == f"{GW}#b1"
 
 
+@pytest.mark.parametrize("token", ["s3cr3t\nX-Injected: 1", "s3cr3t words", "s3cr3t\x00", "s3cr3t\u00f6"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_showing_it(tmp_path: Path, token: str) -> None:
+    env = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_STAFF_TOKEN": token}
+    with pytest.raises(ConfigError, match=r"the token from \$VCITA_STAFF_TOKEN contains") as caught:
+        resolve_target(flags={}, env=env, cwd=tmp_path)
+    assert "s3cr3t" not in str(caught.value) + (caught.value.hint or "")
+    write_toml(tmp_path, STAGING)
+    with pytest.raises(ConfigError, match=r"\$STAGING_TOKEN contains"):
+        resolve_target(flags={}, env={"STAGING_TOKEN": token}, cwd=tmp_path, target_name="staging")
+
+
 def test_flags_override_env_which_overrides_toml(tmp_path: Path) -> None:
     write_toml(tmp_path, STAGING)
     env = {"STAGING_TOKEN": "from-toml-env", "VCITA_BUSINESS_ID": "from-env"}
