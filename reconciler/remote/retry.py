@@ -22,7 +22,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 #: Transport failures that happen before a single byte of the request left: always safe to repeat.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError)
 
 
 @dataclass

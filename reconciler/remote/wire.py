@@ -194,8 +194,13 @@ class WireTransport(httpx.AsyncBaseTransport):
             content = request.content
         except httpx.RequestNotRead:
             content = await request.aread()
-        message = b"".join([method, b" ", url.raw_path, _REQUEST_LINE_END,
-                            *[b"%s: %s\r\n" % pair for pair in request.headers.raw], b"\r\n", content])
+        head = b"".join([b"%s: %s\r\n" % pair for pair in request.headers.raw])
+        lines = len(request.headers.raw)
+        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+            # a line break inside a header would start a header (or a request) of its own
+            raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
+                                           request=request)
+        message = b"".join([method, b" ", url.raw_path, _REQUEST_LINE_END, head, b"\r\n", content])
 
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_connections)

@@ -341,3 +341,16 @@ async def test_an_answer_too_large_to_hold_is_refused(monkeypatch: pytest.Monkey
             await send(transport, "GET", server.url + "/")
         assert not transport._open  # noqa: SLF001 - the connection was dropped, not reused
         await transport.aclose()
+
+
+@pytest.mark.parametrize("value", ["b\r\nX-Injected: 1", "b\rc", "b\nc", "b\x00c"])
+async def test_a_header_that_would_split_the_request_is_never_sent(value: str) -> None:
+    async with serving(replying(answer())) as server:
+        transport = WireTransport()
+        request = httpx.Request("POST", server.url + "/", content=b"{}", headers={"X-Token": value})
+        with pytest.raises(httpx.LocalProtocolError, match="nothing was sent") as caught:
+            await transport.handle_async_request(request)
+        assert isinstance(caught.value, NOT_SENT) and value not in str(caught.value)
+        assert (await send(transport, "GET", server.url + "/")).status_code == 200  # its slot was given back
+        await transport.aclose()
+    assert len(server.requests) == 1
