@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,32 +36,15 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
+
 from reconciler import export, fleet
 from reconciler.plan import fingerprint
 from reconciler.planner import normalize as nz
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.normalize import client_package
 from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
-
-SERVER = """
-import json, sys
-from reconciler.sandbox import serve_in_thread
-with serve_in_thread(sys.argv[1], operator=True) as served:
-    print(json.dumps({"base_url": served.base_url}), flush=True)
-    sys.stdin.read()  # serve until the parent closes our stdin
-"""
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(db)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit("the sandbox server did not start")
-    return proc, json.loads(line)["base_url"]
-
 
 async def make_business(op: httpx.Client, base_url: str, root: Path, n: int, packages: int) -> fleet.Business:
     """One sandbox business, adopted into ``root/bizNN/`` with every client package tracked."""
@@ -129,29 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.businesses, args.packages = 6, 60
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, base_url = start_server(Path(tmp) / "sandbox.db")
-        try:
-            root = Path(tmp) / "manifests"
-            t0 = time.perf_counter()
-            with httpx.Client(base_url=base_url + "/_sandbox", timeout=120) as op:
-                businesses = [asyncio.run(make_business(op, base_url, root, n, args.packages))
-                              for n in range(args.businesses)]
-                op.post("/faults", json={"latency_ms": args.latency_ms}).raise_for_status()
-            setup = time.perf_counter() - t0
-            opts = fleet.WorkOptions(cwd=Path(tmp), env=dict(os.environ), concurrency=args.concurrency,
-                                     rate=args.rate)
-            asyncio.run(drift_all(businesses[:1], opts))  # warm-up, not measured
-            concurrent, sequential, per_business = [], [], []
-            for _ in range(args.runs):
-                concurrent.append(asyncio.run(drift_all(businesses, opts)))
-                alone = [asyncio.run(drift_all([b], opts)) for b in businesses]
-                sequential.append(sum(alone))
-                per_business.append(statistics.median(alone))
-        finally:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(timeout=15)
+    with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:
+        base_url = sandbox.base_url
+        root = Path(tmp) / "manifests"
+        t0 = time.perf_counter()
+        with httpx.Client(base_url=base_url + "/_sandbox", timeout=120) as op:
+            businesses = [asyncio.run(make_business(op, base_url, root, n, args.packages))
+                          for n in range(args.businesses)]
+            op.post("/faults", json={"latency_ms": args.latency_ms}).raise_for_status()
+        setup = time.perf_counter() - t0
+        opts = fleet.WorkOptions(cwd=Path(tmp), env=dict(os.environ), concurrency=args.concurrency,
+                                 rate=args.rate)
+        asyncio.run(drift_all(businesses[:1], opts))  # warm-up, not measured
+        concurrent, sequential, per_business = [], [], []
+        for _ in range(args.runs):
+            concurrent.append(asyncio.run(drift_all(businesses, opts)))
+            alone = [asyncio.run(drift_all([b], opts)) for b in businesses]
+            sequential.append(sum(alone))
+            per_business.append(statistics.median(alone))
 
     conc, seq = statistics.median(concurrent), statistics.median(sequential)
     speedup = seq / conc

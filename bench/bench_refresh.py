@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,32 +29,15 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
+
 from reconciler.remote import ClientSettings, Secret, Target, VcitaClient
 from reconciler.sandbox import DEMO
 
 CP_PATH = "/business/payments/v1/client_packages"
 BOUND_FACTOR = 1.3
 SPEEDUP_TARGET = 15.0
-
-SERVER = """
-import json, sys
-from reconciler.sandbox import serve_in_thread
-with serve_in_thread(sys.argv[1], operator=True) as served:
-    print(json.dumps({"base_url": served.base_url}), flush=True)
-    sys.stdin.read()  # serve until the parent closes our stdin
-"""
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(db)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit("the sandbox server did not start")
-    return proc, json.loads(line)["base_url"]
-
 
 def target_for(base_url: str) -> Target:
     return Target(name="bench", gateway_url=base_url + "/apigw", fallback_url=base_url + "/api2",
@@ -112,20 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, base_url = start_server(Path(tmp) / "sandbox.db")
-        try:
-            uids = asyncio.run(prepare(base_url, args.count, args.latency_ms))
-            sample = random.Random(0).sample(uids, min(args.sample, len(uids)))
-            asyncio.run(client_run(base_url, sample, args.concurrency))  # warm-up, not measured
-            client_walls, seq_walls = [], []
-            for _ in range(args.runs):
-                client_walls.append(asyncio.run(client_run(base_url, uids, args.concurrency)))
-                seq_walls.append(sequential_run(base_url, sample) * len(uids) / len(sample))
-        finally:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(timeout=15)
+    with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:
+        base_url = sandbox.base_url
+        uids = asyncio.run(prepare(base_url, args.count, args.latency_ms))
+        sample = random.Random(0).sample(uids, min(args.sample, len(uids)))
+        asyncio.run(client_run(base_url, sample, args.concurrency))  # warm-up, not measured
+        client_walls, seq_walls = [], []
+        for _ in range(args.runs):
+            client_walls.append(asyncio.run(client_run(base_url, uids, args.concurrency)))
+            seq_walls.append(sequential_run(base_url, sample) * len(uids) / len(sample))
 
     bound = args.count * args.latency_ms / 1000 / args.concurrency
     client = statistics.median(client_walls)
