@@ -1,9 +1,9 @@
 """Shared by the benchmark, soak and crash scripts: a served sandbox in its own process, its
 operator API, a business made for the run, and manifest trees of any size.
 
-Nothing here imports reconciler's internals except where a script needs the library itself; the
-sandbox runs as ``python -m reconciler.sandbox serve`` (so server and client do not share one
-interpreter lock) and is driven over HTTP only.
+Nothing here imports reconciler's internals (only the sandbox's URL layout) except where a
+script needs the library itself; the sandbox runs as ``python -m reconciler.sandbox serve`` (so
+server and client do not share one interpreter lock) and is driven over HTTP only.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # measure the checkout, not whatever copy was last pip-installed
     sys.path.insert(0, str(ROOT))
+
+from reconciler.sandbox.server import SandboxURLs  # noqa: E402 - after the checkout is on sys.path
+
 API_DOORS = ("gateway", "fallback")
 
 
-class ServedSandbox:
+class ServedSandbox(SandboxURLs):
     """``python -m reconciler.sandbox serve --port 0 --db FILE --operator`` in a child process."""
 
     def __init__(self, db: Path, *, log: Path | None = None) -> None:
@@ -79,18 +82,6 @@ class ServedSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @property
-    def gateway_url(self) -> str:
-        return self.base_url + "/apigw"
-
-    @property
-    def fallback_url(self) -> str:
-        return self.base_url + "/api2"
-
-    @property
-    def operator_url(self) -> str:
-        return self.base_url + "/_sandbox"
 
     # --- operator API -------------------------------------------------------------------------
 

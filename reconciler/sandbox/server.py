@@ -87,12 +87,11 @@ def make_server(app: Starlette, *, log_level: str = "warning") -> uvicorn.Server
     return uvicorn.Server(config)
 
 
-@dataclass
-class ServedSandbox:
-    """A running sandbox: its URLs, and the app (for `app.state.sandbox` in tests)."""
+class SandboxURLs:
+    """The URLs of a sandbox served at `base_url` (`http://host:port`): its two doors and the
+    operator API (shared with the benchmarks' sandbox in a child process)."""
 
     base_url: str
-    app: Starlette
 
     @property
     def gateway_url(self) -> str:
@@ -105,6 +104,14 @@ class ServedSandbox:
     @property
     def operator_url(self) -> str:
         return self.base_url + "/_sandbox"
+
+
+@dataclass
+class ServedSandbox(SandboxURLs):
+    """A running sandbox: its URLs, and the app (for `app.state.sandbox` in tests)."""
+
+    base_url: str
+    app: Starlette
 
 
 @contextmanager
