@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from reconciler.applier.commit import Committer
-from reconciler.errors import OutcomeUnknownError, PlanFileError, ReconcilerError, RemoteError
+from reconciler.errors import (
+    OutcomeUnknownError,
+    PlanFileError,
+    ReconcilerError,
+    RemoteError,
+    proves_not_executed,
+)
 from reconciler.journal import Journal
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.plan import Change, Plan, Request, fingerprint
@@ -252,7 +258,8 @@ class Applier:
         try:
             rid, door, verb = await self._execute(c)
         except OutcomeUnknownError as e:
-            self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c)}", started=started)
+            self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c, e.remote_id)}",
+                      started=started)
         except RemoteError as e:
             detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
                                for fe in getattr(e, "field_errors", []) or [])
@@ -260,8 +267,12 @@ class Applier:
         else:
             self._end(c, "done", verb, remote_id=rid, door=door, started=started)
 
-    def _check_by_hand(self, c: Change) -> str:
+    def _check_by_hand(self, c: Change, remote_id: str | None = None) -> str:
         body = c.requests[0].body if c.requests else {}
+        if c.kind == "ClientPackage" and remote_id:
+            return (f"Check {remote_id} in vcita (client {body.get('client_id')}, package "
+                    f"{self._resolve(body.get('package_id'))}), then run 'reconciler import {c.address} {remote_id}'. "
+                    "It will not be created again until then.")
         if c.kind == "ClientPackage":
             return (f"Check in vcita whether client {body.get('client_id')} now has package "
                     f"{self._resolve(body.get('package_id'))}; then run 'reconciler import {c.address} UID' if it "
@@ -321,11 +332,16 @@ class Applier:
             intent = await self.commit.open_intent(c.address, kind, request_digest(body), details)
             try:
                 return intent, await send(body)
-            except OutcomeUnknownError:
-                raise
-            except RemoteError:
-                self.commit.close_intent(intent, "failed")
-                raise
+            except RemoteError as exc:
+                if proves_not_executed(exc):
+                    self.commit.close_intent(intent, "failed")
+                    raise
+                if isinstance(exc, OutcomeUnknownError):
+                    raise
+                # Not proof that nothing was created (e.g. an answer of unexpected shape): the
+                # intent stays open and the create is never repeated on its own.
+                raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
+                                          status=exc.status) from exc
 
     async def _record_catalog(self, address: str, pkg: RemoteCatalogPackage) -> None:
         view = nz.catalog_remote(pkg)
