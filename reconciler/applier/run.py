@@ -27,8 +27,10 @@ from typing import Any, Literal, TypeVar
 from reconciler.applier.commit import Committer
 from reconciler.errors import (
     OutcomeUnknownError,
+    NotSentError,
     PlanFileError,
     RemoteError,
+    StateError,
     proves_not_executed,
 )
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
@@ -95,6 +97,10 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _NotSent(Exception):
+    """An operation that was not sent because the run is stopping."""
+
+
 class Applier:
     def __init__(self, api: VcitaClient, store: StateStore, state: State, target: TargetRef,
                  on_event: Callable[[Event], None] | None = None) -> None:
@@ -115,6 +121,16 @@ class Applier:
         # When each create left the gate's queue: its reported time is its own work (intent,
         # request, state), not the wait for the hundreds of creates queued before it.
         self._began: dict[str, float] = {}
+        #: why nothing more may be sent ("" while the run goes on): see stop()
+        self.stopping = ""
+
+    def stop(self, why: str = "apply was interrupted") -> None:
+        """Send nothing more: operations not yet sent end as skipped ("not sent"); those in flight
+        finish and are recorded.  Safe to call from a signal handler on the event loop."""
+        self.stopping = self.stopping or why
+        halt = getattr(self.api, "halt", None)
+        if halt is not None:
+            halt(self.stopping)
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -248,10 +264,29 @@ class Applier:
             if fut is not None and not await fut:
                 self._end(c, "skipped", f"skipped: {dep} did not succeed")
                 return
+        if self.commit.failed is not None and not self.stopping:
+            self.stop("the state cannot be written")
+        if self.stopping:
+            self._end(c, "skipped", f"not sent: {self.stopping}")
+            return
         self.emit(Event(kind="start", address=c.address, action=c.action))
         started = time.perf_counter()
         try:
             rid, door, verb = await self._execute(c)
+        except _NotSent as e:
+            self._end(c, "skipped", f"not sent: {e}", started=started)
+        except NotSentError:
+            self._end(c, "skipped", f"not sent: {self.stopping or 'the run is stopping'}", started=started)
+        except StateError as e:
+            # The state cannot be written (disk full, permissions): nothing more is sent, and an
+            # object vcita acknowledged is reported with the command that records it.
+            rid = next((r for a, r in self.commit.unrecorded if a == c.address), None)
+            if rid is None:
+                self._end(c, "skipped", f"not sent: the state cannot be written ({e.message})", started=started)
+            else:
+                self._end(c, "unknown", f"vcita has {rid}, but the state could not record it ({e.message}). "
+                                        f"Once the state can be written, run 'reconciler import {c.address} {rid}'",
+                          remote_id=rid, started=started)
         except OutcomeUnknownError as e:
             self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c, e.remote_id)}",
                       started=started)
@@ -322,8 +357,13 @@ class Applier:
         """Open the intent, then send the create, inside the create gate: an intent is opened
         only shortly before its request goes out."""
         async with self._create_gate:
+            if self.stopping:
+                raise _NotSent(self.stopping)
             self._began[c.address] = time.perf_counter()
             intent = await self.commit.open_intent(c.address, kind, request_digest(body), details)
+            if self.stopping:  # asked to stop while its pending record was written: never sent
+                self.commit.close_intent(intent, "failed")
+                raise _NotSent(self.stopping)
             try:
                 return intent, await send(body)
             except RemoteError as exc:
