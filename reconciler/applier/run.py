@@ -111,12 +111,13 @@ class Applier:
         self.emit = on_event or (lambda e: None)
         self.result = Result()
         self._done: dict[str, asyncio.Future[bool]] = {}
-        # Creates past this gate have their intent opened (or about to be): the client's request
-        # slots and a quarter more, so that the next intents are on disk when a slot frees up
-        # (about 9% faster than no margin in bench/bench_apply.py; twice the slots was no faster),
-        # and a run killed mid-way leaves at most that many creates with an unknown outcome.
+        # Creates past this gate have their pending record written (or about to be): twice the
+        # client's request slots, so that the next records are in the state (a whole-file write,
+        # which takes longer than a journal append did) when a slot frees up; with slots + 25%,
+        # bench/bench_apply.py took 1.2x as long, with 1.6x the state writes.  A run killed
+        # mid-way leaves at most that many creates with an unknown outcome.
         slots = max(1, int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8))
-        self._create_gate = asyncio.Semaphore(slots + (slots + 3) // 4)
+        self._create_gate = asyncio.Semaphore(2 * slots)
         self._unfinished = 0  # operations started and not yet ended
         # When each create left the gate's queue: its reported time is its own work (intent,
         # request, state), not the wait for the hundreds of creates queued before it.
