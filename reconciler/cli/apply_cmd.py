@@ -147,10 +147,12 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                                "remaining_changes": len(verify.actionable) if verify else None}))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
-    if verify is not None and verify.has_changes and result.ok:
-        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s); run 'reconciler plan'")
+    if verify is not None and (verify.has_changes or verify.errors) and result.ok:
+        errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
+        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s){errors}; "
+                     "run 'reconciler plan'")
         return 1
-    if verify is not None and not verify.has_changes and fmt == "text":
+    if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return 0 if result.ok else 1
 
