@@ -232,6 +232,7 @@ def _candidate_url(gateway: str) -> str | None:
 
 async def _fixes(report: Report, api: VcitaClient, open_client: OpenClient | None) -> None:
     target, toml, pins = report.target, [], {}
+    unfixable: list[str] = []
     failing = [r for r in report.routes if not r.works]
     if not failing:
         return
@@ -261,8 +262,10 @@ async def _fixes(report: Report, api: VcitaClient, open_client: OpenClient | Non
             _note(report, "The routes marked FAILS or NOT AVAILABLE need a staff token (vcita refuses directory "
                           f"tokens there): put this business's staff token in {_env_name(target, 'STAFF_TOKEN')}.")
         else:
-            _note(report, f"{r.route.name}: no door and token worked ({r.why}); nothing in reconciler.toml can "
-                          "fix that.")
+            unfixable.append(r.route.name)
+    if unfixable:
+        _note(report, f"No door and token worked for {', '.join(unfixable)} (the answers are above), and nothing "
+                      "in reconciler.toml can change that: check the URLs are vcita API doors, and the tokens.")
     name = target.name if target.name not in ("env", "") else "vcita"
     lines = list(dict.fromkeys(toml))
     if lines or pins:
