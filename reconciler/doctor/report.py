@@ -231,7 +231,9 @@ def _candidate_url(gateway: str) -> str | None:
 
 
 async def _fixes(report: Report, api: VcitaClient, open_client: OpenClient | None) -> None:
-    target, toml, pins = report.target, [], {}
+    target = report.target
+    toml: list[str] = []
+    pins: dict[str, RoutePin] = {}
     unfixable: list[str] = []
     failing = [r for r in report.routes if not r.works]
     if not failing:
