@@ -83,3 +83,43 @@ def test_settings_given_at_start_survive_a_reset(tmp_path):
         httpx.post(served.operator_url + "/reset", timeout=10).raise_for_status()
         settings = httpx.get(served.operator_url + "/settings", timeout=10).json()
     assert settings == {"list_lag_seconds": 20.0, "list_refuses_staff": ["fallback"]}
+
+
+def test_sandbox_serve_flags_set_the_imitations(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.sandbox", "serve", "--port", "0", "--db", str(tmp_path / "s.db"),
+         "--list-lag", "7.5", "--list-refuses-staff", "fallback", "--list-refuses-staff", "gateway",
+         "--open-gateway"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        operator = None
+        deadline = time.monotonic() + 20
+        while operator is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("operator:"):
+                operator = line.split()[1]
+            elif not line and proc.poll() is not None:
+                break
+        assert operator is not None, "the sandbox did not start"
+        with httpx.Client(timeout=10) as http:
+            assert http.get(operator + "/settings").json() == {
+                "list_lag_seconds": 7.5, "list_refuses_staff": ["fallback", "gateway"]}
+            assert http.get(operator + "/gateway").json() == {"routes": []}
+            http.post(operator + "/reset").raise_for_status()  # the flags are the defaults a reset restores
+            assert http.get(operator + "/settings").json()["list_lag_seconds"] == 7.5
+            assert http.get(operator + "/gateway").json() == {"routes": []}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
