@@ -58,7 +58,7 @@ def render_text(report: Report) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines.append("Routes (reads are probed on each door; writes are never tried):")
     for row in [header, *rows]:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     problems = [(r, o) for r in report.routes for o in r.outcomes if not o.ok]
     if problems:
         lines.append("")

@@ -60,7 +60,7 @@ class RouteReport:
                                "probes": [o.as_json() for o in self.outcomes]}
         if self.path is not None:
             out["tries"] = [{"door": d, "token": t, "status": s} for d, t, s in self.path.tries]
-            out["via"] = dict(zip(("door", "token"), self.path.via)) if self.path.via else None
+            out["via"] = dict(zip(("door", "token"), self.path.via, strict=True)) if self.path.via else None
         if self.uses is not None:
             out["uses"] = {"door": self.uses[0], "token": self.uses[1]}
         return out

@@ -4,8 +4,9 @@ a list that lags, empty variables and reconciler.toml found from a subfolder."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
