@@ -316,11 +316,32 @@ class StateStore:
         self._written: tuple[bytes, str, int] | None = None
         self._legacy_journal = False  # load() merged the open intents of a format-1 journal
 
+    kind = "local"
+
     @classmethod
-    def locate(cls, manifests: Sequence[str | Path] = (), state: str | Path | None = None) -> StateStore:
+    def locate(cls, manifests: Sequence[str | Path] = (), state: str | Path | None = None, *,
+               target: Any = None, backend: Any = None) -> Any:
         """The store for a run: the explicit ``--state`` file if given, else ``state.json`` in
-        :func:`state_dir_for` of the manifest paths."""
+        :func:`state_dir_for` of the manifest paths.
+
+        ``backend`` (a :class:`reconciler.backends.config.StateConfig`) may choose the postgres
+        backend instead, whose row is the one of ``target`` (a TargetRef, or a resolved Target)."""
+        if backend is not None and not backend.is_local:
+            from reconciler.backends import open_backend
+
+            return open_backend(backend, target=target, state_path=state)
         return cls(Path(state) if state is not None else state_dir_for(manifests) / STATE_NAME)
+
+    @property
+    def where(self) -> str:
+        """What this state is, for messages: the state file's path."""
+        return f"the state file {self.path}"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def close(self) -> None:
+        """Nothing to close: every call opens and closes its own files."""
 
     @property
     def dir(self) -> Path:
@@ -374,8 +395,9 @@ class StateStore:
             os.replace(self.journal_path, self.journal_path.with_name(self.journal_path.name + ".migrated"))
             self._legacy_journal = False
 
-    def write(self, state: State, *, expected_serial: int) -> State:
+    def write(self, state: State, *, expected_serial: int, serial: int | None = None) -> State:
         """Write ``state`` with serial ``expected_serial + 1`` and return what was written.
+        ``serial``, higher, is written instead (``state push|pull`` keep the source's serial).
 
         Refused (StateError, nothing written) unless the file on disk is the one the caller
         read: the same lineage and serial ``expected_serial`` (or no file, for serial 0).
@@ -408,7 +430,9 @@ class StateStore:
                     f"expected {expected_serial}): another run wrote it; refusing to overwrite",
                     hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.",
                 )
-        new = state.model_copy(update={"serial": expected_serial + 1})
+        if serial is not None and serial <= expected_serial:
+            raise ValueError("a write must raise the serial")
+        new = state.model_copy(update={"serial": expected_serial + 1 if serial is None else serial})
         try:
             if current is not None:
                 atomic_write_bytes(self.backup_path, current, mode=0o600)

@@ -9,6 +9,10 @@ shared reference folder.
 - `sandbox_app_factory`: builds in-process apps (`create_app`) on fresh database files, for
   `httpx.ASGITransport`.
 - `demo`: the demo business fixture (`DEMO`).
+- `pg_server` (session): a throwaway PostgreSQL server (``tests/support/pg_cluster.py``) on a
+  free loopback port, for the postgres state backend; `pg_dsn` (function): a fresh database of
+  it, owned by a fresh role, as a DSN.  Without the server binaries the tests using them are
+  skipped, saying why, except in CI (``CI`` set), where that is a failure: ``.ci/run`` installs it.
 - `shared_reference`: the folder of the official vcita specs and recipes (`../shared/reference/
   vcita` beside the repository, or `$RECONCILER_SHARED/reference/vcita`); skips when absent.
 """
@@ -123,3 +127,27 @@ def operator(sandbox: Any) -> Callable[..., Any]:
         return r.json()
 
     return call
+
+
+# --- a real PostgreSQL server (the postgres state backend) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    from pg_cluster import PgCluster, find_bindir
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server binaries on this CI machine; .ci/run should have installed them")
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine: apt-get install postgresql")
+    with PgCluster(fsync=False, max_connections=300) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_dsn(pg_server: Any, request: pytest.FixtureRequest) -> str:
+    import re
+    import secrets
+
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:40] + "_" + secrets.token_hex(3)
+    return str(pg_server.new_database(name))

@@ -1,0 +1,385 @@
+"""The postgres state backend: one row of state per (gateway URL, business id), written only
+over the serial that was read, and a lock the server releases when its session ends.
+
+- :meth:`PostgresStateStore.load` reads the row's document (the same JSON document as the state
+  file: tracked, archived and pending records together); no row is a fresh, empty state.
+- :meth:`PostgresStateStore.write` is one ``UPDATE ... WHERE lineage = %s AND serial = %s``
+  (or an ``INSERT`` for the first write): a write over a state that moved on changes nothing and
+  raises "the state moved on".  The previous document is kept in the row (``previous``).
+- :meth:`PostgresStateStore.lock` takes a session-level advisory lock
+  (``pg_advisory_lock``, waiting ``lock_wait`` seconds at most) on a connection it keeps open
+  while it is held, and records its holder in ``reconciler_lock``.  Every write made while the
+  lock is held goes through that same session, so a write can only succeed while the lock is
+  still held; if the process dies, its connection closes and the server releases the lock:
+  there is never a stale lock to break.  Without the lock, each call opens its own connection.
+
+The row key comes from the run's target (:class:`reconciler.state.TargetRef`), so a state can
+never be read for another business.  The DSN never reaches a message (see ``pg_schema``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.backends.config import StateConfig, describe_dsn
+from reconciler.backends.pg_schema import (
+    LOCK,
+    STATE,
+    business_lock_key,
+    database_errors,
+    ensure_schema,
+    lock_key_parts,
+    scrub,
+)
+from reconciler.errors import StateError, StateLockedError
+from reconciler.remote.target import Secret
+from reconciler.state import FORMAT_VERSION, READABLE_VERSIONS, State, TargetRef
+
+#: schemas already checked by this process, by DSN (each connection need not ask again)
+_checked: set[int] = set()
+_checked_guard = threading.Lock()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a business's lock now (``held`` False: nobody)."""
+
+    held: bool
+    lock_id: str | None = None
+    holder: dict[str, Any] = field(default_factory=dict)
+    session: int | None = None  # the database session (backend pid) holding it
+
+    def describe(self) -> str:
+        if not self.held:
+            return "not locked"
+        if not self.holder:
+            return f"locked by database session {self.session} (its holder record is not written yet)"
+        h = self.holder
+        who = (f"pid {h.get('pid', '?')} on host {h.get('host', '?')} (user {h.get('user', '?')}) "
+               f"since {h.get('created_at', '?')}" + (f", for '{h['operation']}'" if h.get("operation") else ""))
+        return f"locked by {who} (lock id {self.lock_id}, database session {self.session})"
+
+
+class PostgresStateStore:
+    """The state of one business in a PostgreSQL database (see the module docstring)."""
+
+    kind = "postgres"
+
+    def __init__(self, dsn: Secret, key: TargetRef, *, dsn_env: str = "", lock_wait: float = 5.0) -> None:
+        self.dsn = dsn
+        self.key = key
+        self.dsn_env = dsn_env
+        self.lock_wait = lock_wait
+        self._server = describe_dsn(dsn) + (f", from ${dsn_env}" if dsn_env else "")
+        self._conn: Any = None  # the session holding the lock, while it is held
+        self._guard = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: StateConfig, key: TargetRef, env: dict[str, str] | None = None) -> PostgresStateStore:
+        return cls(config.dsn(env if env is not None else dict(os.environ)), key, dsn_env=config.dsn_env)
+
+    @property
+    def where(self) -> str:
+        """What this state is, for messages: business, gateway and database (never the DSN)."""
+        return f"the postgres state of business {self.key.business_id} at {self.key.gateway_url} ({self._server})"
+
+    # --- connections ----------------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """A new autocommit connection whose schema is checked (created or migrated if needed)."""
+        import psycopg
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self.dsn.reveal())
+        defaults = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler")) if k not in given}
+        with database_errors(self._server, self.dsn):
+            conn = psycopg.connect(self.dsn.reveal(), autocommit=True, **defaults)
+        try:
+            with database_errors(self._server, self.dsn):
+                token = hash(self.dsn)
+                if token not in _checked:
+                    ensure_schema(conn)
+                    with _checked_guard:
+                        _checked.add(token)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _session(self) -> tuple[Any, bool]:
+        """The lock's session when held (shared), else a new connection (to close after)."""
+        if self._conn is not None:
+            return self._conn, False
+        return self.connect(), True
+
+    def close(self) -> None:
+        """Nothing to close outside a lock (each call closes its own connection)."""
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self._row() is not None
+
+    def _row(self) -> tuple[str, int, int, str] | None:
+        conn, own = self._session()
+        try:
+            with database_errors(self._server, self.dsn, "cannot read the state"):
+                return conn.execute(
+                    f"SELECT lineage, serial, format_version, document::text FROM {STATE} "
+                    "WHERE gateway_url = %s AND business_id = %s",
+                    [self.key.gateway_url, self.key.business_id]).fetchone()  # type: ignore[no-any-return]
+        finally:
+            if own:
+                conn.close()
+
+    def load(self) -> State:
+        """The state in the database; a fresh empty one (not written) when it has no row yet."""
+        row = self._row()
+        if row is None:
+            return State.new()
+        _, serial, version, text = row
+        return self._parse(text, version, serial)
+
+    def _parse(self, text: str, column_version: int, serial: int) -> State:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise self._damaged("its document is not JSON") from None
+        if not isinstance(raw, dict):
+            raise self._damaged(f"its document is a JSON {type(raw).__name__}, not an object")
+        version = raw.get("format_version")
+        for v in (version, column_version):
+            if isinstance(v, int) and not isinstance(v, bool) and v > FORMAT_VERSION:
+                raise self._damaged(f"format_version {v} was written by a newer reconciler (this one reads "
+                                    f"{' and '.join(map(str, READABLE_VERSIONS))})",
+                                    hint="Upgrade reconciler; nothing was changed.")
+        if version == 1 and not isinstance(version, bool):
+            raw = {**raw, "format_version": FORMAT_VERSION}  # read as format 2, written back as such
+        elif version != FORMAT_VERSION or isinstance(version, bool):
+            raise self._damaged(f"format_version {version!r} is not supported")
+        if raw.get("serial") != serial:
+            raise self._damaged(f"its document's serial {raw.get('serial')!r} is not the row's serial {serial}")
+        try:
+            state = State.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+            raise self._damaged(f"{loc}: {err['msg']}") from None
+        if state.target is not None and state.target != self.key:
+            raise self._damaged(f"its document belongs to {state.target.describe()}")
+        return state
+
+    def _damaged(self, what: str, hint: str | None = None) -> StateError:
+        return StateError(f"{self.where} cannot be used: {scrub(what, self.dsn)}",
+                          hint=hint or "Nothing was changed. The row's previous document is in its 'previous' column.")
+
+    def check_target(self, state: State, target: TargetRef) -> None:
+        """StateError when ``state`` belongs to another target than ``target`` (or this row's)."""
+        for want in (target, self.key):
+            if state.target is not None and state.target != want:
+                raise StateError(f"{self.where} belongs to {state.target.describe()}; this run targets "
+                                 f"{want.describe()}")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, state: State, *, expected_serial: int, serial: int | None = None) -> State:
+        """Write ``state`` with serial ``expected_serial + 1`` (or ``serial``, higher) and return
+        what was written; refused (StateError, nothing written) unless the row holds the same
+        lineage at serial ``expected_serial`` (no row, for 0)."""
+        if expected_serial < 0:
+            raise ValueError("expected_serial must be >= 0")
+        new_serial = expected_serial + 1 if serial is None else serial
+        if new_serial <= expected_serial:
+            raise ValueError("a write must raise the serial")
+        target = state.target or self.key
+        if target != self.key:
+            raise StateError(f"refusing to write a state of {target.describe()} into {self.where}")
+        new = state.model_copy(update={"serial": new_serial, "target": target})
+        data = new.model_dump_json()
+        conn, own = self._session()
+        try:
+            with database_errors(self._server, self.dsn, "cannot write the state (the database keeps the one "
+                                                          "before this write, unless the server committed it)"):
+                if expected_serial == 0:
+                    cur = conn.execute(
+                        f"INSERT INTO {STATE} (gateway_url, business_id, lineage, serial, format_version, document, "
+                        "updated_by) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
+                        [self.key.gateway_url, self.key.business_id, new.lineage, new.serial, FORMAT_VERSION, data,
+                         self._by()])
+                else:
+                    cur = conn.execute(
+                        f"UPDATE {STATE} SET previous = document, document = %s::jsonb, serial = %s, "
+                        "format_version = %s, updated_at = now(), updated_by = %s "
+                        "WHERE gateway_url = %s AND business_id = %s AND lineage = %s AND serial = %s",
+                        [data, new.serial, FORMAT_VERSION, self._by(), self.key.gateway_url, self.key.business_id,
+                         new.lineage, expected_serial])
+                if cur.rowcount != 1:
+                    raise self._moved_on(conn, new.lineage, expected_serial)
+        finally:
+            if own:
+                conn.close()
+        return new
+
+    def _by(self) -> str:
+        return f"{_user()}@{socket.gethostname()} pid {os.getpid()}"
+
+    def _moved_on(self, conn: Any, lineage: str, expected: int) -> StateError:
+        row = conn.execute(f"SELECT lineage, serial, updated_at, updated_by FROM {STATE} "
+                           "WHERE gateway_url = %s AND business_id = %s",
+                           [self.key.gateway_url, self.key.business_id]).fetchone()
+        if row is None:
+            return StateError(f"{self.where} has disappeared since it was read (at serial {expected}); "
+                              "refusing to write a new one over whatever happened",
+                              hint="Find out who deleted the row, and restore it before running again.")
+        by = scrub(str(row[3]), self.dsn)
+        if expected == 0:
+            return StateError(f"the state moved on: {self.where} was created by another run meanwhile (serial {row[1]}, "
+                              f"by {by}); refusing to overwrite it",
+                              hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.")
+        if row[0] != lineage:
+            return StateError(f"{self.where} is another state (lineage {row[0]}, expected {lineage}); "
+                              "refusing to overwrite it")
+        return StateError(f"the state moved on: {self.where} is at serial {row[1]} (written {row[2]:%Y-%m-%d %H:%M:%S} "
+                          f"by {by}), this run read serial {expected}; refusing to overwrite it",
+                          hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.")
+
+    # --- the lock -----------------------------------------------------------------------------
+
+    @property
+    def lock_key(self) -> int:
+        return business_lock_key(self.key.gateway_url, self.key.business_id)
+
+    def lock(self, operation: str) -> PostgresLock:
+        """The (not yet taken) lock of this state; use it as a context manager."""
+        return PostgresLock(self, operation)
+
+    def lock_status(self) -> LockInfo:
+        """Who holds the lock now, from the server's own lock table and the holder records."""
+        conn, own = self._session()
+        try:
+            with database_errors(self._server, self.dsn, "cannot read the state lock"):
+                return self._status(conn)
+        finally:
+            if own:
+                conn.close()
+
+    def _status(self, conn: Any) -> LockInfo:
+        classid, objid = lock_key_parts(self.lock_key)
+        held = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+                            "AND objid = %s AND objsubid = 1", [classid, objid]).fetchone()
+        if held is None:
+            return LockInfo(held=False)
+        row = conn.execute(f"SELECT lock_id, backend_pid, holder FROM {LOCK} WHERE gateway_url = %s "
+                           "AND business_id = %s", [self.key.gateway_url, self.key.business_id]).fetchone()
+        if row is None or row[1] != held[0]:
+            return LockInfo(held=True, session=held[0])
+        return LockInfo(held=True, lock_id=row[0], holder=row[2], session=held[0])
+
+    def unlock(self, lock_id: str) -> str:
+        """What ``state unlock`` says: a server-released lock is never broken by hand."""
+        status = self.lock_status()
+        if not status.held:
+            return (f"Nothing to break: {self.where} is not locked (a lock ends with its database session, "
+                    "even when its process is killed).")
+        if status.lock_id != lock_id:
+            raise StateError(f"lock {lock_id} is not the lock held now ({status.describe()}); nothing was unlocked",
+                             hint="Run the command that reported the lock again to see the current holder and lock id.")
+        raise StateError(f"lock {lock_id} is held by a live database session: {status.describe()}; nothing was "
+                         "unlocked", hint="The server releases it when that session ends (its process exits or is "
+                                          "killed); stop that process, or wait.")
+
+
+class PostgresLock:
+    """A session-level advisory lock on one business's state, with its holder recorded."""
+
+    def __init__(self, store: PostgresStateStore, operation: str) -> None:
+        self.store = store
+        self.operation = operation
+        self.id: str | None = None
+
+    def acquire(self) -> PostgresLock:
+        store = self.store
+        if self.id is not None or store._conn is not None:
+            raise RuntimeError("this state's lock is already held by this process")
+        conn = store.connect()
+        lock_id = secrets.token_hex(4)
+        record = {"id": lock_id, "pid": os.getpid(), "host": socket.gethostname(), "user": _user(),
+                  "operation": self.operation, "lock": "postgres", "created_at": _now()}
+        try:
+            with database_errors(store._server, store.dsn, "cannot take the state lock"):
+                # The lock session idles while an apply runs: no idle timeout may end it, and a
+                # holder whose machine vanished is noticed by keepalives (the lock then ends).
+                conn.execute("SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
+                             "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+                             "SET tcp_keepalives_count = 3")
+                conn.execute(f"SET lock_timeout = '{max(1, int(store.lock_wait * 1000))}ms'")
+                import psycopg
+
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s)", [store.lock_key])
+                except psycopg.errors.LockNotAvailable:
+                    status = store._status(conn)
+                    raise _locked(status, store) from None
+                conn.execute("SET lock_timeout = 0")
+                conn.execute(
+                    f"INSERT INTO {LOCK} (gateway_url, business_id, lock_id, backend_pid, holder) "
+                    "VALUES (%s, %s, %s, pg_backend_pid(), %s::jsonb) ON CONFLICT (gateway_url, business_id) DO UPDATE "
+                    "SET lock_id = EXCLUDED.lock_id, backend_pid = EXCLUDED.backend_pid, holder = EXCLUDED.holder, "
+                    "taken_at = now()", [store.key.gateway_url, store.key.business_id, lock_id, json.dumps(record)])
+        except BaseException:
+            conn.close()  # the server releases whatever this session held
+            raise
+        store._conn, self.id = conn, lock_id
+        return self
+
+    def release(self) -> bool:
+        store, lock_id = self.store, self.id
+        conn, store._conn, self.id = store._conn, None, None
+        if conn is None or lock_id is None:
+            return False
+        try:
+            conn.execute(f"DELETE FROM {LOCK} WHERE gateway_url = %s AND business_id = %s AND lock_id = %s",
+                         [store.key.gateway_url, store.key.business_id, lock_id])
+            conn.execute("SELECT pg_advisory_unlock(%s)", [store.lock_key])
+        except Exception:  # noqa: BLE001 - closing the session releases the lock all the same
+            return False
+        finally:
+            conn.close()
+        return True
+
+    def __enter__(self) -> PostgresLock:
+        return self.acquire()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+
+def _locked(status: LockInfo, store: PostgresStateStore) -> StateLockedError:
+    err = StateLockedError(f"{store.where} is {status.describe()}", lock_id=status.lock_id or "none",
+                           holder=status.holder)
+    err.hint = ("Wait for that run to finish: the database releases the lock when its session ends, even if its "
+                "process is killed, so there is nothing to break.")
+    return err
