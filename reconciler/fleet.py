@@ -44,7 +44,7 @@ from reconciler.remote.target import (
 
 TARGET_FILE = "target.toml"
 TARGET_KEYS = frozenset({"gateway_url", "fallback_url", "business_id", "token_env", "token_file",
-                         "directory_token_env", "directory_token_file"})
+                         "directory_token_env", "directory_token_file", "state", "state_dsn_env"})
 GLOBAL_VARS = ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN",
                "VCITA_DIRECTORY_TOKEN")
 
@@ -199,7 +199,7 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
 
 
 #: Exit codes from worst to best, per command: an error beats drift beats pending beats sync.
-SEVERITY = {"drift": (1, 2, 3, 0), "plan": (1, 2, 0)}
+SEVERITY = {"drift": (1, 2, 3, 0), "plan": (1, 2, 0), "apply": (1, 0)}
 
 
 def worst(codes: Sequence[int], command: str) -> int:
@@ -221,6 +221,8 @@ class WorkOptions:
     concurrency: int | None = None
     rate: float | None = None
     detailed_exitcode: bool = True  # plan: 2 when a business has changes
+    state_backend: str | None = None  # --state-backend (else each folder's configuration)
+    state_dsn_env: str | None = None  # --state-dsn-env
 
 
 async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
@@ -254,16 +256,31 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
 
 
 def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+    from reconciler.refresh import target_ref
+
+    desired, target, store = open_business(b, opts)
+    state = store.load()
+    store.check_target(state, target_ref(target))
+    return desired, target, state
+
+
+def open_business(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+    """A business folder's manifests, target and state store (the backend its configuration
+    or the run's flags choose: see :mod:`reconciler.backends.config`)."""
+    from reconciler.backends import open_backend, resolve_state_config
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore
 
     target = folder_target(b, cwd=opts.cwd, env=opts.env)
     desired = load_manifests([b.path])
-    store = StateStore.locate([b.path])
-    state = store.load()
-    store.check_target(state, target_ref(target))
-    return desired, target, state
+    config = resolve_state_config(backend=opts.state_backend, dsn_env=opts.state_dsn_env, cwd=opts.cwd,
+                                  target_name=b.name, folder=b.path)
+    if config.is_local:
+        store = StateStore.locate([b.path])
+    else:
+        store = open_backend(config, target=target_ref(target), env=dict(opts.env))
+    return desired, target, store
 
 
 def _client(target: Target, opts: WorkOptions) -> Any:

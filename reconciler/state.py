@@ -395,9 +395,9 @@ class StateStore:
             os.replace(self.journal_path, self.journal_path.with_name(self.journal_path.name + ".migrated"))
             self._legacy_journal = False
 
-    def write(self, state: State, *, expected_serial: int, serial: int | None = None) -> State:
+    def write(self, state: State, *, expected_serial: int, set_serial: int | None = None) -> State:
         """Write ``state`` with serial ``expected_serial + 1`` and return what was written.
-        ``serial``, higher, is written instead (``state push|pull`` keep the source's serial).
+        ``set_serial``, higher, is written instead (``state push|pull`` keep the source's serial).
 
         Refused (StateError, nothing written) unless the file on disk is the one the caller
         read: the same lineage and serial ``expected_serial`` (or no file, for serial 0).
@@ -430,9 +430,9 @@ class StateStore:
                     f"expected {expected_serial}): another run wrote it; refusing to overwrite",
                     hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.",
                 )
-        if serial is not None and serial <= expected_serial:
+        if set_serial is not None and set_serial <= expected_serial:
             raise ValueError("a write must raise the serial")
-        new = state.model_copy(update={"serial": expected_serial + 1 if serial is None else serial})
+        new = state.model_copy(update={"serial": expected_serial + 1 if set_serial is None else set_serial})
         try:
             if current is not None:
                 atomic_write_bytes(self.backup_path, current, mode=0o600)

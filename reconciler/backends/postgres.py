@@ -205,13 +205,13 @@ class PostgresStateStore:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def write(self, state: State, *, expected_serial: int, serial: int | None = None) -> State:
-        """Write ``state`` with serial ``expected_serial + 1`` (or ``serial``, higher) and return
+    def write(self, state: State, *, expected_serial: int, set_serial: int | None = None) -> State:
+        """Write ``state`` with serial ``expected_serial + 1`` (or ``set_serial``, higher) and return
         what was written; refused (StateError, nothing written) unless the row holds the same
         lineage at serial ``expected_serial`` (no row, for 0)."""
         if expected_serial < 0:
             raise ValueError("expected_serial must be >= 0")
-        new_serial = expected_serial + 1 if serial is None else serial
+        new_serial = expected_serial + 1 if set_serial is None else set_serial
         if new_serial <= expected_serial:
             raise ValueError("a write must raise the serial")
         target = state.target or self.key

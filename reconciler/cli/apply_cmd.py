@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
+from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
@@ -37,6 +38,10 @@ def read_plan(path: str) -> Any:
     except json.JSONDecodeError as e:
         raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
                             hint="Make the plan again with 'reconciler plan --out FILE'.") from None
+    from reconciler.fleet_apply import is_fleet_plan
+
+    if is_fleet_plan(raw):
+        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
     if not isinstance(raw, dict) or raw.get("format_version") != 1:
         found = raw.get("format_version") if isinstance(raw, dict) else None
         raise PlanFileError(f"{path} is not a reconciler plan of format_version 1 (found {found!r})")
@@ -58,11 +63,13 @@ def read_plan(path: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@shard_option
 @state_option
 @target_options
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
-          no_verify: bool, state_path: str | None, **kw: Any) -> int:
+          no_verify: bool, state_path: str | None, all_: bool = False, shard: str | None = None, jobs: int = 8,
+          **kw: Any) -> int:
     """Change vcita to match the manifests.
 
     \b
@@ -74,12 +81,24 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     state before it is sent, so an interrupted apply never creates anything twice: re-run apply
     to continue. Ctrl-C (or SIGTERM) sends nothing more, records what was in flight and exits
     130 (143).
+
+    \b
+    reconciler apply --all [FLEET_PLAN.json] [ROOT]   every business folder of ROOT (see plan --all)
     """
     from reconciler.applier import Applier
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
-    from reconciler.state import StateStore
 
+    if all_ or shard:
+        if not all_:
+            raise ConfigError("--shard selects businesses of a fleet; it needs --all")
+        from reconciler.cli.fleet_cmd import run_fleet_apply
+        from reconciler.fleet_apply import ApplyOptions
+
+        fleet_plan = paths[0] if paths and paths[0].endswith(".json") else None
+        return run_fleet_apply(obj, paths[1:] if fleet_plan else paths, saved=fleet_plan, fmt=fmt, shard=shard,
+                               jobs=jobs, kw=kw, state_path=state_path, auto_approve=auto_approve,
+                               how=ApplyOptions(stale=stale, allow_replace=allow_replace, verify=not no_verify))  # type: ignore[arg-type]
     console = obj.console
     saved = None
     if paths and paths[0].endswith(".json"):
@@ -88,7 +107,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
     target = resolve(kw, paths_l)
-    store = StateStore.locate(paths_l, state_path)
+    store = open_state(kw, paths_l, state_path, target)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",

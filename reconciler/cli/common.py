@@ -38,8 +38,39 @@ def target_options(f: F) -> F:
 
 
 def state_option(f: F) -> F:
+    """``--state FILE`` and the backend flags (``--state-backend``, ``--state-dsn-env``)."""
+    f = backend_options(f)
     return click.option("--state", "state_path", type=click.Path(dir_okay=False), metavar="PATH",
                         help="State file (default: .reconciler/state.json next to the manifests).")(f)
+
+
+def backend_options(f: F) -> F:
+    f = click.option("--state-dsn-env", "state_dsn_env", metavar="VAR",
+                     help="With the postgres backend: the environment variable holding the database DSN "
+                          "(default RECONCILER_STATE_DSN). Never pass the DSN itself.")(f)
+    return click.option("--state-backend", "state_backend", type=click.Choice(["local", "postgres"]), metavar="KIND",
+                        help="Where the state is kept: local (the state file) or postgres (a database "
+                             "shared by a team or a fleet) [reconciler.toml / target.toml: state].")(f)
+
+
+def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
+    """The run's state backend (flags popped from ``kw``, then target.toml of the manifest
+    folder, the target's table and the top level of reconciler.toml): a StateConfig."""
+    from reconciler.backends.config import resolve_state_config
+
+    folder = None
+    if paths:
+        first = Path(paths[0])
+        folder = first if first.is_dir() else first.parent
+    return resolve_state_config(backend=kw.pop("state_backend", None), dsn_env=kw.pop("state_dsn_env", None),
+                                cwd=Path.cwd(), target_name=getattr(target, "name", None), folder=folder)
+
+
+def open_state(kw: dict[str, Any], paths: list[str], state_path: str | None, target: Any) -> Any:
+    """The run's state store (``StateStore.locate`` with the configured backend)."""
+    from reconciler.state import StateStore
+
+    return StateStore.locate(paths, state_path, target=target, backend=state_config(kw, paths, target))
 
 
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.errors import ConfigError
 
@@ -59,7 +59,6 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     from reconciler.drift import detect, render_drift
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
-    from reconciler.state import StateStore
 
     if all_:
         if write_back:
@@ -76,7 +75,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
     target = resolve(kw, paths_l)
-    store = StateStore.locate(paths_l, state_path)
+    store = open_state(kw, paths_l, state_path, target)
 
     def load() -> Any:
         state = store.load()

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import DEFAULT_MANIFESTS
 
 
@@ -36,11 +36,10 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     """
     from reconciler import export as ex
     from reconciler.refresh import target_ref
-    from reconciler.state import StateStore
 
     out = Path(out_dir)
     target = resolve(kw, [str(out)])
-    store = StateStore.locate([out], state_path)
+    store = open_state(kw, [str(out)], state_path, target)
     ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
 
     async def fetch() -> tuple[Any, dict[str, str]]:
@@ -61,7 +60,7 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         console.warn(f"not exported: {rid}: {why}")
     n = len(plan.files)
     console.out(f"Exported {n} catalog package{'s' if n != 1 else ''} to {out}/ and recorded "
-                f"{'them' if n != 1 else 'it'} in {store.path}.", style="green")
+                f"{'them' if n != 1 else 'it'} in {store.where}.", style="green")
     if n:
         console.info(f"Next: 'reconciler plan {out}' should show no changes. Client packages: "
                      "'reconciler import client_package.NAME UID' for each (vcita cannot list them).")

@@ -1,15 +1,21 @@
-"""``plan --all`` and ``drift --all``: every business folder of ROOT, concurrently, one table.
+"""``plan --all``, ``drift --all`` and ``apply --all``: every business folder of ROOT,
+concurrently, one table.
 
 The exit code is the worst of the businesses' (an error beats drift or changes, which beat
-pending, which beats in sync).  ``--format json`` prints every business's row and full report
-(drift report or plan); ``--out FILE`` saves that JSON as well.
+pending, which beats in sync; for apply, an interruption beats an error).  ``--format json``
+prints every business's row and full report (drift report, plan, or apply outcomes); ``--out
+FILE`` saves that JSON as well (for plan: the fleet plan that ``apply --all FILE`` applies).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "to
 COLUMNS = {
     "drift": ("drift", "pending", "in_sync"),
     "plan": ("create", "update", "replace", "import", "forget", "errors"),
+    "apply": ("done", "failed", "skipped", "unknown", "refused", "remaining"),
 }
 
 
@@ -33,17 +40,12 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
 
     if len(paths) > 1:
         raise ConfigError("--all takes one folder (default manifests), holding one folder per business")
-    given = [f"--{k.replace('_name', '').replace('_', '-')}" for k in TARGET_FLAGS if kw.get(k)]
-    if given or state_path:
-        raise ConfigError(f"{', '.join(given + (['--state'] if state_path else []))} cannot be used with --all: "
-                          "each business folder has its own target and state",
-                          hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
+    _no_single_business_flags(kw, state_path)
     root = Path(paths[0] if paths else "manifests")
     chosen = fleet.parse_shard(shard) if shard else None
     everyone = fleet.discover(root)
     selected = fleet.select(everyone, chosen)
-    opts = fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
-                             rate=kw.get("rate"), detailed_exitcode=detailed_exitcode)
+    opts = _work_options(kw, detailed_exitcode)
     work = fleet.drift_business if command == "drift" else fleet.plan_business
     outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs))
     code = fleet.worst([o.exit_code for o in outcomes], command)
@@ -59,10 +61,101 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     return code
 
 
+def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> None:
+    given = [f"--{k.replace('_name', '').replace('_', '-')}" for k in TARGET_FLAGS if kw.get(k)]
+    if given or state_path:
+        raise ConfigError(f"{', '.join(given + (['--state'] if state_path else []))} cannot be used with --all: "
+                          "each business folder has its own target and state",
+                          hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
+
+
+def _work_options(kw: dict[str, Any], detailed_exitcode: bool = True) -> Any:
+    from reconciler import fleet
+
+    return fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
+                             rate=kw.get("rate"), detailed_exitcode=detailed_exitcode,
+                             state_backend=kw.get("state_backend"), state_dsn_env=kw.get("state_dsn_env"))
+
+
+def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt: str, shard: str | None, jobs: int,
+                    kw: dict[str, Any], state_path: str | None, auto_approve: bool, how: Any) -> int:
+    """``apply --all [FLEET_PLAN.json] [ROOT]``: apply every business (of the shard); the exit code."""
+    from reconciler import fleet
+    from reconciler.fleet_apply import FleetStop, apply_business, plan_folders, read_fleet_plan
+
+    if len(paths) > 1:
+        raise ConfigError("--all takes one folder (default manifests), holding one folder per business")
+    _no_single_business_flags(kw, state_path)
+    if saved is None and not auto_approve:
+        raise ConfigError("apply --all without a saved fleet plan needs --auto-approve (there is no one to ask "
+                          "about every business)",
+                          hint="Review 'reconciler plan --all --out fleet.json', then: reconciler apply --all fleet.json")
+    root = Path(paths[0] if paths else "manifests")
+    chosen = fleet.parse_shard(shard) if shard else None
+    plans: dict[str, Any] = {}
+    if saved is not None:
+        plans, _ = read_fleet_plan(saved)
+        everyone = plan_folders(root, plans)
+    else:
+        everyone = fleet.discover(root)
+    selected = fleet.select(everyone, chosen)
+    opts = _work_options(kw)
+    stop = FleetStop()
+    caught: list[signal.Signals] = []
+
+    async def main() -> list[Any]:
+        with _stopping_on_signals(stop, caught):
+            return await fleet.run_all(
+                selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs)
+
+    outcomes = run_async(main())
+    code = fleet.worst([o.exit_code for o in outcomes], "apply")
+    if caught:
+        code = 128 + int(caught[0])
+    what = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
+    if fmt == "json":
+        click.echo(fleet_json("apply", outcomes, code, shard), nl=False)
+    else:
+        click.echo(render_table("apply", outcomes, fmt, what, code), nl=False)
+    if caught:
+        obj.console.warn(f"Interrupted ({caught[0].name}): nothing more was sent; what was in flight is recorded. "
+                         "Run apply --all again to continue.")
+    return code
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: Any, caught: list[signal.Signals]) -> Iterator[None]:
+    """SIGINT/SIGTERM: every business sends nothing more (what is in flight is recorded) and no
+    other business starts; a second signal cancels what is in flight (its creates stay pending)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if caught and task is not None:
+            task.cancel()
+            return
+        caught.append(sig)
+        stop.stop(f"apply --all was interrupted ({sig.name})")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 def fleet_json(command: str, outcomes: list[Any], code: int, shard: str | None) -> str:
     rows = []
     for o in outcomes:
-        report = json.loads(o.report.model_dump_json()) if o.report is not None else None
+        if o.report is None or isinstance(o.report, dict):
+            report = o.report
+        else:
+            report = json.loads(o.report.model_dump_json())
         rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
                      "exit_code": o.exit_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
                      "report": report})

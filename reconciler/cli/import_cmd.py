@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
 
 
@@ -38,7 +38,6 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     from reconciler.adopt import adopt_many, read_pairs
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
-    from reconciler.state import StateStore
 
     if from_file is not None and (address or remote_id):
         raise click.UsageError("give either ADDRESS ID or --from FILE, not both")
@@ -48,7 +47,7 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
     target = resolve(kw, paths)
-    store = StateStore.locate(paths, state_path)
+    store = open_state(kw, paths, state_path, target)
     with store.lock("import"):
         state = store.load()
         store.check_target(state, target_ref(target))

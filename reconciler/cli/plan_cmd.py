@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
@@ -50,12 +50,11 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     from reconciler.fsutil import atomic_write_text
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
-    from reconciler.state import StateStore
 
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
     target = resolve(kw, paths_l)
-    store = StateStore.locate(paths_l, state_path)
+    store = open_state(kw, paths_l, state_path, target)
     state = store.load()
     store.check_target(state, target_ref(target))
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.cli.common import backend_options, resolve, state_config
 from reconciler.errors import StateError
 from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
 from reconciler.state_lock import describe_holder
@@ -23,24 +24,52 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _where(f: F) -> F:
-    """The two options that locate the state, identical on every subcommand."""
+    """The options that locate the state, identical on every subcommand."""
+    f = backend_options(f)
+    f = click.option("--target", "target_name", metavar="NAME", default=None,
+                     help="With a database backend: the target (reconciler.toml) whose business's state to use; "
+                          "by default the one plan would use.")(f)
     f = click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
                      help="The state file to use (overrides --manifests).")(f)
     f = click.option("--manifests", "manifests", type=click.Path(), default=DEFAULT_MANIFESTS, show_default=True,
                      help="Manifest folder (or file) whose .reconciler/ folder holds the state.")(f)
-    return f
+    return _resolving(f)
 
 
-def _store(manifests: str, state_file: str | None) -> StateStore:
-    return StateStore.locate([manifests], state_file)
+def _resolving(f: F) -> F:
+    """Replace the location options by one ``store`` argument (the configured backend's)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, manifests: str, state_file: str | None, target_name: str | None,
+                state_backend: str | None, state_dsn_env: str | None, **kw: Any) -> Any:
+        return f(*args, store=_store(manifests, state_file, target_name, state_backend, state_dsn_env), **kw)
+
+    return wrapper  # type: ignore[return-value]
 
 
-def _tracked(st: State, store: StateStore, address: str) -> None:
+def _store(manifests: str, state_file: str | None, target_name: str | None = None, backend: str | None = None,
+           dsn_env: str | None = None) -> Any:
+    """The state the flags and the configuration name: the file, or a database row, whose
+    business is then the target plan would use (flags, VCITA_* variables, reconciler.toml)."""
+    flags = {"state_backend": backend, "state_dsn_env": dsn_env}
+    config = state_config(dict(flags), [manifests], None)
+    if config.is_local:
+        if target_name:
+            raise StateError("--target chooses a business's row in a state database; the state here is a file",
+                             hint="Use --state FILE or --manifests PATH to choose a state file.")
+        return StateStore.locate([manifests], state_file)
+    target = resolve({"target_name": target_name}, [manifests])
+    config = state_config(dict(flags), [manifests], target)
+    return StateStore.locate([manifests], state_file, target=target, backend=config)
+
+
+def _tracked(st: State, store: Any, address: str) -> None:
     if address in st.resources:
         return
     guesses = [a for a in st.resources if a.split(".", 1)[1] == address]
     hint = f"Did you mean {' or '.join(guesses)}?" if guesses else "'reconciler state list' shows what is tracked."
-    raise StateError(f"{address} is not tracked in {store.path}", hint=hint)
+    raise StateError(f"{address} is not tracked in {store.where}", hint=hint)
 
 
 @click.group()
@@ -55,20 +84,19 @@ def state() -> None:
 @state.command("list")
 @_where
 @click.pass_obj
-def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
+def list_cmd(obj: Any, store: Any) -> int:
     """List tracked addresses and their vcita ids.
 
     Also lists archived objects (left the manifests, kept by id) and warns about creates whose
     outcome is unknown (pending records).
     """
     console = obj.console
-    store = _store(manifests, state_file)
     st = store.load()
-    if not store.path.exists():
-        console.info(f"No state at {store.path}: nothing is tracked yet.")
+    if not store.exists():
+        console.info(f"No state yet ({store.where}): nothing is tracked yet.")
     else:
         target = st.target.describe() if st.target else "no target yet"
-        console.info(f"State {store.path} (serial {st.serial}, {target}):")
+        console.info(f"State: {store.where} (serial {st.serial}, {target}):")
         width = max((len(a) for a in st.resources), default=0)
         for address in sorted(st.resources):
             console.out(f"{address:<{width}}  {st.resources[address].id}")
@@ -80,21 +108,31 @@ def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "
                      f"check vcita, then 'reconciler import {it.address} ID' or "
                      f"'reconciler state forget-intent {it.address}'")
+    _lock_note(console, store)
     return 0
+
+
+def _lock_note(console: Any, store: Any) -> None:
+    """Who holds a database state's lock now, if anyone (on stderr: stdout stays the listing)."""
+    status = getattr(store, "lock_status", None)
+    if store.kind != "local" and status is not None:
+        now = status()
+        if now.held:
+            console.info(f"The state is {now.describe()}.")
 
 
 @state.command("show")
 @click.argument("address")
 @_where
 @click.pass_obj
-def show(obj: Any, address: str, manifests: str, state_file: str | None) -> int:
+def show(obj: Any, address: str, store: Any) -> int:
     """Print what is tracked for ADDRESS, as JSON.
 
     ADDRESS is catalog_package.NAME or client_package.NAME, as 'state list' shows it.
     """
-    store = _store(manifests, state_file)
     st = store.load()
     _tracked(st, store, address)
+    _lock_note(obj.console, store)
     obj.console.out(json.dumps(st.resources[address].model_dump(mode="json"), sort_keys=True, indent=2,
                                ensure_ascii=False))
     return 0
@@ -104,14 +142,16 @@ def show(obj: Any, address: str, manifests: str, state_file: str | None) -> int:
 @click.argument("lock_id")
 @_where
 @click.pass_obj
-def unlock_cmd(obj: Any, lock_id: str, manifests: str, state_file: str | None) -> int:
+def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
     """Break a stale state lock, left by a run that is gone.
 
     LOCK_ID is the id printed by the command that found the state locked. Only that lock is
     broken: if it was released and taken again meanwhile, the id no longer matches and nothing
     happens. Make sure its process is really gone first.
     """
-    store = _store(manifests, state_file)
+    if store.kind != "local":  # a database lock ends with its session: never broken by hand
+        obj.console.out(store.unlock(lock_id))
+        return 0
     holder = unlock(store.dir, lock_id, name=store.lock_path.name)
     was = describe_holder(holder) if holder else "a damaged lock file"
     obj.console.out(f"Broke lock {lock_id} (held by {was}).")
@@ -122,7 +162,7 @@ def unlock_cmd(obj: Any, lock_id: str, manifests: str, state_file: str | None) -
 @click.argument("name")
 @_where
 @click.pass_obj
-def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -> int:
+def forget_intent(obj: Any, name: str, store: Any) -> int:
     """Drop a pending create whose outcome is unknown.
 
     NAME is an address (client_package.alice-10) or a bare name, meaning client_package.NAME.
@@ -134,16 +174,15 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
     if not ADDRESS_RE.match(address):
         raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
                                  param_hint="NAME")
-    store = _store(manifests, state_file)
     pending = sorted({it.address for it in store.load().pending.values()})
     if address not in pending:  # refused before taking the lock, so nothing is touched
         listed = f"Pending creates: {', '.join(pending)}." if pending else "There are no pending creates."
-        raise StateError(f"no pending create of {address} in {store.path}", hint=listed)
+        raise StateError(f"no pending create of {address} in {store.where}", hint=listed)
     with store.lock(f"state forget-intent {address}"):
         st = store.load()
         found = st.pending_for(address)
         if not found:
-            raise StateError(f"no pending create of {address} in {store.path} (resolved meanwhile)")
+            raise StateError(f"no pending create of {address} in {store.where} (resolved meanwhile)")
         intent = found[0]
         store.write(st.replace(pending={k: v for k, v in st.pending.items() if k != intent.id}),
                     expected_serial=st.serial)
@@ -163,7 +202,7 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @_where
 @click.pass_obj
-def rm(obj: Any, addresses: tuple[str, ...], archived: bool, yes: bool, manifests: str, state_file: str | None) -> int:
+def rm(obj: Any, addresses: tuple[str, ...], archived: bool, yes: bool, store: Any) -> int:
     """Stop tracking each ADDRESS without touching vcita.
 
     \b
@@ -178,7 +217,6 @@ def rm(obj: Any, addresses: tuple[str, ...], archived: bool, yes: bool, manifest
     if one argument is unknown, nothing is changed.
     """
     console = obj.console
-    store = _store(manifests, state_file)
     st = store.load()
     wanted = list(dict.fromkeys(addresses))
     for key in wanted:
@@ -209,17 +247,17 @@ def rm(obj: Any, addresses: tuple[str, ...], archived: bool, yes: bool, manifest
         store.write(new, expected_serial=current.serial)
     for key in wanted:
         if archived:
-            console.out(f"Erased the archived record of {key} from {store.path}.")
+            console.out(f"Erased the archived record of {key} from {store.where}.")
         else:
-            console.out(f"Removed {key} (vcita id {st.resources[key].id}) from {store.path}; "
+            console.out(f"Removed {key} (vcita id {st.resources[key].id}) from {store.where}; "
                         "the object still exists in vcita (its record is archived: 'reconciler state list').")
     return 0
 
 
-def _archived(st: State, store: StateStore, rid: str) -> None:
+def _archived(st: State, store: Any, rid: str) -> None:
     if rid not in st.archived:
         listed = ", ".join(sorted(st.archived)) or "none"
-        raise StateError(f"{rid} is not an archived vcita id in {store.path}", hint=f"Archived ids: {listed}.")
+        raise StateError(f"{rid} is not an archived vcita id in {store.where}", hint=f"Archived ids: {listed}.")
 
 
 @state.command("mv")
@@ -227,7 +265,7 @@ def _archived(st: State, store: StateStore, rid: str) -> None:
 @click.argument("new")
 @_where
 @click.pass_obj
-def mv(obj: Any, old: str, new: str, manifests: str, state_file: str | None) -> int:
+def mv(obj: Any, old: str, new: str, store: Any) -> int:
     """Rename a tracked object (and its pending create, if any) from OLD to NEW.
 
     \b
@@ -242,17 +280,26 @@ def mv(obj: Any, old: str, new: str, manifests: str, state_file: str | None) -> 
             raise click.BadParameter(f"{address!r} is not catalog_package.NAME or client_package.NAME")
     if old.split(".", 1)[0] != new.split(".", 1)[0]:
         raise StateError(f"{old} and {new} are not of the same kind; an object cannot change kind")
-    store = _store(manifests, state_file)
     with store.lock(f"state mv {old} {new}"):
         st = store.load()
         pending = {k: v.model_copy(update={"address": new}) if v.address == old else v for k, v in st.pending.items()}
         if old not in st.resources and pending == st.pending:
             _tracked(st, store, old)
         if new in st.resources or st.pending_for(new):
-            raise StateError(f"{new} is already tracked (or has a pending create) in {store.path}",
+            raise StateError(f"{new} is already tracked (or has a pending create) in {store.where}",
                              hint=f"'reconciler state rm {new}' first if that record is wrong.")
         resources = {(new if a == old else a): r for a, r in st.resources.items()}
         store.write(st.replace(resources=resources, pending=pending), expected_serial=st.serial)
     rid = st.resources[old].id if old in st.resources else "a pending create"
-    obj.console.out(f"Moved {old} to {new} ({rid}) in {store.path}; nothing in vcita changed.")
+    obj.console.out(f"Moved {old} to {new} ({rid}) in {store.where}; nothing in vcita changed.")
     return 0
+
+
+def _register_transfers() -> None:
+    from reconciler.cli.state_transfer_cmd import businesses, pull, push
+
+    for command in (push, pull, businesses):
+        state.add_command(command)
+
+
+_register_transfers()

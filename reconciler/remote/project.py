@@ -25,6 +25,7 @@ ROUTES_KEY = "routes"
 _TOML_KEYS = {
     "gateway_url", "fallback_url", "business_id", "token_env", "directory_token_env", "token_file",
     "directory_token_file",
+    "state", "state_dsn_env",  # the state backend of this target (reconciler.backends.config)
 }
 
 
