@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import stat
 import subprocess
 import sys
@@ -193,3 +194,68 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
         assert p.exists(), p
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode == 0o600, f"{p} has mode {oct(mode)}"
+
+
+def test_state_dsn_and_its_password_never_leak(tmp_path: Path, sandbox: Any, canary_business: dict[str, Any],
+                                               pg_server: Any) -> None:
+    """The postgres backend's DSN (its password a canary) in every command, at -vv, on the
+    happy path and on every error path (wrong password, unreachable, TLS required, a held lock,
+    --debug): neither the DSN nor its password appears in any output or file."""
+    b = canary_business
+    password = "canary-pg-" + secrets.token_hex(12)
+    wrong = "canary-pgwrong-" + secrets.token_hex(12)
+    role = "audit_" + secrets.token_hex(4)
+    from psycopg import sql
+
+    pg_server.admin(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    pg_server.admin(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(role), sql.Identifier(role)))
+    pg_server.admin(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)), dbname=role)
+    dsn = pg_server.dsn(role, user=role, password=password)
+    url = f"postgresql://{role}:{password}@127.0.0.1:{pg_server.port}/{role}"
+    work = tmp_path / "work"
+    write_manifests(work / "manifests", b)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
+    env = {**base_env, "VCITA_GATEWAY_URL": sandbox.gateway_url, "VCITA_FALLBACK_URL": sandbox.fallback_url,
+           "VCITA_BUSINESS_ID": b["business_id"], "VCITA_STAFF_TOKEN": b["staff_token"],
+           "RECONCILER_STATE_DSN": dsn, "TEAM_DSN": url}
+    (work / "reconciler.toml").write_text('state = "postgres"\n')
+    outputs: list[tuple[list[str], int, str]] = []
+
+    def rc(*args: str, env_: dict[str, str] | None = None) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, "-m", "reconciler", "-vv", *args], cwd=work, env=env_ or env,
+                              capture_output=True, text=True, timeout=120)
+        outputs.append((list(args), proc.returncode, proc.stdout + "\n" + proc.stderr))
+        return proc.returncode, proc.stdout + proc.stderr
+
+    assert rc("plan", "--out", "plan.json", "--rate", "1000")[0] == 0
+    assert rc("apply", "plan.json", "--rate", "1000")[0] == 0
+    assert rc("plan", "--format", "json", "--state-dsn-env", "TEAM_DSN")[0] == 0
+    for args in (("state", "list"), ("state", "show", "client_package.first"), ("state", "businesses"),
+                 ("state", "pull"), ("state", "push"), ("--debug", "drift")):
+        code, text = rc(*args)
+        assert code == 0, (args, text)
+    # a held lock (held by this process): an apply meets it, and unlock refuses to break it
+    from reconciler.backends.postgres import PostgresStateStore
+    from reconciler.remote.target import Secret
+    from reconciler.state import TargetRef
+
+    holder = PostgresStateStore(Secret(dsn), TargetRef(gateway_url=sandbox.gateway_url, business_id=b["business_id"]))
+    with holder.lock("audit"):
+        assert rc("--debug", "apply", "--auto-approve")[0] == 1
+        assert rc("state", "unlock", "00000000")[0] == 1
+    bad_password = {**env, "RECONCILER_STATE_DSN": dsn.replace(password, wrong)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    unreachable = {**env, "RECONCILER_STATE_DSN": dsn.replace(f"port={pg_server.port}", f"port={closed}")}
+    tls = {**env, "RECONCILER_STATE_DSN": dsn + " sslmode=require"}
+    url_wrong = {**env, "RECONCILER_STATE_DSN": url.replace(password, wrong)}
+    for bad in (bad_password, unreachable, tls, url_wrong):
+        for args in (["plan"], ["--debug", "apply", "--auto-approve"]):
+            code, text = rc(*args, env_=bad)
+            assert code == 1, (args, text)
+    leaks = [(args, c) for args, _, text in outputs for c in (password, wrong, dsn, url) if c in text]
+    assert not leaks, f"the DSN or its password in the output of: {leaks}"
+    for p in (p for p in work.rglob("*") if p.is_file()):
+        for c in (password, wrong):
+            assert c.encode() not in p.read_bytes(), f"{c[:14]}... found in {p}"
