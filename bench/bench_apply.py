@@ -35,7 +35,7 @@ TARGET = 1.5
 
 
 async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folder: Path, latency_ms: float,
-                         concurrency: int) -> dict[str, Any]:
+                         concurrency: int, state_config: Any = None) -> dict[str, Any]:
     from reconciler.applier import Applier
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
@@ -45,7 +45,7 @@ async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folde
 
     desired = load_manifests([folder])
     target = resolve_target(flags={}, env=sandbox.env(business), cwd=folder)
-    store = StateStore.locate([folder])
+    store = StateStore.locate([folder], target=target_ref(target), backend=state_config)
     settings = ClientSettings(concurrency=concurrency, rate=None, timeout=60.0)
     with store.lock("bench apply"):
         state = store.load().for_target(target_ref(target))
@@ -66,14 +66,15 @@ async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folde
 
 
 def apply_once(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0, concurrency: int = 32,
-               cli: bool = False, work: Path | None = None) -> dict[str, Any]:
-    """One measured apply of ``count`` client packages (library path; ``cli`` adds the CLI run)."""
+               cli: bool = False, work: Path | None = None, state_config: Any = None) -> dict[str, Any]:
+    """One measured apply of ``count`` client packages (library path; ``cli`` adds the CLI run);
+    ``state_config`` (a StateConfig) chooses another state backend than the file."""
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         sandbox.clear_faults()
         business = sandbox.new_business(f"bench apply {count}", clients=min(max(count, 1), 200))
         folder = Path(tmp) / "manifests"
         write_client_packages(folder, business, count)
-        out = asyncio.run(_apply_library(sandbox, business, folder, latency_ms, concurrency))
+        out = asyncio.run(_apply_library(sandbox, business, folder, latency_ms, concurrency, state_config))
         made = len(sandbox.client_packages(business["business_id"]))
         if made != count:
             raise RuntimeError(f"expected {count} client packages in the sandbox, found {made}")

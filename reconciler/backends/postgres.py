@@ -22,9 +22,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import random
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -46,6 +48,8 @@ from reconciler.errors import StateError, StateLockedError
 from reconciler.remote.target import Secret
 from reconciler.state import FORMAT_VERSION, READABLE_VERSIONS, State, TargetRef
 
+#: how long a connection waits for a free slot on a full server (seconds)
+CONNECT_PATIENCE = 30.0
 #: schemas already checked by this process, by DSN (each connection need not ask again)
 _checked: set[int] = set()
 _checked_guard = threading.Lock()
@@ -60,6 +64,26 @@ def _user() -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _connect_when_a_slot_frees(connect: Any, patience: float = CONNECT_PATIENCE) -> Any:
+    """``connect()``, tried again (with jittered back-off, ``patience`` seconds at most) while the
+    server has no free connection slot (SQLSTATE 53300): a fleet run with many jobs against a
+    server with few slots waits for one instead of failing businesses."""
+    import psycopg
+
+    deadline = time.monotonic() + patience
+    delay = 0.05
+    while True:
+        try:
+            return connect()
+        except psycopg.OperationalError as e:
+            full = getattr(e, "sqlstate", None) == "53300" or "too many clients" in str(e).lower() \
+                or "remaining connection slots" in str(e).lower()
+            if not full or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -116,7 +140,7 @@ class PostgresStateStore:
         given = conninfo_to_dict(self.dsn.reveal())
         defaults = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler")) if k not in given}
         with database_errors(self._server, self.dsn):
-            conn = psycopg.connect(self.dsn.reveal(), autocommit=True, **defaults)
+            conn = _connect_when_a_slot_frees(lambda: psycopg.connect(self.dsn.reveal(), autocommit=True, **defaults))
         try:
             with database_errors(self._server, self.dsn):
                 token = hash(self.dsn)

@@ -65,7 +65,7 @@ def shell(tmp_path: Path, sandbox: Any, demo: dict[str, Any]) -> Any:
 
 def test_every_example_file_parses() -> None:
     files = [*EXAMPLES.rglob("*.yml"), *EXAMPLES.rglob("*.yaml"), REPO / ".pre-commit-hooks.yaml"]
-    assert len(files) == 6
+    assert len(files) == 8
     for f in files:
         assert list(yaml.safe_load_all(f.read_text())), f
     import tomllib
@@ -84,7 +84,8 @@ def test_workflows_keep_secrets_in_env_and_never_print_them() -> None:
         text = f.read_text()
         for line in text.splitlines():
             if "secrets." in line:
-                assert re.match(r"\s+VCITA_[A-Z_]+: \$\{\{ secrets\.[A-Z_]+ \}\}$", line), (f.name, line)
+                assert re.match(r"\s+(VCITA_[A-Z_]+|RECONCILER_STATE_DSN): \$\{\{ secrets\.[A-Z_]+ \}\}$", line), \
+                    (f.name, line)
         assert "set -x" not in text and "echo $VCITA" not in text and "${VCITA_STAFF_TOKEN" not in text
 
 
@@ -160,14 +161,37 @@ def test_pre_commit_hook_validates_the_manifests(shell: Any) -> None:
     assert config["repos"][0]["hooks"][0]["id"] == hook["id"]
 
 
-def test_kubernetes_cronjob_shards_cover_every_business_once(shell: Any, sandbox: Any,
+def test_apply_workflow_with_the_state_in_postgres(shell: Any, pg_dsn: str) -> None:
+    steps = workflow_steps(WORKFLOWS / "apply-postgres.yml")
+    assert steps == ["reconciler apply plan.json manifests --state-backend postgres"]
+    doc = yaml.safe_load((WORKFLOWS / "apply-postgres.yml").read_text())
+    assert doc["jobs"]["apply"]["env"]["RECONCILER_STATE_DSN"] == "${{ secrets.RECONCILER_STATE_DSN }}"
+    dsn = {"RECONCILER_STATE_DSN": pg_dsn}
+    code, out, err = shell("reconciler plan --out plan.json --state-backend postgres manifests", dsn)
+    assert code == 0, out + err
+    code, out, err = shell(steps[0], dsn)
+    assert code == 0 and "Apply complete: 11 done" in out, out + err
+    assert not (shell.work / "manifests" / ".reconciler" / "state.json").exists()  # nothing to commit
+    code, out, err = shell("reconciler plan --detailed-exitcode --state-backend postgres manifests", dsn)
+    assert code == 0, out + err
+    assert pg_dsn not in out + err
+
+
+def _k8s_env(container: dict[str, Any], dsn: str) -> dict[str, str]:
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {"RECONCILER_STATE_DSN": {"name": "reconciler-state", "key": "dsn"}}  # the DSN from a Secret
+    return {**env, "RECONCILER_STATE_DSN": dsn}
+
+
+def test_kubernetes_cronjob_shards_cover_every_business_once(shell: Any, sandbox: Any, pg_dsn: str,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.cli import run
 
     doc = yaml.safe_load((EXAMPLES / "kubernetes" / "cronjob.yaml").read_text())
     job = doc["spec"]["jobTemplate"]["spec"]
     container = job["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = _k8s_env(container, pg_dsn)
     assert job["completionMode"] == "Indexed" and job["completions"] == job["parallelism"] == int(env["SHARDS"])
     script = container["args"][0]
     assert reconciler_lines(script)[0].startswith("reconciler drift --all --shard")
@@ -191,6 +215,13 @@ def test_kubernetes_cronjob_shards_cover_every_business_once(shell: Any, sandbox
             m.setenv("VCITA_BUSINESS_ID", b["business_id"])
             m.setenv("VCITA_STAFF_TOKEN", b["staff_token"])
             assert run(["export", "--out", f"manifests/{name}"]) == 0
+            m.setenv("RECONCILER_STATE_DSN", pg_dsn)  # onboarding: the state into the database
+            m.delenv("VCITA_BUSINESS_ID")
+            m.delenv("VCITA_STAFF_TOKEN")
+            for k in ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL"):
+                m.delenv(k)
+            assert run(["state", "push", "--manifests", f"manifests/{name}", "--state-backend", "postgres"]) == 0
+            shutil.rmtree(folder / ".reconciler")
     reports = shell.work / "reports"
     reports.mkdir()
     seen: list[str] = []
@@ -199,3 +230,24 @@ def test_kubernetes_cronjob_shards_cover_every_business_once(shell: Any, sandbox
         assert code == 0, out + err
         seen += [b["business"] for b in json.loads(out)["businesses"]]
     assert sorted(seen) == sorted(names)
+
+    # the nightly fleet apply: every index applies its shard, from the same database
+    doc = yaml.safe_load((EXAMPLES / "kubernetes" / "fleet-apply.yaml").read_text())
+    job = doc["spec"]["jobTemplate"]["spec"]
+    container = job["template"]["spec"]["containers"][0]
+    env = _k8s_env(container, pg_dsn)
+    assert job["completionMode"] == "Indexed" and job["completions"] == job["parallelism"] == int(env["SHARDS"])
+    script = container["args"][0]
+    assert reconciler_lines(script)[0].startswith("reconciler apply --all --auto-approve --shard")
+    for name in names[:2]:  # two businesses get a new price
+        f = next((root / name).glob("*.yaml"))
+        text, n = re.subn(r"(?m)^(\s*)price: \d+(\.\d+)?$", r"\g<1>price: 77", f.read_text())
+        assert n == 1
+        f.write_text(text)
+    applied: list[str] = []
+    for index in range(int(env["SHARDS"])):
+        code, out, err = shell(script, {**env, "JOB_COMPLETION_INDEX": str(index)})
+        assert code == 0, out + err
+        applied += [line.split()[0] for line in out.splitlines() if " applied " in f" {line} "]
+    assert sorted(applied) == sorted(names[:2])
+    assert not any((root / n / ".reconciler" / "state.json").exists() for n in names)
