@@ -2,6 +2,12 @@
 
     python bench/soak.py --rounds 200            # faults on every route + random kills
     python bench/soak.py --kill-only --rounds 50  # issue 6's crash test: SIGKILL only
+    python bench/soak.py --state-backend postgres --rounds 100   # the state in PostgreSQL
+
+With ``--state-backend postgres`` a throwaway PostgreSQL server is started for the soak
+(``tests/support/pg_cluster.py``) and every command keeps the state there (``state =
+"postgres"`` in the soak's ``reconciler.toml``): a killed apply's pending creates must be in the
+database, and its lock must end with its session (``stale locks broken`` must stay 0).
 
 The sandbox runs in its own process (``python -m reconciler.sandbox serve``) with a business made
 for the soak.  Each round changes the manifests (new client packages, sometimes a new catalog
@@ -203,6 +209,7 @@ class Tally:
     kills: int = 0
     kills_with_open_intents: int = 0
     unlocks: int = 0
+    lock_errors: int = 0  # applies refused because the state was locked
     imported: int = 0
     forgotten: int = 0
     fault_sets: int = 0
@@ -219,7 +226,7 @@ def _sigkill(proc: subprocess.Popen[str]) -> None:
 
 class Soak:
     def __init__(self, root: Path, sandbox: ServedSandbox, rng: random.Random, *, kill_only: bool,
-                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool) -> None:
+                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None) -> None:
         self.root = root
         self.sandbox = sandbox
         self.rng = rng
@@ -234,6 +241,10 @@ class Soak:
         self.folder = root / "manifests"
         self.folder.mkdir(parents=True)
         self.state_path = self.folder / ".reconciler" / "state.json"
+        self.state_dsn = state_dsn
+        if state_dsn is not None:  # every command (apply, import, forget-intent, plan) uses the database
+            self.env["RECONCILER_STATE_DSN"] = state_dsn
+            (self.root / "reconciler.toml").write_text('state = "postgres"\n')
         self.desired = Desired(services=[s["id"] for s in self.business["services"]],
                                clients=[c["id"] for c in self.business["clients"]])
 
@@ -308,19 +319,30 @@ class Soak:
 
     # --- the person ---------------------------------------------------------------------------
 
-    def tracked_ids(self) -> set[str]:
-        if not self.state_path.exists():
-            return set()
-        return {r["id"] for r in json.loads(self.state_path.read_text())["resources"].values()}
-
-    def open_intents(self) -> list[Any]:
+    def load_state(self) -> Any:
+        """The state as the soak's commands keep it (the file, or the database's row)."""
         from reconciler.state import StateStore
 
-        return list(StateStore(self.state_path).load().pending.values())
+        if self.state_dsn is None:
+            return StateStore(self.state_path).load()
+        from reconciler.backends.postgres import PostgresStateStore
+        from reconciler.remote.target import Secret
+        from reconciler.state import TargetRef
+
+        key = TargetRef(gateway_url=self.env["VCITA_GATEWAY_URL"], business_id=self.env["VCITA_BUSINESS_ID"])
+        return PostgresStateStore(Secret(self.state_dsn), key).load()
+
+    def tracked_ids(self) -> set[str]:
+        return {r.id for r in self.load_state().resources.values()}
+
+    def open_intents(self) -> list[Any]:
+        return list(self.load_state().pending.values())
 
     def resolve(self, output: str) -> None:
         """React to what apply said, as a person would."""
         m = LOCK_ID.search(output)
+        if "is locked by" in output:
+            self.tally.lock_errors += 1
         if m and "locked" in output:
             code, out = self.cli("state", "unlock", m.group(1))
             self.tally.unlocks += 1
@@ -413,8 +435,7 @@ class Soak:
         except (ValueError, KeyError):
             final_changes = -1  # the plan itself failed: not a count, but never 0
             print(f"final plan failed (exit {code}): {out[-1500:]}", file=sys.stderr)
-        state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"resources": {}}
-        resources = state["resources"]
+        resources = {a: {"id": r.id} for a, r in self.load_state().resources.items()}
         tracked_ids = {r["id"] for r in resources.values()}
         catalog_ids = {a.split(".", 1)[1]: r["id"] for a, r in resources.items() if a.startswith("catalog_package.")}
 
@@ -467,16 +488,23 @@ class Soak:
 
 
 def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills: bool = True, faults: bool = True,
-         grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None) -> dict[str, Any]:
+         grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None,
+         state_backend: str = "local") -> dict[str, Any]:
     """Run the soak; returns the counts (see the module's docstring)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=workdir, prefix="soak-") as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="soak-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
+        dsn = None
+        if state_backend == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+            from pg_cluster import PgCluster
+
+            dsn = stack.enter_context(PgCluster(fsync=True)).new_database("soak")
         with ServedSandbox(root / "sandbox" / "sandbox.db") as sandbox:
             s = Soak(root / "work", sandbox, rng, kill_only=kill_only, kills=kills or kill_only,
-                     faults=faults and not kill_only, grow=grow, verbose=verbose)
+                     faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn)
             for r in range(1, rounds + 1):
                 s.round(r)
                 s.tally.rounds = r
@@ -486,7 +514,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
             counts = s.final_counts()
     t = s.tally
     counts.update(seed=seed, applies=t.applies, kills=t.kills, kills_with_open_intents=t.kills_with_open_intents,
-                  unlocks=t.unlocks, imported=t.imported, forgotten=t.forgotten, fault_sets=t.fault_sets,
+                  unlocks=t.unlocks, lock_errors=t.lock_errors, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten, fault_sets=t.fault_sets,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
                   elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
     return counts
@@ -500,16 +528,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-kill", action="store_true", help="faults only")
     parser.add_argument("--grow", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="new client packages per round (default 1 4; 4 12 with --kill-only)")
+    parser.add_argument("--state-backend", choices=["local", "postgres"], default="local",
+                        help="where the state is kept (postgres: a throwaway server started for the soak)")
     parser.add_argument("--json", action="store_true", help="also print every count as one JSON line")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
     c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
-             verbose=args.verbose)
+             verbose=args.verbose, state_backend=args.state_backend)
     print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']}")
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
-          f"{c['unlocks']} stale locks broken, unknown outcomes resolved: {c['imported']} imported, "
+          f"state backend {c['state_backend']}, {c['unlocks']} stale locks broken, {c['lock_errors']} lock errors, unknown outcomes resolved: {c['imported']} imported, "
           f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "
           f"catalog packages declared, {c['remote_client_packages']} client packages in the sandbox; "
           f"{c['elapsed_s']} s)", file=sys.stderr)
