@@ -111,9 +111,9 @@ def list_businesses(config: StateConfig, env: dict[str, str] | None = None) -> l
         with database_errors(probe._server, probe.dsn, "cannot list the states"):
             rows = conn.execute(
                 f"""SELECT gateway_url, business_id, serial, lineage, updated_at, updated_by,
-                           (SELECT count(*) FROM jsonb_object_keys(document->'resources')),
-                           (SELECT count(*) FROM jsonb_object_keys(COALESCE(document->'archived', '{{}}'))),
-                           (SELECT count(*) FROM jsonb_object_keys(COALESCE(document->'pending', '{{}}')))
+                           (SELECT count(*) FROM json_object_keys(document->'resources')),
+                           (SELECT count(*) FROM json_object_keys(COALESCE(document->'archived', '{{}}'::json))),
+                           (SELECT count(*) FROM json_object_keys(COALESCE(document->'pending', '{{}}'::json)))
                       FROM {STATE} ORDER BY gateway_url, business_id""").fetchall()
             out = []
             for r in rows:

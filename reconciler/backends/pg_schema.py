@@ -4,8 +4,9 @@ Tables (in the first schema of the connection's ``search_path``, usually ``publi
 another with ``options=-csearch_path=NAME`` in the DSN):
 
 - ``reconciler_meta (key, value)``: ``schema_version`` and ``created_by = reconciler``;
-- ``reconciler_state``: one row per (gateway URL, business id): the state document (jsonb, the
-  same JSON as the state file), its lineage, serial and format version, the document before the
+- ``reconciler_state``: one row per (gateway URL, business id): the state document (the same
+  JSON as the state file, as ``json`` text: ``jsonb`` would refuse the ``\\u0000`` a manifest
+  value may hold), its lineage, serial and format version, the document before the
   last write (``previous``, the file backend's ``.backup``), when and by whom it was written;
 - ``reconciler_lock``: who holds each business's lock (the lock itself is a session-level
   advisory lock, which the server releases when the session ends: this row only describes it).
@@ -51,8 +52,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             lineage text NOT NULL,
             serial bigint NOT NULL CHECK (serial >= 0),
             format_version integer NOT NULL,
-            document jsonb NOT NULL,
-            previous jsonb,
+            document json NOT NULL,
+            previous json,
             updated_at timestamptz NOT NULL DEFAULT now(),
             updated_by text NOT NULL DEFAULT '',
             PRIMARY KEY (gateway_url, business_id))""",

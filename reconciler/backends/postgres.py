@@ -250,12 +250,12 @@ class PostgresStateStore:
                 if expected_serial == 0:
                     cur = conn.execute(
                         f"INSERT INTO {STATE} (gateway_url, business_id, lineage, serial, format_version, document, "
-                        "updated_by) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
+                        "updated_by) VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT DO NOTHING",
                         [self.key.gateway_url, self.key.business_id, new.lineage, new.serial, FORMAT_VERSION, data,
                          self._by()])
                 else:
                     cur = conn.execute(
-                        f"UPDATE {STATE} SET previous = document, document = %s::jsonb, serial = %s, "
+                        f"UPDATE {STATE} SET previous = document, document = %s::json, serial = %s, "
                         "format_version = %s, updated_at = now(), updated_by = %s "
                         "WHERE gateway_url = %s AND business_id = %s AND lineage = %s AND serial = %s",
                         [data, new.serial, FORMAT_VERSION, self._by(), self.key.gateway_url, self.key.business_id,

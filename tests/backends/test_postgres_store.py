@@ -257,3 +257,13 @@ def test_locate_returns_the_configured_backend(pg_dsn: str, tmp_path: Path, monk
                            backend=StateConfig(backend="postgres", dsn_env="MY_DSN"))
     assert isinstance(pg, PostgresStateStore) and pg.key == ACME
     assert pg_dsn not in pg.where and "host 127.0.0.1" in pg.where
+
+
+def test_any_text_a_manifest_may_hold_round_trips(pg_dsn: str) -> None:
+    """NUL, lone surrogates escaped, quotes, emoji: what the file keeps, the row keeps."""
+    odd = {"description": "a\u0000b \"quoted\" \\ back\\slash \U0001f3b9 \t tab", "price": 1e-7, "n": 10**15}
+    st = State.new(ACME).with_resource("catalog_package.odd", ResourceState(
+        kind="CatalogPackage", id="pkg1", fingerprint="f", applied=odd, updated_at="2026-01-01T00:00:00Z"))
+    written = store_for(pg_dsn).write(st, expected_serial=0)
+    assert store_for(pg_dsn).load() == written
+    assert store_for(pg_dsn).load().resources["catalog_package.odd"].applied == odd
