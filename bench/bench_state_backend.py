@@ -36,10 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))
 
+import bench_apply  # noqa: E402
 from harness import ServedSandbox, reconciler, write_client_packages  # noqa: E402
 from pg_cluster import PgCluster  # noqa: E402
-
-import bench_apply  # noqa: E402
 
 RATIO_TARGET = 1.2
 

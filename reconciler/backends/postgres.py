@@ -134,7 +134,6 @@ class PostgresStateStore:
     def connect(self) -> Any:
         """A new autocommit connection whose schema is checked (created or migrated if needed)."""
         import psycopg
-
         from psycopg.conninfo import conninfo_to_dict
 
         given = conninfo_to_dict(self.dsn.reveal())

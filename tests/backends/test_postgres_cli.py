@@ -104,7 +104,7 @@ def test_state_list_shows_who_holds_the_lock(pg_env: str, cli: CLI, demo: dict[s
     store = PostgresStateStore(Secret(pg_env), demo_key(demo, sandbox), lock_wait=0.2)
     with store.lock("apply") as lock:
         code, out, err = cli("state", "list", "--state-backend", "postgres")
-        assert code == 0 and f"locked by pid" in err and lock.id in err and "for 'apply'" in err
+        assert code == 0 and "locked by pid" in err and lock.id in err and "for 'apply'" in err
         code, out, err = cli("apply", "--auto-approve", "--state-backend", "postgres")
         assert code == 1 and "is locked by pid" in err and "nothing to break" in err
         code, out, err = cli("state", "unlock", str(lock.id), "--state-backend", "postgres")
