@@ -14,7 +14,9 @@ Measured:
 * **fleet**: ``reconciler plan --all --jobs N`` over BUSINESSES business folders (a fresh process;
   every folder's ``target.toml`` says ``state = "postgres"``; each business was applied first
   with ``apply --all``, which wrote its state into the database), all against one server: wall time, and the number of
-  businesses that ended in an error (lock errors included).  Target: no error.
+  businesses that ended in an error (lock errors included).  Target: no error.  With
+  ``--processes P``, also P ``plan --all --shard I/P`` processes at once over the same folders
+  (the server's default 100 connection slots; a full server is waited for, not an error).
 
 Usage: ``python bench/bench_state_backend.py [--count 1000] [--runs 3] [--businesses 200] [--jobs 200]``.
 Exit status 1 when a target is missed.
@@ -60,7 +62,8 @@ def measure_apply(sandbox: ServedSandbox, dsn: str, count: int, runs: int) -> di
             "ratio": med["postgres"] / med["file"], "walls": walls, "state_writes": writes}
 
 
-def measure_fleet(sandbox: ServedSandbox, pg: PgCluster, businesses: int, jobs: int, work: Path) -> dict[str, Any]:
+def measure_fleet(sandbox: ServedSandbox, pg: PgCluster, businesses: int, jobs: int, work: Path,
+                  processes: int = 0) -> dict[str, Any]:
     dsn = pg.new_database("fleet_bench")
     root = work / "fleet" / "manifests"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
@@ -89,9 +92,36 @@ def measure_fleet(sandbox: ServedSandbox, pg: PgCluster, businesses: int, jobs: 
     doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"businesses": []}
     errors = [b for b in doc["businesses"] if b["exit_code"] == 1]
     lock_errors = [b for b in errors if "lock" in (b.get("error") or "")]
-    return {"businesses": businesses, "jobs": jobs, "wall": wall, "apply_all_wall": apply_wall,
-            "rows": len(doc["businesses"]), "errors": len(errors), "lock_errors": len(lock_errors),
-            "first_error": errors[0]["error"] if errors else None, "exit_code": proc.returncode}
+    out = {"businesses": businesses, "jobs": jobs, "wall": wall, "apply_all_wall": apply_wall,
+           "rows": len(doc["businesses"]), "errors": len(errors), "lock_errors": len(lock_errors),
+           "first_error": errors[0]["error"] if errors else None, "exit_code": proc.returncode}
+    if processes:
+        out["processes"] = measure_processes(root, env, processes)
+    return out
+
+
+def measure_processes(root: Path, env: dict[str, str], processes: int) -> dict[str, Any]:
+    """``processes`` concurrent ``plan --all --shard I/P`` processes over the same fleet (as a
+    Kubernetes indexed Job would run them), all against the one server."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "reconciler", "plan", "--all", "--shard", f"{i}/{processes}",
+                               "--jobs", "16", "--rate", "10000", "--format", "json", str(root)],
+                              cwd=root.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    rows, errors, lock_errors, first = 0, 0, 0, None
+    for p in procs:
+        stdout, _ = p.communicate(timeout=900)
+        doc = json.loads(stdout) if stdout.strip().startswith("{") else {"businesses": []}
+        rows += len(doc["businesses"])
+        for b in doc["businesses"]:
+            if b["exit_code"] == 1:
+                errors += 1
+                lock_errors += "lock" in (b.get("error") or "")
+                first = first or b.get("error")
+    return {"processes": processes, "wall": time.perf_counter() - t0, "rows": rows, "errors": errors,
+            "lock_errors": lock_errors, "first_error": first}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--businesses", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also run this many 'plan --all --shard I/P' processes at once over the same fleet")
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -107,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             PgCluster(fsync=True, max_connections=100) as pg:
         dsn = pg.new_database("apply_bench")
         a = measure_apply(sandbox, dsn, args.count, args.runs)
-        f = None if args.skip_fleet else measure_fleet(sandbox, pg, args.businesses, args.jobs, Path(tmp))
+        f = None if args.skip_fleet else measure_fleet(sandbox, pg, args.businesses, args.jobs, Path(tmp),
+                                                       args.processes)
     ok = a["ratio"] <= RATIO_TARGET and (f is None or (f["errors"] == 0 and f["rows"] == f["businesses"]))
     print(f"apply of {a['count']} client packages (20 ms latency, concurrency 32), medians of {a['runs']} runs each, "
           "alternating:")
@@ -121,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
               f"apply --all before it (--jobs 32): {f['apply_all_wall']:.2f} s")
         if f["first_error"]:
             print(f"  first error: {f['first_error']}")
+        pr = f.get("processes")
+        if pr:
+            print(f"{pr['processes']} concurrent 'plan --all --shard I/{pr['processes']}' processes over the same "
+                  f"businesses: {pr['wall']:.2f} s, {pr['rows']} rows, {pr['errors']} errors ({pr['lock_errors']} "
+                  "lock errors)" + (f"; first error: {pr['first_error']}" if pr["first_error"] else ""))
+            ok = ok and pr["errors"] == 0 and pr["rows"] == f["businesses"]
     print("OK" if ok else "MISSED")
     if args.json:
         print(json.dumps({"apply": a, "fleet": f}))
