@@ -143,6 +143,11 @@ def _vm(field: str) -> int:
 
 def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     from reconciler.planner import plan
+    from reconciler.remote import DEFAULT_ROUTES
+    from reconciler.remote.calls import describe as describe_op
+
+    def describe(op: Any) -> Any:  # as VcitaClient.describe does, with each route's table door
+        return describe_op(op, DEFAULT_ROUTES, lambda route: route.door)
 
     t0 = time.perf_counter()
     desired, state, actual, opts = build_inputs(resources)
@@ -152,7 +157,7 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         result = None
         t0 = time.perf_counter()
-        result = plan(desired, state, actual, opts)
+        result = plan(desired, state, actual, opts, describe)
         times.append(time.perf_counter() - t0)
     assert result is not None
     # For the owners of the planner and the CLI: the same plan with the inputs moved out of the
@@ -163,12 +168,12 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
     t0 = time.perf_counter()
-    result = plan(desired, state, actual, opts)
+    result = plan(desired, state, actual, opts, describe)
     frozen = time.perf_counter() - t0
     gc.unfreeze()
     counts: dict[str, int] = {}
-    for c in result.changes:
-        counts[c.action] = counts.get(c.action, 0) + 1
+    for op in result.operations:
+        counts[op.action] = counts.get(op.action, 0) + 1
     return {"resources": resources, "build_s": build, "times": times, "median_s": median(times), "frozen_s": frozen,
             "peak_rss": _vm("VmHWM"), "inputs_rss": rss_inputs, "changes": counts,
             "noops": result.noop_count, "errors": len(result.errors)}
@@ -313,7 +318,7 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
     async def once() -> tuple[float, Any]:
         async with VcitaClient(target, settings=ClientSettings(concurrency=concurrency, rate=None)) as api:
             t0 = time.perf_counter()
-            p = await make_plan(api, desired, state, target=target)
+            p = await make_plan(api, desired, state, target=target, pending=())
             return time.perf_counter() - t0, p
 
     walls, requests = [], 0

@@ -56,13 +56,15 @@ class Business:
 
 @dataclass
 class Outcome:
-    """How one business went: its exit code, counts for the summary table, and its report."""
+    """How one business went: its status, counts for the summary table, and its report.
+
+    ``status`` is one of: drift: "in sync", "drift", "pending"; plan: "no changes", "changes",
+    "errors"; either: "error" (the business could not be worked on; ``error`` says why)."""
 
     business: str
     path: str
-    exit_code: int
+    status: str
     business_id: str = ""
-    status: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
@@ -181,25 +183,14 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
             try:
                 out = await work(b)
             except ReconcilerError as e:
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error", error=e.message)
+                out = Outcome(b.name, str(b.path), status="error", error=e.message)
             except Exception as e:  # noqa: BLE001 - one business must not stop the fleet
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error",
+                out = Outcome(b.name, str(b.path), status="error",
                               error=f"internal error: {type(e).__name__}: {e}")
             out.seconds = round(time.perf_counter() - t0, 3)
             return out
 
     return list(await asyncio.gather(*(one(b) for b in businesses)))
-
-
-#: Exit codes from worst to best, per command: an error beats drift beats pending beats sync.
-SEVERITY = {"drift": (1, 2, 3, 0), "plan": (1, 2, 0)}
-
-
-def worst(codes: Sequence[int], command: str) -> int:
-    """The fleet's exit code: the worst of the businesses' (0 for none)."""
-    order = SEVERITY[command]
-    present = set(codes)
-    return next((c for c in order if c in present), 0)
 
 
 # --- the per-business work ----------------------------------------------------------------------
@@ -213,7 +204,6 @@ class WorkOptions:
     env: Mapping[str, str]
     concurrency: int | None = None
     rate: float | None = None
-    detailed_exitcode: bool = True  # plan: 2 when a business has changes
 
 
 async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
@@ -221,12 +211,12 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.drift import detect
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state = await asyncio.to_thread(_open, b, opts)
+    desired, target, state, _ = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
-    status = {0: "in sync", 2: "drift", 3: "pending"}[report.exit_code]
-    return Outcome(b.name, str(b.path), report.exit_code, business_id=target.business_id, status=status,
+    status = report.verdict.replace("_", " ")
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id,
                    counts={"drift": s.remote_drift, "pending": s.pending, "in_sync": s.in_sync}, report=report)
 
 
@@ -235,18 +225,18 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.refresh import make_plan
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state = await asyncio.to_thread(_open, b, opts)
+    desired, target, state, pending = await asyncio.to_thread(_open, b, opts, journal=True)
     async with _client(target, opts) as api:
-        plan = await make_plan(api, desired, state, target=target)
-    code = 1 if plan.errors else (2 if plan.has_changes and opts.detailed_exitcode else 0)
+        plan = await make_plan(api, desired, state, target=target, pending=pending)
     counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "forget")}
     counts["errors"] = len(plan.errors)
     status = "errors" if plan.errors else ("changes" if plan.has_changes else "no changes")
-    return Outcome(b.name, str(b.path), code, business_id=target.business_id, status=status, counts=counts,
-                   report=plan)
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)
 
 
-def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+def _open(b: Business, opts: WorkOptions, *, journal: bool = False) -> tuple[Any, Target, Any, Any]:
+    """Manifests, target, state and (with ``journal``) the open intents of a business folder."""
+    from reconciler.journal import Journal
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore
@@ -256,7 +246,7 @@ def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
     store = StateStore.locate([b.path])
     state = store.load()
     store.check_target(state, target_ref(target))
-    return desired, target, state
+    return desired, target, state, Journal.for_state(store).open_intents() if journal else ()
 
 
 def _client(target: Target, opts: WorkOptions) -> Any:

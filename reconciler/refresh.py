@@ -2,21 +2,29 @@
 
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
-limits.  Then the pure planner, then each request of the plan is labelled with the door and
-endpoint the client will use for it.
+limits — and the creates an interrupted run left pending (the journal's open intents, read by
+the caller).  Then the pure planner, which has the client describe each operation it plans
+(method, path, door, body) as it goes: the plan is complete when it is made.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from reconciler.manifest import ManifestSet
 from reconciler.plan import Plan, PlanTarget
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.planner import (
+    Actual,
+    PlanOptions,
+    from_catalog,
+    from_client_package,
+    from_state,
+    plan,
+)
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
@@ -43,8 +51,10 @@ class RefreshStats:
     requests: int
 
 
-async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState]) -> Actual:
-    """Read what the planner needs from the remote business, concurrently."""
+async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
+                  pending: Sequence[Any] = ()) -> Actual:
+    """Read what the planner needs from the remote business, concurrently; ``pending`` are the
+    open intents of the state's journal, passed on to the planner."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
@@ -72,28 +82,8 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         clients_by_email=by_email,
         service_ids=service_ids,
         refreshed=True,
+        pending=tuple(pending),
     )
-
-
-def label_doors(p: Plan, api: VcitaClient) -> Plan:
-    """Each request of the plan, labelled with the door the client will send it through."""
-    changes = []
-    for c in p.changes:
-        if not c.requests:
-            changes.append(c)
-            continue
-        reqs = tuple(replace(r, door=_door(api, r.operation)) for r in c.requests)
-        changes.append(replace(c, requests=reqs))
-    return p.model_copy(update={"changes": tuple(changes)})
-
-
-def _door(api: VcitaClient, operation: str) -> str:
-    try:
-        route = api.routes[operation]
-    except KeyError:
-        return ""
-    door: Any = api.dispatcher.door_for(route)
-    return str(getattr(door, "value", door))
 
 
 async def make_plan(
@@ -102,12 +92,17 @@ async def make_plan(
     state: State,
     *,
     target: Target,
+    pending: Sequence[Any],
     no_refresh: bool = False,
     allow_replace: bool = False,
     today: date | None = None,
 ) -> Plan:
-    """Refresh (unless ``no_refresh``), plan, and label doors."""
-    actual = from_state(state.resources) if no_refresh else await refresh(api, desired, state.resources)
+    """Refresh (unless ``no_refresh``) and plan.  ``pending``: the open intents of the state's
+    journal (``Journal.for_state(store).open_intents()``), which the plan resolves."""
+    if no_refresh:
+        actual = from_state(state.resources, pending)
+    else:
+        actual = await refresh(api, desired, state.resources, pending)
     now = datetime.now(UTC)
     opts = PlanOptions(
         target=plan_target(target),
@@ -117,4 +112,4 @@ async def make_plan(
         state_serial=state.serial,
         allow_replace=allow_replace,
     )
-    return label_doors(plan(desired, state.resources, actual, opts), api)
+    return plan(desired, state.resources, actual, opts, api.describe)

@@ -104,6 +104,16 @@ class Committer:
         self._batch.closes.append((intent_id, outcome, remote_id))
         self._state_wake.set()
 
+    async def settle_intent(self, intent_id: str, outcome: str, remote_id: str | None = None) -> None:
+        """Record an intent's outcome now and return once it is on disk: for an intent whose
+        object the state already records (or that never reached vcita), so that the create which
+        follows at the same address may open its own."""
+        error = self._state_error or self._open_error
+        if error is not None:
+            raise error
+        await asyncio.to_thread(self.journal.close_many, [(intent_id, outcome, remote_id)])
+        self.journal_writes += 1
+
     async def put(self, address: str, rs: ResourceState | None) -> None:
         """Track ``rs`` at ``address`` (None: stop tracking it); return once that is on disk."""
         await self._enqueue((address, rs))

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli import exit_codes
 from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
@@ -19,7 +20,7 @@ def read_plan(path: str) -> Any:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan
+    from reconciler.plan import Plan, check_format_version
 
     try:
         text = Path(path).read_text("utf-8")
@@ -32,9 +33,9 @@ def read_plan(path: str) -> Any:
     except json.JSONDecodeError as e:
         raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
                             hint="Make the plan again with 'reconciler plan --out FILE'.") from None
-    if not isinstance(raw, dict) or raw.get("format_version") != 1:
-        found = raw.get("format_version") if isinstance(raw, dict) else None
-        raise PlanFileError(f"{path} is not a reconciler plan of format_version 1 (found {found!r})")
+    why = check_format_version(raw)
+    if why is not None:
+        raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
     try:
         return Plan.model_validate(raw)
     except ValidationError as e:
@@ -69,6 +70,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     interrupted apply never creates anything twice: re-run apply to continue.
     """
     from reconciler.applier import Applier
+    from reconciler.journal import Journal
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
     from reconciler.state import StateStore
@@ -108,12 +110,14 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         store.check_target(state, target_ref(target))
         if state.target is None:
             state = state.for_target(target_ref(target))
+        journal = Journal.for_state(store)
 
         async def go() -> tuple[Any, Any, Any]:
             async with client_for(target, kw) as api:
                 plan = saved
                 if plan is None:
-                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace)
+                    plan = await make_plan(api, desired, state, target=target, pending=journal.open_intents(),
+                                           allow_replace=allow_replace)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:
@@ -126,33 +130,33 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest())
-                with bar.running(len(plan.actionable)):
+                with bar.running(len(plan.addresses)):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None:
-                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
+                    verify = await make_plan(api, desired, result.state, target=target,
+                                             pending=journal.open_intents(), allow_replace=allow_replace)
                 return plan, result, verify
 
         plan, result, verify = run_async(go())
     if result is None:
         if saved is not None and not plan.has_changes:
             console.info("The saved plan has no changes: nothing to apply.")
-        return 1 if plan.errors else 0
+        return exit_codes.for_apply(plan, None, None)
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
     extra = "".join(f", {n} {s}" for s, n in other.items() if n)
     summary = f"Apply {'complete' if result.ok else 'incomplete'}: {done} done, {failed} failed{extra}."
     if fmt == "json":
         click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
-                               "remaining_changes": len(verify.actionable) if verify else None}))
+                               "remaining_changes": len(verify.addresses) if verify else None}))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
     if verify is not None and verify.has_changes and result.ok:
-        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s); run 'reconciler plan'")
-        return 1
+        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s); run 'reconciler plan'")
     if verify is not None and not verify.has_changes and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
-    return 0 if result.ok else 1
+    return exit_codes.for_apply(plan, result, verify)
 
 
 class _ProgressBar:

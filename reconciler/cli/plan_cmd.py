@@ -7,12 +7,11 @@ from typing import Any
 
 import click
 
+from reconciler.cli import exit_codes
 from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
-
-EXIT_CHANGES = 2
 
 
 @click.command()
@@ -48,6 +47,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
+    from reconciler.journal import Journal
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
     from reconciler.state import StateStore
@@ -58,10 +58,11 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     store = StateStore.locate(paths_l, state_path)
     state = store.load()
     store.check_target(state, target_ref(target))
+    pending = Journal.for_state(store).open_intents()
 
     async def go() -> Any:
         async with client_for(target, kw) as api:
-            return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
+            return await make_plan(api, desired, state, target=target, pending=pending, no_refresh=no_refresh,
                                    allow_replace=allow_replace)
 
     p = run_async(go())
@@ -70,8 +71,4 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     print_plan(obj.console, p, fmt)
     if out:
         obj.console.info(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
-    if p.errors:
-        return 1
-    if detailed_exitcode and p.has_changes:
-        return EXIT_CHANGES
-    return 0
+    return exit_codes.for_plan(p, detailed=detailed_exitcode)

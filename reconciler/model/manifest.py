@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BeforeValidator,
     Field,
+    PlainSerializer,
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
@@ -93,10 +94,16 @@ def _list_not_null(value: Any) -> Any:
     return value
 
 
+def _money_json(value: Decimal) -> int | float:
+    # A JSON number, as the manifest wrote it (a string would not read back: see _number).
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 Money = Annotated[
     Decimal,
     BeforeValidator(_number),
     Field(ge=0),
+    PlainSerializer(_money_json, when_used="json"),
     WithJsonSchema({"type": "number", "minimum": 0}),
 ]
 Uid = Annotated[str, StringConstraints(pattern=UID_PATTERN, min_length=1, max_length=64)]
@@ -267,6 +274,11 @@ class PackageRef(Frozen):
         if (self.name is None) == (self.id is None):
             raise ValueError("write a CatalogPackage name, or {id: UID} for a package not managed here")
         return self
+
+
+def credit_key(services: tuple[str, ...] | list[str]) -> str:
+    """The identity of a package item / booking credit: its sorted service UIDs, comma-joined."""
+    return ",".join(sorted(services))
 
 
 class CreditOverride(Frozen):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from reconciler.plan import FieldChange
+from reconciler.operations import FieldChange
 
 _SCALARS = (str, int, float, bool, type(None))
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.plan import Change, Plan
+from reconciler.plan import Plan
 
-SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "forget": "-", "noop": " "}
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "forget": "-", "set_credits": "~",
+          "resolve": "?"}
 VERB = {
     "create": "will be created",
     "update": "will be updated in place",
     "replace": "must be replaced",
     "import": "will be imported (adopted into state)",
     "forget": "will no longer be tracked (it stays in vcita)",
-    "noop": "is up to date",
+    "set_credits": "will have its booking credits set once created",
 }
 MONEY = {"price", "discount_amount"}
 
@@ -51,12 +52,9 @@ def summary_line(plan: Plan) -> str:
     for action, word in (("import", "import"), ("forget", "forget")):
         if plan.count(action):
             parts.append(f"{plan.count(action)} to {word}")
+    if plan.count("resolve"):
+        parts.append(f"{plan.count('resolve')} pending create(s) to resolve")
     return "Plan: " + ", ".join(parts) + "."
-
-
-def header(change: Change) -> str:
-    rid = f" (id {change.remote_id})" if change.remote_id else ""
-    return f"{change.address}{rid}"
 
 
 def target_line(plan: Plan) -> str:
