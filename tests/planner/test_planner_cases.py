@@ -42,6 +42,8 @@ def test_planner_case(path: Path, tmp_path: Path) -> None:
         assert (req.method, req.path) == (check["method"], check["path"])
         if "body" in check:
             assert req.body == check["body"]
+    resolutions = {op.address: op.resolution for op in p.operations if op.action == "resolve"}
+    assert resolutions == expect.get("resolutions", {})
     assert type(p).from_json(p.to_json()) == p  # every plan round-trips through its JSON form
 
 
