@@ -236,7 +236,7 @@ class _Builder:
                     self.problems.append(Problem(
                         address=address, severity="error",
                         message=f"spec.items[{i}].services: no service {s!r} in this business",
-                        hint="Check the UID against 'GET /platform/v1/services' (services are not managed here).",
+                        hint="Check the UID against the business's services in vcita (services are not managed here).",
                     ))
 
     # --- client packages ----------------------------------------------------------------------

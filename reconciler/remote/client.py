@@ -1,10 +1,12 @@
 """``VcitaClient``: the typed, asynchronous API of one vcita business.
 
 Each method names an operation of the route table, sends it through the :class:`Dispatcher`
-(doors, fallback, retries, limits) and returns the normalised remote models.  Create bodies are
-plain dicts in the API's field names (the layer above builds them); Decimals and dates in them are
-sent as JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per
-task) and :attr:`VcitaClient.history` (all calls of the run)::
+(doors, fallback, retries, limits) and returns the normalised remote models.  A planned operation
+(``reconciler.operations``) is described for the plan by :meth:`VcitaClient.describe` and sent by
+:meth:`VcitaClient.execute`, both through ``calls.py``, which alone knows the bodies and
+envelopes; the typed write methods build their calls there too.  Decimals and dates are sent as
+JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per task) and
+:attr:`VcitaClient.history` (all calls of the run)::
 
     async with VcitaClient(target) as api:
         packages = await api.list_catalog_packages()

@@ -161,7 +161,7 @@ def test_credits_for_an_item_the_package_lacks_fail_before_any_update_is_sent(
     assert code == 1, out + err
     line = next(line for line in out.splitlines() if line.startswith("client_package.zoe-outside:"))
     assert line.startswith("client_package.zoe-outside: failed: created "), line
-    assert f"then client package " in line and f"has no booking credit for services [['{theory}']]" in line
+    assert "then client package " in line and f"has no booking credit for services [['{theory}']]" in line
     puts = [r for r in operator("GET", "/stats")["requests"]
             if r["method"] == "PUT" and "client_packages" in r["route"]]
     assert sum(r["count"] for r in puts) == 1  # chloe's credits; none for zoe's, not even the one it has
