@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reconciler.errors import StateError
-from reconciler.fsutil import atomic_write_bytes
+from reconciler.fsutil import atomic_write_bytes, check_replaceable, read_regular
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
 from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
@@ -252,6 +252,10 @@ class StateStore:
 
         StateError, naming the file and what is wrong, when it cannot be read or used."""
         data = self._read()
+        try:  # the backup is replaced at the first write: refuse a planted link now, before any work
+            check_replaceable(self.backup_path)
+        except OSError as e:
+            raise StateError(f"cannot use the state backup {self.backup_path}: {e.strerror or e}") from None
         return State.new() if data is None else self._parse(data)
 
     def write(self, state: State, *, expected_serial: int) -> State:
@@ -297,7 +301,8 @@ class StateStore:
             self._written = (data, new.lineage, new.serial)
         except OSError as e:
             self._written = None
-            raise StateError(f"cannot write the state file {self.path}: {e.strerror or e}; "
+            which = f" ({e.filename})" if e.filename and str(e.filename) != str(self.path) else ""
+            raise StateError(f"cannot write the state file {self.path}{which}: {e.strerror or e}; "
                              "the state on disk is the one before this write",
                              hint="Free disk space or fix permissions, then run again.") from None
         return new
@@ -310,7 +315,7 @@ class StateStore:
 
     def _read(self) -> bytes | None:
         try:
-            return self.path.read_bytes()
+            return read_regular(self.path)
         except FileNotFoundError:
             return None
         except IsADirectoryError:

@@ -33,6 +33,7 @@ from reconciler.errors import (
     PlanFileError,
     ReconcilerError,
     RemoteError,
+    proves_not_executed,
 )
 from reconciler.journal import Intent, Journal
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
@@ -298,8 +299,8 @@ class Applier:
             try:
                 done.append(await steps.run(op, self))
             except OutcomeUnknownError as e:
-                self._end(address, action, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(op)}",
-                          started=started)
+                self._end(address, action, "unknown",
+                          f"unknown outcome: {e.message}. {self._check_by_hand(op, e.remote_id)}", started=started)
                 return
             except (RemoteError, Unbound) as e:
                 detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
@@ -312,10 +313,13 @@ class Applier:
                                                                         if s.remote_id), None),
                   door=next((s.door for s in done if s.door), ""), started=started)
 
-    def _check_by_hand(self, op: Operation) -> str:
+    def _check_by_hand(self, op: Operation, remote_id: str | None = None) -> str:
         if isinstance(op, CreateClientPackage):
             with contextlib.suppress(Unbound):
                 op = op.bound(self.commit.state.resources)
+            if remote_id:
+                return (f"Check {remote_id} in vcita (client {op.client_id}, package {op.package_id}), then run "
+                        f"'reconciler import {op.address} {remote_id}'. It will not be created again until then.")
             return (f"Check in vcita whether client {op.client_id} now has package {op.package_id}; then run "
                     f"'reconciler import {op.address} UID' if it does, or 'reconciler state forget-intent "
                     f"{op.address}' if it does not. It will not be created again until then.")
@@ -340,11 +344,16 @@ class Applier:
             intent = await self.commit.open_intent(op.address, op.kind, digest, details)
             try:
                 return intent, await self.api.execute(op)
-            except OutcomeUnknownError:
-                raise
-            except RemoteError:
-                self.commit.close_intent(intent, "failed")
-                raise
+            except RemoteError as exc:
+                if proves_not_executed(exc):
+                    self.commit.close_intent(intent, "failed")
+                    raise
+                if isinstance(exc, OutcomeUnknownError):
+                    raise
+                # Not proof that nothing was created (e.g. an answer of unexpected shape): the
+                # intent stays open and the create is never repeated on its own.
+                raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
+                                          status=exc.status) from exc
 
     async def record_catalog(self, address: str, pkg: RemoteCatalogPackage) -> None:
         view = nz.catalog_remote(pkg)
