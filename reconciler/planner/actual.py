@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.planner import normalize as nz
+
+
+class PendingLike(Protocol):
+    """What the planner reads of an open journal intent (reconciler.journal.Intent)."""
+
+    id: str
+    address: str
+    kind: str
+    details: dict[str, Any]
+    opened_at: str
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class Actual:
     service_ids: frozenset[str] | None = None  # None: not checked
     refreshed: bool = True
     #: creates an interrupted run left pending (the journal's open intents), oldest first
-    pending: Sequence[Any] = ()
+    pending: Sequence[PendingLike] = ()
 
 
 def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:
@@ -51,7 +61,7 @@ def from_client_package(r: RemoteClientPackage) -> RemoteObject:
     )
 
 
-def from_state(resources: Mapping[str, Any], pending: Sequence[Any] = ()) -> Actual:
+def from_state(resources: Mapping[str, Any], pending: Sequence[PendingLike] = ()) -> Actual:
     """An Actual made of what state says was last applied (no remote reads: ``--no-refresh``)."""
     catalog: dict[str, RemoteObject] = {}
     clients: dict[str, RemoteObject | None] = {}

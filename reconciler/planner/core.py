@@ -41,6 +41,7 @@ from reconciler.operations import (
 from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import normalize as nz
 from reconciler.planner import pending as pend
+from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
@@ -159,7 +160,7 @@ class _Builder:
     def _catalog_one(self, name: str, doc: CatalogPackage) -> None:
         address = doc.address
         want = nz.catalog_desired(doc.spec)
-        self._check_services(address, doc)
+        self.problems += rules.service_problems(address, doc, self.a.service_ids)
         adopted = self.resolve_pending(address)
         tracked = self.state.get(address)
         if adopted is not None:
@@ -223,21 +224,8 @@ class _Builder:
     def _assigned_warning(self, fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:
         if not fcs:
             return ()
-        return ("client packages already assigned keep their old terms: vcita does not propagate "
-                "catalog changes to them",)
-
-    def _check_services(self, address: str, doc: CatalogPackage) -> None:
-        known = self.a.service_ids
-        if known is None:
-            return
-        for i, item in enumerate(doc.spec.items):
-            for s in item.services:
-                if s not in known:
-                    self.problems.append(Problem(
-                        address=address, severity="error",
-                        message=f"spec.items[{i}].services: no service {s!r} in this business",
-                        hint="Check the UID against the business's services in vcita (services are not managed here).",
-                    ))
+        return (("client packages already assigned keep their old terms: vcita does not propagate "
+                 "catalog changes to them"),)
 
     # --- client packages ----------------------------------------------------------------------
 
@@ -295,9 +283,9 @@ class _Builder:
         want = nz.client_desired(doc.spec, cid, pid)
         tracked = self.state.get(address)
         today = self.o.today.isoformat()
-        self._check_package_active(address, pid)
+        self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
         if tracked is None:
-            self._rules(address, want, None, today, creating=True)
+            self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
             return
         obj = self.a.client_packages.get(tracked.id)
@@ -312,7 +300,7 @@ class _Builder:
         replace_fcs = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
         if replace_fcs:
             fields = ", ".join(fc.path for fc in replace_fcs)
-            self._rules(address, want, obj, today, creating=True)
+            self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
                 address, doc, cid, pid, deps, expects=_present(tracked), replaces=tracked.id, field_changes=fcs,
                 remote_fingerprint=fingerprint(obj.view),
@@ -323,7 +311,7 @@ class _Builder:
                 f"replace required ({fields}); re-run with --allow-replace to accept it",
             )
             return
-        self._rules(address, want, obj, today, creating=False)
+        self.problems += rules.client_problems(address, want, obj, today, creating=False, refreshed=self.a.refreshed)
         valid_until = doc.spec.valid_until if "valid_until" in want and want["valid_until"] != before.get("valid_until") else None
         credits = tuple(CreditTotal(obj.credit_ids[key], total)
                         for key, total in (want.get("booking_credits") or {}).items()
@@ -347,47 +335,6 @@ class _Builder:
         if spec.booking_credits:
             # Credits are created from the package's items; the manifest's totals are set right after.
             self.add(SetBookingCredits(address=address, credits=spec.booking_credits))
-
-    def _check_package_active(self, address: str, pid: str) -> None:
-        obj = self.a.catalog_packages.get(pid)
-        if obj is not None and not obj.active:
-            self.problems.append(Problem(
-                address=address, severity="warning",
-                message=f"spec.package: catalog package {pid} is deactivated; vcita refuses new assignments of it",
-            ))
-
-    def _rules(self, address: str, want: dict[str, Any], obj: RemoteObject | None, today: str,
-               *, creating: bool) -> None:
-        vu = want.get("valid_until")
-        before_vu = obj.view.get("valid_until") if obj else None
-        if vu is not None and vu < today and (creating or vu != before_vu):
-            self.problems.append(Problem(
-                address=address, severity="error",
-                message=f"spec.valid_until: {vu} is in the past (today is {today}); vcita refuses it",
-            ))
-        vf = want.get("valid_from") or (obj.view.get("valid_from") if obj else None)
-        if vu is not None and vf is not None and vu < vf:
-            self.problems.append(Problem(
-                address=address, severity="error",
-                message=f"spec.valid_until: {vu} is before valid_from ({vf})",
-            ))
-        if obj is None or creating:
-            return
-        for key, total in (want.get("booking_credits") or {}).items():
-            if key not in obj.credit_ids and self.a.refreshed:
-                self.problems.append(Problem(
-                    address=address, severity="error",
-                    message=f"spec.booking_credits: the client package has no credit for services [{key}]",
-                ))
-                continue
-            used = obj.usage.get(key)
-            if used is not None and total < used:
-                self.problems.append(Problem(
-                    address=address, severity="error",
-                    message=f"spec.booking_credits[{key}].total_bookings: {total} is below the {used} "
-                            "credits already used; vcita refuses it",
-                    hint=f"Set it to {used} or more ({used} exhausts the credit).",
-                ))
 
     # --- shared ---------------------------------------------------------------------------------
 

@@ -22,17 +22,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from reconciler.operations import ABSENT, ExpectedState, ResolvePendingCreate
-from reconciler.planner.actual import Actual
-
-
-class PendingLike(Protocol):
-    """What the planner reads of an open intent (reconciler.journal.Intent)."""
-
-    id: str
-    address: str
-    kind: str
-    details: dict[str, Any]
-    opened_at: str
+from reconciler.planner.actual import Actual, PendingLike
 
 
 class TrackedId(Protocol):

@@ -177,7 +177,7 @@ def describe(op: Operation, routes: RouteTable, door_for: Callable[[Route], Any]
     out = []
     for call in calls(op):
         route = routes[call.route]
-        door = "" if door_for is None else str(getattr(door_for(route), "value", door_for(route)))
+        door = "" if door_for is None else str(getattr(chosen := door_for(route), "value", chosen))
         body = None if call.body is None else json.loads(encode_body(_shown(call.body)))
         out.append(Request(operation=route.name, method=route.method, path=path_of(route, call.params),
                            door=door, body=body))
