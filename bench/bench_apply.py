@@ -50,7 +50,7 @@ async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folde
     with store.lock("bench apply"):
         state = store.load().for_target(target_ref(target))
         async with VcitaClient(target, settings=settings) as api:
-            plan = await make_plan(api, desired, state, target=target, pending=())
+            plan = await make_plan(api, desired, state, target=target)
             await asyncio.to_thread(sandbox.set_latency, latency_ms)
             await asyncio.to_thread(sandbox.reset_stats)
             applier = Applier(api, store, state, target_ref(target))

@@ -318,7 +318,7 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
     async def once() -> tuple[float, Any]:
         async with VcitaClient(target, settings=ClientSettings(concurrency=concurrency, rate=None)) as api:
             t0 = time.perf_counter()
-            p = await make_plan(api, desired, state, target=target, pending=())
+            p = await make_plan(api, desired, state, target=target)
             return time.perf_counter() - t0, p
 
     walls, requests = [], 0

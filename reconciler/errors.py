@@ -18,6 +18,7 @@ raises these; it never prints or exits.
         ├── RemoteValidationError  422 with the server's field messages
         ├── RateLimitedError       429 after every retry
         ├── UnavailableError       5xx / transport failure after every retry
+        │   └── NotSentError       never sent: the run is stopping
         ├── ProtocolError          an answer that is not what the API documents (HTML, bad JSON)
         └── OutcomeUnknownError    a write whose outcome cannot be known (timeout, dropped connection)
 
@@ -182,6 +183,12 @@ class RateLimitedError(RemoteError):
 
 class UnavailableError(RemoteError):
     hint = "The API is unreachable or failing. Retry later; nothing was changed by the failed request."
+
+
+class NotSentError(UnavailableError):
+    """The request was never sent: the run is stopping (interrupted, or its state cannot be written)."""
+
+    hint = "Nothing was sent. Run the command again to continue."
 
 
 class ProtocolError(RemoteError):

@@ -211,7 +211,7 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.drift import detect
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state, _ = await asyncio.to_thread(_open, b, opts)
+    desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
@@ -225,18 +225,17 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.refresh import make_plan
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state, pending = await asyncio.to_thread(_open, b, opts, journal=True)
+    desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
-        plan = await make_plan(api, desired, state, target=target, pending=pending)
+        plan = await make_plan(api, desired, state, target=target)
     counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "forget")}
     counts["errors"] = len(plan.errors)
     status = "errors" if plan.errors else ("changes" if plan.has_changes else "no changes")
     return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)
 
 
-def _open(b: Business, opts: WorkOptions, *, journal: bool = False) -> tuple[Any, Target, Any, Any]:
-    """Manifests, target, state and (with ``journal``) the open intents of a business folder."""
-    from reconciler.journal import Journal
+def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+    """Manifests, target and state of a business folder."""
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore
@@ -246,7 +245,7 @@ def _open(b: Business, opts: WorkOptions, *, journal: bool = False) -> tuple[Any
     store = StateStore.locate([b.path])
     state = store.load()
     store.check_target(state, target_ref(target))
-    return desired, target, state, Journal.for_state(store).open_intents() if journal else ()
+    return desired, target, state
 
 
 def _client(target: Target, opts: WorkOptions) -> Any:

@@ -315,9 +315,9 @@ Resolution = Literal["created", "adopt", "not_created", "unknown"]
 
 @dataclass(frozen=True, kw_only=True)
 class ResolvePendingCreate(Operation):
-    """Settle a create that an interrupted run left pending (an open journal intent).
+    """Settle a create that an interrupted run left pending (a pending record of the state).
 
-    ``created``: the state records it already (``remote_id``); the intent is closed.
+    ``created``: the state records it already (``remote_id``); the pending record is dropped.
     ``adopt``: it reached vcita (``remote_id``, found by name) and is tracked now.
     ``not_created``: it never reached vcita; the create that follows sends it again.
     ``unknown``: its outcome cannot be known here; apply leaves the address alone until a person

@@ -2,8 +2,7 @@
 
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
-limits — and the creates an interrupted run left pending (the journal's open intents, read by
-the caller).  Then the pure planner, which has the client describe each operation it plans
+limits — and the creates an interrupted run left pending (the state's pending records).  Then the pure planner, which has the client describe each operation it plans
 (method, path, door, body) as it goes: the plan is complete when it is made.
 """
 
@@ -54,7 +53,7 @@ class RefreshStats:
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
                   pending: Sequence[Any] = ()) -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
-    open intents of the state's journal, passed on to the planner."""
+    state's pending creates, passed on to the planner."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
@@ -92,13 +91,13 @@ async def make_plan(
     state: State,
     *,
     target: Target,
-    pending: Sequence[Any],
     no_refresh: bool = False,
     allow_replace: bool = False,
     today: date | None = None,
 ) -> Plan:
-    """Refresh (unless ``no_refresh``) and plan.  ``pending``: the open intents of the state's
-    journal (``Journal.for_state(store).open_intents()``), which the plan resolves."""
+    """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
+    interrupted run) are resolved by the plan."""
+    pending = tuple(state.pending.values())
     if no_refresh:
         actual = from_state(state.resources, pending)
     else:

@@ -9,9 +9,10 @@ whole plan with ``stale="abort"``).
 
 Then the operations of each address run in order, as one unit (``Plan.chains``), the addresses
 concurrently, each after what it depends on; ``steps.py`` carries out each kind.  Every create
-is journaled before it is sent, and nothing counts as done before the state recording it is on
-disk.  A failure skips only its dependents.  The applier decides nothing the plan did not say;
-library code: progress is reported through ``on_event``.
+is recorded as pending in the state before it is sent, and nothing counts as done before the
+state recording it is on disk.  A failure skips only its dependents; :meth:`Applier.stop` (a
+signal, or a state that cannot be written) sends nothing more.  The applier decides nothing the
+plan did not say; library code: progress is reported through ``on_event``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from typing import Any, Literal
 from reconciler.applier import steps
 from reconciler.applier.commit import Committer
 from reconciler.errors import (
+    NotSentError,
     OutcomeUnknownError,
     PlanFileError,
-    ReconcilerError,
     RemoteError,
+    StateError,
     proves_not_executed,
 )
-from reconciler.journal import Intent, Journal
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.operations import (
     CreateClientPackage,
@@ -46,7 +47,7 @@ from reconciler.operations import (
 from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
 from reconciler.remote.client import VcitaClient
-from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
+from reconciler.state import PendingCreate, ResourceState, State, StateStore, TargetRef, utc_now
 
 Status = Literal["done", "failed", "skipped", "unknown", "refused"]
 
@@ -75,6 +76,8 @@ class Result:
     outcomes: dict[str, Event] = field(default_factory=dict)
     state: State | None = None
     state_writes: int = 0
+    #: objects vcita acknowledged that no state write could record: (address, id)
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
         return sum(1 for e in self.outcomes.values() if e.status == status)
@@ -105,6 +108,10 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _NotSent(Exception):
+    """An operation that was not sent because the run is stopping."""
+
+
 def chain_action(ops: tuple[Operation, ...]) -> str:
     """What an address's operations amount to: the first one that is not a resolution or a follow-up."""
     return next((op.action for op in ops if op.action not in ("resolve", "set_credits")), ops[0].action)
@@ -115,22 +122,32 @@ class Applier:
                  on_event: Callable[[Event], None] | None = None) -> None:
         self.api = api
         self.store = store
-        self.journal = Journal.for_state(store)
         self.state = state
         self.target = target
         self.emit = on_event or (lambda e: None)
         self.result = Result()
         self._done: dict[str, asyncio.Future[bool]] = {}
-        # Creates past this gate have their intent opened (or about to be): the client's request
-        # slots and a quarter more, so that the next intents are on disk when a slot frees up
-        # (about 9% faster than no margin in bench/bench_apply.py; twice the slots was no faster),
-        # and a run killed mid-way leaves at most that many creates with an unknown outcome.
+        # Creates past this gate have their pending record written (or about to be): twice the
+        # client's request slots, so that the next records are in the state (a whole-file write,
+        # which takes longer than a journal append did) when a slot frees up; with slots + 25%,
+        # bench/bench_apply.py took 1.2x as long, with 1.6x the state writes.  A run killed
+        # mid-way leaves at most that many creates with an unknown outcome.
         slots = max(1, int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8))
-        self._create_gate = asyncio.Semaphore(slots + (slots + 3) // 4)
+        self._create_gate = asyncio.Semaphore(2 * slots)
         self._unfinished = 0  # addresses started and not yet ended
         # When each create left the gate's queue: its reported time is its own work (intent,
         # request, state), not the wait for the hundreds of creates queued before it.
         self._began: dict[str, float] = {}
+        #: why nothing more may be sent ("" while the run goes on): see stop()
+        self.stopping = ""
+
+    def stop(self, why: str = "apply was interrupted") -> None:
+        """Send nothing more: operations not yet sent end as skipped ("not sent"); those in flight
+        finish and are recorded.  Safe to call from a signal handler on the event loop."""
+        self.stopping = self.stopping or why
+        halt = getattr(self.api, "halt", None)
+        if halt is not None:
+            halt(self.stopping)
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -160,7 +177,7 @@ class Applier:
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
                 hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) is intended.")
 
-    def _premise(self, address: str, ops: tuple[Operation, ...], pending: list[Intent]) -> str | None:
+    def _premise(self, address: str, ops: tuple[Operation, ...], pending: list[PendingCreate]) -> str | None:
         """Why the operations of ``address`` cannot run as planned (None: they can)."""
         for op in ops:
             if isinstance(op, ResolvePendingCreate) and op.resolution == "unknown":
@@ -172,8 +189,8 @@ class Applier:
                     "make a new plan")
         for intent_id, it in open_now.items():
             if intent_id not in resolved:
-                return (f"a create of {address} that an interrupted run left pending (intent {it.id}, "
-                        f"{it.opened_at}) is not in this plan; make a new plan, which shows how it is resolved")
+                return (f"a create of {address} that an interrupted run left pending (since {it.opened_at}, "
+                        f"record {it.id}) is not in this plan; make a new plan, which shows how it is resolved")
         exp = ops[0].expects
         if exp is None:
             return None
@@ -219,16 +236,16 @@ class Applier:
 
     async def apply(self, plan: Plan, *, stale: Literal["skip", "abort"] = "skip") -> Result:
         """Execute ``plan``; returns the outcome of every address.  Raises only for refusals of the
-        whole plan (PlanFileError) and for state/journal failures."""
+        whole plan (PlanFileError) and for state failures."""
         with frozen_heap():
             return await self._apply(plan.chains(), stale)
 
     async def _apply(self, chains: list[tuple[str, tuple[Operation, ...]]], stale: Literal["skip", "abort"]) -> Result:
-        async with Committer(self.store, self.journal, self.state) as commit:
+        async with Committer(self.store, self.state) as commit:
             self.commit = commit
-            pending: dict[str, list[Intent]] = {}
-            for it in self.journal.open_intents():
-                pending.setdefault(it.address, []).append(it)
+            pending: dict[str, list[PendingCreate]] = {}
+            for pc in commit.state.pending.values():
+                pending.setdefault(pc.address, []).append(pc)
             refused: dict[str, str] = {}
             for address, ops in chains:
                 why = self._premise(address, ops, pending.get(address, []))
@@ -257,11 +274,7 @@ class Applier:
             await asyncio.gather(*(self._chain(address, ops, refused.get(address)) for address, ops in chains))
         self.result.state = commit.state
         self.result.state_writes = commit.writes
-        try:
-            if not self.journal.open_intents():
-                self.journal.compact()
-        except ReconcilerError:
-            pass
+        self.result.unrecorded = list(commit.unrecorded)
         return self.result
 
     def _end(self, address: str, action: str, status: Status, message: str = "", remote_id: str | None = None,
@@ -292,12 +305,37 @@ class Applier:
             if why:
                 self._end(address, action, "refused", why)
                 return
+        if self.commit.failed is not None and not self.stopping:
+            self.stop("the state cannot be written")
+        if self.stopping:
+            self._end(address, action, "skipped", f"not sent: {self.stopping}")
+            return
         self.emit(Event(kind="start", address=address, action=action))
         started = time.perf_counter()
         done: list[steps.Step] = []
         for op in ops:
             try:
                 done.append(await steps.run(op, self))
+            except _NotSent as e:
+                self._end(address, action, "skipped", f"not sent: {e}", started=started)
+                return
+            except NotSentError:
+                self._end(address, action, "skipped", f"not sent: {self.stopping or 'the run is stopping'}",
+                          started=started)
+                return
+            except StateError as e:
+                # The state cannot be written (disk full, permissions): nothing more is sent, and an
+                # object vcita acknowledged is reported with the command that records it.
+                rid = next((r for a, r in self.commit.unrecorded if a == address), None)
+                if rid is None:
+                    self._end(address, action, "skipped", f"not sent: the state cannot be written ({e.message})",
+                              started=started)
+                else:
+                    self._end(address, action, "unknown",
+                              f"vcita has {rid}, but the state could not record it ({e.message}). Once the state "
+                              f"can be written, run 'reconciler import {address} {rid}'", remote_id=rid,
+                              started=started)
+                return
             except OutcomeUnknownError as e:
                 self._end(address, action, "unknown",
                           f"unknown outcome: {e.message}. {self._check_by_hand(op, e.remote_id)}", started=started)
@@ -335,13 +373,18 @@ class Applier:
     def note(self, address: str, message: str) -> None:
         self.emit(Event(kind="note", address=address, message=message))
 
-    async def journaled_create(self, op: Operation, details: dict[str, Any]) -> tuple[str, Any]:
-        """Open the intent, then send the create, inside the create gate: an intent is opened
-        only shortly before its request goes out."""
+    async def pending_create(self, op: Operation, details: dict[str, Any]) -> tuple[str, Any]:
+        """Record the create as pending in the state, then send it, inside the create gate: a
+        pending record is written only shortly before its request goes out."""
         async with self._create_gate:
+            if self.stopping:
+                raise _NotSent(self.stopping)
             self._began[op.address] = time.perf_counter()
             digest = request_digest(self.api.describe(op)[0].body)
             intent = await self.commit.open_intent(op.address, op.kind, digest, details)
+            if self.stopping:  # asked to stop while its pending record was written: never sent
+                self.commit.close_intent(intent, "failed")
+                raise _NotSent(self.stopping)
             try:
                 return intent, await self.api.execute(op)
             except RemoteError as exc:
@@ -355,17 +398,19 @@ class Applier:
                 raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
                                           status=exc.status) from exc
 
-    async def record_catalog(self, address: str, pkg: RemoteCatalogPackage) -> None:
+    async def record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
+        """Track ``pkg`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         view = nz.catalog_remote(pkg)
         rs = ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
                            updated_at=utc_now())
-        await self.commit.put(address, rs)
+        await self.commit.put(address, rs, settles=settles)
 
-    async def record_client(self, address: str, cp: RemoteClientPackage) -> None:
+    async def record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
+        """Track ``cp`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         view = nz.client_remote(cp)
         rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
                            booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
-        await self.commit.put(address, rs)
+        await self.commit.put(address, rs, settles=settles)
 
 
 def _say(done: list[steps.Step]) -> str:

@@ -2,7 +2,8 @@
 
 A step binds the operation's references from the state written so far, has the client send it
 (``VcitaClient.execute``: the very calls the plan described), records the answer in the state
-and closes journal intents; it returns what happened in a few words.  Steps decide nothing: what
+(settling the create's pending record in the same write); it returns what happened in a few
+words.  Steps decide nothing: what
 to do and why was settled by the planner and is in the operation.
 """
 
@@ -50,10 +51,9 @@ async def run(op: Operation, a: Applier) -> Step:
 
 @run.register(CreateCatalogPackage)
 async def _(op: CreateCatalogPackage, a: Applier) -> Step:
-    intent, pkg = await a.journaled_create(op, {"name": op.spec.name})
+    intent, pkg = await a.pending_create(op, {"name": op.spec.name})
     door = a.door()
-    await a.record_catalog(op.address, pkg)
-    a.commit.close_intent(intent, "created", pkg.id)
+    await a.record_catalog(op.address, pkg, settles=intent)
     return Step(pkg.id, f"created {pkg.id}", door)
 
 
@@ -84,10 +84,9 @@ async def _(op: CreateClientPackage, a: Applier) -> Step:
     details = {"client_id": bound.client_id, "package_id": bound.package_id}
     if op.replaces:
         details["replaces"] = op.replaces
-    intent, cp = await a.journaled_create(bound, details)
+    intent, cp = await a.pending_create(bound, details)
     door = a.door()
-    await a.record_client(op.address, cp)
-    a.commit.close_intent(intent, "created", cp.id)
+    await a.record_client(op.address, cp, settles=intent)
     verb = f"replaced {op.replaces} by {cp.id}" if op.replaces else f"created {cp.id}"
     return Step(cp.id, verb, door)
 
@@ -119,7 +118,7 @@ async def _(op: ForgetResource, a: Applier) -> Step:
 @run.register(ResolvePendingCreate)
 async def _(op: ResolvePendingCreate, a: Applier) -> Step:
     if op.resolution == "created":
-        await a.commit.settle_intent(op.intent_id, "created", op.remote_id)
+        await a.commit.settle_intent(op.intent_id)
         a.note(op.address, f"an interrupted run had created {op.remote_id} and recorded it; its pending "
                            "create is closed")
         return Step(op.remote_id, f"closed the pending create of {op.remote_id}", quiet=True)
@@ -127,12 +126,11 @@ async def _(op: ResolvePendingCreate, a: Applier) -> Step:
         assert op.remote_id is not None
         pkg = await a.api.get_catalog_package(op.remote_id)
         door = a.door()
-        await a.record_catalog(op.address, pkg)
-        await a.commit.settle_intent(op.intent_id, "imported", pkg.id)
+        await a.record_catalog(op.address, pkg, settles=op.intent_id)
         a.note(op.address, f"an interrupted run had created {pkg.id}; adopted it")
         return Step(pkg.id, f"created {pkg.id} (by an interrupted run)", door, quiet=True)
     if op.resolution == "not_created":
-        await a.commit.settle_intent(op.intent_id, "failed")
+        await a.commit.settle_intent(op.intent_id)
         a.note(op.address, "an interrupted create had not reached vcita; it will be sent again")
         return Step(None, "closed a pending create that had not reached vcita", quiet=True)
     raise AssertionError(f"{op.address}: an unknown outcome is refused before anything runs")

@@ -6,7 +6,8 @@ one-line internal error (``--debug`` shows the traceback).
 
 Exit codes are decided in ``exit_codes.py`` (the README's table lists them): 0 success; 1 error
 (bad input, refused command, failed operation); 2 changes present (``plan --detailed-exitcode``)
-or remote drift (``drift``); 3 pending changes only (``drift``); 130 interrupted (Ctrl-C).
+or remote drift (``drift``); 3 pending changes only (``drift``); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM during apply).
 ``--debug`` or ``RECONCILER_DEBUG=1`` shows tracebacks.
 """
 

@@ -8,11 +8,13 @@ and raises errors; only the CLI turns them into numbers, with the functions belo
     1    error: invalid input, refused or failed command, plan errors, an operation not done
     2    changes present (plan --detailed-exitcode); remote drift (drift)
     3    only pending changes (drift)
-    130  interrupted (Ctrl-C)
+    130  interrupted (Ctrl-C, SIGINT)
+    143  terminated (SIGTERM during apply)
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ CHANGES = 2
 DRIFT = 2
 PENDING = 3
 INTERRUPTED = 130
+TERMINATED = 143
 
 _DRIFT = {"in_sync": OK, "drift": DRIFT, "pending": PENDING}
 #: Exit codes from worst to best, per command of a fleet: an error beats drift beats pending beats sync.
@@ -43,6 +46,11 @@ def for_apply(plan: Any, result: Any, verify: Any) -> int:
     if not result.ok:
         return ERROR
     return ERROR if verify is not None and verify.has_changes else OK
+
+
+def for_signal(sig: signal.Signals) -> int:
+    """A command stopped by a signal: 128 + its number, as a shell reports it (130, 143)."""
+    return TERMINATED if sig == signal.SIGTERM else INTERRUPTED
 
 
 def for_drift(verdict: str) -> int:

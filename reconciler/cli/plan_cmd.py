@@ -47,7 +47,6 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
-    from reconciler.journal import Journal
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
     from reconciler.state import StateStore
@@ -58,11 +57,10 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     store = StateStore.locate(paths_l, state_path)
     state = store.load()
     store.check_target(state, target_ref(target))
-    pending = Journal.for_state(store).open_intents()
 
     async def go() -> Any:
         async with client_for(target, kw) as api:
-            return await make_plan(api, desired, state, target=target, pending=pending, no_refresh=no_refresh,
+            return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
                                    allow_replace=allow_replace)
 
     p = run_async(go())

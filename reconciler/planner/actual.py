@@ -2,7 +2,7 @@
 
 Built by the refresh from API answers (``from_catalog`` / ``from_client_package``), or from the
 state file alone for ``--no-refresh`` (``from_state``); both carry the creates an interrupted run
-left pending (the journal's open intents), which the plan resolves.
+left pending (the state's pending records), which the plan resolves.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from reconciler.planner import normalize as nz
 
 
 class PendingLike(Protocol):
-    """What the planner reads of an open journal intent (reconciler.journal.Intent)."""
+    """What the planner reads of a pending create (reconciler.state.PendingCreate)."""
 
     id: str
     address: str
@@ -46,7 +46,7 @@ class Actual:
     clients_by_email: Mapping[str, str | None] = field(default_factory=dict)  # lower email -> id
     service_ids: frozenset[str] | None = None  # None: not checked
     refreshed: bool = True
-    #: creates an interrupted run left pending (the journal's open intents), oldest first
+    #: creates an interrupted run left pending (the state's pending records)
     pending: Sequence[PendingLike] = ()
 
 

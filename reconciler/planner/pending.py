@@ -1,12 +1,12 @@
-"""What the plan does about creates an interrupted run left pending (open journal intents).
+"""What the plan does about creates an interrupted run left pending (the state's pending records).
 
-A create is journaled before it is sent; a run killed or cut off before its outcome was recorded
-leaves the intent open.  The refresh reads the open intents, and :func:`resolve` turns each into
-a :class:`ResolvePendingCreate` that the plan shows and apply carries out, deciding nothing:
+A create is recorded as pending in the state before it is sent; a run killed or cut off before
+its outcome was recorded leaves the record.  The refresh hands the pending records over, and
+:func:`resolve` turns each into a :class:`ResolvePendingCreate` that the plan shows and apply
+carries out, deciding nothing:
 
-* the state already records the address (the run died between writing the state and closing the
-  intent): ``created``, for a catalog package;
-* a catalog package (they can be listed): exactly one untracked package with the intent's name is
+* the state already records the address: ``created``, for a catalog package;
+* a catalog package (they can be listed): exactly one untracked package with the create's name is
   ``adopt``-ed; none means the create never reached vcita (``not_created``: the plan's create
   sends it again); several cannot be told apart (``unknown``);
 * a client package cannot be listed, so its outcome is ``unknown`` until a person checks vcita and
@@ -32,7 +32,7 @@ class TrackedId(Protocol):
 
 def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: Collection[str],
             by_name: Mapping[str, list[str]], *, in_manifests: bool) -> ResolvePendingCreate:
-    """The resolution of one open intent; ``taken`` are remote ids owned by an address already."""
+    """The resolution of one pending create; ``taken`` are remote ids owned by an address already."""
     from reconciler.plan import fingerprint
 
     base: dict[str, Any] = {"address": it.address, "intent_id": it.id, "opened_at": it.opened_at,

@@ -132,6 +132,10 @@ class VcitaClient:
             raise RuntimeError("use VcitaClient as 'async with VcitaClient(target) as api:'")
         return self._dispatcher
 
+    def halt(self, why: str) -> None:
+        """Send no request from now on (see :meth:`Dispatcher.halt`)."""
+        self.dispatcher.halt(why)
+
     @property
     def last_served(self) -> Served | None:
         """How this task's most recent successful request was served (door, status, attempts)."""

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import (
+    NotSentError,
     OutcomeUnknownError,
     ProtocolError,
     RequestInfo,
@@ -181,6 +182,13 @@ class Dispatcher:
         # Parsed URLs of parameterless requests (a run sends its creates to one URL per door;
         # parsing it again cost a tenth of a request's CPU); bounded, as paths carry ids.
         self._urls: dict[tuple[Door, str], httpx.URL] = {}
+        #: why no request may leave any more ("" while they may): see halt()
+        self.halted = ""
+
+    def halt(self, why: str) -> None:
+        """Send no request from now on: those waiting for a slot or the rate limiter raise
+        NotSentError; those already sent finish as usual."""
+        self.halted = self.halted or why
 
     def door_for(self, route: Route) -> Door:
         """The door this route uses now: its table entry, unless the run learnt otherwise."""
@@ -279,6 +287,8 @@ class Dispatcher:
     ) -> tuple[httpx.Response | None, Exception | None]:
         await self.rate.acquire(skip_pause=skip_pause)
         async with self.concurrency.slot() as ticket:
+            if self.halted:  # checked after the waits: a request that has not left yet never will
+                raise NotSentError(f"{info.describe()}: not sent ({self.halted})", request=info)
             t0 = time.perf_counter()
             try:
                 request = httpx.Request(route.method, self._url(door, path, params), params=params,

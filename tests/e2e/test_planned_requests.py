@@ -20,7 +20,6 @@ import pytest
 from starlette.applications import Starlette
 
 from reconciler.applier import Applier
-from reconciler.journal import Journal
 from reconciler.manifest import load_manifests
 from reconciler.operations import (
     KNOWN_AFTER_APPLY,
@@ -80,7 +79,7 @@ async def _plan_and_apply(world: dict[str, Any], text: str, *, allow_replace: bo
     recorder = Recorder(httpx.ASGITransport(app=world["app"]))
     async with VcitaClient(world["target"], transport=recorder, settings=ClientSettings(rate=None)) as api:
         plan = await make_plan(api, desired, state, target=world["target"], allow_replace=allow_replace,
-                               pending=Journal.for_state(store).open_intents(), today=date(2026, 1, 1))
+                               today=date(2026, 1, 1))
         assert not plan.errors, plan.errors
         recorder.sent.clear()
         result = await Applier(api, store, state, target_ref(world["target"])).apply(plan)

@@ -40,17 +40,9 @@ def _outcome(out: str, address_prefix: str, says: str) -> str:
 
 
 def _open_intents(workdir: Path) -> list[str]:
-    journal = workdir / "manifests" / ".reconciler" / "journal.jsonl"
-    if not journal.exists():
-        return []
-    opened: dict[str, str] = {}
-    for line in journal.read_text().splitlines():
-        rec = json.loads(line)
-        if rec["op"] == "open":
-            opened[rec["id"]] = rec["address"]
-        else:
-            opened.pop(rec["id"])
-    return sorted(opened.values())
+    """The addresses of the creates the state records as pending."""
+    state = workdir / "manifests" / ".reconciler" / "state.json"
+    return sorted(pc["address"] for pc in json.loads(state.read_text())["pending"].values())
 
 
 def test_a_lost_catalog_create_is_adopted_as_the_plan_says(

@@ -17,7 +17,7 @@ from reconciler.remote.calls import describer
 
 @dataclass(frozen=True)
 class Pending:
-    """An open journal intent, as the planner reads it."""
+    """A pending create of the state, as the planner reads it."""
 
     id: str
     address: str
