@@ -18,11 +18,16 @@ from reconciler.planner import normalize as nz
 class PendingLike(Protocol):
     """What the planner reads of a pending create (reconciler.state.PendingCreate)."""
 
-    id: str
-    address: str
-    kind: str
-    details: dict[str, Any]
-    opened_at: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def opened_at(self) -> str: ...
 
 
 @dataclass(frozen=True)

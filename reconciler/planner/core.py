@@ -55,10 +55,14 @@ Describe = Callable[[Operation], tuple[Request, ...]]
 class TrackedLike(Protocol):
     """What the planner reads of a state entry (reconciler.state.ResourceState)."""
 
-    kind: str
-    id: str
-    fingerprint: str
-    applied: dict[str, Any]
+    @property
+    def kind(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def applied(self) -> dict[str, Any]: ...
 
 
 def _present(tracked: TrackedLike) -> ExpectedState:

@@ -26,8 +26,10 @@ from reconciler.planner.actual import Actual, PendingLike
 
 
 class TrackedId(Protocol):
-    id: str
-    fingerprint: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
 
 
 def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: Collection[str],
