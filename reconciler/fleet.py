@@ -228,7 +228,7 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         plan = await make_plan(api, desired, state, target=target)
-    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "forget")}
+    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "archive")}
     counts["errors"] = len(plan.errors)
     status = "errors" if plan.errors else ("changes" if plan.has_changes else "no changes")
     return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)

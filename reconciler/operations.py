@@ -17,7 +17,11 @@ description in ``requests``.  The applier and every renderer dispatch on the cla
     UpdateClientPackage    PUT valid_until and credit totals of one         (update)
     SetBookingCredits      set the credits of the client package just       (set_credits)
                            created, by package item (follows its create)
-    ForgetResource         stop tracking an object gone from the manifests  (forget)
+    ArchiveResource        an object gone from the manifests: archived by id (archive)
+    MoveResource           a renamed object, matched by identity: its record (move)
+                           moves to the new address, no request
+    ReadoptArchived        an archived object matched by identity: tracked (readopt)
+                           again, no request
     ResolvePendingCreate   settle a create an interrupted run left pending  (resolve)
 
 An address may have several operations, applied in plan order (a resolution, then a create and
@@ -301,13 +305,39 @@ class SetBookingCredits(Operation):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ForgetResource(Operation):
-    """Stop tracking an object gone from the manifests; it stays in vcita (no delete exists)."""
+class ArchiveResource(Operation):
+    """An object gone from the manifests: no longer tracked by address, but kept in the state's
+    archived records by id (it stays in vcita: no delete exists), so that a manifest object of the
+    same identity is re-adopted later instead of created again."""
 
-    op: Literal["forget"] = "forget"
+    op: Literal["archive"] = "archive"
     remote_id: str
 
-    action: ClassVar[str] = "forget"
+    action: ClassVar[str] = "archive"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveResource(Operation):
+    """A renamed manifest object: the record tracked at ``from_address`` moves to ``address``
+    (matched by identity); no request is sent."""
+
+    op: Literal["move"] = "move"
+    from_address: str
+    remote_id: str
+
+    action: ClassVar[str] = "move"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadoptArchived(Operation):
+    """A manifest object whose identity matches an archived record: tracked again at ``address``
+    (no request; its fields are compared by the next plan, which reads it)."""
+
+    op: Literal["readopt"] = "readopt"
+    remote_id: str
+    archived_address: str
+
+    action: ClassVar[str] = "readopt"
 
 
 Resolution = Literal["created", "adopt", "not_created", "unknown"]
@@ -341,7 +371,8 @@ class ResolvePendingCreate(Operation):
 
 #: Every kind, as one type (for the planner's lists) ...
 OperationKind = (CreateCatalogPackage | UpdateCatalogPackage | AdoptCatalogPackage | CreateClientPackage
-                 | UpdateClientPackage | SetBookingCredits | ForgetResource | ResolvePendingCreate)
+                 | UpdateClientPackage | SetBookingCredits | ArchiveResource | MoveResource | ReadoptArchived
+                 | ResolvePendingCreate)
 #: ... and as the plan's JSON reads it: chosen by ``op``.
 AnyOperation = Annotated[OperationKind, Field(discriminator="op")]
 

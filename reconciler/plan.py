@@ -33,7 +33,8 @@ from reconciler.operations import (
 PLAN_FORMAT_VERSION: Literal[2] = 2
 
 __all__ = [
-    "KNOWN_AFTER_APPLY", "PLAN_FORMAT_VERSION", "ExpectedState", "FieldChange", "Plan", "PlanTarget",
+    "KNOWN_AFTER_APPLY", "PLAN_FORMAT_VERSION", "ExpectedState", "FieldChange", "PaymentRequest",
+    "PaymentRequests", "Plan", "PlanTarget",
     "Problem", "Request", "Unmanaged", "check_format_version", "fingerprint",
 ]
 
@@ -61,6 +62,26 @@ class Unmanaged(Frozen):
     active: bool = True
 
 
+class PaymentRequest(Frozen):
+    """One payment request a create would open: for whom, for what, and how much (as sent)."""
+
+    address: str
+    client_id: str
+    package: str  # the catalog package's manifest name, or its remote name and id
+    amount: str | None = None  # decimal text; None when the catalog price is not known here
+    currency: str | None = None
+    replaces: str | None = None
+
+
+class PaymentRequests(Frozen):
+    """The payment requests a plan would open, summed per currency, and the reviewed limit."""
+
+    count: int = 0
+    items: tuple[PaymentRequest, ...] = ()
+    totals: dict[str, str] = Field(default_factory=dict)  # currency -> decimal text
+    limit: int | None = None
+
+
 class PlanTarget(Frozen):
     gateway_url: str
     fallback_url: str = ""
@@ -82,6 +103,10 @@ class Plan(Frozen):
     problems: tuple[Problem, ...] = ()
     #: objects already as the manifests say (no operation)
     noop_count: int = 0
+    #: the payment requests apply would open (every client package created opens one)
+    payment_requests: PaymentRequests = Field(default_factory=PaymentRequests)
+    #: tracked objects whose manifests are outside the paths of a partial plan: left alone
+    out_of_scope: int = 0
     notes: tuple[str, ...] = Field(default=())
 
     def count(self, action: str) -> int:

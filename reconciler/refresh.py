@@ -94,9 +94,15 @@ async def make_plan(
     no_refresh: bool = False,
     allow_replace: bool = False,
     today: date | None = None,
+    partial: bool = False,
+    history_guard: bool | None = None,
+    max_payment_requests: int | None = None,
 ) -> Plan:
     """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
-    interrupted run) are resolved by the plan."""
+    interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
+    state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
+    embedded sandbox) refuses client-package creates against a business the state does not know;
+    ``max_payment_requests`` bounds what the plan may open."""
     pending = tuple(state.pending.values())
     if no_refresh:
         actual = from_state(state.resources, pending)
@@ -110,5 +116,9 @@ async def make_plan(
         state_lineage=state.lineage,
         state_serial=state.serial,
         allow_replace=allow_replace,
+        archived=state.archived,
+        partial=partial,
+        history_guard=(not target.embedded) if history_guard is None else history_guard,
+        max_payment_requests=max_payment_requests,
     )
     return plan(desired, state.resources, actual, opts, api.describe)

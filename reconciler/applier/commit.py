@@ -226,4 +226,8 @@ class Committer:
                 pending.pop(intent_id, None)
         if resources is not None or pending is not new.pending:
             new = new.replace(resources=new.resources if resources is None else resources, pending=pending)
+        if new.archived:  # an id is tracked or archived, never both (an adopted package leaves the archive)
+            tracked = {rs.id for rs in new.resources.values()}
+            if not tracked.isdisjoint(new.archived):
+                new = new.replace(archived={k: v for k, v in new.archived.items() if k not in tracked})
         return self.store.write(new, expected_serial=self.state.serial)

@@ -151,7 +151,7 @@ class Applier:
 
     # --- checks -------------------------------------------------------------------------------
 
-    def check_plan(self, plan: Plan, manifest_digest: str | None) -> None:
+    def check_plan(self, plan: Plan, manifest_digest: str | None, limit: int | None = None) -> None:
         """Refuse (PlanFileError) a plan that is not for this target, manifests and state."""
         t = plan.target
         if (t.gateway_url, t.business_id) != (self.target.gateway_url, self.target.business_id):
@@ -176,6 +176,22 @@ class Applier:
             raise PlanFileError(
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
                 hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) is intended.")
+        self.check_payment_requests(plan, limit)
+
+    @staticmethod
+    def check_payment_requests(plan: Plan, limit: int | None = None) -> None:
+        """Refuse a plan that opens more payment requests than its reviewed limit (or ``limit``,
+        apply's own flag), or whose money summary does not count its creates."""
+        opens = sum(1 for op in plan.operations if isinstance(op, CreateClientPackage))
+        money = plan.payment_requests
+        if opens != money.count:
+            raise PlanFileError(f"the plan creates {opens} client package(s) but its summary counts {money.count} "
+                                "payment request(s); it was not made by this reconciler or was edited",
+                                hint="Make a new plan and review it.")
+        for bound, what in ((money.limit, "the limit it was reviewed with"), (limit, "--max-payment-requests")):
+            if bound is not None and opens > bound:
+                raise PlanFileError(f"the plan would open {opens} payment requests, more than {what} ({bound})",
+                                    hint=f"Review them, then plan again with --max-payment-requests {opens}.")
 
     def _premise(self, address: str, ops: tuple[Operation, ...], pending: list[PendingCreate]) -> str | None:
         """Why the operations of ``address`` cannot run as planned (None: they can)."""

@@ -17,7 +17,9 @@ from reconciler.operations import (
     AdoptCatalogPackage,
     CreateCatalogPackage,
     CreateClientPackage,
-    ForgetResource,
+    ArchiveResource,
+    MoveResource,
+    ReadoptArchived,
     Operation,
     ResolvePendingCreate,
     SetBookingCredits,
@@ -109,10 +111,23 @@ async def _(op: SetBookingCredits, a: Applier) -> Step:
     return Step(cp.id, "booking credits set", door, aside=True)
 
 
-@run.register(ForgetResource)
-async def _(op: ForgetResource, a: Applier) -> Step:
-    await a.commit.put(op.address, None)
-    return Step(op.remote_id, "forgotten (still exists in vcita)")
+@run.register(ArchiveResource)
+async def _(op: ArchiveResource, a: Applier) -> Step:
+    reason = op.reason or "left the manifests"
+    await a.commit.record(lambda st: st.archive(op.address, reason))
+    return Step(op.remote_id, "archived (still exists in vcita; no longer tracked by this address)")
+
+
+@run.register(MoveResource)
+async def _(op: MoveResource, a: Applier) -> Step:
+    await a.commit.record(lambda st: st.move(op.from_address, op.address))
+    return Step(op.remote_id, f"moved from {op.from_address} (same object, no request)")
+
+
+@run.register(ReadoptArchived)
+async def _(op: ReadoptArchived, a: Applier) -> Step:
+    await a.commit.record(lambda st: st.readopt(op.remote_id, op.address))
+    return Step(op.remote_id, f"re-adopted archived {op.remote_id} (no request)")
 
 
 @run.register(ResolvePendingCreate)

@@ -14,7 +14,15 @@ from typing import Any
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli.common import (
+    client_for,
+    plan_safety,
+    resolve,
+    run_async,
+    safety_options,
+    state_option,
+    target_options,
+)
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
@@ -59,11 +67,13 @@ def read_plan(path: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@safety_options
 @state_option
 @target_options
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
-          no_verify: bool, state_path: str | None, **kw: Any) -> int:
+          no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
+          confirm_new_business: bool = False, **kw: Any) -> int:
     """Change vcita to match the manifests.
 
     \b
@@ -90,6 +100,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     desired = load_manifests(paths_l)
     target = resolve(kw, paths_l)
     store = StateStore.locate(paths_l, state_path)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
@@ -122,7 +133,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             async with client_for(target, kw) as api:
                 plan = saved
                 if plan is None:
-                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace)
+                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
+                                           **safety)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:
@@ -134,12 +146,13 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 if not plan.has_changes:
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
-                applier.check_plan(plan, desired.digest())
+                applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
                 with bar.running(len(plan.addresses)), _stopping_on_signals(applier, interrupted):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
-                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
+                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace,
+                                             **{**safety, "history_guard": False})
                 return plan, result, verify
 
         plan, result, verify = run_async(go())

@@ -22,7 +22,7 @@ from reconciler.errors import ConfigError
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
     "drift": ("drift", "pending", "in_sync"),
-    "plan": ("create", "update", "replace", "import", "forget", "errors"),
+    "plan": ("create", "update", "replace", "import", "archive", "errors"),
 }
 
 

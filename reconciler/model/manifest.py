@@ -313,6 +313,11 @@ class ClientPackageSpec(Frozen):
     tax_uids: tuple[Uid, ...] | None = None
     matter_uid: Uid | None = None
     booking_credits: tuple[CreditOverride, ...] | None = None
+    #: A deliberate further sale of a catalog package this client already has (a renewal, a
+    #: repeat purchase): opens another payment request.  Without it, an object with the same
+    #: client and catalog package (and valid_from / price when given) as one reconciler already
+    #: tracks or remembers is refused, so a rename or a copy never bills a client twice.
+    repeat_purchase: bool = False
 
     @model_validator(mode="after")
     def _dates(self) -> ClientPackageSpec:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -28,10 +28,12 @@ from reconciler.operations import (
     CreditTotal,
     ExpectedState,
     FieldChange,
-    ForgetResource,
+    ArchiveResource,
     IdOf,
+    MoveResource,
     Operation,
     OperationKind,
+    ReadoptArchived,
     Request,
     ResolvePendingCreate,
     SetBookingCredits,
@@ -39,7 +41,9 @@ from reconciler.operations import (
     UpdateClientPackage,
 )
 from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
+from reconciler.planner import identity as ident
 from reconciler.planner import normalize as nz
+from reconciler.planner import payments
 from reconciler.planner import pending as pend
 from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
@@ -69,6 +73,19 @@ def _present(tracked: TrackedLike) -> ExpectedState:
     return ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint)
 
 
+class ArchivedLike(Protocol):
+    """What the planner reads of an archived record (reconciler.state.ArchivedResource)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def identity(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     target: PlanTarget
@@ -77,6 +94,17 @@ class PlanOptions:
     state_lineage: str
     state_serial: int
     allow_replace: bool = False
+    #: the state's archived records, by remote id (objects that left the manifests)
+    archived: Mapping[str, ArchivedLike] = field(default_factory=dict)
+    #: the manifests given are a part of what the state tracks (some paths, --only): nothing
+    #: outside them is archived, and nothing inside may take over a record from outside
+    partial: bool = False
+    #: refuse client-package creates when the state does not know the business's history (a
+    #: declared catalog package exists in vcita untracked); off for the embedded sandbox and
+    #: with --confirm-no-prior-client-packages
+    history_guard: bool = False
+    #: the most payment requests the plan may open (None: no limit)
+    max_payment_requests: int | None = None
 
 
 def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual, opts: PlanOptions,
@@ -92,11 +120,16 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
         b.clients()
         b.forgotten()
         b.leftover_pending()
+        money = payments.summarise(b.ops, desired, actual, opts.max_payment_requests,
+                                   {rid: a for a, rid in b.package_ids.items() if rid != KNOWN_AFTER_APPLY})
+        b.problems += payments.limit_problems(money)
+        b.problems += b.history_problems()
         return Plan(
             created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
             allow_replace=opts.allow_replace, operations=tuple(b.ops), unmanaged=tuple(b.unmanaged()),
-            problems=tuple(b.problems), noop_count=b.noops,
+            problems=tuple(b.problems), noop_count=b.noops, payment_requests=money,
+            out_of_scope=b.out_of_scope,
         )
     finally:
         if gc_was_enabled:
@@ -129,6 +162,12 @@ class _Builder:
         # addresses apply leaves alone (a pending create of unknown outcome): planned, not added
         self.held: set[str] = set()
         self.wanted = {d.address for d in desired.documents}
+        # Records of objects whose manifests are gone (a full plan only): a new manifest object of
+        # the same identity takes one over (a rename) instead of being created.
+        self.leaving = {} if opts.partial else {a: t for a, t in state.items() if a not in self.wanted}
+        self.moved_from: set[str] = set()
+        self.readopted: set[str] = set()
+        self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -183,6 +222,14 @@ class _Builder:
         self._catalog_tracked(address, doc, want, obj, expects=_present(tracked))
 
     def _catalog_untracked(self, address: str, doc: CatalogPackage, want: dict[str, Any]) -> None:
+        moved = self._take_over(address, "CatalogPackage", {"name": doc.spec.name})
+        if moved is not None:
+            self.claimed.add(moved.id)
+            self.package_ids[address] = moved.id
+            obj = self.a.catalog_packages.get(moved.id)
+            if obj is not None:
+                self._catalog_tracked(address, doc, want, obj, expects=None)
+            return
         candidates = [rid for rid in self.by_name.get(doc.spec.name, []) if rid not in self.claimed]
         if len(candidates) > 1:
             self.problems.append(Problem(
@@ -288,6 +335,18 @@ class _Builder:
         tracked = self.state.get(address)
         today = self.o.today.isoformat()
         self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
+        if tracked is None and address not in self.held and pid != KNOWN_AFTER_APPLY:
+            moved = self._take_over(address, "ClientPackage", ident.desired_client(doc.spec, cid, pid),
+                                    repeat=doc.spec.repeat_purchase)
+            if moved is ident.REFUSED or address in self.readopted:
+                return
+            if moved is not None:
+                tracked = moved
+                expects_now: ExpectedState | None = None
+            else:
+                expects_now = ABSENT
+        else:
+            expects_now = ABSENT if tracked is None else _present(tracked)
         if tracked is None:
             self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
@@ -306,7 +365,7 @@ class _Builder:
             fields = ", ".join(fc.path for fc in replace_fcs)
             self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
-                address, doc, cid, pid, deps, expects=_present(tracked), replaces=tracked.id, field_changes=fcs,
+                address, doc, cid, pid, deps, expects=expects_now, replaces=tracked.id, field_changes=fcs,
                 remote_fingerprint=fingerprint(obj.view),
                 reason=(f"{fields} cannot change in place: a new client package is created, which opens a "
                         f"new payment request for the client; the old one ({tracked.id}) stays in vcita"),
@@ -322,7 +381,7 @@ class _Builder:
                         if before.get("booking_credits", {}).get(key) != total and key in obj.credit_ids)
         self.add(UpdateClientPackage(
             address=address, remote_id=tracked.id, valid_until=valid_until, credits=credits, field_changes=fcs,
-            remote_fingerprint=fingerprint(obj.view), expects=_present(tracked), depends_on=deps,
+            remote_fingerprint=fingerprint(obj.view), expects=expects_now, depends_on=deps,
         ))
 
     def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
@@ -350,15 +409,80 @@ class _Builder:
         ))
 
     def forgotten(self) -> None:
+        if self.o.partial:  # objects outside the given paths are neither archived nor forgotten
+            return
         for address, tracked in sorted(self.state.items()):
-            if address in self.wanted:
+            if address in self.wanted or address in self.moved_from:
                 continue
             self.resolve_pending(address)
             what = "catalog package" if address.startswith(CATALOG_PREFIX) else "client package"
-            self.add(ForgetResource(
+            self.add(ArchiveResource(
                 address=address, remote_id=tracked.id, reason="no longer in the manifests", expects=_present(tracked),
-                warnings=(f"vcita has no delete for a {what}: apply stops tracking {tracked.id} and leaves it in vcita",),
+                warnings=(f"vcita has no delete for a {what}: {tracked.id} stays in vcita; its record is archived, "
+                          "so an object of the same identity is re-adopted later, never created again",),
             ))
+
+    # --- identity: renames, re-adoption, second sales --------------------------------------------
+
+    def _take_over(self, address: str, kind: str, want: dict[str, Any], *, repeat: bool = False) -> Any:
+        """The record a new manifest object takes over by identity, after adding its operation:
+        a MoveResource (a record whose manifest is gone) or a ReadoptArchived (an archived record);
+        None when nothing matches (a create); ``ident.REFUSED`` when the match is ambiguous, is a
+        pending create, lies outside this plan's paths, or is a second sale not declared as one."""
+        found = ident.Matches(
+            leaving=[(a, t) for a, t in self.leaving.items() if a not in self.moved_from
+                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            wanted=[(a, t) for a, t in self.state.items() if a in self.wanted and a != address
+                    and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            outside=[(a, t) for a, t in self.state.items() if self.o.partial and a not in self.wanted
+                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            archived=[(r.address, r) for r in self.o.archived.values() if r.id not in self.owned and r.kind == kind
+                      and ident.matches(r.identity, want)],
+            pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
+                     and ident.matches_pending(it.details, want)],
+        )
+        if repeat and kind == "ClientPackage":
+            return None  # a deliberate further sale: a create, shown as one more payment request
+        problem = found.problem(address, kind, want)
+        if problem is not None:
+            self.problems.append(problem)
+            return ident.REFUSED
+        if found.leaving:
+            old, tracked = found.leaving[0]
+            self.moved_from.add(old)
+            self.add(MoveResource(address=address, from_address=old, remote_id=tracked.id, expects=ABSENT,
+                                  reason=f"renamed from {old}: the same {ident.describe(kind, want)}"))
+            return tracked
+        if found.archived:
+            old, record = found.archived[0]
+            self.readopted.add(address)
+            self.owned.add(record.id)
+            self.add(ReadoptArchived(address=address, remote_id=record.id, archived_address=old, expects=ABSENT,
+                                     reason=f"archived as {old}, the same {ident.describe(kind, want)}; its fields "
+                                            "are compared by the next plan"))
+            return None
+        return None
+
+    def history_problems(self) -> list[Problem]:
+        """A state that does not know this business's past cannot prove that a client package was
+        never created before: refuse client-package creates while declared catalog packages exist
+        in vcita untracked (a lost, foreign or new state against a business in use)."""
+        if not self.o.history_guard:
+            return []
+        adopted = [op for op in self.ops if isinstance(op, AdoptCatalogPackage)]
+        creates = [op for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        if not adopted or not creates:
+            return []
+        names = ", ".join(f"{op.address} ({op.remote_id})" for op in adopted[:5])
+        return [Problem(
+            address=creates[0].address, severity="error",
+            message=(f"the state does not know this business's past: {len(adopted)} declared catalog package(s) "
+                     f"already exist in vcita untracked ({names}), so client packages were very likely created "
+                     f"before; creating {len(creates)} client package(s) now could bill clients a second time"),
+            hint=("Restore the state (its .backup, or the previous commit of state.json in git) and plan again; "
+                  "or adopt what exists with 'reconciler import --from FILE'. If no client package was ever "
+                  "assigned for these manifests, re-run with --confirm-no-prior-client-packages."),
+        )]
 
     def unmanaged(self) -> list[Unmanaged]:
         out = []

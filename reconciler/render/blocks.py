@@ -17,7 +17,9 @@ from reconciler.operations import (
     CreateCatalogPackage,
     CreateClientPackage,
     FieldChange,
-    ForgetResource,
+    ArchiveResource,
+    MoveResource,
+    ReadoptArchived,
     IdOf,
     Operation,
     Request,
@@ -139,7 +141,17 @@ def _(op: SetBookingCredits) -> Block:
 
 
 @block.register
-def _(op: ForgetResource) -> Block:
+def _(op: ArchiveResource) -> Block:
+    return _block(op, remote_id=op.remote_id)
+
+
+@block.register
+def _(op: MoveResource) -> Block:
+    return _block(op, remote_id=op.remote_id)
+
+
+@block.register
+def _(op: ReadoptArchived) -> Block:
     return _block(op, remote_id=op.remote_id)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block
-from reconciler.render.common import summary_line, target_line
+from reconciler.render.common import money_lines, scope_line, summary_line, target_line
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000
@@ -17,7 +17,13 @@ MARKER = "<!-- reconciler-plan -->"
 
 
 def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
-    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", "", target_line(plan) + "."]
+    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    money = money_lines(plan, markdown=True)
+    head += [f"**{_escape(money[0])}**", *money[1:], ""]
+    scope = scope_line(plan)
+    if scope:
+        head += [scope, ""]
+    head.append(target_line(plan) + ".")
     if not plan.refreshed:
         head.append("")
         head.append("> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible.")

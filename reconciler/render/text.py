@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block
-from reconciler.render.common import summary_line, target_line
+from reconciler.render.common import money_lines, scope_line, summary_line, target_line
 
 
 def render_text(plan: Plan) -> str:
@@ -32,6 +32,10 @@ def render_text(plan: Plan) -> str:
     if plan.problems:
         lines.append("")
     lines.append(summary_line(plan))
+    lines.extend(money_lines(plan))
+    scope = scope_line(plan)
+    if scope:
+        lines.append(scope)
     if plan.errors:
         lines.append(f"{len(plan.errors)} error(s) above must be fixed before this plan can be applied.")
     blocked = plan.blocked

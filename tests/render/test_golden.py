@@ -38,7 +38,7 @@ def test_rendering_matches_golden(plan: Plan, fmt: str, ext: str) -> None:
 
 
 def test_plan_covers_every_action(plan: Plan) -> None:
-    assert {op.action for op in plan.operations} == {"create", "update", "replace", "import", "forget"}
+    assert {op.action for op in plan.operations} == {"create", "update", "replace", "import", "archive"}
     assert plan.blocked and plan.errors and plan.unmanaged
 
 
