@@ -45,7 +45,7 @@ def for_apply(plan: Any, result: Any, verify: Any) -> int:
         return ERROR if plan.errors else OK
     if not result.ok:
         return ERROR
-    return ERROR if verify is not None and verify.has_changes else OK
+    return ERROR if verify is not None and (verify.has_changes or verify.errors) else OK
 
 
 def for_signal(sig: signal.Signals) -> int:
