@@ -26,7 +26,14 @@ from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.planner import (
+    Actual,
+    PlanOptions,
+    from_catalog,
+    from_client_package,
+    from_state,
+    plan,
+)
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
