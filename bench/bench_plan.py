@@ -144,10 +144,9 @@ def _vm(field: str) -> int:
 def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     from reconciler.planner import plan
     from reconciler.remote import DEFAULT_ROUTES
-    from reconciler.remote.calls import describe as describe_op
+    from reconciler.remote.calls import Offline
 
-    def describe(op: Any) -> Any:  # as VcitaClient.describe does, with each route's table door
-        return describe_op(op, DEFAULT_ROUTES, lambda route: route.door)
+    describe = Offline(DEFAULT_ROUTES, lambda route: route.door)  # as the client does, with each table door
 
     t0 = time.perf_counter()
     desired, state, actual, opts = build_inputs(resources)

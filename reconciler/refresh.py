@@ -3,11 +3,13 @@
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
 limits — and the creates an interrupted run left pending (the state's pending records).  The
-list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package missing from
-it is read by id (:func:`read_catalog`) before the planner may call it vanished.  Then the pure
-planner, which has the client describe each operation it plans (method, path, door, body) as it
-goes; an operation whose requests the target has no token for becomes a plan error (a
-directory-only target cannot create client packages, say) instead of an apply failure.
+list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package missing from it
+is read by id (:func:`read_catalog`) before the planner may call it vanished.
+
+Then the pure planner, which asks the client (:class:`PlanningRemote`) to describe each operation
+as it adds it (method, path, door, body) and whether the target can send it: a request the target
+has no token for is a plan error (a directory-only target cannot create client packages, say)
+instead of an apply failure.  The plan is complete when it is made.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from reconciler.errors import NotFoundError
 from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
+from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.planner import (
+    Actual,
+    PlanOptions,
+    from_catalog,
+    from_client_package,
+    from_state,
+    plan,
+)
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
@@ -115,28 +125,37 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
     )
 
 
-def token_problems(p: Plan, api: VcitaClient) -> Plan:
-    """A plan error for each operation with a request the target has no accepted token for, and a
-    warning when services could not be checked."""
-    problems = []
-    routes = {r.name for r in api.routes}
-    for op in p.operations:
-        cannot = sorted({f"{r.method} {api.routes[r.operation].template}" for r in op.requests
-                         if r.operation in routes and not api.can(r.operation)})
-        if cannot:
-            problems.append(Problem(
-                address=op.address, severity="error",
-                message=f"target {api.target.name} cannot {op.action} this: vcita refuses its "
-                        f"{_tokens(api)} on {', '.join(cannot)}",
-                hint="Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in "
-                     "reconciler.toml); 'reconciler doctor' shows what each token can do.",
-            ))
-    if not api.can("list_services") and any(op.kind == "CatalogPackage" for op in p.operations):
-        problems.append(Problem(
-            address="target", severity="warning",
-            message=f"services were not checked: target {api.target.name} has no staff token, and vcita "
-                    "lists services for staff tokens only"))
-    return p.model_copy(update={"problems": p.problems + tuple(problems)}) if problems else p
+class PlanningRemote:
+    """What the planner asks the client: how each operation is sent (``VcitaClient.describe``),
+    and whether this target can send it at all (it has a token vcita accepts on each route)."""
+
+    HINT = ("Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in reconciler.toml); "
+            "'reconciler doctor' shows what each token can do.")
+
+    def __init__(self, api: VcitaClient) -> None:
+        self.api = api
+        self.names = {r.name for r in api.routes}
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        return self.api.describe(op)
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> Problem | None:
+        cannot = sorted({f"{r.method} {self.api.routes[r.operation].template}" for r in requests
+                         if r.operation in self.names and not self.api.can(r.operation)})
+        if not cannot:
+            return None
+        return Problem(address=op.address, severity="error",
+                       message=f"target {self.api.target.name} cannot {op.action} this: vcita refuses its "
+                               f"{_tokens(self.api)} on {', '.join(cannot)}",
+                       hint=self.HINT)
+
+
+def services_unchecked(api: VcitaClient) -> str | None:
+    """Why the services a catalog package names cannot be checked with this target (None: they can)."""
+    if api.can("list_services"):
+        return None
+    return (f"services were not checked: target {api.target.name} has no staff token, and vcita lists services "
+            "for staff tokens only")
 
 
 def _tokens(api: VcitaClient) -> str:
@@ -167,6 +186,7 @@ async def make_plan(
         actual = from_state(state.resources, pending)
     else:
         actual = await refresh(api, desired, state.resources, pending)
+    actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
         target=plan_target(target),
@@ -180,4 +200,4 @@ async def make_plan(
         history_guard=(not target.embedded) if history_guard is None else history_guard,
         max_payment_requests=max_payment_requests,
     )
-    return token_problems(plan(desired, state.resources, actual, opts, api.describe), api)
+    return plan(desired, state.resources, actual, opts, PlanningRemote(api))

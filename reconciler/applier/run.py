@@ -47,7 +47,14 @@ from reconciler.operations import (
 from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
 from reconciler.remote.client import VcitaClient
-from reconciler.state import PendingCreate, ResourceState, State, StateStore, TargetRef, utc_now
+from reconciler.state import (
+    PendingCreate,
+    ResourceState,
+    State,
+    StateStore,
+    TargetRef,
+    utc_now,
+)
 
 Status = Literal["done", "failed", "skipped", "unknown", "refused"]
 

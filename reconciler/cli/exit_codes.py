@@ -39,8 +39,8 @@ def for_plan(plan: Any, *, detailed: bool) -> int:
 
 
 def for_apply(plan: Any, result: Any, verify: Any) -> int:
-    """``reconciler apply``: 0 when every operation is done and a fresh plan shows no changes (or
-    there was nothing to apply); 1 otherwise."""
+    """``reconciler apply``: 0 when every operation is done and a fresh plan shows no changes and
+    no errors (or there was nothing to apply); 1 otherwise."""
     if result is None:
         return ERROR if plan.errors else OK
     if not result.ok:

@@ -1,4 +1,4 @@
-"""The planner: pure ``(desired, state, actual, describe) -> Plan``; normalisation and diffing live here."""
+"""The planner: pure ``(desired, state, actual, remote) -> Plan``; normalisation and diffing live here."""
 
 from reconciler.planner.actual import (
            Actual,
@@ -7,7 +7,7 @@ from reconciler.planner.actual import (
            from_client_package,
            from_state,
 )
-from reconciler.planner.core import Describe, PlanOptions, TrackedLike, plan
+from reconciler.planner.core import PlanOptions, Remote, TrackedLike, plan
 
-__all__ = ["Actual", "Describe", "PlanOptions", "RemoteObject", "TrackedLike", "from_catalog",
+__all__ = ["Actual", "PlanOptions", "Remote", "RemoteObject", "TrackedLike", "from_catalog",
            "from_client_package", "from_state", "plan"]

@@ -53,6 +53,8 @@ class Actual:
     refreshed: bool = True
     #: creates an interrupted run left pending (the state's pending records)
     pending: Sequence[PendingLike] = ()
+    #: why the services of catalog packages could not be checked (None: they were, or none needed)
+    services_unchecked: str | None = None
 
 
 def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:

@@ -1,18 +1,18 @@
-"""The planner: a pure function ``(desired, state, actual, describe) -> Plan``.  No I/O, no clock.
+"""The planner: a pure function ``(desired, state, actual, remote) -> Plan``.  No I/O, no clock.
 
 Key sets first (create / update / import / forget / no-op), then field-level differences, then
 the business rules a reviewer should see before anything runs: credits below usage, validity in
 the past, fields the API cannot change in place (``replace required``), references that do not
 resolve.  Creates an interrupted run left pending are resolved first (``pending.py``).  Each
-operation is built once, with its values in the model's types, and described by ``describe``
-(the remote client's: method, path, door, body) as it is added, so the plan is complete and
-validated when it is made.
+operation is built once, with its values in the model's types, and described by ``remote`` (the
+client's description: method, path, door, body; and whether this target can send it at all) as
+it is added, so the plan is complete and validated when it is made.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
@@ -52,8 +52,17 @@ from reconciler.planner.diff import field_changes
 CATALOG_PREFIX = "catalog_package."
 CLIENT_PREFIX = "client_package."
 
-#: How the remote layer sends an operation (``VcitaClient.describe``, or ``remote.calls.describe``).
-Describe = Callable[[Operation], tuple[Request, ...]]
+class Remote(Protocol):
+    """What the planner asks the remote side (``refresh.PlanningRemote``; ``remote.calls.Offline``
+    for a plan without a client)."""
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        """How ``op`` is sent: method, path, door, body."""
+        ...
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> Problem | None:
+        """The plan error when this target cannot send ``requests`` (None: it can)."""
+        ...
 
 
 class TrackedLike(Protocol):
@@ -108,18 +117,19 @@ class PlanOptions:
 
 
 def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual, opts: PlanOptions,
-         describe: Describe) -> Plan:
+         remote: Remote) -> Plan:
     """Compute the plan that takes the remote business from ``actual`` to ``desired``."""
     # Planning allocates many small acyclic objects; the cyclic collector would walk the whole
     # heap again and again for nothing (it doubled the time at 100,000).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        b = _Builder(desired, state, actual, opts, describe)
+        b = _Builder(desired, state, actual, opts, remote)
         b.catalog()
         b.clients()
         b.forgotten()
         b.leftover_pending()
+        b.finish_problems()
         money = payments.summarise(b.ops, desired, actual, opts.max_payment_requests,
                                    {rid: a for a, rid in b.package_ids.items() if rid != KNOWN_AFTER_APPLY})
         b.problems += payments.limit_problems(money)
@@ -138,14 +148,15 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
 
 class _Builder:
     def __init__(self, desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
-                 opts: PlanOptions, describe: Describe) -> None:
+                 opts: PlanOptions, remote: Remote) -> None:
         self.d = desired
         self.state = state
         self.a = actual
         self.o = opts
-        self.describe = describe
+        self.remote = remote
         self.ops: list[OperationKind] = []
         self.problems: list[Problem] = []
+        self.refusals: list[Problem] = []  # operations this target cannot send (listed last)
         self.noops = 0
         # catalog address -> remote id (or KNOWN_AFTER_APPLY) for client packages to reference
         self.package_ids: dict[str, str] = {}
@@ -172,7 +183,17 @@ class _Builder:
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
             return
-        self.ops.append(replace(op, requests=self.describe(op)))
+        requests = self.remote.describe(op)
+        refused = self.remote.refusal(op, requests) if requests else None
+        if refused is not None:
+            self.refusals.append(refused)
+        self.ops.append(replace(op, requests=requests))
+
+    def finish_problems(self) -> None:
+        self.problems += self.refusals
+        catalog = self.d.catalog_packages or any(a.startswith(CATALOG_PREFIX) for a in self.state)
+        if self.a.services_unchecked and catalog:
+            self.problems.append(Problem(address="target", severity="warning", message=self.a.services_unchecked))
 
     # --- pending creates ----------------------------------------------------------------------
 

@@ -184,9 +184,19 @@ def describe(op: Operation, routes: RouteTable, door_for: Callable[[Route], Any]
     return tuple(out)
 
 
-def describer(routes: RouteTable) -> Callable[[Operation], tuple[Request, ...]]:
-    """Describe operations from the route table alone, with no door: planning without a client."""
-    return lambda op: describe(op, routes)
+class Offline:
+    """The planner's remote side without a client (tests, benchmarks): descriptions from the route
+    table alone (with no door unless ``door_for`` is given), and every request sendable."""
+
+    def __init__(self, routes: RouteTable, door_for: Callable[[Route], Any] | None = None) -> None:
+        self.routes = routes
+        self.door_for = door_for
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        return describe(op, self.routes, self.door_for)
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> None:
+        return None
 
 
 def path_of(route: Route, params: Mapping[str, Any]) -> str:

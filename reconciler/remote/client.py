@@ -146,6 +146,11 @@ class VcitaClient:
         """Every answered request of this client, in completion order."""
         return self.dispatcher.history
 
+    def can(self, operation: str) -> bool:
+        """Whether the target has a token vcita accepts for ``operation`` (e.g. a directory-only
+        target cannot read client packages)."""
+        return self.dispatcher.can_send(self.routes[operation])
+
     # -- planned operations -------------------------------------------------------------------
 
     def describe(self, op: Operation) -> tuple[Request, ...]:
@@ -161,11 +166,6 @@ class VcitaClient:
         route, reply = await self._call(found[0])
         parse = normalize.catalog_package if route.data_key == "package" else normalize.client_package
         return self._one(route, reply, parse)  # type: ignore[return-value]
-
-    def can(self, operation: str) -> bool:
-        """Whether the target has a token vcita accepts for ``operation`` (e.g. a directory-only
-        target cannot read client packages)."""
-        return self.dispatcher.can_send(self.routes[operation])
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from reconciler.plan import PlanTarget
 from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
 from reconciler.remote import DEFAULT_ROUTES
 from reconciler.remote import normalize as api
-from reconciler.remote.calls import describer
+from reconciler.remote.calls import Offline
 
 
 @dataclass(frozen=True)
@@ -66,4 +66,4 @@ def run_case(case: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-d
         created_at="2026-11-21T00:00:00Z", state_lineage="lineage", state_serial=1,
         allow_replace=bool(case.get("allow_replace", False)),
     )
-    return plan(desired, state, actual, opts, describer(DEFAULT_ROUTES))
+    return plan(desired, state, actual, opts, Offline(DEFAULT_ROUTES))
