@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,10 @@ class ApplyOptions:
     stale: Literal["skip", "abort"] = "skip"
     allow_replace: bool = False
     verify: bool = True
+    #: the payment-request limit a saved plan is checked against again at apply
+    max_payment_requests: int | None = None
+    #: make_plan's money-safety arguments for a business (its paths, its target)
+    safety: Callable[[list[str], Any], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -54,7 +59,7 @@ def read_fleet_plan(path: str) -> tuple[dict[str, Any], str | None]:
     """(plan or error text per business folder name, the shard it was made for) of a fleet plan."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan
+    from reconciler.plan import Plan, check_format_version
 
     try:
         raw = json.loads(read_regular(path).decode("utf-8"))
@@ -77,6 +82,10 @@ def read_fleet_plan(path: str) -> tuple[dict[str, Any], str | None]:
             raise PlanFileError(f"{path}: business {name} appears twice")
         if row.get("report") is None:
             plans[name] = f"no plan was made for it: {row.get('error') or 'unknown error'}"
+            continue
+        why = check_format_version(row["report"])
+        if why is not None:
+            plans[name] = f"its plan in {path} cannot be used: {why}"
             continue
         try:
             plans[name] = Plan.model_validate(row["report"])
@@ -102,9 +111,9 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
     from reconciler.refresh import make_plan, target_ref
 
     if stop.reason:
-        return Outcome(b.name, str(b.path), exit_code=1, status="not started", error=stop.reason)
+        return Outcome(b.name, str(b.path), status="not started", error=stop.reason)
     if isinstance(saved, str):
-        return Outcome(b.name, str(b.path), exit_code=1, status="error", error=saved)
+        return Outcome(b.name, str(b.path), status="error", error=saved)
     desired, target, store = await asyncio.to_thread(open_business, b, opts)
     lock = store.lock("apply --all")
     await asyncio.to_thread(lock.acquire)
@@ -114,16 +123,17 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         if state.target is None:
             state = state.for_target(target_ref(target))
         async with _client(target, opts) as api:
+            safety = how.safety([str(b.path)], target) if how.safety is not None else {}
             plan = saved
             if plan is None:
-                plan = await make_plan(api, desired, state, target=target, allow_replace=how.allow_replace)
+                plan = await make_plan(api, desired, state, target=target, allow_replace=how.allow_replace, **safety)
             if plan.errors or not plan.has_changes:
                 status = "errors" if plan.errors else "no changes"
-                return Outcome(b.name, str(b.path), 1 if plan.errors else 0, business_id=target.business_id,
-                               status=status, counts={"errors": len(plan.errors)},
+                return Outcome(b.name, str(b.path), status, business_id=target.business_id,
+                               counts={"errors": len(plan.errors)},
                                error=plan.errors[0].message if plan.errors else None)
             applier = Applier(api, store, state, target_ref(target))
-            applier.check_plan(plan, desired.digest())
+            applier.check_plan(plan, desired.digest(), how.max_payment_requests if saved is not None else None)
             stop.appliers.append(applier)
             try:
                 result = await applier.apply(plan, stale=how.stale)
@@ -131,28 +141,29 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
                 stop.appliers.remove(applier)
             verify = None
             if how.verify and result.state is not None and not stop.reason and not result.unrecorded:
-                verify = await make_plan(api, desired, result.state, target=target, allow_replace=how.allow_replace)
+                verify = await make_plan(api, desired, result.state, target=target, allow_replace=how.allow_replace,
+                                         **{**safety, "history_guard": False})
     finally:
         await asyncio.to_thread(lock.release)
     counts = {s: result.count(s) for s in ("done", "failed", "skipped", "unknown", "refused")}
-    remaining = len(verify.actionable) if verify is not None else None
+    remaining = len(verify.addresses) if verify is not None else None
     if remaining is not None:
         counts["remaining"] = remaining
     problems = [f"{a}: vcita has {rid}, but the state could not record it (reconciler import {a} {rid})"
                 for a, rid in result.unrecorded]
     problems += [f"{ev.address}: {ev.message}" for ev in result.outcomes.values() if ev.status in ("failed", "unknown", "refused")]
     if stop.reason:
-        status, code = "interrupted", 1
+        status = "interrupted"
     elif not result.ok:
-        status, code = "incomplete", 1
+        status = "incomplete"
     elif verify is not None and (verify.has_changes or verify.errors):
-        status, code = "unverified", 1
-        problems.append(f"a fresh plan still shows {len(verify.actionable)} change(s)")
+        status = "unverified"
+        problems.append(f"a fresh plan still shows {len(verify.addresses)} change(s)")
     else:
-        status, code = "applied", 0
+        status = "applied"
     report = {"outcomes": [ev.as_dict() for ev in result.outcomes.values()], "remaining_changes": remaining,
               "unrecorded": [list(x) for x in result.unrecorded]}
-    return Outcome(b.name, str(b.path), code, business_id=target.business_id, status=status, counts=counts,
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts,
                    error="; ".join(problems[:3]) or None, report=report)
 
 

@@ -21,13 +21,14 @@ from typing import Any
 
 import click
 
+from reconciler.cli import exit_codes
 from reconciler.cli.common import run_async
 from reconciler.errors import ConfigError
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
     "drift": ("drift", "pending", "in_sync"),
-    "plan": ("create", "update", "replace", "import", "forget", "errors"),
+    "plan": ("create", "update", "replace", "import", "archive", "errors"),
     "apply": ("done", "failed", "skipped", "unknown", "refused", "remaining"),
 }
 
@@ -45,17 +46,18 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     chosen = fleet.parse_shard(shard) if shard else None
     everyone = fleet.discover(root)
     selected = fleet.select(everyone, chosen)
-    opts = _work_options(kw, detailed_exitcode)
+    opts = _work_options(kw)
     work = fleet.drift_business if command == "drift" else fleet.plan_business
     outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs))
-    code = fleet.worst([o.exit_code for o in outcomes], command)
+    codes = [exit_codes.for_business(command, o.status, detailed=detailed_exitcode) for o in outcomes]
+    code = exit_codes.worst(codes, command)
     where = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
     if out:
         from reconciler.fsutil import atomic_write_text
 
-        atomic_write_text(Path(out), fleet_json(command, outcomes, code, shard), mode=0o644)
+        atomic_write_text(Path(out), fleet_json(command, outcomes, codes, code, shard), mode=0o644)
     if fmt == "json":
-        click.echo(fleet_json(command, outcomes, code, shard), nl=False)
+        click.echo(fleet_json(command, outcomes, codes, code, shard), nl=False)
     else:
         click.echo(render_table(command, outcomes, fmt, where, code), nl=False)
     return code
@@ -69,12 +71,12 @@ def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> Non
                           hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
 
 
-def _work_options(kw: dict[str, Any], detailed_exitcode: bool = True) -> Any:
+def _work_options(kw: dict[str, Any]) -> Any:
     from reconciler import fleet
 
     return fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
-                             rate=kw.get("rate"), detailed_exitcode=detailed_exitcode,
-                             state_backend=kw.get("state_backend"), state_dsn_env=kw.get("state_dsn_env"))
+                             rate=kw.get("rate"), state_backend=kw.get("state_backend"),
+                             state_dsn_env=kw.get("state_dsn_env"))
 
 
 def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt: str, shard: str | None, jobs: int,
@@ -109,12 +111,11 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
                 selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs)
 
     outcomes = run_async(main())
-    code = fleet.worst([o.exit_code for o in outcomes], "apply")
-    if caught:
-        code = 128 + int(caught[0])
+    codes = [exit_codes.for_business("apply", o.status) for o in outcomes]
+    code = exit_codes.for_signal(caught[0]) if caught else exit_codes.worst(codes, "apply")
     what = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
     if fmt == "json":
-        click.echo(fleet_json("apply", outcomes, code, shard), nl=False)
+        click.echo(fleet_json("apply", outcomes, codes, code, shard), nl=False)
     else:
         click.echo(render_table("apply", outcomes, fmt, what, code), nl=False)
     if caught:
@@ -149,15 +150,17 @@ def _stopping_on_signals(stop: Any, caught: list[signal.Signals]) -> Iterator[No
             loop.remove_signal_handler(sig)
 
 
-def fleet_json(command: str, outcomes: list[Any], code: int, shard: str | None) -> str:
+def fleet_json(command: str, outcomes: list[Any], codes: list[int], code: int, shard: str | None) -> str:
     rows = []
-    for o in outcomes:
+    for o, business_code in zip(outcomes, codes):
         if o.report is None or isinstance(o.report, dict):
             report = o.report
         else:
             report = json.loads(o.report.model_dump_json())
+        if command == "drift" and report is not None:
+            report["exit_code"] = business_code  # what 'reconciler drift' on that business alone exits with
         rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
-                     "exit_code": o.exit_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
+                     "exit_code": business_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
                      "report": report})
     doc = {"format_version": 1, "command": command, "shard": shard, "exit_code": code, "businesses": rows}
     return json.dumps(doc, indent=2) + "\n"
