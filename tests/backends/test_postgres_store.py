@@ -267,3 +267,34 @@ def test_any_text_a_manifest_may_hold_round_trips(pg_dsn: str) -> None:
     written = store_for(pg_dsn).write(st, expected_serial=0)
     assert store_for(pg_dsn).load() == written
     assert store_for(pg_dsn).load().resources["catalog_package.odd"].applied == odd
+
+
+def test_an_older_schema_is_migrated_in_place(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The migration step, with a version 2 as a future reconciler would add it: a database at
+    version 1 holding a state is migrated once (by one of many runs starting at once), and its
+    state is read unchanged."""
+    from reconciler.backends import pg_schema, postgres
+
+    st = store_for(pg_dsn).write(filled(), expected_serial=0)
+    v2 = (2, ["ALTER TABLE reconciler_state ADD COLUMN note text NOT NULL DEFAULT ''",
+              "UPDATE reconciler_state SET note = 'migrated'"])
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", [*pg_schema.MIGRATIONS, v2])
+    monkeypatch.setattr(pg_schema, "SCHEMA_VERSION", 2)
+    postgres._checked.clear()
+    errors: list[BaseException] = []
+    loaded: list[State] = []
+
+    def start() -> None:
+        try:
+            loaded.append(store_for(pg_dsn).load())
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and loaded == [st] * 6
+    assert rows(pg_dsn, "SELECT value FROM reconciler_meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(pg_dsn, "SELECT note FROM reconciler_state") == [("migrated",)]  # ran exactly once, in place
