@@ -172,7 +172,9 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> ManifestSet:
         problems.extend(errs)
         del text
     result = ManifestSet(files=[_display(f) for f in files])
-    problems.extend(_cross_check(docs, result))
+    # A reference to a document that is itself invalid is not news: its own errors say why.
+    invalid = {d.address for d in problems if d.address}
+    problems.extend(_cross_check(docs, result, invalid))
     if problems:
         raise ManifestError(problems)
     return result
@@ -320,7 +322,7 @@ def _document_text(text: str, ref: SourceRef) -> str:
 # --- across documents -------------------------------------------------------------------------
 
 
-def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet) -> list[Diagnostic]:
+def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid: set[str]) -> list[Diagnostic]:
     found: list[tuple[Diagnostic, SourceRef]] = []
     for doc, src in docs:
         table: dict[str, Any] = (
@@ -339,7 +341,8 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet) -> list
     budget = [MAX_SUGGESTIONS]
     for cp in result.client_packages.values():
         src = result.sources[cp.address]
-        found.extend((d, src) for d in _check_client_package(cp, result, budget))
+        if cp.spec.package.name is None or f"CatalogPackage/{cp.spec.package.name}" not in invalid:
+            found.extend((d, src) for d in _check_client_package(cp, result, budget))
     return _relocate(found)
 
 

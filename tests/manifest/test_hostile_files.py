@@ -160,3 +160,20 @@ def test_odd_yaml_gives_one_located_error(tmp_path: Path, text: str, expected: s
     (tmp_path / "odd.yaml").write_text(text)
     errs = _errors([tmp_path / "odd.yaml"])
     assert len(errs) == 1 and errs[0].startswith(f"{tmp_path / 'odd.yaml'}:{expected}"), errs
+
+
+def test_a_29_digit_price_is_one_located_error_in_plan(tmp_path: Path) -> None:
+    # It used to validate, then fail 'plan' with "internal error: InvalidOperation".
+    (tmp_path / "manifests").mkdir()
+    for f in (ROOT / "manifests").glob("*.yaml"):
+        (tmp_path / "manifests" / f.name).write_text(f.read_text())
+    cat = tmp_path / "manifests" / "catalog-packages.yaml"
+    cat.write_text(cat.read_text().replace("price: 540", "price: 12345678901234567890123456789", 1))
+    proc = subprocess.run([sys.executable, "-m", "reconciler", "plan"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and "internal error" not in proc.stderr
+    # One error: the client packages naming piano-10 are not reported as naming an unknown package.
+    assert proc.stderr.splitlines() == [
+        "manifests/catalog-packages.yaml:12:10: CatalogPackage/piano-10: spec.price: 12345678901234567890... is too "
+        "large (at most 9,999,999,999.9999)", "Error: 1 error in manifests (1 file)"]
+    assert not (tmp_path / "manifests" / ".reconciler").exists()  # refused before anything was written
