@@ -37,6 +37,7 @@ from reconciler.errors import StateError
 from reconciler.fsutil import atomic_write_bytes
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
+from reconciler.permissions import check_state_files
 from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
 
 __all__ = [
@@ -250,7 +251,9 @@ class StateStore:
     def load(self) -> State:
         """The state on disk; a fresh empty one (not written) when the file does not exist.
 
-        StateError, naming the file and what is wrong, when it cannot be read or used."""
+        StateError, naming the file and what is wrong, when it cannot be read or used.  A state
+        others may write is warned about (:mod:`reconciler.permissions`)."""
+        check_state_files(self.dir, [self.path, self.journal_path, self.backup_path])
         data = self._read()
         return State.new() if data is None else self._parse(data)
 

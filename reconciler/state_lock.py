@@ -198,7 +198,8 @@ class StateLock:
                   "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         data = (json.dumps(record, sort_keys=True) + "\n").encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0755 whatever the umask: a folder others may write is warned about (see permissions).
+            self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         except OSError as e:
             raise StateError(f"cannot create the folder of the state lock {self.path}: {e.strerror or e}") from None
         last: tuple[str, dict[str, Any]] | None = None
