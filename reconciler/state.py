@@ -13,7 +13,7 @@ nothing when it is damaged, written by someone else meanwhile, or used against a
   sorted keys and indent 2 (stable diffs in a GitOps repo), the serial grows by one on every
   write, and a write is refused when the file on disk is not the one that was read.
 - :class:`StateLock` (from :mod:`reconciler.state_lock`, re-exported here) is an exclusive
-  lock file holding who took it; never broken automatically, only by :func:`unlock` with its id.
+  flock on a file holding who took it, released by the kernel when its holder ends.
 
 Names derive from the state file: ``state.json`` pairs with ``state.lock`` and
 ``journal.jsonl``; another file ``prod.json`` pairs with ``prod.lock`` and
