@@ -40,6 +40,7 @@ from typing import Any
 import filelock
 
 from reconciler.errors import StateError, StateLockedError
+from reconciler.fsutil import open_regular
 
 LOCK_NAME = "state.lock"
 FLOCK = "flock"  # the marker of records written by this lock (absent from the O_EXCL lock's)
@@ -67,22 +68,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _open_lock_file(path: Path) -> int | None:
-    """A read-only descriptor of the lock file (not following links, never blocking); None when
-    there is no file.  StateError when it is a link, or not a regular file."""
+    """A read-only descriptor of the lock file (no link followed, a regular file only: see
+    :func:`reconciler.fsutil.open_regular`); None when there is no file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StateError(f"the state lock {path} is a symbolic link; refused",
-                             hint="Remove the link; reconciler creates the lock file itself.") from None
-        raise StateError(f"cannot read the state lock {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise StateError(f"the state lock {path} is not a regular file; refused",
-                         hint="Remove it; reconciler creates the lock file itself.")
-    return fd
+        raise StateError(f"cannot read the state lock {path}: {e.strerror or e}",
+                         hint="Remove it; reconciler creates the lock file itself.") from None
 
 
 def _parse(data: bytes) -> tuple[str, dict[str, Any]] | None:

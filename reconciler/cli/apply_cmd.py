@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from reconciler.cli.common import client_for, resolve, run_async, state_option, 
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
+from reconciler.fsutil import read_regular
 
 
 def read_plan(path: str) -> Any:
@@ -22,7 +27,7 @@ def read_plan(path: str) -> Any:
     from reconciler.plan import Plan
 
     try:
-        text = Path(path).read_text("utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise PlanFileError(f"no plan file at {path}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -65,8 +70,10 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     reconciler apply [PATHS...]             plan, show, ask, then apply
 
     A saved plan applies once, only to the target, manifests and state it was made for; an
-    object changed in vcita since then is refused. Every create is journaled first, so an
-    interrupted apply never creates anything twice: re-run apply to continue.
+    object changed in vcita since then is refused. Every create is recorded as pending in the
+    state before it is sent, so an interrupted apply never creates anything twice: re-run apply
+    to continue. Ctrl-C (or SIGTERM) sends nothing more, records what was in flight and exits
+    130 (143).
     """
     from reconciler.applier import Applier
     from reconciler.manifest import load_manifests
@@ -103,6 +110,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             line = f"{ev.address}: {ev.message}{door}{took}"
             bar.finished(line, style.get(ev.status or ""), lambda: console.out(line, style=style.get(ev.status or "")))
 
+    interrupted: list[signal.Signals] = []
     with store.lock("apply"):
         state = store.load()
         store.check_target(state, target_ref(target))
@@ -126,10 +134,10 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest())
-                with bar.running(len(plan.actionable)):
+                with bar.running(len(plan.actionable)), _stopping_on_signals(applier, interrupted):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
-                if not no_verify and result.state is not None:
+                if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
                     verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
                 return plan, result, verify
 
@@ -147,12 +155,48 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                                "remaining_changes": len(verify.actionable) if verify else None}))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
+    for address, rid in result.unrecorded:
+        console.error(f"{address}: vcita has {rid}, but the state could not record it",
+                      hint=f"Once the state can be written: reconciler import {address} {rid}")
+    if interrupted:
+        console.warn(f"Interrupted ({interrupted[0].name}): nothing more was sent; what was in flight is recorded. "
+                     "Run apply again to continue.")
+        return 128 + int(interrupted[0])
     if verify is not None and verify.has_changes and result.ok:
         console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s); run 'reconciler plan'")
         return 1
     if verify is not None and not verify.has_changes and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return 0 if result.ok else 1
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(applier: Any, caught: list[signal.Signals]) -> Iterator[None]:
+    """SIGINT/SIGTERM during apply: send nothing more, let what is in flight finish and be
+    recorded, then return normally (the lock is released on the way out).  A second signal
+    cancels what is in flight too (its creates stay pending: unknown outcomes, never repeated)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if caught and task is not None:
+            task.cancel()
+            return
+        caught.append(sig)
+        applier.stop(f"apply was interrupted ({sig.name})")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 class _ProgressBar:

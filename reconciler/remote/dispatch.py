@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import (
+    NotSentError,
     OutcomeUnknownError,
     ProtocolError,
     RequestInfo,
@@ -118,6 +119,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def _why(failure: Exception) -> str:
+    """A transport failure in one printable line: its type, and its text when it has one."""
+    text = " ".join(str(failure).split())[:200]
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return f"{type(failure).__name__}: {text}" if text else type(failure).__name__
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         # exact for every decimal of up to 15 significant digits (prices, amounts)
@@ -174,6 +182,13 @@ class Dispatcher:
         # Parsed URLs of parameterless requests (a run sends its creates to one URL per door;
         # parsing it again cost a tenth of a request's CPU); bounded, as paths carry ids.
         self._urls: dict[tuple[Door, str], httpx.URL] = {}
+        #: why no request may leave any more ("" while they may): see halt()
+        self.halted = ""
+
+    def halt(self, why: str) -> None:
+        """Send no request from now on: those waiting for a slot or the rate limiter raise
+        NotSentError; those already sent finish as usual."""
+        self.halted = self.halted or why
 
     def door_for(self, route: Route) -> Door:
         """The door this route uses now: its table entry, unless the run learnt otherwise."""
@@ -216,7 +231,7 @@ class Dispatcher:
                              "SSL_CERT_FILE at a bundle that includes its authority.")
                 if not self.policy.can_retry_exception(failure, idempotent=route.idempotent):
                     raise self._unknown(info, f"the connection failed after the request was sent "
-                                              f"({type(failure).__name__})")
+                                              f"({_why(failure)})")
                 if retries_used >= self.policy.max_attempts:
                     raise UnavailableError(
                         f"{info.describe()}: no answer after {attempts} attempts "
@@ -272,6 +287,8 @@ class Dispatcher:
     ) -> tuple[httpx.Response | None, Exception | None]:
         await self.rate.acquire(skip_pause=skip_pause)
         async with self.concurrency.slot() as ticket:
+            if self.halted:  # checked after the waits: a request that has not left yet never will
+                raise NotSentError(f"{info.describe()}: not sent ({self.halted})", request=info)
             t0 = time.perf_counter()
             try:
                 request = httpx.Request(route.method, self._url(door, path, params), params=params,

@@ -70,13 +70,15 @@ class _Connection(asyncio.Protocol):
         self.received = 0  # body bytes of the answer so far
         self.headers_done = False
         self.keep_alive = False
+        self.complete = False  # the final answer of the request in flight is whole
+        self.overrun = False  # bytes came after that answer: the connection is out of step
 
     # -- one exchange ---------------------------------------------------------------------------
 
     def begin(self, waiter: asyncio.Future[None]) -> None:
         self.waiter = waiter
         self.status, self.reason, self.headers, self.body, self.received = 0, b"", [], [], 0
-        self.headers_done = self.keep_alive = False
+        self.headers_done = self.keep_alive = self.complete = self.overrun = False
 
     def _finish(self, error: BaseException | None = None) -> None:
         waiter, self.waiter = self.waiter, None
@@ -97,14 +99,23 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.waiter is None:  # nothing asked: the connection is out of step, drop it
+        if self.waiter is None or self.complete:
+            # Nothing asked, or bytes beyond the end of the answer: the connection is out of
+            # step with its requests (a second answer would be paired with the wrong request).
+            # Dropping it fails the exchange still in flight, if any, as sent and unanswered.
+            self.overrun = self.complete
             self.close()
+            self._finish(_overrun_error())
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.close()
-            self._finish(httpx.RemoteProtocolError(f"malformed HTTP response ({exc})"))
+            error = _overrun_error() if self.overrun else httpx.RemoteProtocolError(f"malformed HTTP response ({exc})")
+            self._finish(error)
+            return
+        if self.complete:
+            self._finish()
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
@@ -135,6 +146,11 @@ class _Connection(asyncio.Protocol):
 
     # -- llhttp callbacks -----------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second message in the same read: never mix it into the first
+            self.overrun = True
+            raise httptools.HttpParserError("a second answer followed the first")
+
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
@@ -161,7 +177,7 @@ class _Connection(asyncio.Protocol):
             self.headers_done = False
             return
         self.keep_alive = self.parser.should_keep_alive()
-        self._finish()
+        self.complete = True  # the waiter is woken once the whole read is parsed (data_received)
 
 
 class WireTransport(httpx.AsyncBaseTransport):
@@ -221,6 +237,8 @@ class WireTransport(httpx.AsyncBaseTransport):
             finally:
                 if timer is not None:
                     timer.cancel()
+            if connection.overrun:  # more bytes arrived before this task resumed
+                raise _overrun_error()
             response = httpx.Response(
                 connection.status, headers=connection.headers,
                 stream=httpx.ByteStream(b"".join(connection.body)),
@@ -320,6 +338,12 @@ def _reason(exc: OSError) -> str:
     if exc.errno and exc.errno > 0:  # asyncio's own message repeats the address: the errno says it
         return os.strerror(exc.errno)
     return exc.strerror or type(exc).__name__
+
+
+def _overrun_error() -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(
+        "the server sent more than one answer to one request; the connection was dropped and the "
+        "answer cannot be trusted")
 
 
 def _expire(waiter: asyncio.Future[Any], request: httpx.Request) -> None:
