@@ -198,6 +198,11 @@ class StateLock:
             raise StateError(f"cannot create the folder of the state lock {self.path}: {e.strerror or e}") from None
         last: tuple[str, dict[str, Any]] | None = None
         for attempt in range(_ATTEMPTS):
+            # An old reconciler's lock is a file, not a flock: look before taking (some filelock
+            # versions empty the file once they hold the flock, before on_acquired could look).
+            before = read_lock(self.path)
+            if before is not None and before[1].get("lock") != FLOCK and not is_stale(before[1]):
+                raise self._locked(*before, legacy=True)
             lock = filelock.FileLock(self.path, mode=0o600, blocking=False, thread_local=False,
                                      preserve_lock_file=True, on_acquired=self._stamp(data))
             try:

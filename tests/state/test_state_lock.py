@@ -193,7 +193,7 @@ def test_lock_path_that_is_a_link_or_a_fifo_is_refused_without_blocking(tmp_path
     t.start()
     t.join(timeout=10)
     assert not t.is_alive(), "taking a lock whose file is a FIFO blocked"
-    assert isinstance(done[0], StateError) and "not a regular file" in str(done[0])
+    assert isinstance(done[0], StateError) and "it is a FIFO" in str(done[0])
     with pytest.raises(StateError, match="it is a FIFO"):
         lock_status(tmp_path / "state.lock")
 
