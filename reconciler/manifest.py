@@ -238,6 +238,8 @@ def load_text(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], list[
                 docs.append((outcome, ref))
                 continue
             doc, errs = exact_document(_document_text(text, ref), shown, _FastLoader, mark.line)
+            if doc is None and not errs:  # never seen; a document is never dropped without a word
+                errs = [Diagnostic(shown, ref.line, mark.column + 1, "this document cannot be read")]
             problems.extend(errs)
             if doc is not None and not errs:
                 docs.append((doc, ref))
