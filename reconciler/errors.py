@@ -13,6 +13,8 @@ raises these; it never prints or exits.
     ├── PlanFileError          a saved plan that cannot be used (corrupt, stale, other target)
     └── RemoteError            anything the remote API answered or failed to answer
         ├── AuthError              401 / token refused / wrong business
+        ├── DoorRefusedError       the gateway refused a route its fallback serves; no fallback configured
+        ├── UnsupportedRouteError  no token of the target is one vcita accepts on this route (not sent)
         ├── FeatureDisabledError   403 module_permission_missing (booking_packages off)
         ├── NotFoundError          the object does not exist (or belongs to another business)
         ├── RemoteValidationError  422 with the server's field messages
@@ -153,6 +155,21 @@ class AuthError(RemoteError):
         "Check the staff token (VCITA_STAFF_TOKEN or --token-file) and that it belongs to the "
         "business id of the target."
     )
+
+
+class DoorRefusedError(RemoteError):
+    """The gateway refused a route in the way it refuses routes that vcita's fallback door serves
+    (API-NOTES §3), nothing was executed, and the target has no fallback door to repeat it on."""
+
+    hint = (
+        "Configure the fallback door: set VCITA_FALLBACK_URL (or --fallback-url, or fallback_url in the "
+        "target's table of reconciler.toml). 'reconciler doctor' checks every route on each door."
+    )
+
+
+class UnsupportedRouteError(RemoteError):
+    """The target has no token vcita accepts on this route (e.g. only a directory token where only a
+    staff token works); the request was not sent."""
 
 
 class FeatureDisabledError(RemoteError):

@@ -9,7 +9,8 @@ Layout (``ROOT`` is ``manifests`` by default)::
 A folder's target is ``[targets.<folder>]`` of the project's ``reconciler.toml`` when there is
 one, else the folder's own ``target.toml`` with the same keys at top level (``gateway_url``,
 ``fallback_url``, ``business_id``, and the token by reference: ``token_env`` / ``token_file``,
-``directory_token_env`` / ``directory_token_file``; a literal token is refused).  The global
+``directory_token_env`` / ``directory_token_file``; a literal token is refused; a ``[routes]``
+table of route pins as in ``reconciler.toml``).  The global
 ``VCITA_*`` variables are ignored in this mode: one business id or token cannot fit every folder.
 
 ``--shard I/N`` keeps the folders whose stable hash (SHA-256 of the folder name) is I modulo N,
@@ -32,9 +33,11 @@ from typing import Any
 
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.remote.target import (
+    ROUTES_KEY,
     Secret,
     Target,
     load_project_targets,
+    parse_route_pins,
     read_token_file,
     resolve_target,
 )
@@ -131,20 +134,24 @@ def folder_target(b: Business, *, cwd: Path, env: Mapping[str, str]) -> Target:
     table = _read_table(path)
     if "gateway_url" not in table or "business_id" not in table:
         raise ConfigError(f"{path}: gateway_url and business_id are required")
+    directory = _token(table, "directory_token", path, clean, required=False)
     return Target(
         name=b.name, gateway_url=table["gateway_url"], fallback_url=table.get("fallback_url"),
         business_id=table["business_id"].strip(),
-        staff_token=_token(table, "token", path, clean, required=True),  # type: ignore[arg-type]
-        directory_token=_token(table, "directory_token", path, clean, required=False),
+        staff_token=_token(table, "token", path, clean, required=directory is None),
+        directory_token=directory,
+        route_pins=parse_route_pins(table[ROUTES_KEY], where=str(path)) if ROUTES_KEY in table else (),
     )
 
 
-def _read_table(path: Path) -> dict[str, str]:
+def _read_table(path: Path) -> dict[str, Any]:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read as TOML: {e}") from None
     for key, value in doc.items():
+        if key == ROUTES_KEY:
+            continue  # a table of route pins, checked by parse_route_pins
         if key not in TARGET_KEYS:
             if any(w in key.lower() for w in ("token", "secret", "password")):
                 raise ConfigError(f"{path}: {key} looks like a literal credential; {TARGET_FILE} is committed "

@@ -2,24 +2,32 @@
 
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
-limits.  Then the pure planner, then each request of the plan is labelled with the door and
-endpoint the client will use for it.
+limits.  The list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package
+missing from it is read by id (:func:`read_catalog`) before the planner may call it vanished.
+Then the pure planner, then each request of the plan is labelled with the door the client will
+use for it, and a request the target has no token for becomes a plan error (a directory-only
+target cannot create client packages, say) instead of an apply failure.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from reconciler.errors import NotFoundError
 from reconciler.manifest import ManifestSet
-from reconciler.plan import Plan, PlanTarget
+from reconciler.model.remote import RemoteCatalogPackage
+from reconciler.plan import Plan, PlanTarget, Problem
 from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
+
+log = logging.getLogger("reconciler.refresh")
 
 
 def target_ref(target: Target) -> TargetRef:
@@ -43,12 +51,40 @@ class RefreshStats:
     requests: int
 
 
+async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[RemoteCatalogPackage]:
+    """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show
+    but that exists when read by id (the list lags behind creation, API-NOTES §8).
+
+    A tracked id that reading by id does not find either (404, or 422 "not found") is left out:
+    only then is it gone.  Any other error of a read by id is raised as it is.
+    """
+    listed = await api.list_catalog_packages(include_items=True)
+    shown = {p.id for p in listed}
+    missing = [rid for rid in dict.fromkeys(tracked_ids) if rid and rid not in shown]
+    if not missing:
+        return listed
+
+    async def by_id(rid: str) -> RemoteCatalogPackage | None:
+        try:
+            return await api.get_catalog_package(rid)
+        except NotFoundError:
+            return None
+
+    found = [p for p in await asyncio.gather(*(by_id(rid) for rid in missing)) if p is not None]
+    if found:
+        log.info("%d tracked catalog package(s) not in the list yet, found by id: %s", len(found),
+                 ", ".join(p.id for p in found))
+    return listed + found
+
+
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState]) -> Actual:
     """Read what the planner needs from the remote business, concurrently."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
+    catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
-    need_services = bool(desired.catalog_packages)
+    # A directory-only target cannot list services (staff only): services are then not checked.
+    need_services = bool(desired.catalog_packages) and api.can("list_services")
 
     async def clients_by_email() -> dict[str, str | None]:
         found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
@@ -60,7 +96,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         return frozenset(s.id for s in await api.list_services())
 
     catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
-        api.list_catalog_packages(include_items=True),
+        read_catalog(api, catalog_ids),
         api.get_client_packages(cp_ids),
         clients_by_email(),
         services(),
@@ -76,15 +112,43 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
 
 
 def label_doors(p: Plan, api: VcitaClient) -> Plan:
-    """Each request of the plan, labelled with the door the client will send it through."""
-    changes = []
+    """Each request of the plan, labelled with the door the client will send it through; and a
+    plan error for each change with a request the target has no accepted token for."""
+    changes, problems = [], []
     for c in p.changes:
         if not c.requests:
             changes.append(c)
             continue
         reqs = tuple(replace(r, door=_door(api, r.operation)) for r in c.requests)
         changes.append(replace(c, requests=reqs))
-    return p.model_copy(update={"changes": tuple(changes)})
+        cannot = sorted({f"{r.method} {api.routes[r.operation].template}" for r in c.requests
+                         if r.operation in _operations(api) and not api.can(r.operation)})
+        if cannot and c.action != "noop":
+            problems.append(Problem(
+                address=c.address, severity="error",
+                message=f"target {api.target.name} cannot {c.action} this: vcita refuses its "
+                        f"{_tokens(api)} on {', '.join(cannot)}",
+                hint="Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in "
+                     "reconciler.toml); 'reconciler doctor' shows what each token can do.",
+            ))
+    update: dict[str, Any] = {"changes": tuple(changes)}
+    if problems:
+        update["problems"] = p.problems + tuple(problems)
+    if not api.can("list_services") and any(c.kind == "CatalogPackage" for c in p.changes):
+        update["problems"] = update.get("problems", p.problems) + (Problem(
+            address="target", severity="warning",
+            message=f"services were not checked: target {api.target.name} has no staff token, and vcita "
+                    "lists services for staff tokens only"),)
+    return p.model_copy(update=update)
+
+
+def _operations(api: VcitaClient) -> set[str]:
+    return {r.name for r in api.routes}
+
+
+def _tokens(api: VcitaClient) -> str:
+    kinds = [k for k, t in (("staff", api.target.staff_token), ("directory", api.target.directory_token)) if t]
+    return " and ".join(kinds) + (" token" if len(kinds) == 1 else " tokens")
 
 
 def _door(api: VcitaClient, operation: str) -> str:

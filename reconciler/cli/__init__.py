@@ -12,6 +12,7 @@ Exit codes: 0 success; 1 error (bad input, refused command, failed operation); 2
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -40,14 +41,20 @@ class Context:
 @click.option("--debug", is_flag=True, envvar="RECONCILER_DEBUG", help="Show tracebacks for errors.")
 @click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Tokens are never logged.")
 @click.option("--color/--no-color", default=None, help="Force or disable colour (default: when stdout is a terminal).")
+@click.option("-C", "--chdir", "chdir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Run as if started in DIR (manifests, state and reconciler.toml are found from there).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir: str | None) -> None:
     """Manage a vcita business's payment packages as code.
 
     Declare catalog packages and client packages in YAML manifests, review an exact plan,
-    apply it safely, and detect drift. With no account configured, every command runs against
-    the embedded sandbox (a local vcita API in .reconciler/sandbox.db).
+    apply it safely, and detect drift. The target is configured by VCITA_* variables or a
+    reconciler.toml (in this folder or a parent); with neither, every command runs against the
+    embedded sandbox (a local vcita API in .reconciler/sandbox.db). 'reconciler doctor' checks
+    a target before the first apply.
     """
+    if chdir is not None:
+        os.chdir(chdir)
     ctx.obj = Context(debug=debug, verbose=verbose, color=color)
     _print_library_warnings(color)
     if verbose:
@@ -86,10 +93,11 @@ def _register() -> None:
     cli.add_command(apply_cmd.apply)
     cli.add_command(import_cmd.import_)
     cli.add_command(state_cmds.state)
-    from reconciler.cli import drift_cmd, export_cmd
+    from reconciler.cli import doctor_cmd, drift_cmd, export_cmd
 
     cli.add_command(drift_cmd.drift)
     cli.add_command(export_cmd.export)
+    cli.add_command(doctor_cmd.doctor)
     try:
         from reconciler.sandbox.cli import sandbox
     except ImportError:  # the sandbox is optional while it is being built

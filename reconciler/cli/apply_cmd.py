@@ -162,10 +162,12 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         console.warn(f"Interrupted ({interrupted[0].name}): nothing more was sent; what was in flight is recorded. "
                      "Run apply again to continue.")
         return 128 + int(interrupted[0])
-    if verify is not None and verify.has_changes and result.ok:
-        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s); run 'reconciler plan'")
+    if verify is not None and (verify.has_changes or verify.errors) and result.ok:
+        errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
+        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s){errors}; "
+                     "run 'reconciler plan'")
         return 1
-    if verify is not None and not verify.has_changes and fmt == "text":
+    if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return 0 if result.ok else 1
 

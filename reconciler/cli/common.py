@@ -45,23 +45,29 @@ def state_option(f: F) -> F:
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     """The Target chosen by the flags in ``kw`` (popped), the environment and reconciler.toml.
 
-    When none of those names a remote target and the (single) manifest folder holds a
-    ``target.toml`` (the per-business file of ``--all``), that file is the target, so
-    ``reconciler plan manifests/acme`` and ``reconciler plan --all`` agree.
+    When none of those names a target and the (single) manifest folder has one of its own (its
+    ``target.toml``, or a ``[targets.<folder>]`` table: the per-business targets of ``--all``),
+    that is the target, so ``reconciler plan manifests/acme`` and ``reconciler plan --all`` agree.
     """
-    from reconciler.remote.target import EMBEDDED_NAME, resolve_target
+    from reconciler.remote.target import load_project_targets, resolve_target
 
     flags = {k: kw.pop(k, None) for k in ("gateway_url", "fallback_url", "business_id", "token_file",
                                           "directory_token_file")}
     name = kw.pop("target_name", None)
-    target = resolve_target(flags=flags, env=dict(os.environ), cwd=Path.cwd(), target_name=name)
-    if target.embedded and name != EMBEDDED_NAME and paths:
-        folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
-        if (folder / "target.toml").is_file():
-            from reconciler.fleet import Business, folder_target
+    env, cwd = dict(os.environ), Path.cwd()
 
-            return folder_target(Business(name=folder.name, path=folder), cwd=Path.cwd(), env=dict(os.environ))
-    return target
+    def folder_of_manifests() -> Any:
+        if not paths:
+            return None
+        folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+        folder = folder.absolute()
+        if not (folder / "target.toml").is_file() and folder.name not in load_project_targets(cwd)[0]:
+            return None
+        from reconciler.fleet import Business, folder_target
+
+        return folder_target(Business(name=folder.name, path=folder), cwd=cwd, env=env)
+
+    return resolve_target(flags=flags, env=env, cwd=cwd, target_name=name, unselected=folder_of_manifests)
 
 
 def client_for(target: Any, kw: dict[str, Any]) -> Any:

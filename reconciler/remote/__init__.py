@@ -24,7 +24,9 @@ from reconciler.remote.routes import (
     DEFAULT_ROUTES,
     Door,
     Route,
+    RoutePin,
     RouteTable,
+    TokenKind,
     rewrite_legacy,
 )
 from reconciler.remote.target import Secret, Target, read_token_file, resolve_target
@@ -35,10 +37,12 @@ __all__ = [
     "Door",
     "RetryPolicy",
     "Route",
+    "RoutePin",
     "RouteTable",
     "Secret",
     "Served",
     "Target",
+    "TokenKind",
     "VcitaClient",
     "embedded_transport",
     "encode_body",

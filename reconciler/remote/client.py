@@ -87,7 +87,7 @@ class VcitaClient:
     ) -> None:
         self.target = target
         self.settings = settings or ClientSettings.for_target(target)
-        self.routes = routes
+        self.routes = routes.with_pins(target.pins)  # the target's [targets.X.routes] pins
         self._given_transport = transport
         self._sleep = sleep
         self._transport: httpx.AsyncBaseTransport | None = None
@@ -142,6 +142,11 @@ class VcitaClient:
     def history(self) -> list[Served]:
         """Every answered request of this client, in completion order."""
         return self.dispatcher.history
+
+    def can(self, operation: str) -> bool:
+        """Whether the target has a token vcita accepts for ``operation`` (e.g. a directory-only
+        target cannot read client packages)."""
+        return self.dispatcher.can_send(self.routes[operation])
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -322,3 +322,16 @@ def test_corrupt_embedded_sandbox(project: Path, cli: CLI, monkeypatch: pytest.M
     before = snapshot(project)
     one_error(*cli(*args))
     assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("html_server", [200, 502], indirect=True)
+def test_doctor_against_a_server_answering_html(project: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch,
+                                               html_server: str) -> None:
+    monkeypatch.setenv("VCITA_GATEWAY_URL", html_server + "/apigw")
+    monkeypatch.setenv("VCITA_FALLBACK_URL", html_server + "/api2")
+    before = snapshot(project)
+    code, out, err = cli("doctor", "--rate", "1000")
+    assert code == 1 and "Traceback" not in out + err and "internal error" not in out + err
+    assert "FAILS" in out and "Result:" in out
+    assert all(len(line) < 400 for line in out.splitlines()), out  # described, not dumped
+    assert snapshot(project) == before
