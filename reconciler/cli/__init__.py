@@ -57,12 +57,32 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir
     if chdir is not None:
         os.chdir(chdir)
     ctx.obj = Context(debug=debug, verbose=verbose, color=color)
+    _print_library_warnings(color)
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+
+
+class _WarningLines(logging.Handler):
+    """Warnings the library logs about files (reconciler.permissions) as ``Warning: ...`` lines."""
+
+    def __init__(self, color: bool | None) -> None:
+        super().__init__(logging.WARNING)
+        self.color = color
+
+    def emit(self, record: logging.LogRecord) -> None:
+        Console(color=self.color).warn(record.getMessage())
+
+
+def _print_library_warnings(color: bool | None) -> None:
+    logger = logging.getLogger("reconciler.permissions")
+    for h in [h for h in logger.handlers if isinstance(h, _WarningLines)]:
+        logger.removeHandler(h)  # one handler, with this run's colour choice
+    logger.addHandler(_WarningLines(color))
+    logger.propagate = False  # printed once, even with -v
 
 
 def _register() -> None:
