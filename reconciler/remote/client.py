@@ -12,14 +12,16 @@ task) and :attr:`VcitaClient.history` (all calls of the run)::
         api.last_served.door   # "fallback"
 
 Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
-and a remote target uses :class:`WireTransport` (lean HTTP/1.1 keep-alive connections, see
-``wire.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
+and a remote target uses :class:`HttpTransport` (aiohttp's keep-alive connections, bounded and
+kept in step, see ``http.py``) with the proxies and certificate authorities the environment
+names (``netenv.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -47,9 +49,9 @@ from reconciler.remote.dispatch import (
 )
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
-from reconciler.remote.wire import WireTransport
 
 T = TypeVar("T")
+log = logging.getLogger("reconciler.remote")
 
 
 def embedded_transport(db_path: Path) -> httpx.ASGITransport:
@@ -71,6 +73,23 @@ def embedded_transport(db_path: Path) -> httpx.ASGITransport:
                  "to start it afresh; state files that tracked its objects then need 'reconciler state rm'.",
         ) from None
     return httpx.ASGITransport(app=app)
+
+
+def network_transport(target: Target, concurrency: int) -> httpx.AsyncBaseTransport:
+    """The HTTP stack for a served target, with the environment's proxies and authorities.
+
+    Raises ConfigError, before anything is sent, when ``SSL_CERT_FILE``/``SSL_CERT_DIR`` or a
+    proxy variable cannot be used; logs (at info, ``-v``) how each door is reached.
+    """
+    from reconciler.remote.http import HttpTransport
+    from reconciler.remote.netenv import ProxyTable, ssl_context
+
+    doors = [url for url in (target.gateway_url, target.fallback_url) if url]
+    proxies = ProxyTable()
+    for url in doors:
+        log.info("network: %s", proxies.describe(url))
+    verify = ssl_context() if any(url.startswith("https://") for url in doors) else None
+    return HttpTransport(max_connections=concurrency, verify=verify, proxy_for=proxies)
 
 
 class VcitaClient:
@@ -106,7 +125,7 @@ class VcitaClient:
                 app = transport.app
                 await self._exit.enter_async_context(app.router.lifespan_context(app))  # type: ignore[attr-defined]
             else:
-                transport = WireTransport(max_connections=self.settings.concurrency)
+                transport = network_transport(self.target, self.settings.concurrency)
         deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None
         self._transport = GuardedTransport(transport, deadline=deadline)
         self._dispatcher = Dispatcher(self.target, self._transport, routes=self.routes,

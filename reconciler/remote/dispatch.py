@@ -34,11 +34,10 @@ from reconciler.errors import (
     UnavailableError,
 )
 from reconciler.remote.envelope import error_for, parse_json, unwrap
-from reconciler.remote.retry import RetryPolicy, parse_retry_after
+from reconciler.remote.retry import CertificateRefused, ProxyRefused, RetryPolicy, parse_retry_after
 from reconciler.remote.routes import Door, Route, RouteTable, TokenKind, gateway_refusal
 from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
-from reconciler.remote.wire import CertificateRefused
 
 log = logging.getLogger("reconciler.remote")
 USER_AGENT = "reconciler/0.1 (+httpx)"
@@ -221,7 +220,10 @@ class Dispatcher:
                     raise UnavailableError(
                         f"{info.describe()}: no answer after {attempts} attempts "
                         f"({type(failure).__name__}{f': {failure}' if str(failure) else ''})",
-                        request=info)
+                        request=info,
+                        hint=("Nothing was sent. Check the proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); "
+                              "run with -v to see how each door is reached.")
+                        if isinstance(failure, ProxyRefused) else None)
                 await self._sleep(self.policy.backoff(retries_used))
                 continue
             assert response is not None

@@ -21,6 +21,26 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+
+
+class CertificateRefused(httpx.ConnectError):
+    """The server's TLS certificate failed verification: nothing was sent, and trying again will
+    not help (a wrong URL, or an interception proxy whose authority is not trusted)."""
+
+
+class ProxyRefused(httpx.ConnectError):
+    """The proxy could not be reached, or refused to open a tunnel: the request was not sent."""
+
+
+class OutOfStep(httpx.RemoteProtocolError):
+    """The server sent more than one answer for a request, or bytes nobody asked for: the answer
+    cannot be trusted to be this request's (sent, not properly answered)."""
+
+
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The answer's body (decoded) exceeds the limit: it was not read further (sent)."""
+
+
 #: Transport failures that happen before a single byte of the request left: always safe to repeat.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
             httpx.LocalProtocolError)

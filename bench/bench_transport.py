@@ -1,0 +1,117 @@
+"""Benchmark: candidate HTTP stacks behind the client's transport seam, same requests, same sandbox.
+
+2,000 GETs of client packages (``VcitaClient.get_client_packages``: the dispatcher, its limits
+and retries, as a refresh sends them) at 20 ms injected latency and 32 in flight, against the
+sandbox served in its own process.  For each candidate: wall time against the bound
+``requests x latency / concurrency`` and the client's CPU per request (this process's
+``time.process_time``; the sandbox's CPU is in the other process).  Candidates run in turns
+(``--rounds``), so a busy spell of the shared machine does not fall on one of them only; medians
+are reported.
+
+Candidates (``--only`` picks some):
+
+* ``stack``: the transport the client uses (``reconciler.remote.http``);
+* ``httpx``: httpx's own transport (httpcore's connection pool), limits 32/32;
+* ``httpx-aiohttp``: the ``httpx-aiohttp`` package's transport, when installed.
+
+Usage: ``python bench/bench_transport.py [--count 2000] [--rounds 3] [--only stack,httpx]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_refresh import prepare, target_for  # noqa: E402
+from harness import ServedSandbox  # noqa: E402
+
+from reconciler.remote import ClientSettings, VcitaClient  # noqa: E402
+
+
+def candidates(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransport]]:
+    out: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {}
+    try:
+        from reconciler.remote.http import HttpTransport
+
+        out["stack"] = lambda: HttpTransport(max_connections=concurrency)
+    except ImportError:
+        pass
+    try:
+        from reconciler.remote.wire import WireTransport  # the home-made one, while it exists
+
+        out["wire"] = lambda: WireTransport(max_connections=concurrency)
+    except ImportError:
+        pass
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    out["httpx"] = lambda: httpx.AsyncHTTPTransport(limits=limits)
+    try:
+        from httpx_aiohttp import AiohttpTransport
+
+        out["httpx-aiohttp"] = lambda: AiohttpTransport(limits=limits)
+    except ImportError:
+        pass
+    try:
+        sys.path.insert(0, "/tmp/w15")
+        from coreconn import CoreConnPool
+        out["httpcore-conn"] = lambda: CoreConnPool(concurrency)
+    except ImportError:
+        pass
+    return out
+
+
+async def one_run(base_url: str, uids: list[str], concurrency: int,
+                  make: Callable[[], httpx.AsyncBaseTransport]) -> tuple[float, float]:
+    settings = ClientSettings(concurrency=concurrency, rate=None, timeout=30.0)
+    async with VcitaClient(target_for(base_url), settings=settings, transport=make()) as api:
+        c0, t0 = time.process_time(), time.perf_counter()
+        got = await api.get_client_packages(uids)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if len(got) != len(uids) or any(cp is None for cp in got.values()):
+        raise SystemExit("incomplete run")
+    return wall, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args(argv)
+    makers = candidates(args.concurrency)
+    if args.only:
+        makers = {k: v for k, v in makers.items() if k in args.only.split(",")}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in makers}
+    with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:
+        uids = asyncio.run(prepare(sandbox.base_url, args.count, args.latency_ms))
+        for name, make in makers.items():  # warm-up, not measured
+            asyncio.run(one_run(sandbox.base_url, uids[:200], args.concurrency, make))
+        for _ in range(args.rounds):
+            for name, make in makers.items():
+                results[name].append(asyncio.run(one_run(sandbox.base_url, uids, args.concurrency, make)))
+    bound = args.count * args.latency_ms / 1000 / args.concurrency
+    print(f"{args.count} GETs, {args.latency_ms:g} ms latency, {args.concurrency} in flight, bound {bound:.3f} s; "
+          f"medians of {args.rounds} rounds (shared, noisy machine)")
+    rows: dict[str, Any] = {}
+    for name, runs in results.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs) / args.count * 1000
+        rows[name] = (wall, cpu)
+        print(f"  {name:14s} wall {wall:6.3f} s  {wall / bound:5.2f}x bound  client CPU {cpu:5.3f} ms/request  "
+              f"(walls {' '.join(f'{w:.2f}' for w, _ in runs)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
