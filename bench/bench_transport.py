@@ -12,7 +12,9 @@ Candidates (``--only`` picks some):
 
 * ``stack``: the transport the client uses (``reconciler.remote.http``);
 * ``httpx``: httpx's own transport (httpcore's connection pool), limits 32/32;
-* ``httpx-aiohttp``: the ``httpx-aiohttp`` package's transport, when installed.
+* ``httpcore-conn``: httpcore's connections in a plain idle list (no pool scan);
+* ``httpx-aiohttp``: the ``httpx-aiohttp`` package's transport, when installed (not used: it
+  maps aiohttp's "server disconnected" to ``ConnectTimeout``, which would repeat a create).
 
 Usage: ``python bench/bench_transport.py [--count 2000] [--rounds 3] [--only stack,httpx]``.
 """
@@ -60,13 +62,48 @@ def candidates(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransp
         out["httpx-aiohttp"] = lambda: AiohttpTransport(limits=limits)
     except ImportError:
         pass
-    try:
-        sys.path.insert(0, "/tmp/w15")
-        from coreconn import CoreConnPool
-        out["httpcore-conn"] = lambda: CoreConnPool(concurrency)
-    except ImportError:
-        pass
+    out["httpcore-conn"] = lambda: CoreConnections(concurrency)
     return out
+
+
+class CoreConnections(httpx.AsyncBaseTransport):
+    """httpcore's connections (h11, anyio) in a plain idle list: httpx's transport without its
+    pool's scan of every connection on every event (a candidate measured, not used)."""
+
+    def __init__(self, max_connections: int) -> None:
+        self._max = max_connections
+        self._slots: asyncio.Semaphore | None = None
+        self._idle: list[Any] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import httpcore
+
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max)
+        url = request.url
+        core = httpcore.Request(method=request.method, url=httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        async with self._slots:
+            connection = None
+            while self._idle:
+                candidate = self._idle.pop()
+                if candidate.is_available() and not candidate.has_expired():
+                    connection = candidate
+                    break
+                await candidate.aclose()
+            if connection is None:
+                connection = httpcore.AsyncHTTPConnection(origin=core.url.origin, keepalive_expiry=4.0)
+            response = await connection.handle_async_request(core)
+            body = await response.aread()
+            await response.aclose()
+            if connection.is_available():
+                self._idle.append(connection)
+        return httpx.Response(response.status, headers=response.headers, content=body)
+
+    async def aclose(self) -> None:
+        for connection in self._idle:
+            await connection.aclose()
 
 
 async def one_run(base_url: str, uids: list[str], concurrency: int,
