@@ -209,7 +209,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 response = await session.request(
                     request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
                     allow_redirects=False, timeout=self._timeout(timeouts),
-                    proxy=proxy.url if proxy else None, proxy_auth=proxy.auth if proxy else None)
+                    proxy=proxy.url if proxy else None, proxy_headers=proxy.headers if proxy else None)
                 try:
                     body = await self._read(response)
                 finally:

@@ -17,6 +17,7 @@ Each choice says where it came from (:meth:`ProxyChoice.describe`), for the ``-v
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import ssl
@@ -43,13 +44,13 @@ class ProxyChoice:
     password: str | None = None
 
     @property
-    def auth(self) -> object | None:
-        """aiohttp's ``BasicAuth`` for the proxy, when the URL carried credentials."""
+    def headers(self) -> dict[str, str] | None:
+        """The ``Proxy-Authorization`` header (Basic) when the URL carried credentials."""
         if self.login is None:
             return None
-        import aiohttp
-
-        return aiohttp.BasicAuth(self.login, self.password or "")
+        token = base64.b64encode(f"{self.login}:{self.password or ''}".encode()).decode("ascii")
+        register_secret(token)
+        return {"Proxy-Authorization": f"Basic {token}"}
 
     def describe(self) -> str:
         user = f" as {self.login}" if self.login else ""
