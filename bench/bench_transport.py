@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_refresh import prepare, target_for  # noqa: E402
-from harness import ServedSandbox  # noqa: E402
+from bench_refresh import prepare, target_for
+from harness import ServedSandbox
 
-from reconciler.remote import ClientSettings, VcitaClient  # noqa: E402
+from reconciler.remote import ClientSettings, VcitaClient
 
 
 def candidates(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransport]]:
@@ -49,7 +49,9 @@ def candidates(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransp
     except ImportError:
         pass
     try:
-        from reconciler.remote.wire import WireTransport  # the home-made one, while it exists
+        from reconciler.remote.wire import (
+            WireTransport,  # the home-made one, while it exists
+        )
 
         out["wire"] = lambda: WireTransport(max_connections=concurrency)
     except ImportError:

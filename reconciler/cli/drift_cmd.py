@@ -100,6 +100,8 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         from reconciler.fsutil import atomic_write_text
 
         atomic_write_text(Path(out), report.to_json(), mode=0o644)
-    text = render_drift(report, fmt)
+    from reconciler.safetext import printable
+
+    text = printable(render_drift(report, fmt), keep="\n\t")  # names and values from the server
     click.echo(text, nl=False)
     return int(report.exit_code)

@@ -49,6 +49,7 @@ from reconciler.remote.dispatch import (
 )
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
+from reconciler.safetext import printable
 
 T = TypeVar("T")
 log = logging.getLogger("reconciler.remote")
@@ -182,7 +183,7 @@ class VcitaClient:
     def _protocol(self, route: Route, reply: Reply, why: str) -> ProtocolError:
         s = reply.served
         info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
-        return ProtocolError(f"{info.describe()}: {why}", request=info)
+        return ProtocolError(f"{info.describe()}: {printable(why, limit=300)}", request=info)
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
                      *, until_empty: bool = False) -> list[T]:

@@ -34,7 +34,12 @@ from reconciler.errors import (
     UnavailableError,
 )
 from reconciler.remote.envelope import error_for, parse_json, unwrap
-from reconciler.remote.retry import CertificateRefused, ProxyRefused, RetryPolicy, parse_retry_after
+from reconciler.remote.retry import (
+    CertificateRefused,
+    ProxyRefused,
+    RetryPolicy,
+    parse_retry_after,
+)
 from reconciler.remote.routes import Door, Route, RouteTable, TokenKind, gateway_refusal
 from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter

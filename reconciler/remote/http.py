@@ -44,7 +44,12 @@ from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from reconciler.remote.netenv import ProxyChoice
-from reconciler.remote.retry import AnswerTooLarge, CertificateRefused, OutOfStep, ProxyRefused
+from reconciler.remote.retry import (
+    AnswerTooLarge,
+    CertificateRefused,
+    OutOfStep,
+    ProxyRefused,
+)
 from reconciler.safetext import printable
 
 #: Largest answer body held in memory, counted after decoding (an API page is ~100 KiB).
@@ -262,7 +267,7 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         if exc is None or isinstance(exc, (httpx.HTTPError, asyncio.CancelledError)) \
                 or not isinstance(exc, Exception):
             if isinstance(exc, httpx.RequestError):

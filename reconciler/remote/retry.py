@@ -22,7 +22,6 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 
-
 class CertificateRefused(httpx.ConnectError):
     """The server's TLS certificate failed verification: nothing was sent, and trying again will
     not help (a wrong URL, or an interception proxy whose authority is not trusted)."""

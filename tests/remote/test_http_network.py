@@ -118,9 +118,9 @@ async def test_an_unusable_certificate_setting_is_one_clear_error_before_anythin
     assert "Nothing was sent" in (caught.value.hint or "") and "\x1b" not in str(caught.value)
     assert server.requests == []
     # a target on loopback over plain http needs no TLS: the setting does not stand in its way
-    async with serving(replying(answer(b'{"status":"OK","data":{"services":[]}}'))) as plain:
-        async with VcitaClient(target(plain.url), settings=fast_settings()) as api:
-            assert await api.list_services() == []
+    listing = answer(b'{"status":"OK","data":{"services":[]}}')
+    async with serving(replying(listing)) as plain, VcitaClient(target(plain.url), settings=fast_settings()) as api:
+        assert await api.list_services() == []
 
 
 async def test_https_goes_through_the_proxy_the_environment_names(tls: Any, monkeypatch: pytest.MonkeyPatch,
