@@ -219,8 +219,10 @@ class Dispatcher:
                         hint="Nothing was sent. Check the target URL; behind a proxy that inspects TLS, point "
                              "SSL_CERT_FILE at a bundle that includes its authority.")
                 if not self.policy.can_retry_exception(failure, idempotent=route.idempotent):
+                    if route.idempotent:  # a read: nothing changed, but repeating it cannot help
+                        raise ProtocolError(f"{info.describe()}: {failure}", request=info)
                     raise self._unknown(info, f"the connection failed after the request was sent "
-                                              f"({type(failure).__name__})")
+                                              f"({type(failure).__name__}: {failure})")
                 if retries_used >= self.policy.max_attempts:
                     raise UnavailableError(
                         f"{info.describe()}: no answer after {attempts} attempts "

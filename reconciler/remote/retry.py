@@ -8,6 +8,7 @@ The rules (API-NOTES §8; issue 4 §3):
   made (refused, connect timeout, no free pooled connection) or the server refused it with 429.
   After a timeout, a dropped connection or a 5xx its outcome is *unknown*; the dispatcher raises
   ``OutcomeUnknownError`` instead of repeating it.
+* An answer too large to hold is not repeated either: the same request would bring it again.
 * Waits are capped exponential backoff with jitter; a 429's ``Retry-After`` (seconds or an HTTP
   date) is honoured instead, up to ``max_retry_after``.
 """
@@ -85,6 +86,8 @@ class RetryPolicy:
         """Whether a transport failure may be repeated for this kind of request."""
         if isinstance(exc, NOT_SENT):
             return True
+        if isinstance(exc, AnswerTooLarge):  # the same request would bring the same flood
+            return False
         return idempotent and isinstance(exc, httpx.TransportError)
 
 
