@@ -68,12 +68,14 @@ async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folde
 def apply_once(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0, concurrency: int = 32,
                cli: bool = False, work: Path | None = None) -> dict[str, Any]:
     """One measured apply of ``count`` client packages (library path; ``cli`` adds the CLI run)."""
+    from reconciler.cli.common import run_async
+
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         sandbox.clear_faults()
         business = sandbox.new_business(f"bench apply {count}", clients=min(max(count, 1), 200))
         folder = Path(tmp) / "manifests"
         write_client_packages(folder, business, count)
-        out = asyncio.run(_apply_library(sandbox, business, folder, latency_ms, concurrency))
+        out = run_async(_apply_library(sandbox, business, folder, latency_ms, concurrency))  # the CLI's loop
         made = len(sandbox.client_packages(business["business_id"]))
         if made != count:
             raise RuntimeError(f"expected {count} client packages in the sandbox, found {made}")

@@ -4,7 +4,7 @@ The misbehaving server of the test suite (``tests/support/hostile.py``) stands o
 front of the sandbox (served in its own process) and answers every GET with a gzip bomb (1 MiB
 that decodes to 1 GiB), with header lines that never end, or with one header value that never
 ends.  ``reconciler plan`` runs in a fresh process against it; its peak resident memory is the
-kernel's ``ru_maxrss`` of that process.  Target: under 300 MiB each, and exit status 1 (one
+kernel's ``ru_maxrss`` of that process alone (``tests/support/peakrun.py``).  Target: under 300 MiB each, and exit status 1 (one
 clear error).
 
 Usage: ``python bench/bench_hostile.py [--runs 3]``.  Exit status 1 when a target is missed.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,8 +25,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))
 
-from harness import ROOT, ServedSandbox, median  # noqa: E402
-from hostile import HostileProxy  # noqa: E402
+from harness import ROOT, ServedSandbox, median
+from hostile import HostileProxy
+from peakrun import run_measured
 
 MEMORY_TARGET = 300 << 20
 MODES = ("gzip-bomb", "endless-headers", "endless-value")
@@ -41,15 +41,9 @@ def plan_once(sandbox: ServedSandbox, mode: str, work: Path) -> dict[str, Any]:
         env.update(VCITA_GATEWAY_URL=hostile.url + "/apigw", VCITA_FALLBACK_URL=hostile.url + "/api2",
                    VCITA_BUSINESS_ID=DEMO["business"]["id"], VCITA_STAFF_TOKEN=DEMO["tokens"]["staff"])
         t0 = time.perf_counter()
-        with tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "reconciler", "plan", "manifests"], cwd=work, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=err, text=True)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            err.seek(0)
-            message = next((line for line in err.read().splitlines() if line.startswith("Error:")), "")
-    return {"wall": time.perf_counter() - t0, "peak": usage.ru_maxrss * 1024, "exit": proc.returncode,
-            "error": message[:160]}
+        run = run_measured([sys.executable, "-m", "reconciler", "plan", "manifests"], cwd=work, env=env)
+        message = next((line for line in run.err.splitlines() if line.startswith("Error:")), "")
+    return {"wall": time.perf_counter() - t0, "peak": run.peak, "exit": run.code, "error": message[:160]}
 
 
 def measure(sandbox: ServedSandbox, runs: int = 3) -> dict[str, dict[str, Any]]:

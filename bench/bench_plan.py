@@ -305,6 +305,7 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
     process ``runs`` times; (walls, requests of the last run)."""
     import asyncio
 
+    from reconciler.cli.common import run_async
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan
     from reconciler.remote import ClientSettings, VcitaClient
@@ -325,7 +326,7 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
     LAST_CPU.clear()
     for _ in range(runs):
         sandbox.reset_stats()
-        wall, cpu, p = asyncio.run(once())
+        wall, cpu, p = run_async(once())  # on the CLI's event loop (uvloop)
         if p.has_changes or p.errors:
             raise RuntimeError("expected a plan with no changes")
         walls.append(wall)

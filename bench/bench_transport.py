@@ -16,13 +16,15 @@ Candidates (``--only`` picks some):
 * ``httpx-aiohttp``: the ``httpx-aiohttp`` package's transport, when installed (not used: it
   maps aiohttp's "server disconnected" to ``ConnectTimeout``, which would repeat a create).
 
-Usage: ``python bench/bench_transport.py [--count 2000] [--rounds 3] [--only stack,httpx]``.
+Usage: ``python bench/bench_transport.py [--count 2000] [--rounds 3] [--only stack,httpx]``
+(``BENCH_OLD_WIRE=/path/wire.py`` adds the retired home-made transport, from git history).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_refresh import prepare, target_for
 from harness import ServedSandbox
 
+from reconciler.cli.common import run_async  # the CLI's event loop (uvloop)
 from reconciler.remote import ClientSettings, VcitaClient
 
 
@@ -48,14 +51,11 @@ def candidates(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransp
         out["stack"] = lambda: HttpTransport(max_connections=concurrency)
     except ImportError:
         pass
-    try:
-        from reconciler.remote.wire import (
-            WireTransport,  # the home-made one, while it exists
-        )
-
-        out["wire"] = lambda: WireTransport(max_connections=concurrency)
-    except ImportError:
-        pass
+    old_wire = os.environ.get("BENCH_OLD_WIRE")  # a copy of the retired home-made transport, to compare
+    if old_wire:
+        sys.path.insert(0, str(Path(old_wire).parent))
+        wire = __import__(Path(old_wire).stem)
+        out["wire-retired"] = lambda: wire.WireTransport(max_connections=concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     out["httpx"] = lambda: httpx.AsyncHTTPTransport(limits=limits)
     try:
@@ -135,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:
         uids = asyncio.run(prepare(sandbox.base_url, args.count, args.latency_ms))
         for name, make in makers.items():  # warm-up, not measured
-            asyncio.run(one_run(sandbox.base_url, uids[:200], args.concurrency, make))
+            run_async(one_run(sandbox.base_url, uids[:200], args.concurrency, make))
         for _ in range(args.rounds):
             for name, make in makers.items():
-                results[name].append(asyncio.run(one_run(sandbox.base_url, uids, args.concurrency, make)))
+                results[name].append(run_async(one_run(sandbox.base_url, uids, args.concurrency, make)))
     bound = args.count * args.latency_ms / 1000 / args.concurrency
     print(f"{args.count} GETs, {args.latency_ms:g} ms latency, {args.concurrency} in flight, bound {bound:.3f} s; "
           f"medians of {args.rounds} rounds (shared, noisy machine)")

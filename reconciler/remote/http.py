@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -57,6 +58,7 @@ MAX_BODY = 16 << 20
 #: Longest status or header line, and most header lines, of an answer.
 MAX_LINE = 8190
 MAX_HEADERS = 100
+_BREAKS = re.compile(rb"[\r\n\0]")
 #: Encodings advertised: those decoded here in bounded steps.
 try:
     import brotli  # noqa: F401 - aiohttp decodes "br" when it is installed
@@ -191,13 +193,13 @@ class HttpTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"the URL's scheme is not http or https: {url}", request=request)
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
-        for _, value in headers:
-            if "\r" in value or "\n" in value or "\0" in value:
-                # a line break inside a header would start a header (or a request) of its own
-                raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
-                                               request=request)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
+        raw = request.headers.raw
+        if _BREAKS.search(b"\x01".join([value for _, value in raw])):
+            # a line break inside a header would start a header (or a request) of its own
+            raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
+                                           request=request)
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+        if request.headers.get("accept-encoding") is None:
             headers.append(("Accept-Encoding", ACCEPT_ENCODING))
         try:
             content: bytes | None = request.content
@@ -223,11 +225,12 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 if response.carrier is not None and response.carrier.out_of_step:
                     raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
                                     "asked for); the answer cannot be trusted", request=request)
-        # aiohttp decoded the body: its encoding and length no longer describe these bytes
-        answer_headers = [(name, value) for name, value in response.raw_headers
-                          if name.lower() not in (b"content-encoding", b"content-length")]
+        answer_headers: Any = response.raw_headers
+        if "Content-Encoding" in response.headers:  # decoded here: encoding and length no longer apply
+            answer_headers = [(name, value) for name, value in answer_headers
+                              if name.lower() not in (b"content-encoding", b"content-length")]
         return httpx.Response(
-            response.status, headers=answer_headers, content=body, request=request,
+            response.status, headers=answer_headers, stream=httpx.ByteStream(body), request=request,
             extensions={"http_version": b"HTTP/1.1",
                         "reason_phrase": (response.reason or "").encode("latin-1", "replace")})
 
@@ -238,9 +241,11 @@ class HttpTransport(httpx.AsyncBaseTransport):
             response.close()
             raise AnswerTooLarge(f"the answer announces {declared} bytes, more than the "
                                  f"{self.max_body >> 20} MiB accepted")
+        stream = response.content
+        if declared is not None and "Content-Encoding" not in response.headers:
+            return await stream.readexactly(declared) if declared else b""  # the common case: one read
         chunks: list[bytes] = []
         size = 0
-        stream = response.content
         while True:
             chunk = await stream.readany()
             if not chunk:

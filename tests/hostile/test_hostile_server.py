@@ -3,7 +3,7 @@ created twice, memory bounded.
 
 A misbehaving server (``tests/support/hostile.py``) stands on loopback in front of the served
 sandbox and answers as the sandbox does, except the requests its mode attacks.  ``reconciler``
-runs in its own process, pointed at it, so its peak memory (``ru_maxrss`` of that process) is
+runs in its own process, pointed at it, so its peak memory (``ru_maxrss`` of that process alone, ``peakrun.py``) is
 measured and its output is exactly what a person would see.
 
 (An answer that arrives on an idle kept-alive connection is tested at the transport, where the
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from hostile import HostileProxy
+from peakrun import run_measured
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_BOUND = 300 << 20
@@ -47,19 +45,8 @@ def reconciler(args: list[str], *, cwd: Path, base_url: str, token: str, busines
     env.update(VCITA_GATEWAY_URL=base_url + "/apigw", VCITA_FALLBACK_URL=base_url + "/api2",
                VCITA_BUSINESS_ID=business, VCITA_STAFF_TOKEN=token, PYTHONUNBUFFERED="1")
     started = time.monotonic()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=env, text=True,
-                                stdout=out, stderr=err)
-        killer = threading.Timer(timeout, proc.kill)  # a hang fails the test, it does not stall it
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)  # reaped here, for its own peak memory
-        finally:
-            killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(proc.returncode, out.read(), err.read(), usage.ru_maxrss * 1024, time.monotonic() - started)
+    run = run_measured([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=env, timeout=timeout)
+    return Run(run.code, run.out, run.err, run.peak, time.monotonic() - started)
 
 
 @pytest.fixture
