@@ -314,10 +314,9 @@ class Soak:
         return {r["id"] for r in json.loads(self.state_path.read_text())["resources"].values()}
 
     def open_intents(self) -> list[Any]:
-        from reconciler.journal import Journal
         from reconciler.state import StateStore
 
-        return Journal.for_state(StateStore(self.state_path)).open_intents()
+        return list(StateStore(self.state_path).load().pending.values())
 
     def resolve(self, output: str) -> None:
         """React to what apply said, as a person would."""

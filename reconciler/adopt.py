@@ -2,14 +2,13 @@
 
 Client packages cannot be listed, so after an unknown outcome (or when starting to manage an
 existing business) a person names the object.  It is adopted only after checking that it exists
-and matches the manifest's client and package; an open journal intent for the address is closed
-as ``imported``.
+and matches the manifest's client and package; a pending create of the address is resolved by
+the same state write.
 """
 
 from __future__ import annotations
 
 from reconciler.errors import NotFoundError, ReconcilerError
-from reconciler.journal import Journal
 from reconciler.manifest import ManifestSet
 from reconciler.plan import fingerprint
 from reconciler.planner import normalize as nz
@@ -73,10 +72,11 @@ async def adopt(api: VcitaClient, desired: ManifestSet, state: State, address: s
             what = f"client package {cp.id} (client {cp.client_id}, package {cp.package_id})"
     except NotFoundError:
         raise ImportRefused(f"vcita has no {kind.replace('_', ' ')} {remote_id} in business {api.target.business_id}") from None
-    new = store.write(state.with_resource(address, rs), expected_serial=state.serial)
-    journal = Journal.for_state(store)
-    for it in journal.open_intents():
-        if it.address == address:
-            journal.close_intent(it.id, "imported", remote_id)
-            what += "; its pending create is resolved"
+    settled = {pc.id for pc in state.pending_for(address)}
+    pending = {k: v for k, v in state.pending.items() if k not in settled}
+    archived = {k: v for k, v in state.archived.items() if k != rs.id}
+    new = store.write(state.replace(resources={**state.resources, address: rs}, pending=pending, archived=archived),
+                      expected_serial=state.serial)
+    if settled:
+        what += "; its pending create is resolved"
     return new, what

@@ -198,3 +198,27 @@ class OutcomeUnknownError(RemoteError):
         "The request may have been executed. Check the object in vcita before doing anything "
         "else; reconciler will not repeat it on its own."
     )
+
+    def __init__(self, message: str, *, request: RequestInfo | None = None, status: int | None = None,
+                 hint: str | None = None, remote_id: str | None = None) -> None:
+        super().__init__(message, request=request, status=status, hint=hint)
+        #: the id of what the request created, when an answer that could not be read still showed it
+        self.remote_id = remote_id
+
+    @property
+    def executed(self) -> bool:
+        """True when the server answered 2xx: the request was executed, only its result is unknown."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+def proves_not_executed(error: BaseException) -> bool:
+    """True only when a failed write is known not to have been executed: the server refused it
+    with a 4xx answer (validation, authentication, permission, not found, rate limit), or it was
+    never sent at all.  Anything else (a 2xx whose body cannot be read, a 5xx, a dropped
+    connection, an error of our own after sending) may have created something."""
+    if not isinstance(error, RemoteError) or isinstance(error, OutcomeUnknownError):
+        return False
+    if error.status is None:  # no answer: only the "never sent" failures are raised as such
+        return isinstance(error, UnavailableError)
+    return 400 <= error.status < 500
+

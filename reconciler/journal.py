@@ -36,7 +36,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, ValidationError
 
 from reconciler.errors import StateError
-from reconciler.fsutil import atomic_write_bytes
+from reconciler.fsutil import atomic_write_bytes, open_regular
 from reconciler.model.base import Frozen
 from reconciler.state import JOURNAL_NAME, Kind, StateStore, check_json_safe, kind_of_address, utc_now
 
@@ -173,7 +173,7 @@ class Journal:
         none are open); nothing is written when there is nothing to drop."""
         with self._mutex:
             try:
-                with open(self.path, "rb") as f:
+                with os.fdopen(open_regular(self.path, os.O_RDONLY), "rb") as f:
                     key = _key(os.fstat(f.fileno()))
                     # This process wrote the file last: what is open is known without a re-read
                     # (parsing 1,000 records took longer than the rest of compacting).
@@ -199,7 +199,7 @@ class Journal:
         """Open intents by id (a copy the caller may change), and where a torn last line starts
         (None when there is none)."""
         try:
-            with open(self.path, "rb") as f:
+            with os.fdopen(open_regular(self.path, os.O_RDONLY), "rb") as f:
                 key = _key(os.fstat(f.fileno()))
                 if self._cache is not None and self._cache[0] == key:
                     return dict(self._cache[1]), None
@@ -273,7 +273,7 @@ class Journal:
                                   "sends a create whose intent is not on disk).") from None
 
     def _write(self, data: bytes, torn: int | None, intents: dict[str, Intent]) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.fchmod(fd, 0o600)
             if torn is not None:  # cut the torn tail so the new record starts on a line of its own

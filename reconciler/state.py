@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -34,18 +35,21 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reconciler.errors import StateError
-from reconciler.fsutil import atomic_write_bytes
+from reconciler.fsutil import atomic_write_bytes, check_replaceable, read_regular
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
 from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
 
 __all__ = [
-    "ADDRESS_RE", "DEFAULT_MANIFESTS", "FORMAT_VERSION", "JOURNAL_NAME", "LOCK_NAME", "STATE_DIR",
-    "STATE_NAME", "Kind", "ResourceState", "State", "StateLock", "StateStore", "TargetRef",
-    "check_json_safe", "kind_of_address", "read_lock", "state_dir_for", "unlock", "utc_now",
+    "ADDRESS_RE", "DEFAULT_MANIFESTS", "FORMAT_VERSION", "IDENTITY_FIELDS", "JOURNAL_NAME", "LOCK_NAME",
+    "STATE_DIR", "STATE_NAME", "ArchivedResource", "Kind", "PendingCreate", "ResourceState", "State",
+    "StateLock", "StateStore", "TargetRef", "check_json_safe", "identity_of", "kind_of_address", "read_lock",
+    "state_dir_for", "unlock", "utc_now",
 ]
 
-FORMAT_VERSION: Literal[1] = 1
+FORMAT_VERSION: Literal[2] = 2
+#: Older formats this reconciler reads (and writes back in the current one)
+READABLE_VERSIONS = (1, 2)
 STATE_DIR = ".reconciler"
 STATE_NAME = "state.json"
 JOURNAL_NAME = "journal.jsonl"
@@ -136,14 +140,73 @@ class ResourceState(Frozen):
         return v
 
 
-class State(Frozen):
-    """Everything reconciler tracks for one target, keyed by manifest address."""
+def identity_of(kind: Kind, applied: dict[str, Any]) -> dict[str, Any]:
+    """What makes a remote object the same object whatever its manifest name: a client package's
+    client, catalog package, ``valid_from`` and price; a catalog package's display name."""
+    if kind == "ClientPackage":
+        return {k: applied.get(k) for k in IDENTITY_FIELDS}
+    return {"name": applied.get("name")}
 
-    format_version: Literal[1] = FORMAT_VERSION
+
+IDENTITY_FIELDS = ("client_id", "package_id", "valid_from", "price")
+
+
+class PendingCreate(Frozen):
+    """A create that was about to be sent (written before it was): its outcome is unknown until
+    it is confirmed (tracked), proven not executed (dropped), or resolved by a person."""
+
+    id: str = Field(min_length=1)
+    address: str
+    kind: Kind
+    request_digest: str
+    details: dict[str, Any] = Field(default_factory=dict)  # client id/email, package id/name...
+    opened_at: str
+
+    @field_validator("details")
+    @classmethod
+    def _json_safe(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json_safe(v, "details")
+        return v
+
+
+class ArchivedResource(Frozen):
+    """An object reconciler created or adopted that left the manifests: never erased, so that a
+    manifest object of the same identity is re-adopted rather than created again."""
+
+    kind: Kind
+    id: str = Field(min_length=1)
+    address: str  # the address it last had
+    identity: dict[str, Any]
+    applied: dict[str, Any]
+    booking_credit_ids: dict[str, str] = Field(default_factory=dict)
+    archived_at: str
+    reason: str = ""
+
+    @field_validator("identity", "applied")
+    @classmethod
+    def _json_safe(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json_safe(v, "archived")
+        return v
+
+    def as_resource(self) -> ResourceState:
+        """The tracked record it was (fingerprint recomputed at the next refresh)."""
+        return ResourceState(kind=self.kind, id=self.id, fingerprint="archived", applied=self.applied,
+                             booking_credit_ids=self.booking_credit_ids, updated_at=self.archived_at)
+
+
+class State(Frozen):
+    """Everything reconciler remembers for one target: tracked objects keyed by manifest address,
+    archived ones (left the manifests) keyed by vcita id, and pending creates keyed by intent id.
+    One document: whatever stores it (a file a GitOps repository commits, a database row) holds
+    all three, so a fresh runner knows everything reconciler ever created."""
+
+    format_version: Literal[2] = FORMAT_VERSION
     lineage: str = Field(pattern=r"^[0-9a-f]{32}$")  # uuid4 hex, fixed when the state is born
     serial: int = Field(ge=0)  # grows by one on every write
     target: TargetRef | None = None
     resources: dict[str, ResourceState] = Field(default_factory=dict)
+    archived: dict[str, ArchivedResource] = Field(default_factory=dict)
+    pending: dict[str, PendingCreate] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _addresses_match_kinds(self) -> State:
@@ -151,6 +214,14 @@ class State(Frozen):
             kind = kind_of_address(address)
             if kind != rs.kind:
                 raise ValueError(f"resources.{address}: kind {rs.kind} does not match the address")
+        for rid, ar in self.archived.items():
+            if rid != ar.id:
+                raise ValueError(f"archived.{rid}: its id is {ar.id}")
+        for pid, pc in self.pending.items():
+            if pid != pc.id:
+                raise ValueError(f"pending.{pid}: its id is {pc.id}")
+            if kind_of_address(pc.address) != pc.kind:
+                raise ValueError(f"pending.{pid}: kind {pc.kind} does not match {pc.address}")
         return self
 
     @classmethod
@@ -166,6 +237,29 @@ class State(Frozen):
         """A copy that no longer tracks ``address`` (the same content if it was not tracked)."""
         return self._with_resources({a: r for a, r in self.resources.items() if a != address})
 
+    def archive(self, address: str, reason: str, at: str | None = None) -> State:
+        """A copy in which the object tracked at ``address`` is archived (kept by id), not erased."""
+        rs = self.resources.get(address)
+        if rs is None:
+            return self
+        record = ArchivedResource(kind=rs.kind, id=rs.id, address=address, identity=identity_of(rs.kind, rs.applied),
+                                  applied=rs.applied, booking_credit_ids=rs.booking_credit_ids,
+                                  archived_at=at or utc_now(), reason=reason)
+        return self.replace(resources={a: r for a, r in self.resources.items() if a != address},
+                            archived={**self.archived, rs.id: record})
+
+    def pending_for(self, address: str) -> list[PendingCreate]:
+        return [pc for pc in self.pending.values() if pc.address == address]
+
+    def replace(self, **parts: Any) -> State:
+        """A copy with some of ``resources``, ``archived``, ``pending``, ``target`` replaced,
+        validated again (a bad address is refused here, not at the next load)."""
+        fields = {"format_version": self.format_version, "lineage": self.lineage, "serial": self.serial,
+                  "target": self.target, "resources": self.resources, "archived": self.archived,
+                  "pending": self.pending}
+        fields.update(parts)
+        return State(**fields)
+
     def for_target(self, target: TargetRef) -> State:
         """This state bound to ``target``: sets it on a state that has none yet; StateError when
         the state belongs to another target."""
@@ -176,19 +270,20 @@ class State(Frozen):
         return self.model_copy(update={"target": target})
 
     def to_json(self) -> str:
-        """The file form: indent 2, UTF-8 text, final newline, resources sorted by address.
+        """The file form: indent 2, UTF-8 text, final newline, every mapping sorted by key.
 
         Serialised by pydantic's own encoder (7x faster than json.dumps at 10,000 resources,
         which apply pays on every state write); the order is stable because fields come in model
         order and every mapping in it is built in a fixed order."""
-        ordered = self if list(self.resources) == sorted(self.resources) else self.model_copy(
-            update={"resources": dict(sorted(self.resources.items()))})
+        update = {name: dict(sorted(part.items())) for name, part in
+                  (("resources", self.resources), ("archived", self.archived), ("pending", self.pending))
+                  if list(part) != sorted(part)}
+        ordered = self.model_copy(update=update) if update else self
         return ordered.model_dump_json(indent=2) + "\n"
 
     def _with_resources(self, resources: dict[str, ResourceState]) -> State:
         # Through the constructor, so a bad address is refused here rather than at load time.
-        return State(format_version=self.format_version, lineage=self.lineage, serial=self.serial,
-                     target=self.target, resources=resources)
+        return self.replace(resources=resources)
 
 
 def _target_mismatch(have: TargetRef, want: TargetRef, path: Path | None) -> StateError:
@@ -219,6 +314,7 @@ class StateStore:
         # them on disk and need not parse them again (half the cost of a write at 1,000
         # resources, paid on every state write of an apply).
         self._written: tuple[bytes, str, int] | None = None
+        self._legacy_journal = False  # load() merged the open intents of a format-1 journal
 
     @classmethod
     def locate(cls, manifests: Sequence[str | Path] = (), state: str | Path | None = None) -> StateStore:
@@ -252,7 +348,31 @@ class StateStore:
 
         StateError, naming the file and what is wrong, when it cannot be read or used."""
         data = self._read()
-        return State.new() if data is None else self._parse(data)
+        try:  # the backup is replaced at the first write: refuse a planted link now, before any work
+            check_replaceable(self.backup_path)
+        except OSError as e:
+            raise StateError(f"cannot use the state backup {self.backup_path}: {e.strerror or e}") from None
+        return self._with_legacy_journal(State.new() if data is None else self._parse(data))
+
+    def _with_legacy_journal(self, state: State) -> State:
+        """Pending creates of a journal written by an earlier reconciler (format 1 kept them only
+        there), merged into the state; the journal is retired at this store's next write."""
+        if not os.path.lexists(self.journal_path):
+            return state
+        from reconciler.journal import Journal  # the journal module builds on this one
+
+        intents = Journal.for_state(self).open_intents()
+        self._legacy_journal = True
+        missing = {it.id: PendingCreate(id=it.id, address=it.address, kind=it.kind, request_digest=it.request_digest,
+                                        details=it.details, opened_at=it.opened_at)
+                   for it in intents if it.id not in state.pending}
+        return state.replace(pending={**state.pending, **missing}) if missing else state
+
+    def _retire_legacy_journal(self) -> None:
+        # Its open intents are in the state just written (or were resolved since they were merged).
+        if self._legacy_journal:
+            os.replace(self.journal_path, self.journal_path.with_name(self.journal_path.name + ".migrated"))
+            self._legacy_journal = False
 
     def write(self, state: State, *, expected_serial: int) -> State:
         """Write ``state`` with serial ``expected_serial + 1`` and return what was written.
@@ -295,9 +415,11 @@ class StateStore:
             data = new.to_json().encode("utf-8")
             atomic_write_bytes(self.path, data, mode=0o600)
             self._written = (data, new.lineage, new.serial)
+            self._retire_legacy_journal()
         except OSError as e:
             self._written = None
-            raise StateError(f"cannot write the state file {self.path}: {e.strerror or e}; "
+            which = f" ({e.filename})" if e.filename and str(e.filename) != str(self.path) else ""
+            raise StateError(f"cannot write the state file {self.path}{which}: {e.strerror or e}; "
                              "the state on disk is the one before this write",
                              hint="Free disk space or fix permissions, then run again.") from None
         return new
@@ -310,7 +432,7 @@ class StateStore:
 
     def _read(self) -> bytes | None:
         try:
-            return self.path.read_bytes()
+            return read_regular(self.path)
         except FileNotFoundError:
             return None
         except IsADirectoryError:
@@ -342,14 +464,20 @@ class StateStore:
         if not isinstance(raw, dict):
             raise self._damaged(f"it holds a JSON {type(raw).__name__}, not an object")
         version = raw.get("format_version")
+        if version == 1 and not isinstance(version, bool):
+            # Format 1 had no archived or pending records (pending creates lived only in the local
+            # journal, merged in by load()); it is read as format 2 and written back as such.
+            raw = {**raw, "format_version": FORMAT_VERSION}
+            version = FORMAT_VERSION
         if version != FORMAT_VERSION or isinstance(version, bool):
             if "format_version" not in raw:
                 raise self._damaged("it has no format_version; it does not look like a reconciler state file")
             if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
                 raise self._damaged(f"format_version {version} was written by a newer reconciler "
-                                    f"(this one reads {FORMAT_VERSION})",
+                                    f"(this one reads {' and '.join(map(str, READABLE_VERSIONS))})",
                                     hint="Upgrade reconciler; nothing was changed.")
-            raise self._damaged(f"format_version {version!r} is not supported (this reconciler reads {FORMAT_VERSION})")
+            raise self._damaged(f"format_version {version!r} is not supported (this reconciler reads "
+                                f"{' and '.join(map(str, READABLE_VERSIONS))})")
         try:
             return State.model_validate(raw)
         except ValidationError as e:

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.errors import StateError, StateLockedError
+from reconciler.fsutil import open_regular, read_regular
 
 LOCK_NAME = "state.lock"
 
@@ -54,7 +55,7 @@ def read_lock(path: Path) -> tuple[str, dict[str, Any]] | None:
     data = b""
     for _ in range(10):  # the holder may be between O_EXCL and its write: give it a moment
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -107,7 +108,7 @@ class StateLock:
             raise StateError(f"cannot create the folder of the state lock {self.path}: {e.strerror or e}") from None
         for _ in range(5):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                fd = open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 current = read_lock(self.path)
                 if current is None:  # released between our open and our read: try again

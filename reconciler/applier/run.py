@@ -7,9 +7,9 @@ on them, or the whole plan with ``stale="abort"``); pending creates left by an i
 are resolved (a catalog package is found by name; a client package, which cannot be listed, is
 reported as ``unknown outcome`` and blocked until a person imports or forgets it).
 
-Then changes run concurrently, each after what it depends on; every create is journaled before
-it is sent, and nothing counts as done before the state recording it is on disk.  A failure
-skips only its dependents.  Library code: progress is reported through ``on_event``.
+Then changes run concurrently, each after what it depends on; every create is recorded as
+pending in the state before it is sent, and nothing counts as done before the state recording
+it is on disk.  A failure skips only its dependents.  Library code: progress is reported through ``on_event``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from reconciler.applier.commit import Committer
-from reconciler.errors import OutcomeUnknownError, PlanFileError, ReconcilerError, RemoteError
-from reconciler.journal import Journal
+from reconciler.errors import (
+    OutcomeUnknownError,
+    PlanFileError,
+    RemoteError,
+    proves_not_executed,
+)
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.plan import Change, Plan, Request, fingerprint
 from reconciler.planner import normalize as nz
@@ -59,6 +63,8 @@ class Result:
     outcomes: dict[str, Event] = field(default_factory=dict)
     state: State | None = None
     state_writes: int = 0
+    #: objects vcita acknowledged that no state write could record: (address, id)
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
         return sum(1 for e in self.outcomes.values() if e.status == status)
@@ -94,7 +100,6 @@ class Applier:
                  on_event: Callable[[Event], None] | None = None) -> None:
         self.api = api
         self.store = store
-        self.journal = Journal.for_state(store)
         self.state = state
         self.target = target
         self.emit = on_event or (lambda e: None)
@@ -180,7 +185,7 @@ class Applier:
             return await self._apply(changes, stale)
 
     async def _apply(self, changes: list[Change], stale: Literal["skip", "abort"]) -> Result:
-        async with Committer(self.store, self.journal, self.state) as commit:
+        async with Committer(self.store, self.state) as commit:
             self.commit = commit
             blocked: dict[str, str] = {}
             recovered = await self._resolve_intents(changes, blocked)
@@ -215,11 +220,7 @@ class Applier:
             await asyncio.gather(*tasks)
         self.result.state = commit.state
         self.result.state_writes = commit.writes
-        try:
-            if not self.journal.open_intents():
-                self.journal.compact()
-        except ReconcilerError:
-            pass
+        self.result.unrecorded = list(commit.unrecorded)
         return self.result
 
     def _finish(self, address: str, ok: bool) -> None:
@@ -252,7 +253,8 @@ class Applier:
         try:
             rid, door, verb = await self._execute(c)
         except OutcomeUnknownError as e:
-            self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c)}", started=started)
+            self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c, e.remote_id)}",
+                      started=started)
         except RemoteError as e:
             detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
                                for fe in getattr(e, "field_errors", []) or [])
@@ -260,8 +262,12 @@ class Applier:
         else:
             self._end(c, "done", verb, remote_id=rid, door=door, started=started)
 
-    def _check_by_hand(self, c: Change) -> str:
+    def _check_by_hand(self, c: Change, remote_id: str | None = None) -> str:
         body = c.requests[0].body if c.requests else {}
+        if c.kind == "ClientPackage" and remote_id:
+            return (f"Check {remote_id} in vcita (client {body.get('client_id')}, package "
+                    f"{self._resolve(body.get('package_id'))}), then run 'reconciler import {c.address} {remote_id}'. "
+                    "It will not be created again until then.")
         if c.kind == "ClientPackage":
             return (f"Check in vcita whether client {body.get('client_id')} now has package "
                     f"{self._resolve(body.get('package_id'))}; then run 'reconciler import {c.address} UID' if it "
@@ -298,8 +304,7 @@ class Applier:
             body = self._body(c.requests[0])
             intent, pkg = await self._journaled_create(c, "CatalogPackage", body, {"name": body.get("name")},
                                                        self.api.create_catalog_package)
-            await self._record_catalog(c.address, pkg)
-            self.commit.close_intent(intent, "created", pkg.id)
+            await self._record_catalog(c.address, pkg, settles=intent)
             return pkg.id, self._door(), f"created {pkg.id}"
         rid = c.remote_id or ""
         if c.action == "import" and not c.requests:
@@ -321,23 +326,28 @@ class Applier:
             intent = await self.commit.open_intent(c.address, kind, request_digest(body), details)
             try:
                 return intent, await send(body)
-            except OutcomeUnknownError:
-                raise
-            except RemoteError:
-                self.commit.close_intent(intent, "failed")
-                raise
+            except RemoteError as exc:
+                if proves_not_executed(exc):
+                    self.commit.close_intent(intent, "failed")
+                    raise
+                if isinstance(exc, OutcomeUnknownError):
+                    raise
+                # Not proof that nothing was created (e.g. an answer of unexpected shape): the
+                # intent stays open and the create is never repeated on its own.
+                raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
+                                          status=exc.status) from exc
 
-    async def _record_catalog(self, address: str, pkg: RemoteCatalogPackage) -> None:
+    async def _record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
         view = nz.catalog_remote(pkg)
         rs = ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
                            updated_at=utc_now())
-        await self.commit.put(address, rs)
+        await self.commit.put(address, rs, settles=settles)
 
-    async def _record_client(self, address: str, cp: RemoteClientPackage) -> None:
+    async def _record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
         view = nz.client_remote(cp)
         rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
                            booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
-        await self.commit.put(address, rs)
+        await self.commit.put(address, rs, settles=settles)
 
     async def _client(self, c: Change) -> tuple[str | None, str, str]:
         if c.action in ("create", "replace"):
@@ -348,8 +358,7 @@ class Applier:
             intent, cp = await self._journaled_create(c, "ClientPackage", body, details,
                                                       self.api.create_client_package)
             door = self._door()
-            await self._record_client(c.address, cp)
-            self.commit.close_intent(intent, "created", cp.id)
+            await self._record_client(c.address, cp, settles=intent)
             verb = f"created {cp.id}" if c.action == "create" else f"replaced {c.remote_id} by {cp.id}"
             if len(c.requests) > 1:
                 credits = {k: v for k, v in nz.client_credit_ids(cp).items()}
@@ -375,7 +384,7 @@ class Applier:
     async def _resolve_intents(self, changes: list[Change], blocked: dict[str, str]) -> set[str]:
         """Settle creates an earlier run left pending; returns addresses found already created."""
         recovered: set[str] = set()
-        pending = self.journal.open_intents()
+        pending = list(self.commit.state.pending.values())
         if not pending:
             return recovered
         by_address = {c.address: c for c in changes}
@@ -393,8 +402,7 @@ class Applier:
                 owned = {rs.id for rs in self.commit.state.resources.values()}
                 found = [p for p in listed.get(str(it.details.get("name")), []) if p.id not in owned]
                 if len(found) == 1:
-                    await self._record_catalog(it.address, found[0])
-                    self.commit.close_intent(it.id, "imported", found[0].id)
+                    await self._record_catalog(it.address, found[0], settles=it.id)
                     self.emit(Event(kind="note", address=it.address, message=(
                         f"an interrupted run had created {found[0].id}; adopted it")))
                     c = by_address.get(it.address)

@@ -13,6 +13,7 @@ from reconciler.cli.common import client_for, resolve, run_async, state_option, 
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
+from reconciler.fsutil import read_regular
 
 
 def read_plan(path: str) -> Any:
@@ -22,7 +23,7 @@ def read_plan(path: str) -> Any:
     from reconciler.plan import Plan
 
     try:
-        text = Path(path).read_text("utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise PlanFileError(f"no plan file at {path}") from None
     except (OSError, UnicodeDecodeError) as e:

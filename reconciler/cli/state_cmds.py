@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.errors import StateError
-from reconciler.journal import Journal
 from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
 from reconciler.state_lock import describe_holder
 
@@ -59,7 +58,8 @@ def state() -> None:
 def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
     """List tracked addresses and their vcita ids.
 
-    Also warns about creates whose outcome is unknown (open intents in the journal).
+    Also lists archived objects (left the manifests, kept by id) and warns about creates whose
+    outcome is unknown (pending records).
     """
     console = obj.console
     store = _store(manifests, state_file)
@@ -74,7 +74,9 @@ def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
             console.out(f"{address:<{width}}  {st.resources[address].id}")
         if not st.resources:
             console.info("(no resources)")
-    for it in Journal.for_state(store).open_intents():
+        for ar in sorted(st.archived.values(), key=lambda a: a.address):
+            console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {ar.reason or 'left the manifests'})")
+    for it in sorted(st.pending.values(), key=lambda p: p.address):
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "
                      f"check vcita, then 'reconciler import {it.address} ID' or "
                      f"'reconciler state forget-intent {it.address}'")
@@ -133,15 +135,18 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
         raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
                                  param_hint="NAME")
     store = _store(manifests, state_file)
-    journal = Journal.for_state(store)
-    pending = [it.address for it in journal.open_intents()]
+    pending = sorted({it.address for it in store.load().pending.values()})
     if address not in pending:  # refused before taking the lock, so nothing is touched
         listed = f"Pending creates: {', '.join(pending)}." if pending else "There are no pending creates."
-        raise StateError(f"no pending create of {address} in {journal.path}", hint=listed)
+        raise StateError(f"no pending create of {address} in {store.path}", hint=listed)
     with store.lock(f"state forget-intent {address}"):
-        intent = journal.forget(address)
-        if not journal.open_intents():
-            journal.compact()
+        st = store.load()
+        found = st.pending_for(address)
+        if not found:
+            raise StateError(f"no pending create of {address} in {store.path} (resolved meanwhile)")
+        intent = found[0]
+        store.write(st.replace(pending={k: v for k, v in st.pending.items() if k != intent.id}),
+                    expected_serial=st.serial)
     console.out(f"Forgot the pending create of {address} (intent {intent.id}, sent at {intent.opened_at}).")
     for key in sorted(intent.details):
         console.out(f"  {key}: {intent.details[key]}")

@@ -30,7 +30,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from reconciler.errors import ConfigError, NotFoundError, ProtocolError, RequestInfo
+from reconciler.errors import ConfigError, NotFoundError, OutcomeUnknownError, ProtocolError, RequestInfo
 from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
@@ -175,21 +175,31 @@ class VcitaClient:
     def _one(self, route: Route, reply: Reply, parse: Callable[[dict[str, Any]], T]) -> T:
         raw = reply.data.get(route.data_key)
         if not isinstance(raw, dict):
-            raise self._protocol(route, reply, f"data.{route.data_key} is missing or not an object")
+            raise self._protocol(route, reply, f"data.{route.data_key} is missing or not an object", raw)
         try:
             return parse(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise self._protocol(route, reply, f"data.{route.data_key}.{where}: {first['msg']}") from None
-        except (KeyError, TypeError, ValueError) as exc:
+            raise self._protocol(route, reply, f"data.{route.data_key}.{where}: {first['msg']}", raw) from None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             why = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise self._protocol(route, reply, f"data.{route.data_key} cannot be read: {why}") from None
+            raise self._protocol(route, reply, f"data.{route.data_key} cannot be read: {why}", raw) from None
 
-    def _protocol(self, route: Route, reply: Reply, why: str) -> ProtocolError:
+    def _protocol(self, route: Route, reply: Reply, why: str, raw: Any = None) -> ProtocolError | OutcomeUnknownError:
+        """The error for a success answer that cannot be read.  For a create (not idempotent) the
+        request was executed all the same: an unknown outcome, with the id when the body shows one,
+        never a failure that the next run would repeat."""
         s = reply.served
         info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
-        return ProtocolError(f"{info.describe()}: {printable(why, limit=300)}", request=info)
+        why = printable(why, limit=300)
+        if not route.idempotent:
+            rid = raw.get("id") if isinstance(raw, dict) else None
+            rid = rid if isinstance(rid, str) and rid.isalnum() and len(rid) <= 64 else None
+            made = f"; it was executed and shows id {rid}" if rid else "; it was executed"
+            return OutcomeUnknownError(f"{info.describe()}: the answer cannot be read ({why}){made}",
+                                       request=info, remote_id=rid)
+        return ProtocolError(f"{info.describe()}: {why}", request=info)
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
                      *, until_empty: bool = False) -> list[T]:

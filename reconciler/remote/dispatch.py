@@ -122,6 +122,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def _why(failure: Exception) -> str:
+    """A transport failure in one printable line: its type, and its text when it has one."""
+    text = " ".join(str(failure).split())[:200]
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return f"{type(failure).__name__}: {text}" if text else type(failure).__name__
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         # exact for every decimal of up to 15 significant digits (prices, amounts)
@@ -222,7 +229,7 @@ class Dispatcher:
                     if route.idempotent:  # a read: nothing changed, but repeating it cannot help
                         raise ProtocolError(f"{info.describe()}: {failure}", request=info)
                     raise self._unknown(info, f"the connection failed after the request was sent "
-                                              f"({type(failure).__name__}: {failure})")
+                                              f"({_why(failure)})")
                 if retries_used >= self.policy.max_attempts:
                     raise UnavailableError(
                         f"{info.describe()}: no answer after {attempts} attempts "

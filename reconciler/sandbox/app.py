@@ -164,11 +164,22 @@ class Door:
         status, payload, extra = sandbox.execute(route, params, path, query, headers, body)
         if on_the_way_back:
             await asyncio.sleep(on_the_way_back)
+        if decision is not None and decision.strip and 200 <= status < 300:
+            _strip(payload, decision.strip)
         if decision is not None and decision.drop:
             data = encode(payload)
             await send(_start(status, data, content_type(payload), extra))
             raise ResponseDropped(f"{method} {path} committed with {status}; answer dropped")
         await _respond(send, status, payload, extra)
+
+
+def _strip(payload: Any, names: tuple[str, ...]) -> None:
+    """Remove ``names`` from each object of a success answer's ``data`` (a fault's doing)."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    for value in (data.values() if isinstance(data, dict) else ()):
+        if isinstance(value, dict):
+            for name in names:
+                value.pop(name, None)
 
 
 class SandboxApp(Starlette):

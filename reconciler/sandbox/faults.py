@@ -12,7 +12,9 @@ before its answer leaves; all of it first when a status answers); the first firi
 `status` answers it at once
 (nothing executes; `Retry-After` when `retry_after` is set; body: `body` or an error of the path's
 envelope family); a firing fault with `drop_after_commit` lets the request execute and commit, then
-the response is never delivered (see `app.ResponseDropped`).
+the response is never delivered (see `app.ResponseDropped`); a firing fault with `strip_fields`
+(a list of names) lets the request execute, then removes those fields from each object of a
+success answer's `data` (an answer of unexpected shape for a request that was executed).
 
 The gateway table is consulted only on the gateway door, after faults and before anything else:
 a matching entry answers its `status` and `body` (a JSON value, or a string sent as text/plain)
@@ -77,6 +79,7 @@ class Fault:
     drop_after_commit: bool = False
     times: int | None = None
     body: Any = None
+    strip_fields: tuple[str, ...] = ()
     regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +88,7 @@ class Fault:
     def as_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "id", "method", "path", "door", "latency_ms", "status", "rate", "retry_after",
-            "drop_after_commit", "times", "body")}
+            "drop_after_commit", "times", "body", "strip_fields")}
 
 
 @dataclass
@@ -97,12 +100,13 @@ class Decision:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    strip: tuple[str, ...] = ()
 
 
 def parse_fault(spec: dict[str, Any], fault_id: int) -> Fault:
     """A `Fault` from an operator request; ValueError on a bad field."""
     allowed = {"method", "path", "door", "latency_ms", "status", "rate", "retry_after",
-               "drop_after_commit", "times", "body"}
+               "drop_after_commit", "times", "body", "strip_fields"}
     unknown = set(spec) - allowed
     if unknown:
         raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -114,6 +118,7 @@ def parse_fault(spec: dict[str, Any], fault_id: int) -> Fault:
         retry_after=None if spec.get("retry_after") is None else float(spec["retry_after"]),
         drop_after_commit=bool(spec.get("drop_after_commit", False)),
         times=None if spec.get("times") is None else int(spec["times"]), body=spec.get("body"),
+        strip_fields=_names(spec.get("strip_fields", [])),
     )
     if fault.door not in (*DOORS, "*"):
         raise ValueError("door must be gateway, fallback or *")
@@ -123,9 +128,15 @@ def parse_fault(spec: dict[str, Any], fault_id: int) -> Fault:
         raise ValueError("rate must be between 0 and 1")
     if fault.latency_ms < 0 or (fault.times is not None and fault.times < 1):
         raise ValueError("latency_ms must be >= 0 and times >= 1")
-    if fault.status is None and not fault.drop_after_commit and not fault.latency_ms:
-        raise ValueError("a fault needs latency_ms, status or drop_after_commit")
+    if fault.status is None and not fault.drop_after_commit and not fault.latency_ms and not fault.strip_fields:
+        raise ValueError("a fault needs latency_ms, status, drop_after_commit or strip_fields")
     return fault
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("strip_fields must be a list of field names")
+    return tuple(value)
 
 
 class FaultTable:
@@ -176,6 +187,7 @@ class FaultTable:
                     decision.headers["retry-after"] = str(int(retry) if retry == int(retry)
                                                           else retry)
             decision.drop = decision.drop or fault.drop_after_commit
+            decision.strip += fault.strip_fields
         return decision
 
 

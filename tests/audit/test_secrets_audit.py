@@ -4,9 +4,9 @@ A business is made in the served sandbox whose staff token *is* the canary (the 
 business's token from its id, ``sbx_staff_<id>``, and lets the operator choose the id), and one
 of its own directory whose token is the second canary.  Then every command runs, in every output
 format, at the most verbose log level (``-vv``), in fresh processes: the happy path, a saved plan,
-a lost answer (unknown outcome, journal intent), import, forget-intent, drift, export, a stale
+a lost answer (unknown outcome, pending create), import, forget-intent, drift, export, a stale
 lock, ``--debug`` tracebacks, a wrong token and a token read from a file.  No canary may appear in
-stdout, stderr or in any file under the working folder; the state, its backup, the journal and
+stdout, stderr or in any file under the working folder; the state (with its pending creates), its backup and
 saved plans are created with mode 0600.
 """
 
@@ -140,7 +140,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     first_id = state["resources"]["client_package.first"]["id"]
     assert rc("state", "rm", "client_package.first", "--yes")[0] == 0
     assert rc("import", "client_package.first", first_id, "--rate", "1000")[0] == 0
-    # a lost answer: unknown outcome, an open intent in the journal, forget-intent
+    # a lost answer: unknown outcome, a pending create in the state, forget-intent
     (work / "manifests" / "more.yaml").write_text(
         f"apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: fourth\nspec:\n"
         f"  client: {b['clients'][1]['id']}\n  package: lessons\n")
@@ -180,7 +180,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
         for canary in [*canaries, wrong]:
             assert canary.encode() not in data, f"{canary[:14]}... found in {p}"
     private = [work / "manifests/.reconciler/state.json", work / "manifests/.reconciler/state.json.backup",
-               work / "manifests/.reconciler/journal.jsonl", work / "plan.json", work / "exported/.reconciler/state.json"]
+               work / "plan.json", work / "exported/.reconciler/state.json"]
     for p in private:
         assert p.exists(), p
         mode = stat.S_IMODE(p.stat().st_mode)

@@ -59,7 +59,7 @@ CORRUPTIONS = {
     "empty": lambda good: b"",
     "binary": lambda good: b"\x00\xff\xfe\x89PNG garbage",
     "not-an-object": lambda good: b"[1, 2, 3]\n",
-    "newer-version": lambda good: good.replace(b'"format_version": 1', b'"format_version": 99'),
+    "newer-version": lambda good: good.replace(b'"format_version": 2', b'"format_version": 99'),
     "invalid-resource": lambda good: good.replace(b'"id": "qqqqqqqqqqqqqqqq"', b'"id": ""'),
 }
 

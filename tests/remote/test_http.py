@@ -1,7 +1,7 @@
 """The client's HTTP stack (aiohttp behind the transport seam) against raw servers on loopback.
 
 Each server is a real asyncio TCP server that reads request heads and answers with the bytes a
-test scripted (``tests/support/rawhttp.py``): chunked and unframed bodies, interim answers,
+test scripted (``tests/support/raw_server.py``): chunked and unframed bodies, interim answers,
 compressed bodies and bombs, dropped connections, silence, garbage, answers out of step with
 requests.  What the stack must get right is what the dispatcher relies on: complete answers,
 keep-alive reuse only when it is safe, bounded memory, and the httpx exception that tells
@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from rawhttp import answer, replying, serving
+from raw_server import answer, replying
+from raw_server import raw_server as serving
 from remote_support import SleepRecorder, fast_settings
 
 from reconciler.errors import OutcomeUnknownError

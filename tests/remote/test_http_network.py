@@ -1,7 +1,7 @@
 """TLS, certificate authorities and proxies, as the environment names them, over real sockets.
 
 The servers are raw TLS servers on loopback whose certificates come from a throwaway authority
-(trustme); the proxy is a minimal ``CONNECT`` proxy (``rawhttp.tunnel_proxy``) that pipes every
+(trustme); the proxy is a minimal ``CONNECT`` proxy (``raw_server.tunnel_proxy``) that pipes every
 tunnel to such a server, so a target named ``https://vcita.test`` (a name that resolves nowhere)
 is reached only through it.
 """
@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rawhttp import Server, answer, replying, serving, tunnel_proxy
+from raw_server import RawServer as Server
+from raw_server import answer, replying, tunnel_proxy
+from raw_server import raw_server as serving
 from remote_support import SleepRecorder, fast_settings
 
 from reconciler.errors import ConfigError, ProtocolError, UnavailableError

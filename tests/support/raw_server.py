@@ -1,10 +1,11 @@
-"""Raw HTTP servers on loopback that answer exactly the bytes a test scripts.
+"""A raw HTTP/1.1 server on loopback that answers exactly the bytes a test scripts.
 
-``serving(handler)`` runs an asyncio TCP (or TLS) server in the test's event loop; each
-connection reads request heads (and bodies by Content-Length) and hands them to ``handler(n,
-request, writer)``, which writes whatever it likes and returns whether to keep the connection
-open.  ``tunnel_proxy()`` is a minimal HTTP proxy that opens ``CONNECT`` tunnels (to one fixed
-upstream, whatever host is asked for), recording what it was asked.
+Real asyncio TCP: it reads each request head (and its body by Content-Length), records it, and
+hands it to the test's handler, which writes whatever bytes it likes (two answers at once, a late
+unsolicited one, garbage).  For tests of what the client does with answers no sane server sends.
+``raw_server(handler, tls=context)`` serves TLS; ``replying(*chunks)`` is a handler that writes
+fixed bytes; ``tunnel_proxy()`` is a minimal HTTP proxy that opens ``CONNECT`` tunnels (to one
+fixed upstream, whatever host is asked for), recording what it was asked.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+#: (request number, 1-based; the raw request; the connection's writer) -> keep the connection open?
 Handler = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]
 
 
-class Server:
+class RawServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
         self.requests: list[bytes] = []
         self.url = ""
         self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -43,10 +46,20 @@ class Server:
         finally:
             writer.close()
 
+    def later(self, delay: float, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write ``data`` on this connection ``delay`` seconds from now (unasked)."""
+        async def write() -> None:
+            await asyncio.sleep(delay)
+            if not writer.is_closing():
+                writer.write(data)
+        task = asyncio.ensure_future(write())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
 
 @asynccontextmanager
-async def serving(handler: Handler, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
-    server = Server(handler)
+async def raw_server(handler: Handler, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
+    server = RawServer(handler)
     tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=tls)
     server.port = tcp.sockets[0].getsockname()[1]
     server.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
@@ -54,11 +67,14 @@ async def serving(handler: Handler, *, tls: ssl.SSLContext | None = None) -> Asy
         yield server
     finally:
         tcp.close()
+        for task in list(server._tasks):
+            task.cancel()
 
 
 def answer(body: bytes = b'{"ok":true}', *, status: bytes = b"200 OK", extra: bytes = b"") -> bytes:
-    return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + \
-        str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body
+    """One complete, Content-Length-framed, keep-alive answer."""
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
 
 
 def replying(*chunks: bytes, keep_open: bool = True) -> Handler:
