@@ -54,6 +54,23 @@ def printable(text: str, *, limit: int | None = None, keep: str = "") -> str:
     return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
+def printable_json(text: str) -> str:
+    """JSON text with every non-printable character except line breaks written as a JSON escape
+    (``\\u202e``), so that it stays valid JSON and means the same."""
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c.isprintable() or c == "\n":
+            out.append(c)
+        elif ord(c) < 0x10000:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            high, low = divmod(ord(c) - 0x10000, 0x400)
+            out.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+    return "".join(out)
+
+
 def clean(text: str, *, keep: str = "\n") -> str:
     """What the console and the log handler print: secrets masked, then controls escaped."""
     return printable(redact(text), keep=keep)

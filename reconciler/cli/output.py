@@ -14,7 +14,7 @@ import sys
 import traceback as tb
 from typing import Any, TextIO
 
-from reconciler.safetext import clean, printable, redact
+from reconciler.safetext import clean, printable, printable_json, redact
 
 
 class RedactingStream:
@@ -113,7 +113,8 @@ def print_plan(console: Console, plan: object, fmt: str) -> None:
     """Print a plan in ``fmt``; the text format is coloured line by line on a terminal."""
     from reconciler.render import render
 
-    text = printable(render(plan, fmt), keep="\n\t")
+    text = render(plan, fmt)
+    text = printable_json(text) if fmt == "json" else printable(text, keep="\n\t")
     if fmt != "text" or not console._use_color(sys.stdout):
         sys.stdout.write(text)
         return

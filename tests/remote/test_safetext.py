@@ -45,3 +45,15 @@ def test_a_secret_the_server_echoes_is_masked_wherever_it_is_printed_or_logged()
     record = logging.LogRecord("reconciler.remote", logging.INFO, __file__, 1, "got %s\n%s", (echoed, FORGED), None)
     assert RedactingFilter().filter(record)
     assert token not in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_json_output_stays_json_with_its_invisible_characters_escaped() -> None:
+    import json
+
+    from reconciler.safetext import printable_json
+
+    for value in ("\xad", "right-to-left \u202e here", "\U000e0001 tag", FORGED):
+        text = json.dumps({"name": value}, ensure_ascii=False, indent=2)
+        shown = printable_json(text)
+        assert json.loads(shown) == {"name": value}
+        assert all(line.isprintable() for line in shown.splitlines())
