@@ -122,7 +122,7 @@ class _InStepConnector(aiohttp.TCPConnector):
         super().__init__(**kwargs)
         if not hasattr(self, "_factory"):  # pragma: no cover - a guard against aiohttp changes
             raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory")
-        self._factory = self._new_protocol
+        self._factory = self._new_protocol  # type: ignore[assignment]
         self.connections_made = 0  # for diagnostics and tests
 
     def _new_protocol(self) -> _InStepHandler:
@@ -183,9 +183,11 @@ class HttpTransport(httpx.AsyncBaseTransport):
         found = self._timeouts.get(key)
         if found is None:
             connect, read, pool = key
-            # connect: a pool slot and the connection (with TLS and any proxy tunnel) together
+            # connect: a pool slot and the connection (with TLS and any proxy tunnel) together;
+            # total: the whole exchange, even one whose bytes trickle in (each read is quick)
             whole = None if connect is None and pool is None else (connect or 0) + (pool or 0)
-            found = self._timeouts[key] = aiohttp.ClientTimeout(connect=whole, sock_connect=connect,
+            total = None if read is None else read + (whole or 0)
+            found = self._timeouts[key] = aiohttp.ClientTimeout(total=total, connect=whole, sock_connect=connect,
                                                                sock_read=read)
         return found
 
@@ -208,23 +210,19 @@ class HttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         proxy = self._proxy_for(url) if self._proxy_for is not None else None
         session = self._session or self._open()
-        # The whole exchange, even one whose bytes trickle in, ends by connect + read timeout.
-        read = timeouts.get("read")
-        deadline = None if read is None else read + (timeouts.get("connect") or 0) + (timeouts.get("pool") or 0)
-        with _translated(request):
-            async with asyncio.timeout(deadline):
-                response = await session.request(
-                    request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
-                    allow_redirects=False, timeout=self._timeout(timeouts),
-                    proxy=proxy.url if proxy else None, proxy_headers=proxy.headers if proxy else None)
-                try:
-                    body = await self._read(response)
-                finally:
-                    response.release()
-                assert isinstance(response, _Response)
-                if response.carrier is not None and response.carrier.out_of_step:
-                    raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
-                                    "asked for); the answer cannot be trusted", request=request)
+        with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
+            response = await session.request(
+                request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
+                allow_redirects=False, timeout=self._timeout(timeouts),
+                proxy=proxy.url if proxy else None, proxy_headers=proxy.headers if proxy else None)
+            try:
+                body = await self._read(response)
+            finally:
+                response.release()
+            assert isinstance(response, _Response)
+            if response.carrier is not None and response.carrier.out_of_step:
+                raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
+                                "asked for); the answer cannot be trusted", request=request)
         answer_headers: Any = response.raw_headers
         if "Content-Encoding" in response.headers:  # decoded here: encoding and length no longer apply
             answer_headers = [(name, value) for name, value in answer_headers
@@ -272,7 +270,7 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None or isinstance(exc, (httpx.HTTPError, asyncio.CancelledError)) \
                 or not isinstance(exc, Exception):
             if isinstance(exc, httpx.RequestError):
@@ -280,7 +278,7 @@ class _translated:
                     exc.request  # noqa: B018 - raises when the error was made without one
                 except RuntimeError:
                     exc.request = self.request
-            return False
+            return
         raise _translate(exc, self.request) from None
 
 

@@ -135,7 +135,8 @@ class ProxyTable:
             return None
         if self.no_proxy:
             where = f"{host}:{port}" if port else host
-            if urllib.request.proxy_bypass_environment(where, {"no": self.no_proxy}):
+            # stdlib's matcher for no_proxy (names, suffixes, "*", ports); not in the type stubs
+            if urllib.request.proxy_bypass_environment(where, {"no": self.no_proxy}):  # type: ignore[attr-defined]
                 return None
         return proxy
 
