@@ -20,6 +20,11 @@ What this module adds on top, and nothing more:
   connection's protocol (:class:`_InStepHandler`) refuses bytes nobody asked for: the connection
   is dropped, never reused, and an answer that came with extra bytes is refused
   (:class:`OutOfStep`, "sent, not properly answered": a create ends as outcome unknown).
+  That cannot catch a stray answer that arrives *after* the next request on the connection was
+  written (nothing in HTTP/1.1 tells it from that request's answer: a late 429 would make a
+  create look refused, and be sent again).  So a create (any method but GET, HEAD, PUT, DELETE,
+  OPTIONS) is never sent on a kept-alive connection: it gets a connection of its own, closed
+  after its answer, and only reads and idempotent updates share connections.
 * **Bounds:** header lines of at most ``MAX_LINE`` bytes, at most ``MAX_HEADERS`` of them, a body
   of at most ``max_body`` bytes *after decoding*, read as it streams in and stopped at the limit,
   and the whole exchange within connect + read timeout even when bytes trickle in.
@@ -59,6 +64,8 @@ MAX_BODY = 16 << 20
 MAX_LINE = 8190
 MAX_HEADERS = 100
 _BREAKS = re.compile(rb"[\r\n\0]")
+#: Methods sent on kept-alive connections; any other (POST: a create) gets a new connection.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: Encodings advertised: those decoded here in bounded steps.
 try:
     import brotli  # noqa: F401 - aiohttp decodes "br" when it is installed
@@ -161,22 +168,31 @@ class HttpTransport(httpx.AsyncBaseTransport):
         self._proxy_for = proxy_for
         self._session: aiohttp.ClientSession | None = None
         self._connector: _InStepConnector | None = None
+        self._fresh_session: aiohttp.ClientSession | None = None
+        self._fresh_connector: _InStepConnector | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     @property
     def connections_made(self) -> int:
         """Connections opened so far (each TLS tunnel through a proxy counts twice)."""
-        return self._connector.connections_made if self._connector is not None else 0
+        return sum(c.connections_made for c in (self._connector, self._fresh_connector) if c is not None)
 
-    def _open(self) -> aiohttp.ClientSession:
-        connector = self._connector = _InStepConnector(
-            limit=self.max_connections, keepalive_timeout=self.keepalive_expiry,
-            ssl=self._ssl if self._ssl is not None else True)
-        self._session = aiohttp.ClientSession(
+    def _open(self, *, fresh: bool) -> aiohttp.ClientSession:
+        # fresh: one new connection per request, closed after it (force_close), for requests
+        # that must never meet a byte an earlier exchange left behind (see the module docstring)
+        connector = _InStepConnector(limit=self.max_connections, keepalive_timeout=None if fresh else
+                                     self.keepalive_expiry, force_close=fresh,
+                                     ssl=self._ssl if self._ssl is not None else True)
+        session = aiohttp.ClientSession(
             connector=connector, response_class=_Response, trust_env=False, auto_decompress=True,
             max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"), cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar())
+        if fresh:
+            self._fresh_session, self._fresh_connector = session, connector
+        else:
+            self._session, self._connector = session, connector
+        return session
 
     def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool"))
@@ -209,7 +225,10 @@ class HttpTransport(httpx.AsyncBaseTransport):
             content = await request.aread()
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         proxy = self._proxy_for(url) if self._proxy_for is not None else None
-        session = self._session or self._open()
+        if request.method in _IDEMPOTENT:
+            session = self._session or self._open(fresh=False)
+        else:  # a create: a connection of its own, so no stray answer can ever be taken for its own
+            session = self._fresh_session or self._open(fresh=True)
         with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
             response = await session.request(
                 request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
@@ -256,9 +275,10 @@ class HttpTransport(httpx.AsyncBaseTransport):
             chunks.append(chunk)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._fresh_session):
+            if session is not None:
+                await session.close()
+        self._session = self._fresh_session = None
 
 
 class _translated:

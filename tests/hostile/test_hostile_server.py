@@ -117,10 +117,21 @@ def test_a_create_answered_twice_in_one_segment_is_never_repeated_nor_taken_as_t
         made = client_packages(sandbox, demo)
         hostile.armed = False  # a later apply, through an honest server, makes none of them twice
         again = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
-    assert run.code == 1 and demo["tokens"]["staff"] not in run.shown and "Traceback" not in run.shown
-    assert "may or may not have been executed" in run.shown
+    assert run.code == 1 and demo["tokens"]["staff"] not in run.shown and "Traceback" not in run.shown, run.shown
+    assert "may or may not have been executed" in run.shown, run.shown
     assert creates and len(made) == len(creates)  # each create sent once, each made once
     assert max(Counter(creates).values()) == 1
     assert "Traceback" not in again.shown
     identities = Counter((cp["client_id"], cp["package_id"], cp.get("valid_from")) for cp in client_packages(sandbox, demo))
     assert max(identities.values()) == 1, identities
+
+
+def test_a_late_429_after_a_create_answer_is_never_taken_for_another_create(
+        call: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    with HostileProxy(sandbox.base_url, "late-429") as hostile:
+        run = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and "/client_packages" in target]
+    assert run.code == 0, run.shown[-3000:]  # each create had its own connection: its own answer
+    made = client_packages(sandbox, demo)
+    assert creates and len(made) == len(creates) and max(Counter(creates).values()) == 1

@@ -53,15 +53,16 @@ def bomb(decoded: int, encoding: str = "gzip") -> bytes:
 
 # -- ordinary answers ---------------------------------------------------------------------------
 
-async def test_sends_the_request_as_given_and_reuses_the_connection() -> None:
+async def test_sends_the_request_as_given_and_reuses_the_connection_except_for_creates() -> None:
     async with serving(replying(answer(b'{"n":1}', status=b"201 Created"))) as server:
         transport = HttpTransport(max_connections=4)
-        for _ in range(3):
-            response = await send(transport, "POST", server.url + "/v1/things?x=1", content=b'{"a":1}')
+        for method in ("POST", "PUT", "GET", "PUT", "POST"):
+            response = await send(transport, method, server.url + "/v1/things?x=1", content=b'{"a":1}')
             assert (response.status_code, response.json(), response.reason_phrase) == (201, {"n": 1}, "Created")
             assert response.headers["content-type"] == "application/json"
         await transport.aclose()
-    assert server.connections == 1
+    # the PUTs and the GET share one kept-alive connection; each POST (a create) has its own
+    assert server.connections == 3 and transport.connections_made == 3
     first = server.requests[0]
     assert first.startswith(b"POST /v1/things?x=1 HTTP/1.1\r\n")
     assert b"\r\nHost: 127.0.0.1:" in first and b"\r\nAuthorization: Bearer t\r\n" in first
@@ -258,6 +259,29 @@ async def test_an_unsolicited_answer_on_an_idle_connection_is_never_paired_with_
     assert server.connections == 2
 
 
+async def test_a_stray_answer_that_arrives_after_the_next_request_left_never_reaches_a_create() -> None:
+    # Nothing in HTTP/1.1 tells a stray answer that arrives once the next request was written from
+    # that request's own answer: so a create never shares a connection with an earlier exchange.
+    async def stray_later(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if request.startswith(b"GET "):
+            writer.write(answer(b'{"listed":true}'))
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the create is written meanwhile; then a 429 nobody asked for
+            writer.write(answer(b'{"error":"slow down"}', status=b"429 Too Many Requests"))
+        else:
+            writer.write(answer(b'{"id":"made"}', status=b"201 Created"))
+        await writer.drain()
+        return True
+
+    async with serving(stray_later) as server:
+        transport = HttpTransport()
+        assert (await send(transport, "GET", server.url + "/")).json() == {"listed": True}
+        created = await send(transport, "POST", server.url + "/create", content=b"{}")
+        assert (created.status_code, created.json()) == (201, {"id": "made"})
+        await transport.aclose()
+    assert server.connections == 2
+
+
 async def test_a_create_answered_twice_in_one_segment_is_an_unknown_outcome_sent_once() -> None:
     async def doubled(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
         body = (b'{"success":true,"data":{"client_package":{"id":"cp1"}}}')
@@ -408,7 +432,7 @@ def test_works_under_uvloop_too() -> None:
         async with serving(replying(answer(b'{"n":1}'))) as server:
             transport = HttpTransport()
             first = await send(transport, "GET", server.url + "/")
-            second = await send(transport, "POST", server.url + "/", content=b"{}")
+            second = await send(transport, "PUT", server.url + "/", content=b"{}")
             await transport.aclose()
             return first.status_code, second.json(), server.connections
 

@@ -64,8 +64,8 @@ def target(url: str) -> Target:
                   staff_token=Secret("tok-" + "x" * 20))
 
 
-async def send(transport: HttpTransport, url: str) -> httpx.Response:
-    request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": httpx.Timeout(5).as_dict()})
+async def send(transport: HttpTransport, url: str, method: str = "POST") -> httpx.Response:
+    request = httpx.Request(method, url, content=b"{}", extensions={"timeout": httpx.Timeout(5).as_dict()})
     response = await transport.handle_async_request(request)
     await response.aread()
     return response
@@ -75,9 +75,9 @@ async def test_https_speaks_tls_and_checks_the_certificate(tls: Any) -> None:
     server, trusting, _ = tls
     transport = HttpTransport(verify=trusting)
     for _ in range(2):
-        assert (await send(transport, server.url + "/x")).json() == {"tls": True}
+        assert (await send(transport, server.url + "/x", "PUT")).json() == {"tls": True}
     await transport.aclose()
-    assert server.connections == 1 and server.requests[0].startswith(b"POST /x HTTP/1.1\r\n")
+    assert server.connections == 1 and server.requests[0].startswith(b"PUT /x HTTP/1.1\r\n")
     untrusting = HttpTransport(verify=ssl_context({}))  # certifi's authorities do not know this one
     with pytest.raises(CertificateRefused, match=r"TLS with 127\.0\.0\.1:\d+ failed \(its certificate was "
                                                  r"refused: ") as caught:

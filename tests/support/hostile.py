@@ -14,6 +14,7 @@ mode                   what the attacked requests get
 ``echo-auth``          401 whose message echoes the request's ``Authorization`` header
 ``endless-list``       every catalog page holds one new package (a new id on every page)
 ``two-answers``        a create's real answer and a 429 in the same segment
+``late-429``           a create's real answer, then 20 ms later a 429 in a segment of its own
 =====================  =========================================================================
 
 Every loop is bounded in count and time (the network rules of this workplace), and the server
@@ -34,7 +35,7 @@ from typing import Any, Self
 import httpx
 
 MODES = ("gzip-bomb", "endless-headers", "endless-value", "escape-codes", "echo-auth", "endless-list",
-         "two-answers")
+         "two-answers", "late-429")
 FORGED = "\x1b[2J\x1b[H\x07\r\nApply complete! Resources: 9 added, 0 changed, 0 destroyed.\n"
 _ENDLESS_FOR = 30.0  # seconds: an endless answer is cut off after this, whatever happens
 
@@ -99,7 +100,7 @@ class HostileProxy:
     def attacks(self, method: str, target: str) -> bool:
         if not self.armed:
             return False
-        if self.mode in ("two-answers",):
+        if self.mode in ("two-answers", "late-429"):
             return method == "POST" and "/client_packages" in target
         if self.mode == "endless-list":
             return method == "GET" and "/payment/packages?" in target
@@ -167,8 +168,12 @@ class HostileProxy:
             package = {**self._template, "id": f"endless{page:010d}", "name": f"Endless {page}"}
             writer.write(_json_answer("200 OK", {"status": "OK", "data": {"packages": [package]}}))
             return True
+        if attacked and mode == "two-answers":  # one write: one segment on loopback
+            answer += _json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]})
         writer.write(answer)
-        if attacked and mode == "two-answers":
-            writer.write(_json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]}))
         await writer.drain()
+        if attacked and mode == "late-429":  # the same 429, a moment later, in a segment of its own
+            await asyncio.sleep(0.02)
+            writer.write(_json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]}))
+            await writer.drain()
         return True
