@@ -409,7 +409,7 @@ class Soak:
         try:
             plan = json.loads(out[out.index("{"):out.rindex("}") + 1])
             errors = [p for p in plan.get("problems", []) if p.get("severity") == "error"]
-            final_changes = sum(1 for c in plan["changes"] if c["action"] != "noop") + len(errors)
+            final_changes = len(plan["operations"]) + len(errors)
         except (ValueError, KeyError):
             final_changes = -1  # the plan itself failed: not a count, but never 0
             print(f"final plan failed (exit {code}): {out[-1500:]}", file=sys.stderr)

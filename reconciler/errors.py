@@ -13,11 +13,14 @@ raises these; it never prints or exits.
     ├── PlanFileError          a saved plan that cannot be used (corrupt, stale, other target)
     └── RemoteError            anything the remote API answered or failed to answer
         ├── AuthError              401 / token refused / wrong business
+        ├── DoorRefusedError       the gateway refused a route its fallback serves; no fallback configured
+        ├── UnsupportedRouteError  no token of the target is one vcita accepts on this route (not sent)
         ├── FeatureDisabledError   403 module_permission_missing (booking_packages off)
         ├── NotFoundError          the object does not exist (or belongs to another business)
         ├── RemoteValidationError  422 with the server's field messages
         ├── RateLimitedError       429 after every retry
         ├── UnavailableError       5xx / transport failure after every retry
+        │   └── NotSentError       never sent: the run is stopping
         ├── ProtocolError          an answer that is not what the API documents (HTML, bad JSON)
         └── OutcomeUnknownError    a write whose outcome cannot be known (timeout, dropped connection)
 
@@ -154,6 +157,21 @@ class AuthError(RemoteError):
     )
 
 
+class DoorRefusedError(RemoteError):
+    """The gateway refused a route in the way it refuses routes that vcita's fallback door serves
+    (API-NOTES §3), nothing was executed, and the target has no fallback door to repeat it on."""
+
+    hint = (
+        "Configure the fallback door: set VCITA_FALLBACK_URL (or --fallback-url, or fallback_url in the "
+        "target's table of reconciler.toml). 'reconciler doctor' checks every route on each door."
+    )
+
+
+class UnsupportedRouteError(RemoteError):
+    """The target has no token vcita accepts on this route (e.g. only a directory token where only a
+    staff token works); the request was not sent."""
+
+
 class FeatureDisabledError(RemoteError):
     hint = "Enable the 'booking_packages' feature for this business in vcita, then retry."
 
@@ -182,6 +200,12 @@ class RateLimitedError(RemoteError):
 
 class UnavailableError(RemoteError):
     hint = "The API is unreachable or failing. Retry later; nothing was changed by the failed request."
+
+
+class NotSentError(UnavailableError):
+    """The request was never sent: the run is stopping (interrupted, or its state cannot be written)."""
+
+    hint = "Nothing was sent. Run the command again to continue."
 
 
 class ProtocolError(RemoteError):

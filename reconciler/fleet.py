@@ -9,7 +9,8 @@ Layout (``ROOT`` is ``manifests`` by default)::
 A folder's target is ``[targets.<folder>]`` of the project's ``reconciler.toml`` when there is
 one, else the folder's own ``target.toml`` with the same keys at top level (``gateway_url``,
 ``fallback_url``, ``business_id``, and the token by reference: ``token_env`` / ``token_file``,
-``directory_token_env`` / ``directory_token_file``; a literal token is refused).  The global
+``directory_token_env`` / ``directory_token_file``; a literal token is refused; a ``[routes]``
+table of route pins as in ``reconciler.toml``).  The global
 ``VCITA_*`` variables are ignored in this mode: one business id or token cannot fit every folder.
 
 ``--shard I/N`` keeps the folders whose stable hash (SHA-256 of the folder name) is I modulo N,
@@ -32,9 +33,11 @@ from typing import Any
 
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.remote.target import (
+    ROUTES_KEY,
     Secret,
     Target,
     load_project_targets,
+    parse_route_pins,
     read_token_file,
     resolve_target,
 )
@@ -56,13 +59,15 @@ class Business:
 
 @dataclass
 class Outcome:
-    """How one business went: its exit code, counts for the summary table, and its report."""
+    """How one business went: its status, counts for the summary table, and its report.
+
+    ``status`` is one of: drift: "in sync", "drift", "pending"; plan: "no changes", "changes",
+    "errors"; either: "error" (the business could not be worked on; ``error`` says why)."""
 
     business: str
     path: str
-    exit_code: int
+    status: str
     business_id: str = ""
-    status: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
@@ -131,20 +136,24 @@ def folder_target(b: Business, *, cwd: Path, env: Mapping[str, str]) -> Target:
     table = _read_table(path)
     if "gateway_url" not in table or "business_id" not in table:
         raise ConfigError(f"{path}: gateway_url and business_id are required")
+    directory = _token(table, "directory_token", path, clean, required=False)
     return Target(
         name=b.name, gateway_url=table["gateway_url"], fallback_url=table.get("fallback_url"),
         business_id=table["business_id"].strip(),
-        staff_token=_token(table, "token", path, clean, required=True),  # type: ignore[arg-type]
-        directory_token=_token(table, "directory_token", path, clean, required=False),
+        staff_token=_token(table, "token", path, clean, required=directory is None),
+        directory_token=directory,
+        route_pins=parse_route_pins(table[ROUTES_KEY], where=str(path)) if ROUTES_KEY in table else (),
     )
 
 
-def _read_table(path: Path) -> dict[str, str]:
+def _read_table(path: Path) -> dict[str, Any]:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read as TOML: {e}") from None
     for key, value in doc.items():
+        if key == ROUTES_KEY:
+            continue  # a table of route pins, checked by parse_route_pins
         if key not in TARGET_KEYS:
             if any(w in key.lower() for w in ("token", "secret", "password")):
                 raise ConfigError(f"{path}: {key} looks like a literal credential; {TARGET_FILE} is committed "
@@ -181,25 +190,14 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
             try:
                 out = await work(b)
             except ReconcilerError as e:
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error", error=e.message)
+                out = Outcome(b.name, str(b.path), status="error", error=e.message)
             except Exception as e:  # noqa: BLE001 - one business must not stop the fleet
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error",
+                out = Outcome(b.name, str(b.path), status="error",
                               error=f"internal error: {type(e).__name__}: {e}")
             out.seconds = round(time.perf_counter() - t0, 3)
             return out
 
     return list(await asyncio.gather(*(one(b) for b in businesses)))
-
-
-#: Exit codes from worst to best, per command: an error beats drift beats pending beats sync.
-SEVERITY = {"drift": (1, 2, 3, 0), "plan": (1, 2, 0)}
-
-
-def worst(codes: Sequence[int], command: str) -> int:
-    """The fleet's exit code: the worst of the businesses' (0 for none)."""
-    order = SEVERITY[command]
-    present = set(codes)
-    return next((c for c in order if c in present), 0)
 
 
 # --- the per-business work ----------------------------------------------------------------------
@@ -213,7 +211,6 @@ class WorkOptions:
     env: Mapping[str, str]
     concurrency: int | None = None
     rate: float | None = None
-    detailed_exitcode: bool = True  # plan: 2 when a business has changes
 
 
 async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
@@ -225,8 +222,8 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     async with _client(target, opts) as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
-    status = {0: "in sync", 2: "drift", 3: "pending"}[report.exit_code]
-    return Outcome(b.name, str(b.path), report.exit_code, business_id=target.business_id, status=status,
+    status = report.verdict.replace("_", " ")
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id,
                    counts={"drift": s.remote_drift, "pending": s.pending, "in_sync": s.in_sync}, report=report)
 
 
@@ -238,15 +235,14 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         plan = await make_plan(api, desired, state, target=target)
-    code = 1 if plan.errors else (2 if plan.has_changes and opts.detailed_exitcode else 0)
-    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "forget")}
+    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "archive")}
     counts["errors"] = len(plan.errors)
     status = "errors" if plan.errors else ("changes" if plan.has_changes else "no changes")
-    return Outcome(b.name, str(b.path), code, business_id=target.business_id, status=status, counts=counts,
-                   report=plan)
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)
 
 
 def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+    """Manifests, target and state of a business folder."""
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore

@@ -2,24 +2,43 @@
 
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
-limits.  Then the pure planner, then each request of the plan is labelled with the door and
-endpoint the client will use for it.
+limits — and the creates an interrupted run left pending (the state's pending records).  The
+list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package missing from it
+is read by id (:func:`read_catalog`) before the planner may call it vanished.
+
+Then the pure planner, which asks the client (:class:`PlanningRemote`) to describe each operation
+as it adds it (method, path, door, body) and whether the target can send it: a request the target
+has no token for is a plan error (a directory-only target cannot create client packages, say)
+instead of an apply failure.  The plan is complete when it is made.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from reconciler.errors import NotFoundError
 from reconciler.manifest import ManifestSet
-from reconciler.plan import Plan, PlanTarget
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.model.remote import RemoteCatalogPackage
+from reconciler.operations import Operation, Request
+from reconciler.plan import Plan, PlanTarget, Problem
+from reconciler.planner import (
+    Actual,
+    PlanOptions,
+    from_catalog,
+    from_client_package,
+    from_state,
+    plan,
+)
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
+
+log = logging.getLogger("reconciler.refresh")
 
 
 def target_ref(target: Target) -> TargetRef:
@@ -43,12 +62,42 @@ class RefreshStats:
     requests: int
 
 
-async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState]) -> Actual:
-    """Read what the planner needs from the remote business, concurrently."""
+async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[RemoteCatalogPackage]:
+    """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show
+    but that exists when read by id (the list lags behind creation, API-NOTES §8).
+
+    A tracked id that reading by id does not find either (404, or 422 "not found") is left out:
+    only then is it gone.  Any other error of a read by id is raised as it is.
+    """
+    listed = await api.list_catalog_packages(include_items=True)
+    shown = {p.id for p in listed}
+    missing = [rid for rid in dict.fromkeys(tracked_ids) if rid and rid not in shown]
+    if not missing:
+        return listed
+
+    async def by_id(rid: str) -> RemoteCatalogPackage | None:
+        try:
+            return await api.get_catalog_package(rid)
+        except NotFoundError:
+            return None
+
+    found = [p for p in await asyncio.gather(*(by_id(rid) for rid in missing)) if p is not None]
+    if found:
+        log.info("%d tracked catalog package(s) not in the list yet, found by id: %s", len(found),
+                 ", ".join(p.id for p in found))
+    return listed + found
+
+
+async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
+                  pending: Sequence[Any] = ()) -> Actual:
+    """Read what the planner needs from the remote business, concurrently; ``pending`` are the
+    state's pending creates, passed on to the planner."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
+    catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
-    need_services = bool(desired.catalog_packages)
+    # A directory-only target cannot list services (staff only): services are then not checked.
+    need_services = bool(desired.catalog_packages) and api.can("list_services")
 
     async def clients_by_email() -> dict[str, str | None]:
         found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
@@ -60,7 +109,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         return frozenset(s.id for s in await api.list_services())
 
     catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
-        api.list_catalog_packages(include_items=True),
+        read_catalog(api, catalog_ids),
         api.get_client_packages(cp_ids),
         clients_by_email(),
         services(),
@@ -72,28 +121,46 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         clients_by_email=by_email,
         service_ids=service_ids,
         refreshed=True,
+        pending=tuple(pending),
     )
 
 
-def label_doors(p: Plan, api: VcitaClient) -> Plan:
-    """Each request of the plan, labelled with the door the client will send it through."""
-    changes = []
-    for c in p.changes:
-        if not c.requests:
-            changes.append(c)
-            continue
-        reqs = tuple(replace(r, door=_door(api, r.operation)) for r in c.requests)
-        changes.append(replace(c, requests=reqs))
-    return p.model_copy(update={"changes": tuple(changes)})
+class PlanningRemote:
+    """What the planner asks the client: how each operation is sent (``VcitaClient.describe``),
+    and whether this target can send it at all (it has a token vcita accepts on each route)."""
+
+    HINT = ("Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in reconciler.toml); "
+            "'reconciler doctor' shows what each token can do.")
+
+    def __init__(self, api: VcitaClient) -> None:
+        self.api = api
+        self.names = {r.name for r in api.routes}
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        return self.api.describe(op)
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> Problem | None:
+        cannot = sorted({f"{r.method} {self.api.routes[r.operation].template}" for r in requests
+                         if r.operation in self.names and not self.api.can(r.operation)})
+        if not cannot:
+            return None
+        return Problem(address=op.address, severity="error",
+                       message=f"target {self.api.target.name} cannot {op.action} this: vcita refuses its "
+                               f"{_tokens(self.api)} on {', '.join(cannot)}",
+                       hint=self.HINT)
 
 
-def _door(api: VcitaClient, operation: str) -> str:
-    try:
-        route = api.routes[operation]
-    except KeyError:
-        return ""
-    door: Any = api.dispatcher.door_for(route)
-    return str(getattr(door, "value", door))
+def services_unchecked(api: VcitaClient) -> str | None:
+    """Why the services a catalog package names cannot be checked with this target (None: they can)."""
+    if api.can("list_services"):
+        return None
+    return (f"services were not checked: target {api.target.name} has no staff token, and vcita lists services "
+            "for staff tokens only")
+
+
+def _tokens(api: VcitaClient) -> str:
+    kinds = [k for k, t in (("staff", api.target.staff_token), ("directory", api.target.directory_token)) if t]
+    return " and ".join(kinds) + (" token" if len(kinds) == 1 else " tokens")
 
 
 async def make_plan(
@@ -105,9 +172,21 @@ async def make_plan(
     no_refresh: bool = False,
     allow_replace: bool = False,
     today: date | None = None,
+    partial: bool = False,
+    history_guard: bool | None = None,
+    max_payment_requests: int | None = None,
 ) -> Plan:
-    """Refresh (unless ``no_refresh``), plan, and label doors."""
-    actual = from_state(state.resources) if no_refresh else await refresh(api, desired, state.resources)
+    """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
+    interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
+    state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
+    embedded sandbox) refuses client-package creates against a business the state does not know;
+    ``max_payment_requests`` bounds what the plan may open."""
+    pending = tuple(state.pending.values())
+    if no_refresh:
+        actual = from_state(state.resources, pending)
+    else:
+        actual = await refresh(api, desired, state.resources, pending)
+    actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
         target=plan_target(target),
@@ -116,5 +195,9 @@ async def make_plan(
         state_lineage=state.lineage,
         state_serial=state.serial,
         allow_replace=allow_replace,
+        archived=state.archived,
+        partial=partial,
+        history_guard=(not target.embedded) if history_guard is None else history_guard,
+        max_payment_requests=max_payment_requests,
     )
-    return label_doors(plan(desired, state.resources, actual, opts), api)
+    return plan(desired, state.resources, actual, opts, PlanningRemote(api))

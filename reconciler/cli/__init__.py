@@ -4,26 +4,28 @@ This is the only place that prints, styles output or exits.  Every ReconcilerErr
 located, actionable message on stderr and a documented exit code; anything unexpected becomes a
 one-line internal error (``--debug`` shows the traceback).
 
-Exit codes: 0 success; 1 error (bad input, refused command, failed operation); 2 changes present
-(``plan --detailed-exitcode``) or remote drift (``drift``); 3 pending changes only (``drift``);
-130 interrupted.
+Exit codes are decided in ``exit_codes.py`` (the README's table lists them): 0 success; 1 error
+(bad input, refused command, failed operation); 2 changes present (``plan --detailed-exitcode``)
+or remote drift (``drift``); 3 pending changes only (``drift``); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM during apply).
+``--debug`` or ``RECONCILER_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 
 from reconciler import __version__
+from reconciler.cli import exit_codes
 from reconciler.cli.output import Console, RedactingFilter, RedactingStream
 from reconciler.errors import ManifestError, ReconcilerError
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+DEBUG_ENV = "RECONCILER_DEBUG"
 
 
 class Context:
@@ -37,17 +39,23 @@ class Context:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="reconciler")
-@click.option("--debug", is_flag=True, envvar="RECONCILER_DEBUG", help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, envvar=DEBUG_ENV, help="Show tracebacks for errors [RECONCILER_DEBUG=1].")
 @click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Tokens are never logged.")
 @click.option("--color/--no-color", default=None, help="Force or disable colour (default: when stdout is a terminal).")
+@click.option("-C", "--chdir", "chdir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Run as if started in DIR (manifests, state and reconciler.toml are found from there).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir: str | None) -> None:
     """Manage a vcita business's payment packages as code.
 
     Declare catalog packages and client packages in YAML manifests, review an exact plan,
-    apply it safely, and detect drift. With no account configured, every command runs against
-    the embedded sandbox (a local vcita API in .reconciler/sandbox.db).
+    apply it safely, and detect drift. The target is configured by VCITA_* variables or a
+    reconciler.toml (in this folder or a parent); with neither, every command runs against the
+    embedded sandbox (a local vcita API in .reconciler/sandbox.db). 'reconciler doctor' checks
+    a target before the first apply.
     """
+    if chdir is not None:
+        os.chdir(chdir)
     ctx.obj = Context(debug=debug, verbose=verbose, color=color)
     if verbose:
         logging.basicConfig(
@@ -61,7 +69,13 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None) -> No
 
 
 def _register() -> None:
-    from reconciler.cli import apply_cmd, import_cmd, manifest_cmds, plan_cmd, state_cmds
+    from reconciler.cli import (
+        apply_cmd,
+        import_cmd,
+        manifest_cmds,
+        plan_cmd,
+        state_cmds,
+    )
 
     cli.add_command(manifest_cmds.validate)
     cli.add_command(manifest_cmds.schema)
@@ -69,10 +83,11 @@ def _register() -> None:
     cli.add_command(apply_cmd.apply)
     cli.add_command(import_cmd.import_)
     cli.add_command(state_cmds.state)
-    from reconciler.cli import drift_cmd, export_cmd
+    from reconciler.cli import doctor_cmd, drift_cmd, export_cmd
 
     cli.add_command(drift_cmd.drift)
     cli.add_command(export_cmd.export)
+    cli.add_command(doctor_cmd.doctor)
     try:
         from reconciler.sandbox.cli import sandbox
     except ImportError:  # the sandbox is optional while it is being built
@@ -102,7 +117,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or _debug_from_env()
     for stream in (sys.stdout, sys.stderr):
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
         if hasattr(stream, "reconfigure"):
@@ -110,18 +125,24 @@ def _run(argv: list[str] | None) -> int:
     console = Console(color=None)
     try:
         rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-        return rv if isinstance(rv, int) else EXIT_OK
+        return rv if isinstance(rv, int) else exit_codes.OK
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort; a "no" at a confirmation is an Abort too.
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            if debug:
+                console.traceback()
+            console.error("interrupted")
+            return exit_codes.INTERRUPTED
         console.error("aborted")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except click.ClickException as e:
         console.error(e.format_message(), hint=_usage_hint(e))
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except KeyboardInterrupt:
         console.error("interrupted")
-        return EXIT_INTERRUPTED
+        return exit_codes.INTERRUPTED
     except ManifestError as e:
         if debug:
             console.traceback()
@@ -129,12 +150,12 @@ def _run(argv: list[str] | None) -> int:
             console.diagnostic(d.render())
         nfiles = len({d.file for d in e.diagnostics})
         console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except ReconcilerError as e:
         if debug:
             console.traceback()
         console.error(e.message, hint=e.hint)
-        return getattr(e, "exit_code", EXIT_ERROR)
+        return exit_codes.ERROR
     except OSError as e:
         # A file the user named cannot be read or written (--out in a missing folder, a full disk).
         if debug:
@@ -144,7 +165,7 @@ def _run(argv: list[str] | None) -> int:
             and e.filename else f"cannot access{where}: {e.strerror or e}"
         console.error(what,
                       hint="Check the path and its permissions; nothing else was changed.")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
         if debug:
             console.traceback()
@@ -152,7 +173,17 @@ def _run(argv: list[str] | None) -> int:
             f"internal error: {type(e).__name__}: {e}",
             hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
         )
-        return EXIT_ERROR
+        return exit_codes.ERROR
+
+
+def _debug_from_env() -> bool:
+    """``RECONCILER_DEBUG`` read as click reads the flag's variable (1/true/yes/on...); a value click
+    refuses is reported by click itself, as a usage error."""
+    value = os.environ.get(DEBUG_ENV, "")
+    try:
+        return bool(click.BOOL.convert(value, None, None)) if value.strip() else False
+    except click.BadParameter:
+        return False
 
 
 def _usage_hint(e: click.ClickException) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,23 +45,29 @@ def state_option(f: F) -> F:
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     """The Target chosen by the flags in ``kw`` (popped), the environment and reconciler.toml.
 
-    When none of those names a remote target and the (single) manifest folder holds a
-    ``target.toml`` (the per-business file of ``--all``), that file is the target, so
-    ``reconciler plan manifests/acme`` and ``reconciler plan --all`` agree.
+    When none of those names a target and the (single) manifest folder has one of its own (its
+    ``target.toml``, or a ``[targets.<folder>]`` table: the per-business targets of ``--all``),
+    that is the target, so ``reconciler plan manifests/acme`` and ``reconciler plan --all`` agree.
     """
-    from reconciler.remote.target import EMBEDDED_NAME, resolve_target
+    from reconciler.remote.target import load_project_targets, resolve_target
 
     flags = {k: kw.pop(k, None) for k in ("gateway_url", "fallback_url", "business_id", "token_file",
                                           "directory_token_file")}
     name = kw.pop("target_name", None)
-    target = resolve_target(flags=flags, env=dict(os.environ), cwd=Path.cwd(), target_name=name)
-    if target.embedded and name != EMBEDDED_NAME and paths:
-        folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
-        if (folder / "target.toml").is_file():
-            from reconciler.fleet import Business, folder_target
+    env, cwd = dict(os.environ), Path.cwd()
 
-            return folder_target(Business(name=folder.name, path=folder), cwd=Path.cwd(), env=dict(os.environ))
-    return target
+    def folder_of_manifests() -> Any:
+        if not paths:
+            return None
+        folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+        folder = folder.absolute()
+        if not (folder / "target.toml").is_file() and folder.name not in load_project_targets(cwd)[0]:
+            return None
+        from reconciler.fleet import Business, folder_target
+
+        return folder_target(Business(name=folder.name, path=folder), cwd=cwd, env=env)
+
+    return resolve_target(flags=flags, env=env, cwd=cwd, target_name=name, unselected=folder_of_manifests)
 
 
 def client_for(target: Any, kw: dict[str, Any]) -> Any:
@@ -89,3 +95,31 @@ def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         return run_async(f(*args, **kwargs))
 
     return wrapper
+
+
+#: The payment requests a plan may open by default, for every target but the embedded sandbox.
+DEFAULT_MAX_PAYMENT_REQUESTS = 25
+
+
+def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The money-safety options of plan and apply (the limit is part of the reviewed plan)."""
+    f = click.option("--confirm-no-prior-client-packages", "confirm_new_business", is_flag=True,
+                     help="Create client packages although the state does not know this business's past "
+                          "(declared catalog packages already exist in vcita). Only if none was ever assigned.")(f)
+    f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
+                     metavar="N",
+                     help=f"Refuse a plan that would open more than N payment requests (default "
+                          f"{DEFAULT_MAX_PAYMENT_REQUESTS}; none for the embedded sandbox).")(f)
+    return f
+
+
+def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
+                confirm_new_business: bool) -> dict[str, Any]:
+    """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),
+    the history guard and the payment-request limit."""
+    limit = max_payment_requests
+    if limit is None and not target.embedded:
+        limit = DEFAULT_MAX_PAYMENT_REQUESTS
+    return {"partial": any(Path(p).is_file() for p in paths),
+            "history_guard": (not target.embedded) and not confirm_new_business,
+            "max_payment_requests": limit}

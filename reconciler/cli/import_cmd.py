@@ -11,27 +11,40 @@ from reconciler.cli.manifest_cmds import manifest_paths
 
 
 @click.command("import")
-@click.argument("address")
-@click.argument("remote_id", metavar="ID")
+@click.argument("address", required=False)
+@click.argument("remote_id", metavar="ID", required=False)
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="A CSV (address,id per line) or YAML file of many objects to adopt in one state write.")
 @click.option("--manifests", "manifests", type=click.Path(), multiple=True,
               help="Manifest files or folders (default: manifests).")
 @state_option
 @target_options
 @click.pass_obj
-def import_(obj: Any, address: str, remote_id: str, manifests: tuple[str, ...], state_path: str | None,
-            **kw: Any) -> int:
-    """Adopt an existing object: track vcita object ID as ADDRESS.
+def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str | None, manifests: tuple[str, ...],
+            state_path: str | None, **kw: Any) -> int:
+    """Adopt existing objects: track vcita object ID as ADDRESS.
+
+    \b
+    reconciler import client_package.alice-piano m73jkvg4bf2z71b2
+    reconciler import --from onboarding.csv      # address,id per line (a header is allowed)
 
     ADDRESS is catalog_package.NAME or client_package.NAME, NAME being a manifest's
-    metadata.name. A client package (vcita cannot list them) is checked to exist and to match
-    the manifest's client and package; this is also how an 'unknown outcome' create is resolved
-    once you have found the client package in vcita. Nothing in vcita is changed.
+    metadata.name. Each object is read from vcita and must match its manifest (a catalog
+    package's name; a client package's client and catalog package): a mismatch is refused and
+    shown. With --from, every object is checked first and all are recorded in one state write,
+    or none. This is also how an 'unknown outcome' create is resolved once you have found the
+    client package in vcita. Nothing in vcita is changed.
     """
-    from reconciler.adopt import adopt
+    from reconciler.adopt import adopt_many, read_pairs
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore
 
+    if from_file is not None and (address or remote_id):
+        raise click.UsageError("give either ADDRESS ID or --from FILE, not both")
+    if from_file is None and not (address and remote_id):
+        raise click.UsageError("give ADDRESS and ID (or --from FILE)")
+    pairs = read_pairs(from_file) if from_file is not None else [(str(address), str(remote_id))]
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
     target = resolve(kw, paths)
@@ -44,8 +57,9 @@ def import_(obj: Any, address: str, remote_id: str, manifests: tuple[str, ...], 
 
         async def go() -> Any:
             async with client_for(target, kw) as api:
-                return await adopt(api, desired, state, address, remote_id, store)
+                return await adopt_many(api, desired, state, pairs, store)
 
-        _, what = run_async(go())
-    obj.console.out(f"{address}: imported {what}", style="green")
+        _, described = run_async(go())
+    for (addr, _), what in zip(pairs, described):
+        obj.console.out(f"{addr}: imported {what}", style="green")
     return 0

@@ -158,40 +158,101 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
 
 @state.command("rm")
 @click.argument("addresses", metavar="ADDRESS...", nargs=-1, required=True)
+@click.option("--archived", is_flag=True,
+              help="The arguments are vcita ids of archived objects: erase those records for good.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @_where
 @click.pass_obj
-def rm(obj: Any, addresses: tuple[str, ...], yes: bool, manifests: str, state_file: str | None) -> int:
+def rm(obj: Any, addresses: tuple[str, ...], archived: bool, yes: bool, manifests: str, state_file: str | None) -> int:
     """Stop tracking each ADDRESS without touching vcita.
 
-    The objects stay in vcita, unmanaged. If their manifests remain, the next plan proposes to
-    create them again (or, for a catalog package, to import it by name). Asks for confirmation
-    unless --yes is given; without a terminal, --yes is required. All or nothing: if one
-    ADDRESS is not tracked, nothing is removed.
+    \b
+    reconciler state rm client_package.alice-10           archive it (kept by id)
+    reconciler state rm --archived m73jkvg4bf2z71b2 -y    erase an archived record
+
+    The objects stay in vcita, unmanaged. Their records are archived, not erased: a manifest
+    object of the same identity (client, catalog package, valid_from, price) is re-adopted by
+    the next plan instead of being created again (a second payment request). --archived erases
+    archived records for good: only for objects you know are gone from vcita. Asks for
+    confirmation unless --yes is given; without a terminal, --yes is required. All or nothing:
+    if one argument is unknown, nothing is changed.
     """
     console = obj.console
     store = _store(manifests, state_file)
     st = store.load()
     wanted = list(dict.fromkeys(addresses))
-    for address in wanted:
-        _tracked(st, store, address)
-    listing = ", ".join(f"{a} (vcita id {st.resources[a].id})" for a in wanted)
+    for key in wanted:
+        _archived(st, store, key) if archived else _tracked(st, store, key)
+    if archived:
+        listing = ", ".join(f"{k} (last {st.archived[k].address})" for k in wanted)
+        question = f"Erase the archived records of {listing}? reconciler will no longer know it created them"
+    else:
+        listing = ", ".join(f"{a} (vcita id {st.resources[a].id})" for a in wanted)
+        question = f"Stop tracking {listing}? The objects stay in vcita"
     if not yes:
         if not sys.stdin.isatty():
-            raise StateError(f"refusing to remove {len(wanted)} address(es) from the state without confirmation: "
+            raise StateError(f"refusing to change {len(wanted)} record(s) of the state without confirmation: "
                              "no terminal to ask on", hint="Pass --yes to confirm.")
-        if not click.confirm(f"Stop tracking {listing}? The objects stay in vcita", default=False):
+        if not click.confirm(question, default=False):
             console.error("cancelled; nothing was changed")
             return 1
     with store.lock(f"state rm {' '.join(wanted)}"):
         current = store.load()
-        for address in wanted:
-            _tracked(current, store, address)
         new = current
-        for address in wanted:
-            new = new.without(address)
+        for key in wanted:
+            if archived:
+                _archived(current, store, key)
+                new = new.replace(archived={k: v for k, v in new.archived.items() if k != key})
+            else:
+                _tracked(current, store, key)
+                new = new.archive(key, reason="removed with 'reconciler state rm'")
         store.write(new, expected_serial=current.serial)
-    for address in wanted:
-        console.out(f"Removed {address} (vcita id {st.resources[address].id}) from {store.path}; "
-                    "the object still exists in vcita.")
+    for key in wanted:
+        if archived:
+            console.out(f"Erased the archived record of {key} from {store.path}.")
+        else:
+            console.out(f"Removed {key} (vcita id {st.resources[key].id}) from {store.path}; "
+                        "the object still exists in vcita (its record is archived: 'reconciler state list').")
+    return 0
+
+
+def _archived(st: State, store: StateStore, rid: str) -> None:
+    if rid not in st.archived:
+        listed = ", ".join(sorted(st.archived)) or "none"
+        raise StateError(f"{rid} is not an archived vcita id in {store.path}", hint=f"Archived ids: {listed}.")
+
+
+@state.command("mv")
+@click.argument("old")
+@click.argument("new")
+@_where
+@click.pass_obj
+def mv(obj: Any, old: str, new: str, manifests: str, state_file: str | None) -> int:
+    """Rename a tracked object (and its pending create, if any) from OLD to NEW.
+
+    \b
+    reconciler state mv client_package.alice-10 client_package.alice-piano-2026
+
+    For a renamed manifest object (metadata.name) whose match the plan could not settle on its
+    own. Nothing in vcita changes; the object keeps its id. NEW must be of the same kind and
+    not tracked yet.
+    """
+    for address in (old, new):
+        if not ADDRESS_RE.match(address):
+            raise click.BadParameter(f"{address!r} is not catalog_package.NAME or client_package.NAME")
+    if old.split(".", 1)[0] != new.split(".", 1)[0]:
+        raise StateError(f"{old} and {new} are not of the same kind; an object cannot change kind")
+    store = _store(manifests, state_file)
+    with store.lock(f"state mv {old} {new}"):
+        st = store.load()
+        pending = {k: v.model_copy(update={"address": new}) if v.address == old else v for k, v in st.pending.items()}
+        if old not in st.resources and pending == st.pending:
+            _tracked(st, store, old)
+        if new in st.resources or st.pending_for(new):
+            raise StateError(f"{new} is already tracked (or has a pending create) in {store.path}",
+                             hint=f"'reconciler state rm {new}' first if that record is wrong.")
+        resources = {(new if a == old else a): r for a, r in st.resources.items()}
+        store.write(st.replace(resources=resources, pending=pending), expected_serial=st.serial)
+    rid = st.resources[old].id if old in st.resources else "a pending create"
+    obj.console.out(f"Moved {old} to {new} ({rid}) in {store.path}; nothing in vcita changed.")
     return 0

@@ -15,7 +15,9 @@ instead of being repeated.
     dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
     netenv.py     proxies and certificate authorities from the environment
     http.py       HttpTransport: aiohttp's keep-alive connections, bounded and kept in step
-    client.py     VcitaClient: the typed API
+    calls.py      the wire format of every write: a planned operation as its API call, and the
+                  description of that call a plan shows (the same code builds both)
+    client.py     VcitaClient: the typed API; describe(op) and execute(op) for planned operations
 """
 
 from reconciler.remote.client import VcitaClient, embedded_transport
@@ -25,7 +27,9 @@ from reconciler.remote.routes import (
     DEFAULT_ROUTES,
     Door,
     Route,
+    RoutePin,
     RouteTable,
+    TokenKind,
     rewrite_legacy,
 )
 from reconciler.remote.target import Secret, Target, read_token_file, resolve_target
@@ -36,10 +40,12 @@ __all__ = [
     "Door",
     "RetryPolicy",
     "Route",
+    "RoutePin",
     "RouteTable",
     "Secret",
     "Served",
     "Target",
+    "TokenKind",
     "VcitaClient",
     "embedded_transport",
     "encode_body",

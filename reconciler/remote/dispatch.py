@@ -7,6 +7,11 @@ it was not executed (and remembers that route for the rest of the run), retries 
 record (door, status, attempts, elapsed).  Every other outcome becomes one error of
 ``reconciler.errors``; a write that may have happened becomes ``OutcomeUnknownError``.
 
+Door and token follow :func:`routes.next_try`: a target without a fallback URL sends everything
+to the gateway (a refusal the fallback would have avoided is a ``DoorRefusedError`` naming the
+setting); a read whose staff token is refused is repeated with the directory token and the route
+keeps that token for the run (:attr:`Dispatcher.token_switched`); pinned routes never switch.
+
 Requests are logged at DEBUG under ``reconciler.remote`` (method, path, door, status, elapsed);
 headers, and so tokens, are never logged or put into an error.
 """
@@ -20,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,10 +33,15 @@ from typing import Any
 import httpx
 
 from reconciler.errors import (
+    AuthError,
+    DoorRefusedError,
+    NotSentError,
     OutcomeUnknownError,
     ProtocolError,
+    RemoteError,
     RequestInfo,
     UnavailableError,
+    UnsupportedRouteError,
 )
 from reconciler.remote.envelope import error_for, parse_json, unwrap
 from reconciler.remote.retry import (
@@ -40,7 +50,16 @@ from reconciler.remote.retry import (
     RetryPolicy,
     parse_retry_after,
 )
-from reconciler.remote.routes import Door, Route, RouteTable, TokenKind, gateway_refusal
+from reconciler.remote.routes import (
+    Door,
+    Route,
+    RouteTable,
+    TokenKind,
+    Try,
+    gateway_refusal,
+    next_try,
+    token_refusal,
+)
 from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
 
@@ -62,6 +81,7 @@ class Served:
     attempts: int
     elapsed: float  # seconds from the call to the final answer (queueing and retry waits included)
     fell_back: bool = False
+    token: str = "staff"  # the token kind that was sent
 
 
 #: The Served record of the calling task's most recent request (a ContextVar, so concurrent
@@ -177,30 +197,70 @@ class Dispatcher:
         self.history: list[Served] = []
         #: routes the gateway refused during this run; they now go straight to the fallback
         self.rerouted: set[str] = set()
+        #: routes whose staff token was refused during this run; they now use their other token
+        self.token_switched: set[str] = set()
         self._transport = transport
         self._sleep: Sleep = sleep or asyncio.sleep
         self._bases = {Door.GATEWAY: target.gateway_url, Door.FALLBACK: target.fallback_url}
         self._extensions = {"timeout": httpx.Timeout(settings.timeout).as_dict()}
-        self._headers = {kind: self._headers_for(kind) for kind in TokenKind}
+        self._headers = {kind: self._headers_for(kind) for kind in TokenKind if target.token(kind) is not None}
         # Parsed URLs of parameterless requests (a run sends its creates to one URL per door;
         # parsing it again cost a tenth of a request's CPU); bounded, as paths carry ids.
         self._urls: dict[tuple[Door, str], httpx.URL] = {}
+        #: why no request may leave any more ("" while they may): see halt()
+        self.halted = ""
+
+    def halt(self, why: str) -> None:
+        """Send no request from now on: those waiting for a slot or the rate limiter raise
+        NotSentError; those already sent finish as usual."""
+        self.halted = self.halted or why
 
     def door_for(self, route: Route) -> Door:
-        """The door this route uses now: its table entry, unless the run learnt otherwise."""
+        """The door this route uses now: its table entry (or pin), unless the run learnt otherwise;
+        always the gateway for a target without a fallback door."""
         if self.target.fallback_url is None:
             return Door.GATEWAY
+        if route.door_pinned:
+            return route.door
         return Door.FALLBACK if route.name in self.rerouted else route.door
+
+    def token_for(self, route: Route) -> TokenKind | None:
+        """The token this route uses now (None: the target has none vcita accepts there)."""
+        has = self.target.token
+        if route.token_pinned:
+            return route.token if has(route.token) is not None else None
+        if route.alt is not None and route.name in self.token_switched:
+            return route.alt
+        if has(route.token) is not None:
+            return route.token
+        if route.alt is not None and has(route.alt) is not None:
+            return route.alt
+        return None
+
+    def can_send(self, route: Route) -> bool:
+        """Whether this target has a token vcita accepts on ``route``."""
+        return self.token_for(route) is not None
 
     def _headers_for(self, kind: TokenKind) -> dict[str, str]:
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate",
                    "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if kind is TokenKind.DIRECTORY and self.target.directory_token is not None:
-            headers["Authorization"] = f"Bearer {self.target.directory_token.reveal()}"
+        secret = self.target.token(kind)
+        assert secret is not None
+        headers["Authorization"] = f"Bearer {secret.reveal()}"
+        if kind is TokenKind.DIRECTORY:
             headers["X-On-Behalf-Of"] = self.target.business_id
-        else:
-            headers["Authorization"] = f"Bearer {self.target.staff_token.reveal()}"
         return headers
+
+    def _unsupported(self, route: Route, path: str) -> UnsupportedRouteError:
+        info = RequestInfo(route.method, path, "", extra={"operation": route.name})
+        have = " and ".join(str(k) for k in TokenKind if self.target.token(k) is not None)
+        wants = f"the {route.token} token" + (f" or the {route.alt} token" if route.alt not in (None, route.token) else "")
+        pinned = " (as pinned in the target's routes)" if route.token_pinned else ""
+        return UnsupportedRouteError(
+            f"{info.describe()}: not sent: vcita accepts {wants} there{pinned}, and target "
+            f"{self.target.name} has only a {have} token", request=info,
+            hint="Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in "
+                 "reconciler.toml); 'reconciler doctor' shows what each token can do.")
 
     async def send(
         self, route: Route, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
@@ -209,14 +269,19 @@ class Dispatcher:
         content = None if body is None else encode_body(body)
         digest = body_digest(content)
         door = self.door_for(route)
-        attempts, retries_used, fell_back, waited_out_pause = 0, 0, False, False
+        token = self.token_for(route)
+        if token is None:
+            raise self._unsupported(route, path)
+        attempts, retries_used, fell_back, waited_out_pause, switched = 0, 0, False, False, False
+        refusals: list[str] = []
         started = time.perf_counter()
         while True:
             attempts += 1
             retries_used += 1
             info = RequestInfo(route.method, path, str(door), body_digest=digest,
-                               extra={"operation": route.name, "attempt": attempts})
-            response, failure = await self._attempt(route, door, path, params, content, info,
+                               extra={"operation": route.name, "attempt": attempts, "token": str(token)})
+            sent = route if token is route.token else replace(route, token=token)
+            response, failure = await self._attempt(sent, door, path, params, content, info,
                                                     skip_pause=waited_out_pause)
             waited_out_pause = False
             if failure is not None:
@@ -244,15 +309,25 @@ class Dispatcher:
             status = response.status_code
             info.status = status
             parsed = parse_json(response.content)
-            reason = None
-            if door is Door.GATEWAY and not fell_back and self.target.fallback_url is not None:
-                reason = gateway_refusal(route, path, status, parsed, response.content)
-            if reason is not None:
-                self.rerouted.add(route.name)
-                log.info("%s %s: %s; repeating it on the fallback door, and sending %s there for "
-                         "the rest of this run", route.method, path, reason, route.name)
-                door, fell_back, retries_used = Door.FALLBACK, True, retries_used - 1
-                continue
+            if status >= 400:
+                step = next_try(route, Try(door, token), status=status, body=parsed, content=response.content,
+                                has_fallback=self.target.fallback_url is not None,
+                                has_alt_token=route.alt is not None and self.target.token(route.alt) is not None,
+                                fell_back=fell_back, switched_token=switched)
+                if step is not None:
+                    refusals.append(f"{door} with the {token} token: {status}")
+                    if step.door is not door:
+                        self.rerouted.add(route.name)
+                        log.info("%s %s: %s; repeating it on the fallback door, and sending %s there for "
+                                 "the rest of this run", route.method, path, step.why, route.name)
+                        fell_back = True
+                    else:
+                        self.token_switched.add(route.name)
+                        switched = True
+                        log.info("%s %s via %s: %s, and keeping it for %s for the rest of this run",
+                                 route.method, path, door, step.why, route.name)
+                    door, token, retries_used = step.door, step.token, retries_used - 1
+                    continue
             if 200 <= status < 300:
                 try:
                     data = unwrap(parsed, info)
@@ -261,7 +336,7 @@ class Dispatcher:
                         raise self._unknown(info, f"the server answered {status} with an unreadable body")
                     raise
                 served = Served(route.name, route.method, path, str(door), status, attempts,
-                                time.perf_counter() - started, fell_back)
+                                time.perf_counter() - started, fell_back, str(token))
                 self.history.append(served)
                 last_served.set(served)
                 return Reply(data, served)
@@ -278,9 +353,41 @@ class Dispatcher:
                 if status >= 500 and not route.idempotent:
                     raise self._unknown(info, f"the server answered {status} after receiving it")
             self.history.append(Served(route.name, route.method, path, str(door), status, attempts,
-                                       time.perf_counter() - started, fell_back))
-            raise error_for(status, parsed, response.text, info,
-                            fallback_configured=self.target.fallback_url is not None)
+                                       time.perf_counter() - started, fell_back, str(token)))
+            raise self._refined(error_for(status, parsed, response.text, info,
+                                          fallback_configured=self.target.fallback_url is not None),
+                                route, path, door, token, status, parsed, response.content, refusals)
+
+    def _refined(self, err: RemoteError, route: Route, path: str, door: Door, token: TokenKind, status: int,
+                 body: Any, content: bytes, refusals: list[str]) -> RemoteError:
+        """The error of a final refusal, saying what was tried and which setting would help."""
+        before = f" (before: {'; '.join(refusals)})" if refusals else ""
+        reason = gateway_refusal(route, path, status, body, content) if door is Door.GATEWAY else None
+        if reason is not None and status < 500 and route.door_pinned and self.target.fallback_url is not None:
+            err.message += before
+            err.hint = (f"{route.name} is pinned to the gateway in the target's routes, and the gateway refused it "
+                        f"({reason}): pin it to the fallback door, or remove the pin. 'reconciler doctor' "
+                        "checks every route on each door.")
+            return err
+        if reason is not None and status < 500 and self.target.fallback_url is None:
+            return DoorRefusedError(
+                f"{err.request.describe() if err.request else path}: {reason}, as vcita's gateway refuses "
+                f"routes that its fallback door serves; nothing was executed, and target "
+                f"{self.target.name} has no fallback URL to repeat it on{before}",
+                request=err.request, status=status)
+        if isinstance(err, AuthError) and token_refusal(status, body) is not None:
+            if token is TokenKind.DIRECTORY:
+                err.message += f"{before}; the directory token was sent, with X-On-Behalf-Of {self.target.business_id}"
+                err.hint = ("Check the directory token (VCITA_DIRECTORY_TOKEN, --directory-token-file or "
+                            "directory_token_env) and that its directory owns this business id.")
+            elif route.alt_on_refusal and route.alt is not None and self.target.token(route.alt) is None:
+                err.message += before
+                err.hint = (f"Check the staff token; vcita's list recipe refuses staff tokens on this route and "
+                            f"uses a {route.alt} token with X-On-Behalf-Of: set VCITA_DIRECTORY_TOKEN (or "
+                            "directory_token_env) and reconciler switches to it. 'reconciler doctor' checks both.")
+            elif refusals:
+                err.message += before
+        return err
 
     async def _attempt(
         self, route: Route, door: Door, path: str, params: Mapping[str, Any] | None,
@@ -288,6 +395,8 @@ class Dispatcher:
     ) -> tuple[httpx.Response | None, Exception | None]:
         await self.rate.acquire(skip_pause=skip_pause)
         async with self.concurrency.slot() as ticket:
+            if self.halted:  # checked after the waits: a request that has not left yet never will
+                raise NotSentError(f"{info.describe()}: not sent ({self.halted})", request=info)
             t0 = time.perf_counter()
             try:
                 request = httpx.Request(route.method, self._url(door, path, params), params=params,
@@ -318,6 +427,19 @@ class Dispatcher:
             elif response.status_code < 400:
                 self.concurrency.on_success(ticket)
             return response, None
+
+    async def send_once(
+        self, route: Route, path: str, *, door: Door, token: TokenKind, params: Mapping[str, Any] | None = None,
+    ) -> tuple[httpx.Response | None, Exception | None, float]:
+        """One request exactly as given (door, token): no fallback, retry or memory, for probes
+        (``reconciler doctor``).  Returns (response or None, transport failure or None, seconds)."""
+        if self.target.token(token) is None or (door is Door.FALLBACK and self.target.fallback_url is None):
+            raise self._unsupported(replace(route, token=token, alt=None, token_pinned=True), path)
+        info = RequestInfo(route.method, path, str(door), extra={"operation": route.name, "attempt": 1})
+        t0 = time.perf_counter()
+        response, failure = await self._attempt(replace(route, token=token), door, path, params, None, info,
+                                                skip_pause=False)
+        return response, failure, time.perf_counter() - t0
 
     def _url(self, door: Door, path: str, params: Mapping[str, Any] | None) -> httpx.URL | str:
         if params:

@@ -18,7 +18,6 @@ Each choice says where it came from (:meth:`ProxyChoice.describe`), for the ``-v
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 import ssl
 import urllib.request
@@ -100,12 +99,9 @@ def _hide_password(value: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    from reconciler.remote.target import is_loopback_host  # the same test as plain http's
+
+    return is_loopback_host(host.strip("[]"))
 
 
 class ProxyTable:

@@ -5,17 +5,28 @@ Some routes are refused by the gateway although the fallback serves them; the fl
 currently verified ones (seeds 000, 001, 003; workflows ``useFallbackApi``), and
 :func:`gateway_refusal` recognises a gateway answer that *proves* the request was not executed,
 so the dispatcher may repeat it once on the fallback and remember that for the rest of the run.
+A target without a fallback URL sends every route to the gateway.
 
-    operation               method  path                                              door
-    list_catalog_packages   GET     /platform/v1/payment/packages                     fallback
-    get_catalog_package     GET     /platform/v1/payment/packages/{package_id}        gateway
-    create_catalog_package  POST    /platform/v1/payment/packages                     gateway
-    update_catalog_package  PUT     /platform/v1/payment/packages/{package_id}        gateway
-    create_client_package   POST    /platform/v1/payment/client_packages              gateway
-    get_client_package      GET     /business/payments/v1/client_packages/{uid}       fallback
-    update_client_package   PUT     /business/payments/v1/client_packages/{uid}       fallback
-    list_clients            GET     /platform/v1/clients                              gateway
-    list_services           GET     /platform/v1/services                             gateway
+Tokens (API-NOTES §4, §9.4): every route prefers the staff token; ``alt`` names the directory
+token (sent with ``X-On-Behalf-Of``) where vcita accepts one.  On the package list, a refused
+staff token (:func:`token_refusal`) is repeated once with the directory token, and the route keeps
+it for the rest of the run (the verified list recipe: "Staff returns 422 Unauthorized"); a target
+with only a directory token uses it where ``alt`` allows and cannot run the other routes.
+
+    operation               method  path                                          door      alt
+    list_catalog_packages   GET     /platform/v1/payment/packages                 fallback  directory (also when refused)
+    get_catalog_package     GET     /platform/v1/payment/packages/{package_id}    gateway   -
+    create_catalog_package  POST    /platform/v1/payment/packages                 gateway   directory
+    update_catalog_package  PUT     /platform/v1/payment/packages/{package_id}    gateway   directory
+    create_client_package   POST    /platform/v1/payment/client_packages          gateway   -
+    get_client_package      GET     /business/payments/v1/client_packages/{uid}   fallback  -
+    update_client_package   PUT     /business/payments/v1/client_packages/{uid}   fallback  -
+    list_clients            GET     /platform/v1/clients                          gateway   directory
+    list_services           GET     /platform/v1/services                         gateway   -
+
+A target may pin a route to a door and/or a token (:class:`RoutePin`, ``[targets.X.routes]``):
+a pinned door or token is never switched.  :func:`next_try` is the one rule for what to try
+after a refusal; the dispatcher follows it, and ``reconciler doctor`` predicts with it.
 """
 
 from __future__ import annotations
@@ -48,6 +59,22 @@ class TokenKind(str, Enum):
     #: sent with ``X-On-Behalf-Of: <business id>``
     DIRECTORY = "directory"
 
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RoutePin:
+    """A target's choice for one route: a door, a token, or both (``None``: not pinned)."""
+
+    door: Door | None = None
+    token: TokenKind | None = None
+
+    def toml(self) -> str:
+        """The inline-table value of ``[targets.X.routes]`` for this pin."""
+        parts = [f'{k} = "{v}"' for k, v in (("door", self.door), ("token", self.token)) if v is not None]
+        return "{ " + ", ".join(parts) + " }"
+
 
 #: Documented paths that do not exist, and the path that serves them (seed 000).
 LEGACY_REWRITES: Mapping[str, str] = {
@@ -65,6 +92,13 @@ class Route:
     envelope: Envelope
     door: Door
     token: TokenKind = TokenKind.STAFF
+    #: the other token vcita accepts here (used when the target lacks ``token``)
+    alt: TokenKind | None = None
+    #: a read whose ``token`` is refused is repeated with ``alt`` (kept for the run)
+    alt_on_refusal: bool = False
+    #: pinned by the target's configuration: never switched at run time
+    door_pinned: bool = False
+    token_pinned: bool = False
     #: repeating it cannot change the outcome (GET, and PUT of absolute values)
     idempotent: bool = True
     #: the key under ``data`` that holds the resource
@@ -112,6 +146,20 @@ class RouteTable:
             return RouteTable([replace(r, door=door) for r in self])
         return RouteTable([replace(r, door=door.get(r.name, r.door)) for r in self])
 
+    def with_pins(self, pins: Mapping[str, RoutePin]) -> RouteTable:
+        """A copy with each pinned route fixed to its pinned door and/or token."""
+        def pinned(r: Route) -> Route:
+            pin = pins.get(r.name)
+            if pin is None:
+                return r
+            if pin.door is not None:
+                r = replace(r, door=pin.door, door_pinned=True)
+            if pin.token is not None:
+                r = replace(r, token=pin.token, token_pinned=True)
+            return r
+
+        return RouteTable([pinned(r) for r in self]) if pins else self
+
     def match(self, method: str, path: str) -> Route | None:
         """The route whose template matches a concrete path (after the legacy rewrite)."""
         path = rewrite_legacy(path.split("?", 1)[0])
@@ -124,23 +172,25 @@ class RouteTable:
 
 _P, _B = Envelope.PLATFORM, Envelope.BUSINESS
 _GW, _FB = Door.GATEWAY, Door.FALLBACK
+_DIR = TokenKind.DIRECTORY
 
 DEFAULT_ROUTES = RouteTable([
-    Route("list_catalog_packages", "GET", "/platform/v1/payment/packages", _P, _FB,
-          data_key="packages", paginated=True),
+    Route("list_catalog_packages", "GET", "/platform/v1/payment/packages", _P, _FB, alt=_DIR,
+          alt_on_refusal=True, data_key="packages", paginated=True),
     Route("get_catalog_package", "GET", "/platform/v1/payment/packages/{package_id}", _P, _GW,
           data_key="package"),
-    Route("create_catalog_package", "POST", "/platform/v1/payment/packages", _P, _GW,
+    Route("create_catalog_package", "POST", "/platform/v1/payment/packages", _P, _GW, alt=_DIR,
           idempotent=False, data_key="package"),
     Route("update_catalog_package", "PUT", "/platform/v1/payment/packages/{package_id}", _P, _GW,
-          data_key="package"),
+          alt=_DIR, data_key="package"),
     Route("create_client_package", "POST", "/platform/v1/payment/client_packages", _P, _GW,
           idempotent=False, data_key="client_package"),
     Route("get_client_package", "GET", "/business/payments/v1/client_packages/{uid}", _B, _FB,
           data_key="client_package"),
     Route("update_client_package", "PUT", "/business/payments/v1/client_packages/{uid}", _B, _FB,
           data_key="client_package"),
-    Route("list_clients", "GET", "/platform/v1/clients", _P, _GW, data_key="clients", paginated=True),
+    Route("list_clients", "GET", "/platform/v1/clients", _P, _GW, alt=_DIR, data_key="clients",
+          paginated=True),
     Route("list_services", "GET", "/platform/v1/services", _P, _GW, data_key="services",
           paginated=True),
 ])
@@ -164,4 +214,56 @@ def gateway_refusal(route: Route, path: str, status: int, body: Any, content: by
         return 'the gateway answered 404 "bad gateway"'
     if status == 502 and route.idempotent:
         return "the gateway answered 502 (bad gateway)"
+    return None
+
+
+def token_refusal(status: int, body: Any) -> str | None:
+    """Why an answer shows the token was refused before anything ran, or None.
+
+    401 (any of its bodies, API-NOTES §5) or 422 ``{"status":"Error","error":"Unauthorized"}``
+    (the list recipe's "Staff returns 422 Unauthorized").  Authentication comes before any
+    execution, so such an answer also proves the request was not executed.
+    """
+    if status == 401:
+        return "the token was refused (401)"
+    if (
+        status == 422 and isinstance(body, dict) and body.get("status") == "Error"
+        and body.get("error") == "Unauthorized"
+    ):
+        return 'the token was refused (422 "Unauthorized")'
+    return None
+
+
+@dataclass(frozen=True)
+class Try:
+    """One door and token to send a route's request with, and why it is being tried."""
+
+    door: Door
+    token: TokenKind
+    why: str = ""
+
+
+def next_try(
+    route: Route, tried: Try, *, status: int, body: Any, content: bytes, has_fallback: bool,
+    has_alt_token: bool, fell_back: bool, switched_token: bool,
+) -> Try | None:
+    """What to send next after the refusal ``status``/``body`` of ``tried``, or None (give up).
+
+    1. From the gateway, to the fallback door, once, when the answer proves the gateway refused
+       it (:func:`gateway_refusal`) and a fallback is configured and the door is not pinned.
+    2. Else, for a read (GET) marked ``alt_on_refusal``, to the route's other token, once, when the
+       answer is a token refusal (:func:`token_refusal`), the target has that token and the token
+       is not pinned.
+    """
+    if tried.door is Door.GATEWAY and has_fallback and not fell_back and not route.door_pinned:
+        reason = gateway_refusal(route, route.template, status, body, content)
+        if reason is not None:
+            return Try(Door.FALLBACK, tried.token, reason)
+    if (
+        route.method == "GET" and route.alt_on_refusal and route.alt is not None and has_alt_token
+        and not switched_token and not route.token_pinned and tried.token is not route.alt
+    ):
+        reason = token_refusal(status, body)
+        if reason is not None:
+            return Try(tried.door, route.alt, f"{reason}: trying the {route.alt} token")
     return None

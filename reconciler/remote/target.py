@@ -2,28 +2,40 @@
 
 A target is resolved once per run, purely, from (highest first) command-line flags, environment
 variables (``VCITA_GATEWAY_URL``, ``VCITA_FALLBACK_URL``, ``VCITA_BUSINESS_ID``,
-``VCITA_STAFF_TOKEN``, ``VCITA_DIRECTORY_TOKEN``) and a named target of ``reconciler.toml``::
+``VCITA_STAFF_TOKEN``, ``VCITA_DIRECTORY_TOKEN``) and a named target of ``reconciler.toml``,
+found in the working folder or the nearest of its parents (as git finds ``.git``)::
 
     default_target = "staging"          # optional; otherwise pick one with --target
 
     [targets.staging]
     gateway_url  = "https://app.meet2know.com/apigw"
-    fallback_url = "https://app.meet2know.com/api2"
+    fallback_url = "https://app.meet2know.com/api2"      # optional: one door or two
     business_id  = "7lrwfvealkxwkkxz"
     token_env    = "STAGING_TOKEN"      # the *name* of the variable holding the staff token
     # directory_token_env = "..."; token_file = "path" (relative to the toml) are also accepted
 
-A token written into the toml is refused. When no URL is configured anywhere the target is the
-embedded sandbox (in-process, database ``.reconciler/sandbox.db`` under the working directory).
-Plain ``http://`` is refused for anything but loopback before any connection is made.  Tokens
-are held in :class:`Secret`, whose ``repr``/``str`` never show the value.
+    [targets.staging.routes]            # optional pins: a route to a door and/or a token
+    list_catalog_packages = { door = "fallback", token = "directory" }
+
+A token written into the toml is refused.  A target needs a staff token, a directory token, or
+both (a directory-only target runs the routes a directory token may use).
+
+**No silent sandbox.**  The embedded sandbox (in-process, database ``.reconciler/sandbox.db``
+under the working directory) is the target only when no ``VCITA_*`` variable is present and no
+``reconciler.toml`` is found, or when asked for by name (``--target embedded``).  A required
+variable (gateway URL, business id, staff token) that is present but empty is an error naming it
+(what CI gives for a missing secret); an empty optional one (fallback URL, directory token)
+counts as unset.  A ``reconciler.toml`` that selects no target is an error, not the sandbox.
+
+Plain ``http://`` is refused before any connection is made for anything but ``localhost``,
+``127.0.0.0/8`` and ``::1``, literally (``evil.localhost`` is a name anyone can point anywhere).
+Tokens are held in :class:`Secret`, whose ``repr``/``str`` never show the value.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,23 +43,36 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
 from reconciler.safetext import register_secret
+from reconciler.remote.project import (
+    PROJECT_FILE,
+    ROUTES_KEY,
+    find_project_file,
+    load_project_targets,
+    parse_route_pins,
+)
+from reconciler.remote.routes import Door, RoutePin, TokenKind
+
+__all__ = [
+    "ENV_BUSINESS", "ENV_DIRECTORY_TOKEN", "ENV_FALLBACK", "ENV_GATEWAY", "ENV_STAFF_TOKEN", "PROJECT_FILE",
+    "ROUTES_KEY", "Secret", "Target", "check_url", "find_project_file", "is_loopback_host",
+    "load_project_targets", "parse_route_pins", "read_token_file", "resolve_target",
+]
 
 ENV_GATEWAY = "VCITA_GATEWAY_URL"
 ENV_FALLBACK = "VCITA_FALLBACK_URL"
 ENV_BUSINESS = "VCITA_BUSINESS_ID"
 ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"
 ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"
-PROJECT_FILE = "reconciler.toml"
 EMBEDDED_NAME = "embedded"
 EMBEDDED_DB = Path(".reconciler") / "sandbox.db"
 # In-process only: these URLs never reach a socket (the ASGI transport answers them).
 EMBEDDED_GATEWAY = "http://embedded.sandbox/apigw"
 EMBEDDED_FALLBACK = "http://embedded.sandbox/api2"
 
-_TOML_KEYS = {
-    "gateway_url", "fallback_url", "business_id", "token_env", "directory_token_env", "token_file",
-    "directory_token_file",
-}
+#: present but empty, these are errors; the optional ones (fallback, directory token) count as unset
+REQUIRED_VARS = (ENV_GATEWAY, ENV_BUSINESS, ENV_STAFF_TOKEN)
+TARGET_VARS = (ENV_GATEWAY, ENV_FALLBACK, ENV_BUSINESS, ENV_STAFF_TOKEN, ENV_DIRECTORY_TOKEN)
+_FLAG_OF = {ENV_GATEWAY: "gateway_url", ENV_BUSINESS: "business_id", ENV_STAFF_TOKEN: "token_file"}
 
 
 class Secret:
@@ -96,35 +121,74 @@ def check_url(url: str, *, what: str) -> str:
     return url.strip().rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, an address of ``127.0.0.0/8`` or ``::1``, literally; nothing else.
+
+    Not ``*.localhost`` (a name a resolver may send anywhere), not ``::ffff:127.0.0.1`` and not
+    the shorthand ``127.1``: plain http is allowed only where the name itself proves loopback.
+    """
+    host = host.lower()
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if address.version == 4:
+        return address in ipaddress.ip_network("127.0.0.0/8")
+    return address == ipaddress.IPv6Address("::1")
+
+
+_is_loopback = is_loopback_host
 
 
 @dataclass(frozen=True)
 class Target:
-    """One vcita business reached through a gateway door and, optionally, a fallback door."""
+    """One vcita business reached through a gateway door and, optionally, a fallback door.
+
+    It holds a staff token, a directory token (sent with ``X-On-Behalf-Of: <business_id>``), or
+    both; ``route_pins`` fix some routes to a door and/or a token (``[targets.X.routes]``).
+    """
 
     name: str
     gateway_url: str
     fallback_url: str | None
     business_id: str
-    staff_token: Secret
+    staff_token: Secret | None
     directory_token: Secret | None = None
     embedded: bool = False
     #: the embedded sandbox's database (only when ``embedded``)
     db_path: Path | None = field(default=None, compare=False)
+    #: (route name, pin) pairs, sorted by name
+    route_pins: tuple[tuple[str, RoutePin], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.staff_token is None and self.directory_token is None:
+            raise ConfigError(f"target {self.name} has no token: it needs a staff token, a directory token or both")
         if self.embedded:
             return
         object.__setattr__(self, "gateway_url", check_url(self.gateway_url, what="gateway URL"))
         if self.fallback_url is not None:
             object.__setattr__(self, "fallback_url", check_url(self.fallback_url, what="fallback URL"))
+        object.__setattr__(self, "route_pins", tuple(sorted(self.route_pins, key=lambda kv: kv[0])))
+        for name, pin in self.route_pins:
+            if pin.door is Door.FALLBACK and self.fallback_url is None:
+                raise ConfigError(f"target {self.name}: route {name} is pinned to the fallback door, "
+                                  "but the target has no fallback URL",
+                                  hint="Add fallback_url to the target, or pin the route to the gateway.")
+            if pin.token is not None and self.token(pin.token) is None:
+                raise ConfigError(f"target {self.name}: route {name} is pinned to the {pin.token} token, "
+                                  f"but the target has no {pin.token} token",
+                                  hint=f"Add {'token_env' if pin.token is TokenKind.STAFF else 'directory_token_env'} "
+                                       "to the target, or remove the pin's token.")
+
+    def token(self, kind: TokenKind) -> Secret | None:
+        """The target's token of ``kind``, or None."""
+        return self.staff_token if kind is TokenKind.STAFF else self.directory_token
+
+    @property
+    def pins(self) -> dict[str, RoutePin]:
+        return dict(self.route_pins)
 
     @property
     def local(self) -> bool:
@@ -142,8 +206,9 @@ class Target:
         """One line for headers of plans and logs: name, where and which business."""
         if self.embedded:
             return f"{self.name} (embedded sandbox {self.db_path}, business {self.business_id})"
-        doors = self.gateway_url + (f" + fallback {self.fallback_url}" if self.fallback_url else "")
-        return f"{self.name} ({doors}, business {self.business_id})"
+        doors = self.gateway_url + (f" + fallback {self.fallback_url}" if self.fallback_url else ", no fallback")
+        only = ", directory token only" if self.staff_token is None else ""
+        return f"{self.name} ({doors}, business {self.business_id}{only})"
 
 
 def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") -> Secret:
@@ -179,41 +244,17 @@ def _checked_token(token: str, source: str) -> Secret:
     return Secret(token)
 
 
-def load_project_targets(cwd: Path) -> tuple[dict[str, dict[str, Any]], str | None, Path]:
-    """Parse ``reconciler.toml`` in ``cwd``: (targets by name, default target name, file path)."""
-    path = cwd / PROJECT_FILE
-    if not path.is_file():
-        return {}, None, path
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    targets = doc.get("targets", {})
-    if not isinstance(targets, dict):
-        raise ConfigError(f"{path}: [targets] must be a table of named targets")
-    for name, table in targets.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: targets.{name} must be a table")
-        for key, value in table.items():
-            if key not in _TOML_KEYS:
-                if "token" in key.lower() or "secret" in key.lower() or "password" in key.lower():
-                    raise ConfigError(
-                        f"{path}: [targets.{name}] contains a literal credential ({key}); "
-                        "reconciler.toml is meant to be committed and must never hold a token",
-                        hint=f'Put the token in an environment variable and write token_env = "{name.upper()}_TOKEN".',
-                    )
-                raise ConfigError(
-                    f"{path}: [targets.{name}] has an unknown key {key!r}",
-                    hint="Known keys: " + ", ".join(sorted(_TOML_KEYS)),
-                )
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{path}: [targets.{name}] {key} must be a non-empty string")
-    default = doc.get("default_target")
-    if default is not None and default not in targets:
-        raise ConfigError(f"{path}: default_target = {default!r} names no [targets.{default}] table")
-    return targets, default, path
+def _empty_required(env: Mapping[str, str], flags: Mapping[str, Any]) -> None:
+    """A required VCITA_* variable that is present but empty (and not overridden by a flag)."""
+    empty = [k for k in REQUIRED_VARS if k in env and not env[k].strip() and not flags.get(_FLAG_OF[k])]
+    if not empty:
+        return
+    names = empty[0] if len(empty) == 1 else ", ".join(empty[:-1]) + " and " + empty[-1]
+    raise ConfigError(
+        f"{names} {'is' if len(empty) == 1 else 'are'} set but empty",
+        hint="Give each a value, or unset it (an empty CI secret is the usual cause); reconciler never "
+             "falls back to its embedded sandbox when a target variable is present.",
+    )
 
 
 def resolve_target(
@@ -222,18 +263,24 @@ def resolve_target(
     env: Mapping[str, str],
     cwd: Path,
     target_name: str | None = None,
+    unselected: Callable[[], Target | None] | None = None,
 ) -> Target:
     """Resolve the run's target: flags > environment > ``reconciler.toml`` > embedded sandbox.
 
     ``flags`` may hold ``gateway_url``, ``fallback_url``, ``business_id``, ``token_file`` and
-    ``directory_token_file`` (``None`` values are ignored).  Raises :class:`ConfigError` with an
-    actionable message when the combination is incomplete or unsafe.
+    ``directory_token_file`` (``None`` values are ignored).  ``unselected`` is asked for a target
+    when neither flags, environment nor ``reconciler.toml`` select one (e.g. a manifests folder's
+    ``target.toml``); the embedded sandbox comes after it, and only when nothing at all is
+    configured.  Raises :class:`ConfigError` with an actionable message when the combination is
+    incomplete, empty or unsafe.
     """
     flags = {k: v for k, v in flags.items() if v not in (None, "")}
+    if target_name == EMBEDDED_NAME:
+        return _embedded_target(flags, {}, cwd, forced=True)
+    _empty_required(env, flags)
+    raw_env = env
     env = {k: v for k, v in env.items() if v.strip()}
     targets, default, toml_path = load_project_targets(cwd)
-    if target_name == EMBEDDED_NAME:
-        return _embedded_target(flags, env, cwd, forced=True)
     name = target_name or default
     table: dict[str, Any] = {}
     if name is not None:
@@ -252,6 +299,19 @@ def resolve_target(
     gateway = pick("gateway_url", ENV_GATEWAY, "gateway_url")
     fallback = pick("fallback_url", ENV_FALLBACK, "fallback_url")
     if gateway is None and fallback is None:
+        if name is not None:
+            raise ConfigError(f"target {name} in {toml_path} has no gateway_url",
+                              hint=f"Add gateway_url to [targets.{name}] (or set {ENV_GATEWAY}).")
+        chosen = unselected() if unselected is not None else None
+        if chosen is not None:
+            return chosen
+        if toml_path.is_file():
+            known = ", ".join(sorted(targets)) or "none"
+            raise ConfigError(
+                f"{toml_path} selects no target (targets: {known}) and no {ENV_GATEWAY} is set",
+                hint=f'Add default_target = "NAME" to it, pass --target NAME, or --target {EMBEDDED_NAME} '
+                     "for the local sandbox.",
+            )
         return _embedded_target(flags, env, cwd, forced=False)
     if gateway is None:
         raise ConfigError(
@@ -268,22 +328,22 @@ def resolve_target(
         )
     staff = _resolve_token(
         flags.get("token_file"), ENV_STAFF_TOKEN, table.get("token_env"), table.get("token_file"),
-        env=env, cwd=cwd, toml_dir=toml_dir, target=name, kind="staff",
+        env=raw_env, cwd=cwd, toml_dir=toml_dir, target=name, kind="staff",
     )
-    if staff is None:
+    directory = _resolve_token(
+        flags.get("directory_token_file"), ENV_DIRECTORY_TOKEN, table.get("directory_token_env"),
+        table.get("directory_token_file"), env=raw_env, cwd=cwd, toml_dir=toml_dir, target=name,
+        kind="directory",
+    )
+    if staff is None and directory is None:
         if table.get("token_env"):
             msg_hint = f"Set the environment variable {table['token_env']} (named by token_env in [targets.{name}])."
         else:
             msg_hint = f"Set {ENV_STAFF_TOKEN}, or pass --token-file FILE."
         raise ConfigError(f"no staff token for target {name or 'from the environment'}", hint=msg_hint)
-    directory = _resolve_token(
-        flags.get("directory_token_file"), ENV_DIRECTORY_TOKEN, table.get("directory_token_env"),
-        table.get("directory_token_file"), env=env, cwd=cwd, toml_dir=toml_dir, target=name,
-        kind="directory",
-    )
     return Target(
         name=name or "env", gateway_url=gateway, fallback_url=fallback, business_id=business_id.strip(),
-        staff_token=staff, directory_token=directory,
+        staff_token=staff, directory_token=directory, route_pins=table.get(ROUTES_KEY, ()),
     )
 
 
@@ -293,14 +353,19 @@ def _resolve_token(
 ) -> Secret | None:
     if flag_file:
         return read_token_file(flag_file, cwd=cwd, what=f"{kind} token file")
-    if env.get(env_key):
+    if env.get(env_key, "").strip():
         return _checked_token(env[env_key].strip(), f"${env_key}")
     if toml_env:
         value = env.get(toml_env)
-        if not value:
+        if value is None:
             raise ConfigError(
                 f"target {target}: the environment variable {toml_env} (its {kind} token_env) is not set",
                 hint=f"export {toml_env}=<the {kind} token of this business>",
+            )
+        if not value.strip():
+            raise ConfigError(
+                f"target {target}: the environment variable {toml_env} (its {kind} token_env) is set but empty",
+                hint=f"Give {toml_env} the {kind} token of this business (an empty CI secret is the usual cause).",
             )
         return _checked_token(value.strip(), f"${toml_env}")
     if toml_file:

@@ -14,7 +14,8 @@ code. Public surface:
 Module map: `app` (doors, request pipeline), `routes` (route table), `auth` (tokens, context,
 feature gate), `catalog` / `client_packages` / `clients` (handlers), `render` (API shapes),
 `envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
-`faults` (faults, gateway table, stats), `operator_api` (`/_sandbox`), `server` (uvicorn),
+`faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens),
+`operator_api` (`/_sandbox`), `server` (uvicorn),
 `cli` (the `sandbox` click group), `values` (UIDs, money, dates, clock).
 """
 

@@ -13,7 +13,9 @@
    waits all of it first;
 3. gateway door only: the gateway failure table may refuse it without executing anything;
 4. route match (404 in the path's envelope family when none), authentication and feature gate
-   (`auth`), the handler (`catalog`, `client_packages`, `clients`);
+   (`auth`), the package list refusing staff tokens on the doors the operator chose
+   (`behaviour`), the handler (`catalog`, `client_packages`, `clients`; the list lags behind
+   creation when the operator set a lag);
 5. a `drop_after_commit` fault: the answer's status line and headers (with its Content-Length) are
    sent, then `ResponseDropped` is raised so the body never follows. Served by uvicorn, the
    connection is closed and the client sees a transport error (`httpx.RemoteProtocolError`).
@@ -45,8 +47,9 @@ from starlette.types import Receive, Scope, Send
 
 from . import seed
 from .auth import authenticate
+from .behaviour import Behaviour
 from .context import Ctx, Route
-from .envelopes import ApiError, content_type, encode, error_body, family_of
+from .envelopes import GATEWAY_UNAUTHORIZED_422, ApiError, content_type, encode, error_body, family_of
 from .faults import FaultTable, GatewayTable, Stats
 from .routes import RouteTable
 from .store import Store
@@ -64,12 +67,13 @@ class Sandbox:
     """Everything one app instance holds: the store, the clock and the runtime tables."""
 
     def __init__(self, db_path: str | Path, gateway_failures: list[dict[str, Any]] | None,
-                 *, operator: bool, seed_demo: bool) -> None:
+                 *, operator: bool, seed_demo: bool, behaviour: dict[str, Any] | None = None) -> None:
         self.db_path = str(db_path)
         self.store = Store(db_path)
         self.clock = Clock()
         self.faults = FaultTable()
         self.gateway = GatewayTable(gateway_failures)
+        self.behaviour = Behaviour(behaviour)
         self.stats = Stats()
         self.routes = RouteTable()
         self.operator = operator
@@ -83,17 +87,21 @@ class Sandbox:
         self.faults.clear()
         self.stats = Stats()
         self.gateway.restore()
+        self.behaviour.clear()
         self.clock.frozen_today = None
 
     def execute(self, route: Route | None, params: dict[str, str], path: str,
-                query: dict[str, str], headers: dict[str, str], body: bytes
+                query: dict[str, str], headers: dict[str, str], body: bytes, door: str = "fallback",
                 ) -> tuple[int, Any, dict[str, str]]:
-        """Run one API request; (status, body, extra headers)."""
+        """Run one API request that came through `door`; (status, body, extra headers)."""
         if route is None:
             return 404, error_body(family_of(path), "Not Found", code="not_found"), {}
         try:
             principal, business = authenticate(self.store, headers, route)
-            ctx = Ctx(self.store, self.clock, route, params, query, body, principal, business)
+            if principal.kind == "staff" and self.behaviour.refuses_staff(door, route.method, route.template):
+                raise ApiError(422, GATEWAY_UNAUTHORIZED_422)
+            ctx = Ctx(self.store, self.clock, route, params, query, body, principal, business,
+                      self.behaviour)
             status, payload = route.handler(ctx)
             return status, payload, {}
         except ApiError as exc:
@@ -161,7 +169,7 @@ class Door:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                keep_blank_values=True))
-        status, payload, extra = sandbox.execute(route, params, path, query, headers, body)
+        status, payload, extra = sandbox.execute(route, params, path, query, headers, body, self.name)
         if on_the_way_back:
             await asyncio.sleep(on_the_way_back)
         if decision is not None and decision.strip and 200 <= status < 300:
@@ -201,11 +209,13 @@ class SandboxApp(Starlette):
 
 def create_app(db_path: str | Path, *, operator: bool = False,
                gateway_failures: list[dict[str, Any]] | None = None,
-               seed_demo: bool = True) -> Starlette:
+               seed_demo: bool = True, behaviour: dict[str, Any] | None = None) -> Starlette:
     """The sandbox app on the SQLite file `db_path` (created and seeded with the demo business
     when new, unless `seed_demo` is off). `operator` mounts `/_sandbox/...`.
-    `gateway_failures` replaces the default gateway failure table (`[]`: a fixed gateway)."""
-    sandbox = Sandbox(db_path, gateway_failures, operator=operator, seed_demo=seed_demo)
+    `gateway_failures` replaces the default gateway failure table (`[]`: a fixed gateway);
+    `behaviour` sets the default imitation settings (`behaviour.py`: list lag, staff refusals)."""
+    sandbox = Sandbox(db_path, gateway_failures, operator=operator, seed_demo=seed_demo,
+                      behaviour=behaviour)
     routes: list[Any] = [
         Mount("/apigw", app=Door(sandbox, "gateway")),
         Mount("/api2", app=Door(sandbox, "fallback")),

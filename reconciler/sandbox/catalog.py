@@ -16,6 +16,8 @@ only 422 for this operation).
 Pagination of the list (the spec is silent): `page` (default 1) and `per_page` (default 100,
 values above 100 are cut to 100), oldest package first (by creation), no metadata in the answer,
 like the clients list. `active_only=true` filters before paging; `include_items=true` adds items.
+A package created less than the operator's `list_lag_seconds` ago is not listed yet (filtered
+before paging, as an index that has not caught up would be); GET by id shows it at once.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def represent(ctx: Ctx, docs: list[dict[str, Any]], *, with_items: bool) -> list
 
 def list_packages(ctx: Ctx) -> Reply:
     docs = ctx.store.all("package", ctx.business_id)
+    if ctx.behaviour.list_lag:
+        docs = [doc for doc in docs if ctx.behaviour.listed(doc["id"])]
     if _is_true(ctx.query.get("active_only")):
         docs = [doc for doc in docs if render.truthy(doc.get("active", True))]
     offset, limit = ctx.paging(default_per_page=100)
@@ -164,6 +168,7 @@ def create_package(ctx: Ctx) -> Reply:
     }
     with ctx.store.write() as tx:
         tx.insert("package", doc, business_id=ctx.business_id)
+    ctx.behaviour.note_created(doc["id"])
     return 201, ok("platform", {"package": represent(ctx, [doc], with_items=True)[0]})
 
 

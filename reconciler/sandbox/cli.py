@@ -52,7 +52,14 @@ def sandbox() -> None:
               help="Mount the operator API under /_sandbox.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, db: Path, operator: bool, log_level: str) -> None:
+@click.option("--list-lag", type=click.FloatRange(0, 3600), default=0, show_default=True, metavar="SECONDS",
+              help="New catalog packages appear in the package list only after SECONDS (as vcita's list lags).")
+@click.option("--list-refuses-staff", type=click.Choice(["gateway", "fallback"]), multiple=True,
+              help="The package list refuses staff tokens on this door (422 Unauthorized), as a recipe saw.")
+@click.option("--open-gateway", is_flag=True,
+              help="A gateway that serves every route (no documented staging refusals): a gateway-only target.")
+def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_lag: float,
+          list_refuses_staff: tuple[str, ...], open_gateway: bool) -> None:
     """Serve the sandbox over HTTP on loopback until interrupted."""
     from .app import create_app
 
@@ -63,7 +70,8 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str) -> Non
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}")
     try:
-        app = create_app(db, operator=operator)
+        app = create_app(db, operator=operator, gateway_failures=[] if open_gateway else None,
+                         behaviour={"list_lag_seconds": list_lag, "list_refuses_staff": list(list_refuses_staff)})
     except sqlite3.DatabaseError as e:
         sock.close()
         raise click.ClickException(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .behaviour import Behaviour
 from .envelopes import ApiError, family_of
 from .store import Store
 from .values import Clock, parse_int
@@ -67,6 +68,7 @@ class Ctx:
     body: bytes
     principal: Principal
     business: dict[str, Any]
+    behaviour: Behaviour = field(default_factory=Behaviour)
 
     @property
     def business_id(self) -> str:

@@ -20,6 +20,7 @@ object) or 422 (refused). It is the test and demo control panel, not part of vci
 | PUT /gateway, GET /gateway | `{routes: [{method, path, status, body}]}` |
 | GET /stats, DELETE /stats | → `{total, requests: [{door, method, route, count}]}` |
 | PUT /clock, GET /clock | `{today: "YYYY-MM-DD" or null}` (freeze the day, or follow the system clock) |
+| PUT /settings, GET /settings | `{list_lag_seconds?: 0..3600, list_refuses_staff?: [door, ...]}` (see `behaviour.py`) |
 """
 
 from __future__ import annotations
@@ -187,6 +188,8 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
                        "order": start + n, "items": items, "products": []}
                 tx.insert("package", doc, business_id=business["id"])
                 ids.append(doc["id"])
+        for package_id in ids:
+            sandbox.behaviour.note_created(package_id)
         return 201, {"ids": ids}
 
     async def bulk_client_packages(request: Request) -> tuple[int, Any]:
@@ -271,6 +274,14 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
             clock.frozen_today = day
         return 200, {"today": clock.today().isoformat(), "frozen": clock.frozen_today is not None}
 
+    async def settings(request: Request) -> tuple[int, Any]:
+        if request.method == "PUT":
+            try:
+                sandbox.behaviour.update(await _body(request))
+            except ValueError as exc:
+                raise OperatorError(400, str(exc))
+        return 200, sandbox.behaviour.as_json()
+
     table = [
         ("/info", info, ["GET"]), ("/reset", reset, ["POST"]),
         ("/businesses", create_business, ["POST"]),
@@ -287,5 +298,6 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
         ("/gateway", gateway, ["GET", "PUT"]),
         ("/stats", stats, ["GET", "DELETE"]),
         ("/clock", clock_, ["GET", "PUT"]),
+        ("/settings", settings, ["GET", "PUT"]),
     ]
     return [Route(path, endpoint(fn), methods=methods) for path, fn, methods in table]

@@ -134,6 +134,13 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
         rc("drift", "--format", fmt, "--rate", "1000")
     rc("drift", "--out", "drift.json", "--rate", "1000")
     rc("export", "--out", "exported", "--rate", "1000")
+    # doctor in both formats; the list refusing staff tokens, so the directory token is sent
+    for fmt in ("text", "json"):
+        assert rc("doctor", "--format", fmt, "--rate", "1000")[0] == 0
+    op("PUT", "/settings", {"list_refuses_staff": ["fallback"]})
+    assert rc("plan", "--rate", "1000")[0] == 0
+    assert rc("doctor", "--rate", "1000")[0] == 0
+    op("PUT", "/settings", {"list_refuses_staff": []})
     # state commands, import
     rc("state", "list")
     rc("state", "show", "client_package.first")
@@ -143,7 +150,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     # a lost answer: unknown outcome, a pending create in the state, forget-intent
     (work / "manifests" / "more.yaml").write_text(
         f"apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: fourth\nspec:\n"
-        f"  client: {b['clients'][1]['id']}\n  package: lessons\n")
+        f"  client: {b['clients'][1]['id']}\n  package: lessons\n  repeat_purchase: true\n")  # as 'second'"
     op("POST", "/faults", {"method": "POST", "path": "/platform/v1/payment/client_packages",
                            "drop_after_commit": True, "times": 1})
     assert rc("apply", "--auto-approve", "--rate", "1000")[0] == 1
@@ -159,7 +166,8 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     # error paths: a wrong token, with and without --debug; a token from a file; a server error
     bad = {**env, "VCITA_STAFF_TOKEN": wrong, "VCITA_DIRECTORY_TOKEN": wrong}
     for args in (["plan"], ["--debug", "plan"], ["apply", "--auto-approve"], ["drift"], ["--debug", "drift"],
-                 ["import", "client_package.first", first_id], ["export", "--out", "exported2"]):
+                 ["import", "client_package.first", first_id], ["export", "--out", "exported2"], ["doctor"],
+                 ["doctor", "--format", "json"]):
         code, text = rc(*args, "--rate", "1000", env_=bad)
         assert code == 1, text
     no_token = {k: v for k, v in env.items() if k not in ("VCITA_STAFF_TOKEN", "VCITA_DIRECTORY_TOKEN")}

@@ -120,7 +120,7 @@ def test_damaged_plan_file_is_refused(project: Path, cli: CLI, damage: str) -> N
     elif damage == "other-format":
         plan.write_text(json.dumps({**raw, "format_version": 7}))
     elif damage == "damaged-field":
-        raw["changes"][0]["action"] = "explode"
+        raw["operations"][0]["op"] = "explode"
         plan.write_text(json.dumps(raw))
     else:
         plan.write_text("")
@@ -301,4 +301,17 @@ def test_corrupt_embedded_sandbox(project: Path, cli: CLI, monkeypatch: pytest.M
     (project / ".reconciler" / "sandbox.db").write_bytes(b"this is not an SQLite database\n" * 10)
     before = snapshot(project)
     one_error(*cli(*args))
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("html_server", [200, 502], indirect=True)
+def test_doctor_against_a_server_answering_html(project: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch,
+                                               html_server: str) -> None:
+    monkeypatch.setenv("VCITA_GATEWAY_URL", html_server + "/apigw")
+    monkeypatch.setenv("VCITA_FALLBACK_URL", html_server + "/api2")
+    before = snapshot(project)
+    code, out, err = cli("doctor", "--rate", "1000")
+    assert code == 1 and "Traceback" not in out + err and "internal error" not in out + err
+    assert "FAILS" in out and "Result:" in out
+    assert all(len(line) < 400 for line in out.splitlines()), out  # described, not dumped
     assert snapshot(project) == before

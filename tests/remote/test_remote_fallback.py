@@ -7,7 +7,7 @@ import httpx
 import pytest
 from remote_support import CLIENTS, Sbx, fast_settings, package_body
 
-from reconciler.errors import AuthError, OutcomeUnknownError
+from reconciler.errors import AuthError, DoorRefusedError, OutcomeUnknownError
 from reconciler.remote import DEFAULT_ROUTES, Door, rewrite_legacy
 
 pytestmark = pytest.mark.anyio
@@ -91,13 +91,18 @@ async def test_gateway_404_bad_gateway_falls_back_even_for_a_post(sbx: Sbx) -> N
         assert [p.id for p in await api.list_catalog_packages()] == [created.id]  # exactly once
 
 
-async def test_without_a_fallback_door_the_refusal_is_an_auth_error_with_a_hint(sbx: Sbx) -> None:
+async def test_without_a_fallback_door_the_refusal_names_the_fallback_setting(sbx: Sbx) -> None:
     uid = await make_client_package(sbx)
     async with sbx.client(target=sbx.target_with(fallback_url=None)) as api:
-        with pytest.raises(AuthError) as err:
+        with pytest.raises(DoorRefusedError) as err:
             await api.get_client_package(uid)
+        with pytest.raises(DoorRefusedError) as listing:
+            await api.list_catalog_packages()  # refused on the gateway with both tokens
     assert err.value.request is not None and err.value.request.door == "gateway"
-    assert "VCITA_FALLBACK_URL" in (err.value.hint or "")
+    for e in (err.value, listing.value):
+        assert "VCITA_FALLBACK_URL" in (e.hint or "") and "fallback_url" in (e.hint or "")
+        assert "no fallback URL" in e.message and "staff token" not in (e.hint or "")
+    assert "with the staff token: 422" in listing.value.message  # the directory token was tried too
 
 
 async def test_the_fallback_refusing_too_is_reported_not_looped(sbx: Sbx) -> None:
@@ -142,11 +147,12 @@ async def test_a_directory_token_route_sends_x_on_behalf_of(sbx: Sbx) -> None:
     from reconciler.remote import RouteTable
     from reconciler.remote.routes import TokenKind
 
-    routes = RouteTable([replace(r, token=TokenKind.DIRECTORY) if r.name in ("list_clients", "list_services")
-                         else r for r in DEFAULT_ROUTES])
+    routes = RouteTable([replace(r, token=TokenKind.DIRECTORY, alt=TokenKind.STAFF if r.name == "list_clients" else None)
+                         if r.name in ("list_clients", "list_services") else r for r in DEFAULT_ROUTES])
     async with sbx.client(routes=routes) as api:
         assert len(await api.list_clients()) == len(CLIENTS)  # directory + X-On-Behalf-Of accepted
         with pytest.raises(AuthError):
             await api.list_services()  # ... and refused where the recipes saw it refused
     async with sbx.client(routes=routes, target=sbx.target_with(directory_token=None)) as api:
-        assert len(await api.list_clients()) == len(CLIENTS)  # no directory token: the staff token
+        assert len(await api.list_clients()) == len(CLIENTS)  # no directory token: the other, staff
+        assert api.last_served.token == "staff"

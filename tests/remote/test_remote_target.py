@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,139 @@ def test_default_target_from_toml(tmp_path: Path) -> None:
     assert t.name == "staging" and t.business_id == "bizstaging000001"
 
 
-def test_toml_targets_are_not_used_unless_selected(tmp_path: Path) -> None:
+def test_a_toml_that_selects_no_target_is_an_error_not_the_sandbox(tmp_path: Path) -> None:
     write_toml(tmp_path, STAGING)
-    assert resolve_target(flags={}, env={}, cwd=tmp_path).embedded
+    with pytest.raises(ConfigError, match="selects no target") as err:
+        resolve_target(flags={}, env={}, cwd=tmp_path)
+    assert "default_target" in (err.value.hint or "") and "--target embedded" in (err.value.hint or "")
+    assert not (tmp_path / ".reconciler").exists()
+    write_toml(tmp_path, "# no targets yet\n")
+    with pytest.raises(ConfigError, match="selects no target"):
+        resolve_target(flags={}, env={}, cwd=tmp_path)
+
+
+def test_a_selected_toml_target_without_a_gateway_is_an_error(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'default_target = "half"\n[targets.half]\nbusiness_id = "b"\ntoken_env = "T"\n')
+    with pytest.raises(ConfigError, match="target half .* has no gateway_url"):
+        resolve_target(flags={}, env={"T": "x"}, cwd=tmp_path)
+
+
+def test_reconciler_toml_is_found_in_a_parent_folder(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'default_target = "staging"\n' + STAGING + 'token_file = "tok"\n'.replace(
+        "token_file", "directory_token_file"))
+    (tmp_path / "tok").write_text("dir-token\n", encoding="utf-8")
+    deep = tmp_path / "manifests" / "acme" / "sub"
+    deep.mkdir(parents=True)
+    t = resolve_target(flags={}, env={"STAGING_TOKEN": "x"}, cwd=deep)
+    assert t.name == "staging" and t.business_id == "bizstaging000001"
+    assert t.directory_token == Secret("dir-token")  # relative to the toml's folder, not the cwd
+    write_toml(tmp_path, STAGING)  # found, but selects nothing: never the sandbox from a subfolder
+    with pytest.raises(ConfigError, match=str(tmp_path / "reconciler.toml")):
+        resolve_target(flags={}, env={}, cwd=deep)
+    assert not (deep / ".reconciler").exists()
+
+
+@pytest.mark.parametrize("empty", [
+    ["VCITA_GATEWAY_URL"], ["VCITA_BUSINESS_ID"], ["VCITA_STAFF_TOKEN"],
+    ["VCITA_GATEWAY_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN"],
+])
+def test_a_required_variable_present_but_empty_is_an_error_naming_it(tmp_path: Path, empty: list[str]) -> None:
+    full = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_STAFF_TOKEN": "tok"}
+    for blank in ("", "  \n"):
+        env = {**full, **{k: blank for k in empty}, "VCITA_FALLBACK_URL": "", "VCITA_DIRECTORY_TOKEN": ""}
+        with pytest.raises(ConfigError) as err:
+            resolve_target(flags={}, env=env, cwd=tmp_path)
+        assert "set but empty" in err.value.message
+        for k in empty:
+            assert k in err.value.message
+        for k in set(full) - set(empty):
+            assert k not in err.value.message
+    assert not (tmp_path / ".reconciler").exists()
+
+
+def test_every_variable_empty_is_an_error_even_with_a_toml_default(tmp_path: Path) -> None:
+    env = {k: "" for k in ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN",
+                           "VCITA_DIRECTORY_TOKEN")}
+    with pytest.raises(ConfigError, match="VCITA_GATEWAY_URL, VCITA_BUSINESS_ID and VCITA_STAFF_TOKEN are set but empty"):
+        resolve_target(flags={}, env=env, cwd=tmp_path)
+    write_toml(tmp_path, 'default_target = "staging"\n' + STAGING)
+    with pytest.raises(ConfigError, match="set but empty"):
+        resolve_target(flags={}, env={**env, "STAGING_TOKEN": "x"}, cwd=tmp_path)
+    # asking for the sandbox by name is not a silent fallback: the variables are irrelevant then
+    assert resolve_target(flags={}, env=env, cwd=tmp_path, target_name="embedded").embedded
+
+
+def test_empty_optional_variables_count_as_unset(tmp_path: Path) -> None:
+    env = {"VCITA_FALLBACK_URL": "", "VCITA_DIRECTORY_TOKEN": " "}
+    assert resolve_target(flags={}, env=env, cwd=tmp_path).embedded
+    full = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_STAFF_TOKEN": "tok", **env}
+    t = resolve_target(flags={}, env=full, cwd=tmp_path)
+    assert t.fallback_url is None and t.directory_token is None
+
+
+def test_a_flag_supplies_what_an_empty_variable_would_not(tmp_path: Path) -> None:
+    (tmp_path / "tok").write_text("from-file\n", encoding="utf-8")
+    env = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_STAFF_TOKEN": ""}
+    t = resolve_target(flags={"token_file": "tok"}, env=env, cwd=tmp_path)
+    assert t.staff_token == Secret("from-file")
+
+
+def test_a_token_env_set_but_empty_says_so(tmp_path: Path) -> None:
+    write_toml(tmp_path, STAGING)
+    with pytest.raises(ConfigError, match="STAGING_TOKEN .* is set but empty"):
+        resolve_target(flags={}, env={"STAGING_TOKEN": ""}, cwd=tmp_path, target_name="staging")
+
+
+def test_ci_does_not_matter(tmp_path: Path) -> None:
+    assert resolve_target(flags={}, env={"CI": "true"}, cwd=tmp_path).embedded
+    assert resolve_target(flags={}, env={"CI": ""}, cwd=tmp_path).embedded
+
+
+def test_a_directory_only_target(tmp_path: Path) -> None:
+    env = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_DIRECTORY_TOKEN": "dir"}
+    t = resolve_target(flags={}, env=env, cwd=tmp_path)
+    assert t.staff_token is None and t.directory_token == Secret("dir")
+    assert "directory token only" in t.describe() and "no fallback" in t.describe()
+
+
+ROUTED = STAGING + """
+[targets.staging.routes]
+list_catalog_packages = { door = "gateway", token = "directory" }
+get_client_package = { door = "fallback" }
+"""
+
+
+def test_route_pins_from_the_toml(tmp_path: Path) -> None:
+    from reconciler.remote import RoutePin, TokenKind
+    from reconciler.remote.routes import Door
+
+    write_toml(tmp_path, ROUTED)
+    t = resolve_target(flags={}, env={"STAGING_TOKEN": "s", "VCITA_DIRECTORY_TOKEN": "d"}, cwd=tmp_path,
+                       target_name="staging")
+    assert t.pins == {"list_catalog_packages": RoutePin(Door.GATEWAY, TokenKind.DIRECTORY),
+                      "get_client_package": RoutePin(Door.FALLBACK, None)}
+    assert t.pins["list_catalog_packages"].toml() == '{ door = "gateway", token = "directory" }'
+    with pytest.raises(ConfigError, match="pinned to the directory token, but the target has no directory token"):
+        resolve_target(flags={}, env={"STAGING_TOKEN": "s"}, cwd=tmp_path, target_name="staging")
+    no_fallback = ROUTED.replace('fallback_url = "https://staging.example.com/api2"\n', "")
+    write_toml(tmp_path, no_fallback)
+    with pytest.raises(ConfigError, match="pinned to the fallback door, but the target has no fallback URL"):
+        resolve_target(flags={}, env={"STAGING_TOKEN": "s", "VCITA_DIRECTORY_TOKEN": "d"}, cwd=tmp_path,
+                       target_name="staging")
+
+
+@pytest.mark.parametrize("bad,message", [
+    ('list_packages = { door = "gateway" }', "routes.list_packages names no route"),
+    ('list_clients = { door = "side" }', "door must be one of gateway, fallback"),
+    ('list_clients = { token = "app" }', "token must be one of staff, directory"),
+    ('list_clients = "gateway"', "must be { door"),
+    ('list_clients = { door = "gateway", why = "x" }', "must be { door"),
+])
+def test_bad_route_pins_are_located(tmp_path: Path, bad: str, message: str) -> None:
+    write_toml(tmp_path, STAGING + "[targets.staging.routes]\n" + bad + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        resolve_target(flags={}, env={"STAGING_TOKEN": "s"}, cwd=tmp_path, target_name="staging")
+    assert "[targets.staging]" in err.value.message
 
 
 def test_embedded_can_be_forced_by_name(tmp_path: Path) -> None:
@@ -140,7 +271,16 @@ def test_credentials_without_url_are_not_silently_ignored(tmp_path: Path) -> Non
     ("http://127.0.0.1:8080/apigw", True),
     ("http://localhost:9/apigw", True),
     ("http://[::1]:9/api2", True),
+    ("http://127.8.9.10:9/api2", True),
+    ("http://LOCALHOST:9/apigw", True),
     ("https://api.vcita.biz", True),
+    ("http://evil.localhost/apigw", False),
+    ("http://localhost.evil.com/apigw", False),
+    ("http://127.1/apigw", False),
+    ("http://[::ffff:127.0.0.1]/apigw", False),
+    ("http://[::2]/apigw", False),
+    ("http://128.0.0.1/apigw", False),
+    ("http://0.0.0.0/apigw", False),
     ("http://api.vcita.biz/apigw", False),
     ("http://10.0.0.5/apigw", False),
     ("ftp://127.0.0.1/x", False),
@@ -151,6 +291,9 @@ def test_plain_http_only_on_loopback(tmp_path: Path, url: str, ok: bool) -> None
     if ok:
         t = resolve_target(flags={}, env=env, cwd=tmp_path)
         assert t.gateway_url == url.rstrip("/") and t.local == url.startswith("http:")
+    elif url.startswith("http://"):
+        with pytest.raises(ConfigError, match="plain http:// to a non-loopback host"):
+            resolve_target(flags={}, env=env, cwd=tmp_path)
     else:
         with pytest.raises(ConfigError):
             resolve_target(flags={}, env=env, cwd=tmp_path)

@@ -229,3 +229,40 @@ def test_rm_asks_on_a_terminal(store: StateStore) -> None:
     code, text = _rm_on_a_terminal(store, b"y\n")
     assert code == 0, text
     assert "client_package.alice-10" not in store.load().resources
+
+
+def test_rm_archives_and_rm_archived_erases(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--state", str(store.path)]
+    assert run(["state", "rm", "client_package.alice-10", "-y", *args]) == 0
+    after = store.load()
+    assert "client_package.alice-10" not in after.resources
+    record = after.archived["uid-alice"]
+    assert (record.address, record.kind) == ("client_package.alice-10", "ClientPackage")
+    assert "state rm" in record.reason
+    capsys.readouterr()
+    assert run(["state", "list", *args]) == 0
+    assert "uid-alice  (archived " in capsys.readouterr().out
+    before = snapshot(store.dir)
+    assert run(["state", "rm", "--archived", "uid-nope", "-y", *args]) == 1  # all or nothing
+    assert "not an archived vcita id" in capsys.readouterr().err and snapshot(store.dir) == before
+    assert run(["state", "rm", "--archived", "uid-alice", "-y", *args]) == 0
+    assert store.load().archived == {}
+
+
+def test_mv_renames_a_tracked_object_and_its_pending_create(store: StateStore,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--state", str(store.path)]
+    assert run(["state", "mv", "client_package.alice-10", "client_package.alice-2026", *args]) == 0
+    after = store.load()
+    assert after.resources["client_package.alice-2026"].id == "uid-alice"
+    assert "client_package.alice-10" not in after.resources and after.serial == 2
+    assert "nothing in vcita changed" in capsys.readouterr().out
+    before = snapshot(store.dir)
+    for bad in (["client_package.alice-2026", "catalog_package.x"],  # another kind
+                ["client_package.nobody", "client_package.x"],  # not tracked
+                ["client_package.alice-2026", "client_package.alice-2026"],  # already tracked
+                ["Not An Address", "client_package.x"]):
+        assert run(["state", "mv", *bad, *args]) != 0
+        assert snapshot(store.dir) == before, bad
+    err = capsys.readouterr().err
+    assert "same kind" in err and "not tracked" in err and "already tracked" in err
