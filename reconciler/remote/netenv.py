@@ -99,7 +99,9 @@ def _hide_password(value: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    from reconciler.remote.target import is_loopback_host  # the same test as plain http's
+    from reconciler.remote.target import (
+        is_loopback_host,  # the same test as plain http's
+    )
 
     return is_loopback_host(host.strip("[]"))
 
