@@ -22,7 +22,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli import exit_codes
-from reconciler.cli.output import Console
+from reconciler.cli.output import Console, RedactingFilter, RedactingStream
 from reconciler.errors import ManifestError, ReconcilerError
 
 DEBUG_ENV = "RECONCILER_DEBUG"
@@ -57,12 +57,35 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir
     if chdir is not None:
         os.chdir(chdir)
     ctx.obj = Context(debug=debug, verbose=verbose, color=color)
+    _print_library_warnings(color)
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        for handler in logging.getLogger().handlers:  # what a server sent, or a secret, never raw
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
+
+
+class _WarningLines(logging.Handler):
+    """Warnings the library logs about files (reconciler.permissions) as ``Warning: ...`` lines."""
+
+    def __init__(self, color: bool | None) -> None:
+        super().__init__(logging.WARNING)
+        self.color = color
+
+    def emit(self, record: logging.LogRecord) -> None:
+        Console(color=self.color).warn(record.getMessage())
+
+
+def _print_library_warnings(color: bool | None) -> None:
+    logger = logging.getLogger("reconciler.permissions")
+    for h in [h for h in logger.handlers if isinstance(h, _WarningLines)]:
+        logger.removeHandler(h)  # one handler, with this run's colour choice
+    logger.addHandler(_WarningLines(color))
+    logger.propagate = False  # printed once, even with -v
 
 
 def _register() -> None:
@@ -101,7 +124,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the error boundary)."""
+    """Run the CLI and return its exit code (the error boundary).
+
+    While it runs, stdout and stderr mask every registered secret (``reconciler.safetext``).
+    """
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or _debug_from_env()
     for stream in (sys.stdout, sys.stderr):
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.

@@ -1,9 +1,47 @@
-"""Terminal output for the CLI: plain lines when piped, colour on a terminal (rich)."""
+"""Terminal output for the CLI: plain lines when piped, colour on a terminal (rich).
+
+Everything printed passes two guards (``reconciler.safetext``): each line's control characters
+are escaped before styling (a server's ESC, BEL or line break cannot rewrite the screen or forge
+a line), and the process's stdout and stderr are wrapped while the CLI runs
+(:class:`RedactingStream`) so that no registered secret (a token, a proxy password) is written,
+whichever code printed it; :class:`RedactingFilter` does both for log records.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback as tb
+from typing import Any, TextIO
+
+from reconciler.safetext import clean, printable, printable_json, redact
+
+
+class RedactingStream:
+    """A text stream that masks every registered secret in what is written through it."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, flush, encoding, fileno, reconfigure ...
+        return getattr(self.inner, name)
+
+
+class RedactingFilter(logging.Filter):
+    """Log records rendered on one line, control characters escaped, secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clean(record.getMessage(), keep="")
+        record.args = None
+        return True
 
 
 class Console:
@@ -22,9 +60,10 @@ class Console:
         if style and self._use_color(sys.stdout):
             from rich.console import Console as Rich
 
-            Rich(file=sys.stdout, highlight=False, soft_wrap=True).print(text, style=style, markup=False)
+            Rich(file=sys.stdout, highlight=False, soft_wrap=True).print(clean(text, keep="\n\t"), style=style,
+                                                                          markup=False)
         else:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(clean(text, keep="\n\t") + "\n")
 
     def markup(self, text: str) -> None:
         """Print rich markup to stdout (styles stripped when not a terminal)."""
@@ -33,7 +72,7 @@ class Console:
         Rich(
             file=sys.stdout, highlight=False, soft_wrap=True,
             force_terminal=self._use_color(sys.stdout), no_color=not self._use_color(sys.stdout),
-        ).print(text)
+        ).print(clean(text, keep="\n\t"))
 
     def diagnostic(self, line: str) -> None:
         self._err(line, "red")
@@ -50,9 +89,10 @@ class Console:
         self._err(message, None)
 
     def traceback(self) -> None:
-        sys.stderr.write(tb.format_exc())
+        sys.stderr.write(clean(tb.format_exc(), keep="\n"))
 
     def _err(self, text: str, style: str | None) -> None:
+        text = clean(text, keep="\n")
         if style and self._use_color(sys.stderr):
             from rich.console import Console as Rich
 
@@ -74,6 +114,7 @@ def print_plan(console: Console, plan: object, fmt: str) -> None:
     from reconciler.render import render
 
     text = render(plan, fmt)
+    text = printable_json(text) if fmt == "json" else printable(text, keep="\n\t")
     if fmt != "text" or not console._use_color(sys.stdout):
         sys.stdout.write(text)
         return

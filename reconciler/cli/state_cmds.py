@@ -18,7 +18,7 @@ import click
 from reconciler.cli.common import backend_options, resolve, state_config
 from reconciler.errors import StateError
 from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
-from reconciler.state_lock import describe_holder
+from reconciler.state_lock import lock_status
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +64,14 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
     return StateStore.locate([manifests], state_file, target=target, backend=config)
 
 
+def _lock_note(console: Any, store: Any) -> None:
+    """Who holds the state lock now, if anyone (on stderr: stdout stays the listing): the lock
+    file's holder, or a state database's advisory lock and its holder record."""
+    status = lock_status(store.lock_path) if store.kind == "local" else store.lock_status()
+    if status.held:
+        console.info(f"The state is {status.describe()}.")
+
+
 def _tracked(st: State, store: Any, address: str) -> None:
     if address in st.resources:
         return
@@ -104,21 +112,12 @@ def list_cmd(obj: Any, store: Any) -> int:
             console.info("(no resources)")
         for ar in sorted(st.archived.values(), key=lambda a: a.address):
             console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {ar.reason or 'left the manifests'})")
+    _lock_note(console, store)
     for it in sorted(st.pending.values(), key=lambda p: p.address):
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "
                      f"check vcita, then 'reconciler import {it.address} ID' or "
                      f"'reconciler state forget-intent {it.address}'")
-    _lock_note(console, store)
     return 0
-
-
-def _lock_note(console: Any, store: Any) -> None:
-    """Who holds a database state's lock now, if anyone (on stderr: stdout stays the listing)."""
-    status = getattr(store, "lock_status", None)
-    if store.kind != "local" and status is not None:
-        now = status()
-        if now.held:
-            console.info(f"The state is {now.describe()}.")
 
 
 @state.command("show")
@@ -143,18 +142,20 @@ def show(obj: Any, address: str, store: Any) -> int:
 @_where
 @click.pass_obj
 def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
-    """Break a stale state lock, left by a run that is gone.
+    """Break a lock left by an older reconciler whose run is gone.
 
+    The state lock is released by the system when the process holding it ends, even when it is
+    killed, so there is normally nothing to break: this command says so. It remains for lock
+    files left by older versions of reconciler, which did not go away with their process.
     LOCK_ID is the id printed by the command that found the state locked. Only that lock is
     broken: if it was released and taken again meanwhile, the id no longer matches and nothing
-    happens. Make sure its process is really gone first.
+    happens. A lock held by a running process is never broken.
     """
     if store.kind != "local":  # a database lock ends with its session: never broken by hand
         obj.console.out(store.unlock(lock_id))
         return 0
-    holder = unlock(store.dir, lock_id, name=store.lock_path.name)
-    was = describe_holder(holder) if holder else "a damaged lock file"
-    obj.console.out(f"Broke lock {lock_id} (held by {was}).")
+    result = unlock(store.dir, lock_id, name=store.lock_path.name)
+    obj.console.out(result.message)
     return 0
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
+from reconciler.safetext import register_secret
 from reconciler.remote.project import (
     PROJECT_FILE,
     ROUTES_KEY,
@@ -81,6 +82,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)  # masked in anything the CLI prints or logs, even if a server echoes it
 
     def reveal(self) -> str:
         """The raw value, for the ``Authorization`` header and nothing else."""
@@ -210,10 +212,17 @@ class Target:
 
 
 def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") -> Secret:
-    """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused."""
+    """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused,
+    and so is a file others may write (one others may read is warned about, as ssh does)."""
+    from reconciler.permissions import check_token_file
+
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = cwd / p
+    try:
+        check_token_file(p, p.stat(), what)
+    except OSError:
+        pass  # missing or unreadable: the read below says which
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
