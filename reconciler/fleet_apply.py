@@ -8,8 +8,10 @@ target, manifests or state changed since) or a fresh plan, then a verification p
 shared between businesses but the limits of the run; a failure in one never stops the others.
 
 A fleet plan file is the JSON that ``plan --all --out`` writes (``format_version`` 1, ``command``
-``plan``, one row per business with its plan as ``report``).  :func:`read_fleet_plan` reads it
-into one :class:`reconciler.plan.Plan` per business, or says why it cannot be used.
+``plan``, one row per business with its plan as ``report``), sealed like a saved plan (a
+``seal`` digest over all the rest of the file: :mod:`reconciler.plan`).  :func:`read_fleet_plan`
+refuses it when the seal is missing or does not match (edited anywhere), then reads it into one
+:class:`reconciler.plan.Plan` per business, or says why one cannot be used.
 
 :class:`FleetStop` lets the command stop the run (a signal): every running applier sends nothing
 more, and businesses not started yet are not started.
@@ -55,11 +57,19 @@ class FleetStop:
             applier.stop(why)
 
 
+def sealed_fleet_plan(text: str) -> str:
+    """The fleet plan file for the JSON of ``plan --all``: sealed as a saved plan is."""
+    from reconciler.plan import SEAL_KEY, _canonical_digest
+
+    raw = json.loads(text)
+    return json.dumps({**raw, SEAL_KEY: _canonical_digest(raw)}, indent=2, ensure_ascii=False) + "\n"
+
+
 def read_fleet_plan(path: str) -> tuple[dict[str, Any], str | None]:
     """(plan or error text per business folder name, the shard it was made for) of a fleet plan."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan, check_format_version
+    from reconciler.plan import Plan, check_format_version, unseal
 
     try:
         raw = json.loads(read_regular(path).decode("utf-8"))
@@ -73,6 +83,11 @@ def read_fleet_plan(path: str) -> tuple[dict[str, Any], str | None]:
     if not is_fleet_plan(raw):
         raise PlanFileError(f"{path} is not a fleet plan (the JSON of 'reconciler plan --all --out FILE')",
                             hint="A single business's plan is applied without --all: reconciler apply PLAN.json PATH")
+    try:
+        raw = unseal(raw)
+    except ValueError as e:
+        raise PlanFileError(f"{path}: {e}", hint="Make it again with 'reconciler plan --all --out FILE' and review "
+                                                 "it; a reviewed plan is applied exactly as it was saved.") from None
     plans: dict[str, Any] = {}
     for i, row in enumerate(raw["businesses"]):
         if not isinstance(row, dict) or not isinstance(row.get("business"), str):

@@ -55,7 +55,12 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     if out:
         from reconciler.fsutil import atomic_write_text
 
-        atomic_write_text(Path(out), fleet_json(command, outcomes, codes, code, shard), mode=0o644)
+        text = fleet_json(command, outcomes, codes, code, shard)
+        if command == "plan":  # a fleet plan is applied as it was reviewed: sealed like a saved plan
+            from reconciler.fleet_apply import sealed_fleet_plan
+
+            text = sealed_fleet_plan(text)
+        atomic_write_text(Path(out), text, mode=0o600 if command == "plan" else 0o644)
     if fmt == "json":
         click.echo(fleet_json(command, outcomes, codes, code, shard), nl=False)
     else:

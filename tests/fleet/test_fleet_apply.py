@@ -39,6 +39,20 @@ def test_a_saved_fleet_plan_applies_once(fleet: dict[str, Any], cli: CLI, tmp_pa
     assert code == 0, out + err
     code, _, err = cli("apply", "fleet.json")
     assert code == 1 and "is a fleet plan" in err and "apply --all fleet.json" in err
+    # sealed: a fleet plan edited anywhere after it was made (here: one price) is refused whole
+    saved = (tmp_path / "fleet.json").read_text()
+    assert json.loads(saved)["seal"].startswith("sha256:")
+    edited = tmp_path / "edited.json"
+    edited.write_text(saved.replace('"price": 11', '"price": 1', 1) if '"price": 11' in saved
+                      else saved.replace('"business": "acme"', '"business": "acme "', 1))
+    assert edited.read_text() != saved
+    code, out, err = cli("apply", "--all", "edited.json")
+    assert code == 1 and "does not match its seal" in err and "applied" not in out
+    unsealed = json.loads(saved)
+    del unsealed["seal"]
+    edited.write_text(json.dumps(unsealed))
+    code, _, err = cli("apply", "--all", "edited.json")
+    assert code == 1 and "carries no seal" in err
     code, out, err = cli("apply", "--all", "fleet.json")
     assert code == 0, out + err
     table = rows_of(out)
