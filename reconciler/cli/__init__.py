@@ -11,7 +11,6 @@ Exit codes: 0 success; 1 error (bad input, refused command, failed operation); 2
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
@@ -28,23 +27,90 @@ EXIT_INTERRUPTED = 130
 
 
 class Context:
-    """What every command gets: the console and the global flags."""
+    """What every command gets: the console and the global flags (set wherever they were given)."""
 
-    def __init__(self, debug: bool, verbose: int, color: bool | None) -> None:
+    def __init__(self, debug: bool = False, verbose: int = 0, color: bool | None = None, quiet: bool = False) -> None:
         self.debug = debug
         self.verbose = verbose
-        self.console = Console(color=color)
+        self.color = color
+        self.quiet = quiet
+
+    @property
+    def console(self) -> Console:
+        return Console(color=self.color, quiet=self.quiet)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _configure_logging(verbose: int) -> None:
+    if verbose:
+        import logging
+
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.getLogger().setLevel(level)
+
+
+def _global_setter(attr: str, *, on_group: bool) -> Any:
+    """An option callback writing a global flag into the run's Context.  Before the command it
+    takes flags, RECONCILER_* variables and defaults; after it, only what the command line says
+    (so an unset variable there cannot undo a flag given before the command)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        from click.core import ParameterSource
+
+        if not on_group and ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+            return
+        settings = ctx.ensure_object(Context)
+        if attr == "verbose":
+            value = max(settings.verbose, value or 0)
+            _configure_logging(value)
+        if value is not None:
+            setattr(settings, attr, value)
+
+    return callback
+
+
+def _global_options(*, on_group: bool) -> list[click.Option]:
+    """--debug, -v, -q, --color/--no-color: accepted before the command (with their RECONCILER_*
+    variables) and, hidden from each command's help, after it too."""
+    def env(name: str) -> str | None:
+        return name if on_group else None
+
+    return [
+        click.Option(["--debug"], is_flag=True, default=None, envvar=env("RECONCILER_DEBUG"), expose_value=False,
+                     callback=_global_setter("debug", on_group=on_group), hidden=not on_group,
+                     help="Show tracebacks for errors."),
+        click.Option(["-v", "--verbose"], count=True, envvar=env("RECONCILER_VERBOSE"), expose_value=False,
+                     callback=_global_setter("verbose", on_group=on_group), hidden=not on_group,
+                     help="Log to stderr (-v info, -vv debug). Tokens are never logged."),
+        click.Option(["-q", "--quiet"], is_flag=True, default=None, envvar=env("RECONCILER_QUIET"), expose_value=False,
+                     callback=_global_setter("quiet", on_group=on_group), hidden=not on_group,
+                     help="Print results, warnings and errors only (no informational lines, no progress)."),
+        click.Option(["--color/--no-color"], default=None, envvar=env("RECONCILER_COLOR"), expose_value=False,
+                     callback=_global_setter("color", on_group=on_group), hidden=not on_group,
+                     help="Force or disable colour (default: on a terminal; NO_COLOR and FORCE_COLOR are honoured)."),
+    ]
+
+
+_EXAMPLES = """
+
+\b
+Examples:
+  reconciler validate                    check manifests/ offline
+  reconciler plan --out plan.json        review the changes, save them
+  reconciler apply plan.json             apply exactly that plan
+  reconciler --target staging drift      what changed in vcita since the last apply
+  reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             params=_global_options(on_group=True))
 @click.version_option(__version__, "--version", prog_name="reconciler")
-@click.option("--debug", is_flag=True, envvar="RECONCILER_DEBUG", help="Show tracebacks for errors.")
-@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Tokens are never logged.")
-@click.option("--color/--no-color", default=None, help="Force or disable colour (default: when stdout is a terminal).")
 @click.option("-C", "--chdir", "chdir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              envvar="RECONCILER_CHDIR",
               help="Run as if started in DIR (manifests, state and reconciler.toml are found from there).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir: str | None) -> None:
+def cli(ctx: click.Context, chdir: str | None) -> None:
     """Manage a vcita business's payment packages as code.
 
     Declare catalog packages and client packages in YAML manifests, review an exact plan,
@@ -52,16 +118,17 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir
     reconciler.toml (in this folder or a parent); with neither, every command runs against the
     embedded sandbox (a local vcita API in .reconciler/sandbox.db). 'reconciler doctor' checks
     a target before the first apply.
+
+    Every global option may also follow the command (reconciler plan --debug), and each has a
+    variable: RECONCILER_DEBUG, RECONCILER_VERBOSE, RECONCILER_QUIET, RECONCILER_COLOR,
+    RECONCILER_CHDIR; RECONCILER_TARGET names the target of reconciler.toml (as --target does).
     """
     if chdir is not None:
         os.chdir(chdir)
-    ctx.obj = Context(debug=debug, verbose=verbose, color=color)
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+    ctx.ensure_object(Context)
+
+
+cli.help = (cli.help or "") + _EXAMPLES
 
 
 def _register() -> None:
@@ -78,11 +145,29 @@ def _register() -> None:
     cli.add_command(drift_cmd.drift)
     cli.add_command(export_cmd.export)
     cli.add_command(doctor_cmd.doctor)
-    try:
-        from reconciler.sandbox.cli import sandbox
-    except ImportError:  # the sandbox is optional while it is being built
-        return
+    from reconciler.cli.completion_cmd import completion
+    from reconciler.sandbox.cli import sandbox
+
     cli.add_command(sandbox)
+    cli.add_command(completion)
+    for name, command in cli.commands.items():
+        _accept_global_options(command, name)
+
+
+_GLOBAL_EPILOG = "Global options (--debug, -v, -q, --color/--no-color) may also follow the command."
+
+
+def _accept_global_options(command: click.Command, path: str) -> None:
+    """Let ``command`` (and its subcommands) take the global options after its name too, and end
+    its help with its examples."""
+    from reconciler.cli.examples import epilog
+
+    names = {o for p in command.params for o in p.opts}
+    if "--debug" not in names:
+        command.params.extend(_global_options(on_group=False))
+        command.epilog = "\n\n".join(filter(None, [command.epilog, epilog(path), _GLOBAL_EPILOG]))
+    for name, sub in getattr(command, "commands", {}).items():
+        _accept_global_options(sub, f"{path} {name}")
 
 
 _register()
@@ -95,57 +180,59 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the error boundary)."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    settings = Context()  # filled in by the global options, wherever they were given
     for stream in (sys.stdout, sys.stderr):
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    console = Console(color=None)
     try:
-        rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
         return rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
-        console.error("aborted")
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+            settings.console.error("interrupted")
+            return EXIT_INTERRUPTED
+        settings.console.error("aborted")
         return EXIT_ERROR
     except click.ClickException as e:
-        console.error(e.format_message(), hint=_usage_hint(e))
+        settings.console.error(e.format_message(), hint=_usage_hint(e))
         return EXIT_ERROR
     except KeyboardInterrupt:
-        console.error("interrupted")
+        settings.console.error("interrupted")
         return EXIT_INTERRUPTED
-    except ManifestError as e:
-        if debug:
-            console.traceback()
+    except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
+        # "--debug" in args too: a usage error may stop parsing before the flag was processed.
+        return _report(e, settings.console, debug=bool(settings.debug) or "--debug" in args)
+
+
+def _report(e: Exception, console: Console, *, debug: bool) -> int:
+    """One located, actionable message for ``e`` (a traceback too with --debug); the exit code."""
+    if debug:
+        console.traceback()
+    if isinstance(e, ManifestError):
         for d in e.diagnostics:
             console.diagnostic(d.render())
         nfiles = len({d.file for d in e.diagnostics})
         console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
         return EXIT_ERROR
-    except ReconcilerError as e:
-        if debug:
-            console.traceback()
+    if isinstance(e, ReconcilerError):
         console.error(e.message, hint=e.hint)
         return getattr(e, "exit_code", EXIT_ERROR)
-    except OSError as e:
+    if isinstance(e, OSError):
         # A file the user named cannot be read or written (--out in a missing folder, a full disk).
-        if debug:
-            console.traceback()
         where = f" {e.filename}" if e.filename else ""
         what = f"{e.filename} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
             and e.filename else f"cannot access{where}: {e.strerror or e}"
-        console.error(what,
-                      hint="Check the path and its permissions; nothing else was changed.")
+        console.error(what, hint="Check the path and its permissions; nothing else was changed.")
         return EXIT_ERROR
-    except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
-        if debug:
-            console.traceback()
-        console.error(
-            f"internal error: {type(e).__name__}: {e}",
-            hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
-        )
-        return EXIT_ERROR
+    console.error(
+        f"internal error: {type(e).__name__}: {e}",
+        hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
+    )
+    return EXIT_ERROR
 
 
 def _usage_hint(e: click.ClickException) -> str | None:

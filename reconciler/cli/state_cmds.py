@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.errors import StateError
-from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
-from reconciler.state_lock import describe_holder
+
+if TYPE_CHECKING:
+    from reconciler.state import State, StateStore
+
+# reconciler.state (pydantic) is imported when a subcommand runs, not for --help or completion.
+DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +36,15 @@ def _where(f: F) -> F:
 
 
 def _store(manifests: str, state_file: str | None) -> StateStore:
+    from reconciler.state import StateStore
+
     return StateStore.locate([manifests], state_file)
+
+
+def _address_ok(address: str) -> bool:
+    from reconciler.state import ADDRESS_RE
+
+    return bool(ADDRESS_RE.match(address))
 
 
 def _tracked(st: State, store: StateStore, address: str) -> None:
@@ -112,6 +124,9 @@ def unlock_cmd(obj: Any, lock_id: str, manifests: str, state_file: str | None) -
     happens. Make sure its process is really gone first.
     """
     store = _store(manifests, state_file)
+    from reconciler.state import unlock
+    from reconciler.state_lock import describe_holder
+
     holder = unlock(store.dir, lock_id, name=store.lock_path.name)
     was = describe_holder(holder) if holder else "a damaged lock file"
     obj.console.out(f"Broke lock {lock_id} (held by {was}).")
@@ -131,7 +146,7 @@ def forget_intent(obj: Any, name: str, manifests: str, state_file: str | None) -
     """
     console = obj.console
     address = name if "." in name else f"client_package.{name}"
-    if not ADDRESS_RE.match(address):
+    if not _address_ok(address):
         raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
                                  param_hint="NAME")
     store = _store(manifests, state_file)
@@ -238,7 +253,7 @@ def mv(obj: Any, old: str, new: str, manifests: str, state_file: str | None) -> 
     not tracked yet.
     """
     for address in (old, new):
-        if not ADDRESS_RE.match(address):
+        if not _address_ok(address):
             raise click.BadParameter(f"{address!r} is not catalog_package.NAME or client_package.NAME")
     if old.split(".", 1)[0] != new.split(".", 1)[0]:
         raise StateError(f"{old} and {new} are not of the same kind; an object cannot change kind")
