@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         bounded = name.startswith(("reconciler --help", "completion"))
         verdict = ("OK" if r["median_s"] < TARGET_S else "SLOW") if bounded else "-"
         ok &= verdict != "SLOW"
-        print(f"{name:<40} median {r['median_s']:.3f} s  min {r['min_s']:.3f} s  ({r['runs']} runs)  "
-              f"{'< %.2f s: ' % TARGET_S + verdict if bounded else ''}")
+        bound = f"< {TARGET_S:.2f} s: {verdict}" if bounded else ""
+        print(f"{name:<40} median {r['median_s']:.3f} s  min {r['min_s']:.3f} s  ({r['runs']} runs)  {bound}")
     if args.importtime:
         print("\nslowest cumulative imports of 'import reconciler.cli':")
         print("\n".join(importtime()))

@@ -19,7 +19,7 @@ import click
 import pytest
 
 from reconciler.cli import cli
-from reconciler.cli.examples import EXAMPLES
+from reconciler.cli.help import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 ANSI = "\x1b["
@@ -190,7 +190,7 @@ def _commands() -> dict[str, click.Command]:
 
 def test_every_command_has_an_example_that_parses() -> None:
     commands = _commands()
-    assert set(commands) == set(EXAMPLES), "add an example to reconciler/cli/examples.py"
+    assert set(commands) == set(EXAMPLES), "add an example to reconciler/cli/help.py"
     for path, rows in EXAMPLES.items():
         text = cmd(*path.split(), "--help").stdout if path in ("plan", "state rm") else None
         if text is not None:

@@ -145,7 +145,7 @@ def _register() -> None:
     cli.add_command(drift_cmd.drift)
     cli.add_command(export_cmd.export)
     cli.add_command(doctor_cmd.doctor)
-    from reconciler.cli.completion_cmd import completion
+    from reconciler.cli.help import completion
     from reconciler.sandbox.cli import sandbox
 
     cli.add_command(sandbox)
@@ -160,7 +160,7 @@ _GLOBAL_EPILOG = "Global options (--debug, -v, -q, --color/--no-color) may also 
 def _accept_global_options(command: click.Command, path: str) -> None:
     """Let ``command`` (and its subcommands) take the global options after its name too, and end
     its help with its examples."""
-    from reconciler.cli.examples import epilog
+    from reconciler.cli.help import epilog
 
     names = {o for p in command.params for o in p.opts}
     if "--debug" not in names:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .store import Store

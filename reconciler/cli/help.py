@@ -1,12 +1,19 @@
-"""One or more examples per command, shown at the end of its ``--help``.
+"""Finding one's way in the CLI: examples at the end of every ``--help``, and
+``reconciler completion bash|zsh|fish``.
 
-Kept here, apart from the commands' docstrings, so that ``tests/test_cli_conventions.py`` can
-check every command has some (a new command without an example fails it) and that each example
-parses against the command it documents.  Commands whose docstring already opens with usage
-lines (apply, import, state rm, state mv) get further examples here.
+The examples are kept here, apart from the commands' docstrings, so that
+``tests/test_cli_conventions.py`` can check every command has some (a new command without one
+fails it) and that each parses against the command it documents.  Commands whose docstring opens
+with usage lines (apply, import, state rm, state mv) get further examples here.
+
+The completion script calls ``reconciler`` with ``_RECONCILER_COMPLETE`` set on every Tab (click's
+shell completion), so it always matches the installed version; start-up is kept short for that
+(the commands import their heavy dependencies only when they run).
 """
 
 from __future__ import annotations
+
+import click
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "validate": [
@@ -55,3 +62,31 @@ def epilog(path: str) -> str | None:
         return None
     width = max(len(cmd) for cmd, _ in rows)
     return "\b\nExamples:\n" + "\n".join(f"  {cmd:<{width}}  # {what}" for cmd, what in rows)
+
+
+SHELLS = ("bash", "zsh", "fish")
+
+_HELP = """Print the shell completion script for SHELL.
+
+\b
+Install it once (then open a new shell):
+  bash:  reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler
+  zsh:   reconciler completion zsh > "${fpath[1]}/_reconciler"
+  fish:  reconciler completion fish > ~/.config/fish/completions/reconciler.fish
+
+\b
+Or load it for this shell only:
+  eval "$(reconciler completion bash)"
+"""
+
+
+@click.command(help=_HELP)
+@click.argument("shell", type=click.Choice(SHELLS))
+@click.pass_context
+def completion(ctx: click.Context, shell: str) -> None:
+    from click.shell_completion import get_completion_class
+
+    root = ctx.find_root()
+    cls = get_completion_class(shell)
+    assert cls is not None  # every name of SHELLS is one click knows
+    click.echo(cls(root.command, {}, root.info_name or "reconciler", "_RECONCILER_COMPLETE").source())
