@@ -65,9 +65,14 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         from reconciler.fsutil import atomic_write_text
         from reconciler.model.schema import manifest_schema
 
-        schema_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(schema_file, json.dumps(manifest_schema(), indent=2, sort_keys=True) + "\n", mode=0o644)
-        console.info(f"Wrote the manifest JSON Schema to {ex.SCHEMA_FILE} (the files' editor line points to it).")
+        try:
+            schema_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(schema_file, json.dumps(manifest_schema(), indent=2, sort_keys=True) + "\n", mode=0o644)
+        except OSError as e:  # the export itself is done and recorded: say so, do not fail it
+            console.warn(f"could not write {ex.SCHEMA_FILE} ({e.strerror or e}): the files' editor line points "
+                         "to it; 'reconciler schema --out FILE' writes it")
+        else:
+            console.info(f"Wrote the manifest JSON Schema to {ex.SCHEMA_FILE} (the files' editor line points to it).")
     for rid, why in plan.skipped:
         console.warn(f"not exported: {rid}: {why}")
     n = len(plan.files)

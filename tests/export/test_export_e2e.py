@@ -124,3 +124,9 @@ def test_export_writes_the_schema_its_editor_line_points_to(business: dict[str, 
     schema_file.unlink()
     assert cli("export", "--out", "other", "--schema", "https://example.com/s.json")[0] == 0
     assert not schema_file.exists()
+    # A schema/ that is a file: the export is done all the same, with a warning.
+    schema_file.parent.rmdir()
+    schema_file.parent.write_text("not a folder")
+    code, out, err = cli("export", "--out", "last")
+    assert code == 0 and "Exported 50 catalog packages" in out
+    assert "Warning: could not write schema/reconciler-v1.schema.json" in err
