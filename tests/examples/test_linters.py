@@ -4,7 +4,8 @@ actionlint (with shellcheck on every ``run:`` script) and zizmor (offline, pedan
 workflows, the composite action and the pre-commit files; yamllint (``.yamllint.yaml``) on the
 repository's YAML; kubernetes-validate (strict, oldest and newest supported Kubernetes) on the
 CronJob; shellcheck on the scripts, on the action's ``run:`` steps and on the CronJob's script;
-hadolint on the Dockerfile. Each linter is also shown a broken copy, so a linter that stopped
+hadolint on the Dockerfile; pre-commit's own checks on the hook files; systemd-analyze on the
+units when the machine has systemd. Each linter is also shown a broken copy, so a linter that stopped
 checking (shellcheck missing from actionlint's PATH, a wrong flag) fails a test.
 
 The linters come from the ``lint`` extra (wheels that bundle their binaries). Without it the
@@ -125,6 +126,11 @@ def test_every_action_is_pinned_to_a_commit() -> None:
         assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}\s+# v\d+(\.\d+)*", ref), ref
 
 
+def test_pre_commit_accepts_the_hook_manifest_and_the_example_config() -> None:
+    clean(lint(tool("pre-commit"), "validate-manifest", str(PRE_COMMIT[0])))
+    clean(lint(tool("pre-commit"), "validate-config", str(PRE_COMMIT[1])))
+
+
 # --- YAML, Kubernetes -------------------------------------------------------------------------
 
 
@@ -178,6 +184,26 @@ def test_embedded_scripts_pass_shellcheck() -> None:
         clean(lint(tool("shellcheck"), "-s", shell, "-", stdin=script))
     p = lint(tool("shellcheck"), "-s", "sh", "-", stdin='cd $1\nexit "two"\n')
     assert p.returncode != 0 and "SC2086" in p.stdout
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd-analyze is no PyPI wheel: used when the machine has systemd, skipped otherwise."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here (it comes with systemd, not from PyPI)")
+    cron = EXAMPLES / "cron"
+    service = (cron / "reconciler-drift.service").read_text()
+    # verify wants ExecStart to exist: point it at this checkout's script instead of /srv/...
+    service = re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={cron / 'reconciler-drift.sh'}", service)
+    (tmp_path / "reconciler-drift.service").write_text(service)
+    shutil.copy(cron / "reconciler-drift.timer", tmp_path)
+    units = ["./reconciler-drift.service", "./reconciler-drift.timer"]
+    p = lint(analyze, "verify", "--man=no", *units, cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr  # warnings too
+    (tmp_path / "reconciler-drift.timer").write_text((cron / "reconciler-drift.timer").read_text()
+                                                     .replace("OnCalendar=", "OnCalender="))
+    p = lint(analyze, "verify", "--man=no", *units, cwd=tmp_path)
+    assert "Unknown key 'OnCalender'" in p.stdout + p.stderr
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------
