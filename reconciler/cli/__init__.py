@@ -27,17 +27,29 @@ EXIT_INTERRUPTED = 130
 
 
 class Context:
-    """What every command gets: the console and the global flags (set wherever they were given)."""
+    """What every command gets: the console and the global flags (set wherever they were given:
+    the option callbacks update this one object, and so the console the error boundary uses)."""
 
-    def __init__(self, debug: bool = False, verbose: int = 0, color: bool | None = None, quiet: bool = False) -> None:
-        self.debug = debug
-        self.verbose = verbose
-        self.color = color
-        self.quiet = quiet
+    def __init__(self) -> None:
+        self.debug = False
+        self.verbose = 0
+        self.console = Console()
 
     @property
-    def console(self) -> Console:
-        return Console(color=self.color, quiet=self.quiet)
+    def color(self) -> bool | None:
+        return self.console.color
+
+    @color.setter
+    def color(self, value: bool | None) -> None:
+        self.console.color = value
+
+    @property
+    def quiet(self) -> bool:
+        return self.console.quiet
+
+    @quiet.setter
+    def quiet(self, value: bool) -> None:
+        self.console.quiet = value
 
 
 def _configure_logging(verbose: int) -> None:
@@ -186,53 +198,56 @@ def run(argv: list[str] | None = None) -> int:
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    console = settings.console
     try:
         rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
         return rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort as e:
-        if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
-            settings.console.error("interrupted")
+        # click.confirm raises Abort "from None" on Ctrl-C: the KeyboardInterrupt is its context.
+        if isinstance(e.__context__, KeyboardInterrupt):
+            console.error("interrupted")
             return EXIT_INTERRUPTED
-        settings.console.error("aborted")
+        console.error("aborted")
         return EXIT_ERROR
     except click.ClickException as e:
-        settings.console.error(e.format_message(), hint=_usage_hint(e))
+        console.error(e.format_message(), hint=_usage_hint(e))
         return EXIT_ERROR
     except KeyboardInterrupt:
-        settings.console.error("interrupted")
+        console.error("interrupted")
         return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
-        # "--debug" in args too: a usage error may stop parsing before the flag was processed.
-        return _report(e, settings.console, debug=bool(settings.debug) or "--debug" in args)
-
-
-def _report(e: Exception, console: Console, *, debug: bool) -> int:
-    """One located, actionable message for ``e`` (a traceback too with --debug); the exit code."""
-    if debug:
-        console.traceback()
-    if isinstance(e, ManifestError):
+    except ManifestError as e:
+        if settings.debug or "--debug" in args:  # a usage error may stop parsing before the flag
+            console.traceback()
         for d in e.diagnostics:
             console.diagnostic(d.render())
         nfiles = len({d.file for d in e.diagnostics})
         console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
         return EXIT_ERROR
-    if isinstance(e, ReconcilerError):
+    except ReconcilerError as e:
+        if settings.debug or "--debug" in args:
+            console.traceback()
         console.error(e.message, hint=e.hint)
         return getattr(e, "exit_code", EXIT_ERROR)
-    if isinstance(e, OSError):
+    except OSError as e:
         # A file the user named cannot be read or written (--out in a missing folder, a full disk).
+        if settings.debug or "--debug" in args:
+            console.traceback()
         where = f" {e.filename}" if e.filename else ""
         what = f"{e.filename} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
             and e.filename else f"cannot access{where}: {e.strerror or e}"
-        console.error(what, hint="Check the path and its permissions; nothing else was changed.")
+        console.error(what,
+                      hint="Check the path and its permissions; nothing else was changed.")
         return EXIT_ERROR
-    console.error(
-        f"internal error: {type(e).__name__}: {e}",
-        hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
-    )
-    return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
+        if settings.debug or "--debug" in args:
+            console.traceback()
+        console.error(
+            f"internal error: {type(e).__name__}: {e}",
+            hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
+        )
+        return EXIT_ERROR
 
 
 def _usage_hint(e: click.ClickException) -> str | None:

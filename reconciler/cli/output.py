@@ -36,11 +36,11 @@ class Console:
     """stdout for results, stderr for diagnostics and errors."""
 
     def __init__(self, color: bool | None = None, *, quiet: bool = False) -> None:
-        self._color = color
+        self.color = color  # --color / --no-color; None: decide per stream
         self.quiet = quiet
 
     def _use_color(self, stream: object) -> bool:
-        return color_wanted(self._color, stream)
+        return color_wanted(self.color, stream)
 
     def _rich(self, stream: Any) -> Any:
         from rich.console import Console as Rich
