@@ -20,15 +20,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-WORKFLOWS = sorted((EXAMPLES / "github-actions").glob("*.yml"))
+# Every file of a kind, so that a new example is linted without touching this module.
+WORKFLOWS = sorted([*(EXAMPLES / "github-actions").glob("*.yml"), *(EXAMPLES / "github-actions").glob("*.yaml")])
 ACTION = REPO / "action.yml"
 CRONJOB = EXAMPLES / "kubernetes" / "cronjob.yaml"
+KUBERNETES = sorted((EXAMPLES / "kubernetes").glob("*.yaml"))
 PRE_COMMIT = [REPO / ".pre-commit-hooks.yaml", EXAMPLES / "pre-commit" / ".pre-commit-config.yaml"]
 SCRIPTS = [EXAMPLES / "cron" / "reconciler-drift.sh", REPO / ".ci" / "run"]
 K8S_VERSIONS = ("1.29.0", "1.37.0")  # backoffLimitPerIndex / FailIndex need 1.29
@@ -67,7 +70,7 @@ def zizmor(*files: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_workflows_pass_actionlint_and_its_shellcheck() -> None:
-    assert len(WORKFLOWS) == 3
+    assert {"plan.yml", "apply.yml", "drift.yml"} <= {f.name for f in WORKFLOWS}
     clean(actionlint(*WORKFLOWS))
 
 
@@ -135,8 +138,7 @@ def test_pre_commit_accepts_the_hook_manifest_and_the_example_config() -> None:
 
 
 def test_yaml_passes_yamllint_with_the_repository_config(tmp_path: Path) -> None:
-    files = [*map(str, [*WORKFLOWS, ACTION, CRONJOB, *PRE_COMMIT, REPO / ".yamllint.yaml"]),
-             *map(str, sorted((REPO / "manifests").glob("*.yaml")))]
+    files = [str(EXAMPLES), str(REPO / "manifests"), *map(str, [ACTION, *PRE_COMMIT, REPO / ".yamllint.yaml"])]
     clean(lint(tool("yamllint"), "--strict", "-c", str(REPO / ".yamllint.yaml"), *files))
     bad = tmp_path / "bad.yaml"
     bad.write_text("key: value\nkey: again   \n")
@@ -145,8 +147,9 @@ def test_yaml_passes_yamllint_with_the_repository_config(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_cronjob_passes_kubernetes_validate_strict(version: str, tmp_path: Path) -> None:
-    clean(lint(tool("kubernetes-validate"), "--strict", "-k", version, str(CRONJOB)))
+def test_kubernetes_examples_pass_kubernetes_validate_strict(version: str, tmp_path: Path) -> None:
+    assert CRONJOB in KUBERNETES
+    clean(lint(tool("kubernetes-validate"), "--strict", "-k", version, *map(str, KUBERNETES)))
     bad = tmp_path / "bad.yaml"
     bad.write_text(CRONJOB.read_text().replace("backoffLimitPerIndex:", "backoffLimitPerIndx:"))
     assert lint(tool("kubernetes-validate"), "--strict", "-k", version, str(bad)).returncode != 0
@@ -164,6 +167,13 @@ def test_cronjob_fails_only_the_drifted_index_and_retries_errors() -> None:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False, c["name"]
 
 
+def _pod_spec(doc: Any) -> Any:
+    """The pod template of a CronJob, Job or Deployment-like document (None for other kinds)."""
+    spec = (doc or {}).get("spec", {})
+    spec = spec.get("jobTemplate", {}).get("spec", spec)
+    return spec.get("template", {}).get("spec")
+
+
 # --- shell --------------------------------------------------------------------------------------
 
 
@@ -176,9 +186,13 @@ def test_embedded_scripts_pass_shellcheck() -> None:
     steps = yaml.safe_load(ACTION.read_text())["runs"]["steps"]
     scripts = [(s["run"], s["shell"]) for s in steps if "run" in s]
     assert len(scripts) >= 3
-    container = yaml.safe_load(CRONJOB.read_text())["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["/bin/sh", "-c"]
-    scripts.append((container["args"][0], "sh"))
+    for f in KUBERNETES:
+        for doc in yaml.safe_load_all(f.read_text()):
+            pod = _pod_spec(doc)
+            for c in [*pod.get("initContainers", []), *pod.get("containers", [])] if pod else []:
+                if c.get("command", [])[:2] in (["/bin/sh", "-c"], ["sh", "-c"]):
+                    scripts.append((c["args"][0], "sh"))
+    assert len(scripts) >= 4
     for script, shell in scripts:
         assert "${{" not in script, "an expression in a script: pass it through env:"
         clean(lint(tool("shellcheck"), "-s", shell, "-", stdin=script))
