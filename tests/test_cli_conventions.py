@@ -217,6 +217,7 @@ def test_root_help_lists_examples_and_variables() -> None:
     for word in ("Examples:", "reconciler completion bash", "RECONCILER_DEBUG", "RECONCILER_TARGET",
                  "-q, --quiet", "--color / --no-color"):
         assert word in out, word
+    assert "\n  Declare catalog packages" in out  # the prose is re-flowed, not left indented
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

@@ -103,18 +103,6 @@ def _global_options(*, on_group: bool) -> list[click.Option]:
     ]
 
 
-_EXAMPLES = """
-
-\b
-Examples:
-  reconciler validate                    check manifests/ offline
-  reconciler plan --out plan.json        review the changes, save them
-  reconciler apply plan.json             apply exactly that plan
-  reconciler --target staging drift      what changed in vcita since the last apply
-  reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler
-"""
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              params=_global_options(on_group=True))
 @click.version_option(__version__, "--version", prog_name="reconciler")
@@ -134,13 +122,18 @@ def cli(ctx: click.Context, chdir: str | None) -> None:
     Every global option may also follow the command (reconciler plan --debug), and each has a
     variable: RECONCILER_DEBUG, RECONCILER_VERBOSE, RECONCILER_QUIET, RECONCILER_COLOR,
     RECONCILER_CHDIR; RECONCILER_TARGET names the target of reconciler.toml (as --target does).
+
+    \b
+    Examples:
+      reconciler validate                    check manifests/ offline
+      reconciler plan --out plan.json        review the changes, save them
+      reconciler apply plan.json             apply exactly that plan
+      reconciler --target staging drift      what changed in vcita since the last apply
+      reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler
     """
     if chdir is not None:
         os.chdir(chdir)
     ctx.ensure_object(Context)
-
-
-cli.help = (cli.help or "") + _EXAMPLES
 
 
 def _register() -> None:
