@@ -90,7 +90,7 @@ async def drift_all(businesses: list[fleet.Business], opts: fleet.WorkOptions) -
     t0 = time.perf_counter()
     outcomes = await fleet.run_all(businesses, lambda b: fleet.drift_business(b, opts), jobs=len(businesses))
     wall = time.perf_counter() - t0
-    bad = [(o.business, o.exit_code, o.error) for o in outcomes if o.exit_code != 0]
+    bad = [(o.business, o.status, o.error) for o in outcomes if o.status != "in sync"]
     if bad:
         raise SystemExit(f"drift did not find every business in sync: {bad[:3]}")
     return wall

@@ -143,6 +143,10 @@ def _vm(field: str) -> int:
 
 def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     from reconciler.planner import plan
+    from reconciler.remote import DEFAULT_ROUTES
+    from reconciler.remote.calls import Offline
+
+    describe = Offline(DEFAULT_ROUTES, lambda route: route.door)  # as the client does, with each table door
 
     t0 = time.perf_counter()
     desired, state, actual, opts = build_inputs(resources)
@@ -152,7 +156,7 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         result = None
         t0 = time.perf_counter()
-        result = plan(desired, state, actual, opts)
+        result = plan(desired, state, actual, opts, describe)
         times.append(time.perf_counter() - t0)
     assert result is not None
     # For the owners of the planner and the CLI: the same plan with the inputs moved out of the
@@ -163,12 +167,12 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
     t0 = time.perf_counter()
-    result = plan(desired, state, actual, opts)
+    result = plan(desired, state, actual, opts, describe)
     frozen = time.perf_counter() - t0
     gc.unfreeze()
     counts: dict[str, int] = {}
-    for c in result.changes:
-        counts[c.action] = counts.get(c.action, 0) + 1
+    for op in result.operations:
+        counts[op.action] = counts.get(op.action, 0) + 1
     return {"resources": resources, "build_s": build, "times": times, "median_s": median(times), "frozen_s": frozen,
             "peak_rss": _vm("VmHWM"), "inputs_rss": rss_inputs, "changes": counts,
             "noops": result.noop_count, "errors": len(result.errors)}

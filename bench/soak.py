@@ -165,6 +165,28 @@ class Desired:
         return done
 
 
+    def rename(self, rng: random.Random) -> list[str]:
+        """Rename a few client packages (metadata.name only: the same client and catalog package),
+        and now and then a catalog package (its client packages follow the new name)."""
+        done = []
+        for cp in rng.sample(list(self.cps.values()), min(len(self.cps), rng.randint(1, 6))):
+            old = cp.name
+            cp.name = f"{old.split('-r')[0]}-r{rng.randint(1, 10**6)}"
+            self.cps = {(cp.name if k == old else k): v for k, v in self.cps.items()}
+            done.append(f"{old}->{cp.name}")
+        if self.catalog and rng.random() < 0.25:
+            c = rng.choice(list(self.catalog.values()))
+            old = c.name
+            c.name = f"{old.split('-r')[0]}-r{rng.randint(1, 10**6)}"
+            self.catalog = {(c.name if k == old else k): v for k, v in self.catalog.items()}
+            for cp in self.cps.values():
+                if cp.package == old:
+                    cp.package = c.name
+            self.used = {(cl, c.name if p == old else p) for cl, p in self.used}
+            done.append(f"{old}->{c.name}")
+        return done
+
+
 def _day(rng: random.Random) -> str:
     return f"{rng.randint(2028, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
 
@@ -187,6 +209,10 @@ def random_faults(rng: random.Random) -> list[dict[str, Any]]:
     if rng.random() < 0.3:  # the fault that matters most, aimed
         faults.append({"method": "POST", "path": "/platform/v1/payment/client_packages", "drop_after_commit": True,
                        "rate": rng.uniform(0.1, 0.4)})
+    if rng.random() < 0.2:  # a create executed, answered 2xx with a body of unexpected shape
+        faults.append({"method": "POST", "path": "/platform/v1/payment/client_packages",
+                       "strip_fields": [rng.choice(["client_id", "package_id", "amount"])],
+                       "rate": rng.uniform(0.1, 0.4)})
     for f in faults:
         f.setdefault("door", "*")
         f.setdefault("method", "*")
@@ -206,15 +232,19 @@ class Tally:
     imported: int = 0
     forgotten: int = 0
     fault_sets: int = 0
+    interrupts: int = 0  # applies stopped by SIGINT/SIGTERM (exit 130/143)
+    renames: int = 0
+    partial_applies: int = 0
+    fresh_runners: int = 0
     not_converged: list[int] = field(default_factory=list)
     exit_codes: Counter[int] = field(default_factory=Counter)
     durations: list[float] = field(default_factory=list)
 
 
-def _sigkill(proc: subprocess.Popen[str]) -> None:
+def _sigkill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, sig)
 
 
 class Soak:
@@ -228,6 +258,8 @@ class Soak:
         self.faults = faults
         self.grow = grow
         self.verbose = verbose
+        self.signals = not kill_only  # the crash test stays SIGKILL only
+        self.flows = not kill_only  # renames, partial applies, fresh runners
         self.tally = Tally()
         self.business = sandbox.new_business("soak", clients=80, services=4, products=2)
         self.env = sandbox.env(self.business)
@@ -275,9 +307,13 @@ class Soak:
                                 text=True, bufsize=1)
         timers: list[threading.Timer] = []
 
+        # Most kills are SIGKILL; some are the polite signals a person (Ctrl-C) or a scheduler sends.
+        sig = self.rng.choices([signal.SIGKILL, signal.SIGINT, signal.SIGTERM], weights=[6, 2, 2])[0] \
+            if self.signals else signal.SIGKILL
+
         def arm(delay: float) -> None:
             if not timers:
-                timers.append(threading.Timer(delay, _sigkill, (proc,)))
+                timers.append(threading.Timer(delay, _sigkill, (proc, sig)))
                 timers[0].start()
 
         if kill is not None and kill[0] == "time":
@@ -302,6 +338,9 @@ class Soak:
         out = "".join(lines)
         if proc.returncode == -signal.SIGKILL:
             self.tally.kills += 1
+            return None, out, took
+        if proc.returncode in (130, 143):  # stopped politely: nothing more sent, in-flight recorded
+            self.tally.interrupts += 1
             return None, out, took
         self.tally.exit_codes[proc.returncode] += 1
         return proc.returncode, out, took
@@ -364,8 +403,24 @@ class Soak:
     def round(self, r: int) -> None:
         grow = self.grow
         done = self.desired.mutate(self.rng, grow=grow)
+        if self.flows and self.rng.random() < 0.2:
+            done += self.desired.rename(self.rng)
+            self.tally.renames += 1
         self.desired.write(self.folder)
         self.log(f"round {r}: {' '.join(done)}")
+        if self.flows and self.rng.random() < 0.15:
+            # an apply over one file: the client packages in the others must be left alone
+            code, out = self.cli("apply", "--auto-approve", str(self.folder / "catalog.yaml"), *API_FLAGS)
+            self.tally.partial_applies += 1
+            self.log(f"  partial apply (catalog.yaml) -> {code}")
+            self.resolve(out)
+        if self.flows and self.rng.random() < 0.15 and self.state_path.exists():
+            # a fresh CI runner: the repository's state.json and nothing else of .reconciler/
+            for p in self.state_path.parent.iterdir():
+                if p.name != self.state_path.name and p.is_file():
+                    p.unlink()
+            self.tally.fresh_runners += 1
+            self.log("  fresh runner: only state.json kept")
         for attempt in range(1, 13):
             faulty = self.faults and attempt <= 3 and self.rng.random() < 0.8
             if faulty:
@@ -409,7 +464,7 @@ class Soak:
         try:
             plan = json.loads(out[out.index("{"):out.rindex("}") + 1])
             errors = [p for p in plan.get("problems", []) if p.get("severity") == "error"]
-            final_changes = sum(1 for c in plan["changes"] if c["action"] != "noop") + len(errors)
+            final_changes = len(plan["operations"]) + len(errors)
         except (ValueError, KeyError):
             final_changes = -1  # the plan itself failed: not a count, but never 0
             print(f"final plan failed (exit {code}): {out[-1500:]}", file=sys.stderr)
@@ -487,6 +542,8 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
     t = s.tally
     counts.update(seed=seed, applies=t.applies, kills=t.kills, kills_with_open_intents=t.kills_with_open_intents,
                   unlocks=t.unlocks, imported=t.imported, forgotten=t.forgotten, fault_sets=t.fault_sets,
+                  interrupts=t.interrupts, renames=t.renames, partial_applies=t.partial_applies,
+                  fresh_runners=t.fresh_runners,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
                   elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
     return counts
@@ -509,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']}")
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
+          f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
+          f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
           f"{c['unlocks']} stale locks broken, unknown outcomes resolved: {c['imported']} imported, "
           f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "
           f"catalog packages declared, {c['remote_client_packages']} client packages in the sandbox; "

@@ -59,13 +59,15 @@ class Business:
 
 @dataclass
 class Outcome:
-    """How one business went: its exit code, counts for the summary table, and its report."""
+    """How one business went: its status, counts for the summary table, and its report.
+
+    ``status`` is one of: drift: "in sync", "drift", "pending"; plan: "no changes", "changes",
+    "errors"; either: "error" (the business could not be worked on; ``error`` says why)."""
 
     business: str
     path: str
-    exit_code: int
+    status: str
     business_id: str = ""
-    status: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
@@ -188,25 +190,14 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
             try:
                 out = await work(b)
             except ReconcilerError as e:
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error", error=e.message)
+                out = Outcome(b.name, str(b.path), status="error", error=e.message)
             except Exception as e:  # noqa: BLE001 - one business must not stop the fleet
-                out = Outcome(b.name, str(b.path), exit_code=1, status="error",
+                out = Outcome(b.name, str(b.path), status="error",
                               error=f"internal error: {type(e).__name__}: {e}")
             out.seconds = round(time.perf_counter() - t0, 3)
             return out
 
     return list(await asyncio.gather(*(one(b) for b in businesses)))
-
-
-#: Exit codes from worst to best, per command: an error beats drift beats pending beats sync.
-SEVERITY = {"drift": (1, 2, 3, 0), "plan": (1, 2, 0)}
-
-
-def worst(codes: Sequence[int], command: str) -> int:
-    """The fleet's exit code: the worst of the businesses' (0 for none)."""
-    order = SEVERITY[command]
-    present = set(codes)
-    return next((c for c in order if c in present), 0)
 
 
 # --- the per-business work ----------------------------------------------------------------------
@@ -220,7 +211,6 @@ class WorkOptions:
     env: Mapping[str, str]
     concurrency: int | None = None
     rate: float | None = None
-    detailed_exitcode: bool = True  # plan: 2 when a business has changes
 
 
 async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
@@ -232,8 +222,8 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     async with _client(target, opts) as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
-    status = {0: "in sync", 2: "drift", 3: "pending"}[report.exit_code]
-    return Outcome(b.name, str(b.path), report.exit_code, business_id=target.business_id, status=status,
+    status = report.verdict.replace("_", " ")
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id,
                    counts={"drift": s.remote_drift, "pending": s.pending, "in_sync": s.in_sync}, report=report)
 
 
@@ -245,15 +235,14 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     desired, target, state = await asyncio.to_thread(_open, b, opts)
     async with _client(target, opts) as api:
         plan = await make_plan(api, desired, state, target=target)
-    code = 1 if plan.errors else (2 if plan.has_changes and opts.detailed_exitcode else 0)
-    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "forget")}
+    counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "archive")}
     counts["errors"] = len(plan.errors)
     status = "errors" if plan.errors else ("changes" if plan.has_changes else "no changes")
-    return Outcome(b.name, str(b.path), code, business_id=target.business_id, status=status, counts=counts,
-                   report=plan)
+    return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)
 
 
 def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
+    """Manifests, target and state of a business folder."""
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
     from reconciler.state import StateStore

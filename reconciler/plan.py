@@ -1,89 +1,48 @@
-"""Plan data: what will change, why, and against which remote object — and its JSON form.
+"""Plan data: the operations a run will perform, what they were computed against, and the JSON form.
 
-A Plan is frozen and serialisable.  It is built by the planner, rendered by ``render``, saved by
-``plan --out`` and executed by the applier exactly as it is: every change carries the request
-body apply will send, the state it expects to find, and a fingerprint of the remote object it
-was computed against, so nothing is decided again at apply time.
+A Plan is frozen and serialisable.  It is built once, complete, by the planner (which has the
+remote layer describe each operation's requests as it goes), rendered by ``render``, saved by
+``plan --out`` and executed by the applier exactly as it is: every operation carries its
+values, the requests apply will send, the state it expects to find and a fingerprint of the
+remote object it was computed against, so nothing is decided again at apply time.
+
+The JSON form is versioned (:data:`PLAN_FORMAT_VERSION`); a saved plan of another version is
+refused by :func:`check_format_version` with a message saying so, never half-read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
 from reconciler.model.base import Frozen
+from reconciler.operations import (
+    KNOWN_AFTER_APPLY,
+    AnyOperation,
+    CreateClientPackage,
+    ExpectedState,
+    FieldChange,
+    Operation,
+    Request,
+)
 
-PLAN_FORMAT_VERSION = 1
+#: 2: typed operations (``operations``, each with an ``op``), no-ops counted, not listed.
+PLAN_FORMAT_VERSION: Literal[2] = 2
 
-Action = Literal["create", "update", "replace", "import", "forget", "noop"]
-Kind = Literal["CatalogPackage", "ClientPackage"]
-
-#: A value not known until apply (e.g. the id of a package created earlier in the same apply).
-KNOWN_AFTER_APPLY = "(known after apply)"
+__all__ = [
+    "KNOWN_AFTER_APPLY", "PLAN_FORMAT_VERSION", "ExpectedState", "FieldChange", "PaymentRequest",
+    "PaymentRequests", "Plan", "PlanTarget",
+    "Problem", "Request", "Unmanaged", "check_format_version", "fingerprint",
+]
 
 
 def fingerprint(view: dict[str, Any]) -> str:
     """A stable digest of a normalised object view (sorted-key JSON)."""
     data = json.dumps(view, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
-
-
-# The per-change records are frozen dataclasses, not models: a large plan builds hundreds of
-# thousands of them, and a dataclass costs a microsecond where a model costs fifteen.  Plan (a
-# model) still validates and serialises them.
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One field that differs: ``path`` in the manifest's terms, before (remote) and after (desired)."""
-
-    path: str
-    before: Any = None
-    after: Any = None
-
-
-@dataclass(frozen=True)
-class ExpectedState:
-    """What the state must hold for this change to apply: absent for a create, else id+fingerprint."""
-
-    present: bool
-    id: str | None = None
-    fingerprint: str | None = None
-
-
-@dataclass(frozen=True)
-class Request:
-    """An API call apply will make.  Body values may be ``{"$ref": "<address>.id"}``."""
-
-    operation: str  # e.g. "create_catalog_package"; the remote route table maps it to a path
-    method: str
-    path: str
-    door: str = ""  # filled from the route table: "gateway" | "fallback"
-    body: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    address: str
-    kind: Kind
-    action: Action
-    name: str  # metadata.name
-    remote_id: str | None = None
-    before: dict[str, Any] | None = None  # normalised remote view (managed fields)
-    after: dict[str, Any] | None = None  # normalised desired view
-    field_changes: tuple[FieldChange, ...] = ()
-    reason: str | None = None
-    warnings: tuple[str, ...] = ()
-    requests: tuple[Request, ...] = ()
-    depends_on: tuple[str, ...] = ()
-    remote_fingerprint: str | None = None
-    expected_state: ExpectedState = ExpectedState(present=False)
-    #: Why apply would refuse this change as planned (e.g. replace without --allow-replace).
-    blocked: str | None = None
 
 
 class Problem(Frozen):
@@ -103,6 +62,26 @@ class Unmanaged(Frozen):
     active: bool = True
 
 
+class PaymentRequest(Frozen):
+    """One payment request a create would open: for whom, for what, and how much (as sent)."""
+
+    address: str
+    client_id: str
+    package: str  # the catalog package's manifest name, or its remote name and id
+    amount: str | None = None  # decimal text; None when the catalog price is not known here
+    currency: str | None = None
+    replaces: str | None = None
+
+
+class PaymentRequests(Frozen):
+    """The payment requests a plan would open, summed per currency, and the reviewed limit."""
+
+    count: int = 0
+    items: tuple[PaymentRequest, ...] = ()
+    totals: dict[str, str] = Field(default_factory=dict)  # currency -> decimal text
+    limit: int | None = None
+
+
 class PlanTarget(Frozen):
     gateway_url: str
     fallback_url: str = ""
@@ -111,7 +90,7 @@ class PlanTarget(Frozen):
 
 
 class Plan(Frozen):
-    format_version: Literal[1] = PLAN_FORMAT_VERSION
+    format_version: Literal[2] = PLAN_FORMAT_VERSION
     created_at: str
     target: PlanTarget
     manifest_digest: str
@@ -119,30 +98,45 @@ class Plan(Frozen):
     state_serial: int
     refreshed: bool = True
     allow_replace: bool = False
-    changes: tuple[Change, ...] = ()
+    operations: tuple[AnyOperation, ...] = ()
     unmanaged: tuple[Unmanaged, ...] = ()
     problems: tuple[Problem, ...] = ()
+    #: objects already as the manifests say (no operation)
     noop_count: int = 0
+    #: the payment requests apply would open (every client package created opens one)
+    payment_requests: PaymentRequests = Field(default_factory=PaymentRequests)
+    #: tracked objects whose manifests are outside the paths of a partial plan: left alone
+    out_of_scope: int = 0
     notes: tuple[str, ...] = Field(default=())
 
-    @property
-    def actionable(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action != "noop")
-
-    def count(self, action: Action) -> int:
-        return sum(1 for c in self.changes if c.action == action)
+    def count(self, action: str) -> int:
+        """How many operations have ``action`` (create, update, replace, import, forget, resolve...)."""
+        return sum(1 for op in self.operations if op.action == action)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actionable)
+        return bool(self.operations)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.severity == "error")
 
     @property
-    def blocked(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.blocked)
+    def blocked(self) -> tuple[CreateClientPackage, ...]:
+        """Replacements planned without --allow-replace (apply refuses the plan)."""
+        return tuple(op for op in self.operations if isinstance(op, CreateClientPackage) and op.blocked)
+
+    def chains(self) -> list[tuple[str, tuple[Operation, ...]]]:
+        """The operations grouped by address, in plan order: each group runs in order, as one unit."""
+        groups: dict[str, list[Operation]] = {}
+        for op in self.operations:
+            groups.setdefault(op.address, []).append(op)
+        return [(address, tuple(ops)) for address, ops in groups.items()]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses the plan acts on, in plan order."""
+        return tuple(dict.fromkeys(op.address for op in self.operations))
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
@@ -150,3 +144,15 @@ class Plan(Frozen):
     @classmethod
     def from_json(cls, text: str) -> Plan:
         return cls.model_validate_json(text)
+
+
+def check_format_version(raw: Any) -> str | None:
+    """Why a parsed plan file cannot be read by this reconciler (None: its version is ours)."""
+    found = raw.get("format_version") if isinstance(raw, dict) else None
+    if isinstance(found, int) and not isinstance(found, bool) and found == PLAN_FORMAT_VERSION:
+        return None
+    if isinstance(found, int) and not isinstance(found, bool):
+        who = "an older" if found < PLAN_FORMAT_VERSION else "a newer"
+        return (f"it is a plan of format_version {found}, made by {who} reconciler; this one reads "
+                f"format_version {PLAN_FORMAT_VERSION} only")
+    return f"it is not a reconciler plan (format_version {found!r})"

@@ -2,18 +2,21 @@
 
 One paged list of catalog packages (with items), one GET per tracked client package, one lookup
 per distinct client e-mail and one services list — concurrently, through the remote client's
-limits.  The list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package
-missing from it is read by id (:func:`read_catalog`) before the planner may call it vanished.
-Then the pure planner, then each request of the plan is labelled with the door the client will
-use for it, and a request the target has no token for becomes a plan error (a directory-only
-target cannot create client packages, say) instead of an apply failure.
+limits — and the creates an interrupted run left pending (the state's pending records).  The
+list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package missing from it
+is read by id (:func:`read_catalog`) before the planner may call it vanished.
+
+Then the pure planner, which asks the client (:class:`PlanningRemote`) to describe each operation
+as it adds it (method, path, door, body) and whether the target can send it: a request the target
+has no token for is a plan error (a directory-only target cannot create client packages, say)
+instead of an apply failure.  The plan is complete when it is made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,8 +24,16 @@ from typing import Any
 from reconciler.errors import NotFoundError
 from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
+from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.planner import (
+    Actual,
+    PlanOptions,
+    from_catalog,
+    from_client_package,
+    from_state,
+    plan,
+)
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
@@ -77,8 +88,10 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[Rem
     return listed + found
 
 
-async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState]) -> Actual:
-    """Read what the planner needs from the remote business, concurrently."""
+async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
+                  pending: Sequence[Any] = ()) -> Actual:
+    """Read what the planner needs from the remote business, concurrently; ``pending`` are the
+    state's pending creates, passed on to the planner."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
     catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
@@ -108,56 +121,46 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         clients_by_email=by_email,
         service_ids=service_ids,
         refreshed=True,
+        pending=tuple(pending),
     )
 
 
-def label_doors(p: Plan, api: VcitaClient) -> Plan:
-    """Each request of the plan, labelled with the door the client will send it through; and a
-    plan error for each change with a request the target has no accepted token for."""
-    changes, problems = [], []
-    for c in p.changes:
-        if not c.requests:
-            changes.append(c)
-            continue
-        reqs = tuple(replace(r, door=_door(api, r.operation)) for r in c.requests)
-        changes.append(replace(c, requests=reqs))
-        cannot = sorted({f"{r.method} {api.routes[r.operation].template}" for r in c.requests
-                         if r.operation in _operations(api) and not api.can(r.operation)})
-        if cannot and c.action != "noop":
-            problems.append(Problem(
-                address=c.address, severity="error",
-                message=f"target {api.target.name} cannot {c.action} this: vcita refuses its "
-                        f"{_tokens(api)} on {', '.join(cannot)}",
-                hint="Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in "
-                     "reconciler.toml); 'reconciler doctor' shows what each token can do.",
-            ))
-    update: dict[str, Any] = {"changes": tuple(changes)}
-    if problems:
-        update["problems"] = p.problems + tuple(problems)
-    if not api.can("list_services") and any(c.kind == "CatalogPackage" for c in p.changes):
-        update["problems"] = update.get("problems", p.problems) + (Problem(
-            address="target", severity="warning",
-            message=f"services were not checked: target {api.target.name} has no staff token, and vcita "
-                    "lists services for staff tokens only"),)
-    return p.model_copy(update=update)
+class PlanningRemote:
+    """What the planner asks the client: how each operation is sent (``VcitaClient.describe``),
+    and whether this target can send it at all (it has a token vcita accepts on each route)."""
+
+    HINT = ("Add a staff token to the target (VCITA_STAFF_TOKEN, --token-file, or token_env in reconciler.toml); "
+            "'reconciler doctor' shows what each token can do.")
+
+    def __init__(self, api: VcitaClient) -> None:
+        self.api = api
+        self.names = {r.name for r in api.routes}
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        return self.api.describe(op)
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> Problem | None:
+        cannot = sorted({f"{r.method} {self.api.routes[r.operation].template}" for r in requests
+                         if r.operation in self.names and not self.api.can(r.operation)})
+        if not cannot:
+            return None
+        return Problem(address=op.address, severity="error",
+                       message=f"target {self.api.target.name} cannot {op.action} this: vcita refuses its "
+                               f"{_tokens(self.api)} on {', '.join(cannot)}",
+                       hint=self.HINT)
 
 
-def _operations(api: VcitaClient) -> set[str]:
-    return {r.name for r in api.routes}
+def services_unchecked(api: VcitaClient) -> str | None:
+    """Why the services a catalog package names cannot be checked with this target (None: they can)."""
+    if api.can("list_services"):
+        return None
+    return (f"services were not checked: target {api.target.name} has no staff token, and vcita lists services "
+            "for staff tokens only")
 
 
 def _tokens(api: VcitaClient) -> str:
     kinds = [k for k, t in (("staff", api.target.staff_token), ("directory", api.target.directory_token)) if t]
     return " and ".join(kinds) + (" token" if len(kinds) == 1 else " tokens")
-
-
-def _door(api: VcitaClient, operation: str) -> str:
-    try:
-        route = api.routes[operation]
-    except KeyError:
-        return ""
-    door: Any = api.dispatcher.door_for(route)
-    return str(getattr(door, "value", door))
 
 
 async def make_plan(
@@ -169,9 +172,21 @@ async def make_plan(
     no_refresh: bool = False,
     allow_replace: bool = False,
     today: date | None = None,
+    partial: bool = False,
+    history_guard: bool | None = None,
+    max_payment_requests: int | None = None,
 ) -> Plan:
-    """Refresh (unless ``no_refresh``), plan, and label doors."""
-    actual = from_state(state.resources) if no_refresh else await refresh(api, desired, state.resources)
+    """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
+    interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
+    state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
+    embedded sandbox) refuses client-package creates against a business the state does not know;
+    ``max_payment_requests`` bounds what the plan may open."""
+    pending = tuple(state.pending.values())
+    if no_refresh:
+        actual = from_state(state.resources, pending)
+    else:
+        actual = await refresh(api, desired, state.resources, pending)
+    actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
         target=plan_target(target),
@@ -180,5 +195,9 @@ async def make_plan(
         state_lineage=state.lineage,
         state_serial=state.serial,
         allow_replace=allow_replace,
+        archived=state.archived,
+        partial=partial,
+        history_guard=(not target.embedded) if history_guard is None else history_guard,
+        max_payment_requests=max_payment_requests,
     )
-    return label_doors(plan(desired, state.resources, actual, opts), api)
+    return plan(desired, state.resources, actual, opts, PlanningRemote(api))

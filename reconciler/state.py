@@ -179,6 +179,7 @@ class ArchivedResource(Frozen):
     identity: dict[str, Any]
     applied: dict[str, Any]
     booking_credit_ids: dict[str, str] = Field(default_factory=dict)
+    fingerprint: str = "archived"
     archived_at: str
     reason: str = ""
 
@@ -190,7 +191,7 @@ class ArchivedResource(Frozen):
 
     def as_resource(self) -> ResourceState:
         """The tracked record it was (fingerprint recomputed at the next refresh)."""
-        return ResourceState(kind=self.kind, id=self.id, fingerprint="archived", applied=self.applied,
+        return ResourceState(kind=self.kind, id=self.id, fingerprint=self.fingerprint, applied=self.applied,
                              booking_credit_ids=self.booking_credit_ids, updated_at=self.archived_at)
 
 
@@ -244,9 +245,25 @@ class State(Frozen):
             return self
         record = ArchivedResource(kind=rs.kind, id=rs.id, address=address, identity=identity_of(rs.kind, rs.applied),
                                   applied=rs.applied, booking_credit_ids=rs.booking_credit_ids,
-                                  archived_at=at or utc_now(), reason=reason)
+                                  fingerprint=rs.fingerprint, archived_at=at or utc_now(), reason=reason)
         return self.replace(resources={a: r for a, r in self.resources.items() if a != address},
                             archived={**self.archived, rs.id: record})
+
+    def move(self, old: str, new: str) -> State:
+        """A copy in which the record tracked at ``old`` (and its pending creates) is at ``new``."""
+        if old not in self.resources:
+            return self
+        resources = {(new if a == old else a): r for a, r in self.resources.items()}
+        pending = {k: (v.model_copy(update={"address": new}) if v.address == old else v) for k, v in self.pending.items()}
+        return self.replace(resources=resources, pending=pending)
+
+    def readopt(self, remote_id: str, address: str) -> State:
+        """A copy in which the archived record ``remote_id`` is tracked again at ``address``."""
+        record = self.archived.get(remote_id)
+        if record is None:
+            return self
+        return self.replace(resources={**self.resources, address: record.as_resource()},
+                            archived={k: v for k, v in self.archived.items() if k != remote_id})
 
     def pending_for(self, address: str) -> list[PendingCreate]:
         return [pc for pc in self.pending.values() if pc.address == address]

@@ -113,6 +113,13 @@ class Committer:
         self._batch.closes.append(intent_id)
         self._state_wake.set()
 
+    async def settle_intent(self, intent_id: str) -> None:
+        """Drop a pending record and return once the state without it is on disk: for a create the
+        state records already, or one that never reached vcita, so that a create which follows at
+        the same address may be recorded as pending in its turn."""
+        self._batch.closes.append(intent_id)
+        await self._enqueue(lambda state: state)
+
     async def put(self, address: str, rs: ResourceState | None, *, settles: str | None = None) -> None:
         """Track ``rs`` at ``address`` (None: stop tracking it) and drop the pending record
         ``settles`` in the same write; return once that is on disk."""
@@ -219,4 +226,8 @@ class Committer:
                 pending.pop(intent_id, None)
         if resources is not None or pending is not new.pending:
             new = new.replace(resources=new.resources if resources is None else resources, pending=pending)
+        if new.archived:  # an id is tracked or archived, never both (an adopted package leaves the archive)
+            tracked = {rs.id for rs in new.resources.values()}
+            if not tracked.isdisjoint(new.archived):
+                new = new.replace(archived={k: v for k, v in new.archived.items() if k not in tracked})
         return self.store.write(new, expected_serial=self.state.serial)

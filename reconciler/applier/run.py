@@ -1,15 +1,18 @@
-"""The applier: executes a Plan exactly as planned — checks first, then each change once.
+"""The applier: executes a Plan exactly as planned — checks first, then each operation once.
 
 Before any write: the plan must be for this target, these manifests and this state lineage;
-each change's expected state must hold (so a saved plan applies once); each object it updates
-must still have the remote fingerprint the plan saw (stale objects are refused with what depends
-on them, or the whole plan with ``stale="abort"``); pending creates left by an interrupted run
-are resolved (a catalog package is found by name; a client package, which cannot be listed, is
-reported as ``unknown outcome`` and blocked until a person imports or forgets it).
+each address's first operation must find the state it expects (so a saved plan applies once);
+the creates pending from an interrupted run must be the ones the plan resolves; each operation
+must still be described by the requests the plan shows; each object acted on must still have the
+remote fingerprint the plan saw (stale objects are refused with what depends on them, or the
+whole plan with ``stale="abort"``).
 
-Then changes run concurrently, each after what it depends on; every create is recorded as
-pending in the state before it is sent, and nothing counts as done before the state recording
-it is on disk.  A failure skips only its dependents.  Library code: progress is reported through ``on_event``.
+Then the operations of each address run in order, as one unit (``Plan.chains``), the addresses
+concurrently, each after what it depends on; ``steps.py`` carries out each kind.  Every create
+is recorded as pending in the state before it is sent, and nothing counts as done before the
+state recording it is on disk.  A failure skips only its dependents; :meth:`Applier.stop` (a
+signal, or a state that cannot be written) sends nothing more.  The applier decides nothing the
+plan did not say; library code: progress is reported through ``on_event``.
 """
 
 from __future__ import annotations
@@ -20,32 +23,45 @@ import gc
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from reconciler.applier import steps
 from reconciler.applier.commit import Committer
 from reconciler.errors import (
-    OutcomeUnknownError,
     NotSentError,
+    OutcomeUnknownError,
     PlanFileError,
     RemoteError,
     StateError,
     proves_not_executed,
 )
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
-from reconciler.plan import Change, Plan, Request, fingerprint
+from reconciler.operations import (
+    CreateClientPackage,
+    Operation,
+    ResolvePendingCreate,
+    Unbound,
+)
+from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
 from reconciler.remote.client import VcitaClient
-from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
+from reconciler.state import (
+    PendingCreate,
+    ResourceState,
+    State,
+    StateStore,
+    TargetRef,
+    utc_now,
+)
 
 Status = Literal["done", "failed", "skipped", "unknown", "refused"]
-T = TypeVar("T")
 
 
 @dataclass
 class Event:
-    """One line of progress: an operation started or ended, or a note."""
+    """One line of progress: an address's operations started or ended, or a note."""
 
     kind: Literal["start", "end", "note"]
     address: str = ""
@@ -62,6 +78,8 @@ class Event:
 
 @dataclass
 class Result:
+    """The outcome of every address of the plan."""
+
     outcomes: dict[str, Event] = field(default_factory=dict)
     state: State | None = None
     state_writes: int = 0
@@ -101,6 +119,11 @@ class _NotSent(Exception):
     """An operation that was not sent because the run is stopping."""
 
 
+def chain_action(ops: tuple[Operation, ...]) -> str:
+    """What an address's operations amount to: the first one that is not a resolution or a follow-up."""
+    return next((op.action for op in ops if op.action not in ("resolve", "set_credits")), ops[0].action)
+
+
 class Applier:
     def __init__(self, api: VcitaClient, store: StateStore, state: State, target: TargetRef,
                  on_event: Callable[[Event], None] | None = None) -> None:
@@ -118,7 +141,7 @@ class Applier:
         # mid-way leaves at most that many creates with an unknown outcome.
         slots = max(1, int(getattr(getattr(api, "settings", None), "concurrency", 8) or 8))
         self._create_gate = asyncio.Semaphore(2 * slots)
-        self._unfinished = 0  # operations started and not yet ended
+        self._unfinished = 0  # addresses started and not yet ended
         # When each create left the gate's queue: its reported time is its own work (intent,
         # request, state), not the wait for the hundreds of creates queued before it.
         self._began: dict[str, float] = {}
@@ -135,7 +158,7 @@ class Applier:
 
     # --- checks -------------------------------------------------------------------------------
 
-    def check_plan(self, plan: Plan, manifest_digest: str | None) -> None:
+    def check_plan(self, plan: Plan, manifest_digest: str | None, limit: int | None = None) -> None:
         """Refuse (PlanFileError) a plan that is not for this target, manifests and state."""
         t = plan.target
         if (t.gateway_url, t.business_id) != (self.target.gateway_url, self.target.business_id):
@@ -156,217 +179,237 @@ class Applier:
             raise PlanFileError(
                 f"the plan has {len(plan.errors)} error(s) that must be fixed first: {plan.errors[0].message}")
         if plan.blocked:
-            names = ", ".join(c.address for c in plan.blocked)
+            names = ", ".join(op.address for op in plan.blocked)
             raise PlanFileError(
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
                 hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) is intended.")
+        self.check_payment_requests(plan, limit)
 
-    def _expectation_problem(self, c: Change) -> str | None:
-        have = self.state.resources.get(c.address)
-        exp = c.expected_state
+    @staticmethod
+    def check_payment_requests(plan: Plan, limit: int | None = None) -> None:
+        """Refuse a plan that opens more payment requests than its reviewed limit (or ``limit``,
+        apply's own flag), or whose money summary does not count its creates."""
+        opens = sum(1 for op in plan.operations if isinstance(op, CreateClientPackage))
+        money = plan.payment_requests
+        if opens != money.count:
+            raise PlanFileError(f"the plan creates {opens} client package(s) but its summary counts {money.count} "
+                                "payment request(s); it was not made by this reconciler or was edited",
+                                hint="Make a new plan and review it.")
+        for bound, what in ((money.limit, "the limit it was reviewed with"), (limit, "--max-payment-requests")):
+            if bound is not None and opens > bound:
+                raise PlanFileError(f"the plan would open {opens} payment requests, more than {what} ({bound})",
+                                    hint=f"Review them, then plan again with --max-payment-requests {opens}.")
+
+    def _premise(self, address: str, ops: tuple[Operation, ...], pending: list[PendingCreate]) -> str | None:
+        """Why the operations of ``address`` cannot run as planned (None: they can)."""
+        for op in ops:
+            if isinstance(op, ResolvePendingCreate) and op.resolution == "unknown":
+                return op.reason
+        resolved = {op.intent_id for op in ops if isinstance(op, ResolvePendingCreate)}
+        open_now = {it.id: it for it in pending}
+        if resolved - set(open_now):
+            return (f"the pending create this plan resolves for {address} was resolved since the plan was made; "
+                    "make a new plan")
+        for intent_id, it in open_now.items():
+            if intent_id not in resolved:
+                return (f"a create of {address} that an interrupted run left pending (since {it.opened_at}, "
+                        f"record {it.id}) is not in this plan; make a new plan, which shows how it is resolved")
+        exp = ops[0].expects
+        if exp is None:
+            return None
+        have = self.state.resources.get(address)
         if not exp.present:
             if have is not None:
-                return (f"already applied: state tracks {c.address} as {have.id}; a saved plan applies once "
+                return (f"already applied: state tracks {address} as {have.id}; a saved plan applies once "
                         "(make a new plan)")
             return None
         if have is None:
-            return f"state no longer tracks {c.address}; make a new plan"
+            return f"state no longer tracks {address}; make a new plan"
         if have.id != exp.id or have.fingerprint != exp.fingerprint:
-            return f"state changed for {c.address} since the plan was made (already applied?); make a new plan"
+            return f"state changed for {address} since the plan was made (already applied?); make a new plan"
         return None
 
-    async def _remote_fingerprints(self, changes: list[Change]) -> dict[str, str | None]:
-        """The current remote fingerprint of each object the changes act on (None: gone)."""
+    def _unlike_plan(self, op: Operation) -> str | None:
+        """Why ``op``'s planned requests are not what this client sends for it (None: they are)."""
+        now = [(r.operation, r.method, r.path, r.body) for r in self.api.describe(op)]
+        if now == [(r.operation, r.method, r.path, r.body) for r in op.requests]:
+            return None
+        shown = ", ".join(f"{r.method} {r.path}" for r in op.requests) or "no request"
+        return (f"the plan shows {shown} for {op.address}, which is not what this reconciler sends for it "
+                "(was the plan edited, or made by another version?); make a new plan")
+
+    async def _remote_fingerprints(self, ops: list[Operation]) -> dict[str, str | None]:
+        """The current remote fingerprint of each object the operations act on (None: gone)."""
         out: dict[str, str | None] = {}
-        catalog = [c for c in changes if c.kind == "CatalogPackage" and c.remote_id]
-        clients = [c for c in changes if c.kind == "ClientPackage" and c.remote_id]
+        catalog = {rid for op in ops if op.kind == "CatalogPackage" for rid in op.remote_ids}
+        clients = {rid for op in ops if op.kind == "ClientPackage" for rid in op.remote_ids}
         if catalog:
             listed = {p.id: p for p in await self.api.list_catalog_packages(include_items=True)}
-            for c in catalog:
-                p = listed.get(c.remote_id or "")
-                out[c.address] = fingerprint(nz.catalog_remote(p)) if p else None
+            for rid in catalog:
+                p = listed.get(rid)
+                out[rid] = fingerprint(nz.catalog_remote(p)) if p else None
         if clients:
-            got = await self.api.get_client_packages([c.remote_id or "" for c in clients])
-            for c in clients:
-                cp = got.get(c.remote_id or "")
-                out[c.address] = fingerprint(nz.client_remote(cp)) if cp else None
+            got = await self.api.get_client_packages(sorted(clients))
+            for rid in clients:
+                cp = got.get(rid)
+                out[rid] = fingerprint(nz.client_remote(cp)) if cp else None
         return out
 
     # --- the run ------------------------------------------------------------------------------
 
     async def apply(self, plan: Plan, *, stale: Literal["skip", "abort"] = "skip") -> Result:
-        """Execute ``plan``; returns the outcome of every change.  Raises only for refusals of the
-        whole plan (PlanFileError) and for state/journal failures."""
-        changes = [c for c in plan.changes if c.action != "noop"]
+        """Execute ``plan``; returns the outcome of every address.  Raises only for refusals of the
+        whole plan (PlanFileError) and for state failures."""
         with frozen_heap():
-            return await self._apply(changes, stale)
+            return await self._apply(plan.chains(), stale)
 
-    async def _apply(self, changes: list[Change], stale: Literal["skip", "abort"]) -> Result:
+    async def _apply(self, chains: list[tuple[str, tuple[Operation, ...]]], stale: Literal["skip", "abort"]) -> Result:
         async with Committer(self.store, self.state) as commit:
             self.commit = commit
-            blocked: dict[str, str] = {}
-            recovered = await self._resolve_intents(changes, blocked)
-            for c in changes:
-                if c.address in blocked or c.address in recovered:
-                    continue
-                why = self._expectation_problem(c)
+            pending: dict[str, list[PendingCreate]] = {}
+            for pc in commit.state.pending.values():
+                pending.setdefault(pc.address, []).append(pc)
+            refused: dict[str, str] = {}
+            for address, ops in chains:
+                why = self._premise(address, ops, pending.get(address, []))
                 if why:
-                    blocked[c.address] = why
-            to_check = [c for c in changes if c.action in ("update", "replace", "import")
-                        and c.address not in blocked and c.remote_fingerprint]
+                    refused[address] = why
+            to_check = [op for address, ops in chains if address not in refused for op in ops
+                        if getattr(op, "remote_fingerprint", None) and op.remote_ids]
             current = await self._remote_fingerprints(to_check)
-            stale_found = []
-            for c in to_check:
-                now = current.get(c.address)
-                if now != c.remote_fingerprint:
+            stale_found: list[str] = []
+            for op in to_check:
+                rid = op.remote_ids[0]
+                now = current.get(rid)
+                if now != op.remote_fingerprint and op.address not in refused:  # type: ignore[attr-defined]
                     what = "no longer exists in vcita" if now is None else "changed in vcita since the plan was made"
-                    blocked[c.address] = f"stale: {c.remote_id} {what}; make a new plan"
-                    stale_found.append(c.address)
+                    refused[op.address] = f"stale: {rid} {what}; make a new plan"
+                    stale_found.append(op.address)
             if stale_found and stale == "abort":
                 raise PlanFileError(
                     f"{len(stale_found)} object(s) changed since the plan was made: {', '.join(stale_found)}; "
                     "nothing was applied (--stale=abort)", hint="Make a new plan and review it.")
-            for c in changes:
-                self._done[c.address] = asyncio.get_running_loop().create_future()
-            for address in recovered:
-                self._finish(address, True)
-            todo = [c for c in changes if c.address not in recovered]
-            self._unfinished = len(todo)
+            loop = asyncio.get_running_loop()
+            for address, _ in chains:
+                self._done[address] = loop.create_future()
+            self._unfinished = len(chains)
             commit.running = lambda: self._unfinished
-            tasks = [asyncio.create_task(self._one(c, blocked.get(c.address))) for c in todo]
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*(self._chain(address, ops, refused.get(address)) for address, ops in chains))
         self.result.state = commit.state
         self.result.state_writes = commit.writes
         self.result.unrecorded = list(commit.unrecorded)
         return self.result
 
-    def _finish(self, address: str, ok: bool) -> None:
-        fut = self._done.get(address)
-        if fut is not None and not fut.done():
-            fut.set_result(ok)
-
-    def _end(self, c: Change, status: Status, message: str = "", remote_id: str | None = None,
+    def _end(self, address: str, action: str, status: Status, message: str = "", remote_id: str | None = None,
              door: str = "", started: float | None = None) -> None:
-        started = self._began.pop(c.address, started)
-        ev = Event(kind="end", address=c.address, action=c.action, status=status, remote_id=remote_id,
+        started = self._began.pop(address, started)
+        ev = Event(kind="end", address=address, action=action, status=status, remote_id=remote_id,
                    door=door, elapsed=round(time.perf_counter() - started, 3) if started else 0.0, message=message)
-        self.result.outcomes[c.address] = ev
+        self.result.outcomes[address] = ev
         self._unfinished -= 1
         self.commit.nudge()
         self.emit(ev)
-        self._finish(c.address, status == "done")
+        fut = self._done.get(address)
+        if fut is not None and not fut.done():
+            fut.set_result(status == "done")
 
-    async def _one(self, c: Change, refused: str | None) -> None:
+    async def _chain(self, address: str, ops: tuple[Operation, ...], refused: str | None) -> None:
+        action = chain_action(ops)
         if refused:
-            self._end(c, "refused", refused)
+            self._end(address, action, "refused", refused)
             return
-        for dep in c.depends_on:
+        for dep in dict.fromkeys(d for op in ops for d in op.depends_on):
             fut = self._done.get(dep)
             if fut is not None and not await fut:
-                self._end(c, "skipped", f"skipped: {dep} did not succeed")
+                self._end(address, action, "skipped", f"skipped: {dep} did not succeed")
+                return
+        for op in ops:
+            why = self._unlike_plan(op)
+            if why:
+                self._end(address, action, "refused", why)
                 return
         if self.commit.failed is not None and not self.stopping:
             self.stop("the state cannot be written")
         if self.stopping:
-            self._end(c, "skipped", f"not sent: {self.stopping}")
+            self._end(address, action, "skipped", f"not sent: {self.stopping}")
             return
-        self.emit(Event(kind="start", address=c.address, action=c.action))
+        self.emit(Event(kind="start", address=address, action=action))
         started = time.perf_counter()
-        try:
-            rid, door, verb = await self._execute(c)
-        except _NotSent as e:
-            self._end(c, "skipped", f"not sent: {e}", started=started)
-        except NotSentError:
-            self._end(c, "skipped", f"not sent: {self.stopping or 'the run is stopping'}", started=started)
-        except StateError as e:
-            # The state cannot be written (disk full, permissions): nothing more is sent, and an
-            # object vcita acknowledged is reported with the command that records it.
-            rid = next((r for a, r in self.commit.unrecorded if a == c.address), None)
-            if rid is None:
-                self._end(c, "skipped", f"not sent: the state cannot be written ({e.message})", started=started)
-            else:
-                self._end(c, "unknown", f"vcita has {rid}, but the state could not record it ({e.message}). "
-                                        f"Once the state can be written, run 'reconciler import {c.address} {rid}'",
-                          remote_id=rid, started=started)
-        except OutcomeUnknownError as e:
-            self._end(c, "unknown", f"unknown outcome: {e.message}. {self._check_by_hand(c, e.remote_id)}",
-                      started=started)
-        except RemoteError as e:
-            detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
-                               for fe in getattr(e, "field_errors", []) or [])
-            self._end(c, "failed", f"failed: {e.message}" + (f" ({detail})" if detail else ""), started=started)
-        else:
-            self._end(c, "done", verb, remote_id=rid, door=door, started=started)
+        done: list[steps.Step] = []
+        for op in ops:
+            try:
+                done.append(await steps.run(op, self))
+            except _NotSent as e:
+                self._end(address, action, "skipped", f"not sent: {e}", started=started)
+                return
+            except NotSentError:
+                self._end(address, action, "skipped", f"not sent: {self.stopping or 'the run is stopping'}",
+                          started=started)
+                return
+            except StateError as e:
+                # The state cannot be written (disk full, permissions): nothing more is sent, and an
+                # object vcita acknowledged is reported with the command that records it.
+                rid = next((r for a, r in self.commit.unrecorded if a == address), None)
+                if rid is None:
+                    self._end(address, action, "skipped", f"not sent: the state cannot be written ({e.message})",
+                              started=started)
+                else:
+                    self._end(address, action, "unknown",
+                              f"vcita has {rid}, but the state could not record it ({e.message}). Once the state "
+                              f"can be written, run 'reconciler import {address} {rid}'", remote_id=rid,
+                              started=started)
+                return
+            except OutcomeUnknownError as e:
+                self._end(address, action, "unknown",
+                          f"unknown outcome: {e.message}. {self._check_by_hand(op, e.remote_id)}", started=started)
+                return
+            except (RemoteError, Unbound) as e:
+                detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
+                                   for fe in getattr(e, "field_errors", []) or [])
+                before = "; ".join(s.verb for s in done if s.verb and not s.quiet)
+                message = (f"{before}, then " if before else "") + str(e) + (f" ({detail})" if detail else "")
+                self._end(address, action, "failed", f"failed: {message}", started=started)
+                return
+        self._end(address, action, "done", _say(done), remote_id=next((s.remote_id for s in reversed(done)
+                                                                        if s.remote_id), None),
+                  door=next((s.door for s in done if s.door), ""), started=started)
 
-    def _check_by_hand(self, c: Change, remote_id: str | None = None) -> str:
-        body = c.requests[0].body if c.requests else {}
-        if c.kind == "ClientPackage" and remote_id:
-            return (f"Check {remote_id} in vcita (client {body.get('client_id')}, package "
-                    f"{self._resolve(body.get('package_id'))}), then run 'reconciler import {c.address} {remote_id}'. "
-                    "It will not be created again until then.")
-        if c.kind == "ClientPackage":
-            return (f"Check in vcita whether client {body.get('client_id')} now has package "
-                    f"{self._resolve(body.get('package_id'))}; then run 'reconciler import {c.address} UID' if it "
-                    f"does, or 'reconciler state forget-intent {c.address}' if it does not. It will not be created "
-                    "again until then.")
+    def _check_by_hand(self, op: Operation, remote_id: str | None = None) -> str:
+        if isinstance(op, CreateClientPackage):
+            with contextlib.suppress(Unbound):
+                op = op.bound(self.commit.state.resources)
+            if remote_id:
+                return (f"Check {remote_id} in vcita (client {op.client_id}, package {op.package_id}), then run "
+                        f"'reconciler import {op.address} {remote_id}'. It will not be created again until then.")
+            return (f"Check in vcita whether client {op.client_id} now has package {op.package_id}; then run "
+                    f"'reconciler import {op.address} UID' if it does, or 'reconciler state forget-intent "
+                    f"{op.address}' if it does not. It will not be created again until then.")
         return "The next apply looks it up by name before doing anything else."
 
-    def _door(self) -> str:
+    # --- what the steps share -----------------------------------------------------------------
+
+    def door(self) -> str:
+        """The door that served this task's last request."""
         served = self.api.last_served
         return served.door if served else ""
 
-    def _resolve(self, v: Any) -> Any:
-        if isinstance(v, dict) and "$ref" in v:
-            address = str(v["$ref"]).rsplit(".id", 1)[0]
-            rs = self.commit.state.resources.get(address)
-            if rs is None:
-                raise PlanFileError(f"{address} has no id in state (it was not created)")
-            return rs.id
-        return v
+    def note(self, address: str, message: str) -> None:
+        self.emit(Event(kind="note", address=address, message=message))
 
-    def _body(self, req: Request) -> dict[str, Any]:
-        return {k: self._resolve(v) for k, v in (req.body or {}).items()}
-
-    async def _execute(self, c: Change) -> tuple[str | None, str, str]:
-        if c.action == "forget":
-            await self.commit.put(c.address, None)
-            return c.remote_id, "", "forgotten (still exists in vcita)"
-        if c.kind == "CatalogPackage":
-            return await self._catalog(c)
-        return await self._client(c)
-
-    async def _catalog(self, c: Change) -> tuple[str | None, str, str]:
-        if c.action == "create":
-            body = self._body(c.requests[0])
-            intent, pkg = await self._journaled_create(c, "CatalogPackage", body, {"name": body.get("name")},
-                                                       self.api.create_catalog_package)
-            await self._record_catalog(c.address, pkg, settles=intent)
-            return pkg.id, self._door(), f"created {pkg.id}"
-        rid = c.remote_id or ""
-        if c.action == "import" and not c.requests:
-            pkg = await self.api.get_catalog_package(rid)
-            await self._record_catalog(c.address, pkg)
-            return rid, self._door(), f"imported {rid}"
-        body = c.requests[0].body or {}
-        pkg = await self.api.update_catalog_package(rid, body.get("package", body))
-        await self._record_catalog(c.address, pkg)
-        verb = "imported and updated" if c.action == "import" else "updated"
-        return rid, self._door(), f"{verb} {rid}"
-
-    async def _journaled_create(self, c: Change, kind: str, body: dict[str, Any], details: dict[str, Any],
-                                send: Callable[[dict[str, Any]], Awaitable[T]]) -> tuple[str, T]:
-        """Open the intent, then send the create, inside the create gate: an intent is opened
-        only shortly before its request goes out."""
+    async def pending_create(self, op: Operation, details: dict[str, Any]) -> tuple[str, Any]:
+        """Record the create as pending in the state, then send it, inside the create gate: a
+        pending record is written only shortly before its request goes out."""
         async with self._create_gate:
             if self.stopping:
                 raise _NotSent(self.stopping)
-            self._began[c.address] = time.perf_counter()
-            intent = await self.commit.open_intent(c.address, kind, request_digest(body), details)
+            self._began[op.address] = time.perf_counter()
+            digest = request_digest(self.api.describe(op)[0].body)
+            intent = await self.commit.open_intent(op.address, op.kind, digest, details)
             if self.stopping:  # asked to stop while its pending record was written: never sent
                 self.commit.close_intent(intent, "failed")
                 raise _NotSent(self.stopping)
             try:
-                return intent, await send(body)
+                return intent, await self.api.execute(op)
             except RemoteError as exc:
                 if proves_not_executed(exc):
                     self.commit.close_intent(intent, "failed")
@@ -378,90 +421,25 @@ class Applier:
                 raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
                                           status=exc.status) from exc
 
-    async def _record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
+    async def record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
+        """Track ``pkg`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         view = nz.catalog_remote(pkg)
         rs = ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
                            updated_at=utc_now())
         await self.commit.put(address, rs, settles=settles)
 
-    async def _record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
+    async def record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
+        """Track ``cp`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         view = nz.client_remote(cp)
         rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
                            booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
         await self.commit.put(address, rs, settles=settles)
 
-    async def _client(self, c: Change) -> tuple[str | None, str, str]:
-        if c.action in ("create", "replace"):
-            body = self._body(c.requests[0])
-            details = {"client_id": body.get("client_id"), "package_id": body.get("package_id")}
-            if c.action == "replace":
-                details["replaces"] = c.remote_id
-            intent, cp = await self._journaled_create(c, "ClientPackage", body, details,
-                                                      self.api.create_client_package)
-            door = self._door()
-            await self._record_client(c.address, cp, settles=intent)
-            verb = f"created {cp.id}" if c.action == "create" else f"replaced {c.remote_id} by {cp.id}"
-            if len(c.requests) > 1:
-                credits = {k: v for k, v in nz.client_credit_ids(cp).items()}
-                wanted = c.requests[1].body["client_package"]["booking_credits"]  # type: ignore[index]
-                updates = [(credits[w["$credit"]], w["total_bookings"]) for w in wanted if w["$credit"] in credits]
-                missing = [w["$credit"] for w in wanted if w["$credit"] not in credits]
-                if updates:
-                    cp = await self.api.update_client_package(cp.id, credits=updates)
-                    await self._record_client(c.address, cp)
-                    verb += " (booking credits set)"
-                if missing:
-                    raise RemoteError(f"created {cp.id}, but it has no booking credit for services {missing}")
-            return cp.id, door, verb
-        rid = c.remote_id or ""
-        body = (c.requests[0].body or {}).get("client_package", {})
-        credits = [(b["id"], b["total_bookings"]) for b in body.get("booking_credits", [])]
-        cp = await self.api.update_client_package(rid, valid_until=body.get("valid_until"), credits=credits or None)
-        await self._record_client(c.address, cp)
-        return rid, self._door(), f"updated {rid}"
 
-    # --- interrupted runs ---------------------------------------------------------------------
-
-    async def _resolve_intents(self, changes: list[Change], blocked: dict[str, str]) -> set[str]:
-        """Settle creates an earlier run left pending; returns addresses found already created."""
-        recovered: set[str] = set()
-        pending = list(self.commit.state.pending.values())
-        if not pending:
-            return recovered
-        by_address = {c.address: c for c in changes}
-        listed: dict[str, list[RemoteCatalogPackage]] | None = None
-        for it in pending:
-            tracked = self.commit.state.resources.get(it.address)
-            if tracked is not None and it.kind == "CatalogPackage":
-                self.commit.close_intent(it.id, "created", tracked.id)
-                continue
-            if it.kind == "CatalogPackage":
-                if listed is None:
-                    listed = {}
-                    for p in await self.api.list_catalog_packages(include_items=True):
-                        listed.setdefault(p.name, []).append(p)
-                owned = {rs.id for rs in self.commit.state.resources.values()}
-                found = [p for p in listed.get(str(it.details.get("name")), []) if p.id not in owned]
-                if len(found) == 1:
-                    await self._record_catalog(it.address, found[0], settles=it.id)
-                    self.emit(Event(kind="note", address=it.address, message=(
-                        f"an interrupted run had created {found[0].id}; adopted it")))
-                    c = by_address.get(it.address)
-                    if c is not None and c.action == "create":
-                        recovered.add(it.address)
-                        self.result.outcomes[it.address] = Event(
-                            kind="end", address=it.address, action="create", status="done",
-                            remote_id=found[0].id, message=f"created {found[0].id} (by an interrupted run)")
-                elif not found:
-                    self.commit.close_intent(it.id, "failed")
-                    self.emit(Event(kind="note", address=it.address,
-                                    message="an interrupted create had not reached vcita; it will be sent again"))
-                else:
-                    blocked[it.address] = (f"unknown outcome: {len(found)} untracked packages named "
-                                           f"{it.details.get('name')!r}; adopt one with 'reconciler import'")
-                continue
-            blocked[it.address] = (
-                f"unknown outcome of an earlier create (intent {it.id}, {it.opened_at}): client "
-                f"{it.details.get('client_id')}, package {it.details.get('package_id')}. Check vcita, then run "
-                f"'reconciler import {it.address} UID' or 'reconciler state forget-intent {it.address}'")
-        return recovered
+def _say(done: list[steps.Step]) -> str:
+    """The outcome line of an address: its main verbs, then the asides in brackets; a resolution is
+    said only when nothing else happened."""
+    main = [s.verb for s in done if s.verb and not s.quiet and not s.aside]
+    if not main:
+        main = [s.verb for s in done if s.verb and s.quiet][:1]
+    return "; ".join(main) + "".join(f" ({s.verb})" for s in done if s.verb and s.aside)

@@ -4,9 +4,11 @@ This is the only place that prints, styles output or exits.  Every ReconcilerErr
 located, actionable message on stderr and a documented exit code; anything unexpected becomes a
 one-line internal error (``--debug`` shows the traceback).
 
-Exit codes: 0 success; 1 error (bad input, refused command, failed operation); 2 changes present
-(``plan --detailed-exitcode``) or remote drift (``drift``); 3 pending changes only (``drift``);
-130 interrupted.
+Exit codes are decided in ``exit_codes.py`` (the README's table lists them): 0 success; 1 error
+(bad input, refused command, failed operation); 2 changes present (``plan --detailed-exitcode``)
+or remote drift (``drift``); 3 pending changes only (``drift``); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM during apply).
+``--debug`` or ``RECONCILER_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler.cli import exit_codes
 from reconciler.cli.output import Console
 from reconciler.errors import ManifestError, ReconcilerError
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+DEBUG_ENV = "RECONCILER_DEBUG"
 
 
 class Context:
@@ -88,9 +89,9 @@ def _global_options(*, on_group: bool) -> list[click.Option]:
         return name if on_group else None
 
     return [
-        click.Option(["--debug"], is_flag=True, default=None, envvar=env("RECONCILER_DEBUG"), expose_value=False,
+        click.Option(["--debug"], is_flag=True, default=None, envvar=env(DEBUG_ENV), expose_value=False,
                      callback=_global_setter("debug", on_group=on_group), hidden=not on_group,
-                     help="Show tracebacks for errors."),
+                     help="Show tracebacks for errors [RECONCILER_DEBUG=1]."),
         click.Option(["-v", "--verbose"], count=True, envvar=env("RECONCILER_VERBOSE"), expose_value=False,
                      callback=_global_setter("verbose", on_group=on_group), hidden=not on_group,
                      help="Log to stderr (-v info, -vv debug). Tokens are never logged."),
@@ -137,7 +138,13 @@ def cli(ctx: click.Context, chdir: str | None) -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import apply_cmd, import_cmd, manifest_cmds, plan_cmd, state_cmds
+    from reconciler.cli import (
+        apply_cmd,
+        import_cmd,
+        manifest_cmds,
+        plan_cmd,
+        state_cmds,
+    )
 
     cli.add_command(manifest_cmds.validate)
     cli.add_command(manifest_cmds.schema)
@@ -187,6 +194,11 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the error boundary)."""
     args = list(argv if argv is not None else sys.argv[1:])
     settings = Context()  # filled in by the global options, wherever they were given
+
+    def debugging() -> bool:
+        # The flag may come after the command, or parsing may stop (a usage error) before it.
+        return settings.debug or "--debug" in args or _debug_from_env()
+
     for stream in (sys.stdout, sys.stderr):
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
         if hasattr(stream, "reconfigure"):
@@ -194,53 +206,66 @@ def run(argv: list[str] | None = None) -> int:
     console = settings.console
     try:
         rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
-        return rv if isinstance(rv, int) else EXIT_OK
+        return rv if isinstance(rv, int) else exit_codes.OK
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort as e:
-        # click.confirm raises Abort "from None" on Ctrl-C: the KeyboardInterrupt is its context.
-        if isinstance(e.__context__, KeyboardInterrupt):
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort (click.confirm "from None": then it is
+        # the context, not the cause); a "no" at a confirmation is an Abort too.
+        if isinstance(e.__cause__, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+            if debugging():
+                console.traceback()
             console.error("interrupted")
-            return EXIT_INTERRUPTED
+            return exit_codes.INTERRUPTED
         console.error("aborted")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except click.ClickException as e:
         console.error(e.format_message(), hint=_usage_hint(e))
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except KeyboardInterrupt:
         console.error("interrupted")
-        return EXIT_INTERRUPTED
+        return exit_codes.INTERRUPTED
     except ManifestError as e:
-        if settings.debug or "--debug" in args:  # a usage error may stop parsing before the flag
+        if debugging():
             console.traceback()
         for d in e.diagnostics:
             console.diagnostic(d.render())
         nfiles = len({d.file for d in e.diagnostics})
         console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except ReconcilerError as e:
-        if settings.debug or "--debug" in args:
+        if debugging():
             console.traceback()
         console.error(e.message, hint=e.hint)
-        return getattr(e, "exit_code", EXIT_ERROR)
+        return exit_codes.ERROR
     except OSError as e:
         # A file the user named cannot be read or written (--out in a missing folder, a full disk).
-        if settings.debug or "--debug" in args:
+        if debugging():
             console.traceback()
         where = f" {e.filename}" if e.filename else ""
         what = f"{e.filename} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
             and e.filename else f"cannot access{where}: {e.strerror or e}"
         console.error(what,
                       hint="Check the path and its permissions; nothing else was changed.")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
-        if settings.debug or "--debug" in args:
+        if debugging():
             console.traceback()
         console.error(
             f"internal error: {type(e).__name__}: {e}",
             hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
         )
-        return EXIT_ERROR
+        return exit_codes.ERROR
+
+
+def _debug_from_env() -> bool:
+    """``RECONCILER_DEBUG`` read as click reads the flag's variable (1/true/yes/on...); a value click
+    refuses is reported by click itself, as a usage error."""
+    value = os.environ.get(DEBUG_ENV, "")
+    try:
+        return bool(click.BOOL.convert(value, None, None)) if value.strip() else False
+    except click.BadParameter:
+        return False
 
 
 def _usage_hint(e: click.ClickException) -> str | None:

@@ -12,7 +12,17 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, confirm, resolve, run_async, state_option, target_options
+from reconciler.cli import exit_codes
+from reconciler.cli.common import (
+    client_for,
+    confirm,
+    plan_safety,
+    resolve,
+    run_async,
+    safety_options,
+    state_option,
+    target_options,
+)
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
@@ -23,7 +33,7 @@ def read_plan(path: str) -> Any:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan
+    from reconciler.plan import Plan, check_format_version
 
     try:
         text = read_regular(path).decode("utf-8")
@@ -36,9 +46,9 @@ def read_plan(path: str) -> Any:
     except json.JSONDecodeError as e:
         raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
                             hint="Make the plan again with 'reconciler plan --out FILE'.") from None
-    if not isinstance(raw, dict) or raw.get("format_version") != 1:
-        found = raw.get("format_version") if isinstance(raw, dict) else None
-        raise PlanFileError(f"{path} is not a reconciler plan of format_version 1 (found {found!r})")
+    why = check_format_version(raw)
+    if why is not None:
+        raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
     try:
         return Plan.model_validate(raw)
     except ValidationError as e:
@@ -57,11 +67,13 @@ def read_plan(path: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@safety_options
 @state_option
 @target_options
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
-          no_verify: bool, state_path: str | None, **kw: Any) -> int:
+          no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
+          confirm_new_business: bool = False, **kw: Any) -> int:
     """Change vcita to match the manifests.
 
     \b
@@ -88,6 +100,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     desired = load_manifests(paths_l)
     target = resolve(kw, paths_l)
     store = StateStore.locate(paths_l, state_path)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
@@ -120,7 +133,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             async with client_for(target, kw) as api:
                 plan = saved
                 if plan is None:
-                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace)
+                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
+                                           **safety)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:
@@ -132,26 +146,27 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 if not plan.has_changes:
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
-                applier.check_plan(plan, desired.digest())
-                with bar.running(len(plan.actionable)), _stopping_on_signals(applier, interrupted):
+                applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
+                with bar.running(len(plan.addresses)), _stopping_on_signals(applier, interrupted):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
-                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace)
+                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace,
+                                             **{**safety, "history_guard": False})
                 return plan, result, verify
 
         plan, result, verify = run_async(go())
     if result is None:
         if saved is not None and not plan.has_changes:
             console.info("The saved plan has no changes: nothing to apply.")
-        return 1 if plan.errors else 0
+        return exit_codes.for_apply(plan, None, None)
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
     extra = "".join(f", {n} {s}" for s, n in other.items() if n)
     summary = f"Apply {'complete' if result.ok else 'incomplete'}: {done} done, {failed} failed{extra}."
     if fmt == "json":
         click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
-                               "remaining_changes": len(verify.actionable) if verify else None}))
+                               "remaining_changes": len(verify.addresses) if verify else None}))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
     for address, rid in result.unrecorded:
@@ -160,15 +175,14 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if interrupted:
         console.warn(f"Interrupted ({interrupted[0].name}): nothing more was sent; what was in flight is recorded. "
                      "Run apply again to continue.")
-        return 128 + int(interrupted[0])
+        return exit_codes.for_signal(interrupted[0])
     if verify is not None and (verify.has_changes or verify.errors) and result.ok:
         errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
-        console.warn(f"verification: a fresh plan still shows {len(verify.actionable)} change(s){errors}; "
+        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){errors}; "
                      "run 'reconciler plan'")
-        return 1
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
-    return 0 if result.ok else 1
+    return exit_codes.for_apply(plan, result, verify)
 
 
 @contextlib.contextmanager

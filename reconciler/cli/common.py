@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,3 +109,31 @@ def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         return run_async(f(*args, **kwargs))
 
     return wrapper
+
+
+#: The payment requests a plan may open by default, for every target but the embedded sandbox.
+DEFAULT_MAX_PAYMENT_REQUESTS = 25
+
+
+def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The money-safety options of plan and apply (the limit is part of the reviewed plan)."""
+    f = click.option("--confirm-no-prior-client-packages", "confirm_new_business", is_flag=True,
+                     help="Create client packages although the state does not know this business's past "
+                          "(declared catalog packages already exist in vcita). Only if none was ever assigned.")(f)
+    f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
+                     metavar="N",
+                     help=f"Refuse a plan that would open more than N payment requests (default "
+                          f"{DEFAULT_MAX_PAYMENT_REQUESTS}; none for the embedded sandbox).")(f)
+    return f
+
+
+def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
+                confirm_new_business: bool) -> dict[str, Any]:
+    """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),
+    the history guard and the payment-request limit."""
+    limit = max_payment_requests
+    if limit is None and not target.embedded:
+        limit = DEFAULT_MAX_PAYMENT_REQUESTS
+    return {"partial": any(Path(p).is_file() for p in paths),
+            "history_guard": (not target.embedded) and not confirm_new_business,
+            "max_payment_requests": limit}

@@ -1,8 +1,8 @@
 """``reconciler drift``: tell remote drift apart from pending changes; optionally accept the drift.
 
-Exit codes: 0 in sync, 2 remote drift (vcita changed since reconciler last applied), 3 only
-pending changes (the manifests changed and were not applied), 1 error.  Without ``--write-back``
-nothing is written anywhere (not the state, not the manifests, not vcita).
+Exit codes (``exit_codes.py``): 0 in sync, 2 remote drift (vcita changed since reconciler last
+applied), 3 only pending changes (the manifests changed and were not applied), 1 error.  Without
+``--write-back`` nothing is written anywhere (not the state, not the manifests, not vcita).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli import exit_codes
 from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.errors import ConfigError
@@ -96,10 +97,12 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
             state = load()
             report, actual = run_async(go(state))
             report = accept(report, desired, state, actual, store, paths=paths_l, only=only)
+    code = exit_codes.for_drift(report.verdict)
+    report = report.model_copy(update={"exit_code": code})
     if out:
         from reconciler.fsutil import atomic_write_text
 
         atomic_write_text(Path(out), report.to_json(), mode=0o644)
     text = render_drift(report, fmt)
     click.echo(text, nl=False)
-    return int(report.exit_code)
+    return code

@@ -15,13 +15,14 @@ from typing import Any
 
 import click
 
+from reconciler.cli import exit_codes
 from reconciler.cli.common import run_async
 from reconciler.errors import ConfigError
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
     "drift": ("drift", "pending", "in_sync"),
-    "plan": ("create", "update", "replace", "import", "forget", "errors"),
+    "plan": ("create", "update", "replace", "import", "archive", "errors"),
 }
 
 
@@ -43,28 +44,31 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     everyone = fleet.discover(root)
     selected = fleet.select(everyone, chosen)
     opts = fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
-                             rate=kw.get("rate"), detailed_exitcode=detailed_exitcode)
+                             rate=kw.get("rate"))
     work = fleet.drift_business if command == "drift" else fleet.plan_business
     outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs))
-    code = fleet.worst([o.exit_code for o in outcomes], command)
+    codes = [exit_codes.for_business(command, o.status, detailed=detailed_exitcode) for o in outcomes]
+    code = exit_codes.worst(codes, command)
     where = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
     if out:
         from reconciler.fsutil import atomic_write_text
 
-        atomic_write_text(Path(out), fleet_json(command, outcomes, code, shard), mode=0o644)
+        atomic_write_text(Path(out), fleet_json(command, outcomes, codes, code, shard), mode=0o644)
     if fmt == "json":
-        click.echo(fleet_json(command, outcomes, code, shard), nl=False)
+        click.echo(fleet_json(command, outcomes, codes, code, shard), nl=False)
     else:
         click.echo(render_table(command, outcomes, fmt, where, code), nl=False)
     return code
 
 
-def fleet_json(command: str, outcomes: list[Any], code: int, shard: str | None) -> str:
+def fleet_json(command: str, outcomes: list[Any], codes: list[int], code: int, shard: str | None) -> str:
     rows = []
-    for o in outcomes:
+    for o, business_code in zip(outcomes, codes):
         report = json.loads(o.report.model_dump_json()) if o.report is not None else None
+        if command == "drift" and report is not None:
+            report["exit_code"] = business_code  # what 'reconciler drift' on that business alone exits with
         rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
-                     "exit_code": o.exit_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
+                     "exit_code": business_code, "counts": o.counts, "error": o.error, "seconds": o.seconds,
                      "report": report})
     doc = {"format_version": 1, "command": command, "shard": shard, "exit_code": code, "businesses": rows}
     return json.dumps(doc, indent=2) + "\n"

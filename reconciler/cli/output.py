@@ -89,7 +89,7 @@ class Console:
 
 
 _LINE_STYLES = (
-    ("-/+", "bold red"), ("+", "green"), ("~", "yellow"), ("<=", "cyan"), ("-", "red"),
+    ("-/+", "bold red"), ("+", "green"), ("~", "yellow"), ("<=", "cyan"), ("?", "magenta"), ("-", "red"),
     ("!", "yellow"), ("BLOCKED", "bold red"), ("Error:", "bold red"), ("Warning:", "yellow"),
     ("Plan:", "bold"), ("No changes.", "bold green"),
 )

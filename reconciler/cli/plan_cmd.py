@@ -7,12 +7,19 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, state_option, target_options
+from reconciler.cli import exit_codes
+from reconciler.cli.common import (
+    client_for,
+    plan_safety,
+    resolve,
+    run_async,
+    safety_options,
+    state_option,
+    target_options,
+)
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
-
-EXIT_CHANGES = 2
 
 
 @click.command()
@@ -27,13 +34,15 @@ EXIT_CHANGES = 2
 @click.option("--allow-replace", is_flag=True,
               help="Accept replacing client packages whose client/package/price/valid_from changed "
                    "(each replacement opens a new payment request).")
+@safety_options
 @shard_option
 @state_option
 @target_options
 @click.pass_obj
 def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          no_refresh: bool, allow_replace: bool, state_path: str | None, all_: bool = False,
-         shard: str | None = None, jobs: int = 8, **kw: Any) -> int:
+         shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
+         confirm_new_business: bool = False, **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
@@ -62,7 +71,8 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     async def go() -> Any:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
-                                   allow_replace=allow_replace)
+                                   allow_replace=allow_replace,
+                                   **plan_safety(paths_l, target, max_payment_requests, confirm_new_business))
 
     p = run_async(go())
     if out:
@@ -70,8 +80,4 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     print_plan(obj.console, p, fmt)
     if out:
         obj.console.info(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
-    if p.errors:
-        return 1
-    if detailed_exitcode and p.has_changes:
-        return EXIT_CHANGES
-    return 0
+    return exit_codes.for_plan(p, detailed=detailed_exitcode)

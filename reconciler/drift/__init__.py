@@ -1,6 +1,6 @@
 """Drift detection: what changed in vcita behind reconciler's back, and what is not applied yet.
 
-    model.py    DriftReport / ObjectDrift / FieldDrift (the stable JSON form) and the exit codes
+    model.py    DriftReport / ObjectDrift / FieldDrift (the stable JSON form) and the verdict
     compare.py  the pure comparison of applied (state), remote (refresh) and desired (manifests)
     render.py   text and Markdown renderings (JSON is ``DriftReport.to_json``)
 
@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING
 from reconciler.drift.compare import compare, field_drifts, flatten
 from reconciler.drift.model import (
     DRIFT_FORMAT_VERSION,
-    EXIT_DRIFT,
-    EXIT_IN_SYNC,
-    EXIT_PENDING,
     DriftReport,
     FieldDrift,
     ObjectDrift,
+    Verdict,
     WriteBack,
-    exit_code_for,
+    verdict_for,
 )
 from reconciler.drift.render import render_drift
 from reconciler.state import State, utc_now
@@ -35,8 +33,8 @@ if TYPE_CHECKING:
     from reconciler.remote.target import Target
 
 __all__ = [
-    "DRIFT_FORMAT_VERSION", "EXIT_DRIFT", "EXIT_IN_SYNC", "EXIT_PENDING", "DriftReport", "FieldDrift",
-    "ObjectDrift", "WriteBack", "compare", "detect", "exit_code_for", "field_drifts", "flatten", "render_drift",
+    "DRIFT_FORMAT_VERSION", "DriftReport", "FieldDrift", "ObjectDrift", "Verdict", "WriteBack", "compare",
+    "detect", "field_drifts", "flatten", "render_drift", "verdict_for",
 ]
 
 

@@ -26,8 +26,8 @@ from reconciler.drift.model import (
     FieldDrift,
     ObjectDrift,
     Status,
-    exit_code_for,
     summarise,
+    verdict_for,
 )
 from reconciler.manifest import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
@@ -136,7 +136,7 @@ def compare(desired: ManifestSet, state: Mapping[str, ResourceState], actual: Ac
     total = len(objects)
     return DriftReport(
         created_at=created_at, target=target, manifest_digest=desired.digest(), state_lineage=state_lineage,
-        state_serial=state_serial, exit_code=exit_code_for(listed), summary=summarise(listed, total),
+        state_serial=state_serial, verdict=verdict_for(listed), summary=summarise(listed, total),
         objects=tuple(sorted(listed, key=lambda o: o.address)),
     )
 

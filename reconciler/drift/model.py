@@ -21,10 +21,8 @@ from reconciler.plan import PlanTarget
 
 DRIFT_FORMAT_VERSION = 1
 
-#: Exit codes of ``reconciler drift`` (1 is any error, from the CLI boundary).
-EXIT_IN_SYNC = 0
-EXIT_DRIFT = 2
-EXIT_PENDING = 3
+#: The report's one-word answer (the CLI turns it into the exit code: ``cli/exit_codes.py``).
+Verdict = Literal["in_sync", "drift", "pending"]
 
 Status = Literal[
     "drift",              # managed fields changed in vcita since last applied
@@ -122,7 +120,10 @@ class DriftReport(Frozen):
     manifest_digest: str
     state_lineage: str
     state_serial: int
-    exit_code: int
+    #: the exit code of the ``reconciler drift`` that wrote this JSON (set by the CLI; None in a
+    #: report made by library code)
+    exit_code: int | None = None
+    verdict: Verdict
     summary: DriftSummary
     objects: tuple[ObjectDrift, ...] = ()
     write_back: WriteBack | None = None
@@ -143,13 +144,14 @@ class DriftReport(Frozen):
         return cls.model_validate_json(text)
 
 
-def exit_code_for(objects: tuple[ObjectDrift, ...] | list[ObjectDrift]) -> int:
-    """2 when anything drifted in vcita, else 3 when only pending changes, else 0."""
+def verdict_for(objects: tuple[ObjectDrift, ...] | list[ObjectDrift]) -> Verdict:
+    """``drift`` when anything drifted in vcita, else ``pending`` when only pending changes, else
+    ``in_sync``."""
     if any(o.remote_drift for o in objects):
-        return EXIT_DRIFT
+        return "drift"
     if any(o.pending for o in objects):
-        return EXIT_PENDING
-    return EXIT_IN_SYNC
+        return "pending"
+    return "in_sync"
 
 
 def summarise(objects: tuple[ObjectDrift, ...] | list[ObjectDrift], total: int) -> DriftSummary:

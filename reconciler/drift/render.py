@@ -60,10 +60,10 @@ def headline(report: DriftReport) -> str:
 
 
 def advice(report: DriftReport) -> str:
-    if report.exit_code == 2:
+    if report.verdict == "drift":
         return ("Remote drift. Keep vcita's values with 'reconciler drift --write-back' (rewrites the manifests), "
                 "or restore the manifests' values with 'reconciler apply'.")
-    if report.exit_code == 3:
+    if report.verdict == "pending":
         return "Only pending changes: review them with 'reconciler plan' and apply them with 'reconciler apply'."
     return "In sync: vcita matches what was last applied, and nothing is pending."
 
@@ -119,7 +119,7 @@ def _write_back_text(report: DriftReport) -> list[str]:
 
 
 def render_markdown(report: DriftReport, limit: int = LIMIT) -> str:
-    icon = {0: ":white_check_mark:", 2: ":warning:", 3: ":hourglass:"}.get(report.exit_code, "")
+    icon = {"in_sync": ":white_check_mark:", "drift": ":warning:", "pending": ":hourglass:"}[report.verdict]
     head = [MARKER, "## reconciler drift", "", f"{icon} **{headline(report)}**", "", _target(report) + ".",
             "", advice(report)]
     rows = ["", "| object | field | applied | vcita | manifest | what |", "|---|---|---|---|---|---|"]

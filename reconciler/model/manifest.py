@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BeforeValidator,
     Field,
+    PlainSerializer,
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
@@ -93,10 +94,16 @@ def _list_not_null(value: Any) -> Any:
     return value
 
 
+def _money_json(value: Decimal) -> int | float:
+    # A JSON number, as the manifest wrote it (a string would not read back: see _number).
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 Money = Annotated[
     Decimal,
     BeforeValidator(_number),
     Field(ge=0),
+    PlainSerializer(_money_json, when_used="json"),
     WithJsonSchema({"type": "number", "minimum": 0}),
 ]
 Uid = Annotated[str, StringConstraints(pattern=UID_PATTERN, min_length=1, max_length=64)]
@@ -269,6 +276,11 @@ class PackageRef(Frozen):
         return self
 
 
+def credit_key(services: tuple[str, ...] | list[str]) -> str:
+    """The identity of a package item / booking credit: its sorted service UIDs, comma-joined."""
+    return ",".join(sorted(services))
+
+
 class CreditOverride(Frozen):
     """Desired total_bookings of the credit that comes from the package item with ``services``."""
 
@@ -301,6 +313,11 @@ class ClientPackageSpec(Frozen):
     tax_uids: tuple[Uid, ...] | None = None
     matter_uid: Uid | None = None
     booking_credits: tuple[CreditOverride, ...] | None = None
+    #: A deliberate further sale of a catalog package this client already has (a renewal, a
+    #: repeat purchase): opens another payment request.  Without it, an object with the same
+    #: client and catalog package (and valid_from / price when given) as one reconciler already
+    #: tracks or remembers is refused, so a rename or a copy never bills a client twice.
+    repeat_purchase: bool = False
 
     @model_validator(mode="after")
     def _dates(self) -> ClientPackageSpec:

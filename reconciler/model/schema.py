@@ -20,7 +20,7 @@ from typing import Any
 
 from reconciler.model.manifest import API_VERSION, NAME_PATTERN, UID_PATTERN, currency_codes
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 SCHEMA_ID = "urn:reconciler:schema:manifest:reconciler-v1"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -205,6 +205,12 @@ CLIENT_SPEC: dict[str, Any] = {
                             "description": "Desired credits per package item (the one other field that can change in "
                                            "place); an item left out keeps its credits.",
                             "examples": [[{"services": ["bop374z43h5xezh3"], "total_bookings": 12}]]},
+        "repeat_purchase": {"type": "boolean", "default": False, "examples": [True],
+                            "description": "A deliberate further sale of a catalog package this client already has "
+                                           "(a renewal, a repeat purchase): opens another payment request. Without "
+                                           "it, an object with the same client and catalog package (and valid_from / "
+                                           "price when given) as one reconciler already tracks or remembers is "
+                                           "refused, so a rename or a copy never bills a client twice."},
     },
 }
 

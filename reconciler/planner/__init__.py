@@ -1,6 +1,13 @@
-"""The planner: pure ``(desired, state, actual) -> Plan``; normalisation and diffing live here."""
+"""The planner: pure ``(desired, state, actual, remote) -> Plan``; normalisation and diffing live here."""
 
-from reconciler.planner.actual import Actual, RemoteObject, from_catalog, from_client_package, from_state
-from reconciler.planner.core import PlanOptions, TrackedLike, plan
+from reconciler.planner.actual import (
+           Actual,
+           RemoteObject,
+           from_catalog,
+           from_client_package,
+           from_state,
+)
+from reconciler.planner.core import PlanOptions, Remote, TrackedLike, plan
 
-__all__ = ["Actual", "PlanOptions", "RemoteObject", "TrackedLike", "from_catalog", "from_client_package", "from_state", "plan"]
+__all__ = ["Actual", "PlanOptions", "Remote", "RemoteObject", "TrackedLike", "from_catalog",
+           "from_client_package", "from_state", "plan"]

@@ -1,17 +1,33 @@
 """What the planner knows of the remote business: normalised views of remote objects.
 
 Built by the refresh from API answers (``from_catalog`` / ``from_client_package``), or from the
-state file alone for ``--no-refresh`` (``from_state``).
+state file alone for ``--no-refresh`` (``from_state``); both carry the creates an interrupted run
+left pending (the state's pending records), which the plan resolves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.planner import normalize as nz
+
+
+class PendingLike(Protocol):
+    """What the planner reads of a pending create (reconciler.state.PendingCreate)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def opened_at(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,10 @@ class Actual:
     clients_by_email: Mapping[str, str | None] = field(default_factory=dict)  # lower email -> id
     service_ids: frozenset[str] | None = None  # None: not checked
     refreshed: bool = True
-
+    #: creates an interrupted run left pending (the state's pending records)
+    pending: Sequence[PendingLike] = ()
+    #: why the services of catalog packages could not be checked (None: they were, or none needed)
+    services_unchecked: str | None = None
 
 
 def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:
@@ -49,7 +68,7 @@ def from_client_package(r: RemoteClientPackage) -> RemoteObject:
     )
 
 
-def from_state(resources: Mapping[str, Any]) -> Actual:
+def from_state(resources: Mapping[str, Any], pending: Sequence[PendingLike] = ()) -> Actual:
     """An Actual made of what state says was last applied (no remote reads: ``--no-refresh``)."""
     catalog: dict[str, RemoteObject] = {}
     clients: dict[str, RemoteObject | None] = {}
@@ -59,4 +78,4 @@ def from_state(resources: Mapping[str, Any]) -> Actual:
             catalog[rs.id] = obj
         else:
             clients[rs.id] = obj
-    return Actual(catalog_packages=catalog, client_packages=clients, refreshed=False)
+    return Actual(catalog_packages=catalog, client_packages=clients, refreshed=False, pending=tuple(pending))

@@ -1,54 +1,98 @@
-"""The planner: a pure function ``(desired, state, actual) -> Plan``.  No I/O, no clock.
+"""The planner: a pure function ``(desired, state, actual, remote) -> Plan``.  No I/O, no clock.
 
 Key sets first (create / update / import / forget / no-op), then field-level differences, then
 the business rules a reviewer should see before anything runs: credits below usage, validity in
 the past, fields the API cannot change in place (``replace required``), references that do not
-resolve.  Every change carries the exact requests apply will send.
+resolve.  Creates an interrupted run left pending are resolved first (``pending.py``).  Each
+operation is built once, with its values in the model's types, and described by ``remote`` (the
+client's description: method, path, door, body; and whether this target can send it at all) as
+it is added, so the plan is complete and validated when it is made.
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
 from reconciler.manifest import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
-from reconciler.plan import (
+from reconciler.operations import (
+    ABSENT,
     KNOWN_AFTER_APPLY,
-    Change,
+    AdoptCatalogPackage,
+    CreateCatalogPackage,
+    CreateClientPackage,
+    CreditTotal,
     ExpectedState,
     FieldChange,
-    Plan,
-    PlanTarget,
-    Problem,
+    ArchiveResource,
+    IdOf,
+    MoveResource,
+    Operation,
+    OperationKind,
+    ReadoptArchived,
     Request,
-    Unmanaged,
-    fingerprint,
+    ResolvePendingCreate,
+    SetBookingCredits,
+    UpdateCatalogPackage,
+    UpdateClientPackage,
 )
+from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
+from reconciler.planner import identity as ident
 from reconciler.planner import normalize as nz
+from reconciler.planner import payments
+from reconciler.planner import pending as pend
+from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
 CATALOG_PREFIX = "catalog_package."
-_ABSENT = ExpectedState(present=False, id=None, fingerprint=None)
-
-
-def _present(tracked: TrackedLike) -> ExpectedState:
-    return ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint)
-
 CLIENT_PREFIX = "client_package."
+
+class Remote(Protocol):
+    """What the planner asks the remote side (``refresh.PlanningRemote``; ``remote.calls.Offline``
+    for a plan without a client)."""
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        """How ``op`` is sent: method, path, door, body."""
+        ...
+
+    def refusal(self, op: Operation, requests: tuple[Request, ...]) -> Problem | None:
+        """The plan error when this target cannot send ``requests`` (None: it can)."""
+        ...
 
 
 class TrackedLike(Protocol):
     """What the planner reads of a state entry (reconciler.state.ResourceState)."""
 
-    kind: str
-    id: str
-    fingerprint: str
-    applied: dict[str, Any]
+    @property
+    def kind(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def applied(self) -> dict[str, Any]: ...
+
+
+def _present(tracked: TrackedLike) -> ExpectedState:
+    return ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint)
+
+
+class ArchivedLike(Protocol):
+    """What the planner reads of an archived record (reconciler.state.ArchivedResource)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def identity(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -59,66 +103,117 @@ class PlanOptions:
     state_lineage: str
     state_serial: int
     allow_replace: bool = False
+    #: the state's archived records, by remote id (objects that left the manifests)
+    archived: Mapping[str, ArchivedLike] = field(default_factory=dict)
+    #: the manifests given are a part of what the state tracks (some paths, --only): nothing
+    #: outside them is archived, and nothing inside may take over a record from outside
+    partial: bool = False
+    #: refuse client-package creates when the state does not know the business's history (a
+    #: declared catalog package exists in vcita untracked); off for the embedded sandbox and
+    #: with --confirm-no-prior-client-packages
+    history_guard: bool = False
+    #: the most payment requests the plan may open (None: no limit)
+    max_payment_requests: int | None = None
 
 
-def plan(
-    desired: ManifestSet,
-    state: Mapping[str, TrackedLike],
-    actual: Actual,
-    opts: PlanOptions,
-) -> Plan:
+def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual, opts: PlanOptions,
+         remote: Remote) -> Plan:
     """Compute the plan that takes the remote business from ``actual`` to ``desired``."""
-    # Planning allocates hundreds of thousands of small acyclic objects; the cyclic collector
-    # would walk the whole heap again and again for nothing (it doubled the time at 100,000).
+    # Planning allocates many small acyclic objects; the cyclic collector would walk the whole
+    # heap again and again for nothing (it doubled the time at 100,000).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _plan(desired, state, actual, opts)
+        b = _Builder(desired, state, actual, opts, remote)
+        b.catalog()
+        b.clients()
+        b.forgotten()
+        b.leftover_pending()
+        b.finish_problems()
+        money = payments.summarise(b.ops, desired, actual, opts.max_payment_requests,
+                                   {rid: a for a, rid in b.package_ids.items() if rid != KNOWN_AFTER_APPLY})
+        b.problems += payments.limit_problems(money)
+        b.problems += b.history_problems()
+        return Plan(
+            created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
+            state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
+            allow_replace=opts.allow_replace, operations=tuple(b.ops), unmanaged=tuple(b.unmanaged()),
+            problems=tuple(b.problems), noop_count=b.noops, payment_requests=money,
+            out_of_scope=b.out_of_scope,
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual, opts: PlanOptions) -> Plan:
-    b = _Builder(desired, state, actual, opts)
-    b.catalog()
-    b.clients()
-    b.forgotten()
-    return Plan.model_construct(
-        format_version=1,
-        created_at=opts.created_at,
-        target=opts.target,
-        manifest_digest=desired.digest(),
-        state_lineage=opts.state_lineage,
-        state_serial=opts.state_serial,
-        refreshed=actual.refreshed,
-        allow_replace=opts.allow_replace,
-        changes=tuple(b.changes),
-        unmanaged=tuple(b.unmanaged()),
-        problems=tuple(b.problems),
-        noop_count=b.noops,
-        notes=tuple(b.notes),
-    )
-
-
 class _Builder:
-    def __init__(self, desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual, opts: PlanOptions) -> None:
+    def __init__(self, desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
+                 opts: PlanOptions, remote: Remote) -> None:
         self.d = desired
         self.state = state
         self.a = actual
         self.o = opts
-        self.changes: list[Change] = []
+        self.remote = remote
+        self.ops: list[OperationKind] = []
         self.problems: list[Problem] = []
-        self.notes: list[str] = []
+        self.refusals: list[Problem] = []  # operations this target cannot send (listed last)
         self.noops = 0
         # catalog address -> remote id (or KNOWN_AFTER_APPLY) for client packages to reference
         self.package_ids: dict[str, str] = {}
         self.creating: set[str] = set()
         self.claimed: set[str] = set()  # remote catalog ids owned by a manifest
+        self.owned = {t.id for t in state.values()}
         by_name: dict[str, list[str]] = {}
         for rid, obj in actual.catalog_packages.items():
             by_name.setdefault(obj.view.get("name", ""), []).append(rid)
         self.by_name = by_name
+        self.pending: dict[str, list[Any]] = {}
+        for it in actual.pending:
+            self.pending.setdefault(it.address, []).append(it)
+        # addresses apply leaves alone (a pending create of unknown outcome): planned, not added
+        self.held: set[str] = set()
+        self.wanted = {d.address for d in desired.documents}
+        # Records of objects whose manifests are gone (a full plan only): a new manifest object of
+        # the same identity takes one over (a rename) instead of being created.
+        self.leaving = {} if opts.partial else {a: t for a, t in state.items() if a not in self.wanted}
+        self.moved_from: set[str] = set()
+        self.readopted: set[str] = set()
+        self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
+
+    def add(self, op: OperationKind) -> None:
+        if op.address in self.held and not isinstance(op, ResolvePendingCreate):
+            return
+        requests = self.remote.describe(op)
+        refused = self.remote.refusal(op, requests) if requests else None
+        if refused is not None:
+            self.refusals.append(refused)
+        self.ops.append(replace(op, requests=requests))
+
+    def finish_problems(self) -> None:
+        self.problems += self.refusals
+        catalog = self.d.catalog_packages or any(a.startswith(CATALOG_PREFIX) for a in self.state)
+        if self.a.services_unchecked and catalog:
+            self.problems.append(Problem(address="target", severity="warning", message=self.a.services_unchecked))
+
+    # --- pending creates ----------------------------------------------------------------------
+
+    def resolve_pending(self, address: str) -> RemoteObject | None:
+        """Add the resolutions of ``address``'s pending creates; the catalog package adopted, if any."""
+        adopted = None
+        for it in self.pending.pop(address, ()):
+            op = pend.resolve(it, self.state.get(address), self.a, self.owned | self.claimed, self.by_name,
+                              in_manifests=address in self.wanted)
+            self.add(op)
+            if op.resolution == "unknown":
+                self.held.add(address)
+            elif op.resolution == "adopt" and op.remote_id:
+                self.claimed.add(op.remote_id)
+                adopted = self.a.catalog_packages[op.remote_id]
+        return adopted
+
+    def leftover_pending(self) -> None:
+        for address in sorted(self.pending):
+            self.resolve_pending(address)
 
     # --- catalog packages ---------------------------------------------------------------------
 
@@ -129,44 +224,15 @@ class _Builder:
     def _catalog_one(self, name: str, doc: CatalogPackage) -> None:
         address = doc.address
         want = nz.catalog_desired(doc.spec)
-        self._check_services(address, doc)
+        self.problems += rules.service_problems(address, doc, self.a.service_ids)
+        adopted = self.resolve_pending(address)
         tracked = self.state.get(address)
+        if adopted is not None:
+            self.package_ids[address] = adopted.id
+            self._catalog_tracked(address, doc, want, adopted, expects=None)
+            return
         if tracked is None:
-            candidates = [rid for rid in self.by_name.get(doc.spec.name, []) if rid not in self.claimed]
-            if len(candidates) > 1:
-                self.problems.append(Problem(
-                    address=address, severity="error",
-                    message=f"{len(candidates)} remote catalog packages are named {doc.spec.name!r} "
-                            f"({', '.join(sorted(candidates))}); cannot tell which one to adopt",
-                    hint=f"Adopt one explicitly: reconciler import {address} ID",
-                ))
-                return
-            if candidates:
-                rid = candidates[0]
-                self.claimed.add(rid)
-                obj = self.a.catalog_packages[rid]
-                before = nz.managed_part(obj.view, want)
-                fcs = field_changes(before, want)
-                reqs = (self._catalog_update_request(rid, want, fcs),) if fcs else ()
-                self.package_ids[address] = rid
-                self.changes.append(Change(
-                    address=address, kind="CatalogPackage", action="import", name=name, remote_id=rid,
-                    before=before, after=want, field_changes=fcs,
-                    reason=f"a remote catalog package named {doc.spec.name!r} exists and is not tracked: "
-                           "adopt it" + (" and update it" if fcs else ""),
-                    warnings=self._assigned_warning(fcs), requests=reqs, depends_on=(),
-                    remote_fingerprint=fingerprint(obj.view),
-                    expected_state=_ABSENT, blocked=None,
-                ))
-                return
-            self.package_ids[address] = KNOWN_AFTER_APPLY
-            self.creating.add(address)
-            self.changes.append(Change(
-                address=address, kind="CatalogPackage", action="create", name=name, remote_id=None,
-                before=None, after=want, field_changes=(), reason=None, warnings=(),
-                requests=(self._catalog_create_request(want),), depends_on=(),
-                remote_fingerprint=None, expected_state=_ABSENT, blocked=None,
-            ))
+            self._catalog_untracked(address, doc, want)
             return
         self.claimed.add(tracked.id)
         self.package_ids[address] = tracked.id
@@ -174,56 +240,64 @@ class _Builder:
         if obj is None:
             self._vanished(address, tracked.id, "CatalogPackage")
             return
-        before = nz.managed_part(obj.view, want)
-        fcs = field_changes(before, want)
+        self._catalog_tracked(address, doc, want, obj, expects=_present(tracked))
+
+    def _catalog_untracked(self, address: str, doc: CatalogPackage, want: dict[str, Any]) -> None:
+        moved = self._take_over(address, "CatalogPackage", {"name": doc.spec.name})
+        if moved is not None:
+            self.claimed.add(moved.id)
+            self.package_ids[address] = moved.id
+            obj = self.a.catalog_packages.get(moved.id)
+            if obj is not None:
+                self._catalog_tracked(address, doc, want, obj, expects=None)
+            return
+        candidates = [rid for rid in self.by_name.get(doc.spec.name, []) if rid not in self.claimed]
+        if len(candidates) > 1:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=f"{len(candidates)} remote catalog packages are named {doc.spec.name!r} "
+                        f"({', '.join(sorted(candidates))}); cannot tell which one to adopt",
+                hint=f"Adopt one explicitly: reconciler import {address} ID",
+            ))
+            return
+        if candidates:
+            rid = candidates[0]
+            self.claimed.add(rid)
+            obj = self.a.catalog_packages[rid]
+            fcs = field_changes(nz.managed_part(obj.view, want), want)
+            self.package_ids[address] = rid
+            self.add(AdoptCatalogPackage(
+                address=address, remote_id=rid, spec=doc.spec, fields=_top_fields(fcs), field_changes=fcs,
+                remote_fingerprint=fingerprint(obj.view), expects=ABSENT,
+                reason=f"a remote catalog package named {doc.spec.name!r} exists and is not tracked: "
+                       "adopt it" + (" and update it" if fcs else ""),
+                warnings=self._assigned_warning(fcs),
+            ))
+            return
+        self.package_ids[address] = KNOWN_AFTER_APPLY
+        self.creating.add(address)
+        self.add(CreateCatalogPackage(address=address, spec=doc.spec, expects=ABSENT))
+
+    def _catalog_tracked(self, address: str, doc: CatalogPackage, want: dict[str, Any], obj: RemoteObject,
+                         expects: ExpectedState | None) -> None:
+        fcs = field_changes(nz.managed_part(obj.view, want), want)
         warnings: tuple[str, ...] = ()
         if not obj.active:
             warnings = ("this catalog package is deactivated in vcita; new client packages cannot use it",)
         if not fcs:
-            self._noop(address, "CatalogPackage", name, tracked, obj, before, want, warnings)
+            self.noops += expects is not None  # an adopted package is its resolution's operation
             return
-        self.changes.append(Change(
-            address=address, kind="CatalogPackage", action="update", name=name, remote_id=tracked.id,
-            before=before, after=want, field_changes=fcs, reason=None,
+        self.add(UpdateCatalogPackage(
+            address=address, remote_id=obj.id, spec=doc.spec, fields=_top_fields(fcs), field_changes=fcs,
+            remote_fingerprint=fingerprint(obj.view), expects=expects,
             warnings=warnings + self._assigned_warning(fcs),
-            requests=(self._catalog_update_request(tracked.id, want, fcs),), depends_on=(),
-            remote_fingerprint=fingerprint(obj.view),
-            expected_state=_present(tracked),
-            blocked=None,
         ))
 
     def _assigned_warning(self, fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:
         if not fcs:
             return ()
-        return ("client packages already assigned keep their old terms: vcita does not propagate "
-                "catalog changes to them",)
-
-    def _check_services(self, address: str, doc: CatalogPackage) -> None:
-        known = self.a.service_ids
-        if known is None:
-            return
-        for i, item in enumerate(doc.spec.items):
-            for s in item.services:
-                if s not in known:
-                    self.problems.append(Problem(
-                        address=address, severity="error",
-                        message=f"spec.items[{i}].services: no service {s!r} in this business",
-                        hint="Check the UID against 'GET /platform/v1/services' (services are not managed here).",
-                    ))
-
-    def _catalog_create_request(self, want: dict[str, Any]) -> Request:
-        return Request(
-            operation="create_catalog_package", method="POST", path="/platform/v1/payment/packages",
-            door="", body=_catalog_body(want, full=True),
-        )
-
-    def _catalog_update_request(self, rid: str, want: dict[str, Any], fcs: tuple[FieldChange, ...]) -> Request:
-        top = {fc.path.split("[", 1)[0] for fc in fcs}
-        body = {k: v for k, v in _catalog_body(want, full=True).items() if k in top}
-        return Request(
-            operation="update_catalog_package", method="PUT",
-            path=f"/platform/v1/payment/packages/{rid}", door="", body={"package": body},
-        )
+        return (("client packages already assigned keep their old terms: vcita does not propagate "
+                 "catalog changes to them"),)
 
     # --- client packages ----------------------------------------------------------------------
 
@@ -273,6 +347,7 @@ class _Builder:
 
     def _client_one(self, name: str, doc: ClientPackage) -> None:
         address = doc.address
+        self.resolve_pending(address)
         cid = self._resolve_client(address, doc)
         pid, deps = self._resolve_package(address, doc)
         if cid is None or pid is None:
@@ -280,9 +355,22 @@ class _Builder:
         want = nz.client_desired(doc.spec, cid, pid)
         tracked = self.state.get(address)
         today = self.o.today.isoformat()
-        self._check_package_active(address, pid)
+        self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
+        if tracked is None and address not in self.held and pid != KNOWN_AFTER_APPLY:
+            moved = self._take_over(address, "ClientPackage", ident.desired_client(doc.spec, cid, pid),
+                                    repeat=doc.spec.repeat_purchase)
+            if moved is ident.REFUSED or address in self.readopted:
+                return
+            if moved is not None:
+                tracked = moved
+                expects_now: ExpectedState | None = None
+            else:
+                expects_now = ABSENT
+        else:
+            expects_now = ABSENT if tracked is None else _present(tracked)
         if tracked is None:
-            self._client_create(address, name, doc, want, deps, today)
+            self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
+            self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
             return
         obj = self.a.client_packages.get(tracked.id)
         if obj is None:
@@ -291,135 +379,48 @@ class _Builder:
         before = nz.managed_part(obj.view, want)
         fcs = field_changes(before, want)
         if not fcs:
-            self._noop(address, "ClientPackage", name, tracked, obj, before, want, ())
+            self.noops += 1
             return
-        replace = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
-        es = _present(tracked)
-        if replace:
-            fields = ", ".join(fc.path for fc in replace)
-            reason = (f"{fields} cannot change in place: a new client package is created, which opens a "
-                      f"new payment request for the client; the old one ({tracked.id}) stays in vcita")
-            self._rules(address, want, obj, today, creating=True, doc=doc)
-            reqs = self._client_create_requests(doc, want)
-            self.changes.append(Change(
-                address=address, kind="ClientPackage", action="replace", name=name, remote_id=tracked.id,
-                before=before, after=want, field_changes=fcs, reason=reason,
+        replace_fcs = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
+        if replace_fcs:
+            fields = ", ".join(fc.path for fc in replace_fcs)
+            self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
+            self._client_create(
+                address, doc, cid, pid, deps, expects=expects_now, replaces=tracked.id, field_changes=fcs,
+                remote_fingerprint=fingerprint(obj.view),
+                reason=(f"{fields} cannot change in place: a new client package is created, which opens a "
+                        f"new payment request for the client; the old one ({tracked.id}) stays in vcita"),
                 warnings=(f"cancel or waive the old client package {tracked.id} and its payment request in vcita by hand",),
-                requests=reqs, depends_on=deps, remote_fingerprint=fingerprint(obj.view), expected_state=es,
-                blocked=None if self.o.allow_replace else f"replace required ({fields}); re-run with --allow-replace to accept it",
-            ))
+                blocked=None if self.o.allow_replace else
+                f"replace required ({fields}); re-run with --allow-replace to accept it",
+            )
             return
-        self._rules(address, want, obj, today, creating=False, doc=doc)
-        body: dict[str, Any] = {}
-        if "valid_until" in want and want["valid_until"] != before.get("valid_until"):
-            body["valid_until"] = want["valid_until"]
-        credits = []
-        for key, total in (want.get("booking_credits") or {}).items():
-            if before.get("booking_credits", {}).get(key) != total and key in obj.credit_ids:
-                credits.append({"id": obj.credit_ids[key], "total_bookings": total})
-        if credits:
-            body["booking_credits"] = credits
-        self.changes.append(Change(
-            address=address, kind="ClientPackage", action="update", name=name, remote_id=tracked.id,
-            before=before, after=want, field_changes=fcs, reason=None, warnings=(),
-            requests=(Request(
-                operation="update_client_package", method="PUT",
-                path=f"/business/payments/v1/client_packages/{tracked.id}", door="",
-                body={"client_package": body}),),
-            depends_on=deps, remote_fingerprint=fingerprint(obj.view), expected_state=es, blocked=None,
+        self.problems += rules.client_problems(address, want, obj, today, creating=False, refreshed=self.a.refreshed)
+        valid_until = doc.spec.valid_until if "valid_until" in want and want["valid_until"] != before.get("valid_until") else None
+        credits = tuple(CreditTotal(obj.credit_ids[key], total)
+                        for key, total in (want.get("booking_credits") or {}).items()
+                        if before.get("booking_credits", {}).get(key) != total and key in obj.credit_ids)
+        self.add(UpdateClientPackage(
+            address=address, remote_id=tracked.id, valid_until=valid_until, credits=credits, field_changes=fcs,
+            remote_fingerprint=fingerprint(obj.view), expects=expects_now, depends_on=deps,
         ))
 
-    def _client_create(self, address: str, name: str, doc: ClientPackage, want: dict[str, Any],
-                       deps: tuple[str, ...], today: str) -> None:
-        self._rules(address, want, None, today, creating=True, doc=doc)
-        self.changes.append(Change(
-            address=address, kind="ClientPackage", action="create", name=name, remote_id=None,
-            before=None, after=want, field_changes=(),
-            reason=None, warnings=("creating a client package opens a payment request for the client",),
-            requests=self._client_create_requests(doc, want), depends_on=deps, remote_fingerprint=None,
-            expected_state=_ABSENT, blocked=None,
+    def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
+                       expects: ExpectedState, replaces: str | None = None, **extra: Any) -> None:
+        spec = doc.spec
+        package_id: str | IdOf = IdOf(CATALOG_PREFIX + str(spec.package.name)) if pid == KNOWN_AFTER_APPLY else pid
+        if replaces is None:
+            extra["warnings"] = ("creating a client package opens a payment request for the client",)
+        self.add(CreateClientPackage(
+            address=address, client_id=cid, package_id=package_id, valid_from=spec.valid_from,
+            valid_until=spec.valid_until, price=spec.price, tax_uids=spec.tax_uids, matter_uid=spec.matter_uid,
+            replaces=replaces, depends_on=deps, expects=expects, **extra,
         ))
-
-    def _client_create_requests(self, doc: ClientPackage, want: dict[str, Any]) -> tuple[Request, ...]:
-        pid = want["package_id"]
-        body: dict[str, Any] = {
-            "client_id": want["client_id"],
-            "package_id": {"$ref": f"{CATALOG_PREFIX}{doc.spec.package.name}.id"} if pid == KNOWN_AFTER_APPLY else pid,
-        }
-        for k in ("valid_from", "valid_until"):
-            if k in want:
-                body[k] = want[k]
-        if "price" in want:
-            body["price"] = nz.number(want["price"])
-        if doc.spec.tax_uids is not None:
-            body["tax_uids"] = list(doc.spec.tax_uids)
-        if doc.spec.matter_uid is not None:
-            body["matter_uid"] = doc.spec.matter_uid
-        reqs = [Request(operation="create_client_package", method="POST",
-                                        path="/platform/v1/payment/client_packages", door="", body=body)]
-        if want.get("booking_credits"):
-            # Credits are created from the package items; overrides are set right after, by key.
-            reqs.append(Request(
-                operation="update_client_package", method="PUT",
-                path="/business/payments/v1/client_packages/{id}", door="",
-                body={"client_package": {"booking_credits": [
-                    {"$credit": k, "total_bookings": v} for k, v in want["booking_credits"].items()]}},
-            ))
-        return tuple(reqs)
-
-    def _check_package_active(self, address: str, pid: str) -> None:
-        obj = self.a.catalog_packages.get(pid)
-        if obj is not None and not obj.active:
-            self.problems.append(Problem(
-                address=address, severity="warning",
-                message=f"spec.package: catalog package {pid} is deactivated; vcita refuses new assignments of it",
-            ))
-
-    def _rules(self, address: str, want: dict[str, Any], obj: RemoteObject | None, today: str,
-               *, creating: bool, doc: ClientPackage) -> None:
-        vu = want.get("valid_until")
-        before_vu = obj.view.get("valid_until") if obj else None
-        if vu is not None and vu < today and (creating or vu != before_vu):
-            self.problems.append(Problem(
-                address=address, severity="error",
-                message=f"spec.valid_until: {vu} is in the past (today is {today}); vcita refuses it",
-            ))
-        vf = want.get("valid_from") or (obj.view.get("valid_from") if obj else None)
-        if vu is not None and vf is not None and vu < vf:
-            self.problems.append(Problem(
-                address=address, severity="error",
-                message=f"spec.valid_until: {vu} is before valid_from ({vf})",
-            ))
-        if obj is None or creating:
-            return
-        for key, total in (want.get("booking_credits") or {}).items():
-            if key not in obj.credit_ids and self.a.refreshed:
-                self.problems.append(Problem(
-                    address=address, severity="error",
-                    message=f"spec.booking_credits: the client package has no credit for services [{key}]",
-                ))
-                continue
-            used = obj.usage.get(key)
-            if used is not None and total < used:
-                self.problems.append(Problem(
-                    address=address, severity="error",
-                    message=f"spec.booking_credits[{key}].total_bookings: {total} is below the {used} "
-                            "credits already used; vcita refuses it",
-                    hint=f"Set it to {used} or more ({used} exhausts the credit).",
-                ))
+        if spec.booking_credits:
+            # Credits are created from the package's items; the manifest's totals are set right after.
+            self.add(SetBookingCredits(address=address, credits=spec.booking_credits))
 
     # --- shared ---------------------------------------------------------------------------------
-
-    def _noop(self, address: str, kind: Any, name: str, tracked: TrackedLike, obj: RemoteObject,
-              before: dict[str, Any], want: dict[str, Any], warnings: tuple[str, ...]) -> None:
-        self.noops += 1
-        self.changes.append(Change(
-            address=address, kind=kind, action="noop", name=name, remote_id=tracked.id, before=before,
-            after=want, field_changes=(), reason=None, warnings=warnings, requests=(), depends_on=(),
-            remote_fingerprint=fingerprint(obj.view),
-            expected_state=_present(tracked),
-            blocked=None,
-        ))
 
     def _vanished(self, address: str, rid: str, kind: str) -> None:
         self.problems.append(Problem(
@@ -429,21 +430,80 @@ class _Builder:
         ))
 
     def forgotten(self) -> None:
-        wanted = {d.address for d in self.d.documents}
+        if self.o.partial:  # objects outside the given paths are neither archived nor forgotten
+            return
         for address, tracked in sorted(self.state.items()):
-            if address in wanted:
+            if address in self.wanted or address in self.moved_from:
                 continue
-            kind = "CatalogPackage" if address.startswith(CATALOG_PREFIX) else "ClientPackage"
-            what = "catalog package" if kind == "CatalogPackage" else "client package"
-            self.changes.append(Change(
-                address=address, kind=kind, action="forget", name=address.split(".", 1)[1],
-                remote_id=tracked.id, before=dict(tracked.applied), after=None, field_changes=(),
-                reason="no longer in the manifests",
-                warnings=(f"vcita has no delete for a {what}: apply stops tracking {tracked.id} and leaves it in vcita",),
-                requests=(), depends_on=(), remote_fingerprint=None,
-                expected_state=_present(tracked),
-                blocked=None,
+            self.resolve_pending(address)
+            what = "catalog package" if address.startswith(CATALOG_PREFIX) else "client package"
+            self.add(ArchiveResource(
+                address=address, remote_id=tracked.id, reason="no longer in the manifests", expects=_present(tracked),
+                warnings=(f"vcita has no delete for a {what}: {tracked.id} stays in vcita; its record is archived, "
+                          "so an object of the same identity is re-adopted later, never created again",),
             ))
+
+    # --- identity: renames, re-adoption, second sales --------------------------------------------
+
+    def _take_over(self, address: str, kind: str, want: dict[str, Any], *, repeat: bool = False) -> Any:
+        """The record a new manifest object takes over by identity, after adding its operation:
+        a MoveResource (a record whose manifest is gone) or a ReadoptArchived (an archived record);
+        None when nothing matches (a create); ``ident.REFUSED`` when the match is ambiguous, is a
+        pending create, lies outside this plan's paths, or is a second sale not declared as one."""
+        found = ident.Matches(
+            leaving=[(a, t) for a, t in self.leaving.items() if a not in self.moved_from
+                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            wanted=[(a, t) for a, t in self.state.items() if a in self.wanted and a != address
+                    and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            outside=[(a, t) for a, t in self.state.items() if self.o.partial and a not in self.wanted
+                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
+            archived=[(r.address, r) for r in self.o.archived.values() if r.id not in self.owned and r.kind == kind
+                      and ident.matches(r.identity, want)],
+            pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
+                     and ident.matches_pending(it.details, want)],
+        )
+        if repeat and kind == "ClientPackage":
+            return None  # a deliberate further sale: a create, shown as one more payment request
+        problem = found.problem(address, kind, want)
+        if problem is not None:
+            self.problems.append(problem)
+            return ident.REFUSED
+        if found.leaving:
+            old, tracked = found.leaving[0]
+            self.moved_from.add(old)
+            self.add(MoveResource(address=address, from_address=old, remote_id=tracked.id, expects=ABSENT,
+                                  reason=f"renamed from {old}: the same {ident.describe(kind, want)}"))
+            return tracked
+        if found.archived:
+            old, record = found.archived[0]
+            self.readopted.add(address)
+            self.owned.add(record.id)
+            self.add(ReadoptArchived(address=address, remote_id=record.id, archived_address=old, expects=ABSENT,
+                                     reason=f"archived as {old}, the same {ident.describe(kind, want)}; its fields "
+                                            "are compared by the next plan"))
+            return None
+        return None
+
+    def history_problems(self) -> list[Problem]:
+        """A state that does not know this business's past cannot prove that a client package was
+        never created before: refuse client-package creates while declared catalog packages exist
+        in vcita untracked (a lost, foreign or new state against a business in use)."""
+        if not self.o.history_guard:
+            return []
+        adopted = [op for op in self.ops if isinstance(op, AdoptCatalogPackage)]
+        creates = [op for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        if not adopted or not creates:
+            return []
+        names = ", ".join(f"{op.address} ({op.remote_id})" for op in adopted[:5])
+        return [Problem(
+            address=creates[0].address, severity="error",
+            message=(f"the state does not know this business's past: {len(adopted)} declared catalog package(s) "
+                     f"already exist in vcita untracked ({names}), so client packages were very likely created "
+                     f"before; creating {len(creates)} client package(s) now could bill clients a second time"),
+            hint=("Restore the state (its .backup, or the previous commit of state.json in git) and plan again; "
+                  "or adopt what exists with 'reconciler import --from FILE'. If no client package was ever "
+                  "assigned for these manifests, re-run with --confirm-no-prior-client-packages."),
+        )]
 
     def unmanaged(self) -> list[Unmanaged]:
         out = []
@@ -453,19 +513,6 @@ class _Builder:
         return out
 
 
-def _catalog_body(want: dict[str, Any], *, full: bool) -> dict[str, Any]:
-    """A view as the API's package body (API-NOTES §6.1): items and products as lists, numbers as numbers."""
-    body: dict[str, Any] = {}
-    for k, v in want.items():
-        if k == "items":
-            body["items"] = [{"total_bookings": n, "services": [{"id": s} for s in key.split(",")]}
-                             for key, n in v.items()]
-        elif k == "products":
-            body["products"] = [{"id": pid, "quantity": q} for pid, q in v.items()]
-        elif k in ("price", "discount_amount"):
-            body[k] = nz.number(v)
-        else:
-            body[k] = v
-    if full and "products" not in body:
-        body["products"] = []
-    return body
+def _top_fields(fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:
+    """The top-level fields that differ (``items[a,b]`` -> ``items``), in the order of the diff."""
+    return tuple(dict.fromkeys(fc.path.split("[", 1)[0] for fc in fcs))

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from reconciler.plan import FieldChange
+from reconciler.operations import FieldChange
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -58,7 +57,9 @@ def deep_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldCh
     """The same differences computed by deepdiff, for values deeper than a view's usual shape."""
     if before == after:
         return ()
-    from deepdiff import DeepDiff  # here: it imports numpy, 70 ms of every start-up otherwise
+    from deepdiff import (
+        DeepDiff,  # here: it imports numpy, 70 ms of every start-up otherwise
+    )
 
     # threshold 0: always report per key, never "the whole mapping changed" (deepdiff's default).
     tree = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)

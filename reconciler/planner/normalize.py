@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from reconciler.model.manifest import CatalogPackageSpec, ClientPackageSpec
+from reconciler.model.manifest import CatalogPackageSpec, ClientPackageSpec, credit_key
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 
 #: Client-package fields the API cannot change in place (API-NOTES §1, §6.5).
@@ -27,11 +27,6 @@ def money(d: Decimal | None) -> str | None:
     if d == d.to_integral_value():
         return str(d.quantize(Decimal(1)))
     return format(d.normalize(), "f")
-
-
-def credit_key(services: tuple[str, ...] | list[str]) -> str:
-    """The identity of a package item / booking credit: its sorted service UIDs, comma-joined."""
-    return ",".join(sorted(services))
 
 
 def _text(s: str | None) -> str | None:

@@ -14,7 +14,9 @@ instead of being repeated.
     throttle.py   token-bucket rate limit and AIMD concurrency limit
     dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
     wire.py       WireTransport: lean HTTP/1.1 keep-alive connections, cheap on the CPU
-    client.py     VcitaClient: the typed API
+    calls.py      the wire format of every write: a planned operation as its API call, and the
+                  description of that call a plan shows (the same code builds both)
+    client.py     VcitaClient: the typed API; describe(op) and execute(op) for planned operations
 """
 
 from reconciler.remote.client import VcitaClient, embedded_transport

@@ -1,10 +1,12 @@
 """``VcitaClient``: the typed, asynchronous API of one vcita business.
 
 Each method names an operation of the route table, sends it through the :class:`Dispatcher`
-(doors, fallback, retries, limits) and returns the normalised remote models.  Create bodies are
-plain dicts in the API's field names (the layer above builds them); Decimals and dates in them are
-sent as JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per
-task) and :attr:`VcitaClient.history` (all calls of the run)::
+(doors, fallback, retries, limits) and returns the normalised remote models.  A planned operation
+(``reconciler.operations``) is described for the plan by :meth:`VcitaClient.describe` and sent by
+:meth:`VcitaClient.execute`, both through ``calls.py``, which alone knows the bodies and
+envelopes; the typed write methods build their calls there too.  Decimals and dates are sent as
+JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per task) and
+:attr:`VcitaClient.history` (all calls of the run)::
 
     async with VcitaClient(target) as api:
         packages = await api.list_catalog_packages()
@@ -35,7 +37,8 @@ from reconciler.model.remote import (
     RemoteClientPackage,
     RemoteService,
 )
-from reconciler.remote import normalize
+from reconciler.operations import Operation, Request
+from reconciler.remote import calls, normalize
 from reconciler.remote.dispatch import (
     ClientSettings,
     Dispatcher,
@@ -148,12 +151,33 @@ class VcitaClient:
         target cannot read client packages)."""
         return self.dispatcher.can_send(self.routes[operation])
 
+    # -- planned operations -------------------------------------------------------------------
+
+    def describe(self, op: Operation) -> tuple[Request, ...]:
+        """The requests that carry out ``op``, as :meth:`execute` sends them, with the door each
+        would go through now (for a plan; values known only after apply read as such)."""
+        return calls.describe(op, self.routes, self.dispatcher.door_for)
+
+    async def execute(self, op: Operation) -> RemoteCatalogPackage | RemoteClientPackage:
+        """Send the one write of a bound ``op`` and return the object the API answers with."""
+        found = calls.calls(op)
+        if len(found) != 1:
+            raise ValueError(f"{op.op} of {op.address} is not one request ({len(found)})")
+        route, reply = await self._call(found[0])
+        parse = normalize.catalog_package if route.data_key == "package" else normalize.client_package
+        return self._one(route, reply, parse)  # type: ignore[return-value]
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _send(self, op: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                     **path_params: str) -> tuple[Route, Reply]:
         route = self.routes[op]
         return route, await self.dispatcher.send(route, route.path(**path_params), params=params, body=body)
+
+    async def _call(self, call: calls.Call) -> tuple[Route, Reply]:
+        if call.unbound():
+            raise ValueError(f"{call.route}: a value known only after apply was not bound before sending")
+        return await self._send(call.route, body=call.body, **call.params)
 
     def _one(self, route: Route, reply: Reply, parse: Callable[[dict[str, Any]], T]) -> T:
         raw = reply.data.get(route.data_key)
@@ -234,16 +258,12 @@ class VcitaClient:
 
     async def create_catalog_package(self, body: Mapping[str, Any]) -> RemoteCatalogPackage:
         """POST a flat create body; ``products`` is sent as ``[]`` when absent (API-NOTES §9.2)."""
-        payload = dict(body)
-        if payload.get("products") is None:
-            payload["products"] = []
-        route, reply = await self._send("create_catalog_package", body=payload)
+        route, reply = await self._call(calls.create_catalog_package(body))
         return self._one(route, reply, normalize.catalog_package)
 
     async def update_catalog_package(self, package_id: str, body: Mapping[str, Any]) -> RemoteCatalogPackage:
         """PUT the given fields (wrapped as ``{"package": {...}}``; ``items`` replaces the list)."""
-        payload = dict(body) if set(body) == {"package"} else {"package": dict(body)}
-        route, reply = await self._send("update_catalog_package", body=payload, package_id=package_id)
+        route, reply = await self._call(calls.update_catalog_package(package_id, body))
         return self._one(route, reply, normalize.catalog_package)
 
     # -- client packages ----------------------------------------------------------------------
@@ -254,11 +274,7 @@ class VcitaClient:
         Never repeated blindly: when the outcome cannot be known this raises OutcomeUnknownError.
         A ``conversation_id`` is sent as ``matter_uid``, the name the controller reads.
         """
-        payload = dict(body)
-        if "conversation_id" in payload:  # the spec's name; the controller reads matter_uid and
-            matter = payload.pop("conversation_id")  # answers 500 to conversation_id (KB, §9.6)
-            payload.setdefault("matter_uid", matter)
-        route, reply = await self._send("create_client_package", body=payload)
+        route, reply = await self._call(calls.create_client_package(body))
         return self._one(route, reply, normalize.client_package)
 
     async def get_client_package(self, uid: str) -> RemoteClientPackage:
@@ -294,14 +310,10 @@ class VcitaClient:
         credits: Iterable[tuple[str, int]] | None = None,
     ) -> RemoteClientPackage:
         """Change ``valid_until`` and/or booking credits' ``total_bookings`` (the only mutable fields)."""
-        inner: dict[str, Any] = {}
-        if valid_until is not None:
-            inner["valid_until"] = valid_until
-        if credits is not None:
-            inner["booking_credits"] = [{"id": cid, "total_bookings": int(total)} for cid, total in credits]
-        if not inner:
+        if valid_until is None and credits is None:
             raise ValueError("update_client_package needs valid_until or credits")
-        route, reply = await self._send("update_client_package", body={"client_package": inner}, uid=uid)
+        call = calls.update_client_package(uid, valid_until, None if credits is None else list(credits))
+        route, reply = await self._call(call)
         return self._one(route, reply, normalize.client_package)
 
     # -- clients and services -----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Renderers: pure ``Plan -> str``, one small module per format (text, markdown, json)."""
+"""Renderers: pure ``Plan -> str``, one small module per format (text, markdown, json); the block of
+each operation, by its type, in ``blocks.py``."""
 
 from reconciler.render.common import summary_line
 from reconciler.render.markdown import render_markdown

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.plan import Change, Plan
+from reconciler.plan import Plan
 
-SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "forget": "-", "noop": " "}
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "archive": "-", "set_credits": "~",
+          "resolve": "?", "move": "->", "readopt": "<="}
 VERB = {
     "create": "will be created",
     "update": "will be updated in place",
     "replace": "must be replaced",
     "import": "will be imported (adopted into state)",
-    "forget": "will no longer be tracked (it stays in vcita)",
-    "noop": "is up to date",
+    "archive": "will be archived: no longer tracked by this address, remembered by id (it stays in vcita)",
+    "move": "is the same object under a new name: its record moves, no request",
+    "readopt": "matches an archived object: tracked again, no request",
+    "set_credits": "will have its booking credits set once created",
 }
 MONEY = {"price", "discount_amount"}
 
@@ -48,15 +51,12 @@ def summary_line(plan: Plan) -> str:
         f"{plan.count('update')} to update",
         f"{plan.count('replace')} to replace",
     ]
-    for action, word in (("import", "import"), ("forget", "forget")):
+    for action, word in (("import", "import"), ("move", "move"), ("readopt", "re-adopt"), ("archive", "archive")):
         if plan.count(action):
             parts.append(f"{plan.count(action)} to {word}")
+    if plan.count("resolve"):
+        parts.append(f"{plan.count('resolve')} pending create(s) to resolve")
     return "Plan: " + ", ".join(parts) + "."
-
-
-def header(change: Change) -> str:
-    rid = f" (id {change.remote_id})" if change.remote_id else ""
-    return f"{change.address}{rid}"
 
 
 def target_line(plan: Plan) -> str:
@@ -77,3 +77,28 @@ def flat_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
         else:
             out.append((k, v))
     return out
+
+
+def money_lines(plan: Plan, *, markdown: bool = False) -> list[str]:
+    """How many payment requests apply would open, for whom, and the total per currency."""
+    money = plan.payment_requests
+    limit = f" (limit {money.limit})" if money.limit is not None else ""
+    if not money.count:
+        return [f"Payment requests: none would be opened{limit}."]
+    totals = " + ".join(f"{amount} {currency}" for currency, amount in money.totals.items()) or "amount unknown"
+    head = (f"Payment requests: apply would open {money.count}, one per client package created{limit}; "
+            f"total {totals} (amounts as sent: vcita may add taxes).")
+    lines = [head]
+    for item in money.items:
+        amount = f"{item.amount} {item.currency or ''}".strip() if item.amount is not None else "amount unknown"
+        also = f" (replaces {item.replaces})" if item.replaces else ""
+        row = f"{item.address}: client {item.client_id}, {item.package}, {amount}{also}"
+        lines.append(f"- `{row}`" if markdown else f"  {row}")
+    return lines
+
+
+def scope_line(plan: Plan) -> str | None:
+    if not plan.out_of_scope:
+        return None
+    return (f"{plan.out_of_scope} tracked object(s) are outside the paths of this plan: left alone "
+            "(neither archived nor changed).")

@@ -6,27 +6,35 @@ largest per-object sections into a one-line note, and says so.
 
 from __future__ import annotations
 
-from reconciler.plan import Change, Plan
-from reconciler.render.common import SYMBOL, VERB, header, summary_line, target_line
-from reconciler.render.text import _change
+from reconciler.operations import Operation
+from reconciler.plan import Plan
+from reconciler.render.blocks import block
+from reconciler.render.common import money_lines, scope_line, summary_line, target_line
+from reconciler.render.text import op_lines
 
 LIMIT = 65_000
 MARKER = "<!-- reconciler-plan -->"
 
 
 def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
-    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", "", target_line(plan) + "."]
+    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    money = money_lines(plan, markdown=True)
+    head += [f"**{_escape(money[0])}**", *money[1:], ""]
+    scope = scope_line(plan)
+    if scope:
+        head += [scope, ""]
+    head.append(target_line(plan) + ".")
     if not plan.refreshed:
         head.append("")
         head.append("> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible.")
-    replaces = [c for c in plan.changes if c.action == "replace"]
+    replaces = [op for op in plan.operations if op.action == "replace"]
     if replaces:
         head.append("")
         head.append("> [!WARNING]")
         head.append(f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
                     "payment request for the client, and the old one stays in vcita.")
-        for c in replaces:
-            head.append(f"> - `{c.address}`: {c.reason}")
+        for op in replaces:
+            head.append(f"> - `{op.address}`: {op.reason}")
     if plan.errors:
         head.append("")
         head.append("> [!CAUTION]")
@@ -36,16 +44,17 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     warnings = [p for p in plan.problems if p.severity == "warning"]
     for p in warnings:
         head.append(f"\n- :warning: `{p.address}`: {_escape(p.message)}")
-    changes = plan.actionable
+    blocks = [block(op) for op in plan.operations]
     table: list[str] = []
-    if changes:
+    if blocks:
         table += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|"]
-        for c in changes:
-            fields = ", ".join(f"`{fc.path}`" for fc in c.field_changes[:6])
-            if len(c.field_changes) > 6:
-                fields += f" (+{len(c.field_changes) - 6})"
-            table.append(f"| `{SYMBOL[c.action]}` | `{c.address}` | {c.action} | {c.remote_id or ''} | {fields} |")
-    sections = [_details(c) for c in changes]
+        for b in blocks:
+            fields = ", ".join(f"`{path}`" for path in b.fields[:6])
+            if len(b.fields) > 6:
+                fields += f" (+{len(b.fields) - 6})"
+            action = b.action.replace("_", " ")
+            table.append(f"| `{b.symbol}` | `{b.address}` | {action} | {b.remote_id or ''} | {fields} |")
+    sections = [_details(op) for op in plan.operations]
     tail: list[str] = []
     if plan.unmanaged:
         tail.append("")
@@ -55,11 +64,12 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     return _fit("\n".join(head + table), sections, "\n".join(tail), limit)
 
 
-def _details(c: Change) -> str:
+def _details(op: Operation) -> str:
     # Lines start with their sign so GitHub's diff highlighting colours + and - lines.
-    body = "\n".join(line.strip() for line in _change(c))
-    summary = _escape(f"{SYMBOL[c.action]} {header(c)}")
-    return (f"<details><summary><code>{summary}</code> {VERB[c.action]}</summary>\n\n"
+    b = block(op)
+    body = "\n".join(line.strip() for line in op_lines(op))
+    summary = _escape(f"{b.symbol} {b.title}")
+    return (f"<details><summary><code>{summary}</code> {b.says}</summary>\n\n"
             f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
 
 

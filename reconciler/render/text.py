@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from reconciler.plan import Change, Plan
-from reconciler.render.common import SYMBOL, VERB, flat_fields, header, leaf_key, summary_line, target_line, value
+from reconciler.operations import Operation
+from reconciler.plan import Plan
+from reconciler.render.blocks import block
+from reconciler.render.common import money_lines, scope_line, summary_line, target_line
 
 
 def render_text(plan: Plan) -> str:
@@ -11,12 +13,11 @@ def render_text(plan: Plan) -> str:
     if not plan.refreshed:
         lines.append("Note: planned from state alone (--no-refresh): changes made in vcita are not visible.")
     lines.append("")
-    changes = plan.actionable
-    if changes:
+    if plan.operations:
         lines.append("reconciler will perform the following actions:")
         lines.append("")
-        for c in changes:
-            lines.extend(_change(c))
+        for op in plan.operations:
+            lines.extend(op_lines(op))
             lines.append("")
     if plan.unmanaged:
         lines.append(f"Unmanaged remote catalog packages ({len(plan.unmanaged)}, never touched):")
@@ -31,6 +32,10 @@ def render_text(plan: Plan) -> str:
     if plan.problems:
         lines.append("")
     lines.append(summary_line(plan))
+    lines.extend(money_lines(plan))
+    scope = scope_line(plan)
+    if scope:
+        lines.append(scope)
     if plan.errors:
         lines.append(f"{len(plan.errors)} error(s) above must be fixed before this plan can be applied.")
     blocked = plan.blocked
@@ -39,50 +44,26 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _change(c: Change) -> list[str]:
-    sym = SYMBOL[c.action]
-    out = [f"  # {c.address} {VERB[c.action]}"]
-    if c.reason:
-        out.append(f"  # ({c.reason})")
-    rows = _rows(c)
-    if rows:
-        width = max(len(k) for _, k, _ in rows)
-        out.append(f"{sym:>3} {header(c)} {{")
-        out.extend(f"      {s} {k.ljust(width)} = {v}" for s, k, v in rows)
+def op_lines(op: Operation) -> list[str]:
+    """The lines of one operation (also the body of its Markdown section)."""
+    b = block(op)
+    out = [f"  # {b.address} {b.says}"]
+    if b.reason:
+        out.append(f"  # ({b.reason})")
+    if b.rows:
+        width = max(len(k) for _, k, _ in b.rows)
+        out.append(f"{b.symbol:>3} {b.title} {{")
+        out.extend(f"      {s} {k.ljust(width)} = {v}" for s, k, v in b.rows)
         out.append("    }")
     else:
-        out.append(f"{sym:>3} {header(c)}")
-    for r in c.requests:
+        out.append(f"{b.symbol:>3} {b.title}")
+    for r in b.requests:
         door = f" via {r.door}" if r.door else ""
         out.append(f"    {r.method} {r.path}{door}")
-    for w in c.warnings:
+    for w in b.warnings:
         out.append(f"    ! {w}")
-    if c.depends_on:
-        out.append(f"    after: {', '.join(c.depends_on)}")
-    if c.blocked:
-        out.append(f"    BLOCKED: {c.blocked}")
+    if b.after:
+        out.append(f"    after: {', '.join(b.after)}")
+    if b.blocked:
+        out.append(f"    BLOCKED: {b.blocked}")
     return out
-
-
-def _rows(c: Change) -> list[tuple[str, str, str]]:
-    """(sign, field, value text) per line of the change's body."""
-    if c.action == "create":
-        return [("+", k, value(leaf_key(k), v)) for k, v in flat_fields(c.after or {})]
-    forcing: set[str] = set()
-    if c.action == "replace":
-        from reconciler.planner.normalize import REPLACE_FIELDS
-
-        forcing = {fc.path for fc in c.field_changes if leaf_key(fc.path) in REPLACE_FIELDS}
-    rows = []
-    for fc in c.field_changes:
-        k = leaf_key(fc.path)
-        if fc.before is None:
-            row = ("+", fc.path, value(k, fc.after))
-        elif fc.after is None:
-            row = ("-", fc.path, value(k, fc.before))
-        else:
-            row = ("~", fc.path, f"{value(k, fc.before)} -> {value(k, fc.after)}")
-        if fc.path in forcing:
-            row = (row[0], row[1], row[2] + "  # forces replacement")
-        rows.append(row)
-    return rows

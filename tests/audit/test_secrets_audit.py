@@ -150,7 +150,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     # a lost answer: unknown outcome, a pending create in the state, forget-intent
     (work / "manifests" / "more.yaml").write_text(
         f"apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: fourth\nspec:\n"
-        f"  client: {b['clients'][1]['id']}\n  package: lessons\n")
+        f"  client: {b['clients'][1]['id']}\n  package: lessons\n  repeat_purchase: true\n")  # as 'second'"
     op("POST", "/faults", {"method": "POST", "path": "/platform/v1/payment/client_packages",
                            "drop_after_commit": True, "times": 1})
     assert rc("apply", "--auto-approve", "--rate", "1000")[0] == 1

@@ -72,7 +72,7 @@ def tracked() -> dict[str, Any]:
 
 def test_in_sync(desired: Any) -> None:
     report = run(desired, tracked())
-    assert report.exit_code == 0 and report.objects == ()
+    assert report.verdict == "in_sync" and report.objects == ()
     assert report.summary.in_sync == 2 and report.summary.objects == 2
     assert "In sync" in render_drift(report, "text")
 
@@ -85,14 +85,14 @@ def test_in_sync(desired: Any) -> None:
 ])
 def test_managed_catalog_changes_in_vcita_are_drift(desired: Any, remote: dict[str, Any]) -> None:
     report = run(desired, tracked(), piano={**PIANO, **remote})
-    assert report.exit_code == 2 and report.objects[0].status == "drift"
+    assert report.verdict == "drift" and report.objects[0].status == "drift"
     assert all(f.remote_drift and f.managed and not f.pending for f in report.objects[0].fields)
 
 
 def test_a_field_the_manifest_leaves_out_is_informational(desired: Any) -> None:
     report = run(desired, tracked(), piano={**PIANO, "description": "set in vcita"})
     obj = report.objects[0]
-    assert report.exit_code == 0 and obj.status == "unmanaged_drift"
+    assert report.verdict == "in_sync" and obj.status == "unmanaged_drift"
     assert [(f.path, f.managed, f.desired) for f in obj.fields] == [("description", False, None)]
     assert report.summary.in_sync == 2 and report.summary.unmanaged_drift == 1
 
@@ -103,7 +103,7 @@ def test_client_credits_are_managed_per_key(desired: Any) -> None:
     obj = report.objects[0]
     assert (obj.status, obj.fields[0].path, obj.fields[0].managed) == ("unmanaged_drift", "booking_credits[s2]", False)
     report = run(desired, tracked(), alice={**ALICE, "booking_credits": {"s1": 13, "s2": 3}})
-    assert report.exit_code == 2
+    assert report.verdict == "drift"
     f = report.objects[0].fields[0]
     assert (f.path, f.applied, f.remote, f.desired) == ("booking_credits[s1]", 12, 13, 12)
 
@@ -113,7 +113,7 @@ def test_pending_when_the_manifest_moved_on(desired: Any) -> None:
     state = {**tracked(), "client_package.alice": rs("ClientPackage", "A1", old)}
     report = run(desired, state, alice=old)
     f = report.objects[0].fields[0]
-    assert report.exit_code == 3 and report.objects[0].status == "pending"
+    assert report.verdict == "pending" and report.objects[0].status == "pending"
     assert (f.applied, f.remote, f.desired, f.remote_drift, f.pending) == (11, 11, 12, False, True)
 
 
@@ -133,19 +133,19 @@ def test_vanished_untracked_and_removed(desired: Any) -> None:
     statuses = {o.address: o.status for o in report.objects}
     assert statuses == {"catalog_package.piano": "untracked", "catalog_package.gone": "removed",
                         "client_package.alice": "vanished"}
-    assert report.exit_code == 2 and report.summary.vanished == 1
+    assert report.verdict == "drift" and report.summary.vanished == 1
     piano = next(o for o in report.objects if o.address == "catalog_package.piano")
     assert piano.remote_id == "P1" and "plan adopts it" in piano.notes[0]  # same name in vcita
 
 
 def test_only_pending_when_nothing_is_tracked(desired: Any) -> None:
     report = run(desired, {}, piano=None)
-    assert report.exit_code == 3 and {o.status for o in report.objects} == {"untracked"}
+    assert report.verdict == "pending" and {o.status for o in report.objects} == {"untracked"}
 
 
 def test_deactivated_package_is_noted(desired: Any) -> None:
     report = run(desired, tracked(), active=False)
-    assert report.exit_code == 0 and "deactivated" in report.objects[0].notes[0]
+    assert report.verdict == "in_sync" and "deactivated" in report.objects[0].notes[0]
 
 
 def test_json_is_stable_and_round_trips(desired: Any) -> None:
@@ -153,7 +153,7 @@ def test_json_is_stable_and_round_trips(desired: Any) -> None:
     assert DriftReport.from_json(report.to_json()) == report
     data = report.model_dump(mode="json")
     assert list(data) == ["format_version", "created_at", "target", "manifest_digest", "state_lineage",
-                          "state_serial", "exit_code", "summary", "objects", "write_back"]
+                          "state_serial", "exit_code", "verdict", "summary", "objects", "write_back"]
     assert list(data["objects"][0]["fields"][0]) == ["path", "applied", "remote", "desired", "managed",
                                                     "remote_drift", "pending"]
 

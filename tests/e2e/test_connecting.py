@@ -46,7 +46,7 @@ def test_a_gateway_only_target_works_when_the_gateway_serves_everything(
     code, out, _ = cli("plan", "--format", "json", "--detailed-exitcode")
     assert code == 2
     plan = json.loads(out)
-    doors = {r["door"] for c in plan["changes"] for r in c["requests"]}
+    doors = {r["door"] for op in plan["operations"] for r in op["requests"]}
     assert doors == {"gateway"}  # the per-request door label is true for a one-door target
     assert plan["target"]["fallback_url"] == ""
     code, out, err = cli("apply", "--auto-approve")

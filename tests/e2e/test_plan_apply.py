@@ -33,8 +33,8 @@ def test_plan_apply_edit_reapply_converges(workdir: Path, cli: CLI, operator: An
     code, out, _ = cli("plan", "--detailed-exitcode", "--format", "json")
     assert code == 2
     plan = json.loads(out)
-    changed = [c for c in plan["changes"] if c["action"] != "noop"]
-    assert [(c["address"], c["action"]) for c in changed] == [("catalog_package.piano-10", "update")]
+    changed = plan["operations"]
+    assert [(c["address"], c["op"]) for c in changed] == [("catalog_package.piano-10", "update_catalog_package")]
     assert [fc["path"] for fc in changed[0]["field_changes"]] == ["price"]
     assert changed[0]["field_changes"][0]["before"] == "540" and changed[0]["field_changes"][0]["after"] == "560"
 
@@ -90,7 +90,9 @@ def test_lost_response_on_client_package_create_is_unknown_and_never_duplicated(
     tracked = {r["id"] for r in state["resources"].values()}
     orphans = [cp for cp in _client_packages(operator, demo) if cp["id"] not in tracked]
     assert len(orphans) == 1
-    unknown = [line.split(":")[0] for line in out.splitlines() if "unknown outcome" in line][0]
+    # the outcome line of apply (the plan printed before it shows the pending create too)
+    unknown = [line.split(":")[0] for line in out.splitlines()
+               if "unknown outcome" in line and line.startswith("client_package.")][0]
     code, out, err = cli("import", unknown, orphans[0]["id"])
     assert code == 0, out + err
     assert "its pending create is resolved" in out

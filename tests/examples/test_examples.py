@@ -98,7 +98,7 @@ def test_plan_then_apply_exactly_that_plan_then_drift(shell: Any, sandbox: Any, 
     md = (shell.work / "plan.md").read_text()
     assert md.startswith(PLAN_MARKER) and "11 to create" in md
     assert PLAN_MARKER in (WORKFLOWS / "plan.yml").read_text()  # the comment is found again by it
-    assert json.loads((shell.work / "plan.json").read_text())["format_version"] == 1
+    assert json.loads((shell.work / "plan.json").read_text())["format_version"] == 2
 
     apply_steps = workflow_steps(WORKFLOWS / "apply.yml")
     assert apply_steps == ["reconciler apply plan.json manifests"]

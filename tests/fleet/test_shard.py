@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.cli.exit_codes import for_business, worst
 from reconciler.errors import ConfigError
-from reconciler.fleet import Business, parse_shard, select, shard_of, worst
+from reconciler.fleet import Business, parse_shard, select, shard_of
 
 folder_names = st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=30),
                         unique=True, max_size=60)
@@ -54,3 +55,9 @@ def test_worst_exit_code() -> None:
     assert worst([0, 3], "drift") == 3
     assert worst([], "drift") == 0
     assert worst([0, 2], "plan") == 2
+
+
+def test_exit_code_of_a_business_row() -> None:
+    assert [for_business("drift", s) for s in ("in sync", "drift", "pending", "error")] == [0, 2, 3, 1]
+    assert [for_business("plan", s) for s in ("no changes", "changes", "errors", "error")] == [0, 2, 1, 1]
+    assert for_business("plan", "changes", detailed=False) == 0

@@ -128,7 +128,7 @@ def test_plan_gives_a_plan_or_located_errors(fuzz_dir: Path, docs: list[object],
     if fmt == "json":
         plan = json.loads(out)
         errors = [p for p in plan["problems"] if p["severity"] == "error"]
-        actionable = [c for c in plan["changes"] if c["action"] != "noop"]
+        actionable = plan["operations"]
         assert code == (1 if errors else 2 if actionable else 0), (code, errors, actionable)
     elif code == 1:  # the plan, with the problems found against the remote
         assert "error(s)" in out, out

@@ -120,7 +120,7 @@ def test_damaged_plan_file_is_refused(project: Path, cli: CLI, damage: str) -> N
     elif damage == "other-format":
         plan.write_text(json.dumps({**raw, "format_version": 7}))
     elif damage == "damaged-field":
-        raw["changes"][0]["action"] = "explode"
+        raw["operations"][0]["op"] = "explode"
         plan.write_text(json.dumps(raw))
     else:
         plan.write_text("")

@@ -22,9 +22,9 @@ def test_planner_case(path: Path, tmp_path: Path) -> None:
     p = run_case(case, tmp_path)
     expect = case["expect"]
     got = [
-        {"address": c.address, "action": c.action, "fields": [fc.path for fc in c.field_changes],
-         **({"blocked": True} if c.blocked else {})}
-        for c in p.changes if c.action != "noop"
+        {"address": op.address, "action": op.action, "fields": [fc.path for fc in getattr(op, "field_changes", ())],
+         **({"blocked": True} if getattr(op, "blocked", None) else {})}
+        for op in p.operations
     ]
     want = [{"fields": [], **w} for w in expect.get("changes", [])]
     assert got == want
@@ -36,11 +36,14 @@ def test_planner_case(path: Path, tmp_path: Path) -> None:
                    for a, s, m in problems), (exp, problems)
     assert [u.id for u in p.unmanaged] == expect.get("unmanaged", [])
     for check in expect.get("requests", []):
-        change = next(c for c in p.changes if c.address == check["address"])
-        req = change.requests[check.get("index", 0)]
+        # the requests of every operation of the address, in order
+        reqs = [r for op in p.operations if op.address == check["address"] for r in op.requests]
+        req = reqs[check.get("index", 0)]
         assert (req.method, req.path) == (check["method"], check["path"])
         if "body" in check:
             assert req.body == check["body"]
+    resolutions = {op.address: op.resolution for op in p.operations if op.action == "resolve"}
+    assert resolutions == expect.get("resolutions", {})
     assert type(p).from_json(p.to_json()) == p  # every plan round-trips through its JSON form
 
 

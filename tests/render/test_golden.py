@@ -38,17 +38,17 @@ def test_rendering_matches_golden(plan: Plan, fmt: str, ext: str) -> None:
 
 
 def test_plan_covers_every_action(plan: Plan) -> None:
-    assert {c.action for c in plan.changes} == {"create", "update", "replace", "import", "forget"}
+    assert {op.action for op in plan.operations} == {"create", "update", "replace", "import", "archive"}
     assert plan.blocked and plan.errors and plan.unmanaged
 
 
 def test_json_rendering_round_trips(plan: Plan) -> None:
     assert Plan.from_json(render(plan, "json")) == plan
-    assert json.loads(render(plan, "json"))["format_version"] == 1
+    assert json.loads(render(plan, "json"))["format_version"] == 2
 
 
 def test_markdown_stays_under_the_comment_limit_by_folding(plan: Plan) -> None:
-    big = plan.model_copy(update={"changes": plan.changes * 400})
+    big = plan.model_copy(update={"operations": plan.operations * 400})
     full = render_markdown(big, limit=10**9)
     assert len(full) > 65_000
     folded = render_markdown(big)

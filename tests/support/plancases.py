@@ -9,8 +9,21 @@ from typing import Any
 
 from reconciler.manifest import load_manifests
 from reconciler.plan import PlanTarget
-from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, plan
+from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
+from reconciler.remote import DEFAULT_ROUTES
 from reconciler.remote import normalize as api
+from reconciler.remote.calls import Offline
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A pending create of the state, as the planner reads it."""
+
+    id: str
+    address: str
+    kind: str
+    details: dict[str, Any]
+    opened_at: str = "2026-11-20T10:00:00Z"
 
 
 @dataclass
@@ -42,11 +55,15 @@ def run_case(case: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-d
         catalog_packages=catalog, client_packages=clients,
         clients_by_email={k.lower(): v for k, v in (remote.get("clients_by_email") or {}).items()},
         service_ids=frozenset(services) if services is not None else None,
+        refreshed=bool(case.get("refreshed", True)),
+        pending=tuple(Pending(**p) for p in case.get("pending") or ()),
     )
+    if not case.get("refreshed", True):  # --no-refresh: what state says was last applied
+        actual = from_state(state, actual.pending)
     opts = PlanOptions(
         target=PlanTarget(gateway_url="http://127.0.0.1/apigw", business_id="biz"),
         today=date.fromisoformat(str(case.get("today", "2026-11-21"))),
         created_at="2026-11-21T00:00:00Z", state_lineage="lineage", state_serial=1,
         allow_replace=bool(case.get("allow_replace", False)),
     )
-    return plan(desired, state, actual, opts)
+    return plan(desired, state, actual, opts, Offline(DEFAULT_ROUTES))

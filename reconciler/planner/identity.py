@@ -1,0 +1,110 @@
+"""Identity: what makes a manifest object the same remote object, whatever its name.
+
+Names (``metadata.name``) are labels; a client package *is* its client, its catalog package, its
+``valid_from`` and its price, and a catalog package its display name.  A manifest object whose
+identity matches a record reconciler already has is never created again:
+
+* a record whose manifest is gone (a rename) -> the record moves to the new address;
+* an archived record (the object left the manifests earlier) -> it is re-adopted;
+* a pending create at another address, or several candidates, or a record outside the paths of
+  a partial plan -> the plan stops with an error naming them and the command that settles it;
+* a record still tracked at another address in the manifests -> a second sale of the same package
+  to the same client, allowed only when the manifest says ``repeat_purchase: true``.
+
+A field the manifest leaves out (most omit ``valid_from`` and ``price``) matches any value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.manifest import ClientPackageSpec
+from reconciler.plan import Problem
+from reconciler.planner import normalize as nz
+
+#: ``_take_over``'s answer when the plan refuses the object (a Problem explains why).
+REFUSED: Any = object()
+
+CLIENT_FIELDS = ("client_id", "package_id", "valid_from", "price")
+
+
+def of(kind: str, applied: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a tracked record, from what was last applied."""
+    if kind == "ClientPackage":
+        return {k: applied.get(k) for k in CLIENT_FIELDS}
+    return {"name": applied.get("name")}
+
+
+def desired_client(spec: ClientPackageSpec, client_id: str, package_id: str) -> dict[str, Any]:
+    """The identity a client-package manifest declares (the fields it leaves out are absent)."""
+    want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
+    if spec.valid_from is not None:
+        want["valid_from"] = spec.valid_from.isoformat()
+    if spec.price is not None:
+        want["price"] = nz.money(spec.price)
+    return want
+
+
+def matches(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Every field ``want`` declares equals ``have``'s."""
+    return all(have.get(k) == v for k, v in want.items())
+
+
+def matches_pending(details: dict[str, Any], want: dict[str, Any]) -> bool:
+    """A pending create's details (what was sent) against an identity: client and package, and
+    name for a catalog package."""
+    keys = [k for k in ("client_id", "package_id", "name") if k in want]
+    return bool(keys) and all(details.get(k) == want[k] for k in keys)
+
+
+def describe(kind: str, want: dict[str, Any]) -> str:
+    if kind == "CatalogPackage":
+        return f"catalog package named {want.get('name')!r}"
+    extra = "".join(f", {k} {want[k]}" for k in ("valid_from", "price") if k in want)
+    return f"client {want.get('client_id')} and catalog package {want.get('package_id')}{extra}"
+
+
+@dataclass
+class Matches:
+    """The records a new manifest object's identity matches, by where they are."""
+
+    leaving: list[tuple[str, Any]] = field(default_factory=list)  # tracked, manifest gone
+    wanted: list[tuple[str, Any]] = field(default_factory=list)  # tracked, manifest present
+    outside: list[tuple[str, Any]] = field(default_factory=list)  # tracked, outside a partial plan
+    archived: list[tuple[str, Any]] = field(default_factory=list)
+    pending: Sequence[Any] = ()
+
+    def problem(self, address: str, kind: str, want: dict[str, Any]) -> Problem | None:
+        """Why the object cannot be created nor take a record over; None when it can."""
+        what = describe(kind, want)
+        if self.pending:
+            names = ", ".join(sorted({it.address for it in self.pending}))
+            return Problem(address=address, severity="error",
+                           message=f"the same {what} as the pending create of {names}, whose outcome is unknown",
+                           hint=f"Resolve it first: 'reconciler import {names.split(', ')[0]} ID' if it exists, "
+                                f"then 'reconciler state mv' it here; or 'reconciler state forget-intent' if not.")
+        if self.outside:
+            names = ", ".join(a for a, _ in self.outside)
+            return Problem(address=address, severity="error",
+                           message=f"the same {what} as {names}, tracked outside the paths of this plan",
+                           hint=f"Plan all the manifests (a rename is then recognised), or run "
+                                f"'reconciler state mv {self.outside[0][0]} {address}'.")
+        takers = self.leaving + self.archived
+        if self.wanted and kind == "ClientPackage":
+            names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)
+            return Problem(address=address, severity="error",
+                           message=f"the same {what} as {names}: a second sale of this package to this client",
+                           hint="If a second payment request is intended (a renewal, a repeat purchase), add "
+                                "'repeat_purchase: true' to its spec; otherwise declare valid_from (or price) to "
+                                "tell them apart, or remove the copy.")
+        if len(takers) > 1:
+            names = ", ".join(f"{a} ({t.id}{', archived' if (a, t) in self.archived else ''})" for a, t in takers)
+            return Problem(address=address, severity="error",
+                           message=f"the same {what} as {len(takers)} records ({names}): cannot tell which one "
+                                   "this object is",
+                           hint=f"Settle it: 'reconciler state mv OLD {address}' for a tracked one, or "
+                                f"'reconciler import {address} ID' for an archived one; declaring valid_from or "
+                                "price may also tell them apart.")
+        return None

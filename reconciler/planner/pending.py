@@ -1,0 +1,77 @@
+"""What the plan does about creates an interrupted run left pending (the state's pending records).
+
+A create is recorded as pending in the state before it is sent; a run killed or cut off before
+its outcome was recorded leaves the record.  The refresh hands the pending records over, and
+:func:`resolve` turns each into a :class:`ResolvePendingCreate` that the plan shows and apply
+carries out, deciding nothing:
+
+* the state already records the address: ``created``, for a catalog package;
+* a catalog package (they can be listed): exactly one untracked package with the create's name is
+  ``adopt``-ed; none means the create never reached vcita (``not_created``: the plan's create
+  sends it again); several cannot be told apart (``unknown``);
+* a client package cannot be listed, so its outcome is ``unknown`` until a person checks vcita and
+  imports or forgets it; apply leaves the address alone meanwhile.
+
+Without a refresh (``--no-refresh``) nothing can be looked up: an untracked catalog package's
+pending create is ``unknown`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
+
+from reconciler.operations import ABSENT, ExpectedState, ResolvePendingCreate
+from reconciler.planner.actual import Actual, PendingLike
+
+
+class TrackedId(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: Collection[str],
+            by_name: Mapping[str, list[str]], *, in_manifests: bool) -> ResolvePendingCreate:
+    """The resolution of one pending create; ``taken`` are remote ids owned by an address already."""
+    from reconciler.plan import fingerprint
+
+    base: dict[str, Any] = {"address": it.address, "intent_id": it.id, "opened_at": it.opened_at,
+                            "details": dict(it.details)}
+    since = f"intent {it.id}, {it.opened_at}"
+    if it.kind == "ClientPackage":
+        fix = (f"Check vcita, then run 'reconciler import {it.address} UID' or 'reconciler state forget-intent "
+               f"{it.address}'" if in_manifests else
+               f"Check vcita, then run 'reconciler state forget-intent {it.address}' (it is no longer in the "
+               "manifests, so it cannot be imported)")
+        return ResolvePendingCreate(
+            **base, resolution="unknown",
+            reason=(f"unknown outcome of an earlier create ({since}): client {it.details.get('client_id')}, "
+                    f"package {it.details.get('package_id')}. {fix}"))
+    name = str(it.details.get("name"))
+    if tracked is not None:
+        return ResolvePendingCreate(
+            **base, resolution="created", remote_id=tracked.id,
+            expects=ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint),
+            reason=f"an interrupted run created it ({since}); the state records it as {tracked.id}")
+    if not actual.refreshed:
+        return ResolvePendingCreate(
+            **base, resolution="unknown",
+            reason=(f"unknown outcome of an earlier create ({since}) of a catalog package named {name!r}: "
+                    "planned without a refresh, so vcita was not looked at; plan again with a refresh"))
+    found = sorted(rid for rid in by_name.get(name, []) if rid not in taken)
+    if len(found) == 1:
+        obj = actual.catalog_packages[found[0]]
+        return ResolvePendingCreate(
+            **base, resolution="adopt", remote_id=found[0], remote_fingerprint=fingerprint(obj.view),
+            expects=ABSENT,
+            reason=f"an interrupted run had created {found[0]} ({name!r}, {since}) without hearing back: it is adopted")
+    if not found:
+        return ResolvePendingCreate(
+            **base, resolution="not_created", expects=ABSENT,
+            reason=f"an interrupted create ({since}) never reached vcita (no untracked package is named {name!r})")
+    return ResolvePendingCreate(
+        **base, resolution="unknown",
+        reason=(f"unknown outcome: {len(found)} untracked packages named {name!r} ({', '.join(found)}); "
+                f"adopt one with 'reconciler import {it.address} ID'"))
