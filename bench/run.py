@@ -5,6 +5,8 @@
 Rows (medians of ``--runs`` runs; one run with ``--quick``):
 
 * validate 5,000 documents (``reconciler validate``, a fresh process each run);
+* locate one error at the end of a 50 MB manifest (``bench/bench_manifest_error.py``): wall time
+  and the peak memory of that process;
 * refresh/plan of 5,000 tracked client packages at 20 ms injected latency (``reconciler plan``,
   a fresh process): wall time, requests the sandbox counted, the bound
   ``requests x latency / concurrency``, the ratio to it, and whether the request count is exact;
@@ -39,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_apply  # noqa: E402
+import bench_manifest_error  # noqa: E402
 import bench_plan  # noqa: E402
 import bench_startup  # noqa: E402
 from harness import ServedSandbox, median  # noqa: E402
@@ -144,6 +147,11 @@ def table(res: dict[str, Any]) -> list[str]:
     v = res["validate"]
     rows.append((f"validate {v['docs']:,} documents", fmt(v["wall"], ".2f", " s"), "-", "-", "-",
                  f"< {VALIDATE_TARGET_S:g} s", "OK" if v["ok"] else "MISSED"))
+    e = res["manifest_error"]
+    rows.append((f"locate 1 error at the end of a {e['mb']:.0f} MB manifest (fresh process)", fmt(e["wall"], ".2f", " s"),
+                 "-", "-", f"peak {e['peak'] / 2**20:,.0f} MiB, cpu {e['cpu']:.1f} s",
+                 f"< {bench_manifest_error.WALL_TARGET_S:g} s, < {bench_manifest_error.PEAK_TARGET / 2**30:g} GiB",
+                 "OK" if e["ok"] else "MISSED"))
     p = res["plan_served"]
     rows.append((f"refresh + plan {p['count']:,} client packages, {p['latency_ms']:g} ms",
                  fmt(p["library_wall"], ".2f", " s"), f"{p['library_requests']:,}",
@@ -206,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step("validate")
     res["validate"] = bench_validate(5000, max(runs, 3))
+    step("one error at the end of a 50 MB manifest (fresh process)")
+    res["manifest_error"] = bench_manifest_error.measure(50, runs)
     step("in-memory plan of 100,000 resources (fresh process)")
     res["plan_memory"] = bench_plan.in_memory(100_000, runs)
     with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:

@@ -16,22 +16,26 @@ descriptions; never a change that would replace a client package), then runs
   moment, or a random delay after it showed the plan, or after one of its operations ended
   (with ``--kill-only``, every round's first apply, and 5-40 ms of latency on every request so
   that kills land inside requests too);
-* **the person**: what a user does with what apply says.  A stale lock left by a killed run is
-  broken with ``reconciler state unlock ID``.  A client package whose create has an unknown
+* **the person**: what a user does with what apply says.  A run refused because the state is
+  locked is answered with ``reconciler state unlock ID`` (and counted: the lock is a flock that
+  ends with its process, so a killed run never leaves one, and both counts must stay 0).  A
+  client package whose create has an unknown
   outcome is looked up in the sandbox (the operator's listing of client packages: a client
   package of that client and that catalog package that state does not track); if it exists,
   ``reconciler import ADDRESS UID``, else ``reconciler state forget-intent ADDRESS``.
 
 At the end, with the faults cleared, it counts and prints one line::
 
-    rounds=N duplicates=D lost=L final_changes=C
+    rounds=N duplicates=D lost=L final_changes=C stale_locks=S
 
 * duplicates: remote objects beyond those the manifests declare (client packages counted per
   client + catalog package pairing, catalog packages per name);
 * lost: remote objects that match a declaration but that state does not track;
-* final_changes: the changes a final ``reconciler plan`` shows.
+* final_changes: the changes a final ``reconciler plan`` shows;
+* stale_locks: locks ``state unlock`` had to break (runs refused by a lock are counted too, as
+  ``locked_refusals``).
 
-All three must be 0 (exit status 0; 1 otherwise).  ``--json`` adds a JSON line of every count.
+All four must be 0, and no run refused by a lock (exit status 0; 1 otherwise).  ``--json`` adds a JSON line of every count.
 """
 
 from __future__ import annotations
@@ -228,7 +232,8 @@ class Tally:
     applies: int = 0
     kills: int = 0
     kills_with_open_intents: int = 0
-    unlocks: int = 0
+    unlocks: int = 0  # locks `state unlock` broke
+    locked: int = 0  # applies refused because the state was locked
     imported: int = 0
     forgotten: int = 0
     fault_sets: int = 0
@@ -361,9 +366,11 @@ class Soak:
         """React to what apply said, as a person would."""
         m = LOCK_ID.search(output)
         if m and "locked" in output:
+            self.tally.locked += 1
             code, out = self.cli("state", "unlock", m.group(1))
-            self.tally.unlocks += 1
-            self.log(f"    unlock {m.group(1)} -> {code}")
+            if code == 0 and "Broke lock" in out:
+                self.tally.unlocks += 1
+            self.log(f"    unlock {m.group(1)} -> {code}: {out.strip()[:200]}")
         unknown = set(UNKNOWN.findall(output))
         if not unknown:
             return
@@ -541,9 +548,9 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
             counts = s.final_counts()
     t = s.tally
     counts.update(seed=seed, applies=t.applies, kills=t.kills, kills_with_open_intents=t.kills_with_open_intents,
-                  unlocks=t.unlocks, imported=t.imported, forgotten=t.forgotten, fault_sets=t.fault_sets,
-                  interrupts=t.interrupts, renames=t.renames, partial_applies=t.partial_applies,
-                  fresh_runners=t.fresh_runners,
+                  unlocks=t.unlocks, locked_refusals=t.locked, imported=t.imported, forgotten=t.forgotten,
+                  fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
+                  partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
                   elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
     return counts
@@ -563,12 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
     c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
              verbose=args.verbose)
-    print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']}")
+    print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']} "
+          f"stale_locks={c['unlocks']}")
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
           f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
-          f"{c['unlocks']} stale locks broken, unknown outcomes resolved: {c['imported']} imported, "
+          f"{c['unlocks']} stale locks broken, {c['locked_refusals']} runs refused by a lock, "
+          f"unknown outcomes resolved: {c['imported']} imported, "
           f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "
           f"catalog packages declared, {c['remote_client_packages']} client packages in the sandbox; "
           f"{c['elapsed_s']} s)", file=sys.stderr)
@@ -576,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  rounds that did not converge: {c['not_converged']}", file=sys.stderr)
     if args.json:
         print(json.dumps(c))
-    ok = c["duplicates"] == 0 and c["lost"] == 0 and c["final_changes"] == 0 and not c["not_converged"]
+    ok = (c["duplicates"] == 0 and c["lost"] == 0 and c["final_changes"] == 0 and not c["not_converged"]
+          and c["unlocks"] == 0 and c["locked_refusals"] == 0)
     return 0 if ok else 1
 
 

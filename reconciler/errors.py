@@ -101,10 +101,10 @@ class StateError(ReconcilerError):
 class StateLockedError(StateError):
     """Another process holds the state lock."""
 
-    def __init__(self, message: str, *, lock_id: str, holder: dict[str, Any]) -> None:
+    def __init__(self, message: str, *, lock_id: str, holder: dict[str, Any], hint: str | None = None) -> None:
         super().__init__(
             message,
-            hint=f"If that process is gone, break the lock with: reconciler state unlock {lock_id}",
+            hint=hint or f"If that process is gone, break the lock with: reconciler state unlock {lock_id}",
         )
         self.lock_id = lock_id
         self.holder = holder

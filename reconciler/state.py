@@ -13,7 +13,7 @@ nothing when it is damaged, written by someone else meanwhile, or used against a
   sorted keys and indent 2 (stable diffs in a GitOps repo), the serial grows by one on every
   write, and a write is refused when the file on disk is not the one that was read.
 - :class:`StateLock` (from :mod:`reconciler.state_lock`, re-exported here) is an exclusive
-  lock file holding who took it; never broken automatically, only by :func:`unlock` with its id.
+  flock on a file holding who took it, released by the kernel when its holder ends.
 
 Names derive from the state file: ``state.json`` pairs with ``state.lock`` and
 ``journal.jsonl``; another file ``prod.json`` pairs with ``prod.lock`` and
@@ -38,6 +38,7 @@ from reconciler.errors import StateError
 from reconciler.fsutil import atomic_write_bytes, check_replaceable, read_regular
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
+from reconciler.permissions import check_state_files
 from reconciler.state_lock import LOCK_NAME, StateLock, read_lock, unlock
 
 __all__ = [
@@ -363,7 +364,9 @@ class StateStore:
     def load(self) -> State:
         """The state on disk; a fresh empty one (not written) when the file does not exist.
 
-        StateError, naming the file and what is wrong, when it cannot be read or used."""
+        StateError, naming the file and what is wrong, when it cannot be read or used.  A state
+        others may write is warned about (:mod:`reconciler.permissions`)."""
+        check_state_files(self.dir, [self.path, self.journal_path, self.backup_path])
         data = self._read()
         try:  # the backup is replaced at the first write: refuse a planted link now, before any work
             check_replaceable(self.backup_path)

@@ -26,8 +26,8 @@ def test_the_readme_table_lists_exactly_the_codes_of_the_cli() -> None:
     section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     listed = {int(m) for m in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
     decided = {exit_codes.OK, exit_codes.ERROR, exit_codes.CHANGES, exit_codes.DRIFT, exit_codes.PENDING,
-               exit_codes.INTERRUPTED, exit_codes.TERMINATED}
-    assert listed == decided == {0, 1, 2, 3, 130, 143}
+               exit_codes.UNRESOLVED, exit_codes.INTERRUPTED, exit_codes.TERMINATED}
+    assert listed == decided == {0, 1, 2, 3, 4, 130, 143}
 
 
 def test_no_exit_number_is_decided_outside_the_cli() -> None:

@@ -134,7 +134,26 @@ def cli(ctx: click.Context, chdir: str | None) -> None:
     """
     if chdir is not None:
         os.chdir(chdir)
-    ctx.ensure_object(Context)
+    settings = ctx.ensure_object(Context)
+    _print_library_warnings(settings.console)
+
+
+def _print_library_warnings(console: Console) -> None:
+    """Warnings the library logs about files (``reconciler.permissions``) as ``Warning: ...`` lines
+    of this run's console (so --no-color or -q given after the command apply to them too)."""
+    import logging  # here: --help and completion do not need it
+
+    class WarningLines(logging.Handler):
+        reconciler_warning_lines = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            console.warn(record.getMessage())
+
+    logger = logging.getLogger("reconciler.permissions")
+    for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:
+        logger.removeHandler(h)  # one handler, this run's
+    logger.addHandler(WarningLines(logging.WARNING))
+    logger.propagate = False  # printed once, even with -v
 
 
 def _register() -> None:

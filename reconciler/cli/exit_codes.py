@@ -8,6 +8,7 @@ and raises errors; only the CLI turns them into numbers, with the functions belo
     1    error: invalid input, refused or failed command, plan errors, an operation not done
     2    changes present (plan --detailed-exitcode); remote drift (drift)
     3    only pending changes (drift)
+    4    plan: creates of unknown outcome to resolve first (import or forget-intent), no other error
     130  interrupted (Ctrl-C, SIGINT)
     143  terminated (SIGTERM during apply)
 """
@@ -23,18 +24,23 @@ ERROR = 1
 CHANGES = 2
 DRIFT = 2
 PENDING = 3
+UNRESOLVED = 4
 INTERRUPTED = 130
 TERMINATED = 143
 
 _DRIFT = {"in_sync": OK, "drift": DRIFT, "pending": PENDING}
 #: Exit codes from worst to best, per command of a fleet: an error beats drift beats pending beats sync.
-_SEVERITY = {"drift": (ERROR, DRIFT, PENDING, OK), "plan": (ERROR, CHANGES, OK)}
+_SEVERITY = {"drift": (ERROR, DRIFT, PENDING, OK), "plan": (ERROR, UNRESOLVED, CHANGES, OK)}
 
 
 def for_plan(plan: Any, *, detailed: bool) -> int:
-    """``reconciler plan``: 1 with plan errors; 2 with changes under --detailed-exitcode; else 0."""
+    """``reconciler plan``: 1 with plan errors; 4 when creates of unknown outcome must be resolved
+    by a person first (whatever the mode: something to do before apply can finish); 2 with
+    changes under --detailed-exitcode; else 0."""
     if plan.errors:
         return ERROR
+    if any(getattr(op, "resolution", None) == "unknown" for op in plan.operations):
+        return UNRESOLVED
     return CHANGES if detailed and plan.has_changes else OK
 
 

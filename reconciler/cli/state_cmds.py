@@ -47,6 +47,15 @@ def _address_ok(address: str) -> bool:
     return bool(ADDRESS_RE.match(address))
 
 
+def _lock_note(console: Any, store: StateStore) -> None:
+    """Who holds the state lock now, if anyone (on stderr: stdout stays the listing)."""
+    from reconciler.state_lock import lock_status
+
+    status = lock_status(store.lock_path)
+    if status.held:
+        console.info(f"The state is {status.describe()}.")
+
+
 def _tracked(st: State, store: StateStore, address: str) -> None:
     if address in st.resources:
         return
@@ -88,6 +97,7 @@ def list_cmd(obj: Any, manifests: str, state_file: str | None) -> int:
             console.info("(no resources)")
         for ar in sorted(st.archived.values(), key=lambda a: a.address):
             console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {ar.reason or 'left the manifests'})")
+    _lock_note(console, store)
     for it in sorted(st.pending.values(), key=lambda p: p.address):
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "
                      f"check vcita, then 'reconciler import {it.address} ID' or "
@@ -107,6 +117,7 @@ def show(obj: Any, address: str, manifests: str, state_file: str | None) -> int:
     store = _store(manifests, state_file)
     st = store.load()
     _tracked(st, store, address)
+    _lock_note(obj.console, store)
     obj.console.out(json.dumps(st.resources[address].model_dump(mode="json"), sort_keys=True, indent=2,
                                ensure_ascii=False))
     return 0
@@ -117,19 +128,20 @@ def show(obj: Any, address: str, manifests: str, state_file: str | None) -> int:
 @_where
 @click.pass_obj
 def unlock_cmd(obj: Any, lock_id: str, manifests: str, state_file: str | None) -> int:
-    """Break a stale state lock, left by a run that is gone.
+    """Break a lock left by an older reconciler whose run is gone.
 
+    The state lock is released by the system when the process holding it ends, even when it is
+    killed, so there is normally nothing to break: this command says so. It remains for lock
+    files left by older versions of reconciler, which did not go away with their process.
     LOCK_ID is the id printed by the command that found the state locked. Only that lock is
     broken: if it was released and taken again meanwhile, the id no longer matches and nothing
-    happens. Make sure its process is really gone first.
+    happens. A lock held by a running process is never broken.
     """
     store = _store(manifests, state_file)
     from reconciler.state import unlock
-    from reconciler.state_lock import describe_holder
 
-    holder = unlock(store.dir, lock_id, name=store.lock_path.name)
-    was = describe_holder(holder) if holder else "a damaged lock file"
-    obj.console.out(f"Broke lock {lock_id} (held by {was}).")
+    result = unlock(store.dir, lock_id, name=store.lock_path.name)
+    obj.console.out(result.message)
     return 0
 
 

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PlainSerializer,
@@ -37,6 +38,18 @@ from reconciler.model.base import Frozen
 API_VERSION = "reconciler/v1"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 UID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+# Bounds of the numbers a manifest may hold.  The vcita API documents none (price and
+# discount_amount are "number", counts "integer"; API-NOTES §6), so these are reconciler's own,
+# chosen so that every accepted value reaches the API exactly and means something:
+#: Money: below 10^10, at most 4 decimal places (the most any ISO 4217 currency has: CLF, UYW);
+#: 14 significant digits at most, so the JSON encoder's float stays exact (it is for 15).
+MAX_MONEY = Decimal("9999999999.9999")
+MONEY_PLACES = 4
+#: Credits per item or booking credit: far beyond any package, and far inside a 32-bit integer.
+MAX_BOOKINGS = 1_000_000
+#: Validity of a catalog package: at most about a hundred years in its unit.
+MAX_EXPIRATION = {"D": 36_525, "W": 5_218, "M": 1_200, "Y": 100}
 
 
 @cache
@@ -58,6 +71,20 @@ def _number(value: Any) -> Any:
             raise ValueError("must be a finite number")
         return Decimal(repr(value))
     return Decimal(value)
+
+
+def _money_bounds(value: Decimal) -> Decimal:
+    # Compared before anything rounds: a 29-digit price must be refused, not rounded to 28.
+    if value > MAX_MONEY:
+        raise ValueError(f"{_digits(value)} is too large (at most {MAX_MONEY:,})")
+    if value != value.quantize(Decimal(1).scaleb(-MONEY_PLACES)):
+        raise ValueError(f"{_digits(value)} has more than {MONEY_PLACES} decimal places")
+    return value
+
+
+def _digits(value: Decimal) -> str:
+    text = format(value, "f") if abs(value.adjusted()) < 40 else str(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
 def _upper_enum(value: Any) -> Any:
@@ -104,7 +131,8 @@ Money = Annotated[
     BeforeValidator(_number),
     Field(ge=0),
     PlainSerializer(_money_json, when_used="json"),
-    WithJsonSchema({"type": "number", "minimum": 0}),
+    AfterValidator(_money_bounds),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(MAX_MONEY)}),
 ]
 Uid = Annotated[str, StringConstraints(pattern=UID_PATTERN, min_length=1, max_length=64)]
 UidRef = Annotated[
@@ -125,6 +153,7 @@ UidRef = Annotated[
     ),
 ]
 StrictPositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Bookings = Annotated[int, Field(strict=True, ge=1, le=MAX_BOOKINGS)]
 ManifestDate = Annotated[
     date,
     BeforeValidator(_date),
@@ -144,7 +173,7 @@ class Metadata(Frozen):
 class Item(Frozen):
     """A service group: ``total_bookings`` credits usable on any of ``services``."""
 
-    total_bookings: StrictPositiveInt
+    total_bookings: Bookings
     services: Annotated[tuple[UidRef, ...], Field(min_length=1)]
 
     @field_validator("services")
@@ -225,6 +254,10 @@ class CatalogPackageSpec(Frozen):
             raise ValueError(f"{other}: discount_amount and discount_unit go together: add {missing}")
         if self.discount_unit == "P" and self.discount_amount is not None and self.discount_amount > 100:
             raise ValueError("discount_amount: a percentage discount (discount_unit: P) cannot exceed 100")
+        longest = MAX_EXPIRATION[self.expiration_unit]
+        if self.expiration > longest:
+            raise ValueError(f"expiration: {self.expiration} {self.expiration_unit} is more than about a hundred "
+                             f"years (at most {longest:,} with expiration_unit {self.expiration_unit})")
         return self
 
 
@@ -285,7 +318,7 @@ class CreditOverride(Frozen):
     """Desired total_bookings of the credit that comes from the package item with ``services``."""
 
     services: Annotated[tuple[UidRef, ...], Field(min_length=1)]
-    total_bookings: Annotated[int, Field(strict=True, ge=0)]
+    total_bookings: Annotated[int, Field(strict=True, ge=0, le=MAX_BOOKINGS)]
 
     @property
     def key(self) -> tuple[str, ...]:

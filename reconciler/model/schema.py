@@ -5,7 +5,8 @@ are explained, ``kind`` selects the spec through ``if``/``then`` (so a validator
 errors of the document's own kind, not of every kind), and the cross-field rules JSON Schema can
 express are in it: the discount pair (``dependentRequired``), a percentage of at most 100, the
 currency list, date patterns.  What it cannot express (references between documents, unique
-names, dates in order, a service in two items, whole numbers written as ``1.0``) is checked by
+names, dates in order, a service in two items, whole numbers written as ``1.0``, at most four
+decimal places) is checked by
 ``reconciler validate``; ``tests/manifest/test_schema_validators.py`` keeps that list exact.
 
 The field tables of the models (``reconciler.model.manifest``) and of this schema are held
@@ -18,9 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model.manifest import API_VERSION, NAME_PATTERN, UID_PATTERN, currency_codes
+from reconciler.model.manifest import (
+    API_VERSION,
+    MAX_BOOKINGS,
+    MAX_EXPIRATION,
+    MAX_MONEY,
+    MONEY_PLACES,
+    NAME_PATTERN,
+    UID_PATTERN,
+    currency_codes,
+)
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 SCHEMA_ID = "urn:reconciler:schema:manifest:reconciler-v1"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -66,8 +76,10 @@ def _uid_ref(description: str, example: str) -> dict[str, Any]:
 
 
 def _money(description: str, examples: list[Any]) -> dict[str, Any]:
-    return {"type": "number", "minimum": 0, "description": description + " A number >= 0, written without quotes.",
-            "examples": examples}
+    # At most MONEY_PLACES decimals is validate's alone: multipleOf 0.0001 fails on binary floats.
+    return {"type": "number", "minimum": 0, "maximum": float(MAX_MONEY), "examples": examples,
+            "description": f"{description} A number from 0 to {MAX_MONEY:,} with at most {MONEY_PLACES} decimal "
+                           "places, written without quotes."}
 
 
 def _date(description: str, example: str) -> dict[str, Any]:
@@ -96,8 +108,9 @@ ITEM = {
     "type": "object", "additionalProperties": False, "required": ["total_bookings", "services"],
     "description": "A service group: total_bookings credits, usable on any of services. A service appears in one item only.",
     "properties": {
-        "total_bookings": {"type": "integer", "minimum": 1, "examples": [10],
-                           "description": "Credits of this group in each client package (a whole number >= 1)."},
+        "total_bookings": {"type": "integer", "minimum": 1, "maximum": MAX_BOOKINGS, "examples": [10],
+                           "description": f"Credits of this group in each client package (a whole number from 1 "
+                                          f"to {MAX_BOOKINGS:,})."},
         "services": _services("The services these credits can book (at least one, none repeated)."),
     },
 }
@@ -123,9 +136,11 @@ CATALOG_SPEC: dict[str, Any] = {
         "price": _money("Price of the package in currency (vcita answers it as a string; compared as a number).",
                         [540, 99.5]),
         "currency": _currency(),
-        "expiration": {"type": "integer", "minimum": 1, "examples": [3],
+        "expiration": {"type": "integer", "minimum": 1, "maximum": max(MAX_EXPIRATION.values()), "examples": [3],
                        "description": "With expiration_unit: how long a client package stays valid by default "
-                                      "(its valid_until when none is given). A whole number >= 1."},
+                                      "(its valid_until when none is given). A whole number >= 1, at most about a "
+                                      "hundred years: " + ", ".join(f"{n:,} {u}" for u, n in MAX_EXPIRATION.items())
+                                      + "."},
         "expiration_unit": {**_enum({"D": "days", "W": "weeks", "M": "months", "Y": "years"}),
                             "examples": ["M"]},
         "items": {"type": "array", "minItems": 1, "items": ITEM,
@@ -149,8 +164,13 @@ CATALOG_SPEC: dict[str, Any] = {
                                                   "lists only these). true or false, unquoted."},
     },
     "dependentRequired": {"discount_amount": ["discount_unit"], "discount_unit": ["discount_amount"]},
-    "if": {"properties": {"discount_unit": {"enum": ["P", "p"]}}, "required": ["discount_unit"]},
-    "then": {"properties": {"discount_amount": {"maximum": 100}}},
+    "allOf": [
+        {"if": {"properties": {"discount_unit": {"enum": ["P", "p"]}}, "required": ["discount_unit"]},
+         "then": {"properties": {"discount_amount": {"maximum": 100}}}},
+        *({"if": {"properties": {"expiration_unit": {"enum": [unit, unit.lower()]}}, "required": ["expiration_unit"]},
+           "then": {"properties": {"expiration": {"maximum": longest}}}}
+          for unit, longest in MAX_EXPIRATION.items()),
+    ],
 }
 
 CLIENT_REF = {
@@ -180,9 +200,9 @@ CREDIT = {
     "description": "The desired credits of the package item with exactly these services.",
     "properties": {
         "services": _services("The services of the package item whose credits this sets."),
-        "total_bookings": {"type": "integer", "minimum": 0, "examples": [12],
-                           "description": "Credits of that item for this client; never below what was already used "
-                                          "(bookings_usage), which the plan checks."},
+        "total_bookings": {"type": "integer", "minimum": 0, "maximum": MAX_BOOKINGS, "examples": [12],
+                           "description": f"Credits of that item for this client (0 to {MAX_BOOKINGS:,}); never below "
+                                          "what was already used (bookings_usage), which the plan checks."},
     },
 }
 

@@ -27,12 +27,12 @@ from reconciler.model.remote import (
 def to_int(value: Any) -> int:
     """``10``, ``"10"``, ``"10.0"`` -> 10; a fractional or non-numeric value is refused."""
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {value!r}")  # noqa: TRY004 - a bad value, not a bad call
+        raise ValueError(f"expected an integer, got {_shown(value)}")  # noqa: TRY004 - a bad value, not a bad call
     if isinstance(value, int):
         return value
     dec = to_decimal(value)
     if dec is None or dec != dec.to_integral_value():
-        raise ValueError(f"expected an integer, got {value!r}")
+        raise ValueError(f"expected an integer, got {_shown(value)}")
     return int(dec)
 
 
@@ -41,14 +41,45 @@ def to_decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")  # noqa: TRY004 - a bad value, not a bad call
+        raise ValueError(f"expected a number, got {_shown(value)}")  # noqa: TRY004 - a bad value, not a bad call
+    if isinstance(value, int) and abs(value) >= 10**64 or isinstance(value, str) and len(value) > 64:
+        # Before str()/Decimal(): a 5,000-digit number is refused, not converted (or stopped by
+        # Python's int-to-str limit with a message about Python).
+        raise ValueError(f"the number {_shown(value)} is longer than any number the API sends")
     try:
         dec = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     except InvalidOperation:
-        raise ValueError(f"expected a number, got {value!r}") from None
+        raise ValueError(f"expected a number, got {_shown(value)}") from None
     if not dec.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(f"expected a finite number, got {_shown(value)}")
     return dec
+
+
+#: Money read from the server: at most 15 digits before the decimal point and 8 after.  The API
+#: documents no bound (API-NOTES §6.3: decimal strings such as "223.5"); within this one every
+#: amount is compared and printed exactly (Decimal's 28 digits), and anything beyond it is not an
+#: amount vcita holds but an answer to refuse (it used to end plan in an internal InvalidOperation).
+MAX_REMOTE_MONEY = 10**15
+MAX_REMOTE_PLACES = 8
+
+
+def to_money(value: Any) -> Decimal | None:
+    """:func:`to_decimal` within the bounds of an amount (ValueError beyond them)."""
+    dec = to_decimal(value)
+    if dec is None:
+        return None
+    if abs(dec) >= MAX_REMOTE_MONEY:
+        raise ValueError(f"the amount {_shown(value)} is larger than any amount the API holds "
+                         f"(at most {MAX_REMOTE_MONEY:,} is accepted)")
+    if dec.normalize().as_tuple().exponent < -MAX_REMOTE_PLACES:  # type: ignore[operator]
+        raise ValueError(f"the amount {_shown(value)} has more than {MAX_REMOTE_PLACES} decimal places")
+    return dec
+
+
+def _shown(value: Any) -> str:
+    # A value quoted in a message is cut short: a server's megabyte-long "number" stays out of it.
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else f"<a {value.bit_length()}-bit integer>"
+    return text if len(text) <= 40 else text[:36] + "...'"
 
 
 def to_bool(value: Any) -> bool:
@@ -108,7 +139,7 @@ def catalog_package(raw: dict[str, Any]) -> RemoteCatalogPackage:
     return RemoteCatalogPackage(
         id=str(raw["id"]),
         name=str(raw.get("name") or ""),
-        price=_f(raw, "price", to_decimal) or Decimal(0),
+        price=_f(raw, "price", to_money) or Decimal(0),
         currency=str(raw.get("currency") or "").upper(),
         expiration=_f(raw, "expiration", to_int),
         expiration_unit=upper_or_none(raw.get("expiration_unit")),  # type: ignore[arg-type]
@@ -122,7 +153,7 @@ def catalog_package(raw: dict[str, Any]) -> RemoteCatalogPackage:
         ),
         description=_opt_str(raw.get("description")),
         image_path=raw.get("image_path") or None,
-        discount_amount=_f(raw, "discount_amount", to_decimal),
+        discount_amount=_f(raw, "discount_amount", to_money),
         discount_unit=upper_or_none(raw.get("discount_unit")),  # type: ignore[arg-type]
         online_payment_enabled=_f(raw, "online_payment_enabled", to_bool),
         active=_f(raw, "active", to_bool, default=True),
@@ -153,7 +184,7 @@ def client_package(raw: dict[str, Any]) -> RemoteClientPackage:
         client_id=str(raw["client_id"]),
         package_id=str(raw["package_id"]),
         name=str(raw.get("name") or ""),
-        price=_f({"amount": price}, "amount", to_decimal),
+        price=_f({"amount": price}, "amount", to_money),
         currency=_opt_str(raw.get("currency")) or None,
         valid_from=_f(raw, "valid_from", to_date),
         valid_until=_f(raw, "valid_until", to_date),

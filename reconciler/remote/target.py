@@ -210,10 +210,17 @@ class Target:
 
 
 def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") -> Secret:
-    """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused."""
+    """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused,
+    and so is a file others may write (one others may read is warned about, as ssh does)."""
+    from reconciler.permissions import check_token_file
+
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = cwd / p
+    try:
+        check_token_file(p, p.stat(), what)
+    except OSError:
+        pass  # missing or unreadable: the read below says which
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

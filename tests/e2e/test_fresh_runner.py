@@ -48,6 +48,8 @@ def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
                if line.startswith("client_package.") and "unknown outcome of an earlier create" in line]
     assert len(refused) == 8, out + err
     assert len(_client_packages(operator, demo)) == 8  # not one created again
+    code, out, err = cli("plan", "--detailed-exitcode")  # something to resolve, said by the exit code too
+    assert code == 4 and out.count("reconciler import client_package.") >= 8, out + err
 
 
 def test_a_format_1_state_and_its_journal_are_migrated(workdir: Path, cli: CLI) -> None:

@@ -157,12 +157,22 @@ _TRICKY = ["0o17", "017", "yes", "1_000", "0x1F", "-0b101", ".5", "1e3", "1.", "
 @settings(max_examples=200, deadline=None)
 @given(values=st.lists(st.sampled_from(_TRICKY), min_size=1, max_size=6))
 def test_fast_and_exact_passes_read_values_alike(values: list[str]) -> None:
-    """The fast pass (libyaml) and the exact pass (ruamel) must never disagree about a value."""
+    """The fast pass, the exact pass (positions) and ruamel (which drift --write-back edits with)
+    must never disagree about a value."""
     import yaml
 
-    from reconciler.manifest import _FastLoader, _plain, _rt_yaml
+    from reconciler.manifest import _fast_value, _FastLoader
+    from reconciler.manifest_locate import plain, positioned
 
     text = "".join(f"k{i}: {v}\n" for i, v in enumerate(values))
-    fast = _plain(yaml.load(text, Loader=_FastLoader), [0])
-    exact = _plain(_rt_yaml().load(text), [0])
-    assert repr(fast) == repr(exact)
+    loader = _FastLoader(text)
+    try:
+        fast = _fast_value(loader, loader.get_single_node(), [0])
+    finally:
+        loader.dispose()
+    assert repr(fast) == repr(plain(yaml.load(text, Loader=_FastLoader), [0]))  # PyYAML's own constructor
+    exact = plain(positioned(text, _FastLoader), [0])
+    y = YAML(typ="rt")
+    y.allow_duplicate_keys = False
+    edited = plain(y.load(text), [0])
+    assert repr(fast) == repr(exact) == repr(edited)

@@ -138,6 +138,13 @@ def test_discount_pair_and_percentage_are_in_the_schema() -> None:
     assert not validator.is_valid({**base, "discount_unit": "F"})
     assert not validator.is_valid({**base, "discount_amount": 5})
     assert validator.is_valid({**base, "currency": "Eur"}) and not validator.is_valid({**base, "currency": "EUX"})
+    # reconciler's bounds of numbers (issue 15f), as far as JSON Schema can say them:
+    assert not validator.is_valid({**base, "price": 10_000_000_000})
+    assert not validator.is_valid({**base, "items": [{"total_bookings": 1_000_001, "services": ["abc"]}]})
+    assert validator.is_valid({**base, "expiration": 1200, "expiration_unit": "m"})
+    assert not validator.is_valid({**base, "expiration": 101, "expiration_unit": "y"})
+    assert validator.is_valid({**base, "price": 10.12345})  # decimals: validate's alone (listed in the README)
+    assert "money with at most 4 decimal places" in (REPO / "README.md").read_text()
 
 
 def _properties(node: Any) -> dict[str, Any]:

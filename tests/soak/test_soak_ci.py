@@ -30,7 +30,8 @@ def test_soak_under_faults_and_kills_loses_and_duplicates_nothing(tmp_path: Path
     assert len(lines) >= 2, proc.stdout + proc.stderr
     counts = json.loads(lines[-1])
     detail = f"{lines[0]}\n{json.dumps(counts)}\n{proc.stderr[-3000:]}"
-    assert lines[0] == f"rounds={ROUNDS} duplicates=0 lost=0 final_changes=0", detail
+    assert lines[0] == f"rounds={ROUNDS} duplicates=0 lost=0 final_changes=0 stale_locks=0", detail
+    assert counts["locked_refusals"] == 0, detail  # a killed apply never leaves a lock that blocks the next
     assert counts["not_converged"] == [], detail
     assert proc.returncode == 0, detail
     assert counts["applies"] > ROUNDS and counts["fault_sets"] > 0, detail  # it did attack

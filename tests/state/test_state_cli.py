@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -106,8 +107,17 @@ def test_unlock(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
     before = snapshot(store.dir)
     assert run(["state", "unlock", "0000", *args]) == 1
     assert "not the lock held now" in capsys.readouterr().err and snapshot(store.dir) == before
+    assert run(["state", "unlock", str(lock.id), *args]) == 1  # held by a running process: never broken
+    assert "held by a running process" in capsys.readouterr().err and snapshot(store.dir) == before
+    assert run(["state", "list", *args]) == 0
+    assert f"The state is locked by pid {os.getpid()}" in capsys.readouterr().err
+    lock.release()
     assert run(["state", "unlock", str(lock.id), *args]) == 0
-    assert f"Broke lock {lock.id} (held by pid {os.getpid()}" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith("Nothing to break: the state is not locked")
+    store.lock_path.write_text(json.dumps({"id": "0ld10ck0", "pid": os.getpid(), "host": socket.gethostname(),
+                                           "user": "u", "operation": "apply", "created_at": "2025-01-31T09:30:00Z"}))
+    assert run(["state", "unlock", "0ld10ck0", *args]) == 0  # an older reconciler's lock file: broken by id
+    assert f"Broke lock 0ld10ck0 (held by pid {os.getpid()}" in capsys.readouterr().out
     assert not store.lock_path.exists()
 
 
