@@ -288,19 +288,22 @@ def test_ctrl_c_at_the_prompt_exits_130_and_applies_nothing(tmp_path: Path) -> N
                             stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
     os.close(follower)
     seen = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the plan before the prompt: generous, the machine may be loaded
     sent = False
     try:
         while proc.poll() is None:  # keep reading: a full terminal buffer would block the child
-            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            phase = "after Ctrl-C" if sent else "waiting for the prompt"
+            assert time.monotonic() < deadline, f"timed out {phase}: " + seen.decode(errors="replace")[-400:]
             if select.select([leader], [], [], 0.2)[0]:
                 try:
                     seen += os.read(leader, 65536)
                 except OSError:
                     break
             if not sent and b"Apply these changes" in seen:
+                time.sleep(0.5)  # let it reach input(): the prompt text is written just before
                 os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends for Ctrl-C, once
                 sent = True
+                deadline = time.monotonic() + 30
         assert sent and proc.wait(timeout=30) == 130, seen.decode(errors="replace")
         while select.select([leader], [], [], 0.2)[0]:
             try:
