@@ -316,6 +316,7 @@ def test_ctrl_c_at_the_prompt_exits_130_and_applies_nothing(tmp_path: Path) -> N
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.wait(timeout=30)  # reaped, so no "still running" warning when a failure leaves it alive
         os.close(leader)
     assert b"Error: interrupted" in seen
     state = tmp_path / "manifests" / ".reconciler" / "state.json"
