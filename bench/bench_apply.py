@@ -9,7 +9,7 @@ Measured, each ``--runs`` times (medians reported):
 * **apply**: the applier executing the plan (library: ``Applier.apply``; journal, group-committed
   state and all), from its first request to its last state write.  The requests it makes are
   counted by the sandbox (``/_sandbox/stats``), and compared with the bound
-  ``requests x latency / concurrency``; target: within 1.5x of it.
+  ``requests x latency / concurrency``; target: within 1.6x of it.
 * **cli**: the whole ``reconciler apply --auto-approve`` command in a fresh process (start-up,
   refresh, plan, apply, verification plan), with its own request count and bound, for reference.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ServedSandbox, count_requests, median, reconciler, write_client_packages  # noqa: E402
 
-TARGET = 1.5
+TARGET = 1.6  # x the bound (issue 15: on a well-kept HTTP stack)
 
 
 async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folder: Path, latency_ms: float,
@@ -68,12 +68,14 @@ async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folde
 def apply_once(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0, concurrency: int = 32,
                cli: bool = False, work: Path | None = None) -> dict[str, Any]:
     """One measured apply of ``count`` client packages (library path; ``cli`` adds the CLI run)."""
+    from reconciler.cli.common import run_async
+
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         sandbox.clear_faults()
         business = sandbox.new_business(f"bench apply {count}", clients=min(max(count, 1), 200))
         folder = Path(tmp) / "manifests"
         write_client_packages(folder, business, count)
-        out = asyncio.run(_apply_library(sandbox, business, folder, latency_ms, concurrency))
+        out = run_async(_apply_library(sandbox, business, folder, latency_ms, concurrency))  # the CLI's loop
         made = len(sandbox.client_packages(business["business_id"]))
         if made != count:
             raise RuntimeError(f"expected {count} client packages in the sandbox, found {made}")

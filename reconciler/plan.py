@@ -156,3 +156,28 @@ def check_format_version(raw: Any) -> str | None:
         return (f"it is a plan of format_version {found}, made by {who} reconciler; this one reads "
                 f"format_version {PLAN_FORMAT_VERSION} only")
     return f"it is not a reconciler plan (format_version {found!r})"
+
+
+SEAL_KEY = "seal"
+
+
+def _canonical_digest(raw: dict[str, Any]) -> str:
+    data = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def sealed_json(plan: Plan) -> str:
+    """The saved-plan file: the plan's JSON with a ``seal``, a digest over all the rest of it."""
+    raw = json.loads(plan.to_json())
+    return json.dumps({**raw, SEAL_KEY: _canonical_digest(raw)}, indent=2, ensure_ascii=False) + "\n"
+
+
+def unseal(raw: Any) -> dict[str, Any]:
+    """A saved plan's content without its seal; ValueError saying why when the seal is missing or
+    does not match (the file was edited after it was made, anywhere in it)."""
+    if not isinstance(raw, dict) or SEAL_KEY not in raw:
+        raise ValueError("it carries no seal: it was not saved by 'reconciler plan --out', or the seal was removed")
+    content = {k: v for k, v in raw.items() if k != SEAL_KEY}
+    if raw[SEAL_KEY] != _canonical_digest(content):
+        raise ValueError("its content does not match its seal: it was edited after it was made")
+    return content

@@ -21,7 +21,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli import exit_codes
-from reconciler.cli.output import Console
+from reconciler.cli.output import Console, RedactingFilter, RedactingStream
 from reconciler.errors import ManifestError, ReconcilerError
 
 DEBUG_ENV = "RECONCILER_DEBUG"
@@ -60,6 +60,9 @@ def _configure_logging(verbose: int) -> None:
         level = logging.DEBUG if verbose > 1 else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         logging.getLogger().setLevel(level)
+        for handler in logging.getLogger().handlers:  # what a server sent, or a secret, never raw
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
 
 
 def _global_setter(attr: str, *, on_group: bool) -> Any:
@@ -210,7 +213,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the error boundary)."""
+    """Run the CLI and return its exit code (the error boundary).
+
+    While it runs, stdout and stderr mask every registered secret (``reconciler.safetext``).
+    """
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     settings = Context()  # filled in by the global options, wherever they were given
 

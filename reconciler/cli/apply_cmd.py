@@ -33,7 +33,7 @@ def read_plan(path: str) -> Any:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan, check_format_version
+    from reconciler.plan import Plan, check_format_version, unseal
 
     try:
         text = read_regular(path).decode("utf-8")
@@ -49,6 +49,11 @@ def read_plan(path: str) -> Any:
     why = check_format_version(raw)
     if why is not None:
         raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
+    try:
+        raw = unseal(raw)
+    except ValueError as e:
+        raise PlanFileError(f"{path}: {e}", hint="Make the plan again with 'reconciler plan --out FILE' and review "
+                                                 "it; a reviewed plan is applied exactly as it was saved.") from None
     try:
         return Plan.model_validate(raw)
     except ValidationError as e:

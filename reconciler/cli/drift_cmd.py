@@ -103,6 +103,9 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         from reconciler.fsutil import atomic_write_text
 
         atomic_write_text(Path(out), report.to_json(), mode=0o644)
-    text = render_drift(report, fmt)
+    from reconciler.safetext import printable, printable_json
+
+    text = render_drift(report, fmt)  # names and values from the server: never raw on a terminal
+    text = printable_json(text) if fmt == "json" else printable(text, keep="\n\t")
     click.echo(text, nl=False)
     return code

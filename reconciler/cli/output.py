@@ -1,5 +1,11 @@
 """Terminal output for the CLI: plain lines when piped, colour on a terminal (rich).
 
+Everything printed passes two guards (``reconciler.safetext``): each line's control characters
+are escaped before styling (a server's ESC, BEL or line break cannot rewrite the screen or forge
+a line), and the process's stdout and stderr are wrapped while the CLI runs
+(:class:`RedactingStream`) so that no registered secret (a token, a proxy password) is written,
+whichever code printed it; :class:`RedactingFilter` does both for log records.
+
 Colour is decided once per stream, highest first: ``--color`` / ``--no-color`` (or
 ``RECONCILER_COLOR``), then ``NO_COLOR`` (any non-empty value: no colour, https://no-color.org),
 then ``FORCE_COLOR`` (any non-empty value but ``0``: colour even when piped), else colour only
@@ -9,11 +15,41 @@ are always printed.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback as tb
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
+
+from reconciler.safetext import clean, printable, printable_json, redact
+
+
+class RedactingStream:
+    """A text stream that masks every registered secret in what is written through it."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, flush, encoding, fileno, reconfigure ...
+        return getattr(self.inner, name)
+
+
+class RedactingFilter(logging.Filter):
+    """Log records rendered on one line, control characters escaped, secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clean(record.getMessage(), keep="")
+        record.args = None
+        return True
 
 
 def color_wanted(flag: bool | None, stream: object, env: Mapping[str, str] | None = None) -> bool:
@@ -53,13 +89,13 @@ class Console:
     def out(self, text: str = "", *, style: str | None = None) -> None:
         """Print a result line to stdout."""
         if style and self._use_color(sys.stdout):
-            self._rich(sys.stdout).print(text, style=style, markup=False)
+            self._rich(sys.stdout).print(clean(text, keep="\n\t"), style=style, markup=False)
         else:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(clean(text, keep="\n\t") + "\n")
 
     def markup(self, text: str) -> None:
         """Print rich markup to stdout (styles stripped when not colouring)."""
-        self._rich(sys.stdout).print(text)
+        self._rich(sys.stdout).print(clean(text, keep="\n\t"))
 
     def diagnostic(self, line: str) -> None:
         self._err(line, "red")
@@ -78,9 +114,10 @@ class Console:
             self._err(message, None)
 
     def traceback(self) -> None:
-        sys.stderr.write(tb.format_exc())
+        sys.stderr.write(clean(tb.format_exc(), keep="\n"))
 
     def _err(self, text: str, style: str | None) -> None:
+        text = clean(text, keep="\n")
         if style and self._use_color(sys.stderr):
             self._rich(sys.stderr).print(text, style=style, markup=False)
         else:
@@ -100,6 +137,7 @@ def print_plan(console: Console, plan: object, fmt: str) -> None:
     from reconciler.render import render
 
     text = render(plan, fmt)
+    text = printable_json(text) if fmt == "json" else printable(text, keep="\n\t")
     if fmt != "text" or not console._use_color(sys.stdout):
         sys.stdout.write(text)
         return

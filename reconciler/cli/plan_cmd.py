@@ -57,6 +57,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
+    from reconciler.plan import sealed_json
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
     from reconciler.state import StateStore
@@ -76,7 +77,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
 
     p = run_async(go())
     if out:
-        atomic_write_text(Path(out), p.to_json(), mode=0o600)
+        atomic_write_text(Path(out), sealed_json(p), mode=0o600)
     print_plan(obj.console, p, fmt)
     if out:
         obj.console.info(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")

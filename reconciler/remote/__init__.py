@@ -13,7 +13,8 @@ instead of being repeated.
     retry.py      which failures may be repeated, backoff, Retry-After
     throttle.py   token-bucket rate limit and AIMD concurrency limit
     dispatch.py   Dispatcher: one request with fallback, retries, limits and logging; Served
-    wire.py       WireTransport: lean HTTP/1.1 keep-alive connections, cheap on the CPU
+    netenv.py     proxies and certificate authorities from the environment
+    http.py       HttpTransport: aiohttp's keep-alive connections, bounded and kept in step
     calls.py      the wire format of every write: a planned operation as its API call, and the
                   description of that call a plan shows (the same code builds both)
     client.py     VcitaClient: the typed API; describe(op) and execute(op) for planned operations

@@ -14,14 +14,16 @@ JSON numbers and ISO strings.  Which door served a call is in :data:`last_served
         api.last_served.door   # "fallback"
 
 Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
-and a remote target uses :class:`WireTransport` (lean HTTP/1.1 keep-alive connections, see
-``wire.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
+and a remote target uses :class:`HttpTransport` (aiohttp's keep-alive connections, bounded and
+kept in step, see ``http.py``) with the proxies and certificate authorities the environment
+names (``netenv.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -50,9 +52,16 @@ from reconciler.remote.dispatch import (
 )
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
-from reconciler.remote.wire import WireTransport
+from reconciler.safetext import printable
 
 T = TypeVar("T")
+log = logging.getLogger("reconciler.remote")
+
+#: The most objects a list may hold (catalog packages, services, clients found): far beyond what
+#: one business has; a server that keeps inventing more is refused, not followed for ever.
+MAX_LIST_ITEMS = 100_000
+#: The most pages walked for one list (a server answering one new object per page).
+MAX_PAGES = 1_100
 
 
 def embedded_transport(db_path: Path) -> httpx.ASGITransport:
@@ -74,6 +83,23 @@ def embedded_transport(db_path: Path) -> httpx.ASGITransport:
                  "to start it afresh; state files that tracked its objects then need 'reconciler state rm'.",
         ) from None
     return httpx.ASGITransport(app=app)
+
+
+def network_transport(target: Target, concurrency: int) -> httpx.AsyncBaseTransport:
+    """The HTTP stack for a served target, with the environment's proxies and authorities.
+
+    Raises ConfigError, before anything is sent, when ``SSL_CERT_FILE``/``SSL_CERT_DIR`` or a
+    proxy variable cannot be used; logs (at info, ``-v``) how each door is reached.
+    """
+    from reconciler.remote.http import HttpTransport
+    from reconciler.remote.netenv import ProxyTable, ssl_context
+
+    doors = [url for url in (target.gateway_url, target.fallback_url) if url]
+    proxies = ProxyTable()
+    for url in doors:
+        log.info("network: %s", proxies.describe(url))
+    verify = ssl_context() if any(url.startswith("https://") for url in doors) else None
+    return HttpTransport(max_connections=concurrency, verify=verify, proxy_for=proxies)
 
 
 class VcitaClient:
@@ -109,7 +135,7 @@ class VcitaClient:
                 app = transport.app
                 await self._exit.enter_async_context(app.router.lifespan_context(app))  # type: ignore[attr-defined]
             else:
-                transport = WireTransport(max_connections=self.settings.concurrency)
+                transport = network_transport(self.target, self.settings.concurrency)
         deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None
         self._transport = GuardedTransport(transport, deadline=deadline)
         self._dispatcher = Dispatcher(self.target, self._transport, routes=self.routes,
@@ -199,6 +225,7 @@ class VcitaClient:
         never a failure that the next run would repeat."""
         s = reply.served
         info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
+        why = printable(why, limit=300)
         if not route.idempotent:
             rid = raw.get("id") if isinstance(raw, dict) else None
             rid = rid if isinstance(rid, str) and rid.isalnum() and len(rid) <= 64 else None
@@ -211,29 +238,48 @@ class VcitaClient:
                      *, until_empty: bool = False) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
-        A page that adds no new id also ends the walk, in case a server ignores ``page``.  With
-        ``until_empty`` a short page does not end it: whether the package list honours
+        With ``until_empty`` a short page does not end it: whether the package list honours
         ``per_page`` is an open question (API-NOTES §10), and a page missed there would make a
         plan create packages that exist — one more request is the cheaper mistake.
+
+        A server that ignores ``page`` repeats itself: a page that adds no new id ends the walk
+        when it is shorter or longer than ``per_page`` (the server sent all it has), and is a
+        ProtocolError when it is exactly ``per_page`` long (the list may go on beyond it, and a
+        plan from part of a list would create what exists).  A list longer than
+        :data:`MAX_LIST_ITEMS`, or a walk past :data:`MAX_PAGES` pages (a server that never stops
+        inventing ids), is a ProtocolError too: what a business can plausibly hold is bounded.
         """
         per_page = self.settings.per_page
         out: list[T] = []
         seen: set[str] = set()
         page = 1
         while True:
+            if page > MAX_PAGES:
+                route = self.routes[op]
+                raise ProtocolError(
+                    f"{route.method} {route.path()}: the list did not end after {MAX_PAGES} pages "
+                    f"({len(out)} objects); no business holds that many, so the server is not answering "
+                    "as the vcita API does", request=RequestInfo(route.method, route.path(), extra={"operation": op}))
             route, reply = await self._send(op, params={**params, "page": page, "per_page": per_page})
             rows = reply.data.get(route.data_key)
             if not isinstance(rows, list):
                 raise self._protocol(route, reply, f"data.{route.data_key} is missing or not a list")
             fresh = 0
             for raw in rows:
-                if not isinstance(raw, dict) or "id" not in raw:
+                if not isinstance(raw, dict) or not isinstance(raw.get("id"), (str, int)):
                     raise self._protocol(route, reply, f"data.{route.data_key} holds an object without id")
                 if raw["id"] in seen:
                     continue
                 seen.add(raw["id"])
                 fresh += 1
                 out.append(self._one(route, Reply({route.data_key: raw}, reply.served), parse))
+            if len(out) > MAX_LIST_ITEMS:
+                raise self._protocol(route, reply, f"the list holds more than {MAX_LIST_ITEMS} objects by page "
+                                                   f"{page}; no business holds that many")
+            if fresh == 0 and rows and len(rows) == per_page:
+                raise self._protocol(route, reply, f"page {page} repeats objects of earlier pages: the server "
+                                                   "seems to ignore 'page', and the list may be longer than "
+                                                   "what was read; nothing is planned from part of a list")
             if fresh == 0 or (len(rows) < per_page and not until_empty):
                 return out
             page += 1

@@ -44,7 +44,12 @@ from reconciler.errors import (
     UnsupportedRouteError,
 )
 from reconciler.remote.envelope import error_for, parse_json, unwrap
-from reconciler.remote.retry import RetryPolicy, parse_retry_after
+from reconciler.remote.retry import (
+    CertificateRefused,
+    ProxyRefused,
+    RetryPolicy,
+    parse_retry_after,
+)
 from reconciler.remote.routes import (
     Door,
     Route,
@@ -57,7 +62,6 @@ from reconciler.remote.routes import (
 )
 from reconciler.remote.target import Target
 from reconciler.remote.throttle import AdaptiveConcurrency, RateLimiter
-from reconciler.remote.wire import CertificateRefused
 
 log = logging.getLogger("reconciler.remote")
 USER_AGENT = "reconciler/0.1 (+httpx)"
@@ -287,13 +291,18 @@ class Dispatcher:
                         hint="Nothing was sent. Check the target URL; behind a proxy that inspects TLS, point "
                              "SSL_CERT_FILE at a bundle that includes its authority.")
                 if not self.policy.can_retry_exception(failure, idempotent=route.idempotent):
+                    if route.idempotent:  # a read: nothing changed, but repeating it cannot help
+                        raise ProtocolError(f"{info.describe()}: {failure}", request=info)
                     raise self._unknown(info, f"the connection failed after the request was sent "
                                               f"({_why(failure)})")
                 if retries_used >= self.policy.max_attempts:
                     raise UnavailableError(
                         f"{info.describe()}: no answer after {attempts} attempts "
                         f"({type(failure).__name__}{f': {failure}' if str(failure) else ''})",
-                        request=info)
+                        request=info,
+                        hint=("Nothing was sent. Check the proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); "
+                              "run with -v to see how each door is reached.")
+                        if isinstance(failure, ProxyRefused) else None)
                 await self._sleep(self.policy.backoff(retries_used))
                 continue
             assert response is not None

@@ -5,7 +5,9 @@ Success bodies are ``{"status":"OK","data":{...}}`` (/platform/v1/*) or ``{"succ
 ``{"success":false,"errors":[{"code","field","message"}]}``, plus the feature gate's 403
 ``{"message":"403 Forbidden","status":"module_permission_missing"}`` and several 401 variants
 (API-NOTES §5).  Either family is accepted on any route: the server, not the path, decides.
-Messages are built from method, path, door and status (never headers), and say what to do.
+Messages are built from method, path, door and status (never headers), and say what to do;
+whatever text of the server's they quote is cut short and has its control characters escaped
+(``safetext.printable``): an error body cannot move the cursor, ring, or forge a line.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from reconciler.errors import (
     RequestInfo,
     UnavailableError,
 )
+from reconciler.safetext import printable
 
 _MAX_SNIPPET = 200
 
@@ -51,7 +54,12 @@ def unwrap(body: Any, info: RequestInfo) -> dict[str, Any]:
 
 
 def messages(body: Any) -> list[dict[str, str]]:
-    """The server's error messages as ``[{"field","message","code"}]`` (field may be empty)."""
+    """The server's error messages as ``[{"field","message","code"}]`` (field may be empty),
+    control characters escaped, each cut to a few hundred characters, at most 20 of them."""
+    return [{k: printable(v, limit=_MAX_SNIPPET) for k, v in m.items()} for m in _messages(body)[:20]]
+
+
+def _messages(body: Any) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if not isinstance(body, dict):
         return out
@@ -80,7 +88,7 @@ def _summary(body: Any, text: str) -> str:
     msgs = messages(body)
     if msgs:
         return "; ".join(f"{m['field']}: {m['message']}" if m["field"] else m["message"] for m in msgs)
-    snippet = " ".join(text.split())[:_MAX_SNIPPET]
+    snippet = printable(" ".join(text.split()), limit=_MAX_SNIPPET)
     return snippet or "empty body"
 
 
@@ -88,7 +96,7 @@ def _shape(body: Any) -> str:
     if body is None:
         return "not JSON"
     if isinstance(body, dict):
-        return "keys: " + ", ".join(sorted(map(str, body))[:8])
+        return "keys: " + printable(", ".join(sorted(map(str, body))[:8]), limit=_MAX_SNIPPET)
     return type(body).__name__
 
 

@@ -8,6 +8,7 @@ The rules (API-NOTES §8; issue 4 §3):
   made (refused, connect timeout, no free pooled connection) or the server refused it with 429.
   After a timeout, a dropped connection or a 5xx its outcome is *unknown*; the dispatcher raises
   ``OutcomeUnknownError`` instead of repeating it.
+* An answer too large to hold is not repeated either: the same request would bring it again.
 * Waits are capped exponential backoff with jitter; a 429's ``Retry-After`` (seconds or an HTTP
   date) is honoured instead, up to ``max_retry_after``.
 """
@@ -20,6 +21,25 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
+
+class CertificateRefused(httpx.ConnectError):
+    """The server's TLS certificate failed verification: nothing was sent, and trying again will
+    not help (a wrong URL, or an interception proxy whose authority is not trusted)."""
+
+
+class ProxyRefused(httpx.ConnectError):
+    """The proxy could not be reached, or refused to open a tunnel: the request was not sent."""
+
+
+class OutOfStep(httpx.RemoteProtocolError):
+    """The server sent more than one answer for a request, or bytes nobody asked for: the answer
+    cannot be trusted to be this request's (sent, not properly answered)."""
+
+
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The answer's body (decoded) exceeds the limit: it was not read further (sent)."""
+
 
 #: Transport failures that happen before a single byte of the request left: always safe to repeat.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
@@ -66,6 +86,8 @@ class RetryPolicy:
         """Whether a transport failure may be repeated for this kind of request."""
         if isinstance(exc, NOT_SENT):
             return True
+        if isinstance(exc, AnswerTooLarge):  # the same request would bring the same flood
+            return False
         return idempotent and isinstance(exc, httpx.TransportError)
 
 

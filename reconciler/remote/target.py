@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
+from reconciler.safetext import register_secret
 from reconciler.remote.project import (
     PROJECT_FILE,
     ROUTES_KEY,
@@ -81,6 +82,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)  # masked in anything the CLI prints or logs, even if a server echoes it
 
     def reveal(self) -> str:
         """The raw value, for the ``Authorization`` header and nothing else."""

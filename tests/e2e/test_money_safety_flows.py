@@ -133,6 +133,12 @@ def test_the_payment_request_limit_is_part_of_the_reviewed_plan(
     saved["payment_requests"]["count"] = 2
     (workdir / "edited.json").write_text(json.dumps(saved))
     code, out, err = cli("apply", "edited.json")
+    assert code == 1 and "does not match its seal" in out + err
+    # ... and if the seal is recomputed too, the count is checked against the creates themselves
+    from reconciler.plan import SEAL_KEY, _canonical_digest
+    saved[SEAL_KEY] = _canonical_digest({k: v for k, v in saved.items() if k != SEAL_KEY})
+    (workdir / "edited.json").write_text(json.dumps(saved))
+    code, out, err = cli("apply", "edited.json")
     assert code == 1 and "its summary counts 2" in out + err
     assert _client_packages(operator, demo) == []
     assert cli("apply", "plan.json")[0] == 0

@@ -121,7 +121,13 @@ def test_a_saved_plan_whose_request_or_values_were_edited_is_refused_for_that_ob
     ops["catalog_package.piano-10"]["requests"][0]["body"]["price"] = 1  # what a reviewer would see
     ops["catalog_package.guitar-5"]["spec"]["price"] = 2  # what would be sent
     (workdir / "plan.json").write_text(json.dumps(raw))
+    code, out, err = cli("apply", "plan.json")  # the seal over the whole file refuses any edit
+    assert code == 1 and "does not match its seal" in err and _catalog_names(sandbox, demo) == []
 
+    # A forger who recomputes the seal still meets the per-object check of what would be sent.
+    from reconciler.plan import SEAL_KEY, _canonical_digest
+    raw[SEAL_KEY] = _canonical_digest({k: v for k, v in raw.items() if k != SEAL_KEY})
+    (workdir / "plan.json").write_text(json.dumps(raw))
     code, out, _ = cli("apply", "plan.json")
     assert code == 1
     for address in ("catalog_package.piano-10", "catalog_package.guitar-5"):

@@ -169,12 +169,12 @@ async def test_embedded_client_without_transport_runs_the_sandbox_in_process(tmp
         assert (await api.get_catalog_package(package.id)).id == package.id
 
 
-async def test_wire_transport_keeps_connections_alive_within_its_limit(sandbox_server: Any) -> None:
-    from reconciler.remote.wire import WireTransport
+async def test_http_transport_keeps_connections_alive_within_its_limit(sandbox_server: Any) -> None:
+    from reconciler.remote.http import HttpTransport
 
     async with httpx.AsyncClient(base_url=sandbox_server.operator_url) as operator:
         (await operator.post("/reset")).raise_for_status()
-    transport = WireTransport(max_connections=10)
+    transport = HttpTransport(max_connections=10)
     target = Target(name="served", gateway_url=sandbox_server.gateway_url,
                     fallback_url=sandbox_server.fallback_url,
                     business_id=BUSINESS, staff_token=Secret(DEMO["tokens"]["staff"]))

@@ -3,11 +3,15 @@
 Real asyncio TCP: it reads each request head (and its body by Content-Length), records it, and
 hands it to the test's handler, which writes whatever bytes it likes (two answers at once, a late
 unsolicited one, garbage).  For tests of what the client does with answers no sane server sends.
+``raw_server(handler, tls=context)`` serves TLS; ``replying(*chunks)`` is a handler that writes
+fixed bytes; ``tunnel_proxy()`` is a minimal HTTP proxy that opens ``CONNECT`` tunnels (to one
+fixed upstream, whatever host is asked for), recording what it was asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -21,6 +25,7 @@ class RawServer:
         self.connections = 0
         self.requests: list[bytes] = []
         self.url = ""
+        self.port = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -36,7 +41,7 @@ class RawServer:
                 self.requests.append(head + body)
                 if not await self.handler(len(self.requests), head + body, writer):
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()
@@ -53,10 +58,11 @@ class RawServer:
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[RawServer]:
+async def raw_server(handler: Handler, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
     server = RawServer(handler)
-    tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0)
-    server.url = f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}"
+    tcp = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=tls)
+    server.port = tcp.sockets[0].getsockname()[1]
+    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
     try:
         yield server
     finally:
@@ -69,3 +75,65 @@ def answer(body: bytes = b'{"ok":true}', *, status: bytes = b"200 OK", extra: by
     """One complete, Content-Length-framed, keep-alive answer."""
     return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
+
+
+def replying(*chunks: bytes, keep_open: bool = True) -> Handler:
+    async def handler(n: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+        return keep_open
+    return handler
+
+
+class TunnelProxy:
+    """What the proxy saw: the CONNECT targets and their Proxy-Authorization headers."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[tuple[str, str | None]] = []
+        self.url = ""
+
+
+@asynccontextmanager
+async def tunnel_proxy(upstream_port: int, *, require_auth: str | None = None) -> AsyncIterator[TunnelProxy]:
+    """A CONNECT proxy that pipes every tunnel to 127.0.0.1:``upstream_port``; with
+    ``require_auth`` (a ``Proxy-Authorization`` value) others get 407."""
+    seen = TunnelProxy()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        lines = head.split("\r\n")
+        auth = next((line.split(":", 1)[1].strip() for line in lines
+                     if line.lower().startswith("proxy-authorization:")), None)
+        method, target = lines[0].split()[:2]
+        seen.tunnels.append((f"{method} {target}", auth))
+        if method != "CONNECT" or (require_auth is not None and auth != require_auth):
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    tcp = await asyncio.start_server(handle, "127.0.0.1", 0)
+    seen.url = f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}"
+    try:
+        yield seen
+    finally:
+        tcp.close()

@@ -1,0 +1,354 @@
+"""The client's HTTP stack: aiohttp behind httpx's transport seam, bounded and kept in step.
+
+Why aiohttp: measured with the dispatcher in front (``bench/bench_transport.py``: 2,000 GETs at
+20 ms latency, 32 in flight), httpx's own transport spends ~4 ms of CPU per request (httpcore's
+pool re-examines every connection, with a ``poll`` system call each, on every event: no pool
+setting avoids it) and a pool of httpcore connections without that scan still ~0.7 ms; aiohttp,
+whose HTTP parser is llhttp in C and which reads without anyio's cancel scopes, ~0.4 ms.  It
+brings what a user's network needs: keep-alive pools, TLS with SNI, HTTP proxies (``CONNECT``
+tunnels for https), gzip/deflate/brotli decoding in bounded steps, and limits on the answer's head.
+
+What this module adds on top, and nothing more:
+
+* **Exact failure classes** (one translation, :func:`_translated`): nothing could be sent
+  (``ConnectError``, ``ConnectTimeout``; :class:`CertificateRefused`, :class:`ProxyRefused`)
+  versus sent and not (properly) answered (``ReadTimeout``, ``RemoteProtocolError``,
+  ``ReadError``); the dispatcher's retry rules depend on it (``retry.py``).
+* **Answers in step with requests.**  aiohttp queues any complete answer it parses, so one that
+  arrives on an idle kept-alive connection, or a second answer in the segment of the first,
+  would be read as the answer of the next request sent on that connection.  Here the
+  connection's protocol (:class:`_InStepHandler`) refuses bytes nobody asked for: the connection
+  is dropped, never reused, and an answer that came with extra bytes is refused
+  (:class:`OutOfStep`, "sent, not properly answered": a create ends as outcome unknown).
+  That cannot catch a stray answer that arrives *after* the next request on the connection was
+  written (nothing in HTTP/1.1 tells it from that request's answer: a late 429 would make a
+  create look refused, and be sent again).  So a create (any method but GET, HEAD, PUT, DELETE,
+  OPTIONS) is never sent on a kept-alive connection: it gets a connection of its own, closed
+  after its answer, and only reads and idempotent updates share connections.
+* **Bounds:** header lines of at most ``MAX_LINE`` bytes, at most ``MAX_HEADERS`` of them, a body
+  of at most ``max_body`` bytes *after decoding*, read as it streams in and stopped at the limit,
+  and the whole exchange within connect + read timeout even when bytes trickle in.
+* Request heads with a line break or NUL in a header are refused before anything is sent.
+
+Proxies and certificates come from the environment (``netenv.py``); the transport takes the
+resolved choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp.client_proto import ResponseHandler
+from yarl import URL
+
+from reconciler.remote.netenv import ProxyChoice
+from reconciler.remote.retry import (
+    AnswerTooLarge,
+    CertificateRefused,
+    OutOfStep,
+    ProxyRefused,
+)
+from reconciler.safetext import printable
+
+#: Largest answer body held in memory, counted after decoding (an API page is ~100 KiB).
+MAX_BODY = 16 << 20
+#: Longest status or header line, and most header lines, of an answer.
+MAX_LINE = 8190
+MAX_HEADERS = 100
+_BREAKS = re.compile(rb"[\r\n\0]")
+#: Methods sent on kept-alive connections; any other (POST: a create) gets a new connection.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Encodings advertised: those decoded here in bounded steps.
+try:
+    import brotli  # noqa: F401 - aiohttp decodes "br" when it is installed
+
+    ACCEPT_ENCODING = "gzip, deflate, br"
+except ImportError:  # pragma: no cover - brotli is a dependency; without it "br" is not asked for
+    ACCEPT_ENCODING = "gzip, deflate"
+
+
+class _InStepHandler(ResponseHandler):
+    """aiohttp's connection protocol, refusing answers that no request is waiting for.
+
+    ``asked`` is true from the moment a request is about to be written (aiohttp calls
+    ``set_response_params`` then) until its final answer (not a ``1xx``) has been parsed to its
+    end.  Bytes arriving outside that window, or a second final answer inside it, put the
+    connection out of step: it is closed at once (so the pool never hands it out again) and the
+    request it was serving, if still reading, learns it from :attr:`out_of_step`.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.asked = False
+        self.finals = 0
+        self.out_of_step = False
+
+    def set_response_params(self, **kwargs: Any) -> None:
+        super().set_response_params(**kwargs)
+        if len(self):  # an answer already queued before the request left: never pair them
+            self._drop()
+        self.asked, self.finals = True, 0
+
+    def data_received(self, data: bytes) -> None:
+        if data and not self.asked:
+            self._drop()
+            return
+        super().data_received(data)
+
+    def feed_data(self, data: Any, size: int = 0) -> None:
+        message, payload = data
+        if not 100 <= message.code < 200:
+            self.finals += 1
+            if self.finals > 1:
+                self._drop()
+            payload.on_eof(self._answered)
+        super().feed_data(data, size)
+
+    def _answered(self) -> None:
+        self.asked = False
+
+    def _drop(self) -> None:
+        self.out_of_step = True
+        self.asked = False
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _InStepConnector(aiohttp.TCPConnector):
+    """A TCP connector whose connections use :class:`_InStepHandler`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not hasattr(self, "_factory"):  # pragma: no cover - a guard against aiohttp changes
+            raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory")
+        self._factory = self._new_protocol  # type: ignore[assignment]
+        self.connections_made = 0  # for diagnostics and tests
+
+    def _new_protocol(self) -> _InStepHandler:
+        self.connections_made += 1
+        return _InStepHandler(self._loop)
+
+
+class _Response(aiohttp.ClientResponse):
+    """Remembers the protocol that carried the answer, to ask it whether it stayed in step."""
+
+    carrier: _InStepHandler | None = None
+
+    async def start(self, connection: Any) -> _Response:
+        self.carrier = connection.protocol
+        return await super().start(connection)  # type: ignore[return-value]
+
+
+class HttpTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 keep-alive connections through aiohttp, at most ``max_connections`` at once.
+
+    ``verify`` is the TLS context for https (``netenv.ssl_context()``), built by the caller so
+    that a bad ``SSL_CERT_FILE`` is refused before anything is sent; ``proxy_for`` maps a URL to
+    its :class:`ProxyChoice` (None: direct).
+    """
+
+    def __init__(self, *, max_connections: int = 32, keepalive_expiry: float = 4.0,
+                 verify: ssl.SSLContext | None = None,
+                 proxy_for: Callable[[httpx.URL], ProxyChoice | None] | None = None,
+                 max_body: int = MAX_BODY) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.max_body = max_body
+        self._ssl = verify
+        self._proxy_for = proxy_for
+        self._session: aiohttp.ClientSession | None = None
+        self._connector: _InStepConnector | None = None
+        self._fresh_session: aiohttp.ClientSession | None = None
+        self._fresh_connector: _InStepConnector | None = None
+        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+
+    @property
+    def connections_made(self) -> int:
+        """Connections opened so far (each TLS tunnel through a proxy counts twice)."""
+        return sum(c.connections_made for c in (self._connector, self._fresh_connector) if c is not None)
+
+    def _open(self, *, fresh: bool) -> aiohttp.ClientSession:
+        # fresh: one new connection per request, closed after it (force_close), for requests
+        # that must never meet a byte an earlier exchange left behind (see the module docstring)
+        connector = _InStepConnector(limit=self.max_connections, keepalive_timeout=None if fresh else
+                                     self.keepalive_expiry, force_close=fresh,
+                                     ssl=self._ssl if self._ssl is not None else True)
+        session = aiohttp.ClientSession(
+            connector=connector, response_class=_Response, trust_env=False, auto_decompress=True,
+            max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar())
+        if fresh:
+            self._fresh_session, self._fresh_connector = session, connector
+        else:
+            self._session, self._connector = session, connector
+        return session
+
+    def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            connect, read, pool = key
+            # connect: a pool slot and the connection (with TLS and any proxy tunnel) together;
+            # total: the whole exchange, even one whose bytes trickle in (each read is quick)
+            whole = None if connect is None and pool is None else (connect or 0) + (pool or 0)
+            total = None if read is None else read + (whole or 0)
+            found = self._timeouts[key] = aiohttp.ClientTimeout(total=total, connect=whole, sock_connect=connect,
+                                                               sock_read=read)
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"the URL's scheme is not http or https: {url}", request=request)
+        raw = request.headers.raw
+        if _BREAKS.search(b"\x01".join([value for _, value in raw])):
+            # a line break inside a header would start a header (or a request) of its own
+            raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
+                                           request=request)
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+        if request.headers.get("accept-encoding") is None:
+            headers.append(("Accept-Encoding", ACCEPT_ENCODING))
+        try:
+            content: bytes | None = request.content
+        except httpx.RequestNotRead:
+            content = await request.aread()
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        proxy = self._proxy_for(url) if self._proxy_for is not None else None
+        if request.method in _IDEMPOTENT:
+            session = self._session or self._open(fresh=False)
+        else:  # a create: a connection of its own, so no stray answer can ever be taken for its own
+            session = self._fresh_session or self._open(fresh=True)
+        with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
+            response = await session.request(
+                request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
+                allow_redirects=False, timeout=self._timeout(timeouts),
+                proxy=proxy.url if proxy else None, proxy_headers=proxy.headers if proxy else None)
+            try:
+                body = await self._read(response)
+            finally:
+                response.release()
+            assert isinstance(response, _Response)
+            if response.carrier is not None and response.carrier.out_of_step:
+                raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
+                                "asked for); the answer cannot be trusted", request=request)
+        answer_headers: Any = response.raw_headers
+        if "Content-Encoding" in response.headers:  # decoded here: encoding and length no longer apply
+            answer_headers = [(name, value) for name, value in answer_headers
+                              if name.lower() not in (b"content-encoding", b"content-length")]
+        return httpx.Response(
+            response.status, headers=answer_headers, stream=httpx.ByteStream(body), request=request,
+            extensions={"http_version": b"HTTP/1.1",
+                        "reason_phrase": (response.reason or "").encode("latin-1", "replace")})
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The decoded body, read as it arrives and refused past ``max_body``."""
+        declared = response.content_length
+        if declared is not None and declared > self.max_body and "Content-Encoding" not in response.headers:
+            response.close()
+            raise AnswerTooLarge(f"the answer announces {declared} bytes, more than the "
+                                 f"{self.max_body >> 20} MiB accepted")
+        stream = response.content
+        if declared is not None and "Content-Encoding" not in response.headers:
+            return await stream.readexactly(declared) if declared else b""  # the common case: one read
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await stream.readany()
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_body:
+                response.close()  # the connection goes too: the rest is never read
+                raise AnswerTooLarge(f"the answer is larger than {self.max_body >> 20} MiB "
+                                     f"(counted after decoding); it was not read further")
+            chunks.append(chunk)
+
+    async def aclose(self) -> None:
+        for session in (self._session, self._fresh_session):
+            if session is not None:
+                await session.close()
+        self._session = self._fresh_session = None
+
+
+class _translated:
+    """Translate aiohttp's exceptions into httpx's, once, keeping "not sent" apart from "sent"."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, (httpx.HTTPError, asyncio.CancelledError)) \
+                or not isinstance(exc, Exception):
+            if isinstance(exc, httpx.RequestError):
+                try:
+                    exc.request  # noqa: B018 - raises when the error was made without one
+                except RuntimeError:
+                    exc.request = self.request
+            return
+        raise _translate(exc, self.request) from None
+
+
+def _translate(exc: Exception, request: httpx.Request) -> httpx.HTTPError:
+    url = request.url
+    where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    # -- nothing was sent ------------------------------------------------------------------------
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        verify = getattr(exc.certificate_error, "verify_message", None) or str(exc.certificate_error)
+        return CertificateRefused(f"TLS with {where} failed (its certificate was refused: "
+                                  f"{printable(verify, limit=200)})", request=request)
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return httpx.ConnectError(f"TLS with {where} failed ({_reason(exc.os_error)})", request=request)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ProxyRefused(f"cannot connect to the proxy ({_reason(exc.os_error)})", request=request)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return ProxyRefused(f"the proxy refused to open a tunnel to {where} (it answered {exc.status})",
+                            request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(f"cannot connect to {where} ({_reason(exc.os_error)})", request=request)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(f"connecting to {where} timed out", request=request)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        return httpx.UnsupportedProtocol(f"the URL cannot be used: {printable(str(exc), limit=200)}",
+                                         request=request)
+    # -- sent (or perhaps sent): the answer is missing or unusable ---------------------------------
+    if isinstance(exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        return httpx.ReadTimeout(f"no complete answer from {where} in time", request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(f"{where} closed the connection without a complete answer",
+                                         request=request)
+    if isinstance(exc, aiohttp.ClientResponseError):  # the head could not be parsed, or was too large
+        return httpx.RemoteProtocolError(f"malformed HTTP answer from {where} "
+                                         f"({printable(exc.message, limit=200)})", request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(f"the answer's body from {where} is broken "
+                                         f"({printable(str(exc), limit=200)})", request=request)
+    if isinstance(exc, OSError):
+        return httpx.ReadError(f"the connection to {where} failed ({_reason(exc)})", request=request)
+    return httpx.RemoteProtocolError(f"the exchange with {where} failed ({type(exc).__name__})",
+                                     request=request)
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return printable(exc.reason or type(exc).__name__, limit=200)
+    if isinstance(exc, socket.gaierror):
+        return f"name not found: {exc.strerror}"
+    if isinstance(exc, OSError):
+        if exc.errno and exc.errno > 0:
+            return os.strerror(exc.errno)
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__ if exc is not None else "unknown reason"
