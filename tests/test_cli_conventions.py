@@ -93,11 +93,11 @@ def test_chdir_and_its_variable(tmp_path: Path) -> None:
 
 def test_verbose_after_the_command_logs(tmp_path: Path) -> None:
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    quiet = cmd("plan", "--no-refresh", cwd=tmp_path)
-    loud = cmd("plan", "--no-refresh", "-vv", cwd=tmp_path)
+    quiet = cmd("plan", cwd=tmp_path)
+    loud = cmd("plan", "-vv", cwd=tmp_path)  # the embedded sandbox: the client logs each request
     assert quiet.returncode == loud.returncode == 0, loud.stderr
-    assert " DEBUG " not in quiet.stderr and " DEBUG " in loud.stderr
-    assert " DEBUG " in cmd("plan", "--no-refresh", cwd=tmp_path, RECONCILER_VERBOSE="2").stderr
+    assert " DEBUG " not in quiet.stderr and " DEBUG reconciler.remote: GET " in loud.stderr
+    assert " DEBUG reconciler.remote: GET " in cmd("plan", cwd=tmp_path, RECONCILER_VERBOSE="2").stderr
 
 
 # --- colour ------------------------------------------------------------------------------------
