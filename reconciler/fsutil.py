@@ -13,6 +13,7 @@ with :class:`RefusedPath`, an ``OSError`` whose ``strerror`` says why, so the ca
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -115,3 +116,23 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def link_replace(src: Path, dst: Path) -> bool:
+    """Make ``dst`` name the file ``src`` names now (a hard link, swapped in atomically), so that
+    ``src`` can then be replaced while ``dst`` keeps its old content: a backup without copying a
+    byte.  False when the file system cannot (the caller copies instead)."""
+    check_replaceable(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    try:
+        os.link(src, tmp, follow_symlinks=False)
+    except OSError:
+        return False
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dst.parent)
+    return True

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reconciler.errors import StateError
-from reconciler.fsutil import atomic_write_bytes, check_replaceable, read_regular
+from reconciler.fsutil import atomic_write_bytes, check_replaceable, link_replace, read_regular
 from reconciler.model.base import Frozen
 from reconciler.model.manifest import NAME_PATTERN
 from reconciler.permissions import check_state_files
@@ -430,7 +430,9 @@ class StateStore:
                 )
         new = state.model_copy(update={"serial": expected_serial + 1})
         try:
-            if current is not None:
+            # The backup is the file as it is now: a hard link to it (no copy, no second fsync of
+            # the whole state on every write of an apply), or a copy where links are not possible.
+            if current is not None and not link_replace(self.path, self.backup_path):
                 atomic_write_bytes(self.backup_path, current, mode=0o600)
             data = new.to_json().encode("utf-8")
             atomic_write_bytes(self.path, data, mode=0o600)

@@ -14,13 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox_support import client_packages
+
 CLI = Callable[..., tuple[int, str, str]]
 CREATE = "/platform/v1/payment/client_packages"
-
-
-def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
-    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
-    return got["client_packages"] if isinstance(got, dict) else got
 
 
 def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
@@ -29,7 +26,7 @@ def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
     operator("POST", "/faults", json={"method": "POST", "path": CREATE, "drop_after_commit": True})
     code, out, err = cli("apply", "--auto-approve")
     assert code == 1 and "8 unknown" in out, out + err
-    assert len(_client_packages(operator, demo)) == 8
+    assert len(client_packages(operator, demo)) == 8
     operator("DELETE", "/faults")
 
     state = json.loads((workdir / "manifests/.reconciler/state.json").read_text())
@@ -47,7 +44,7 @@ def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
     refused = [line for line in out.splitlines()
                if line.startswith("client_package.") and "unknown outcome of an earlier create" in line]
     assert len(refused) == 8, out + err
-    assert len(_client_packages(operator, demo)) == 8  # not one created again
+    assert len(client_packages(operator, demo)) == 8  # not one created again
     code, out, err = cli("plan", "--detailed-exitcode")  # something to resolve, said by the exit code too
     assert code == 4 and out.count("reconciler import client_package.") >= 8, out + err
 

@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox_support import client_packages
+
 CLI = Callable[..., tuple[int, str, str]]
-
-
-def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
-    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
-    return got["client_packages"] if isinstance(got, dict) else got
 
 
 def _existing_business(workdir: Path, cli: CLI) -> dict[str, str]:
@@ -37,7 +34,7 @@ def test_import_from_a_csv_adopts_everything_in_one_write(
     assert {a: r["id"] for a, r in state["resources"].items()} == ids and state["serial"] == 1  # one write
     code, out, _ = cli("plan", "--detailed-exitcode")
     assert code == 0, out
-    assert len(_client_packages(operator, demo)) == 8
+    assert len(client_packages(operator, demo)) == 8
 
 
 def test_a_mismatch_anywhere_refuses_the_whole_import(workdir: Path, cli: CLI) -> None:

@@ -22,13 +22,10 @@ from typing import Any, Callable
 
 import pytest
 
+from sandbox_support import client_packages
+
 CLI = Callable[..., tuple[int, str, str]]
 CREATE = "/platform/v1/payment/client_packages"
-
-
-def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
-    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
-    return got["client_packages"] if isinstance(got, dict) else got
 
 
 def _apply(workdir: Path, *extra: str, preexec: Any = None) -> subprocess.Popen[str]:
@@ -58,7 +55,7 @@ def test_a_signal_sends_nothing_more_and_records_what_was_in_flight(
     proc.stdout.close()
     assert proc.wait(timeout=30) == code, out
     assert "Interrupted" in out and "not sent" in out and "unknown" not in out.split("Apply incomplete")[-1], out
-    made = {cp["id"] for cp in _client_packages(operator, demo)}
+    made = {cp["id"] for cp in client_packages(operator, demo)}
     state = _state(workdir)
     tracked = {r["id"] for a, r in state["resources"].items() if a.startswith("client_package.")}
     assert made == tracked and state["pending"] == {}  # every create sent is recorded; none left unknown
@@ -68,7 +65,7 @@ def test_a_signal_sends_nothing_more_and_records_what_was_in_flight(
     operator("DELETE", "/faults")
     code2, out2, err2 = cli("apply", "--auto-approve")
     assert code2 == 0, out2 + err2
-    assert len(_client_packages(operator, demo)) == 8
+    assert len(client_packages(operator, demo)) == 8
 
 
 def _limit_file_size(limit: int) -> Callable[[], None]:
@@ -87,7 +84,7 @@ def test_a_state_that_cannot_be_written_stops_the_run_and_loses_no_acknowledged_
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     assert "Traceback" not in out and "internal error" not in out
-    made = {cp["id"]: cp for cp in _client_packages(operator, demo)}
+    made = {cp["id"]: cp for cp in client_packages(operator, demo)}
     state = _state(workdir)
     tracked = {r["id"] for a, r in state["resources"].items() if a.startswith("client_package.")}
     assert len(made) < 8  # it stopped sending
@@ -109,4 +106,4 @@ def test_a_state_that_cannot_be_written_stops_the_run_and_loses_no_acknowledged_
             assert code == 0, o + e
     code, o, e = cli("apply", "--auto-approve")
     assert code == 0, o + e
-    assert len(_client_packages(operator, demo)) == 8  # exactly one each
+    assert len(client_packages(operator, demo)) == 8  # exactly one each

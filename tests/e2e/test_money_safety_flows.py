@@ -14,16 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox_support import client_packages
+
 CLI = Callable[..., tuple[int, str, str]]
 
 
-def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
-    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
-    return got["client_packages"] if isinstance(got, dict) else got
-
-
 def _one_each(operator: Any, demo: dict[str, Any]) -> int:
-    pairs = Counter((cp["client_id"], cp["package_id"]) for cp in _client_packages(operator, demo))
+    pairs = Counter((cp["client_id"], cp["package_id"]) for cp in client_packages(operator, demo))
     assert max(pairs.values()) == 1, f"a client was billed twice: {pairs.most_common(3)}"
     return sum(pairs.values())
 
@@ -114,7 +111,7 @@ def test_a_second_sale_must_be_declared_and_is_shown_as_a_payment_request(
     assert code == 2, out + err
     assert "Payment requests: apply would open 1" in out and "client_package.alice-piano-renewal" in out
     assert cli("apply", "--auto-approve")[0] == 0
-    assert len(_client_packages(operator, demo)) == 9
+    assert len(client_packages(operator, demo)) == 9
 
 
 def test_the_payment_request_limit_is_part_of_the_reviewed_plan(
@@ -128,7 +125,7 @@ def test_the_payment_request_limit_is_part_of_the_reviewed_plan(
     assert money["count"] == 8 and money["limit"] == 25 and money["totals"] == {"USD": "7110"}  # 3x piano (540, 480, 540), 3x guitar (260, 260, 230), 2x 2400
     code, out, err = cli("apply", "plan.json", "--max-payment-requests", "3")
     assert code == 1 and "more than --max-payment-requests (3)" in out + err
-    assert _client_packages(operator, demo) == []
+    assert client_packages(operator, demo) == []
     # a saved plan whose summary was edited (a count lowered to pass a limit) is refused
     saved["payment_requests"]["count"] = 2
     (workdir / "edited.json").write_text(json.dumps(saved))
@@ -140,6 +137,6 @@ def test_the_payment_request_limit_is_part_of_the_reviewed_plan(
     (workdir / "edited.json").write_text(json.dumps(saved))
     code, out, err = cli("apply", "edited.json")
     assert code == 1 and "its summary counts 2" in out + err
-    assert _client_packages(operator, demo) == []
+    assert client_packages(operator, demo) == []
     assert cli("apply", "plan.json")[0] == 0
     assert _one_each(operator, demo) == 8

@@ -13,13 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox_support import client_packages
+
 CLI = Callable[..., tuple[int, str, str]]
 CREATE = "/platform/v1/payment/client_packages"
-
-
-def _client_packages(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
-    got = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
-    return got["client_packages"] if isinstance(got, dict) else got
 
 
 def test_a_create_answered_with_an_unreadable_body_is_never_sent_again(
@@ -27,7 +24,7 @@ def test_a_create_answered_with_an_unreadable_body_is_never_sent_again(
     operator("POST", "/faults", json={"method": "POST", "path": CREATE, "strip_fields": ["client_id"]})
     code, out, err = cli("apply", "--auto-approve")
     assert code == 1, out + err
-    made = {cp["id"] for cp in _client_packages(operator, demo)}
+    made = {cp["id"] for cp in client_packages(operator, demo)}
     assert len(made) == 8  # vcita executed every create
     assert "Apply incomplete: 3 done, 0 failed, 8 unknown." in out
     imports = dict(re.findall(r"'reconciler import (client_package\.[a-z0-9-]+) ([a-z0-9]{16})'", out))
@@ -37,7 +34,7 @@ def test_a_create_answered_with_an_unreadable_body_is_never_sent_again(
     code, out, err = cli("apply", "--auto-approve")
     assert code == 1, out + err  # blocked until a person resolves them: never created again
     assert "unknown outcome of an earlier create" in out + err
-    assert len(_client_packages(operator, demo)) == 8
+    assert len(client_packages(operator, demo)) == 8
 
     for address, uid in imports.items():
         code, out, err = cli("import", address, uid)
@@ -46,4 +43,4 @@ def test_a_create_answered_with_an_unreadable_body_is_never_sent_again(
     assert code == 0, out + err
     code, out, _ = cli("plan", "--detailed-exitcode")
     assert code == 0, out
-    assert {cp["id"] for cp in _client_packages(operator, demo)} == made  # exactly one each, none lost
+    assert {cp["id"] for cp in client_packages(operator, demo)} == made  # exactly one each, none lost
