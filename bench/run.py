@@ -18,7 +18,8 @@ Rows (medians of ``--runs`` runs; one run with ``--quick``):
   requests the sandbox counted: the dispatcher, the HTTP stack, and for apply the applier);
 * peak memory of ``reconciler plan`` against a gzip bomb, endless header lines and an endless
   header value (``bench/bench_hostile.py``);
-* drift over 20 businesses (``bench/bench_drift.py``, when it exists).
+* drift over 20 businesses (``bench/bench_drift.py``, when it exists);
+* start-up: ``reconciler --help`` and one Tab of shell completion (``bench/bench_startup.py``).
 
 ``--quick`` finishes in under two minutes on a 2-core machine.  The full run also measures
 refresh and apply at 10 / 100 / 1,000 / 10,000 client packages, writes ``bench/results.json``
@@ -47,6 +48,7 @@ import bench_apply  # noqa: E402
 import bench_hostile  # noqa: E402
 import bench_manifest_error  # noqa: E402
 import bench_plan  # noqa: E402
+import bench_startup  # noqa: E402
 from harness import ServedSandbox, median  # noqa: E402
 
 VALIDATE_TARGET_S = 2.0
@@ -200,6 +202,10 @@ def table(res: dict[str, Any]) -> list[str]:
                      "OK" if d["exit"] == 0 else "MISSED"))
     else:
         rows.append(("drift over 20 businesses", "failed", "-", "-", "-", "-", f"exit {d['exit']}"))
+    for name, r in res.get("startup", {}).items():
+        if name.startswith(("reconciler --help", "completion")):
+            rows.append((f"start-up: {name}", fmt(r["median_s"], ".3f", " s"), "-", "-", "-",
+                         f"< {bench_startup.TARGET_S:g} s", "OK" if r["median_s"] < bench_startup.TARGET_S else "MISSED"))
     head = ("benchmark", "wall (median)", "requests", "bound", "ratio / other", "target", "result")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             res["sizes"] = sizes(sandbox, runs)
     step("drift over 20 businesses")
     res["drift"] = bench_drift(args.quick)
+    step("start-up (--help, completion)")
+    res["startup"] = bench_startup.measure(5 if args.quick else 15)
     res["elapsed_s"] = time.perf_counter() - started
 
     lines = table(res)

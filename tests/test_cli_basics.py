@@ -57,7 +57,8 @@ def test_version_and_module_entry_point() -> None:
 def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert schema["discriminator"]["propertyName"] == "kind" or "oneOf" in schema
+    assert schema["properties"]["kind"]["enum"] == ["CatalogPackage", "ClientPackage"]
+    assert [branch["if"]["properties"]["kind"]["const"] for branch in schema["allOf"]] == schema["properties"]["kind"]["enum"]
 
 
 def test_unreadable_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,8 +13,13 @@ repo="${RECONCILER_REPO:-/srv/reconciler}"
 env_file="${RECONCILER_ENV:-/etc/reconciler/vcita.env}"
 if [ -r "$env_file" ]; then
     set -a          # export every variable the file sets; the file is never echoed
+    # shellcheck source=/dev/null  # a site file (VCITA_* variables), not part of this repository
     . "$env_file"
     set +a
+fi
+if ! command -v reconciler > /dev/null 2>&1; then
+    echo "reconciler-drift: reconciler is not on PATH ($PATH); set PATH in the crontab or the unit" >&2
+    exit 1
 fi
 cd "$repo" || exit 1
 if [ -d .git ]; then

@@ -13,7 +13,6 @@ terminated (SIGTERM during apply).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
@@ -29,23 +28,93 @@ DEBUG_ENV = "RECONCILER_DEBUG"
 
 
 class Context:
-    """What every command gets: the console and the global flags."""
+    """What every command gets: the console and the global flags (set wherever they were given:
+    the option callbacks update this one object, and so the console the error boundary uses)."""
 
-    def __init__(self, debug: bool, verbose: int, color: bool | None) -> None:
-        self.debug = debug
-        self.verbose = verbose
-        self.console = Console(color=color)
+    def __init__(self) -> None:
+        self.debug = False
+        self.verbose = 0
+        self.console = Console()
+
+    @property
+    def color(self) -> bool | None:
+        return self.console.color
+
+    @color.setter
+    def color(self, value: bool | None) -> None:
+        self.console.color = value
+
+    @property
+    def quiet(self) -> bool:
+        return self.console.quiet
+
+    @quiet.setter
+    def quiet(self, value: bool) -> None:
+        self.console.quiet = value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _configure_logging(verbose: int) -> None:
+    if verbose:
+        import logging
+
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.getLogger().setLevel(level)
+        for handler in logging.getLogger().handlers:  # what a server sent, or a secret, never raw
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
+
+
+def _global_setter(attr: str, *, on_group: bool) -> Any:
+    """An option callback writing a global flag into the run's Context.  Before the command it
+    takes flags, RECONCILER_* variables and defaults; after it, only what the command line says
+    (so an unset variable there cannot undo a flag given before the command)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        from click.core import ParameterSource
+
+        if not on_group and ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+            return
+        settings = ctx.ensure_object(Context)
+        if attr == "verbose":
+            value = max(settings.verbose, value or 0)
+            _configure_logging(value)
+        if value is not None:
+            setattr(settings, attr, value)
+
+    return callback
+
+
+def _global_options(*, on_group: bool) -> list[click.Option]:
+    """--debug, -v, -q, --color/--no-color: accepted before the command (with their RECONCILER_*
+    variables) and, hidden from each command's help, after it too."""
+    def env(name: str) -> str | None:
+        return name if on_group else None
+
+    return [
+        click.Option(["--debug"], is_flag=True, default=None, envvar=env(DEBUG_ENV), expose_value=False,
+                     callback=_global_setter("debug", on_group=on_group), hidden=not on_group,
+                     help="Show tracebacks for errors [RECONCILER_DEBUG=1]."),
+        click.Option(["-v", "--verbose"], count=True, envvar=env("RECONCILER_VERBOSE"), expose_value=False,
+                     callback=_global_setter("verbose", on_group=on_group), hidden=not on_group,
+                     help="Log to stderr (-v info, -vv debug). Tokens are never logged."),
+        click.Option(["-q", "--quiet"], is_flag=True, default=None, envvar=env("RECONCILER_QUIET"), expose_value=False,
+                     callback=_global_setter("quiet", on_group=on_group), hidden=not on_group,
+                     help="Print results, warnings and errors only (no informational lines, no progress)."),
+        click.Option(["--color/--no-color"], default=None, envvar=env("RECONCILER_COLOR"), expose_value=False,
+                     callback=_global_setter("color", on_group=on_group), hidden=not on_group,
+                     help="Force or disable colour (default: on a terminal; NO_COLOR and FORCE_COLOR are honoured)."),
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             params=_global_options(on_group=True))
 @click.version_option(__version__, "--version", prog_name="reconciler")
-@click.option("--debug", is_flag=True, envvar=DEBUG_ENV, help="Show tracebacks for errors [RECONCILER_DEBUG=1].")
-@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Tokens are never logged.")
-@click.option("--color/--no-color", default=None, help="Force or disable colour (default: when stdout is a terminal).")
 @click.option("-C", "--chdir", "chdir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              envvar="RECONCILER_CHDIR",
               help="Run as if started in DIR (manifests, state and reconciler.toml are found from there).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir: str | None) -> None:
+def cli(ctx: click.Context, chdir: str | None) -> None:
     """Manage a vcita business's payment packages as code.
 
     Declare catalog packages and client packages in YAML manifests, review an exact plan,
@@ -53,38 +122,40 @@ def cli(ctx: click.Context, debug: bool, verbose: int, color: bool | None, chdir
     reconciler.toml (in this folder or a parent); with neither, every command runs against the
     embedded sandbox (a local vcita API in .reconciler/sandbox.db). 'reconciler doctor' checks
     a target before the first apply.
+
+    Every global option may also follow the command (reconciler plan --debug), and each has a
+    variable: RECONCILER_DEBUG, RECONCILER_VERBOSE, RECONCILER_QUIET, RECONCILER_COLOR,
+    RECONCILER_CHDIR; RECONCILER_TARGET names the target of reconciler.toml (as --target does).
+
+    \b
+    Examples:
+      reconciler validate                    check manifests/ offline
+      reconciler plan --out plan.json        review the changes, save them
+      reconciler apply plan.json             apply exactly that plan
+      reconciler --target staging drift      what changed in vcita since the last apply
+      reconciler completion bash > ~/.local/share/bash-completion/completions/reconciler
     """
     if chdir is not None:
         os.chdir(chdir)
-    ctx.obj = Context(debug=debug, verbose=verbose, color=color)
-    _print_library_warnings(color)
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        for handler in logging.getLogger().handlers:  # what a server sent, or a secret, never raw
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
+    settings = ctx.ensure_object(Context)
+    _print_library_warnings(settings.console)
 
 
-class _WarningLines(logging.Handler):
-    """Warnings the library logs about files (reconciler.permissions) as ``Warning: ...`` lines."""
+def _print_library_warnings(console: Console) -> None:
+    """Warnings the library logs about files (``reconciler.permissions``) as ``Warning: ...`` lines
+    of this run's console (so --no-color or -q given after the command apply to them too)."""
+    import logging  # here: --help and completion do not need it
 
-    def __init__(self, color: bool | None) -> None:
-        super().__init__(logging.WARNING)
-        self.color = color
+    class WarningLines(logging.Handler):
+        reconciler_warning_lines = True
 
-    def emit(self, record: logging.LogRecord) -> None:
-        Console(color=self.color).warn(record.getMessage())
+        def emit(self, record: logging.LogRecord) -> None:
+            console.warn(record.getMessage())
 
-
-def _print_library_warnings(color: bool | None) -> None:
     logger = logging.getLogger("reconciler.permissions")
-    for h in [h for h in logger.handlers if isinstance(h, _WarningLines)]:
-        logger.removeHandler(h)  # one handler, with this run's colour choice
-    logger.addHandler(_WarningLines(color))
+    for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:
+        logger.removeHandler(h)  # one handler, this run's
+    logger.addHandler(WarningLines(logging.WARNING))
     logger.propagate = False  # printed once, even with -v
 
 
@@ -108,11 +179,29 @@ def _register() -> None:
     cli.add_command(drift_cmd.drift)
     cli.add_command(export_cmd.export)
     cli.add_command(doctor_cmd.doctor)
-    try:
-        from reconciler.sandbox.cli import sandbox
-    except ImportError:  # the sandbox is optional while it is being built
-        return
+    from reconciler.cli.help import completion
+    from reconciler.sandbox.cli import sandbox
+
     cli.add_command(sandbox)
+    cli.add_command(completion)
+    for name, command in cli.commands.items():
+        _accept_global_options(command, name)
+
+
+_GLOBAL_EPILOG = "Global options (--debug, -v, -q, --color/--no-color) may also follow the command."
+
+
+def _accept_global_options(command: click.Command, path: str) -> None:
+    """Let ``command`` (and its subcommands) take the global options after its name too, and end
+    its help with its examples."""
+    from reconciler.cli.help import epilog
+
+    names = {o for p in command.params for o in p.opts}
+    if "--debug" not in names:
+        command.params.extend(_global_options(on_group=False))
+        command.epilog = "\n\n".join(filter(None, [command.epilog, epilog(path), _GLOBAL_EPILOG]))
+    for name, sub in getattr(command, "commands", {}).items():
+        _accept_global_options(sub, f"{path} {name}")
 
 
 _register()
@@ -137,21 +226,28 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or _debug_from_env()
+    args = list(argv if argv is not None else sys.argv[1:])
+    settings = Context()  # filled in by the global options, wherever they were given
+
+    def debugging() -> bool:
+        # The flag may come after the command, or parsing may stop (a usage error) before it.
+        return settings.debug or "--debug" in args or _debug_from_env()
+
     for stream in (sys.stdout, sys.stderr):
         # A value quoted from a manifest may not be encodable (a lone surrogate): escape, never crash.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    console = Console(color=None)
+    console = settings.console
     try:
-        rv = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
         return rv if isinstance(rv, int) else exit_codes.OK
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort as e:
-        # click turns Ctrl-C (KeyboardInterrupt) into Abort; a "no" at a confirmation is an Abort too.
-        if isinstance(e.__cause__, KeyboardInterrupt):
-            if debug:
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort (click.confirm "from None": then it is
+        # the context, not the cause); a "no" at a confirmation is an Abort too.
+        if isinstance(e.__cause__, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+            if debugging():
                 console.traceback()
             console.error("interrupted")
             return exit_codes.INTERRUPTED
@@ -164,7 +260,7 @@ def _run(argv: list[str] | None) -> int:
         console.error("interrupted")
         return exit_codes.INTERRUPTED
     except ManifestError as e:
-        if debug:
+        if debugging():
             console.traceback()
         for d in e.diagnostics:
             console.diagnostic(d.render())
@@ -172,13 +268,13 @@ def _run(argv: list[str] | None) -> int:
         console.error(f"{e.message} ({nfiles} file{'s' if nfiles != 1 else ''})")
         return exit_codes.ERROR
     except ReconcilerError as e:
-        if debug:
+        if debugging():
             console.traceback()
         console.error(e.message, hint=e.hint)
         return exit_codes.ERROR
     except OSError as e:
         # A file the user named cannot be read or written (--out in a missing folder, a full disk).
-        if debug:
+        if debugging():
             console.traceback()
         where = f" {e.filename}" if e.filename else ""
         what = f"{e.filename} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
@@ -187,7 +283,7 @@ def _run(argv: list[str] | None) -> int:
                       hint="Check the path and its permissions; nothing else was changed.")
         return exit_codes.ERROR
     except Exception as e:  # noqa: BLE001 - the boundary: nothing unexpected escapes as a traceback
-        if debug:
+        if debugging():
             console.traceback()
         console.error(
             f"internal error: {type(e).__name__}: {e}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -15,6 +14,7 @@ import click
 from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
+    confirm,
     open_state,
     plan_safety,
     resolve,
@@ -132,7 +132,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
                           hint="Review 'reconciler plan' and re-run with --auto-approve, or apply a saved plan file.")
-    bar = _ProgressBar(enabled=fmt == "text" and sys.stdout.isatty())
+    bar = _ProgressBar(enabled=fmt == "text" and sys.stdout.isatty() and not console.quiet)
 
     def on_event(ev: Any) -> None:
         if fmt == "json":
@@ -168,7 +168,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                         return plan, None, None
                     if not auto_approve:
                         prompt = f"Apply these changes to business {target.business_id}?"
-                        if not click.confirm(prompt, default=False):
+                        if not confirm(prompt):
                             raise click.exceptions.Abort()
                 if not plan.has_changes:
                     return plan, None, None
@@ -217,6 +217,8 @@ def _stopping_on_signals(applier: Any, caught: list[signal.Signals]) -> Iterator
     """SIGINT/SIGTERM during apply: send nothing more, let what is in flight finish and be
     recorded, then return normally (the lock is released on the way out).  A second signal
     cancels what is in flight too (its creates stay pending: unknown outcomes, never repeated)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     installed = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 from collections.abc import Callable, Coroutine, Sequence
@@ -19,7 +18,8 @@ def target_options(f: F) -> F:
     """Flags that choose the vcita target (flags > environment > reconciler.toml > sandbox)."""
     opts = [
         click.option("--target", "target_name", metavar="NAME",
-                     help="A target named in reconciler.toml ('embedded' forces the embedded sandbox)."),
+                     help="A target named in reconciler.toml ('embedded' forces the embedded sandbox) "
+                          "[RECONCILER_TARGET]."),
         click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
         click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
         click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
@@ -84,7 +84,9 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
 
     flags = {k: kw.pop(k, None) for k in ("gateway_url", "fallback_url", "business_id", "token_file",
                                           "directory_token_file")}
-    name = kw.pop("target_name", None)
+    # RECONCILER_TARGET is read here rather than by click, so that --all (whose businesses each
+    # have their own target) refuses only a --target given on its command line.
+    name = kw.pop("target_name", None) or os.environ.get("RECONCILER_TARGET", "").strip() or None
     env, cwd = dict(os.environ), Path.cwd()
 
     def folder_of_manifests() -> Any:
@@ -109,12 +111,32 @@ def client_for(target: Any, kw: dict[str, Any]) -> Any:
     return VcitaClient(target, settings=settings)
 
 
+def confirm(prompt: str) -> bool:
+    """click.confirm that Ctrl-C interrupts even inside ``asyncio.run``: asyncio's own SIGINT
+    handler only cancels the main task, which a blocking input() never notices (the prompt then
+    ignores the first Ctrl-C).  Ctrl-C raises click's Abort, which the CLI reports as interrupted
+    (exit 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return click.confirm(prompt, default=False)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return click.confirm(prompt, default=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine on uvloop where it is installed (a dependency off Windows): the
-    client's HTTP stack spends about a third less CPU per request on it than on asyncio's loop."""
+    """Run a command's coroutine on uvloop where it is installed (the serve extra, off Windows):
+    the client's HTTP stack spends about a third less CPU per request on it than on asyncio's
+    loop; a base install runs on asyncio's."""
+    import asyncio  # here, not at the top: --help and completion never need it (nor uvloop)
+
     try:
         import uvloop
-    except ImportError:  # pragma: no cover - Windows
+    except ImportError:  # pragma: no cover - Windows, or a base install without the serve extra
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)

@@ -19,7 +19,7 @@ from reconciler.cli.manifest_cmds import DEFAULT_MANIFESTS
               help="Leave out packages the state already tracks under another name (instead of refusing).")
 @click.option("--schema", "schema_ref", metavar="PATH_OR_URL",
               help="The $schema of the editor line (default: schema/reconciler-v1.schema.json of the "
-                   "current folder, relative to DIR).")
+                   "current folder, relative to DIR, written there when it does not exist).")
 @state_option
 @target_options
 @click.pass_obj
@@ -56,6 +56,22 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         plan = ex.prepare(packages, services, state, out, schema_ref=ref, force=force, skip_tracked=skip_tracked)
         ex.write(plan, store, state)
     console = obj.console
+    schema_file = Path.cwd() / ex.SCHEMA_FILE
+    if schema_ref is None and plan.files and not schema_file.exists():
+        # The editor line points there: write the schema, so that it is not a dangling reference.
+        import json
+
+        from reconciler.fsutil import atomic_write_text
+        from reconciler.model.schema import manifest_schema
+
+        try:
+            schema_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(schema_file, json.dumps(manifest_schema(), indent=2, sort_keys=True) + "\n", mode=0o644)
+        except OSError as e:  # the export itself is done and recorded: say so, do not fail it
+            console.warn(f"could not write {ex.SCHEMA_FILE} ({e.strerror or e}): the files' editor line points "
+                         "to it; 'reconciler schema --out FILE' writes it")
+        else:
+            console.info(f"Wrote the manifest JSON Schema to {ex.SCHEMA_FILE} (the files' editor line points to it).")
     for rid, why in plan.skipped:
         console.warn(f"not exported: {rid}: {why}")
     n = len(plan.files)

@@ -5,13 +5,21 @@ are escaped before styling (a server's ESC, BEL or line break cannot rewrite the
 a line), and the process's stdout and stderr are wrapped while the CLI runs
 (:class:`RedactingStream`) so that no registered secret (a token, a proxy password) is written,
 whichever code printed it; :class:`RedactingFilter` does both for log records.
+
+Colour is decided once per stream, highest first: ``--color`` / ``--no-color`` (or
+``RECONCILER_COLOR``), then ``NO_COLOR`` (any non-empty value: no colour, https://no-color.org),
+then ``FORCE_COLOR`` (any non-empty value but ``0``: colour even when piped), else colour only
+when the stream is a terminal.  ``-q`` hides informational lines; results, warnings and errors
+are always printed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback as tb
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from reconciler.safetext import clean, printable, printable_json, redact
@@ -44,35 +52,50 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def color_wanted(flag: bool | None, stream: object, env: Mapping[str, str] | None = None) -> bool:
+    """Whether to colour ``stream`` (see the module docstring for the order of precedence)."""
+    if flag is not None:
+        return flag
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR", ""):
+        return False
+    if env.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    return _isatty(stream)
+
+
+def _isatty(stream: object) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
 class Console:
     """stdout for results, stderr for diagnostics and errors."""
 
-    def __init__(self, color: bool | None = None) -> None:
-        self._color = color
+    def __init__(self, color: bool | None = None, *, quiet: bool = False) -> None:
+        self.color = color  # --color / --no-color; None: decide per stream
+        self.quiet = quiet
 
     def _use_color(self, stream: object) -> bool:
-        if self._color is not None:
-            return self._color
-        return bool(getattr(stream, "isatty", lambda: False)())
+        return color_wanted(self.color, stream)
+
+    def _rich(self, stream: Any) -> Any:
+        from rich.console import Console as Rich
+
+        on = self._use_color(stream)
+        # force_terminal: --color and FORCE_COLOR colour a pipe too (rich alone would strip it).
+        return Rich(file=stream, highlight=False, soft_wrap=True, force_terminal=on, no_color=not on,
+                    color_system="standard" if on and not _isatty(stream) else "auto")
 
     def out(self, text: str = "", *, style: str | None = None) -> None:
         """Print a result line to stdout."""
         if style and self._use_color(sys.stdout):
-            from rich.console import Console as Rich
-
-            Rich(file=sys.stdout, highlight=False, soft_wrap=True).print(clean(text, keep="\n\t"), style=style,
-                                                                          markup=False)
+            self._rich(sys.stdout).print(clean(text, keep="\n\t"), style=style, markup=False)
         else:
             sys.stdout.write(clean(text, keep="\n\t") + "\n")
 
     def markup(self, text: str) -> None:
-        """Print rich markup to stdout (styles stripped when not a terminal)."""
-        from rich.console import Console as Rich
-
-        Rich(
-            file=sys.stdout, highlight=False, soft_wrap=True,
-            force_terminal=self._use_color(sys.stdout), no_color=not self._use_color(sys.stdout),
-        ).print(clean(text, keep="\n\t"))
+        """Print rich markup to stdout (styles stripped when not colouring)."""
+        self._rich(sys.stdout).print(clean(text, keep="\n\t"))
 
     def diagnostic(self, line: str) -> None:
         self._err(line, "red")
@@ -86,7 +109,9 @@ class Console:
         self._err(f"Warning: {message}", "yellow")
 
     def info(self, message: str) -> None:
-        self._err(message, None)
+        """An informational line on stderr; ``-q`` hides it."""
+        if not self.quiet:
+            self._err(message, None)
 
     def traceback(self) -> None:
         sys.stderr.write(clean(tb.format_exc(), keep="\n"))
@@ -94,9 +119,7 @@ class Console:
     def _err(self, text: str, style: str | None) -> None:
         text = clean(text, keep="\n")
         if style and self._use_color(sys.stderr):
-            from rich.console import Console as Rich
-
-            Rich(file=sys.stderr, highlight=False, soft_wrap=True).print(text, style=style, markup=False)
+            self._rich(sys.stderr).print(text, style=style, markup=False)
         else:
             sys.stderr.write(text + "\n")
         sys.stderr.flush()
@@ -110,7 +133,7 @@ _LINE_STYLES = (
 
 
 def print_plan(console: Console, plan: object, fmt: str) -> None:
-    """Print a plan in ``fmt``; the text format is coloured line by line on a terminal."""
+    """Print a plan in ``fmt``; the text format is coloured line by line when colouring."""
     from reconciler.render import render
 
     text = render(plan, fmt)

@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.cli.common import backend_options, resolve, state_config
 from reconciler.errors import StateError
-from reconciler.state import ADDRESS_RE, DEFAULT_MANIFESTS, State, StateStore, unlock
-from reconciler.state_lock import lock_status
+
+if TYPE_CHECKING:
+    from reconciler.state import State, StateStore
+
+# reconciler.state (pydantic) is imported when a subcommand runs, not for --help or completion.
+DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +62,11 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
         if target_name:
             raise StateError("--target chooses a business's row in a state database; the state here is a file",
                              hint="Use --state FILE or --manifests PATH to choose a state file.")
+        from reconciler.state import StateStore
+
         return StateStore.locate([manifests], state_file)
+    from reconciler.state import StateStore
+
     target = resolve({"target_name": target_name}, [manifests])
     config = state_config(dict(flags), [manifests], target)
     return StateStore.locate([manifests], state_file, target=target, backend=config)
@@ -67,7 +75,16 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
 def _lock_note(console: Any, store: Any) -> None:
     """Who holds the state lock now, if anyone (on stderr: stdout stays the listing): the lock
     file's holder, or a state database's advisory lock and its holder record."""
+    from reconciler.state_lock import lock_status
+
     status = lock_status(store.lock_path) if store.kind == "local" else store.lock_status()
+
+
+def _address_ok(address: str) -> bool:
+    from reconciler.state import ADDRESS_RE
+
+    return bool(ADDRESS_RE.match(address))
+
     if status.held:
         console.info(f"The state is {status.describe()}.")
 
@@ -154,6 +171,8 @@ def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
     if store.kind != "local":  # a database lock ends with its session: never broken by hand
         obj.console.out(store.unlock(lock_id))
         return 0
+    from reconciler.state import unlock
+
     result = unlock(store.dir, lock_id, name=store.lock_path.name)
     obj.console.out(result.message)
     return 0
@@ -172,7 +191,7 @@ def forget_intent(obj: Any, name: str, store: Any) -> int:
     """
     console = obj.console
     address = name if "." in name else f"client_package.{name}"
-    if not ADDRESS_RE.match(address):
+    if not _address_ok(address):
         raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
                                  param_hint="NAME")
     pending = sorted({it.address for it in store.load().pending.values()})
@@ -277,7 +296,7 @@ def mv(obj: Any, old: str, new: str, store: Any) -> int:
     not tracked yet.
     """
     for address in (old, new):
-        if not ADDRESS_RE.match(address):
+        if not _address_ok(address):
             raise click.BadParameter(f"{address!r} is not catalog_package.NAME or client_package.NAME")
     if old.split(".", 1)[0] != new.split(".", 1)[0]:
         raise StateError(f"{old} and {new} are not of the same kind; an object cannot change kind")

@@ -382,8 +382,7 @@ KINDS = ("CatalogPackage", "ClientPackage")
 
 
 def document_json_schema() -> dict[str, Any]:
-    """JSON Schema of one manifest document, for editors (yaml-language-server)."""
-    schema = DOCUMENT_ADAPTER.json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "reconciler manifest document (reconciler/v1)"
-    return schema
+    """JSON Schema of one manifest document, for editors and validators (``reconciler.model.schema``)."""
+    from reconciler.model.schema import manifest_schema
+
+    return manifest_schema()

@@ -15,14 +15,29 @@ Module map: `app` (doors, request pipeline), `routes` (route table), `auth` (tok
 feature gate), `catalog` / `client_packages` / `clients` (handlers), `render` (API shapes),
 `envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
 `faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens),
-`operator_api` (`/_sandbox`), `server` (uvicorn),
+`operator_api` (`/_sandbox`), `server` (uvicorn, imported only to serve),
 `cli` (the `sandbox` click group), `values` (UIDs, money, dates, clock).
 """
 
-from .app import ResponseDropped, create_app
-from .faults import DEFAULT_GATEWAY_ROUTES
-from .seed import DEMO
-from .server import ServedSandbox, serve_in_thread
+from __future__ import annotations
+
+from typing import Any
+
+# Imported on first use (PEP 562), so that `reconciler --help` and completion do not load
+# Starlette, and serving (uvicorn: the [serve] extra) is needed only by those who serve.
+_LAZY = {
+    "ResponseDropped": "app", "create_app": "app", "DEFAULT_GATEWAY_ROUTES": "faults", "DEMO": "seed",
+    "ServedSandbox": "server", "serve_in_thread": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+
 
 __all__ = ["DEFAULT_GATEWAY_ROUTES", "DEMO", "ResponseDropped", "ServedSandbox", "create_app",
            "serve_in_thread"]

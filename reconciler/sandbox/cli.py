@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from . import seed
-from .server import NotLoopback, base_url_of, bind, make_server
-from .store import Store
-from .values import Clock
+if TYPE_CHECKING:
+    from .store import Store
+
+# The sandbox's modules are imported when a subcommand runs, not for --help or completion.
+SERVE_EXTRA_HINT = ("serving the sandbox over HTTP needs uvicorn, from the serve extra: "
+                    "pip install 'reconciler[serve]' (the embedded sandbox that every command uses "
+                    "when no target is configured needs nothing more)")
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
 
@@ -25,6 +29,10 @@ db_option = click.option("--db", "db", type=click.Path(dir_okay=False, path_type
 
 
 def _open(db: Path) -> Store:
+    from . import seed
+    from .store import Store
+    from .values import Clock
+
     store = Store(db)
     seed.seed_demo(store, Clock())
     return store
@@ -60,7 +68,21 @@ def sandbox() -> None:
               help="A gateway that serves every route (no documented staging refusals): a gateway-only target.")
 def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_lag: float,
           list_refuses_staff: tuple[str, ...], open_gateway: bool) -> None:
-    """Serve the sandbox over HTTP on loopback until interrupted."""
+    """Serve the sandbox over HTTP on loopback until interrupted.
+
+    Needs the serve extra (pip install 'reconciler[serve]').
+
+    \b
+    Examples:
+      reconciler sandbox serve                 gateway and fallback on 127.0.0.1:8765
+      reconciler sandbox serve --port 0 --list-lag 20 --list-refuses-staff gateway
+    """
+    try:
+        from .server import NotLoopback, base_url_of, bind, make_server
+    except ModuleNotFoundError as e:
+        if e.name != "uvicorn":
+            raise
+        raise click.ClickException(SERVE_EXTRA_HINT) from None
     from .app import create_app
 
     try:
@@ -77,6 +99,8 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_l
         raise click.ClickException(
             f"the sandbox database {db} cannot be used ({e}); 'reconciler sandbox reset --db {db}' replaces it"
         ) from None
+    from . import seed
+
     data = seed.info(app.state.sandbox.store)
     base = base_url_of(sock)
     click.echo(f"gateway:   {base}/apigw")
@@ -107,6 +131,9 @@ def reset(db: Path) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         store = _open(db)
+    from . import seed
+    from .values import Clock
+
     try:
         seed.reset(store, Clock())
         click.echo(json.dumps(seed.info(store), indent=2))
@@ -118,6 +145,8 @@ def reset(db: Path) -> None:
 @db_option
 def info(db: Path) -> None:
     """Print the businesses, ids and tokens of the database as JSON."""
+    from . import seed
+
     store = _open_or_explain(db)
     try:
         data = seed.info(store)

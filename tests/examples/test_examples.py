@@ -165,7 +165,8 @@ def test_apply_workflow_with_the_state_in_postgres(shell: Any, pg_dsn: str) -> N
     steps = workflow_steps(WORKFLOWS / "apply-postgres.yml")
     assert steps == ["reconciler apply plan.json manifests --state-backend postgres"]
     doc = yaml.safe_load((WORKFLOWS / "apply-postgres.yml").read_text())
-    assert doc["jobs"]["apply"]["env"]["RECONCILER_STATE_DSN"] == "${{ secrets.RECONCILER_STATE_DSN }}"
+    apply_step = next(s for s in doc["jobs"]["apply"]["steps"] if s.get("name") == "Apply the saved plan")
+    assert apply_step["env"]["RECONCILER_STATE_DSN"] == "${{ secrets.RECONCILER_STATE_DSN }}"  # that step only
     dsn = {"RECONCILER_STATE_DSN": pg_dsn}
     code, out, err = shell("reconciler plan --out plan.json --state-backend postgres manifests", dsn)
     assert code == 0, out + err
@@ -251,3 +252,63 @@ def test_kubernetes_cronjob_shards_cover_every_business_once(shell: Any, sandbox
         applied += [line.split()[0] for line in out.splitlines() if " applied " in f" {line} "]
     assert sorted(applied) == sorted(names[:2])
     assert not any((root / n / ".reconciler" / "state.json").exists() for n in names)
+
+
+def test_pre_commit_hook_runs_for_a_folder_named_in_args() -> None:
+    """The hook used to match only ^manifests/: with args naming another folder it never ran."""
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "reconciler-validate")
+    for staged in ("infra/manifests/catalog.yaml", "manifests/a.yml", "deep/x/client-packages.yaml"):
+        assert re.search(hook["files"], staged), staged
+    assert not re.search(hook["files"], "README.md")
+
+
+def _action_inputs(**given: str) -> dict[str, str]:
+    declared = yaml.safe_load((REPO / "action.yml").read_text())["inputs"]
+    return {name: given.get(name.replace("-", "_"), str(spec.get("default", ""))) for name, spec in declared.items()}
+
+
+def _run_action_steps(shell: Any, inputs: dict[str, str], job_env: dict[str, str]) -> dict[str, str]:
+    """Runs the composite action's shell steps as the runner would (expressions resolved into
+    each step's env:, GITHUB_OUTPUT a file), skipping its install step; returns the outputs."""
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    out_file = shell.work / "github_output"
+    out_file.write_text("")
+    outputs: dict[str, str] = {}
+
+    def resolve(value: str) -> str:
+        value = value.replace("${{ github.action_path }}", str(REPO))
+        return re.sub(r"\$\{\{ inputs\.([\w-]+) \}\}", lambda m: inputs[m.group(1)], value)
+
+    for step in action["runs"]["steps"]:
+        if "run" not in step or step.get("name") == "Install reconciler":
+            continue
+        if "if" in step and "steps.plan.outputs.exitcode == '1'" in step["if"] and outputs.get("exitcode") != "1":
+            continue
+        env = {**job_env, **{k: resolve(str(v)) for k, v in step.get("env", {}).items()}, "GITHUB_OUTPUT": str(out_file)}
+        code, out, err = shell(step["run"], env, drop=tuple(k for k in ("VCITA_STAFF_TOKEN",) if k not in env))
+        if step.get("name") == "Fail on a plan error":
+            outputs["failed"] = str(code != 0).lower()
+            continue
+        assert code == 0, (step.get("name"), out, err)
+        outputs.update(line.split("=", 1) for line in out_file.read_text().splitlines() if "=" in line)
+    return outputs
+
+
+def test_composite_action_plans_with_its_inputs_or_the_jobs_environment(shell: Any, demo: dict[str, Any]) -> None:
+    token = demo["tokens"]["staff"]
+    # The token given as an input, not in the job's environment:
+    outputs = _run_action_steps(shell, _action_inputs(staff_token=token), {"VCITA_STAFF_TOKEN": ""})
+    assert outputs["exitcode"] == "2" and "failed" not in outputs
+    md = (shell.work / "plan.md").read_text()
+    assert md.startswith(PLAN_MARKER) and "11 to create" in md
+    from reconciler.plan import check_format_version
+
+    assert check_format_version(json.loads((shell.work / "plan.json").read_text())) is None  # a plan apply reads
+    # Inputs left empty keep what the job's environment holds:
+    outputs = _run_action_steps(shell, _action_inputs(), {"VCITA_STAFF_TOKEN": token})
+    assert outputs["exitcode"] == "2"
+    # No token anywhere: an error the action reports (exit code 1), never a silent sandbox.
+    outputs = _run_action_steps(shell, _action_inputs(), {"VCITA_STAFF_TOKEN": ""})
+    assert outputs["exitcode"] == "1" and outputs["failed"] == "true"
+    assert "VCITA_STAFF_TOKEN" in (shell.work / "plan.err").read_text()

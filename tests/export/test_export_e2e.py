@@ -97,3 +97,36 @@ def test_import_of_a_client_package_by_uid_then_plan_shows_no_changes(business: 
     code, out, _ = cli("plan", "--detailed-exitcode")
     assert code == 0 and "No changes." in out, out
     assert cli("drift")[0] == 0
+
+
+def test_export_writes_the_schema_its_editor_line_points_to(business: dict[str, Any], cli: CLI,
+                                                          tmp_path: Path) -> None:
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    from reconciler.model.schema import manifest_schema
+
+    code, out, err = cli("export", "--out", "manifests")
+    assert code == 0, out + err
+    schema_file = tmp_path / "schema" / "reconciler-v1.schema.json"
+    assert json.loads(schema_file.read_text()) == json.loads(json.dumps(manifest_schema()))
+    assert "Wrote the manifest JSON Schema to schema/reconciler-v1.schema.json" in err
+    validator = jsonschema.Draft202012Validator(json.loads(schema_file.read_text()))
+    for f in sorted((tmp_path / "manifests").glob("*.yaml")):
+        ref = f.read_text().splitlines()[0].removeprefix("# yaml-language-server: $schema=")
+        assert (f.parent / ref).resolve() == schema_file.resolve()
+        doc = json.loads(json.dumps(YAML(typ="safe", pure=True).load(f.read_text()), default=str))
+        assert not list(validator.iter_errors(doc)), f.name
+    # A schema file of the project's own is left alone; with --schema, none is written.
+    schema_file.write_text("{}\n")
+    assert cli("export", "--out", "more")[0] == 0
+    assert schema_file.read_text() == "{}\n"
+    schema_file.unlink()
+    assert cli("export", "--out", "other", "--schema", "https://example.com/s.json")[0] == 0
+    assert not schema_file.exists()
+    # A schema/ that is a file: the export is done all the same, with a warning.
+    schema_file.parent.rmdir()
+    schema_file.parent.write_text("not a folder")
+    code, out, err = cli("export", "--out", "last")
+    assert code == 0 and "Exported 50 catalog packages" in out
+    assert "Warning: could not write schema/reconciler-v1.schema.json" in err
