@@ -6,7 +6,6 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -21,6 +20,7 @@ from reconciler.cli.common import (
     run_async,
     safety_options,
     state_option,
+    stopping_on_signals,
     target_options,
 )
 from reconciler.cli.drift_cmd import shard_option
@@ -174,7 +174,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
-                with bar.running(len(plan.addresses)), _stopping_on_signals(applier, interrupted):
+                with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
@@ -210,37 +210,6 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return exit_codes.for_apply(plan, result, verify)
-
-
-@contextlib.contextmanager
-def _stopping_on_signals(applier: Any, caught: list[signal.Signals]) -> Iterator[None]:
-    """SIGINT/SIGTERM during apply: send nothing more, let what is in flight finish and be
-    recorded, then return normally (the lock is released on the way out).  A second signal
-    cancels what is in flight too (its creates stay pending: unknown outcomes, never repeated)."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    installed = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        if caught and task is not None:
-            task.cancel()
-            return
-        caught.append(sig)
-        applier.stop(f"apply was interrupted ({sig.name})")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 class _ProgressBar:

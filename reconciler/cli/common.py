@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Coroutine, Sequence
+import signal
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,3 +178,33 @@ def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | N
     return {"partial": any(Path(p).is_file() for p in paths),
             "history_guard": (not target.embedded) and not confirm_new_business,
             "max_payment_requests": limit}
+
+
+@contextlib.contextmanager
+def stopping_on_signals(runner: Any, caught: list[signal.Signals], what: str) -> Iterator[None]:
+    """SIGINT/SIGTERM while ``runner`` (an applier, or a fleet of them: anything with
+    ``stop(why)``) runs: it sends nothing more and lets what is in flight finish and be recorded,
+    then returns normally (locks are released on the way out).  A second signal cancels what is
+    in flight too (its creates stay pending: unknown outcomes, never repeated)."""
+    import asyncio  # not at the top: --help and completion never need it
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if caught and task is not None:
+            task.cancel()
+            return
+        caught.append(sig)
+        runner.stop(f"{what} was interrupted ({sig.name})")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -9,20 +9,17 @@ FILE`` saves that JSON as well (for plan: the fleet plan that ``apply --all FILE
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import run_async
+from reconciler.cli.common import run_async, stopping_on_signals
 from reconciler.errors import ConfigError
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
@@ -111,7 +108,7 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
     caught: list[signal.Signals] = []
 
     async def main() -> list[Any]:
-        with _stopping_on_signals(stop, caught):
+        with stopping_on_signals(stop, caught, "apply --all"):
             return await fleet.run_all(
                 selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs)
 
@@ -127,32 +124,6 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
         obj.console.warn(f"Interrupted ({caught[0].name}): nothing more was sent; what was in flight is recorded. "
                          "Run apply --all again to continue.")
     return code
-
-
-@contextlib.contextmanager
-def _stopping_on_signals(stop: Any, caught: list[signal.Signals]) -> Iterator[None]:
-    """SIGINT/SIGTERM: every business sends nothing more (what is in flight is recorded) and no
-    other business starts; a second signal cancels what is in flight (its creates stay pending)."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    installed = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        if caught and task is not None:
-            task.cancel()
-            return
-        caught.append(sig)
-        stop.stop(f"apply --all was interrupted ({sig.name})")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def fleet_json(command: str, outcomes: list[Any], codes: list[int], code: int, shard: str | None) -> str:

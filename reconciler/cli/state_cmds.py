@@ -78,15 +78,14 @@ def _lock_note(console: Any, store: Any) -> None:
     from reconciler.state_lock import lock_status
 
     status = lock_status(store.lock_path) if store.kind == "local" else store.lock_status()
+    if status.held:
+        console.info(f"The state is {status.describe()}.")
 
 
 def _address_ok(address: str) -> bool:
     from reconciler.state import ADDRESS_RE
 
     return bool(ADDRESS_RE.match(address))
-
-    if status.held:
-        console.info(f"The state is {status.describe()}.")
 
 
 def _tracked(st: State, store: Any, address: str) -> None:
