@@ -1,7 +1,7 @@
 """SQLite persistence of the sandbox: one database file, WAL mode, one transaction per write.
 
 Every object (directory, business, staff, service, client, product, package, client_package,
-payment_status) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
+payment_status, payment_request) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
 document holding its fields. Documents keep the values as the sandbox stores them; `render` turns
 them into the API's shapes (strings for numbers and so on). Bearer tokens are rows of `tokens`.
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 KINDS = (
     "directory", "business", "staff", "service", "client",
-    "product", "package", "client_package", "payment_status",
+    "product", "package", "client_package", "payment_status", "payment_request",
 )
 
 
