@@ -87,6 +87,8 @@ class Discovery:
 
     packages: tuple[RemoteClientPackage, ...] = ()
     searches: tuple[Search, ...] = ()
+    #: client package id -> when its payment request was opened (the list's ``created_at``)
+    opened_at: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ignored(self) -> int:
@@ -126,7 +128,7 @@ def _plausible_id(value: str | None) -> bool:
 
 
 async def _search(api: VcitaClient, client_id: str | None, since: date | None
-                  ) -> tuple[Search, list[RemoteClientPackage]]:
+                  ) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
     pages: list[int] = []
     try:
         listed = await api.list_payment_requests(_params(client_id, since), pages=pages)
@@ -157,7 +159,7 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None
         if client_id is not None and cp.client_id != client_id:
             ignored["naming another client's package"] += len(linked)
             continue
-        found.append(cp)
+        found.append((cp, linked[0].created_at or ""))
     ignored = +ignored  # drop the reasons counted zero times
     return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored)),
             found)
@@ -177,14 +179,15 @@ async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None =
             return Discovery()
         done = await asyncio.gather(*(_search(api, cid, since) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
-        packages = tuple(cp for _, found in done for cp in found)
+        pairs = [pair for _, found in done for pair in found]
     else:
         days = list((clients or {}).values())
         since = None if clients is None or any(d is None for d in days) else min(d for d in days if d)
         search, found = await _search(api, None, since)
         searches = (search,)
-        packages = tuple(cp for cp in found if clients is None or cp.client_id in clients)
-    result = Discovery(packages=_unique(packages), searches=searches)
+        pairs = [(cp, at) for cp, at in found if clients is None or cp.client_id in clients]
+    result = Discovery(packages=_unique(cp for cp, _ in pairs), searches=searches,
+                       opened_at={cp.id: at for cp, at in pairs if at})
     if not result.packages and result.ignored and all(s.found == 0 for s in searches):
         first = next(s for s in searches if s.ignored)
         raise DiscoveryUnavailable(f"payment requests were listed but none links back to its client package "
