@@ -181,6 +181,7 @@ class _Builder:
         self.moved_from: set[str] = set()
         self.readopted: set[str] = set()
         self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
+        self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -377,6 +378,7 @@ class _Builder:
                                             self.owned | self.claimed | set(self.o.archived))
             if known is not None:
                 self.problems.append(known)
+                self.found_in_vcita.append(address)
                 return
             self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
@@ -500,12 +502,13 @@ class _Builder:
         if not self.o.history_guard:
             return []
         adopted = [op for op in self.ops if isinstance(op, AdoptCatalogPackage)]
-        creates = [op for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        creates = [op.address for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        creates += self.found_in_vcita
         if not adopted or not creates:
             return []
         names = ", ".join(f"{op.address} ({op.remote_id})" for op in adopted[:5])
         return [Problem(
-            address=creates[0].address, severity="error",
+            address=creates[0], severity="error",
             message=(f"the state does not know this business's past: {len(adopted)} declared catalog package(s) "
                      f"already exist in vcita untracked ({names}), so client packages were very likely created "
                      f"before; creating {len(creates)} client package(s) now could bill clients a second time"),

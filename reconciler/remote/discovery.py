@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -71,6 +71,7 @@ class Search:
     pages: int = 0
     found: int = 0
     ignored: Mapping[str, int] = field(default_factory=dict)
+    known: int = 0  # items naming a package the caller already knows (not read again)
 
     def describe(self) -> str:
         where = f"client {self.client_id}'s payment requests" if self.client_id else "the business's payment requests"
@@ -78,6 +79,7 @@ class Search:
         left = sum(self.ignored.values())
         why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.ignored.items()))
         return (f"{self.listed} of {where}{when} ({self.pages} page(s)), {self.found} linking back to a client package"
+                + (f", {self.known} already tracked (not read again)" if self.known else "")
                 + (f"; {left} ignored ({why})" if left else ""))
 
 
@@ -127,7 +129,7 @@ def _plausible_id(value: str | None) -> bool:
     return bool(value) and value.isalnum() and len(value) <= 64  # type: ignore[union-attr]
 
 
-async def _search(api: VcitaClient, client_id: str | None, since: date | None
+async def _search(api: VcitaClient, client_id: str | None, since: date | None, known: Collection[str] = ()
                   ) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
     pages: list[int] = []
     try:
@@ -138,8 +140,11 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None
                                    status=exc.status) from exc
     ignored: Counter[str] = Counter()
     named: dict[str, list[RemotePaymentRequest]] = {}
+    skipped = 0
     for pr in listed:
-        if pr.payable_type not in ENTITY_TYPES:
+        if pr.payable_uid in known:
+            skipped += 1
+        elif pr.payable_type not in ENTITY_TYPES:
             ignored["of another entity type"] += 1
         elif not _plausible_id(pr.payable_uid):
             ignored["without a readable payable_uid"] += 1
@@ -161,13 +166,16 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None
             continue
         found.append((cp, linked[0].created_at or ""))
     ignored = +ignored  # drop the reasons counted zero times
-    return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored)),
+    return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored),
+                   known=skipped),
             found)
 
 
-async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None = None) -> Discovery:
+async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None = None, *,
+                   known: Collection[str] = frozenset()) -> Discovery:
     """The client packages of ``clients`` (client id -> the day to search from; None: all time),
-    or of the whole business when ``clients`` is None.
+    or of the whole business when ``clients`` is None.  Items naming a package of ``known`` (ids
+    the caller has just read) are counted, not read again, and not in the result.
 
     Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, by one
     business-wide walk from the earliest day (packages of other clients are then left out).
@@ -177,13 +185,13 @@ async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None =
     if clients is not None and len(clients) <= PER_CLIENT_MAX:
         if not clients:
             return Discovery()
-        done = await asyncio.gather(*(_search(api, cid, since) for cid, since in sorted(clients.items())))
+        done = await asyncio.gather(*(_search(api, cid, since, known) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]
     else:
         days = list((clients or {}).values())
         since = None if clients is None or any(d is None for d in days) else min(d for d in days if d)
-        search, found = await _search(api, None, since)
+        search, found = await _search(api, None, since, known)
         searches = (search,)
         pairs = [(cp, at) for cp, at in found if clients is None or cp.client_id in clients]
     result = Discovery(packages=_unique(cp for cp, _ in pairs), searches=searches,

@@ -152,3 +152,52 @@ def test_a_target_whose_list_refuses_falls_back_to_the_state_and_says_so(
     operator("DELETE", "/stats")
     assert cli("plan")[0] == 0
     assert _list_hits(operator) == 8  # one listing per client the plan creates for
+
+
+def test_a_lost_state_is_refused_then_rebuilt_by_import_discover(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    tracked = json.loads(_state_file(workdir).read_text())["resources"]
+    # someone assigns a package no manifest declares in the vcita UI (the operator stands in for it)
+    other = operator("POST", "/bulk/packages", json={"business_id": demo["business"]["id"], "count": 1})["ids"][0]
+    outside = operator("POST", "/bulk/client_packages", json={"business_id": demo["business"]["id"],
+                                                              "package_id": other, "count": 1})["ids"][0]
+    shutil.rmtree(workdir / "manifests" / ".reconciler")  # a new clone without the state
+    code, out, err = cli("plan")
+    assert code == 1 and "the state does not know this business's past" in out + err, out + err
+    assert "reconciler import --discover" in out + err
+    code, out, err = cli("import", "--discover")
+    assert code == 0, out + err
+    assert "8 client package(s) adopted, 3 catalog package(s) in one state write" in out
+    assert f"1 client package(s) in vcita match no manifest object (left alone):\n  {outside}:" in out
+    rebuilt = json.loads(_state_file(workdir).read_text())["resources"]
+    assert {a: r["id"] for a, r in rebuilt.items()} == {a: r["id"] for a, r in tracked.items()}
+    assert cli("plan", "--detailed-exitcode")[0] == 0
+    code, out, err = cli("import", "--discover")  # again: nothing left to adopt, nothing written
+    assert code == 0 and "0 client package(s) adopted; the state was not changed" in out, out + err
+
+
+def test_import_discover_leaves_an_identity_with_more_packages_than_objects_to_a_person(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    tracked = json.loads(_state_file(workdir).read_text())["resources"]
+    alice = tracked["client_package.alice-piano"]["applied"]["client_id"]
+    operator("POST", "/bulk/client_packages", json={"business_id": demo["business"]["id"], "client_ids": [alice],
+                                                    "package_id": tracked["catalog_package.piano-10"]["id"], "count": 1})
+    shutil.rmtree(workdir / "manifests" / ".reconciler")
+    code, out, err = cli("import", "--discover")
+    assert code == 0, out + err
+    assert "client_package.alice-piano: 2 client packages match" in out and "not adopted" in out
+    assert "7 client package(s) adopted, 3 catalog package(s) in one state write" in out
+    code, out, err = cli("plan")  # alice's create is refused: two of her piano packages exist in vcita
+    assert code == 1 and "already exists in vcita as" in out + err, out + err
+
+
+def test_import_discover_refuses_arguments_and_a_target_without_the_list(
+        workdir: Path, cli: CLI, operator: Any) -> None:
+    code, out, err = cli("import", "--discover", "client_package.alice-piano", "x")
+    assert code == 1 and "--discover takes no ADDRESS" in out + err
+    operator("POST", "/faults", json={"path": LIST, "door": "*", "status": 404})
+    code, out, err = cli("import", "--discover")
+    assert code == 1 and "payment request list cannot be read as the spec describes it" in out + err
+    assert not _state_file(workdir).exists() or json.loads(_state_file(workdir).read_text())["resources"] == {}
