@@ -42,7 +42,7 @@ from typing import Any
 
 from .context import Ctx, Reply
 from .envelopes import ok
-from .store import Store, Transaction
+from .store import Transaction
 from .values import Clock, money, new_uid, parse_decimal
 
 ENTITY_TYPES = ("Cart", "Invoice", "Meeting", "EventAttendance", "ProductOrder", "ClientBookingPackage",
@@ -125,11 +125,21 @@ def _compare(have: Any, op: str, want: Any) -> bool:
     return bool({"lt": have < want, "lte": have <= want, "gt": have > want, "gte": have >= want}[op])
 
 
+_SQL_OP = {"eq": "=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _field(name: str) -> str:
+    return f"json_extract(doc, '$.{name}')"
+
+
 class _Filters:
-    """The request's filters, checked (422 on anything the spec does not document)."""
+    """The request's filters, checked (422 on anything the spec does not document), as Python
+    tests (for a lagging list, filtered in memory) and as SQL conditions (paged in SQLite)."""
 
     def __init__(self, ctx: Ctx) -> None:
         self.tests: list[Any] = []
+        self.sql: list[str] = []
+        self.params: list[Any] = []
         types: list[str] | None = None
         entity_uid: str | None = None
         for key, value in ctx.query.items():
@@ -140,38 +150,51 @@ class _Filters:
                 raise ctx.error(422, f"Unknown filter {key}", field=key)
             name, op = found.groups()
             if name in ("client_uid", "matter_uid") and op == "eq":
-                self.tests.append(lambda d, n=name, v=value: d.get(n) == v)
+                self._add(lambda d, n=name, v=value: d.get(n) == v, f"{_field(name)} = ?", value)
             elif name == "state" and op == "in":
                 wanted = {s.strip().upper() for s in value.split(",") if s.strip()}
                 if not wanted or wanted - set(STATES):
                     raise ctx.error(422, f"Invalid state filter {value}", field="state")
-                self.tests.append(lambda d, w=wanted: _STATE_NAMES.get(str(d.get("state", "")).lower()) in w)
+                stored = sorted(k for k, v in _STATE_NAMES.items() if v in wanted)
+                self._add(lambda d, w=wanted: _STATE_NAMES.get(str(d.get("state", "")).lower()) in w,
+                          f"lower({_field('state')}) IN ({','.join('?' * len(stored))})", *stored)
             elif name == "entity_type" and op == "in":
                 types = [t.strip() for t in value.split(",") if t.strip()]
                 if not types or set(types) - set(ENTITY_TYPES):
                     raise ctx.error(422, f"Invalid entity type {value}", field="entity_type")
-                self.tests.append(lambda d, w=frozenset(types): d.get("payable_type") in w)
+                self._add(lambda d, w=frozenset(types): d.get("payable_type") in w,
+                          f"{_field('payable_type')} IN ({','.join('?' * len(types))})", *types)
             elif name == "entity_uid" and op == "eq":
                 entity_uid = value
-                self.tests.append(lambda d, v=value: d.get("payable_uid") == v)
+                self._add(lambda d, v=value: d.get("payable_uid") == v, f"{_field('payable_uid')} = ?", value)
             elif name in ("created_at", "updated_at", "due_date") and op in _OPS:
                 when = _when(value)
                 if when is None:
                     raise ctx.error(422, f"Invalid date {value} for {name}", field=name)
                 if name == "due_date":
-                    self.tests.append(lambda d, o=op, w=when[:10]: _compare(str(d.get("due_date") or ""), o, w))
+                    self._add(lambda d, o=op, w=when[:10]: _compare(str(d.get("due_date") or ""), o, w),
+                              f"{_field(name)} {_SQL_OP[op]} ?", when[:10])
                 else:
-                    self.tests.append(lambda d, n=name, o=op, w=when: _compare(_stored_when(d.get(n)), o, w))
+                    self._add(lambda d, n=name, o=op, w=when: _compare(_stored_when(d.get(n)), o, w),
+                              f"substr({_field(name)}, 1, 23) {_SQL_OP[op]} ?", when)
             elif name in ("amount_pending", "amount_paid") and op in _OPS:
                 number = parse_decimal(value)
                 if number is None:
                     raise ctx.error(422, f"Invalid amount {value} for {name}", field=name)
-                self.tests.append(lambda d, n=name, o=op, w=number: _compare(_amount(d, n), o, w))
+                column = (f"CAST({_field('amount_paid')} AS REAL)" if name == "amount_paid" else
+                          f"(CAST({_field('amount')} AS REAL) - CAST({_field('amount_paid')} AS REAL))")
+                self._add(lambda d, n=name, o=op, w=number: _compare(_amount(d, n), o, w),
+                          f"{column} {_SQL_OP[op]} ?", float(number))
             else:
                 raise ctx.error(422, f"Unknown filter {key}", field=key)
         if entity_uid is not None and (types is None or len(types) != 1):
             raise ctx.error(422, "filter[entity_uid] is allowed only with one matching entity_type",
                             field="entity_uid")
+
+    def _add(self, test: Any, condition: str, *params: Any) -> None:
+        self.tests.append(test)
+        self.sql.append(condition)
+        self.params.extend(params)
 
     def __call__(self, doc: dict[str, Any]) -> bool:
         return all(test(doc) for test in self.tests)
@@ -192,17 +215,23 @@ def _sort_key(ctx: Ctx) -> tuple[str, bool]:
     return field, direction == "desc"
 
 
-def _listed(store: Store, ctx: Ctx) -> list[dict[str, Any]]:
-    docs = store.all("payment_request", ctx.business_id)  # creation order
-    if ctx.behaviour.payment_request_lag:
-        docs = [d for d in docs if ctx.behaviour.request_listed(d["id"])]
-    return docs
+_SORT_SQL = {"created_at": f"substr({_field('created_at')}, 1, 23)",
+             "updated_at": f"substr({_field('updated_at')}, 1, 23)", "due_date": _field("due_date"),
+             "state": _field("state"), "entity_type": _field("payable_type")}
 
 
 def list_payment_requests(ctx: Ctx) -> Reply:
     keep = _Filters(ctx)
     field, descending = _sort_key(ctx)
-    docs = [d for d in _listed(ctx.store, ctx) if keep(d)]
+    offset, limit = ctx.paging(default_per_page=25)
+    if not ctx.behaviour.payment_request_lag:  # filtered, sorted and paged by SQLite
+        way = "DESC" if descending else "ASC"
+        docs = ctx.store.select("payment_request", ctx.business_id, keep.sql, keep.params,
+                                f"{_SORT_SQL[field]} {way}, seq {way}", limit, offset)
+        return 200, ok("business", {"payment_requests": [render(doc) for doc in docs]})
+    # A lagging list: the requests not indexed yet are left out before paging, in memory.
+    docs = [d for d in ctx.store.all("payment_request", ctx.business_id)
+            if ctx.behaviour.request_listed(d["id"]) and keep(d)]
     if field in ("created_at", "updated_at"):
         key: Any = lambda d: _stored_when(d.get(field))  # noqa: E731
     elif field == "entity_type":
@@ -210,7 +239,6 @@ def list_payment_requests(ctx: Ctx) -> Reply:
     else:
         key = lambda d: str(d.get(field) or "")  # noqa: E731
     ordered = sorted(enumerate(docs), key=lambda pair: (key(pair[1]), pair[0]), reverse=descending)
-    offset, limit = ctx.paging(default_per_page=25)
     page = [render(doc) for _, doc in ordered[offset:offset + limit]]
     return 200, ok("business", {"payment_requests": page})
 

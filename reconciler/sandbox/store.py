@@ -167,6 +167,17 @@ class Store:
             )
         return [json.loads(row[0]) for row in rows]
 
+    def select(self, kind: str, business_id: str, where: list[str], params: list[Any], order: str,
+               limit: int = -1, offset: int = 0) -> list[dict[str, Any]]:
+        """Objects of a kind of one business matching SQL conditions on ``doc`` (``json_extract``),
+        in ``order`` (an ORDER BY clause built by the caller from fixed names), paged in SQL."""
+        clause = "".join(f" AND ({w})" for w in where)
+        rows = self.conn().execute(
+            f"SELECT doc FROM objects WHERE kind = ? AND business_id = ?{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            (kind, business_id, *params, limit, offset),
+        )
+        return [json.loads(row[0]) for row in rows]
+
     def count(self, kind: str, business_id: str) -> int:
         row = self.conn().execute(
             "SELECT COUNT(*) FROM objects WHERE kind = ? AND business_id = ?", (kind, business_id)
