@@ -66,8 +66,11 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
     clients = clients_to_search(plan)
     if not clients:
         return plan
+    # The client packages the state tracks were just read by the refresh: not read again (only
+    # packages no record knows matter here, and in a healthy state they are few).
+    known = frozenset(rid for rid, obj in actual.client_packages.items() if obj is not None)
     try:
-        found = await discover(api, clients)
+        found = await discover(api, clients, known=known)
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable: %s", exc.message)
         discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
