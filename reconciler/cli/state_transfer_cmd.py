@@ -16,9 +16,9 @@ import click
 
 from reconciler.cli.common import backend_options, state_config
 from reconciler.errors import ConfigError
-from reconciler.cli.manifest_cmds import DEFAULT_MANIFESTS
+from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
 
-if TYPE_CHECKING:  # reconciler.state imports pydantic: not on the CLI's start-up path
+if TYPE_CHECKING:  # reconciler.state (pydantic) is imported when a subcommand runs, not for --help
     from reconciler.state import StateStore
 
 
