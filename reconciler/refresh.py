@@ -104,6 +104,7 @@ def _utcnow() -> datetime:
 async def read_catalog_settled(
     api: VcitaClient, resources: Mapping[str, ResourceState], pending: Sequence[Any], lag: ListLag, *,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, clock: Callable[[], datetime] = _utcnow,
+    wait: bool = True,
 ) -> tuple[list[RemoteCatalogPackage], datetime]:
     """What :func:`read_catalog` reads, and when the read that gave it started, once the list can
     be trusted about the catalog creates an interrupted run left pending.
@@ -113,6 +114,7 @@ async def read_catalog_settled(
     while one is, the list is read again (every :data:`POLL_SECONDS` at least, or twice as long
     as a read takes), until each such name shows up or that moment has passed.  The last read
     starts at or after the moment, so that "not in the list" is then proof of "never created".
+    ``wait=False`` reads once (the planner then calls such a create's outcome unknown).
     """
     tracked = {rs.id for a, rs in resources.items() if a.startswith("catalog_package.")}
     awaited = [it for it in pending if it.kind == "CatalogPackage" and it.address not in resources]
@@ -130,7 +132,7 @@ async def read_catalog_settled(
                 continue  # an unreadable time: the planner calls its outcome unknown
             if str(it.details.get("name")) not in names and until > listed_at:
                 waiting.append((until, it))
-        if not waiting:
+        if not waiting or not wait:
             return catalog, listed_at
         until = max(when for when, _ in waiting)
         if not said:
@@ -144,9 +146,10 @@ async def read_catalog_settled(
 
 
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                  pending: Sequence[Any] = (), lag: ListLag | None = None) -> Actual:
+                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True) -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
-    state's pending creates, passed on to the planner."""
+    state's pending creates, passed on to the planner.  ``settle``: wait for the list where it may
+    still hide a pending catalog create (:func:`read_catalog_settled`)."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
@@ -164,7 +167,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
 
     lag = lag or getattr(api.target, "list_lag", None) or ListLag()
     (catalog, listed_at), client_pkgs, by_email, service_ids = await asyncio.gather(
-        read_catalog_settled(api, resources, pending, lag),
+        read_catalog_settled(api, resources, pending, lag, wait=settle),
         api.get_client_packages(cp_ids),
         clients_by_email(),
         services(),
@@ -232,17 +235,19 @@ async def make_plan(
     partial: bool = False,
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
+    settle: bool = True,
 ) -> Plan:
     """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
     interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
-    ``max_payment_requests`` bounds what the plan may open."""
+    ``max_payment_requests`` bounds what the plan may open; ``settle=False`` does not wait for a
+    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome)."""
     pending = tuple(state.pending.values())
     if no_refresh:
         actual = from_state(state.resources, pending)
     else:
-        actual = await refresh(api, desired, state.resources, pending)
+        actual = await refresh(api, desired, state.resources, pending, settle=settle)
     actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
