@@ -207,3 +207,19 @@ def test_a_fresh_unlisted_package_is_updated_not_refused_and_verified_without_fa
     assert code == 0 and "No changes." in out, out + err
     assert _listed_names(sandbox, demo) == []  # all of it while the list was still lagging
     assert _all_catalog_names(operator, sandbox, demo) == sorted(["10 Piano Lessons", "5 Guitar Lessons", COMPLETE])
+
+
+def test_a_create_held_back_past_its_send_window_is_recorded_again_before_it_is_sent(
+        workdir: Path, cli: CLI, operator: Any, sandbox: Any, demo: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 429 asking to wait 3 s: the retry would leave 3 s after its pending record, later than the
+    # 1 s the recovery of that record would count on; it is recorded afresh, then sent once.
+    _bounds(monkeypatch, lag=0, window=1, skew=0)
+    operator("POST", "/faults", json={**CATALOG_POST, "status": 429, "retry_after": 3})
+    code, out, err = cli("apply", "--auto-approve", "manifests/catalog-packages.yaml")
+    assert code == 0, out + err
+    assert err.count("waited longer than its send window without being sent; recording it as pending again") == 1
+    assert _posts(operator) == 4  # 3 creates, one of them refused once with 429 (never executed)
+    names = _all_catalog_names(operator, sandbox, demo)
+    assert names == sorted(set(names)) and len(names) == 3, names
+    assert _state(workdir)["pending"] == {}
