@@ -3,6 +3,13 @@
     python bench/soak.py --rounds 200            # faults on every route + random kills
     python bench/soak.py --kill-only --rounds 50  # issue 6's crash test: SIGKILL only
     python bench/soak.py --state-backend postgres --rounds 100   # the state in PostgreSQL
+    python bench/soak.py --list-lag 3 --rounds 100   # the package list lags creation by 3 s
+
+With ``--list-lag SECONDS`` the sandbox's package list shows a new catalog package only that long
+after its creation (API-NOTES §8: vcita's lags up to 20 s; reading by id works at once), and
+every command runs with that bound (``RECONCILER_LIST_LAG_SECONDS``; send window 5 s, clock skew
+0.5 s): a killed apply's catalog create must be adopted after the next plan waited for the list,
+never created twice.  Without it the list does not lag and the bound is 0 (send window 5 s).
 
 With ``--state-backend postgres`` a throwaway PostgreSQL server is started for the soak
 (``tests/support/pg_cluster.py``) and every command keeps the state there (``state =
@@ -143,10 +150,11 @@ class Desired:
             return cp
         return None
 
-    def mutate(self, rng: random.Random, *, grow: tuple[int, int]) -> list[str]:
-        """One round's edits; returns what was done, for the log."""
+    def mutate(self, rng: random.Random, *, grow: tuple[int, int], new_catalog: float = 0.15) -> list[str]:
+        """One round's edits (a new catalog package with probability ``new_catalog``); returns what
+        was done, for the log."""
         done = []
-        if not self.catalog or rng.random() < 0.15:
+        if not self.catalog or rng.random() < new_catalog:
             c = self.new_catalog(rng)
             done.append(f"+{c.name}")
             for _ in range(rng.randint(1, 3)):
@@ -247,6 +255,7 @@ class Tally:
     renames: int = 0
     partial_applies: int = 0
     fresh_runners: int = 0
+    list_waits: int = 0  # commands that waited for the lagging list (an interrupted catalog create)
     not_converged: list[int] = field(default_factory=list)
     exit_codes: Counter[int] = field(default_factory=Counter)
     durations: list[float] = field(default_factory=list)
@@ -260,7 +269,8 @@ def _sigkill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
 
 class Soak:
     def __init__(self, root: Path, sandbox: ServedSandbox, rng: random.Random, *, kill_only: bool,
-                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None) -> None:
+                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None,
+                 list_lag: float = 0.0) -> None:
         self.root = root
         self.sandbox = sandbox
         self.rng = rng
@@ -274,6 +284,10 @@ class Soak:
         self.tally = Tally()
         self.business = sandbox.new_business("soak", clients=80, services=4, products=2)
         self.env = sandbox.env(self.business)
+        self.list_lag = list_lag
+        sandbox.op("PUT", "/settings", {"list_lag_seconds": list_lag})
+        self.env.update(RECONCILER_LIST_LAG_SECONDS=str(list_lag), RECONCILER_CREATE_SEND_WINDOW_SECONDS="5",
+                        RECONCILER_CLOCK_SKEW_SECONDS="0.5" if list_lag else "0")
         self.folder = root / "manifests"
         self.folder.mkdir(parents=True)
         self.state_path = self.folder / ".reconciler" / "state.json"
@@ -307,6 +321,7 @@ class Soak:
             os.chdir(old_cwd)
             os.environ.clear()
             os.environ.update(old_env)
+        self.tally.list_waits += "for vcita's package list" in err.getvalue()
         return code, out.getvalue() + err.getvalue()
 
     def apply(self, kill: tuple[str, float, int] | None) -> tuple[int | None, str, float]:
@@ -351,6 +366,7 @@ class Soak:
         took = time.perf_counter() - t0
         self.tally.applies += 1
         out = "".join(lines)
+        self.tally.list_waits += "for vcita's package list" in out
         if proc.returncode == -signal.SIGKILL:
             self.tally.kills += 1
             return None, out, took
@@ -428,7 +444,8 @@ class Soak:
 
     def round(self, r: int) -> None:
         grow = self.grow
-        done = self.desired.mutate(self.rng, grow=grow)
+        # with a lagging list, more catalog creates (whose recovery is what the lag endangers)
+        done = self.desired.mutate(self.rng, grow=grow, new_catalog=0.4 if self.list_lag else 0.15)
         if self.flows and self.rng.random() < 0.2:
             done += self.desired.rename(self.rng)
             self.tally.renames += 1
@@ -520,6 +537,7 @@ class Soak:
         untracked_remote = sum(1 for cp in remote if cp["id"] not in tracked_ids)
 
         # catalog packages, per name
+        self.sandbox.op("PUT", "/settings", {"list_lag_seconds": 0})  # every package listed, however new
         names = self._remote_catalog_names()
         for c in self.desired.catalog.values():
             n = names.get(c.title, 0)
@@ -548,7 +566,7 @@ class Soak:
 
 def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills: bool = True, faults: bool = True,
          grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None,
-         state_backend: str = "local") -> dict[str, Any]:
+         state_backend: str = "local", list_lag: float = 0.0) -> dict[str, Any]:
     """Run the soak; returns the counts (see the module's docstring)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -563,7 +581,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
             dsn = stack.enter_context(PgCluster(fsync=True)).new_database("soak")
         with ServedSandbox(root / "sandbox" / "sandbox.db") as sandbox:
             s = Soak(root / "work", sandbox, rng, kill_only=kill_only, kills=kills or kill_only,
-                     faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn)
+                     faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn, list_lag=list_lag)
             for r in range(1, rounds + 1):
                 s.round(r)
                 s.tally.rounds = r
@@ -576,6 +594,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
                   unlocks=t.unlocks, locked_refusals=t.locked, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten,
                   fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
                   partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
+                  list_lag=list_lag, list_waits=t.list_waits,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
                   elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
     return counts
@@ -591,18 +610,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="new client packages per round (default 1 4; 4 12 with --kill-only)")
     parser.add_argument("--state-backend", choices=["local", "postgres"], default="local",
                         help="where the state is kept (postgres: a throwaway server started for the soak)")
+    parser.add_argument("--list-lag", type=float, default=0.0, metavar="SECONDS",
+                        help="the sandbox's package list lags creation by SECONDS (and the commands' bound is that)")
     parser.add_argument("--json", action="store_true", help="also print every count as one JSON line")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
     c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
-             verbose=args.verbose, state_backend=args.state_backend)
+             verbose=args.verbose, state_backend=args.state_backend, list_lag=args.list_lag)
     print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']} "
           f"stale_locks={c['unlocks']}")
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
           f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
+          f"list lag {c['list_lag']:g} s ({c['list_waits']} commands waited for the list), "
           f"state backend {c['state_backend']}, {c['unlocks']} stale locks broken, {c['locked_refusals']} runs refused by a lock, "
           f"unknown outcomes resolved: {c['imported']} imported, "
           f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "
