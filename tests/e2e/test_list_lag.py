@@ -80,14 +80,16 @@ def test_a_catalog_create_killed_in_flight_is_adopted_after_the_list_shows_it_ne
     operator("PUT", "/settings", json={"list_lag_seconds": 6})
     # vcita executes the create 3 s after receiving it and answers 3 s later: killed in between.
     operator("POST", "/faults", json={**CATALOG_POST, "latency_ms": 6000})
+    log = (workdir / "apply.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "--auto-approve",
-                             "manifests/catalog-packages.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=os.environ.copy())
+                             "manifests/catalog-packages.yaml"], cwd=workdir, stdout=log,
+                            stderr=subprocess.STDOUT, env=os.environ.copy())
+    log.close()
     try:
         deadline = time.monotonic() + 60
-        while _posts(operator) < 3 and time.monotonic() < deadline:  # all three creates arrived
-            time.sleep(0.05)
-        assert _posts(operator) == 3
+        while _posts(operator) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)  # until all three creates arrived
+        assert _posts(operator) == 3, (workdir / "apply.log").read_text()
         time.sleep(4.0)  # the slow one was executed (at 3 s), its answer not sent yet (at 6 s)
         assert proc.poll() is None, "apply ended before it could be killed mid-create"
         proc.send_signal(signal.SIGKILL)
