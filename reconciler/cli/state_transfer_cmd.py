@@ -10,13 +10,16 @@ None of these contacts vcita.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.common import backend_options, state_config
+from reconciler.cli.state_cmds import DEFAULT_MANIFESTS  # not reconciler.state: the CLI starts without pydantic
 from reconciler.errors import ConfigError
-from reconciler.state import DEFAULT_MANIFESTS, StateStore
+
+if TYPE_CHECKING:
+    from reconciler.state import StateStore
 
 
 def _both(f: Any) -> Any:
@@ -32,6 +35,7 @@ def _both(f: Any) -> Any:
 def _stores(manifests: str, state_file: str | None, target_name: str | None, backend: str | None,
             dsn_env: str | None) -> tuple[StateStore, Any]:
     from reconciler.cli.state_cmds import _store
+    from reconciler.state import StateStore
 
     config = state_config({"state_backend": backend, "state_dsn_env": dsn_env}, [manifests], None)
     if config.is_local:
