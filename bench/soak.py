@@ -9,7 +9,8 @@ With ``--list-lag SECONDS`` the sandbox's package list shows a new catalog packa
 after its creation (API-NOTES §8: vcita's lags up to 20 s; reading by id works at once), and
 every command runs with that bound (``RECONCILER_LIST_LAG_SECONDS``; send window 5 s, clock skew
 0.5 s): a killed apply's catalog create must be adopted after the next plan waited for the list,
-never created twice.  Without it the list does not lag and the bound is 0 (send window 5 s).
+never created twice (with it, a third of the fault sets also lose the answer of most catalog
+creates).  Without it the list does not lag and the bound is 0 (send window 5 s).
 
 With ``--state-backend postgres`` a throwaway PostgreSQL server is started for the soak
 (``tests/support/pg_cluster.py``) and every command keeps the state there (``state =
@@ -468,6 +469,10 @@ class Soak:
             faulty = self.faults and attempt <= 3 and self.rng.random() < 0.8
             if faulty:
                 faults = random_faults(self.rng)
+                if self.list_lag and self.rng.random() < 0.35:
+                    # a catalog create executed whose answer is lost: recovered under the list's lag
+                    faults.append({"method": "POST", "path": "/platform/v1/payment/packages", "door": "*",
+                                   "drop_after_commit": True, "rate": 0.6})
                 self.sandbox.clear_faults()
                 for f in faults:
                     self.sandbox.add_fault(**f)

@@ -146,7 +146,7 @@ def test_a_create_that_never_executed_is_sent_again_once_the_bound_has_passed_an
     assert parse_utc(op["settled_at"]).timestamp() == pytest.approx(settled)
     assert "Waiting up to" in err
     assert took >= settled - began - 0.1, (took, settled - began)  # it waited for the bound ...
-    assert took <= max(0.0, settled - began) + 3.0, (took, settled - began)  # ... and not much longer
+    assert took <= max(0.0, settled - began) + 5.0, (took, settled - began)  # ... and not much longer
 
     code, out, err = cli("apply", "--auto-approve", "manifests/catalog-packages.yaml")
     assert code == 0, out + err
