@@ -26,6 +26,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("reconciler plan --out plan.json --detailed-exitcode", "save it for review; exit 2 if there are changes"),
         ("reconciler plan --all --shard 0/4 manifests", "one shard of a folder of businesses"),
     ],
+    "show": [
+        ("reconciler show plan.json", "the saved plan as apply would run it"),
+        ("reconciler show plan.json --format github-summary", "for a CI job's $GITHUB_STEP_SUMMARY"),
+    ],
     "apply": [
         ("reconciler apply plan.json", "exactly the reviewed plan"),
         ("reconciler apply --auto-approve", "plan and apply in a script"),
@@ -45,6 +49,9 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "state show": [("reconciler state show catalog_package.piano-10", "one record, as JSON")],
     "state unlock": [("reconciler state unlock 3f9c2a", "the id the refused command printed")],
     "state forget-intent": [("reconciler state forget-intent alice-10", "after checking vcita has no such package")],
+    "state push": [("reconciler state push --state-backend postgres", "the state file into the database, once")],
+    "state pull": [("reconciler state pull --state-backend postgres", "the database's state into the file")],
+    "state businesses": [("reconciler state businesses --state-backend postgres", "every business the database holds")],
     "state rm": [("reconciler state rm catalog_package.old-offer --yes", "stop managing it; vcita keeps it")],
     "state mv": [("reconciler state mv client_package.a client_package.b", "after renaming metadata.name")],
     "sandbox": [("reconciler sandbox serve", "the local vcita API on 127.0.0.1:8765")],
