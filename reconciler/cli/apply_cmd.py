@@ -74,8 +74,9 @@ def read_plan(path: str) -> Any:
 @click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
 @click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
               help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json prints one JSON event per line (a stream for tools).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
+                   "pull request once done (the progress lines go to stderr).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
 @safety_options
 @shard_option
@@ -138,6 +139,10 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         if fmt == "json":
             click.echo(json.dumps(ev.as_dict()))
             return
+        if fmt == "markdown":  # stdout is the report: the log of the run goes to stderr
+            if ev.kind == "note" or ev.kind == "end":
+                console.info(f"{ev.address}: {ev.message}")
+            return
         if ev.kind == "note":
             bar.pause(lambda: console.info(f"{ev.address}: {ev.message}"))
         elif ev.kind == "start":
@@ -186,6 +191,9 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if result is None:
         if saved is not None and not plan.has_changes:
             console.info("The saved plan has no changes: nothing to apply.")
+        if fmt == "markdown":
+            _print_report(plan, {}, "No changes applied." if not plan.errors else
+                          f"Nothing applied: the plan has {len(plan.errors)} error(s).", [])
         return exit_codes.for_apply(plan, None, None)
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
@@ -194,6 +202,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if fmt == "json":
         click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
                                "remaining_changes": len(verify.addresses) if verify else None}))
+    elif fmt == "markdown":
+        _print_report(plan, result.outcomes, summary, _report_notes(result, verify, interrupted))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
     for address, rid in result.unrecorded:
@@ -210,6 +220,29 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")
     return exit_codes.for_apply(plan, result, verify)
+
+
+def _report_notes(result: Any, verify: Any, interrupted: list[signal.Signals]) -> list[str]:
+    from reconciler.render.apply_md import escape
+
+    notes = [f"> [!CAUTION]\n> {escape(a)}: vcita has {escape(rid)}, but the state could not record it: once the "
+             f"state can be written, run: reconciler import {escape(a)} {escape(rid)}" for a, rid in result.unrecorded]
+    if interrupted:
+        notes.append(f"> [!WARNING]\n> Interrupted ({interrupted[0].name}): nothing more was sent; what was in "
+                     "flight is recorded. Run apply again to continue.")
+    if verify is not None and (verify.has_changes or verify.errors):
+        notes.append(f"> [!WARNING]\n> Verification: a fresh plan still shows {len(verify.addresses)} change(s) "
+                     f"and {len(verify.errors)} error(s).")
+    elif verify is not None:
+        notes.append("Verified: a fresh plan shows no changes.")
+    return notes
+
+
+def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> None:
+    from reconciler.render.apply_md import render_apply_markdown
+    from reconciler.safetext import printable
+
+    sys.stdout.write(printable(render_apply_markdown(plan, outcomes, summary=summary, notes=notes), keep="\n\t"))
 
 
 class _ProgressBar:
