@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
@@ -133,7 +132,10 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
                           hint="Review 'reconciler plan' and re-run with --auto-approve, or apply a saved plan file.")
-    bar = _ProgressBar(enabled=fmt == "text" and sys.stdout.isatty() and not console.quiet)
+    from reconciler.cli.progress import ApplyBar, Spinner
+
+    bar = ApplyBar(enabled=fmt == "text" and sys.stdout.isatty() and not console.quiet)
+    spinner = Spinner(console)
 
     def on_event(ev: Any) -> None:
         if fmt == "json":
@@ -144,7 +146,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 console.info(f"{ev.address}: {ev.message}")
             return
         if ev.kind == "note":
-            bar.pause(lambda: console.info(f"{ev.address}: {ev.message}"))
+            console.info(f"{ev.address}: {ev.message}")
         elif ev.kind == "start":
             bar.started(ev.address)
         elif ev.kind == "end":
@@ -152,7 +154,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             took = f" in {ev.elapsed:.2f} s" if ev.elapsed else ""
             style = {"done": "green", "failed": "red", "unknown": "bold red", "refused": "red", "skipped": "yellow"}
             line = f"{ev.address}: {ev.message}{door}{took}"
-            bar.finished(line, style.get(ev.status or ""), lambda: console.out(line, style=style.get(ev.status or "")))
+            bar.finished(ev.address, ev.status or "", line, style.get(ev.status or ""),
+                         lambda: console.out(line, style=style.get(ev.status or "")))
 
     interrupted: list[signal.Signals] = []
     with store.lock("apply"):
@@ -165,8 +168,9 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             async with client_for(target, kw) as api:
                 plan = saved
                 if plan is None:
-                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
-                                           **safety)
+                    with spinner.showing("refreshing"):
+                        plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
+                                               progress=spinner, **safety)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:
@@ -183,8 +187,10 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
-                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace,
-                                             **{**safety, "history_guard": False})
+                    with spinner.showing("verifying"):
+                        verify = await make_plan(api, desired, result.state, target=target,
+                                                 allow_replace=allow_replace, progress=spinner, phase="verifying",
+                                                 **{**safety, "history_guard": False})
                 return plan, result, verify
 
         plan, result, verify = run_async(go())
@@ -243,41 +249,3 @@ def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> N
     from reconciler.safetext import printable
 
     sys.stdout.write(printable(render_apply_markdown(plan, outcomes, summary=summary, notes=notes), keep="\n\t"))
-
-
-class _ProgressBar:
-    """A rich progress bar on a terminal (finished lines print above it); plain lines otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-
-    def running(self, total: int) -> Any:
-        import contextlib
-
-        if not self.enabled:
-            return contextlib.nullcontext()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TextColumn("{task.description}"), transient=True)
-        self._task = self._progress.add_task("", total=total)
-        return self._progress
-
-    def started(self, address: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=address)
-
-    def finished(self, line: str, style: str | None, plain: Any) -> None:
-        if self._progress is None:
-            plain()
-            return
-        self._progress.console.print(line, style=style, markup=False, highlight=False)
-        self._progress.advance(self._task)
-
-    def pause(self, plain: Any) -> None:
-        if self._progress is None:
-            plain()
-        else:
-            plain()

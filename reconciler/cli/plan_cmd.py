@@ -73,13 +73,18 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     state = store.load()
     store.check_target(state, target_ref(target))
 
+    from reconciler.cli.progress import Spinner
+
+    spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
+
     async def go() -> Any:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
-                                   allow_replace=allow_replace,
+                                   allow_replace=allow_replace, progress=spinner,
                                    **plan_safety(paths_l, target, max_payment_requests, confirm_new_business))
 
-    p = run_async(go())
+    with spinner.showing("refreshing"):
+        p = run_async(go())
     if out:
         atomic_write_text(Path(out), sealed_json(p), mode=0o600)
     print_plan(obj.console, p, fmt)

@@ -327,8 +327,10 @@ class VcitaClient:
         route, reply = await self._send("get_client_package", uid=uid)
         return self._one(route, reply, normalize.client_package)
 
-    async def get_client_packages(self, uids: Iterable[str]) -> dict[str, RemoteClientPackage | None]:
+    async def get_client_packages(self, uids: Iterable[str], on_each: Callable[[str], None] | None = None,
+                                  ) -> dict[str, RemoteClientPackage | None]:
         """Read many client packages concurrently (within the limits); None for those not found.
+        ``on_each(uid)`` is called as each read ends (for progress).
 
         Any other error stops the others and is raised as it is (the first one, if several).
         """
@@ -342,6 +344,8 @@ class VcitaClient:
                     found[uid] = await self.get_client_package(uid)
                 except NotFoundError:
                     found[uid] = None
+                if on_each is not None:
+                    on_each(uid)
 
         try:
             async with asyncio.TaskGroup() as group:
