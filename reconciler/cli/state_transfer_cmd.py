@@ -10,13 +10,17 @@ None of these contacts vcita.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.common import backend_options, state_config
 from reconciler.errors import ConfigError
-from reconciler.state import DEFAULT_MANIFESTS, StateStore
+
+if TYPE_CHECKING:
+    from reconciler.state import StateStore
+
+DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
 
 
 def _both(f: Any) -> Any:
@@ -32,6 +36,7 @@ def _both(f: Any) -> Any:
 def _stores(manifests: str, state_file: str | None, target_name: str | None, backend: str | None,
             dsn_env: str | None) -> tuple[StateStore, Any]:
     from reconciler.cli.state_cmds import _store
+    from reconciler.state import StateStore
 
     config = state_config({"state_backend": backend, "state_dsn_env": dsn_env}, [manifests], None)
     if config.is_local:
