@@ -15,7 +15,7 @@ def render(plan, fmt: str) -> str:  # type: ignore[no-untyped-def]
     if fmt == "markdown":
         return render_markdown(plan)
     if fmt == "github-summary":  # for $GITHUB_STEP_SUMMARY: no comment marker, 1 MiB of room
-        return render_markdown(plan, SUMMARY_LIMIT, marker=False)
+        return render_markdown(plan, SUMMARY_LIMIT, marker=False, in_bytes=True)
     if fmt == "json":
         return plan.to_json()
     raise ValueError(f"unknown format {fmt!r}")

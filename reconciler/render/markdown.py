@@ -26,7 +26,7 @@ from reconciler.render.common import money_lines, scope_line, summary_line, targ
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
-SUMMARY_LIMIT = 1_000_000  # a job's step summary may hold 1 MiB
+SUMMARY_LIMIT = 1_000_000  # a job's step summary may hold 1 MiB (counted in UTF-8 bytes there)
 MARKER = "<!-- reconciler-plan -->"
 RESERVE = 2_500          # the wrappers and notes added around the fitted pieces
 MONEY_OPEN = 10          # more payment requests than this are listed in a collapsed block
@@ -49,9 +49,9 @@ class _Pieces:
         return len(self.texts) - 1
 
 
-def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True) -> str:
-    """The Markdown of ``plan``, at most ``limit`` characters (``marker``: the hidden line the
-    plan workflow finds its comment by)."""
+def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> str:
+    """The Markdown of ``plan``, at most ``limit`` characters (``in_bytes``: UTF-8 bytes, as a
+    step summary is measured; ``marker``: the hidden line the plan workflow finds its comment by)."""
     blocks = [block(op) for op in plan.operations]
     errors_at = {p.address for p in plan.errors}
     pieces = _Pieces([], [])
@@ -136,12 +136,15 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True) -> s
                          "</summary>", "", *shown(unmanaged), *more(unmanaged), "", "</details>"]
         return "\n".join(head + body).rstrip() + "\n"
 
+    def size(text: str) -> int:
+        return len(text.encode()) if in_bytes else len(text)
+
     budget = limit - RESERVE
     doc = layout(budget)
-    while len(doc) > limit and budget > 0:  # the wrappers took more than reserved: fold further
-        budget -= max(len(doc) - limit, RESERVE)
+    while size(doc) > limit and budget > 0:  # wrappers (or wide characters) took more: fold further
+        budget -= max(size(doc) - limit, RESERVE)
         doc = layout(budget)
-    return doc if len(doc) <= limit else _bare(plan, limit, marker)
+    return doc if size(doc) <= limit else _bare(plan, limit, marker)
 
 
 def _level(op: Operation, b: Block, errors_at: set[str]) -> int:

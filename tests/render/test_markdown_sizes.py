@@ -128,6 +128,19 @@ def test_step_summary_is_the_same_rendering_without_the_marker_and_with_room(tmp
     assert len(summary) > LIMIT
 
 
+def test_a_summary_is_measured_in_bytes(tmp_path: Path) -> None:
+    docs = [f"apiVersion: reconciler/v1\nkind: CatalogPackage\nmetadata: {{name: wide-{i}}}\n"
+            f"spec: {{name: Wide {i}, price: 10, currency: EUR, expiration: 6, expiration_unit: M, "
+            f"description: '{'é' * 300}', items: [{{total_bookings: 1, services: [svc1]}}]}}\n" for i in range(150)]
+    plan = run_case({"manifests": "---\n".join(docs), "remote": {"service_ids": ["svc1"]}}, tmp_path)
+    full = render_markdown(plan, 10**9)
+    assert len(full) < 130_000 < len(full.encode())  # fits in characters, not in bytes
+    assert render_markdown(plan, 130_000) == full
+    doc = render_markdown(plan, 130_000, in_bytes=True)
+    assert len(doc.encode()) <= 130_000  # folded to fit the bytes (the creates, as one kind, by name)
+    assert "150 change(s) are listed by name only" in doc
+
+
 def test_a_huge_value_in_one_object_folds_that_object_only(tmp_path: Path) -> None:
     case = sized_case(1)
     case["manifests"] = case["manifests"].replace("spec: {name: Piano 0,", "spec: {description: '" + "x" * 70_000
