@@ -306,7 +306,10 @@ def _run_action_steps(shell: Any, inputs: dict[str, str], job_env: dict[str, str
             continue
         if "if" in step and "steps.plan.outputs.exitcode == '1'" in step["if"] and outputs.get("exitcode") != "1":
             continue
-        env = {**job_env, **{k: resolve(str(v)) for k, v in step.get("env", {}).items()}, "GITHUB_OUTPUT": str(out_file)}
+        if "if" in step and "steps.plan.outputs.exitcode != '1'" in step["if"] and outputs.get("exitcode") == "1":
+            continue
+        env = {**job_env, **{k: resolve(str(v)) for k, v in step.get("env", {}).items()}, "GITHUB_OUTPUT": str(out_file),
+               "GITHUB_STEP_SUMMARY": str(shell.work / "step-summary.md")}
         code, out, err = shell(step["run"], env, drop=tuple(k for k in ("VCITA_STAFF_TOKEN",) if k not in env))
         if step.get("name") == "Fail on a plan error":
             outputs["failed"] = str(code != 0).lower()
@@ -323,6 +326,7 @@ def test_composite_action_plans_with_its_inputs_or_the_jobs_environment(shell: A
     assert outputs["exitcode"] == "2" and "failed" not in outputs
     md = (shell.work / "plan.md").read_text()
     assert md.startswith(PLAN_MARKER) and "11 to create" in md
+    assert (shell.work / "step-summary.md").read_text() == md.split("\n", 1)[1]  # the job summary
     from reconciler.plan import check_format_version
 
     assert check_format_version(json.loads((shell.work / "plan.json").read_text())) is None  # a plan apply reads
