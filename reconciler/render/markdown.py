@@ -224,4 +224,5 @@ def _code(s: str) -> str:
 
 
 def _escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    # Text that may come from the server, outside code: no HTML, no column break, one line.
+    return " ".join(s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())

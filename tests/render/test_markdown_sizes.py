@@ -150,3 +150,18 @@ def test_a_huge_value_in_one_object_folds_that_object_only(tmp_path: Path) -> No
     shown = check_well_formed(doc, plan, LIMIT)
     assert shown["row"] == {"catalog_package.piano-0"} and not shown["details"]
     assert "the details of 1 change(s) are folded (the table keeps their row)" in doc
+
+
+def test_server_text_cannot_break_the_comment(tmp_path: Path) -> None:
+    case = sized_case(300)
+    hostile = "x</details>\n\n```\n| <script>alert(1)</script> |\n# Approved"
+    case["remote"]["catalog_packages"].append(
+        {"id": "evil</code>|id", "name": hostile, "price": "1.0", "currency": "USD", "expiration": 1,
+         "expiration_unit": "m", "items": [], "products": []})
+    plan = run_case(case, tmp_path)
+    assert plan.unmanaged
+    for limit in (LIMIT, 10**9):
+        doc = render_markdown(plan, limit)
+        check_well_formed(doc, plan, limit)
+        assert "<script>" not in doc and "\n# Approved" not in doc  # no HTML, no line of its own
+        assert "x&lt;/details&gt; ``` \\| &lt;script&gt;" in doc  # shown, as text, on its list line
