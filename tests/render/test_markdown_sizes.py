@@ -51,7 +51,7 @@ def check_well_formed(doc: str, plan: Plan, limit: int) -> dict[str, set[str]]:
     top = next(n for n, line in enumerate(lines) if line.startswith("**Plan:"))
     assert top <= 3 and lines[top + 2].startswith("**Payment requests:")  # the money at the top
     shown = {
-        "details": set(re.findall(r"^<details><summary><code>\S+ (\S+)", doc, re.M)),
+        "details": set(re.findall(r"^<details><summary><code>\S+ ([^\s<]+)", doc, re.M)),
         "row": set(re.findall(r"^\| `[^`]+` \| `([^`]+)` \|", doc, re.M)),
         "name": set(re.findall(r"^- `\S+ (\S+)` ", doc, re.M)),
     }
