@@ -176,6 +176,11 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     if not plan.has_changes or plan.errors:
                         return plan, None, None
                     if not auto_approve:
+                        if fmt != "text":  # stdout is kept for the report: the plan asked about goes to stderr
+                            from reconciler.render import render
+                            from reconciler.safetext import printable
+
+                            sys.stderr.write(printable(render(plan, "text"), keep="\n\t"))
                         prompt = f"Apply these changes to business {target.business_id}?"
                         if not confirm(prompt):
                             raise click.exceptions.Abort()
@@ -198,8 +203,11 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         if saved is not None and not plan.has_changes:
             console.info("The saved plan has no changes: nothing to apply.")
         if fmt == "markdown":
+            from reconciler.render.apply_md import escape
+
+            errors = [f"- `{escape(p.address)}`: {escape(p.message)}" for p in plan.errors]
             _print_report(plan, {}, "No changes applied." if not plan.errors else
-                          f"Nothing applied: the plan has {len(plan.errors)} error(s).", [])
+                          f"Nothing applied: the plan has {len(plan.errors)} error(s).", errors)
         return exit_codes.for_apply(plan, None, None)
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}

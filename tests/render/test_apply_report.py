@@ -50,3 +50,14 @@ def test_small_report_lists_every_object(tmp_path: Path) -> None:
     rows = re.findall(r"^\| `.` \| `([^`]+)` \|", doc, re.M)
     assert rows == list(plan.addresses)  # in the plan's order
     assert "vcita said \\| &lt;img src=x onerror=alert(1)&gt; second line |" in doc
+
+
+def test_apply_markdown_from_the_cli_reports_and_keeps_stdout_for_the_report(workdir: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("plan", "--out", "plan.json")[0] == 0
+    code, out, err = cli("apply", "plan.json", "--format", "markdown")
+    assert code == 0, err
+    assert out.startswith(MARKER) and "**Apply complete: 11 done, 0 failed.**" in out
+    assert "client_package.alice-piano: created" in err and "client_package.alice-piano: created" not in out
+    assert cli("plan", "--out", "again.json")[0] == 0
+    code, out, err = cli("apply", "again.json", "--format", "markdown")
+    assert code == 0 and out.startswith(MARKER) and "**No changes applied.**" in out, err
