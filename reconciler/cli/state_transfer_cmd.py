@@ -16,11 +16,10 @@ import click
 
 from reconciler.cli.common import backend_options, state_config
 from reconciler.errors import ConfigError
+from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # reconciler.state (pydantic) is imported when a subcommand runs, not for --help
     from reconciler.state import StateStore
-
-DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
 
 
 def _both(f: Any) -> Any:
@@ -36,7 +35,6 @@ def _both(f: Any) -> Any:
 def _stores(manifests: str, state_file: str | None, target_name: str | None, backend: str | None,
             dsn_env: str | None) -> tuple[StateStore, Any]:
     from reconciler.cli.state_cmds import _store
-    from reconciler.state import StateStore
 
     config = state_config({"state_backend": backend, "state_dsn_env": dsn_env}, [manifests], None)
     if config.is_local:
@@ -44,6 +42,8 @@ def _stores(manifests: str, state_file: str | None, target_name: str | None, bac
                           "backend is local",
                           hint="Pass --state-backend postgres (and --state-dsn-env VAR), or set state = \"postgres\" "
                                "in reconciler.toml or the folder's target.toml.")
+    from reconciler.state import StateStore
+
     file = StateStore.locate([manifests], state_file)
     database = _store(manifests, None, target_name, backend, dsn_env)
     return file, database
