@@ -72,8 +72,13 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tall
     only then is it gone.  Any other error of a read by id is raised as it is.
     """
     tally = tally or Tally(None, "")
-    listed = await api.list_catalog_packages(include_items=True)
-    tally.step("catalog packages")
+
+    def page_read(page: int, listed: int) -> None:
+        if page > 1:  # the list is one unit of the total until it turns out to have more pages
+            tally.add(1)
+        tally.step(f"catalog packages: {listed} listed")
+
+    listed = await api.list_catalog_packages(include_items=True, on_page=page_read)
     shown = {p.id for p in listed}
     missing = [rid for rid in dict.fromkeys(tracked_ids) if rid and rid not in shown]
     if not missing:

@@ -235,8 +235,9 @@ class VcitaClient:
         return ProtocolError(f"{info.describe()}: {why}", request=info)
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
-                     *, until_empty: bool = False) -> list[T]:
-        """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
+                     *, until_empty: bool = False, on_page: Callable[[int, int], None] | None = None) -> list[T]:
+        """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7);
+        ``on_page(page, objects so far)`` is called as each page is read (for progress).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
         ``per_page`` is an open question (API-NOTES §10), and a page missed there would make a
@@ -276,6 +277,8 @@ class VcitaClient:
             if len(out) > MAX_LIST_ITEMS:
                 raise self._protocol(route, reply, f"the list holds more than {MAX_LIST_ITEMS} objects by page "
                                                    f"{page}; no business holds that many")
+            if on_page is not None:
+                on_page(page, len(out))
             if fresh == 0 and rows and len(rows) == per_page:
                 raise self._protocol(route, reply, f"page {page} repeats objects of earlier pages: the server "
                                                    "seems to ignore 'page', and the list may be longer than "
@@ -287,15 +290,18 @@ class VcitaClient:
     # -- catalog packages ---------------------------------------------------------------------
 
     async def list_catalog_packages(
-        self, include_items: bool = True, active_only: bool = False
+        self, include_items: bool = True, active_only: bool = False,
+        on_page: Callable[[int, int], None] | None = None,
     ) -> list[RemoteCatalogPackage]:
-        """Every catalog package (deactivated ones too unless ``active_only``)."""
+        """Every catalog package (deactivated ones too unless ``active_only``); ``on_page(page,
+        listed so far)`` as each page is read."""
         params: dict[str, str] = {}
         if include_items:
             params["include_items"] = "true"
         if active_only:
             params["active_only"] = "true"
-        return await self._pages("list_catalog_packages", params, normalize.catalog_package, until_empty=True)
+        return await self._pages("list_catalog_packages", params, normalize.catalog_package, until_empty=True,
+                                 on_page=on_page)
 
     async def get_catalog_package(self, package_id: str) -> RemoteCatalogPackage:
         """One catalog package with its items; NotFoundError if absent (the API may say 404 or 422)."""
