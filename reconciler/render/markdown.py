@@ -62,8 +62,8 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
     errors = [pieces.add(f"> - `{p.address}`: {_escape(p.message)}", "") for p in plan.errors]
     warnings = [pieces.add(f"- :warning: `{p.address}`: {_escape(p.message)}", "")
                 for p in plan.problems if p.severity == "warning"]
-    ops = [pieces.add(_details(op, b) + "\n" + _row(b), _row(b), _name(b), "")
-           for op, b in zip(plan.operations, blocks)]
+    ops = [pieces.add(_details(op, b) + "\n" + row, row, _name(b), "")
+           for op, b, row in ((op, b, _row(b)) for op, b in zip(plan.operations, blocks))]
     levels = [_level(op, b, errors_at) for op, b in zip(plan.operations, blocks)]
     unmanaged = [pieces.add(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}", "")
                  for u in plan.unmanaged]
@@ -170,7 +170,7 @@ def _name(b: Block) -> str:
 
 
 def _details(op: Operation, b: Block) -> str:
-    body = "\n".join(diff_line(line) for line in op_lines(op))
+    body = "\n".join(diff_line(line) for line in op_lines(op, b))
     summary = _escape(f"{b.symbol} {b.title}")
     return (f"<details><summary><code>{summary}</code> {b.says}</summary>\n\n"
             f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
