@@ -26,7 +26,7 @@ from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
-from reconciler.progress import ProgressSink, Tally
+from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.planner import (
     Actual,
     PlanOptions,
@@ -234,4 +234,6 @@ async def make_plan(
     # cannot resolve a lost answer of; the plan is made again with what it finds.
     from reconciler.second_memory import replan
 
+    if progress is not None and not no_refresh:  # a phase of unknown length: named, not counted
+        progress(Progress("checking payment requests", 0, None))
     return await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))

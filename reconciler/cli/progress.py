@@ -26,7 +26,10 @@ def _isatty(stream: Any) -> bool:
 
 
 def spinner_text(p: Progress) -> str:
-    """``refreshing: 12/300 read (last: client_package.alice-piano)``."""
+    """``refreshing: 12/300 read (last: client_package.alice-piano)``; a phase of unknown
+    length with nothing counted yet is only named (``checking payment requests...``)."""
+    if p.total is None and not p.done:
+        return f"{p.phase}..."
     total = f"/{p.total}" if p.total is not None else ""
     unit = "businesses" if p.phase.endswith("--all") else "read"
     last = f" (last: {clean(p.last, keep='')})" if p.last else ""
