@@ -7,8 +7,27 @@ from typing import Any
 
 from reconciler.plan import Plan
 
-SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "archive": "-", "set_credits": "~",
+# Terraform's symbols where the meaning is Terraform's (+ create, ~ update in place, -/+ replace,
+# . forget: archive deletes nothing, like Terraform's "no longer managed"); the others are ours and
+# the legend says so (Terraform's <= is a data source read; it shows moves and imports in words).
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "import": "<=", "archive": ".", "set_credits": "~",
           "resolve": "?", "move": "->", "readopt": "<="}
+#: What each symbol means, in the order a legend lists them.
+LEGEND = {
+    "+": "create",
+    "~": "update in place",
+    "-/+": "replace: a new client package (and payment request); the old one stays in vcita",
+    "<=": "import: track an object vcita already has, no request (not Terraform's data read)",
+    "->": "move: the same object under a new name, no request",
+    ".": "archive: no longer tracked; nothing is deleted in vcita (Terraform's forget)",
+    "?": "settle a create an interrupted run left pending",
+}
+
+
+def legend(plan: Plan) -> list[tuple[str, str]]:
+    """(symbol, meaning) for each symbol the plan's operations use, in :data:`LEGEND`'s order."""
+    used = {SYMBOL[op.action] for op in plan.operations}
+    return [(sym, meaning) for sym, meaning in LEGEND.items() if sym in used]
 VERB = {
     "create": "will be created",
     "update": "will be updated in place",

@@ -22,7 +22,7 @@ from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render import fold
 from reconciler.render.blocks import Block, block
-from reconciler.render.common import money_lines, scope_line, summary_line, target_line
+from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
@@ -119,7 +119,8 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
         body: list[str] = []
         rows = [text[i][ROW] for i in ops if chosen.forms[i] in (DETAILS, ROW)]
         if rows:
-            body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|", *rows]
+            body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|", *rows, "",
+                     "Symbols: " + " · ".join(f"`{sym}` {_escape(meaning)}" for sym, meaning in legend(plan)) + "."]
         sections = [text[i][DETAILS].rsplit("\n", 1)[0] for i in ops if chosen.forms[i] == DETAILS]
         if sections:
             body += ["", *sections]

@@ -1,11 +1,12 @@
-"""The terminal rendering of a plan, in Terraform's grammar (+ create, ~ update, -/+ replace, <= import)."""
+"""The terminal rendering of a plan, in Terraform's grammar (+ create, ~ update, -/+ replace), with a
+legend of the symbols it uses (where reconciler's differ from Terraform's, it says so)."""
 
 from __future__ import annotations
 
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import Block, block
-from reconciler.render.common import money_lines, scope_line, summary_line, target_line
+from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line
 
 
 def render_text(plan: Plan) -> str:
@@ -14,6 +15,9 @@ def render_text(plan: Plan) -> str:
         lines.append("Note: planned from state alone (--no-refresh): changes made in vcita are not visible.")
     lines.append("")
     if plan.operations:
+        lines.append("Actions are shown with these symbols:")
+        lines.extend(f"  {sym:>3} {meaning}" for sym, meaning in legend(plan))
+        lines.append("")
         lines.append("reconciler will perform the following actions:")
         lines.append("")
         for op in plan.operations:
