@@ -55,3 +55,16 @@ def test_markdown_stays_under_the_comment_limit_by_folding(plan: Plan) -> None:
     assert len(folded) <= 65_000
     assert "To keep this comment under 65,000 characters" in folded
     assert folded.startswith("<!-- reconciler-plan -->\n## reconciler plan\n\n**Plan:")
+
+
+def test_legend_lists_exactly_the_symbols_used(plan: Plan) -> None:
+    """Terraform's symbols only where the meaning is Terraform's; archive deletes nothing, so it is
+    Terraform's forget ('.'), never a red '-'; a plan of creates only explains only '+'."""
+    from reconciler.render.common import SYMBOL, legend
+
+    assert SYMBOL["archive"] == "." and "-" not in SYMBOL.values()
+    assert [s for s, _ in legend(plan)] == ["+", "~", "-/+", "<=", "."]
+    creates = plan.model_copy(update={"operations": [op for op in plan.operations if op.action == "create"]})
+    assert [s for s, _ in legend(creates)] == ["+"]
+    text = render(creates, "text")
+    assert "    + create" in text and "update in place" not in text and "archive" not in text.split("reconciler will")[0]
