@@ -92,7 +92,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
                   pending: Sequence[Any] = ()) -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
     state's pending creates, passed on to the planner."""
-    cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
+    cp_ids = [rs.id for rs in resources.values() if rs.kind == "ClientPackage"]
     catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
