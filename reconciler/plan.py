@@ -107,6 +107,11 @@ class Plan(Frozen):
     payment_requests: PaymentRequests = Field(default_factory=PaymentRequests)
     #: tracked objects whose manifests are outside the paths of a partial plan: left alone
     out_of_scope: int = 0
+    #: the --only patterns the plan was made for (empty: all the manifests given)
+    only: tuple[str, ...] = ()
+    #: manifest objects --only left out, and those it added as dependencies of the selection
+    left_out: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
     notes: tuple[str, ...] = Field(default=())
 
     def count(self, action: str) -> int:

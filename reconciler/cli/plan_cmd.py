@@ -10,11 +10,13 @@ import click
 from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
+    only_option,
     open_state,
     plan_safety,
     resolve,
     run_async,
     safety_options,
+    scoped,
     state_option,
     target_options,
 )
@@ -35,6 +37,7 @@ from reconciler.cli.output import print_plan
 @click.option("--allow-replace", is_flag=True,
               help="Accept replacing client packages whose client/package/price/valid_from changed "
                    "(each replacement opens a new payment request).")
+@only_option
 @safety_options
 @shard_option
 @state_option
@@ -43,7 +46,7 @@ from reconciler.cli.output import print_plan
 def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          no_refresh: bool, allow_replace: bool, state_path: str | None, all_: bool = False,
          shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
-         confirm_new_business: bool = False, **kw: Any) -> int:
+         confirm_new_business: bool = False, only: tuple[str, ...] = (), **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
@@ -53,8 +56,9 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         from reconciler.cli.fleet_cmd import run_fleet_command
         from reconciler.errors import ConfigError
 
-        if not all_ or no_refresh or allow_replace:
-            raise ConfigError("--shard needs --all; --no-refresh and --allow-replace are not available with --all")
+        if not all_ or no_refresh or allow_replace or only:
+            raise ConfigError("--shard needs --all; --no-refresh, --allow-replace and --only are not available "
+                              "with --all")
         return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
@@ -63,19 +67,22 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     from reconciler.refresh import make_plan, target_ref
 
     paths_l = manifest_paths(paths)
-    desired = load_manifests(paths_l)
+    desired, selection = scoped(load_manifests(paths_l), only)
     target = resolve(kw, paths_l)
     store = open_state(kw, paths_l, state_path, target)
     state = store.load()
     store.check_target(state, target_ref(target))
 
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
+
     async def go() -> Any:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
-                                   allow_replace=allow_replace,
-                                   **plan_safety(paths_l, target, max_payment_requests, confirm_new_business))
+                                   allow_replace=allow_replace, **{**safety, "partial": safety["partial"] or bool(only)})
 
     p = run_async(go())
+    if selection:
+        p = p.model_copy(update=selection)
     if out:
         atomic_write_text(Path(out), sealed_json(p), mode=0o600)
     print_plan(obj.console, p, fmt)

@@ -508,7 +508,8 @@ class _Builder:
     def unmanaged(self) -> list[Unmanaged]:
         out = []
         for rid, obj in sorted(self.a.catalog_packages.items(), key=lambda kv: (kv[1].view.get("name", ""), kv[0])):
-            if rid not in self.claimed:
+            # A partial plan's tracked objects outside its scope are managed, only not planned.
+            if rid not in self.claimed and not (self.o.partial and rid in self.owned):
                 out.append(Unmanaged(id=rid, name=str(obj.view.get("name", "")), active=obj.active))
         return out
 

@@ -97,7 +97,18 @@ def money_lines(plan: Plan, *, markdown: bool = False) -> list[str]:
     return lines
 
 
+#: The left-out addresses a plan names before it only counts the rest.
+SHOWN_LEFT_OUT = 10
+
+
 def scope_line(plan: Plan) -> str | None:
+    if plan.only:
+        shown = ", ".join(plan.left_out[:SHOWN_LEFT_OUT]) + (", ..." if len(plan.left_out) > SHOWN_LEFT_OUT else "")
+        deps = f"; added as dependencies: {', '.join(plan.dependencies)}" if plan.dependencies else ""
+        left = f" ({shown})" if plan.left_out else ""
+        return (f"--only {' '.join(plan.only)}: {len(plan.left_out)} manifest object(s) left out{left}{deps}; "
+                f"{plan.out_of_scope} tracked object(s) outside the selection left alone (neither archived nor "
+                "changed).")
     if not plan.out_of_scope:
         return None
     return (f"{plan.out_of_scope} tracked object(s) are outside the paths of this plan: left alone "

@@ -22,7 +22,7 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     head += [f"**{_escape(money[0])}**", *money[1:], ""]
     scope = scope_line(plan)
     if scope:
-        head += [scope, ""]
+        head += [_escape(scope), ""]
     head.append(target_line(plan) + ".")
     if not plan.refreshed:
         head.append("")
