@@ -112,6 +112,9 @@ class Plan(Frozen):
     #: manifest objects --only left out, and those it added as dependencies of the selection
     left_out: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    #: what a reviewer calls the ids the plan shows (services, clients, catalog packages), from the
+    #: lists the refresh read: shown next to each id in every format
+    names: dict[str, str] = Field(default_factory=dict)
     notes: tuple[str, ...] = Field(default=())
 
     def count(self, action: str) -> int:

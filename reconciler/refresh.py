@@ -99,14 +99,22 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
     # A directory-only target cannot list services (staff only): services are then not checked.
     need_services = bool(desired.catalog_packages) and api.can("list_services")
 
+    names: dict[str, str] = {}
+
     async def clients_by_email() -> dict[str, str | None]:
         found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
+        for e, c in zip(emails, found):
+            if c is not None:
+                person = f"{c.first_name} {c.last_name}".strip()
+                names[c.id] = f"{person} <{e}>" if person else e
         return {e: (c.id if c else None) for e, c in zip(emails, found)}
 
     async def services() -> frozenset[str] | None:
         if not need_services:
             return None
-        return frozenset(s.id for s in await api.list_services())
+        listed = await api.list_services()
+        names.update((s.id, s.name) for s in listed if s.name)
+        return frozenset(s.id for s in listed)
 
     catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
         read_catalog(api, catalog_ids),
@@ -122,6 +130,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         service_ids=service_ids,
         refreshed=True,
         pending=tuple(pending),
+        names={**{p.id: p.name for p in catalog}, **names},
     )
 
 

@@ -12,6 +12,7 @@ it is added, so the plan is complete and validated when it is made.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -139,7 +140,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
             allow_replace=opts.allow_replace, operations=tuple(b.ops), unmanaged=tuple(b.unmanaged()),
             problems=tuple(b.problems), noop_count=b.noops, payment_requests=money,
-            out_of_scope=b.out_of_scope,
+            out_of_scope=b.out_of_scope, names=_names(b.ops, actual.names),
         )
     finally:
         if gc_was_enabled:
@@ -512,6 +513,14 @@ class _Builder:
             if rid not in self.claimed and not (self.o.partial and rid in self.owned):
                 out.append(Unmanaged(id=rid, name=str(obj.view.get("name", "")), active=obj.active))
         return out
+
+
+def _names(ops: list[OperationKind], known: Mapping[str, str]) -> dict[str, str]:
+    """The names of the ids the operations show (a plan of 3 changes carries 3 changes' names)."""
+    if not known or not ops:
+        return {}
+    seen = set(re.findall(r"[A-Za-z0-9_-]+", " ".join(repr(op) for op in ops)))
+    return {i: known[i] for i in sorted(seen & known.keys())}
 
 
 def _top_fields(fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:

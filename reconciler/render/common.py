@@ -37,6 +37,12 @@ def value(key: str, v: Any) -> str:
     return str(v)
 
 
+def _label(name: str) -> str:
+    from reconciler.render.blocks import label
+
+    return label(name)
+
+
 def leaf_key(path: str) -> str:
     return path.split("[", 1)[0]
 
@@ -92,7 +98,8 @@ def money_lines(plan: Plan, *, markdown: bool = False) -> list[str]:
     for item in money.items:
         amount = f"{item.amount} {item.currency or ''}".strip() if item.amount is not None else "amount unknown"
         also = f" (replaces {item.replaces})" if item.replaces else ""
-        row = f"{item.address}: client {item.client_id}, {item.package}, {amount}{also}"
+        who = f" ({_label(plan.names[item.client_id])})" if item.client_id in plan.names else ""
+        row = f"{item.address}: client {item.client_id}{who}, {item.package}, {amount}{also}"
         lines.append(f"- `{row}`" if markdown else f"  {row}")
     return lines
 

@@ -6,6 +6,8 @@ largest per-object sections into a one-line note, and says so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block
@@ -54,7 +56,7 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
                 fields += f" (+{len(b.fields) - 6})"
             action = b.action.replace("_", " ")
             table.append(f"| `{b.symbol}` | `{b.address}` | {action} | {b.remote_id or ''} | {fields} |")
-    sections = [_details(op) for op in plan.operations]
+    sections = [_details(op, plan.names) for op in plan.operations]
     tail: list[str] = []
     if plan.unmanaged:
         tail.append("")
@@ -64,10 +66,10 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     return _fit("\n".join(head + table), sections, "\n".join(tail), limit)
 
 
-def _details(op: Operation) -> str:
+def _details(op: Operation, names: Mapping[str, str]) -> str:
     # Lines start with their sign so GitHub's diff highlighting colours + and - lines.
     b = block(op)
-    body = "\n".join(line.strip() for line in op_lines(op))
+    body = "\n".join(line.strip() for line in op_lines(op, names))
     summary = _escape(f"{b.symbol} {b.title}")
     return (f"<details><summary><code>{summary}</code> {b.says}</summary>\n\n"
             f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
