@@ -88,17 +88,22 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[Rem
     return listed + found
 
 
-async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                  pending: Sequence[Any] = ()) -> Actual:
-    """Read what the planner needs from the remote business, concurrently; ``pending`` are the
-    state's pending creates, passed on to the planner."""
-    cp_ids = [rs.id for rs in resources.values() if rs.kind == "ClientPackage"]
-    catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
+@dataclass(frozen=True)
+class Lookups:
+    """What every refresh reads besides the objects: clients by e-mail, the services, their names."""
+
+    clients_by_email: dict[str, str | None]
+    service_ids: frozenset[str] | None
+    names: dict[str, str]
+
+
+async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
+    """One lookup per distinct client e-mail and the services list (when catalog packages are
+    declared and the target may list them), concurrently; and the names they carry."""
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
     # A directory-only target cannot list services (staff only): services are then not checked.
     need_services = bool(desired.catalog_packages) and api.can("list_services")
-
     names: dict[str, str] = {}
 
     async def clients_by_email() -> dict[str, str | None]:
@@ -116,21 +121,30 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         names.update((s.id, s.name) for s in listed if s.name)
         return frozenset(s.id for s in listed)
 
-    catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
+    by_email, service_ids = await asyncio.gather(clients_by_email(), services())
+    return Lookups(by_email, service_ids, names)
+
+
+async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
+                  pending: Sequence[Any] = ()) -> Actual:
+    """Read what the planner needs from the remote business, concurrently; ``pending`` are the
+    state's pending creates, passed on to the planner."""
+    cp_ids = [rs.id for rs in resources.values() if rs.kind == "ClientPackage"]
+    catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
+    catalog, client_pkgs, found = await asyncio.gather(
         read_catalog(api, catalog_ids),
         api.get_client_packages(cp_ids),
-        clients_by_email(),
-        services(),
+        read_lookups(api, desired),
     )
     return Actual(
         catalog_packages={p.id: from_catalog(p) for p in catalog},
         client_packages={uid: (from_client_package(cp) if cp else None) for uid, cp in client_pkgs.items()},
         catalog_names={p.id: p.name for p in catalog},
-        clients_by_email=by_email,
-        service_ids=service_ids,
+        clients_by_email=found.clients_by_email,
+        service_ids=found.service_ids,
         refreshed=True,
         pending=tuple(pending),
-        names={**{p.id: p.name for p in catalog}, **names},
+        names={**{p.id: p.name for p in catalog}, **found.names},
     )
 
 
@@ -179,20 +193,27 @@ async def make_plan(
     *,
     target: Target,
     no_refresh: bool = False,
+    refresh_mode: str = "full",
     allow_replace: bool = False,
     today: date | None = None,
     partial: bool = False,
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
 ) -> Plan:
-    """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
+    """Refresh (unless ``no_refresh``; ``refresh_mode="changed"``: only the client packages whose
+    manifest changed, :mod:`reconciler.refresh_changed`) and plan; the state's pending creates (left by an
     interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
     ``max_payment_requests`` bounds what the plan may open."""
     pending = tuple(state.pending.values())
+    unread = 0
     if no_refresh:
         actual = from_state(state.resources, pending)
+    elif refresh_mode == "changed":
+        from reconciler.refresh_changed import refresh_changed
+
+        actual, unread = await refresh_changed(api, desired, state.resources, pending)
     else:
         actual = await refresh(api, desired, state.resources, pending)
     actual = replace(actual, services_unchecked=services_unchecked(api))
@@ -209,4 +230,5 @@ async def make_plan(
         history_guard=(not target.embedded) if history_guard is None else history_guard,
         max_payment_requests=max_payment_requests,
     )
-    return plan(desired, state.resources, actual, opts, PlanningRemote(api))
+    p = plan(desired, state.resources, actual, opts, PlanningRemote(api))
+    return p.model_copy(update={"unread": unread}) if unread else p

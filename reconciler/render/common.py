@@ -108,6 +108,13 @@ def money_lines(plan: Plan, *, markdown: bool = False) -> list[str]:
 SHOWN_LEFT_OUT = 10
 
 
+def unread_line(plan: Plan) -> str | None:
+    if not plan.unread:
+        return None
+    return (f"Refreshed only what changed (--refresh=changed): {plan.unread} tracked client package(s) whose "
+            "manifests ask for what was last applied were not read; 'reconciler drift' reads everything.")
+
+
 def scope_line(plan: Plan) -> str | None:
     if plan.only:
         shown = ", ".join(plan.left_out[:SHOWN_LEFT_OUT]) + (", ..." if len(plan.left_out) > SHOWN_LEFT_OUT else "")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block
-from reconciler.render.common import money_lines, scope_line, summary_line, target_line
+from reconciler.render.common import money_lines, scope_line, summary_line, unread_line, target_line
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000
@@ -22,9 +22,9 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", ""]
     money = money_lines(plan, markdown=True)
     head += [f"**{_escape(money[0])}**", *money[1:], ""]
-    scope = scope_line(plan)
-    if scope:
-        head += [_escape(scope), ""]
+    for extra in (scope_line(plan), unread_line(plan)):
+        if extra:
+            head += [_escape(extra), ""]
     head.append(target_line(plan) + ".")
     if not plan.refreshed:
         head.append("")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block, named
-from reconciler.render.common import money_lines, scope_line, summary_line, target_line
+from reconciler.render.common import money_lines, scope_line, summary_line, unread_line, target_line
 
 
 def render_text(plan: Plan) -> str:
@@ -35,9 +35,9 @@ def render_text(plan: Plan) -> str:
         lines.append("")
     lines.append(summary_line(plan))
     lines.extend(money_lines(plan))
-    scope = scope_line(plan)
-    if scope:
-        lines.append(scope)
+    for extra in (scope_line(plan), unread_line(plan)):
+        if extra:
+            lines.append(extra)
     if plan.errors:
         lines.append(f"{len(plan.errors)} error(s) above must be fixed before this plan can be applied.")
     blocked = plan.blocked
