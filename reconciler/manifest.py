@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from reconciler.manifest_messages import message_of, suggest, walk
 from reconciler.model.manifest import (
     DOCUMENT_ADAPTER,
+    CatalogOrder,
     CatalogPackage,
     ClientPackage,
     ClientPackageSet,
@@ -57,13 +58,15 @@ __all__ = [
     "discover", "load_manifests",
 ]
 
-Doc = CatalogPackage | ClientPackage | ClientPackageSet
+Doc = CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder
 #: Suggestions ("did you mean ...") computed per run; each compares a name with every name.
 MAX_SUGGESTIONS = 20
 #: The longest document read (characters, comments included); real ones are under a few KiB.  A
 #: longer one is refused before it is parsed: parsing holds a whole document in memory at once.
 MAX_DOCUMENT_CHARS = 2 * 2**20
 # A line that starts with --- or ... (then a blank) bounds a document: no document spans one.
+#: Spec fields added after manifests were first digested (see ManifestSet.digest).
+LATER_FIELDS = ("valid_for", "active", "order")
 _BOUNDARY = re.compile(r"(?:(?<=[\n\r\x85\u2028\u2029])|\A)(?:---|\.\.\.)(?=[ \t\n\r\x85\u2028\u2029]|\Z)")
 
 
@@ -86,6 +89,8 @@ class ManifestSet:
     #: each member of a ClientPackageSet (a SetMember) by ``set["key"]`` (its address's tail)
     client_packages: dict[str, ClientPackage] = field(default_factory=dict)
     client_package_sets: dict[str, ClientPackageSet] = field(default_factory=dict)
+    #: the CatalogOrder document (at most one): already applied as each package's spec.order
+    catalog_orders: dict[str, CatalogOrder] = field(default_factory=dict)
     sources: dict[str, SourceRef] = field(default_factory=dict)  # document address -> where
     files: list[str] = field(default_factory=list)
 
@@ -98,9 +103,10 @@ class ManifestSet:
         """A digest of what the manifests mean (not how they are formatted or commented)."""
         h = hashlib.sha256()
         for d in sorted(self.documents, key=lambda d: d.address):
-            # valid_for left out is not part of the dump, so digests made before it existed still match.
-            unset = isinstance(d, ClientPackage) and d.spec.valid_for is None
-            h.update(d.model_dump_json(exclude={"spec": {"valid_for"}} if unset else None).encode())
+            # Fields added later are left out of the dump while unset, so that the digests of
+            # manifests that do not use them stay what they were (saved plans still apply).
+            unset = {f for f in LATER_FIELDS if getattr(d.spec, f, 0) is None}
+            h.update(d.model_dump_json(exclude={"spec": unset} if unset else None).encode())
             h.update(b"\n")
         return "sha256:" + h.hexdigest()
 
@@ -249,7 +255,7 @@ def load_text(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], list[
             if outcome is None:
                 continue  # an empty document ('---' with nothing after it)
             seen = True
-            if isinstance(outcome, (CatalogPackage, ClientPackage, ClientPackageSet)):
+            if isinstance(outcome, (CatalogPackage, ClientPackage, ClientPackageSet, CatalogOrder)):
                 docs.append((outcome, ref))
                 continue
             doc, errs = exact_document(_document_text(text, ref), shown, _FastLoader, mark.line)
@@ -344,7 +350,8 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
     for doc, src in docs:
         table: dict[str, Any] = (
             result.catalog_packages if isinstance(doc, CatalogPackage) else
-            result.client_package_sets if isinstance(doc, ClientPackageSet) else result.client_packages
+            result.client_package_sets if isinstance(doc, ClientPackageSet) else
+            result.catalog_orders if isinstance(doc, CatalogOrder) else result.client_packages
         )
         name = doc.metadata.name
         if name in table:
@@ -357,6 +364,7 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
         table[name] = doc
         result.sources[doc.address] = src
     budget = [MAX_SUGGESTIONS]
+    found.extend(_apply_order(result, budget))
     for cp in list(result.client_packages.values()):
         src = result.sources[cp.address]
         if cp.spec.package.name is None or f"CatalogPackage/{cp.spec.package.name}" not in invalid:
@@ -366,6 +374,43 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
         if cs.spec.package.name is None or f"CatalogPackage/{cs.spec.package.name}" not in invalid:
             found.extend((d, src) for d in _expand_set(cs, src, result, budget))
     return _relocate(found)
+
+
+def _apply_order(ms: ManifestSet, budget: list[int]) -> list[tuple[Diagnostic, SourceRef]]:
+    """Give each package a CatalogOrder names its position (1, 2, 3...) as ``spec.order``."""
+    out: list[tuple[Diagnostic, SourceRef]] = []
+    orders = list(ms.catalog_orders.values())
+    for extra in orders[1:]:
+        src = ms.sources[extra.address]
+        first = ms.sources[orders[0].address]
+        out.append((Diagnostic(src.file, src.line, 1, f"a second CatalogOrder (the first is in {first.file}:"
+                               f"{first.line}): the catalog has one display order", f"CatalogOrder/"
+                               f"{extra.metadata.name}", "kind"), src))
+    if not orders:
+        return out
+    co = orders[0]
+    src = ms.sources[co.address]
+    addr = f"CatalogOrder/{co.metadata.name}"
+    seen: dict[str, int] = {}
+    for i, name in enumerate(co.spec.packages):
+        where = f"spec.packages[{i}]"
+        pkg = ms.catalog_packages.get(name)
+        if name in seen:
+            out.append((Diagnostic(src.file, src.line, 1, f"'{name}' is already listed (spec.packages[{seen[name]}])",
+                                   addr, where), src))
+        elif pkg is None:
+            hint = suggest(name, ms.catalog_packages) if budget[0] > 0 else ""
+            budget[0] -= 1
+            out.append((Diagnostic(src.file, src.line, 1, f"unknown catalog package '{name}'{hint}: no "
+                                   "CatalogPackage with that metadata.name in the manifests", addr, where), src))
+        elif pkg.spec.order is not None:
+            own = ms.sources[pkg.address]
+            out.append((Diagnostic(src.file, src.line, 1, f"'{name}' declares its own order ({pkg.spec.order}, in "
+                                   f"{own.file}:{own.line}): write it in one place", addr, where), src))
+        else:
+            ms.catalog_packages[name] = pkg.model_copy(update={"spec": pkg.spec.model_copy(update={"order": i + 1})})
+        seen.setdefault(name, i)
+    return out
 
 
 def _expand_set(cs: ClientPackageSet, src: SourceRef, ms: ManifestSet, budget: list[int]) -> list[Diagnostic]:

@@ -4,7 +4,8 @@ Each document is ``{apiVersion: reconciler/v1, kind, metadata: {name}, spec}`` w
 ``CatalogPackage`` (mirrors POST /platform/v1/payment/packages, API-NOTES §6.1) or
 ``ClientPackage`` (mirrors POST /platform/v1/payment/client_packages, §6.4) or
 ``ClientPackageSet`` (one catalog package assigned to many clients: each member is a client
-package of its own, built by :func:`set_member_spec` and addressed by its client).
+package of its own, built by :func:`set_member_spec` and addressed by its client) or
+``CatalogOrder`` (the catalog's display order: each package named gets its ``order``).
 
 Inputs are accepted in the forms people write (``m`` or ``M``, a service as ``uid`` or
 ``{id: uid}``) and stored in one canonical form (``M``, ``"uid"``), so two manifests that mean
@@ -51,6 +52,8 @@ MAX_MONEY = Decimal("9999999999.9999")
 MONEY_PLACES = 4
 #: Credits per item or booking credit: far beyond any package, and far inside a 32-bit integer.
 MAX_BOOKINGS = 1_000_000
+#: Display positions of catalog packages: far beyond any catalog.
+MAX_ORDER = 100_000
 #: Validity of a catalog package: at most about a hundred years in its unit.
 MAX_EXPIRATION = {"D": 36_525, "W": 5_218, "M": 1_200, "Y": 100}
 
@@ -223,6 +226,11 @@ class CatalogPackageSpec(Frozen):
     ] = None
     image_path: str | None = None
     online_payment_enabled: Annotated[bool | None, Field(strict=True)] = None
+    #: false: deactivated (no longer sold; client packages already sold are kept), through the
+    #: update route (API-NOTES §6.2: documented in its prose only, not yet verified)
+    active: Annotated[bool | None, Field(strict=True)] = None
+    #: position in the catalog's display order (lower first), through the reorder route (§2 row 5)
+    order: Annotated[int | None, Field(strict=True, ge=1, le=MAX_ORDER)] = None
 
     @field_validator("currency")
     @classmethod
@@ -273,6 +281,25 @@ class CatalogPackage(Frozen):
     @property
     def address(self) -> str:
         return f"catalog_package.{self.metadata.name}"
+
+
+class CatalogOrderSpec(Frozen):
+    packages: Annotated[tuple[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], ...],
+                        Field(min_length=1, max_length=MAX_ORDER)]
+
+
+class CatalogOrder(Frozen):
+    """The catalog's display order: the CatalogPackage names, first shown first (each gets
+    ``order`` 1, 2, 3... as if written in its own document)."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["CatalogOrder"]
+    metadata: Metadata
+    spec: CatalogOrderSpec
+
+    @property
+    def address(self) -> str:
+        return f"catalog_order.{self.metadata.name}"
 
 
 # --- ClientPackage ----------------------------------------------------------------------------
@@ -559,9 +586,9 @@ def set_member_spec(spec: ClientPackageSetSpec, member: SetClient) -> ClientPack
     return ClientPackageSpec.model_validate(values)
 
 
-Document = Annotated[Union[CatalogPackage, ClientPackage, ClientPackageSet], Field(discriminator="kind")]
-DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage | ClientPackageSet] = TypeAdapter(Document)
-KINDS = ("CatalogPackage", "ClientPackage", "ClientPackageSet")
+Document = Annotated[Union[CatalogPackage, ClientPackage, ClientPackageSet, CatalogOrder], Field(discriminator="kind")]
+DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder] = TypeAdapter(Document)
+KINDS = ("CatalogPackage", "ClientPackage", "ClientPackageSet", "CatalogOrder")
 
 
 def document_json_schema() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from reconciler.model.manifest import (
     MAX_BOOKINGS,
     MAX_EXPIRATION,
     MAX_MONEY,
+    MAX_ORDER,
     MEMBER_EMAIL_PATTERN,
     MONEY_PLACES,
     NAME_PATTERN,
@@ -32,7 +33,7 @@ from reconciler.model.manifest import (
     currency_codes,
 )
 
-SCHEMA_VERSION = "1.4.0"
+SCHEMA_VERSION = "1.5.0"
 SCHEMA_ID = "urn:reconciler:schema:manifest:reconciler-v1"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -164,6 +165,13 @@ CATALOG_SPEC: dict[str, Any] = {
         "online_payment_enabled": {"type": "boolean", "examples": [True],
                                    "description": "Clients may buy the package themselves (the public catalog "
                                                   "lists only these). true or false, unquoted."},
+        "active": {"type": "boolean", "examples": [False],
+                   "description": "false deactivates the package (no longer sold; client packages already sold "
+                                  "are kept), true reactivates it; left out, not managed. Sent through the update "
+                                  "route, which documents it in its prose only (not verified against vcita yet)."},
+        "order": {"type": "integer", "minimum": 1, "maximum": MAX_ORDER, "examples": [1],
+                  "description": "Position in the catalog's display order (lower first), set through the reorder "
+                                 "route; or list the packages in a CatalogOrder document instead."},
     },
     "dependentRequired": {"discount_amount": ["discount_unit"], "discount_unit": ["discount_amount"]},
     "allOf": [
@@ -284,11 +292,24 @@ CLIENT_SET_SPEC: dict[str, Any] = {
     },
 }
 
+CATALOG_ORDER_SPEC: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["packages"],
+    "description": "The catalog's display order: CatalogPackage names, the first shown first (each gets order 1, "
+                   "2, 3...; a package listed here declares no order of its own). At most one CatalogOrder.",
+    "properties": {
+        "packages": {"type": "array", "minItems": 1, "maxItems": MAX_ORDER, "uniqueItems": True,
+                     "items": {"type": "string", "pattern": NAME_PATTERN},
+                     "examples": [["piano-10", "guitar-5", "complete-musician"]],
+                     "description": "The metadata.name of CatalogPackage documents, in display order."},
+    },
+}
+
 KINDS = {
     "CatalogPackage": ("CatalogPackageSpec", "a package of the business's catalog (price, validity, credits)"),
     "ClientPackage": ("ClientPackageSpec", "a catalog package assigned to a client (bills the client once)"),
     "ClientPackageSet": ("ClientPackageSetSpec", "one catalog package assigned to many clients (one client package "
                                                  "each)"),
+    "CatalogOrder": ("CatalogOrderSpec", "the catalog's display order (CatalogPackage names, first shown first)"),
 }
 
 
@@ -321,5 +342,5 @@ def manifest_schema() -> dict[str, Any]:
             for kind, (spec, _) in KINDS.items()
         ],
         "$defs": {"Metadata": METADATA, "CatalogPackageSpec": CATALOG_SPEC, "ClientPackageSpec": CLIENT_SPEC,
-                  "ClientPackageSetSpec": CLIENT_SET_SPEC},
+                  "ClientPackageSetSpec": CLIENT_SET_SPEC, "CatalogOrderSpec": CATALOG_ORDER_SPEC},
     }

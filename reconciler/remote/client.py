@@ -193,6 +193,13 @@ class VcitaClient:
         parse = normalize.catalog_package if route.data_key == "package" else normalize.client_package
         return self._one(route, reply, parse)  # type: ignore[return-value]
 
+    async def send(self, op: Operation) -> None:
+        """Send the one write of a bound ``op`` whose answer carries no object (a reorder)."""
+        found = calls.calls(op)
+        if len(found) != 1:
+            raise ValueError(f"{op.op} of {op.address} is not one request ({len(found)})")
+        await self._call(found[0])
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _send(self, op: str, *, params: Mapping[str, Any] | None = None, body: Any = None,

@@ -22,6 +22,7 @@ from reconciler.operations import (
     ArchiveResource,
     MoveResource,
     ReadoptArchived,
+    ReorderCatalogPackage,
     IdOf,
     Operation,
     Request,
@@ -104,7 +105,15 @@ def _(op: CreateCatalogPackage) -> Block:
 
 @block.register
 def _(op: UpdateCatalogPackage) -> Block:
-    return _block(op, _changed(op.field_changes), remote_id=op.remote_id, fields=op.field_changes)
+    rid = op.remote_id if isinstance(op.remote_id, str) else None
+    return _block(op, _changed(op.field_changes), remote_id=rid, fields=op.field_changes)
+
+
+@block.register
+def _(op: ReorderCatalogPackage) -> Block:
+    rid = op.remote_id if isinstance(op.remote_id, str) else None
+    rows = _changed(op.field_changes) if op.field_changes else [("~", "order", str(op.order))]
+    return _block(op, rows, remote_id=rid, fields=op.field_changes, says="will move in the catalog's display order")
 
 
 @block.register

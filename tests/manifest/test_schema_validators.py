@@ -23,6 +23,7 @@ import jsonschema
 import pytest
 
 from reconciler.model.manifest import (
+    CatalogOrderSpec,
     CatalogPackageSpec,
     ClientPackageSetSpec,
     ClientPackageSpec,
@@ -172,6 +173,7 @@ def test_every_field_is_documented_with_examples_and_matches_the_models() -> Non
         "CreditOverride": (CreditOverride,
                            _properties(defs["ClientPackageSpec"]["properties"]["booking_credits"]["items"])),
         "ClientPackageSetSpec": (ClientPackageSetSpec, _properties(defs["ClientPackageSetSpec"])),
+        "CatalogOrderSpec": (CatalogOrderSpec, _properties(defs["CatalogOrderSpec"])),
         "SetClient": (SetClient,
                       defs["ClientPackageSetSpec"]["properties"]["clients"]["items"]["anyOf"][1]["properties"]),
     }
