@@ -88,6 +88,39 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[Rem
     return listed + found
 
 
+#: Up to this many e-mails are looked up one by one; more are first looked for in the clients
+#: list (100 a page), which costs 3 requests for a business of 300 clients instead of one per e-mail.
+LOOKUPS_BEFORE_LIST = 10
+
+
+async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any]:
+    """The client of each (lower-case) e-mail, or None.  Many e-mails: the clients list is walked
+    until each is found, for at most half as many pages as there are e-mails (then the rest are
+    looked up one by one), so it never costs more than 1.5 times the lookups it replaces."""
+    found: dict[str, Any] = {}
+    rest = list(emails)
+    if len(emails) > LOOKUPS_BEFORE_LIST:
+        wanted = set(emails)
+        pages = [0]
+
+        def enough(clients: list[Any]) -> bool:
+            pages[0] += 1
+            seen = {(c.email or "").strip().lower() for c in clients}
+            return wanted <= seen or pages[0] >= len(emails) // 2
+
+        listed = await api.list_clients(stop=enough)
+        for c in listed:
+            key = (c.email or "").strip().lower()
+            if key in wanted and key not in found:
+                found[key] = c
+        complete = pages[0] < len(emails) // 2 or wanted <= set(found)
+        rest = [] if complete else [e for e in emails if e not in found]
+        found.update({e: None for e in emails if e not in found and complete})
+    looked_up = await asyncio.gather(*(api.find_client_by_email(e) for e in rest))
+    found.update(zip(rest, looked_up))
+    return found
+
+
 @dataclass(frozen=True)
 class Lookups:
     """What every refresh reads besides the objects: clients by e-mail, the services, their names."""
@@ -107,12 +140,12 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
     names: dict[str, str] = {}
 
     async def clients_by_email() -> dict[str, str | None]:
-        found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
-        for e, c in zip(emails, found):
+        found = await find_clients(api, emails)
+        for e, c in found.items():
             if c is not None:
                 person = f"{c.first_name} {c.last_name}".strip()
                 names[c.id] = f"{person} <{e}>" if person else e
-        return {e: (c.id if c else None) for e, c in zip(emails, found)}
+        return {e: (c.id if c else None) for e, c in found.items()}
 
     async def services() -> frozenset[str] | None:
         if not need_services:

@@ -242,7 +242,7 @@ class VcitaClient:
         return ProtocolError(f"{info.describe()}: {why}", request=info)
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
-                     *, until_empty: bool = False) -> list[T]:
+                     *, until_empty: bool = False, stop: Callable[[list[T]], bool] | None = None) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
@@ -255,6 +255,7 @@ class VcitaClient:
         plan from part of a list would create what exists).  A list longer than
         :data:`MAX_LIST_ITEMS`, or a walk past :data:`MAX_PAGES` pages (a server that never stops
         inventing ids), is a ProtocolError too: what a business can plausibly hold is bounded.
+        ``stop`` (given what was read so far, after each page) ends the walk early when it says so.
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -288,6 +289,8 @@ class VcitaClient:
                                                    "seems to ignore 'page', and the list may be longer than "
                                                    "what was read; nothing is planned from part of a list")
             if fresh == 0 or (len(rows) < per_page and not until_empty):
+                return out
+            if stop is not None and stop(out):
                 return out
             page += 1
 
@@ -371,12 +374,14 @@ class VcitaClient:
 
     # -- clients and services -----------------------------------------------------------------
 
-    async def list_clients(self, search_email: str | None = None) -> list[RemoteClient]:
-        """Every client of the business, or those the API finds for an e-mail address."""
+    async def list_clients(self, search_email: str | None = None,
+                           stop: Callable[[list[RemoteClient]], bool] | None = None) -> list[RemoteClient]:
+        """Every client of the business, or those the API finds for an e-mail address; ``stop``
+        ends the walk after a page (given the clients read so far)."""
         params: dict[str, str] = {}
         if search_email:
             params = {"search_term": search_email, "search_by": "email"}
-        return await self._pages("list_clients", params, normalize.client)
+        return await self._pages("list_clients", params, normalize.client, stop=stop)
 
     async def find_client_by_email(self, email: str) -> RemoteClient | None:
         """The client whose e-mail equals ``email`` (case-insensitive), or None.
