@@ -12,6 +12,7 @@ from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render.blocks import block
 from reconciler.render.common import money_lines, scope_line, summary_line, unread_line, target_line
+from reconciler.render.groups import grouped_rows
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000
@@ -47,8 +48,8 @@ def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
     for p in warnings:
         head.append(f"\n- :warning: `{p.address}`: {_escape(p.message)}")
     blocks = [block(op) for op in plan.operations]
-    table: list[str] = []
-    if blocks:
+    table: list[str] = grouped_rows(plan.operations, plan.names, _escape) or []
+    if blocks and not table:
         table += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|"]
         for b in blocks:
             fields = ", ".join(f"`{path}`" for path in b.fields[:6])
