@@ -89,11 +89,12 @@ def apply_once(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0, 
             sandbox.set_latency(latency_ms)
             sandbox.reset_stats()
             t0 = time.perf_counter()
+            # the served sandbox counts as a real target: its payment-request limit (default 25) is raised
             proc = reconciler(["apply", "--auto-approve", "--concurrency", str(concurrency), "--rate", "10000",
-                               str(folder)], cwd=folder.parent, env=sandbox.env(business))
+                               "--max-payment-requests", str(count), str(folder)], cwd=folder.parent, env=sandbox.env(business))
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
-                raise RuntimeError(f"reconciler apply -> {proc.returncode}: {proc.stderr[-1000:]}")
+                raise RuntimeError(f"reconciler apply -> {proc.returncode}: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
             requests = sandbox.stats()["total"]
             out["cli_wall"] = wall
             out["cli_requests"] = requests

@@ -10,13 +10,16 @@ None of these contacts vcita.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.common import backend_options, state_config
 from reconciler.errors import ConfigError
-from reconciler.state import DEFAULT_MANIFESTS, StateStore
+from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
+
+if TYPE_CHECKING:  # reconciler.state (pydantic) is imported when a subcommand runs, not for --help
+    from reconciler.state import StateStore
 
 
 def _both(f: Any) -> Any:
@@ -39,6 +42,8 @@ def _stores(manifests: str, state_file: str | None, target_name: str | None, bac
                           "backend is local",
                           hint="Pass --state-backend postgres (and --state-dsn-env VAR), or set state = \"postgres\" "
                                "in reconciler.toml or the folder's target.toml.")
+    from reconciler.state import StateStore
+
     file = StateStore.locate([manifests], state_file)
     database = _store(manifests, None, target_name, backend, dsn_env)
     return file, database

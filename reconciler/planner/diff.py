@@ -18,7 +18,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
     """The differences from ``before`` (remote) to ``after`` (desired), sorted by path."""
-    if before == after:
+    if _same(before, after):
         return ()
     out: dict[str, FieldChange] = {}
     for key in before.keys() | after.keys():
@@ -41,8 +41,15 @@ def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldC
 
 
 def _same(b: Any, a: Any) -> bool:
-    # 1 == 1.0 == True in Python; a view's types are part of its value.
-    return b == a and type(b) is type(a)
+    """Equal values of equal types, all the way down: 1 == 1.0 == True in Python, and so
+    ``{"x": False} == {"x": 0}``; a view's types are part of its value."""
+    if type(b) is not type(a):
+        return False
+    if isinstance(b, dict):
+        return b.keys() == a.keys() and all(_same(v, a[k]) for k, v in b.items())
+    if isinstance(b, (list, tuple)):
+        return len(b) == len(a) and all(_same(x, y) for x, y in zip(b, a, strict=True))
+    return bool(b == a)
 
 
 def _flat_value(v: Any) -> bool:
@@ -55,7 +62,7 @@ def _flat(d: dict[Any, Any]) -> bool:
 
 def deep_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
     """The same differences computed by deepdiff, for values deeper than a view's usual shape."""
-    if before == after:
+    if _same(before, after):
         return ()
     from deepdiff import (
         DeepDiff,  # here: it imports numpy, 70 ms of every start-up otherwise

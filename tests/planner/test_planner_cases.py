@@ -69,3 +69,13 @@ def test_direct_field_changes_match_deepdiff(data: st.DataObject, keys: set[str]
     fast = {(c.path, repr(c.before), repr(c.after)) for c in field_changes(before, after)}
     deep = {(c.path, repr(c.before), repr(c.after)) for c in deep_changes(before, after)}
     assert fast == deep
+
+
+def test_nested_types_are_part_of_the_value() -> None:
+    """Found by the property test above: a mapping equal by Python's == (False == 0) but not by
+    type was reported unchanged by the direct comparison, changed by deepdiff."""
+    before = {"items": {"a,b": False}, "price": "540"}
+    after = {"items": {"a,b": 0}, "price": "541"}
+    paths = {c.path for c in field_changes(before, after)}
+    assert paths == {c.path for c in deep_changes(before, after)} == {"items[a,b]", "price"}
+    assert {c.path for c in field_changes({"items": {"a,b": False}}, {"items": {"a,b": 0}})} == {"items[a,b]"}
