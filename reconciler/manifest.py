@@ -65,8 +65,10 @@ MAX_SUGGESTIONS = 20
 #: longer one is refused before it is parsed: parsing holds a whole document in memory at once.
 MAX_DOCUMENT_CHARS = 2 * 2**20
 # A line that starts with --- or ... (then a blank) bounds a document: no document spans one.
-#: Spec fields added after manifests were first digested (see ManifestSet.digest).
-LATER_FIELDS = ("valid_for", "active", "order")
+#: Spec fields added after manifests were first digested, left out while unset (ManifestSet.digest).
+_CLIENT_UNSET: Any = {"spec": {"valid_for"}}
+_CATALOG_UNSET: Any = {(True, True): {"spec": {"active", "order"}}, (True, False): {"spec": {"active"}},
+                       (False, True): {"spec": {"order"}}, (False, False): None}
 _BOUNDARY = re.compile(r"(?:(?<=[\n\r\x85\u2028\u2029])|\A)(?:---|\.\.\.)(?=[ \t\n\r\x85\u2028\u2029]|\Z)")
 
 
@@ -105,8 +107,11 @@ class ManifestSet:
         for d in sorted(self.documents, key=lambda d: d.address):
             # Fields added later are left out of the dump while unset, so that the digests of
             # manifests that do not use them stay what they were (saved plans still apply).
-            unset = {f for f in LATER_FIELDS if getattr(d.spec, f, 0) is None}
-            h.update(d.model_dump_json(exclude={"spec": unset} if unset else None).encode())
+            if isinstance(d, CatalogPackage):
+                unset = _CATALOG_UNSET[(d.spec.active is None, d.spec.order is None)]
+            else:
+                unset = _CLIENT_UNSET if d.spec.valid_for is None else None
+            h.update(d.model_dump_json(exclude=unset).encode())
             h.update(b"\n")
         return "sha256:" + h.hexdigest()
 
