@@ -3,6 +3,7 @@
     python bench/soak.py --rounds 200            # faults on every route + random kills
     python bench/soak.py --kill-only --rounds 50  # issue 6's crash test: SIGKILL only
     python bench/soak.py --state-backend postgres --rounds 100   # the state in PostgreSQL
+    python bench/soak.py --second-memory --rounds 100   # issue 18: no person looks in vcita
 
 With ``--state-backend postgres`` a throwaway PostgreSQL server is started for the soak
 (``tests/support/pg_cluster.py``) and every command keeps the state there (``state =
@@ -29,6 +30,14 @@ descriptions; never a change that would replace a client package), then runs
   outcome is looked up in the sandbox (the operator's listing of client packages: a client
   package of that client and that catalog package that state does not track); if it exists,
   ``reconciler import ADDRESS UID``, else ``reconciler state forget-intent ADDRESS``.
+
+With ``--second-memory`` (issue 18) the person never looks in vcita: a create of unknown outcome is
+left to the next plan, which finds it through vcita's payment requests and adopts it (counted as
+``resolved_by_discovery``: pending creates closed by an apply without anyone's command); only when
+a plan says it searched and did not find it does the person run ``state forget-intent`` (counted as
+``forgotten``).  And every ``--rebuild-every`` rounds (default 4) the state is deleted before the
+round's applies and rebuilt with ``reconciler import --discover`` (counted as ``rebuilds``, with the
+client packages adopted so, ``rebuilt_adopted``).  The local state backend only.
 
 At the end, with the faults cleared, it counts and prints one line::
 
@@ -247,6 +256,9 @@ class Tally:
     renames: int = 0
     partial_applies: int = 0
     fresh_runners: int = 0
+    rebuilds: int = 0  # states deleted and rebuilt with import --discover (--second-memory)
+    rebuilt_adopted: int = 0  # client packages those rebuilds adopted
+    resolved_by_discovery: int = 0  # pending client-package creates an apply closed without a person
     not_converged: list[int] = field(default_factory=list)
     exit_codes: Counter[int] = field(default_factory=Counter)
     durations: list[float] = field(default_factory=list)
@@ -260,7 +272,10 @@ def _sigkill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
 
 class Soak:
     def __init__(self, root: Path, sandbox: ServedSandbox, rng: random.Random, *, kill_only: bool,
-                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None) -> None:
+                 kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None,
+                 second_memory: bool = False, rebuild_every: int = 4) -> None:
+        self.second_memory = second_memory
+        self.rebuild_every = rebuild_every
         self.root = root
         self.sandbox = sandbox
         self.rng = rng
@@ -394,6 +409,17 @@ class Soak:
         if not unknown:
             return
         intents = {it.address: it for it in self.open_intents() if it.kind == "ClientPackage"}
+        if self.second_memory:
+            # Only what reconciler says: "searched and not found" -> forget the intent (the create
+            # was never executed); anything else is left to the next plan's discovery.
+            for address in sorted(unknown):
+                said = [line for line in output.splitlines() if address in line
+                        and "not found in vcita's payment requests" in line]
+                if address in intents and said:
+                    code, out = self.cli("state", "forget-intent", address)
+                    self.tally.forgotten += 1
+                    self.log(f"    forget-intent {address} (not found by discovery) -> {code}")
+            return
         remote = self.sandbox.client_packages(self.business["business_id"])
         tracked = self.tracked_ids()
         for address in sorted(unknown):
@@ -447,6 +473,16 @@ class Soak:
                     p.unlink()
             self.tally.fresh_runners += 1
             self.log("  fresh runner: only state.json kept")
+        if self.second_memory and r % self.rebuild_every == 0 and self.state_path.exists():
+            # the state is lost altogether; vcita's payment requests rebuild it
+            for p in self.state_path.parent.iterdir():
+                if p.is_file():
+                    p.unlink()
+            code, out = self.cli("import", "--discover", *API_FLAGS)
+            self.tally.rebuilds += 1
+            m = re.search(r"^(\d+) client package\(s\) adopted", out, re.M)
+            self.tally.rebuilt_adopted += int(m.group(1)) if m else 0
+            self.log(f"  state deleted; import --discover -> {code}: {out.strip().splitlines()[-1] if out.strip() else ''}")
         for attempt in range(1, 13):
             faulty = self.faults and attempt <= 3 and self.rng.random() < 0.8
             if faulty:
@@ -463,7 +499,11 @@ class Soak:
             else:
                 kill = self.kills and attempt <= 3 and self.rng.random() < 0.35
             point = self.kill_point() if kill else None
+            before = {it.id for it in self.open_intents() if it.kind == "ClientPackage"} \
+                if self.second_memory and self.state_path.exists() else set()
             code, out, took = self.apply(point)
+            if before and self.state_path.exists():
+                self.tally.resolved_by_discovery += len(before - {it.id for it in self.open_intents()})
             if code is None:
                 pending = [it.address for it in self.open_intents()]
                 if pending:
@@ -548,7 +588,7 @@ class Soak:
 
 def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills: bool = True, faults: bool = True,
          grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None,
-         state_backend: str = "local") -> dict[str, Any]:
+         state_backend: str = "local", second_memory: bool = False, rebuild_every: int = 4) -> dict[str, Any]:
     """Run the soak; returns the counts (see the module's docstring)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -563,7 +603,8 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
             dsn = stack.enter_context(PgCluster(fsync=True)).new_database("soak")
         with ServedSandbox(root / "sandbox" / "sandbox.db") as sandbox:
             s = Soak(root / "work", sandbox, rng, kill_only=kill_only, kills=kills or kill_only,
-                     faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn)
+                     faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn,
+                     second_memory=second_memory, rebuild_every=rebuild_every)
             for r in range(1, rounds + 1):
                 s.round(r)
                 s.tally.rounds = r
@@ -576,7 +617,9 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
                   unlocks=t.unlocks, locked_refusals=t.locked, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten,
                   fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
                   partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
-                  not_converged=t.not_converged, exit_codes=dict(t.exit_codes),
+                  not_converged=t.not_converged, exit_codes=dict(t.exit_codes), rebuilds=t.rebuilds,
+                  rebuilt_adopted=t.rebuilt_adopted, resolved_by_discovery=t.resolved_by_discovery,
+                  second_memory=second_memory,
                   elapsed_s=round(time.perf_counter() - started, 1), mode="kill-only" if kill_only else "faults+kills")
     return counts
 
@@ -591,14 +634,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="new client packages per round (default 1 4; 4 12 with --kill-only)")
     parser.add_argument("--state-backend", choices=["local", "postgres"], default="local",
                         help="where the state is kept (postgres: a throwaway server started for the soak)")
+    parser.add_argument("--second-memory", action="store_true",
+                        help="no person looks in vcita: lost answers are resolved by discovery, and the state is "
+                             "deleted and rebuilt with 'import --discover' every --rebuild-every rounds")
+    parser.add_argument("--rebuild-every", type=int, default=4, metavar="N")
     parser.add_argument("--json", action="store_true", help="also print every count as one JSON line")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.second_memory and args.state_backend != "local":
+        parser.error("--second-memory deletes the state file: it needs --state-backend local")
     grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
     c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
-             verbose=args.verbose, state_backend=args.state_backend)
+             verbose=args.verbose, state_backend=args.state_backend, second_memory=args.second_memory,
+             rebuild_every=args.rebuild_every)
     print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']} "
-          f"stale_locks={c['unlocks']}")
+          f"stale_locks={c['unlocks']}" + (
+              f" rebuilds={c['rebuilds']} rebuilt_adopted={c['rebuilt_adopted']} "
+              f"resolved_by_discovery={c['resolved_by_discovery']} forgotten={c['forgotten']} "
+              f"imported={c['imported']}" if args.second_memory else ""))
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "

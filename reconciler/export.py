@@ -233,13 +233,20 @@ def _names_in(out_dir: Path) -> dict[str, Path]:
     return {name: Path(ms.sources[doc.address].file).resolve() for name, doc in ms.catalog_packages.items()}
 
 
-def write(export: Export, store: StateStore, state: State) -> State:
-    """Write the files (atomically, each), then the state recording them; the new state."""
+def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[Path, str] | None = None,
+          extra_resources: dict[str, ResourceState] | None = None) -> State:
+    """Write the files (atomically, each), then the state recording them, in one write; the new
+    state.  ``extra_file`` / ``extra_resources``: the client packages' file and records
+    (``export_clients.py``)."""
     for f in export.files:
         atomic_write_text(f.path, f.text, mode=0o644)
+    if extra_file is not None:
+        atomic_write_text(extra_file[0], extra_file[1], mode=0o644)
     new = state
     for f in export.files:
         new = new.with_resource(f"catalog_package.{f.name}", f.resource)
-    if not export.files:
+    for address, rs in (extra_resources or {}).items():
+        new = new.with_resource(address, rs)
+    if not export.files and not extra_resources:
         return state
     return store.write(new, expected_serial=state.serial)

@@ -377,7 +377,8 @@ class ResolvePendingCreate(Operation):
     """Settle a create that an interrupted run left pending (a pending record of the state).
 
     ``created``: the state records it already (``remote_id``); the pending record is dropped.
-    ``adopt``: it reached vcita (``remote_id``, found by name) and is tracked now.
+    ``adopt``: it reached vcita (``remote_id``: a catalog package found by name, a client package
+    through its payment request) and is tracked now.
     ``not_created``: it never reached vcita; the create that follows sends it again.
     ``unknown``: its outcome cannot be known here; apply leaves the address alone until a person
     imports or forgets it (``reason`` says how).

@@ -263,5 +263,11 @@ async def make_plan(
         history_guard=(not target.embedded) if history_guard is None else history_guard,
         max_payment_requests=max_payment_requests,
     )
-    p = plan(desired, state.resources, actual, opts, PlanningRemote(api))
+    remote = PlanningRemote(api)
+    first = plan(desired, state.resources, actual, opts, remote)
+    # The second memory (vcita's payment requests) for the clients this plan creates for or
+    # cannot resolve a lost answer of; the plan is made again with what it finds.
+    from reconciler.second_memory import replan
+
+    p = await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))
     return p.model_copy(update={"unread": unread}) if unread else p

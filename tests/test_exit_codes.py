@@ -30,6 +30,19 @@ def test_the_readme_table_lists_exactly_the_codes_of_the_cli() -> None:
     assert listed == decided == {0, 1, 2, 3, 4, 130, 143}
 
 
+def test_created_outside_is_remote_drift_in_the_code_and_both_tables() -> None:
+    from reconciler.drift.model import DRIFT_STATUSES, ObjectDrift, verdict_for
+
+    outside = ObjectDrift(address="client_package.(untracked x)", kind="ClientPackage", name="x",
+                          status="created_outside")
+    assert "created_outside" in DRIFT_STATUSES
+    assert exit_codes.for_drift(verdict_for([outside])) == exit_codes.DRIFT == 2
+    readme = (ROOT / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in readme.splitlines() if line.startswith("| 2 |"))
+    assert "created outside reconciler" in row
+    assert "created_outside" in (exit_codes.__doc__ or "")
+
+
 def test_no_exit_number_is_decided_outside_the_cli() -> None:
     for module in [ROOT / "reconciler" / "fleet.py", *sorted((ROOT / "reconciler" / "drift").glob("*.py"))]:
         text = module.read_text()

@@ -28,6 +28,8 @@ from reconciler.operations import (
     UpdateClientPackage,
 )
 
+from reconciler.planner import normalize as nz
+
 if TYPE_CHECKING:
     from reconciler.applier.run import Applier
 
@@ -97,6 +99,12 @@ async def _(op: AdoptCatalogPackage, a: Applier) -> Step:
 async def _(op: CreateClientPackage, a: Applier) -> Step:
     bound = op.bound(a.commit.state.resources)
     details = {"client_id": bound.client_id, "package_id": bound.package_id}
+    # What was sent, so that a lost answer's package can be recognised in vcita (planner/memory.py).
+    for key in ("valid_from", "valid_until"):
+        if getattr(bound, key) is not None:
+            details[key] = getattr(bound, key).isoformat()
+    if bound.price is not None:
+        details["price"] = nz.money(bound.price)
     if op.replaces:
         details["replaces"] = op.replaces
     intent, cp = await a.pending_create(bound, details)
@@ -150,6 +158,13 @@ async def _(op: ResolvePendingCreate, a: Applier) -> Step:
         a.note(op.address, f"an interrupted run had created {op.remote_id} and recorded it; its pending "
                            "create is closed")
         return Step(op.remote_id, f"closed the pending create of {op.remote_id}", quiet=True)
+    if op.resolution == "adopt" and op.kind == "ClientPackage":
+        assert op.remote_id is not None
+        cp = await a.api.get_client_package(op.remote_id)
+        door = a.door()
+        await a.record_client(op.address, cp, settles=op.intent_id)
+        a.note(op.address, f"an interrupted run had created {cp.id}; found through its payment request and adopted")
+        return Step(cp.id, f"created {cp.id} (by an interrupted run)", door, quiet=True)
     if op.resolution == "adopt":
         assert op.remote_id is not None
         pkg = await a.api.get_catalog_package(op.remote_id)

@@ -6,7 +6,8 @@ and raises errors; only the CLI turns them into numbers, with the functions belo
 
     0    success: valid; applied and verified; no changes (plan --detailed-exitcode); in sync (drift)
     1    error: invalid input, refused or failed command, plan errors, an operation not done
-    2    changes present (plan --detailed-exitcode); remote drift (drift)
+    2    changes present (plan --detailed-exitcode); remote drift (drift), client packages created
+         outside reconciler included (drift status created_outside)
     3    only pending changes (drift)
     4    plan: creates of unknown outcome to resolve first (import or forget-intent), no other error
     130  interrupted (Ctrl-C, SIGINT)
@@ -60,7 +61,8 @@ def for_signal(sig: signal.Signals) -> int:
 
 
 def for_drift(verdict: str) -> int:
-    """``reconciler drift``: 0 in sync, 2 remote drift, 3 only pending changes."""
+    """``reconciler drift``: 0 in sync, 2 remote drift (a client package created outside
+    reconciler is remote drift: someone sold a managed package in vcita), 3 only pending changes."""
     return _DRIFT[verdict]
 
 

@@ -31,8 +31,10 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     slugify alike get a suffix from their vcita id), with normalised values and the vcita id in a
     comment. Each package is recorded in state as catalog_package.NAME, so the next 'reconciler
     plan DIR' shows no changes. Refused, with nothing written, when a file exists (see --force)
-    or the state already tracks a package differently. Client packages cannot be listed by the
-    vcita API: adopt each with 'reconciler import client_package.NAME UID'.
+    or the state already tracks a package differently. Client packages are found through the
+    business's payment requests (the second memory) and written to DIR/client-packages.yaml; when
+    the target's API does not serve that list, they are left out (and it says so): adopt each
+    with 'reconciler import client_package.NAME UID'.
     """
     from reconciler import export as ex
     from reconciler.refresh import target_ref
@@ -42,20 +44,40 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     store = open_state(kw, [str(out)], state_path, target)
     ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
 
-    async def fetch() -> tuple[Any, dict[str, str]]:
+    async def fetch() -> tuple[Any, dict[str, str], Any]:
+        from reconciler.remote.discovery import DiscoveryUnavailable, discover
+
         async with client_for(target, kw) as api:
             packages = await api.list_catalog_packages(include_items=True)
             services = {s.id: s.name for s in await api.list_services()}
-            return packages, services
+            try:
+                found: Any = await discover(api)
+            except DiscoveryUnavailable as exc:
+                found = exc
+            return packages, services, found
 
     with store.lock("export"):
         state = store.load()
         store.check_target(state, target_ref(target))
         state = state.for_target(target_ref(target))
-        packages, services = run_async(fetch())
+        packages, services, found = run_async(fetch())
         plan = ex.prepare(packages, services, state, out, schema_ref=ref, force=force, skip_tracked=skip_tracked)
-        ex.write(plan, store, state)
+        clients = None
+        if not isinstance(found, Exception):
+            from reconciler.export_clients import prepare_clients
+
+            names = {f.remote_id: f.name for f in plan.files}
+            names.update({rs.id: a.split(".", 1)[1] for a, rs in state.resources.items()
+                          if a.startswith("catalog_package.")})
+            clients = prepare_clients(found, names, state, out, schema_ref=ref, force=force)
+        ex.write(plan, store, state,
+                 extra_file=(clients.path, clients.text) if clients is not None and clients.path else None,
+                 extra_resources=clients.resources if clients is not None else None)
     console = obj.console
+    if isinstance(found, Exception):
+        from reconciler.safetext import printable
+
+        console.warn(f"client packages not exported: {printable(str(found), limit=400)}")
     schema_file = Path.cwd() / ex.SCHEMA_FILE
     if schema_ref is None and plan.files and not schema_file.exists():
         # The editor line points there: write the schema, so that it is not a dangling reference.
@@ -77,7 +99,13 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     n = len(plan.files)
     console.out(f"Exported {n} catalog package{'s' if n != 1 else ''} to {out}/ and recorded "
                 f"{'them' if n != 1 else 'it'} in {store.where}.", style="green")
+    if clients is not None:
+        m = len(clients.resources)
+        console.out(f"Exported {m} client package{'s' if m != 1 else ''} (found through payment requests) to "
+                    f"{clients.path or out / 'client-packages.yaml'} and recorded {'them' if m != 1 else 'it'}.",
+                    style="green")
     if n:
-        console.info(f"Next: 'reconciler plan {out}' should show no changes. Client packages: "
-                     "'reconciler import client_package.NAME UID' for each (vcita cannot list them).")
+        hint = "" if clients is not None else (" Client packages: 'reconciler import client_package.NAME UID' "
+                                                "for each.")
+        console.info(f"Next: 'reconciler plan {out}' should show no changes.{hint}")
     return 0

@@ -15,18 +15,22 @@ from reconciler.cli.manifest_cmds import manifest_paths
 @click.argument("remote_id", metavar="ID", required=False)
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
               help="A CSV (address,id per line) or YAML file of many objects to adopt in one state write.")
+@click.option("--discover", is_flag=True,
+              help="Find the business's client packages through its payment requests and adopt each one that "
+                   "matches a manifest object by identity, in one state write.")
 @click.option("--manifests", "manifests", type=click.Path(), multiple=True,
               help="Manifest files or folders (default: manifests).")
 @state_option
 @target_options
 @click.pass_obj
-def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str | None, manifests: tuple[str, ...],
-            state_path: str | None, **kw: Any) -> int:
+def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str | None, discover: bool,
+            manifests: tuple[str, ...], state_path: str | None, **kw: Any) -> int:
     """Adopt existing objects: track vcita object ID as ADDRESS.
 
     \b
     reconciler import client_package.alice-piano m73jkvg4bf2z71b2
     reconciler import --from onboarding.csv      # address,id per line (a header is allowed)
+    reconciler import --discover                 # find them through vcita's payment requests
 
     ADDRESS is catalog_package.NAME, client_package.NAME (NAME being a manifest's
     metadata.name. Each object is read from vcita and must match its manifest (a catalog
@@ -34,11 +38,20 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     shown. With --from, every object is checked first and all are recorded in one state write,
     or none. This is also how an 'unknown outcome' create is resolved once you have found the
     client package in vcita. Nothing in vcita is changed.
+
+    With --discover, vcita's payment requests (the second memory) find every client package of
+    the business; each untracked manifest object whose identity (client, catalog package,
+    valid_from when declared) matches one is adopted, with the catalog packages they name (by
+    their unique display name), in one state write; packages matching nothing are listed.
     """
     from reconciler.adopt import adopt_many, read_pairs
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
 
+    if discover:
+        if from_file is not None or address or remote_id:
+            raise click.UsageError("--discover takes no ADDRESS, ID or --from")
+        return _discover(obj, manifests, state_path, kw)
     if from_file is not None and (address or remote_id):
         raise click.UsageError("give either ADDRESS ID or --from FILE, not both")
     if from_file is None and not (address and remote_id):
@@ -61,4 +74,49 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
         _, described = run_async(go())
     for (addr, _), what in zip(pairs, described):
         obj.console.out(f"{addr}: imported {what}", style="green")
+    return 0
+
+
+def _discover(obj: Any, manifests: tuple[str, ...], state_path: str | None, kw: dict[str, Any]) -> int:
+    from reconciler.discover_import import discover_and_adopt
+    from reconciler.manifest import load_manifests
+    from reconciler.refresh import target_ref
+    from reconciler.safetext import printable
+
+    paths = manifest_paths(manifests)
+    desired = load_manifests(paths)
+    target = resolve(kw, paths)
+    store = open_state(kw, paths, state_path, target)
+    with store.lock("import"):
+        state = store.load()
+        store.check_target(state, target_ref(target))
+        if state.target is None:
+            state = state.for_target(target_ref(target))
+
+        async def go() -> Any:
+            async with client_for(target, kw) as api:
+                return await discover_and_adopt(api, desired, state, store)
+
+        result = run_async(go())
+    say = obj.console.out
+    assert result.discovery is not None
+    for search in result.discovery.searches:
+        say(f"searched {printable(search.describe())}")
+    for address, rid in result.catalog:
+        say(f"{address}: imported catalog package {rid} (by its name)", style="green")
+    for address, cp in result.adopted:
+        say(f"{address}: imported client package {cp.id} (client {cp.client_id}, package {cp.package_id}, "
+            f"valid from {cp.valid_from})", style="green")
+    for addresses, ids in result.ambiguous:
+        say(f"{', '.join(addresses)}: {len(ids)} client packages match ({', '.join(ids)}): not adopted; choose with "
+            f"'reconciler import ADDRESS ID'", style="yellow")
+    for address, why in result.unresolved:
+        say(f"{address}: not matched: {why}", style="yellow")
+    if result.unmatched:
+        say(f"{len(result.unmatched)} client package(s) in vcita match no manifest object (left alone):")
+        for cp in result.unmatched:
+            say(f"  {cp.id}: client {cp.client_id}, package {cp.package_id}, valid from {cp.valid_from}")
+    say(f"{len(result.adopted)} client package(s) adopted" + (
+        f", {len(result.catalog)} catalog package(s)" if result.catalog else "") +
+        ("; the state was not changed" if result.state is None else " in one state write"))
     return 0

@@ -74,6 +74,10 @@ def render_text(report: Report) -> str:
         lines.append("")
         served = ", ".join(c["serves"]) or "none of the refused routes"
         lines.append(f"Fallback candidate {c['fallback_url']} (same host as the gateway): serves {served}")
+    if report.second_memory:
+        lines.append("")
+        lines.append(f"Second memory (client packages found through payment requests): "
+                     f"{report.second_memory['status']}: {report.second_memory['detail']}")
     lines.append("")
     if report.ok:
         lines.append("Result: every route reconciler needs works.")

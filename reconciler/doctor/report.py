@@ -82,6 +82,8 @@ class Report:
     candidate: dict[str, Any] | None = None
     #: writes this target would send that no verified recipe tried (routes.UNVERIFIED)
     unverified: list[str] = field(default_factory=list)
+    #: whether client packages can be found through payment requests (doctor/second_memory.py)
+    second_memory: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class Report:
             "routes": [r.as_json() for r in self.routes], "failures": self.failures,
             "fix": {"reconciler_toml": self.fix_toml, "environment": self.fix_env, "notes": self.notes},
             "fallback_candidate": self.candidate, "unverified": self.unverified,
+            "second_memory": self.second_memory,
         }
 
     def to_json(self) -> str:
@@ -171,8 +174,10 @@ async def diagnose(api: VcitaClient, open_client: OpenClient | None = None) -> R
     check_remote(target)
     outcomes = await _probe_reads(api)
     routes = [_route_report(api, api.routes[name], outcomes[name]) for name in READ_ROUTES]
+    from reconciler.doctor import second_memory
+
     for route in api.routes:
-        if route.name in READ_ROUTES:
+        if route.name in READ_ROUTES or route.name in second_memory.ROUTES:
             continue
         token = api.dispatcher.token_for(route)
         rr = RouteReport(route, uses=(str(api.dispatcher.door_for(route)), str(token)) if token else None)
@@ -191,6 +196,7 @@ async def diagnose(api: VcitaClient, open_client: OpenClient | None = None) -> R
     report.failures += [f"{t['kind']} token: {t['detail']}" for t in tokens if t["status"] == "wrong business"]
     report.unverified = _unverified(api)
     await _fixes(report, api, open_client)
+    report.second_memory = await second_memory.check(api)
     return report
 
 

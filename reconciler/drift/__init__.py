@@ -2,6 +2,7 @@
 
     model.py    DriftReport / ObjectDrift / FieldDrift (the stable JSON form) and the verdict
     compare.py  the pure comparison of applied (state), remote (refresh) and desired (manifests)
+    outside.py  client packages created outside reconciler, through vcita's payment requests
     render.py   text and Markdown renderings (JSON is ``DriftReport.to_json``)
 
 :func:`detect` is the one place where drift meets I/O: one refresh (the same reads as ``plan``),
@@ -43,7 +44,16 @@ async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target
     the refreshed remote (which ``--write-back`` needs to record new baselines)."""
     from reconciler.refresh import plan_target, refresh
 
+    from reconciler.drift.model import summarise
+    from reconciler.drift.outside import look
+
     actual = await refresh(api, desired, state.resources)
     report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),
                      state_lineage=state.lineage, state_serial=state.serial)
-    return report, actual
+    outside, how = await look(api, desired, state, actual)
+    if outside:
+        objects = (*report.objects, *outside)
+        report = report.model_copy(update={
+            "objects": objects, "verdict": verdict_for(objects),
+            "summary": summarise(objects, report.summary.objects + len(outside))})
+    return report.model_copy(update={"second_memory": how}), actual

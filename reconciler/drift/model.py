@@ -32,8 +32,10 @@ Status = Literal[
     "vanished",           # tracked in state, no longer in vcita
     "untracked",          # in the manifests, not in state: not created (or imported) yet
     "removed",            # tracked in state, no longer in the manifests: apply stops tracking it
+    "created_outside",    # a client package of a managed client and catalog package that reconciler
+                          # did not create or adopt (found through payment requests): remote drift
 ]
-DRIFT_STATUSES = frozenset({"drift", "drift_and_pending", "vanished"})
+DRIFT_STATUSES = frozenset({"drift", "drift_and_pending", "vanished", "created_outside"})
 PENDING_STATUSES = frozenset({"pending", "drift_and_pending", "untracked", "removed"})
 
 
@@ -87,6 +89,7 @@ class DriftSummary(Frozen):
     vanished: int = 0
     untracked: int = 0
     removed: int = 0
+    created_outside: int = 0
 
 
 class WriteBackValue(Frozen):
@@ -127,6 +130,9 @@ class DriftReport(Frozen):
     summary: DriftSummary
     objects: tuple[ObjectDrift, ...] = ()
     write_back: WriteBack | None = None
+    #: how client packages created outside reconciler were looked for (vcita's payment requests),
+    #: or why they could not be (None: not looked for)
+    second_memory: str | None = None
 
     @property
     def drifted(self) -> tuple[ObjectDrift, ...]:
@@ -165,4 +171,5 @@ def summarise(objects: tuple[ObjectDrift, ...] | list[ObjectDrift], total: int) 
         vanished=statuses.count("vanished"),
         untracked=statuses.count("untracked"),
         removed=statuses.count("removed"),
+        created_outside=statuses.count("created_outside"),
     )

@@ -13,9 +13,11 @@ from reconciler.render.common import leaf_key, value
 MARKER = "<!-- reconciler-drift -->"
 LIMIT = 65_000  # GitHub refuses issue and comment bodies over 65,536 characters
 SYMBOL = {"drift": "~", "drift_and_pending": "~", "pending": "~", "unmanaged_drift": ".", "vanished": "!",
-          "untracked": "+", "removed": "-"}
+          "untracked": "+", "removed": "-", "created_outside": "?"}
 SECTIONS = (
     ("Remote drift (vcita differs from what reconciler last applied)", ("drift", "drift_and_pending", "vanished")),
+    ("Created outside reconciler (client packages of managed clients and catalog packages, found through vcita's "
+     "payment requests)", ("created_outside",)),
     ("Pending changes (the manifests differ from what was last applied)", ("pending", "untracked", "removed")),
     ("Informational (changed in vcita, but the manifests do not manage these fields)", ("unmanaged_drift",)),
 )
@@ -80,6 +82,8 @@ def _object_head(o: ObjectDrift) -> str:
 
 def render_text(report: DriftReport) -> str:
     lines = [_target(report), ""]
+    if report.second_memory:
+        lines += [f"Second memory: {report.second_memory}", ""]
     for title, statuses in SECTIONS:
         objs = [o for o in report.objects if o.status in statuses]
         if not objs:

@@ -87,3 +87,17 @@ class RemoteClientPackage(_Remote):
     payment_request_id: str | None = None
     payment_request_state: str | None = None
     updated_at: str | None = None
+
+
+class RemotePaymentRequest(_Remote):
+    """A payment request as the business's list shows it (API-NOTES §11); only what discovery
+    reads.  ``client_uid`` is None when the item does not carry it (the spec's example does not)."""
+
+    uid: str
+    payable_type: str | None = None
+    payable_uid: str | None = None
+    client_uid: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    state: str | None = None
+    created_at: str | None = None

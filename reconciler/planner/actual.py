@@ -42,6 +42,21 @@ class RemoteObject:
 
 
 @dataclass(frozen=True)
+class Discovered:
+    """The second memory (API-NOTES §11): client packages vcita showed through the business's
+    payment requests, each confirmed by its link back (``reconciler.second_memory``).  Presence
+    is proof; absence is only evidence (the list may lag; a free package may open no request)."""
+
+    packages: Mapping[str, RemoteObject] = field(default_factory=dict)  # by remote id
+    #: client package id -> when its payment request was opened (ISO), when the list said
+    opened_at: Mapping[str, str] = field(default_factory=dict)
+    #: client id -> how its packages were searched (where, since when, what was ignored)
+    searched: Mapping[str, str] = field(default_factory=dict)
+    #: why the second memory could not be used on this target (None: it was)
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
 class Actual:
     """The refreshed remote state.  With ``refreshed=False`` the views come from state alone."""
 
@@ -58,6 +73,8 @@ class Actual:
     #: what a reviewer calls the ids the refresh read: services, clients found by e-mail, catalog
     #: packages (id -> label), from the lists it read anyway (no request of its own)
     names: Mapping[str, str] = field(default_factory=dict)
+    #: client packages found through payment requests (None: not looked for)
+    discovered: Discovered | None = None
 
 
 def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:

@@ -44,6 +44,7 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import identity as ident
+from reconciler.planner import memory
 from reconciler.planner import normalize as nz
 from reconciler.planner import payments
 from reconciler.planner import pending as pend
@@ -136,6 +137,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
                                    {rid: a for a, rid in b.package_ids.items() if rid != KNOWN_AFTER_APPLY})
         b.problems += payments.limit_problems(money)
         b.problems += b.history_problems()
+        b.problems += memory.unavailable_warning(b.ops, actual.discovered)
         return Plan(
             created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
@@ -181,6 +183,7 @@ class _Builder:
         self.moved_from: set[str] = set()
         self.readopted: set[str] = set()
         self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
+        self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -210,7 +213,9 @@ class _Builder:
                 self.held.add(address)
             elif op.resolution == "adopt" and op.remote_id:
                 self.claimed.add(op.remote_id)
-                adopted = self.a.catalog_packages[op.remote_id]
+                found = self.a.catalog_packages if it.kind == "CatalogPackage" else (
+                    self.a.discovered.packages if self.a.discovered is not None else {})
+                adopted = found[op.remote_id]
         return adopted
 
     def leftover_pending(self) -> None:
@@ -366,13 +371,13 @@ class _Builder:
 
     def _client_one(self, name: str, doc: ClientPackage) -> None:
         address = doc.address
-        self.resolve_pending(address)
+        adopted = self.resolve_pending(address)  # found through the second memory
         cid = self._resolve_client(address, doc)
         pid, deps = self._resolve_package(address, doc)
         if cid is None or pid is None:
             return
         want = nz.client_desired(doc.spec, cid, pid)
-        tracked = self.state.get(address)
+        tracked: Any = self.state.get(address) or adopted
         today = self.o.today.isoformat()
         self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
         if tracked is None and address not in self.held and pid != KNOWN_AFTER_APPLY:
@@ -386,12 +391,18 @@ class _Builder:
             else:
                 expects_now = ABSENT
         else:
-            expects_now = ABSENT if tracked is None else _present(tracked)
+            expects_now = ABSENT if tracked is None else None if tracked is adopted else _present(tracked)
         if tracked is None:
+            known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
+                                            self.owned | self.claimed | set(self.o.archived))
+            if known is not None:
+                self.problems.append(known)
+                self.found_in_vcita.append(address)
+                return
             self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
             return
-        obj = self.a.client_packages.get(tracked.id)
+        obj = adopted if tracked is adopted else self.a.client_packages.get(tracked.id)
         if obj is None:
             self._vanished(address, tracked.id, "ClientPackage")
             return
@@ -517,17 +528,19 @@ class _Builder:
         if not self.o.history_guard:
             return []
         adopted = [op for op in self.ops if isinstance(op, AdoptCatalogPackage)]
-        creates = [op for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        creates = [op.address for op in self.ops if isinstance(op, CreateClientPackage) and not op.replaces]
+        creates += self.found_in_vcita
         if not adopted or not creates:
             return []
         names = ", ".join(f"{op.address} ({op.remote_id})" for op in adopted[:5])
         return [Problem(
-            address=creates[0].address, severity="error",
+            address=creates[0], severity="error",
             message=(f"the state does not know this business's past: {len(adopted)} declared catalog package(s) "
                      f"already exist in vcita untracked ({names}), so client packages were very likely created "
                      f"before; creating {len(creates)} client package(s) now could bill clients a second time"),
             hint=("Restore the state (its .backup, or the previous commit of state.json in git) and plan again; "
-                  "or adopt what exists with 'reconciler import --from FILE'. If no client package was ever "
+                  "or adopt what exists with 'reconciler import --discover' (vcita's payment requests find the "
+                  "client packages) or 'reconciler import --from FILE'. If no client package was ever "
                   "assigned for these manifests, re-run with --confirm-no-prior-client-packages."),
         )]
 

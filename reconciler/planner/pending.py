@@ -9,8 +9,9 @@ carries out, deciding nothing:
 * a catalog package (they can be listed): exactly one untracked package with the create's name is
   ``adopt``-ed; none means the create never reached vcita (``not_created``: the plan's create
   sends it again); several cannot be told apart (``unknown``);
-* a client package cannot be listed, so its outcome is ``unknown`` until a person checks vcita and
-  imports or forgets it; apply leaves the address alone meanwhile.
+* a client package is looked for in vcita's payment requests (the second memory, ``memory.py``):
+  exactly one match is ``adopt``-ed; otherwise its outcome is ``unknown`` until a person checks
+  vcita and imports or forgets it; apply leaves the address alone meanwhile.
 
 Without a refresh (``--no-refresh``) nothing can be looked up: an untracked catalog package's
 pending create is ``unknown`` too.
@@ -41,14 +42,9 @@ def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: C
                             "details": dict(it.details)}
     since = f"intent {it.id}, {it.opened_at}"
     if it.kind == "ClientPackage":
-        fix = (f"Check vcita, then run 'reconciler import {it.address} UID' or 'reconciler state forget-intent "
-               f"{it.address}'" if in_manifests else
-               f"Check vcita, then run 'reconciler state forget-intent {it.address}' (it is no longer in the "
-               "manifests, so it cannot be imported)")
-        return ResolvePendingCreate(
-            **base, resolution="unknown",
-            reason=(f"unknown outcome of an earlier create ({since}): client {it.details.get('client_id')}, "
-                    f"package {it.details.get('package_id')}. {fix}"))
+        from reconciler.planner.memory import resolve_client
+
+        return resolve_client(it, base, actual.discovered, taken, in_manifests=in_manifests)
     name = str(it.details.get("name"))
     if tracked is not None:
         return ResolvePendingCreate(

@@ -18,6 +18,8 @@ instead of being repeated.
     calls.py      the wire format of every write: a planned operation as its API call, and the
                   description of that call a plan shows (the same code builds both)
     client.py     VcitaClient: the typed API; describe(op) and execute(op) for planned operations
+    discovery.py  the second memory: client packages found through the payment requests, each
+                  confirmed by its link back (API-NOTES §11)
 """
 
 from reconciler.remote.client import VcitaClient, embedded_transport

@@ -37,6 +37,7 @@ from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
     RemoteClientPackage,
+    RemotePaymentRequest,
     RemoteService,
 )
 from reconciler.operations import Operation, Request
@@ -62,6 +63,9 @@ log = logging.getLogger("reconciler.remote")
 MAX_LIST_ITEMS = 100_000
 #: The most pages walked for one list (a server answering one new object per page).
 MAX_PAGES = 1_100
+#: The payment request list's documented default page size: a page at least this long may be a
+#: server's own maximum (below our per_page), so only a shorter one ends the walk.
+PAYMENT_REQUESTS_DEFAULT_PAGE = 25
 
 
 def embedded_transport(db_path: Path) -> httpx.ASGITransport:
@@ -242,7 +246,8 @@ class VcitaClient:
         return ProtocolError(f"{info.describe()}: {why}", request=info)
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
-                     *, until_empty: bool = False, stop: Callable[[list[T]], bool] | None = None) -> list[T]:
+                     *, until_empty: bool = False, end_below: int | None = None, id_key: str = "id",
+                     pages: list[int] | None = None, stop: Callable[[list[T]], bool] | None = None) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
@@ -255,7 +260,11 @@ class VcitaClient:
         plan from part of a list would create what exists).  A list longer than
         :data:`MAX_LIST_ITEMS`, or a walk past :data:`MAX_PAGES` pages (a server that never stops
         inventing ids), is a ProtocolError too: what a business can plausibly hold is bounded.
-        ``stop`` (given what was read so far, after each page) ends the walk early when it says so.
+
+        ``end_below``: only a page shorter than this ends the walk (a page between it and
+        ``per_page`` may be a server's own smaller maximum); ``id_key`` names each object's id;
+        ``pages`` receives the number of pages read; ``stop`` (given what was read so far, after
+        each page) ends the walk early when it says so.
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -273,12 +282,14 @@ class VcitaClient:
             if not isinstance(rows, list):
                 raise self._protocol(route, reply, f"data.{route.data_key} is missing or not a list")
             fresh = 0
+            if pages is not None:
+                pages.append(page)
             for raw in rows:
-                if not isinstance(raw, dict) or not isinstance(raw.get("id"), (str, int)):
-                    raise self._protocol(route, reply, f"data.{route.data_key} holds an object without id")
-                if raw["id"] in seen:
+                if not isinstance(raw, dict) or not isinstance(raw.get(id_key), (str, int)):
+                    raise self._protocol(route, reply, f"data.{route.data_key} holds an object without {id_key}")
+                if raw[id_key] in seen:
                     continue
-                seen.add(raw["id"])
+                seen.add(raw[id_key])
                 fresh += 1
                 out.append(self._one(route, Reply({route.data_key: raw}, reply.served), parse))
             if len(out) > MAX_LIST_ITEMS:
@@ -288,7 +299,7 @@ class VcitaClient:
                 raise self._protocol(route, reply, f"page {page} repeats objects of earlier pages: the server "
                                                    "seems to ignore 'page', and the list may be longer than "
                                                    "what was read; nothing is planned from part of a list")
-            if fresh == 0 or (len(rows) < per_page and not until_empty):
+            if fresh == 0 or (len(rows) < min(per_page, end_below or per_page) and not until_empty):
                 return out
             if stop is not None and stop(out):
                 return out
@@ -371,6 +382,19 @@ class VcitaClient:
         call = calls.update_client_package(uid, valid_until, None if credits is None else list(credits))
         route, reply = await self._call(call)
         return self._one(route, reply, normalize.client_package)
+
+    # -- payment requests (API-NOTES §11; read by remote/discovery.py) -----------------------
+
+    async def list_payment_requests(self, params: Mapping[str, str], pages: list[int] | None = None
+                                    ) -> list[RemotePaymentRequest]:
+        """Every payment request the filters ``params`` (``filter[...]``, ``sort``) select, walking
+        the pages; a page shorter than the spec's default page size (25) ends it."""
+        return await self._pages("list_payment_requests", params, normalize.payment_request,
+                                 end_below=PAYMENT_REQUESTS_DEFAULT_PAGE, id_key="uid", pages=pages)
+
+    async def get_payment_request(self, uid: str) -> RemotePaymentRequest:
+        route, reply = await self._send("get_payment_request", uid=uid)
+        return self._one(route, reply, normalize.payment_request)
 
     # -- clients and services -----------------------------------------------------------------
 

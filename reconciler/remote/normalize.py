@@ -19,6 +19,7 @@ from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
     RemoteClientPackage,
+    RemotePaymentRequest,
     RemoteProduct,
     RemoteService,
 )
@@ -195,6 +196,20 @@ def client_package(raw: dict[str, Any]) -> RemoteClientPackage:
         or raw.get("payment_status_id") or None,
         payment_request_state=raw.get("payment_request_state") or raw.get("payment_status_state") or None,
         updated_at=_opt_str(raw.get("updated_at")),
+    )
+
+
+def payment_request(raw: dict[str, Any]) -> RemotePaymentRequest:
+    """One ``data.payment_requests[]`` / ``data.payment_request`` object."""
+    return RemotePaymentRequest(
+        uid=str(raw["uid"]),
+        payable_type=_opt_str(raw.get("payable_type") or raw.get("entity_type")),
+        payable_uid=_opt_str(raw.get("payable_uid") or raw.get("entity_uid")),
+        client_uid=_opt_str(raw.get("client_uid") or raw.get("client_id")),
+        amount=_f(raw, "amount", to_money),
+        currency=_opt_str(raw.get("currency")) or None,
+        state=_opt_str(raw.get("state")),
+        created_at=_opt_str(raw.get("created_at")),
     )
 
 

@@ -22,6 +22,8 @@ with only a directory token uses it where ``alt`` allows and cannot run the othe
     create_client_package   POST    /platform/v1/payment/client_packages          gateway   -
     get_client_package      GET     /business/payments/v1/client_packages/{uid}   fallback  -
     update_client_package   PUT     /business/payments/v1/client_packages/{uid}   fallback  -
+    list_payment_requests   GET     /business/payments/v1/payment_requests        fallback  directory
+    get_payment_request     GET     /business/payments/v1/payment_requests/{uid}  fallback  -
     list_clients            GET     /platform/v1/clients                          gateway   directory
     list_services           GET     /platform/v1/services                         gateway   -
 
@@ -194,6 +196,11 @@ DEFAULT_ROUTES = RouteTable([
           data_key="client_package"),
     Route("update_client_package", "PUT", "/business/payments/v1/client_packages/{uid}", _B, _FB,
           data_key="client_package"),
+    # API-NOTES §11 (spec only, no recipe): the gateway refuses /business/payments/v1/* on staging.
+    Route("list_payment_requests", "GET", "/business/payments/v1/payment_requests", _B, _FB, alt=_DIR,
+          data_key="payment_requests", paginated=True),
+    Route("get_payment_request", "GET", "/business/payments/v1/payment_requests/{uid}", _B, _FB,
+          data_key="payment_request"),
     Route("list_clients", "GET", "/platform/v1/clients", _P, _GW, alt=_DIR, data_key="clients",
           paginated=True),
     Route("list_services", "GET", "/platform/v1/services", _P, _GW, data_key="services",

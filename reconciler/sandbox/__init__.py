@@ -12,9 +12,10 @@ code. Public surface:
 - `DEFAULT_GATEWAY_ROUTES`: the documented staging gateway failures.
 
 Module map: `app` (doors, request pipeline), `routes` (route table), `auth` (tokens, context,
-feature gate), `catalog` / `client_packages` / `clients` (handlers), `render` (API shapes),
+feature gate), `catalog` / `client_packages` / `clients` / `payment_requests` (handlers), `render` (API shapes),
 `envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
-`faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens),
+`faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens,
+payment request lag, price-0 packages opening no payment request),
 `operator_api` (`/_sandbox`), `server` (uvicorn, imported only to serve),
 `cli` (the `sandbox` click group), `values` (UIDs, money, dates, clock).
 """

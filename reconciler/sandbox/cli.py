@@ -64,10 +64,15 @@ def sandbox() -> None:
               help="New catalog packages appear in the package list only after SECONDS (as vcita's list lags).")
 @click.option("--list-refuses-staff", type=click.Choice(["gateway", "fallback"]), multiple=True,
               help="The package list refuses staff tokens on this door (422 Unauthorized), as a recipe saw.")
+@click.option("--payment-request-lag", type=click.FloatRange(0, 3600), default=0, show_default=True,
+              metavar="SECONDS", help="New payment requests appear in their list only after SECONDS.")
+@click.option("--free-packages-open-no-request", is_flag=True,
+              help="Client packages of price 0 open no payment request (an open question of the API).")
 @click.option("--open-gateway", is_flag=True,
               help="A gateway that serves every route (no documented staging refusals): a gateway-only target.")
 def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_lag: float,
-          list_refuses_staff: tuple[str, ...], open_gateway: bool) -> None:
+          list_refuses_staff: tuple[str, ...], payment_request_lag: float, free_packages_open_no_request: bool,
+          open_gateway: bool) -> None:
     """Serve the sandbox over HTTP on loopback until interrupted.
 
     Needs the serve extra (pip install 'reconciler[serve]').
@@ -93,7 +98,9 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_l
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}")
     try:
         app = create_app(db, operator=operator, gateway_failures=[] if open_gateway else None,
-                         behaviour={"list_lag_seconds": list_lag, "list_refuses_staff": list(list_refuses_staff)})
+                         behaviour={"list_lag_seconds": list_lag, "list_refuses_staff": list(list_refuses_staff),
+                                    "payment_request_lag_seconds": payment_request_lag,
+                                    "free_packages_open_no_request": free_packages_open_no_request})
     except sqlite3.DatabaseError as e:
         sock.close()
         raise click.ClickException(

@@ -7,7 +7,8 @@ today (UTC), `valid_until` to `valid_from` + the package's expiration; past date
 create (seed 000 creates a 2024 package and expects 201), but `valid_until` before `valid_from` is
 422. `price` overrides the catalog price (numeric strings accepted: seed 000 echoes the list's
 `"25.0"`). One booking credit per package item, with `credit_items` = that item's services; a
-payment request in state `"overdue"` (KB); the answer also carries `payment_status_uid` (KB: the
+payment request in state `"overdue"` (KB), linked both ways (`payment_requests.py`; none for a
+price-0 package when the operator says so); the answer also carries `payment_status_uid` (KB: the
 create decorator exposes it) with the payment request's UID. The matter is `matter_uid` when sent
 (what the controller reads, KB) or the client's default matter. Sending `conversation_id` answers
 500 "unknown attribute", as the KB update_usage recipe observed (API-NOTES §9.6).
@@ -27,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import render
+from . import payment_requests, render
 from .context import Ctx, Reply
 from .envelopes import ApiError, ok
 from .store import Store
@@ -73,7 +74,7 @@ def new_client_package_doc(store: Store, clock: Clock, business: dict[str, Any],
                       "quantity": p.get("quantity", 1)} for p in package.get("products") or []],
         "booking_credits": _booking_credits(package),
         "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
-        "payment_request_id": new_uid(), "payment_request_state": "overdue",
+        "payment_request_id": None, "payment_request_state": None,
         "source": {"campaign": None, "channel": "", "name": "business_api", "website_url": None},
         "active": True, "created_at": stamp, "updated_at": stamp,
     }
@@ -128,7 +129,11 @@ def create_client_package(ctx: Ctx) -> Reply:
                                  valid_from=valid_from, valid_until=valid_until, amount=amount,
                                  matter_uid=body.get("matter_uid"))
     with ctx.store.write() as tx:
+        request = (payment_requests.open_for(tx, ctx.clock, doc, ctx.business_id)
+                   if payment_requests.opens_request(ctx.behaviour, amount) else None)
         tx.insert("client_package", doc, business_id=ctx.business_id)
+    if request is not None:
+        ctx.behaviour.note_opened(request["id"])
     shown = render.client_package(doc, ctx.clock.today())
     shown["payment_status_uid"] = doc["payment_request_id"]
     return 201, ok("platform", {"client_package": shown})

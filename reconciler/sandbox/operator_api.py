@@ -11,7 +11,7 @@ object) or 422 (refused). It is the test and demo control panel, not part of vci
 | PUT /businesses/{id}/features | `{booking_packages: bool}` → `{business_id, features}` |
 | PUT /client_packages/{uid}/usage | `{booking_credit_id, bookings_usage, item_id?}` → the client package (API shape) |
 | GET /objects/{kind}/{id} | → `{kind, id, doc}` (the stored document) |
-| PATCH /objects/{kind}/{id} | `{field: value, ...}` (kind: packages, client_packages, clients, services, products) → `{kind, id, doc}`; `updated_at` is bumped unless given |
+| PATCH /objects/{kind}/{id} | `{field: value, ...}` (kind: packages, client_packages, clients, services, products, payment_requests) → `{kind, id, doc}`; `updated_at` is bumped unless given |
 | GET /client_packages?business_id= | → `{client_packages: [...]}` (API shape, oldest first) |
 | POST /bulk/packages | `{business_id, count}` → `{ids}` |
 | POST /bulk/client_packages | `{business_id, package_id, client_ids?, count}` → `{ids}` (clients cycle) |
@@ -20,7 +20,7 @@ object) or 422 (refused). It is the test and demo control panel, not part of vci
 | PUT /gateway, GET /gateway | `{routes: [{method, path, status, body}]}` |
 | GET /stats, DELETE /stats | → `{total, requests: [{door, method, route, count}]}` |
 | PUT /clock, GET /clock | `{today: "YYYY-MM-DD" or null}` (freeze the day, or follow the system clock) |
-| PUT /settings, GET /settings | `{list_lag_seconds?: 0..3600, list_refuses_staff?: [door, ...]}` (see `behaviour.py`) |
+| PUT /settings, GET /settings | `{list_lag_seconds?: 0..3600, list_refuses_staff?: [door, ...], payment_request_lag_seconds?: 0..3600, free_packages_open_no_request?: bool}` (see `behaviour.py`) |
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import render, seed
+from . import payment_requests, render, seed
 from .app import Sandbox
 from .client_packages import default_valid_until, new_client_package_doc
 from .values import new_uid, parse_date, parse_int
 
 KINDS = {"packages": "package", "client_packages": "client_package", "clients": "client",
-         "services": "service", "products": "product"}
+         "services": "service", "products": "product", "payment_requests": "payment_request"}
 
 
 class OperatorError(Exception):
@@ -212,14 +212,19 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
         until = default_valid_until(package, today)
         ids = []
         products = {p["id"]: p for p in store.all("product", business["id"])}
+        opened = []
         with store.write() as tx:
             for n in range(int(body.get("count", 1))):
                 client = clients[client_ids[n % len(client_ids)]]
                 doc = new_client_package_doc(store, clock, business, client, package,
                                              valid_from=today, valid_until=until,
                                              amount=package.get("price"), products=products)
+                if payment_requests.opens_request(sandbox.behaviour, doc["amount"]):
+                    opened.append(payment_requests.open_for(tx, clock, doc, business["id"])["id"])
                 tx.insert("client_package", doc, business_id=business["id"])
                 ids.append(doc["id"])
+        for uid in opened:
+            sandbox.behaviour.note_opened(uid)
         return 201, {"ids": ids}
 
     async def payment_status(request: Request) -> tuple[int, Any]:

@@ -3,7 +3,9 @@
 Paths are the real ones, relative to a door (`/apigw` or `/api2`). Directory-token policies are
 what the verified recipes saw (API-NOTES §2 table): list packages and list clients accept a
 directory token with X-On-Behalf-Of; GET package by id → 401; POST client_packages → 422; GET/PUT
-client package → 401 even with X-On-Behalf-Of. Where the recipes never tried a directory token
+client package → 401 even with X-On-Behalf-Of. The payment request list is "Available for Staff,
+App, and Directory tokens" (sales.json); reading one payment request is staff-only (the spec names
+the staff token alone). Where the recipes never tried a directory token
 (POST/PUT catalog package) the spec's "Directory and App tokens are supported with X-On-Behalf-Of"
 holds. Services are staff-only (spec). update_usage: KB "Directory: not supported" → same 422 as
 its sibling create. Anything else (including the legacy path
@@ -13,12 +15,13 @@ which the spec does not document) is 404.
 
 from __future__ import annotations
 
-from . import catalog, client_packages, clients
+from . import catalog, client_packages, clients, payment_requests
 from .context import Route
 
 PACKAGES = "/platform/v1/payment/packages"
 CLIENT_PACKAGES = "/platform/v1/payment/client_packages"
 CLIENT_PACKAGE = "/business/payments/v1/client_packages/{uid}"
+PAYMENT_REQUESTS = "/business/payments/v1/payment_requests"
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", PACKAGES, catalog.list_packages, gated=True),
@@ -34,6 +37,8 @@ ROUTES: tuple[Route, ...] = (
           "unauthorized422", gated=True),
     Route("GET", CLIENT_PACKAGE, client_packages.get_client_package, "context401"),
     Route("PUT", CLIENT_PACKAGE, client_packages.update_client_package, "context401"),
+    Route("GET", PAYMENT_REQUESTS, payment_requests.list_payment_requests),
+    Route("GET", PAYMENT_REQUESTS + "/{uid}", payment_requests.get_payment_request, "context401"),
     Route("GET", "/platform/v1/clients", clients.list_clients),
     Route("GET", "/platform/v1/clients/{client_id}/payment/client_packages",
           clients.list_client_packages_of_client, "unauthorized422"),

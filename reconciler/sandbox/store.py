@@ -1,7 +1,7 @@
 """SQLite persistence of the sandbox: one database file, WAL mode, one transaction per write.
 
 Every object (directory, business, staff, service, client, product, package, client_package,
-payment_status) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
+payment_status, payment_request) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
 document holding its fields. Documents keep the values as the sandbox stores them; `render` turns
 them into the API's shapes (strings for numbers and so on). Bearer tokens are rows of `tokens`.
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 KINDS = (
     "directory", "business", "staff", "service", "client",
-    "product", "package", "client_package", "payment_status",
+    "product", "package", "client_package", "payment_status", "payment_request",
 )
 
 
@@ -165,6 +165,17 @@ class Store:
                 "ORDER BY seq LIMIT ? OFFSET ?",
                 (kind, business_id, limit, offset),
             )
+        return [json.loads(row[0]) for row in rows]
+
+    def select(self, kind: str, business_id: str, where: list[str], params: list[Any], order: str,
+               limit: int = -1, offset: int = 0) -> list[dict[str, Any]]:
+        """Objects of a kind of one business matching SQL conditions on ``doc`` (``json_extract``),
+        in ``order`` (an ORDER BY clause built by the caller from fixed names), paged in SQL."""
+        clause = "".join(f" AND ({w})" for w in where)
+        rows = self.conn().execute(
+            f"SELECT doc FROM objects WHERE kind = ? AND business_id = ?{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            (kind, business_id, *params, limit, offset),
+        )
         return [json.loads(row[0]) for row in rows]
 
     def count(self, kind: str, business_id: str) -> int:

@@ -156,8 +156,11 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
                            "drop_after_commit": True, "times": 1})
     assert rc("apply", "--auto-approve", "--rate", "1000")[0] == 1
     rc("state", "list")
+    # (the second memory would adopt it: a list that refuses keeps the outcome unknown, for forget-intent)
+    op("POST", "/faults", {"path": "/business/payments/v1/payment_requests", "status": 404})
     rc("apply", "--auto-approve", "--rate", "1000")  # refused: unknown outcome of an earlier create
     assert rc("state", "forget-intent", "fourth")[0] == 0
+    op("DELETE", "/faults")
     # a stale lock (a killed run), then unlock
     lock = work / "manifests/.reconciler/state.lock"
     lock.write_text(json.dumps({"id": "0badc0de", "pid": 999_999_999, "host": "elsewhere", "user": "x",

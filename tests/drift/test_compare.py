@@ -153,7 +153,8 @@ def test_json_is_stable_and_round_trips(desired: Any) -> None:
     assert DriftReport.from_json(report.to_json()) == report
     data = report.model_dump(mode="json")
     assert list(data) == ["format_version", "created_at", "target", "manifest_digest", "state_lineage",
-                          "state_serial", "exit_code", "verdict", "summary", "objects", "write_back"]
+                          "state_serial", "exit_code", "verdict", "summary", "objects", "write_back",
+                          "second_memory"]  # fields are added at the end, never renamed
     assert list(data["objects"][0]["fields"][0]) == ["path", "applied", "remote", "desired", "managed",
                                                     "remote_drift", "pending"]
 

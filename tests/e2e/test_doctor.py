@@ -145,3 +145,31 @@ def test_the_embedded_sandbox_is_not_checked_and_nothing_is_written(
     code, out, err = cli("doctor")
     assert code == 1 and "embedded sandbox" in err
     assert not (workdir / ".reconciler").exists()
+
+
+def test_doctor_checks_the_second_memory_read_only(workdir: Path, cli: CLI, operator: Any,
+                                                    demo: dict[str, Any]) -> None:
+    code, report, _ = _doctor(cli)  # nothing assigned yet: nothing to check, not a failure
+    assert code == 0 and report["second_memory"]["status"] == "unconfirmed"
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = operator("GET", f"/client_packages?business_id={demo['business']['id']}")
+    before_files = _files(workdir)
+    operator("DELETE", "/stats")
+    code, out, err = cli("doctor")
+    assert code == 0, out + err
+    assert "Second memory (client packages found through payment requests): works: payment request" in out
+    assert "points back to it" in out
+    rows = operator("GET", "/stats")["requests"]
+    assert {r["method"] for r in rows} == {"GET"}
+    assert operator("GET", f"/client_packages?business_id={demo['business']['id']}") == before
+    assert _files(workdir) == before_files
+    # a client package whose link back is broken: unavailable, and doctor still passes
+    newest = before["client_packages"][-1]  # the list's first item, newest first
+    operator("PATCH", f"/objects/client_packages/{newest['id']}", json={"payment_request_id": "zzzzzzzzzzzzzzzz"})
+    code, report, _ = _doctor(cli)
+    assert code == 0 and report["second_memory"]["status"] == "unavailable"
+    assert "no link back" in report["second_memory"]["detail"]
+    operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "door": "*", "status": 404})
+    code, report, _ = _doctor(cli)
+    assert code == 0 and report["second_memory"]["status"] == "unavailable"
+    assert not any("payment_request" in r["route"] for r in report["routes"])

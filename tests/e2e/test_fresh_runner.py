@@ -38,6 +38,8 @@ def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
     shutil.copytree(workdir / "manifests", runner / "manifests",
                     ignore=shutil.ignore_patterns("*.lock", "*.backup", "journal.jsonl*"))
     monkeypatch.chdir(runner)
+    # First on a target whose payment request list does not serve as a second memory: the state alone.
+    operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "status": 404})
     code, out, err = cli("apply", "--auto-approve")
     assert code == 1, out + err
     # one refused outcome per pending create (the plan printed before shows each of them too)
@@ -47,6 +49,12 @@ def test_a_fresh_runner_with_only_the_state_file_creates_nothing_twice(
     assert len(client_packages(operator, demo)) == 8  # not one created again
     code, out, err = cli("plan", "--detailed-exitcode")  # something to resolve, said by the exit code too
     assert code == 4 and out.count("reconciler import client_package.") >= 8, out + err
+    # With the second memory (issue 18), the runner finds all eight through their payment requests.
+    operator("DELETE", "/faults")
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert len(client_packages(operator, demo)) == 8  # adopted, not one created again
+    assert json.loads((runner / "manifests/.reconciler/state.json").read_text())["pending"] == {}
 
 
 def test_a_format_1_state_and_its_journal_are_migrated(workdir: Path, cli: CLI) -> None:

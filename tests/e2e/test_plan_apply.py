@@ -78,6 +78,9 @@ def test_lost_response_on_client_package_create_is_unknown_and_never_duplicated(
     assert code == 1
     assert "unknown outcome" in out
     assert len(_client_packages(operator, demo)) == 8  # the dropped one was committed by the server
+    # A target whose payment requests cannot serve as a second memory (issue 18; where they can,
+    # tests/e2e/test_second_memory.py shows the plan adopting it): the state alone decides.
+    operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "status": 404})
 
     code, out, err = cli("apply", "--auto-approve")  # a re-run must not create it again
     assert code == 1

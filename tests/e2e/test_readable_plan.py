@@ -32,14 +32,19 @@ def test_names_next_to_ids_in_every_format_without_a_request_of_their_own(
     assert code == 0, err
     stats = operator("GET", "/stats")
     # The refresh's requests, exactly: one GET per tracked client package, the catalog list
-    # (a page and the empty page after it), one services page, one lookup per distinct e-mail.
+    # (a page and the empty page after it), one services page, one lookup per distinct e-mail;
+    # no request for a name.
     tracked = 8
     emails = 3  # ben.cohen, farid.haddad, isla.novak
     catalog = _count(stats, "GET", "/platform/v1/payment/packages")
     assert _count(stats, "GET", CP_ROUTE) == tracked
     assert _count(stats, "GET", "/platform/v1/services") == 1
     assert _count(stats, "GET", "/platform/v1/clients") == emails
-    assert 1 <= catalog <= 2 and stats["total"] == tracked + catalog + 1 + emails, stats
+    # The second memory (issue 18) lists the payment requests of the one client a package is
+    # created for: its request, not the names'.
+    second_memory = _count(stats, "GET", "/business/payments/v1/payment_requests")
+    assert second_memory == 1
+    assert 1 <= catalog <= 2 and stats["total"] == tracked + catalog + 1 + emails + second_memory, stats
     plan = Plan.model_validate(json.loads(out))
     member = 'client_package_set.spring["isla.novak@example.com"]'
     assert plan.names["bop374z43h5xezh3"] == "Piano Lesson (45 min)"

@@ -108,7 +108,10 @@ def test_a_saved_plan_is_refused_where_an_interrupted_run_left_a_create_pending(
     assert "make a new plan, which shows how it is resolved" in out
     assert len(_client_packages(operator, demo)) == made  # nothing created twice
 
-    code, out, _ = cli("plan")  # a new plan says what apply will do about it
+    code, out, _ = cli("plan")  # a new plan says what apply will do about it: the second memory found it
+    assert code == 0 and f"{pending}" in out and "adopted" in out, out
+    operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "status": 404})
+    code, out, _ = cli("plan")  # and without the second memory, a person decides
     assert f"  # {pending} has a create pending from an interrupted run, of unknown outcome" in out
     assert f"reconciler import {pending} UID" in out
 

@@ -44,6 +44,8 @@ def test_route_table_flags() -> None:
     assert doors.pop("get_client_package") is Door.FALLBACK
     assert doors.pop("update_client_package") is Door.FALLBACK
     assert doors.pop("reorder_packages") is Door.FALLBACK  # the verified recipe's door
+    assert doors.pop("list_payment_requests") is Door.FALLBACK
+    assert doors.pop("get_payment_request") is Door.FALLBACK
     assert set(doors.values()) == {Door.GATEWAY}
     assert {r.name for r in DEFAULT_ROUTES if not r.idempotent} == {"create_catalog_package", "create_client_package"}
     assert DEFAULT_ROUTES["get_client_package"].path(uid="abc") == "/business/payments/v1/client_packages/abc"

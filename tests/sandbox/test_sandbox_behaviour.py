@@ -21,12 +21,15 @@ def listed(api, door: str = "fallback", **kw) -> list[str]:
 
 
 def test_settings_default_and_validation(api):
-    assert api.op("GET", "/settings") == {"list_lag_seconds": 0.0, "list_refuses_staff": []}
+    defaults = {"list_lag_seconds": 0.0, "list_refuses_staff": [], "payment_request_lag_seconds": 0.0,
+                "free_packages_open_no_request": False}
+    assert api.op("GET", "/settings") == defaults
     for bad in ({"list_lag_seconds": -1}, {"list_lag_seconds": "20"}, {"list_lag_seconds": True},
-                {"list_refuses_staff": ["side"]}, {"lag": 3}):
+                {"list_refuses_staff": ["side"]}, {"lag": 3}, {"payment_request_lag_seconds": 4000},
+                {"free_packages_open_no_request": "yes"}):
         response = api.http.put(api.served.operator_url + "/settings", json=bad)
         assert response.status_code == 400, bad
-    assert api.op("GET", "/settings") == {"list_lag_seconds": 0.0, "list_refuses_staff": []}  # unchanged
+    assert api.op("GET", "/settings") == defaults  # unchanged
 
 
 def test_a_new_package_lags_in_the_list_but_reads_by_id_at_once(api):
@@ -82,7 +85,8 @@ def test_settings_given_at_start_survive_a_reset(tmp_path):
                                                         "list_refuses_staff": ["fallback"]}) as served:
         httpx.post(served.operator_url + "/reset", timeout=10).raise_for_status()
         settings = httpx.get(served.operator_url + "/settings", timeout=10).json()
-    assert settings == {"list_lag_seconds": 20.0, "list_refuses_staff": ["fallback"]}
+    assert settings == {"list_lag_seconds": 20.0, "list_refuses_staff": ["fallback"],
+                        "payment_request_lag_seconds": 0.0, "free_packages_open_no_request": False}
 
 
 def test_sandbox_serve_flags_set_the_imitations(tmp_path):
@@ -94,7 +98,7 @@ def test_sandbox_serve_flags_set_the_imitations(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler.sandbox", "serve", "--port", "0", "--db", str(tmp_path / "s.db"),
          "--list-lag", "7.5", "--list-refuses-staff", "fallback", "--list-refuses-staff", "gateway",
-         "--open-gateway"],
+         "--open-gateway", "--payment-request-lag", "3", "--free-packages-open-no-request"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert proc.stdout is not None
@@ -109,7 +113,8 @@ def test_sandbox_serve_flags_set_the_imitations(tmp_path):
         assert operator is not None, "the sandbox did not start"
         with httpx.Client(timeout=10) as http:
             assert http.get(operator + "/settings").json() == {
-                "list_lag_seconds": 7.5, "list_refuses_staff": ["fallback", "gateway"]}
+                "list_lag_seconds": 7.5, "list_refuses_staff": ["fallback", "gateway"],
+                "payment_request_lag_seconds": 3.0, "free_packages_open_no_request": True}
             assert http.get(operator + "/gateway").json() == {"routes": []}
             http.post(operator + "/reset").raise_for_status()  # the flags are the defaults a reset restores
             assert http.get(operator + "/settings").json()["list_lag_seconds"] == 7.5

@@ -57,3 +57,24 @@ def test_soak_with_the_state_in_postgres(tmp_path: Path, pg_server: object) -> N
     assert lines[0] == f"rounds={PG_ROUNDS} duplicates=0 lost=0 final_changes=0 stale_locks=0", detail
     assert counts["state_backend"] == "postgres" and counts["unlocks"] == 0 and counts["locked_refusals"] == 0, detail
     assert counts["not_converged"] == [] and proc.returncode == 0, detail
+
+
+SM_ROUNDS = int(os.environ.get("RECONCILER_SOAK_SM_ROUNDS", "8"))
+
+
+@pytest.mark.soak
+def test_soak_where_only_the_second_memory_resolves_and_rebuilds(tmp_path: Path) -> None:
+    """``--second-memory`` (issue 18): no person looks in vcita (nothing is imported by hand); lost
+    answers are resolved by the plan's discovery, and the state is deleted every 4 rounds and
+    rebuilt with ``import --discover``; still no duplicate, nothing lost, no final change."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--rounds", str(SM_ROUNDS), "--json",
+                           "--second-memory"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) >= 2, proc.stdout + proc.stderr
+    counts = json.loads(lines[-1])
+    detail = f"{lines[0]}\n{json.dumps(counts)}\n{proc.stderr[-3000:]}"
+    assert lines[0].startswith(f"rounds={SM_ROUNDS} duplicates=0 lost=0 final_changes=0 stale_locks=0 "), detail
+    assert counts["imported"] == 0 and counts["rebuilds"] == SM_ROUNDS // 4, detail
+    assert counts["rebuilt_adopted"] > 0, detail
+    assert counts["not_converged"] == [] and proc.returncode == 0, detail

@@ -1,0 +1,70 @@
+"""Client packages created outside reconciler: ``drift``'s use of the second memory.
+
+One business-wide walk of the payment requests (``remote/discovery.py``; the client packages the
+state tracks are not read again, the refresh has just read them) finds every client package of
+the business; those of a **managed client** (one a manifest or the state names) and a **managed
+catalog package** (one the state tracks, or a manifest names by id) that no record of the state
+knows (tracked, archived, or a pending create) were assigned outside reconciler, in the vcita UI or
+by another tool.  Each is a ``created_outside`` object of the report: remote drift (exit 2).
+When the list cannot serve as a second memory, the report says so and looks no further.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reconciler.drift.model import ObjectDrift
+from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
+from reconciler.safetext import printable
+
+if TYPE_CHECKING:
+    from reconciler.manifest import ManifestSet
+    from reconciler.planner.actual import Actual
+    from reconciler.remote.client import VcitaClient
+    from reconciler.state import State
+
+
+def managed(desired: ManifestSet, state: State, actual: Actual) -> tuple[set[str], set[str]]:
+    """(client ids, catalog package ids) reconciler manages for this business."""
+    clients: set[str] = set()
+    for doc in desired.client_packages.values():
+        ref = doc.spec.client
+        cid = ref.id if ref.id is not None else actual.clients_by_email.get((ref.email or "").lower())
+        if cid:
+            clients.add(cid)
+    catalog = {rs.id for a, rs in state.resources.items() if a.startswith("catalog_package.")}
+    catalog |= {str(d.spec.package.id) for d in desired.client_packages.values() if d.spec.package.id}
+    for rs in state.resources.values():
+        if rs.kind == "ClientPackage" and rs.applied.get("client_id"):
+            clients.add(str(rs.applied["client_id"]))
+    return clients, catalog
+
+
+def outside_objects(found: Discovery, state: State, clients: set[str], catalog: set[str]) -> list[ObjectDrift]:
+    """The ``created_outside`` objects of a discovery."""
+    known = {rs.id for rs in state.resources.values()} | set(state.archived)
+    out = []
+    for cp in sorted(found.packages, key=lambda c: c.id):
+        if cp.id in known or cp.client_id not in clients or cp.package_id not in catalog:
+            continue
+        note = (f"client {cp.client_id}, catalog package {cp.package_id}, valid {cp.valid_from}..{cp.valid_until}, "
+                f"payment request {cp.payment_request_id}: not created by reconciler; declare it and run "
+                "'reconciler import --discover' to manage it")
+        out.append(ObjectDrift(address=f"client_package.(untracked {cp.id})", kind="ClientPackage", name=cp.id,
+                               remote_id=cp.id, status="created_outside", notes=(printable(note, limit=400),)))
+    return out
+
+
+async def look(api: VcitaClient, desired: ManifestSet, state: State, actual: Actual
+               ) -> tuple[list[ObjectDrift], str]:
+    """The client packages created outside reconciler, and how they were looked for."""
+    clients, catalog = managed(desired, state, actual)
+    if not clients or not catalog:
+        return [], "no managed client and catalog package to look for"
+    try:
+        found = await discover(api, known=frozenset(rs.id for rs in state.resources.values()))
+    except DiscoveryUnavailable as exc:
+        return [], f"client packages created outside reconciler cannot be seen: {printable(exc.message, limit=300)}"
+    objects = outside_objects(found, state, clients, catalog)
+    searched = "; ".join(s.describe() for s in found.searches)
+    return objects, f"searched {searched}: {len(objects)} created outside reconciler"

@@ -1,0 +1,125 @@
+"""What the plan does with the second memory: client packages vcita showed through the business's
+payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest of the planner.
+
+* A client-package create whose answer was lost (a pending record) is **adopted** when exactly one
+  client package of that client, opened since the intent was written (less :data:`CLOCK_SKEW`),
+  matches what was sent (catalog package, and ``valid_from`` / ``valid_until`` / price when they
+  were sent); several are listed for a person to choose; none is reported with where and since
+  when the search looked, and stays of unknown outcome: absence is only evidence (the list may
+  lag, a package of price 0 may open no payment request), so re-creating it needs a person's
+  explicit ``reconciler state forget-intent`` and a reviewed plan.
+* A create whose identity (client, catalog package, ``valid_from`` when declared) matches a client
+  package vcita has and the state does not know (a lost, foreign or *older* state: a restored
+  copy) is **refused** with the command that adopts it, ``reconciler import --discover``; a
+  deliberate further sale says ``repeat_purchase: true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from reconciler.model.manifest import ClientPackageSpec
+from reconciler.operations import ABSENT, CreateClientPackage, Operation, ResolvePendingCreate
+from reconciler.plan import Problem, fingerprint
+from reconciler.planner import identity as ident
+from reconciler.planner.actual import Discovered, PendingLike, RemoteObject
+
+#: How far before an intent's time a found package may have been opened (clock skew between this
+#: machine and vcita); the same margin as the search's (``remote.discovery.CLOCK_SKEW``).
+CLOCK_SKEW = timedelta(minutes=15)
+#: The fields of a pending create's details compared with a found package's view.
+SENT_FIELDS = ("package_id", "valid_from", "valid_until", "price")
+
+
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else None
+
+
+def _opened_since(obj: RemoteObject, d: Discovered, opened_at: str) -> bool:
+    when, since = _moment(d.opened_at.get(obj.id)), _moment(opened_at)
+    return when is None or since is None or when >= since - CLOCK_SKEW
+
+
+def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered | None, taken: Collection[str],
+                   *, in_manifests: bool) -> ResolvePendingCreate:
+    """The resolution of a client package's pending create, looked up in the second memory."""
+    details = it.details
+    client = str(details.get("client_id"))
+    intro = (f"unknown outcome of an earlier create (intent {it.id}, {it.opened_at}): client {client}, "
+             f"package {details.get('package_id')}")
+    fix = (f"Check vcita, then run 'reconciler import {it.address} UID' or 'reconciler state forget-intent "
+           f"{it.address}'" if in_manifests else
+           f"Check vcita, then run 'reconciler state forget-intent {it.address}' (it is no longer in the "
+           "manifests, so it cannot be imported)")
+    searched = discovered.searched.get(client) if discovered is not None else None
+    if discovered is None or searched is None:
+        return ResolvePendingCreate(**base, resolution="unknown", reason=f"{intro}. {fix}")
+    if discovered.unavailable:
+        return ResolvePendingCreate(**base, resolution="unknown",
+                                    reason=f"{intro}; vcita's payment requests could not serve as a second memory "
+                                           f"({discovered.unavailable}). {fix}")
+    found = sorted(
+        (obj for obj in discovered.packages.values()
+         if obj.id not in taken and obj.view.get("client_id") == client and _opened_since(obj, discovered, it.opened_at)
+         and all(obj.view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None)),
+        key=lambda obj: obj.id)
+    if len(found) == 1:
+        obj = found[0]
+        return ResolvePendingCreate(
+            **base, resolution="adopt", remote_id=obj.id, remote_fingerprint=fingerprint(obj.view), expects=ABSENT,
+            reason=(f"an interrupted run had created {obj.id} (intent {it.id}, {it.opened_at}) without hearing back: "
+                    f"found through its payment request (opened {discovered.opened_at.get(obj.id, 'at an unknown time')}), "
+                    "it is adopted; no request is sent"))
+    if found:
+        ids = ", ".join(obj.id for obj in found)
+        return ResolvePendingCreate(
+            **base, resolution="unknown",
+            reason=(f"{intro}: {len(found)} client packages in vcita match it ({ids}), found through their payment "
+                    f"requests; adopt the right one with 'reconciler import {it.address} ID'"))
+    return ResolvePendingCreate(
+        **base, resolution="unknown",
+        reason=(f"{intro}: not found in vcita's payment requests (searched {searched}). Absence is only evidence: "
+                "the list may lag behind creation, and a package of price 0 may open no payment request. Plan again "
+                f"later; once sure it was never created, 'reconciler state forget-intent {it.address}' and review the "
+                "plan that creates it again"))
+
+
+def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,
+                     discovered: Discovered | None, owned: Collection[str]) -> Problem | None:
+    """The plan error when a create's identity matches a client package vcita has and no record
+    of the state knows (None: no such package, or the second memory was not read)."""
+    if discovered is None or discovered.unavailable or spec.repeat_purchase:
+        return None
+    want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
+    if spec.valid_from is not None:
+        want["valid_from"] = spec.valid_from.isoformat()
+    found = sorted(obj.id for obj in discovered.packages.values() if obj.id not in owned and ident.matches(obj.view, want))
+    if not found:
+        return None
+    return Problem(
+        address=address, severity="error",
+        message=(f"the {ident.describe('ClientPackage', want)} already exists in vcita as {', '.join(found)} (found "
+                 "through its payment request), and the state does not know it (a lost or older copy of the state, "
+                 "or an assignment made outside reconciler): creating it again would bill the client a second time"),
+        hint=(f"Adopt it with 'reconciler import --discover' (or 'reconciler import {address} {found[0]}'). If a "
+              "further sale to this client is intended, add 'repeat_purchase: true' to its spec."))
+
+
+def unavailable_warning(ops: Iterable[Operation], discovered: Discovered | None) -> list[Problem]:
+    """A warning that creates were planned from the state alone (the second memory failed)."""
+    if discovered is None or not discovered.unavailable:
+        return []
+    creates = sum(1 for op in ops if isinstance(op, CreateClientPackage) and not op.replaces)
+    if not creates:
+        return []
+    return [Problem(address="target", severity="warning",
+                    message=(f"{creates} client package create(s) were checked against the state alone: vcita's "
+                             f"payment requests could not serve as a second memory ({discovered.unavailable})"))]

@@ -1,0 +1,207 @@
+"""The second memory: the business's client packages, found through its payment requests.
+
+vcita cannot list client packages, but it lists the business's payment requests (API-NOTES §11),
+and every client package opens one (**[inferred]**: ``payable_type`` ``ClientBookingPackage``,
+``payable_uid`` the client package's id, and the client package's ``payment_request_id`` points
+back).  :func:`discover` walks that list (filtered to client packages, per client or business-wide,
+created since a day) and **confirms** each item by reading the client package it names and checking
+the link back; an item that does not link back (its package is missing, points at another payment
+request, or belongs to another client than the one filtered) is ignored and counted, never trusted.
+
+What discovery proves is *presence*: a confirmed client package exists.  Absence is only evidence:
+the list may lag behind creation, a package of price 0 may open no payment request, and the API
+may not behave as the spec says.  When it plainly does not (the route is refused, unknown, or
+answers in another shape; or not one listed item links back), :class:`DiscoveryUnavailable` says
+so and callers fall back to what the state alone knows.
+
+Cost: one list walk per search (pages of 100; a page shorter than 25, the spec's default page size,
+ends it) plus one ``GET /business/payments/v1/client_packages/{uid}`` per distinct package named,
+concurrently within the client's limits (``bench/bench_discovery.py`` checks it exactly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from reconciler.errors import (
+    AuthError,
+    DoorRefusedError,
+    FeatureDisabledError,
+    NotFoundError,
+    ProtocolError,
+    RemoteError,
+    RemoteValidationError,
+    UnsupportedRouteError,
+)
+from reconciler.model.remote import RemoteClientPackage, RemotePaymentRequest
+from reconciler.remote.client import VcitaClient
+from reconciler.safetext import printable
+
+#: The payment requests of client packages (settled, and before settlement).
+ENTITY_TYPES = ("ClientBookingPackage", "PendingClientBookingPackage")
+#: How far before an intent's time a search starts: the clocks of this machine and vcita's may differ.
+CLOCK_SKEW = timedelta(minutes=15)
+#: At most this many clients are searched one by one (one list each); more, and one business-wide
+#: list is cheaper in requests (bench/bench_discovery.py measures both).
+PER_CLIENT_MAX = 20
+
+# Answers that show this target's API does not serve the list as the spec says (not transient).
+_DISAGREES = (AuthError, DoorRefusedError, FeatureDisabledError, NotFoundError, ProtocolError,
+              RemoteValidationError, UnsupportedRouteError)
+
+
+class DiscoveryUnavailable(RemoteError):
+    """The payment request list cannot serve as a second memory on this target."""
+
+    hint = ("reconciler falls back to what its state alone knows; 'reconciler doctor' checks the second memory "
+            "(README: 'The second memory').")
+
+
+@dataclass(frozen=True)
+class Search:
+    """One walk of the list: where it looked, and what it found and ignored."""
+
+    client_id: str | None  # None: business-wide
+    since: date | None
+    listed: int = 0
+    pages: int = 0
+    found: int = 0
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    known: int = 0  # items naming a package the caller already knows (not read again)
+
+    def describe(self) -> str:
+        where = f"client {self.client_id}'s payment requests" if self.client_id else "the business's payment requests"
+        when = f" created since {self.since.isoformat()}" if self.since else ""
+        left = sum(self.ignored.values())
+        why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.ignored.items()))
+        return (f"{self.listed} of {where}{when} ({self.pages} page(s)), {self.found} linking back to a client package"
+                + (f", {self.known} already tracked (not read again)" if self.known else "")
+                + (f"; {left} ignored ({why})" if left else ""))
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Client packages confirmed through payment requests, and the searches that found them."""
+
+    packages: tuple[RemoteClientPackage, ...] = ()
+    searches: tuple[Search, ...] = ()
+    #: client package id -> when its payment request was opened (the list's ``created_at``)
+    opened_at: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ignored(self) -> int:
+        return sum(sum(s.ignored.values()) for s in self.searches)
+
+    def of_client(self, client_id: str) -> list[RemoteClientPackage]:
+        return [cp for cp in self.packages if cp.client_id == client_id]
+
+    def search_of(self, client_id: str) -> Search | None:
+        """The search that covered ``client_id`` (its own, else a business-wide one)."""
+        own = [s for s in self.searches if s.client_id == client_id]
+        wide = [s for s in self.searches if s.client_id is None]
+        return (own or wide or [None])[0]
+
+
+def since_intent(opened_at: str) -> date | None:
+    """The day a search for an intent written at ``opened_at`` (ISO, UTC) starts: less the clock
+    skew margin, at day granularity (the spec's example filters by day)."""
+    try:
+        moment = datetime.fromisoformat(opened_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment - CLOCK_SKEW).date()
+
+
+def _params(client_id: str | None, since: date | None) -> dict[str, str]:
+    params = {"filter[entity_type][in]": ",".join(ENTITY_TYPES), "sort": "created_at:asc"}
+    if client_id:
+        params["filter[client_uid][eq]"] = client_id
+    if since is not None:
+        params["filter[created_at][gte]"] = since.isoformat()
+    return params
+
+
+def _plausible_id(value: str | None) -> bool:
+    return bool(value) and value.isalnum() and len(value) <= 64  # type: ignore[union-attr]
+
+
+async def _search(api: VcitaClient, client_id: str | None, since: date | None, known: Collection[str] = ()
+                  ) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
+    pages: list[int] = []
+    try:
+        listed = await api.list_payment_requests(_params(client_id, since), pages=pages)
+    except _DISAGREES as exc:
+        raise DiscoveryUnavailable(f"the payment request list cannot be read as the spec describes it: "
+                                   f"{printable(exc.message, limit=300)}", request=exc.request,
+                                   status=exc.status) from exc
+    ignored: Counter[str] = Counter()
+    named: dict[str, list[RemotePaymentRequest]] = {}
+    skipped = 0
+    for pr in listed:
+        if pr.payable_uid in known:
+            skipped += 1
+        elif pr.payable_type not in ENTITY_TYPES:
+            ignored["of another entity type"] += 1
+        elif not _plausible_id(pr.payable_uid):
+            ignored["without a readable payable_uid"] += 1
+        else:
+            named.setdefault(str(pr.payable_uid), []).append(pr)
+    read = await api.get_client_packages(named) if named else {}
+    found = []
+    for uid, requests in named.items():
+        cp = read.get(uid)
+        if cp is None:
+            ignored["naming a client package that does not exist"] += len(requests)
+            continue
+        linked = [pr for pr in requests if pr.uid == cp.payment_request_id]
+        ignored["not linked back by their client package"] += len(requests) - len(linked)
+        if not linked:
+            continue
+        if client_id is not None and cp.client_id != client_id:
+            ignored["naming another client's package"] += len(linked)
+            continue
+        found.append((cp, linked[0].created_at or ""))
+    ignored = +ignored  # drop the reasons counted zero times
+    return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored),
+                   known=skipped),
+            found)
+
+
+async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None = None, *,
+                   known: Collection[str] = frozenset()) -> Discovery:
+    """The client packages of ``clients`` (client id -> the day to search from; None: all time),
+    or of the whole business when ``clients`` is None.  Items naming a package of ``known`` (ids
+    the caller has just read) are counted, not read again, and not in the result.
+
+    Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, by one
+    business-wide walk from the earliest day (packages of other clients are then left out).
+    Raises :class:`DiscoveryUnavailable` when the list is not served as the spec says, or when
+    items were listed and not one of them links back; transient failures are raised as they are.
+    """
+    if clients is not None and len(clients) <= PER_CLIENT_MAX:
+        if not clients:
+            return Discovery()
+        done = await asyncio.gather(*(_search(api, cid, since, known) for cid, since in sorted(clients.items())))
+        searches = tuple(s for s, _ in done)
+        pairs = [pair for _, found in done for pair in found]
+    else:
+        days = list((clients or {}).values())
+        since = None if clients is None or any(d is None for d in days) else min(d for d in days if d)
+        search, found = await _search(api, None, since, known)
+        searches = (search,)
+        pairs = [(cp, at) for cp, at in found if clients is None or cp.client_id in clients]
+    result = Discovery(packages=_unique(cp for cp, _ in pairs), searches=searches,
+                       opened_at={cp.id: at for cp, at in pairs if at})
+    if not result.packages and result.ignored and all(s.found == 0 for s in searches):
+        first = next(s for s in searches if s.ignored)
+        raise DiscoveryUnavailable(f"payment requests were listed but none links back to its client package "
+                                   f"({first.describe()}): vcita does not answer as the spec describes")
+    return result
+
+
+def _unique(packages: Iterable[RemoteClientPackage]) -> tuple[RemoteClientPackage, ...]:
+    return tuple({cp.id: cp for cp in packages}.values())

@@ -1,0 +1,81 @@
+"""Where the plan reads the second memory: vcita's payment requests, for the clients that need it.
+
+A plan is made from the state and the refresh first.  When it would create client packages, or
+holds creates of unknown outcome, the clients concerned are searched through the business's
+payment requests (``remote/discovery.py``: one list per client, or one business-wide list for
+many clients) and the plan is made again with what was found (``Actual.discovered``): a lost
+answer's package is adopted, and a create that matches a package vcita has but the state does not
+know is refused (``planner/memory.py``).  Creates of a client are searched over all time; a
+pending create's client from the day of its intent, less a clock-skew margin.
+
+When the API does not serve the list as the spec says, the plan falls back to what the state alone
+knows, and says so (a warning when it creates client packages).  Transient failures (5xx, 429,
+timeouts after every retry) fail the plan: a guard that could not look is not skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date
+
+from reconciler.operations import CreateClientPackage, ResolvePendingCreate
+from reconciler.plan import Plan
+from reconciler.planner import Actual, from_client_package
+from reconciler.planner.actual import Discovered
+from reconciler.remote.client import VcitaClient
+from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover, since_intent
+
+log = logging.getLogger("reconciler.second_memory")
+
+
+def clients_to_search(plan: Plan) -> dict[str, date | None]:
+    """The clients a plan needs the second memory for, and the day to search each from."""
+    wanted: dict[str, date | None] = {}
+    for op in plan.operations:
+        if isinstance(op, CreateClientPackage) and not op.replaces:
+            wanted[op.client_id] = None
+        elif (isinstance(op, ResolvePendingCreate) and op.resolution == "unknown" and op.kind == "ClientPackage"
+              and op.details.get("client_id")):
+            client = str(op.details["client_id"])
+            since = since_intent(op.opened_at)
+            if client not in wanted:
+                wanted[client] = since
+            elif wanted[client] is not None:
+                wanted[client] = None if since is None else min(since, wanted[client])  # type: ignore[type-var]
+    return wanted
+
+
+def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
+    """The planner's view of a discovery over ``clients``."""
+    described = {s.client_id: s.describe() for s in found.searches}
+    wide = described.get(None)
+    return Discovered(
+        packages={cp.id: from_client_package(cp) for cp in found.packages},
+        opened_at=dict(found.opened_at),
+        searched={c: described.get(c) or wide or "" for c in clients},
+    )
+
+
+async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan]) -> Plan:
+    """``plan`` made again with the second memory of the clients it needs (``plan`` itself when
+    it needs none, or was made without a refresh)."""
+    if not actual.refreshed:
+        return plan
+    clients = clients_to_search(plan)
+    if not clients:
+        return plan
+    # The client packages the state tracks were just read by the refresh: not read again (only
+    # packages no record knows matter here, and in a healthy state they are few).
+    known = frozenset(rid for rid, obj in actual.client_packages.items() if obj is not None)
+    try:
+        found = await discover(api, clients, known=known)
+    except DiscoveryUnavailable as exc:
+        log.warning("second memory unavailable: %s", exc.message)
+        discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
+    else:
+        discovered = as_discovered(found, list(clients))
+        log.info("second memory: %d client package(s) of %d client(s) found through payment requests",
+                 len(found.packages), len(clients))
+    return make(replace(actual, discovered=discovered))
