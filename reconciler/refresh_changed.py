@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reconciler.listlag import ListLag, utc_stamp
 from reconciler.manifest import ManifestSet
 from reconciler.planner import Actual, RemoteObject, from_catalog, from_client_package
 from reconciler.planner import normalize as nz
@@ -55,12 +56,15 @@ def changed_addresses(desired: ManifestSet, resources: Mapping[str, ResourceStat
 
 
 async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                          pending: Sequence[Any] = ()) -> tuple[Actual, int]:
-    """The Actual of a ``--refresh=changed`` plan, and how many tracked client packages it did not read."""
-    from reconciler.refresh import read_catalog, read_lookups
+                          pending: Sequence[Any] = (), *, settle: bool = True) -> tuple[Actual, int]:
+    """The Actual of a ``--refresh=changed`` plan, and how many tracked client packages it did not
+    read; the catalog is read as a full refresh reads it (waiting for a lagging list when
+    ``settle``)."""
+    from reconciler.refresh import read_catalog_settled, read_lookups
 
-    catalog_ids = [rs.id for rs in resources.values() if rs.kind == "CatalogPackage"]
-    catalog, found = await asyncio.gather(read_catalog(api, catalog_ids), read_lookups(api, desired))
+    lag = getattr(api.target, "list_lag", None) or ListLag()
+    (catalog, listed_at), found = await asyncio.gather(
+        read_catalog_settled(api, resources, pending, lag, wait=settle), read_lookups(api, desired))
     by_email = found.clients_by_email
     read_ids = [resources[a].id for a in changed_addresses(desired, resources, by_email)]
     got = await api.get_client_packages(read_ids)
@@ -78,5 +82,7 @@ async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Map
         refreshed=True,
         pending=tuple(pending),
         names={**{p.id: p.name for p in catalog}, **found.names},
+        catalog_listed_at=utc_stamp(listed_at),
+        list_lag=lag,
     )
     return actual, len(clients) - len(got)
