@@ -31,6 +31,7 @@ from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
+from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.planner import (
     Actual,
     PlanOptions,
@@ -71,24 +72,35 @@ class RefreshStats:
     requests: int
 
 
-async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[RemoteCatalogPackage]:
+async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tally | None = None,
+                       ) -> list[RemoteCatalogPackage]:
     """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show
     but that exists when read by id (the list lags behind creation, API-NOTES §8).
 
     A tracked id that reading by id does not find either (404, or 422 "not found") is left out:
     only then is it gone.  Any other error of a read by id is raised as it is.
     """
-    listed = await api.list_catalog_packages(include_items=True)
+    tally = tally or Tally(None, "")
+
+    def page_read(page: int, listed: int) -> None:
+        if page > 1:  # the list is one unit of the total until it turns out to have more pages
+            tally.add(1)
+        tally.step(f"catalog packages: {listed} listed")
+
+    listed = await api.list_catalog_packages(include_items=True, on_page=page_read)
     shown = {p.id for p in listed}
     missing = [rid for rid in dict.fromkeys(tracked_ids) if rid and rid not in shown]
     if not missing:
         return listed
+    tally.add(len(missing))
 
     async def by_id(rid: str) -> RemoteCatalogPackage | None:
         try:
             return await api.get_catalog_package(rid)
         except NotFoundError:
             return None
+        finally:
+            tally.step(f"catalog package {rid}")
 
     found = [p for p in await asyncio.gather(*(by_id(rid) for rid in missing)) if p is not None]
     if found:
@@ -104,7 +116,7 @@ def _utcnow() -> datetime:
 async def read_catalog_settled(
     api: VcitaClient, resources: Mapping[str, ResourceState], pending: Sequence[Any], lag: ListLag, *,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, clock: Callable[[], datetime] = _utcnow,
-    wait: bool = True,
+    wait: bool = True, tally: Tally | None = None,
 ) -> tuple[list[RemoteCatalogPackage], datetime]:
     """What :func:`read_catalog` reads, and when the read that gave it started, once the list can
     be trusted about the catalog creates an interrupted run left pending.
@@ -121,7 +133,7 @@ async def read_catalog_settled(
     said = False
     while True:
         listed_at = clock()
-        catalog = await read_catalog(api, tracked)
+        catalog = await read_catalog(api, tracked, tally)
         took = (clock() - listed_at).total_seconds()
         names = {p.name for p in catalog if p.id not in tracked}
         waiting = []
@@ -187,9 +199,11 @@ class Lookups:
     names: dict[str, str]
 
 
-async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
+async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | None = None) -> Lookups:
     """One lookup per distinct client e-mail and the services list (when catalog packages are
-    declared and the target may list them), concurrently; and the names they carry."""
+    declared and the target may list them), concurrently; and the names they carry.  ``tally``
+    counts one step per e-mail and one for the services."""
+    tally = tally or Tally(None, "")
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
     # A directory-only target cannot list services (staff only): services are then not checked.
@@ -198,6 +212,8 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
 
     async def clients_by_email() -> dict[str, str | None]:
         found = await find_clients(api, emails)
+        for _ in emails:
+            tally.step("a client looked up by e-mail")
         for e, c in found.items():
             if c is not None:
                 person = f"{c.first_name} {c.last_name}".strip()
@@ -209,6 +225,7 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
             return None
         listed = await api.list_services()
         names.update((s.id, s.name) for s in listed if s.name)
+        tally.step("services")
         return frozenset(s.id for s in listed)
 
     by_email, service_ids = await asyncio.gather(clients_by_email(), services())
@@ -216,16 +233,25 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet) -> Lookups:
 
 
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True) -> Actual:
+                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True,
+                  progress: ProgressSink | None = None, phase: str = "refreshing") -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
     state's pending creates, passed on to the planner.  ``settle``: wait for the list where it may
-    still hide a pending catalog create (:func:`read_catalog_settled`)."""
+    still hide a pending catalog create (:func:`read_catalog_settled`).  ``progress`` gets one
+    event per read finished (the catalog list, each client package, each e-mail looked up, the
+    services)."""
     cp_ids = [rs.id for rs in resources.values() if rs.kind == "ClientPackage"]
+    emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
+                     if d.spec.client.email})
+    need_services = bool(desired.catalog_packages) and api.can("list_services")
+    tally = Tally(progress, phase, 1 + len(set(cp_ids)) + len(emails) + int(need_services))
+    tally.add(0)  # the total, before the first read ends
+    address_of = {rs.id: addr for addr, rs in resources.items()}
     lag = lag or getattr(api.target, "list_lag", None) or ListLag()
     (catalog, listed_at), client_pkgs, found = await asyncio.gather(
-        read_catalog_settled(api, resources, pending, lag, wait=settle),
-        api.get_client_packages(cp_ids),
-        read_lookups(api, desired),
+        read_catalog_settled(api, resources, pending, lag, wait=settle, tally=tally),
+        api.get_client_packages(cp_ids, on_each=lambda uid: tally.step(address_of.get(uid, uid))),
+        read_lookups(api, desired, tally),
     )
     return Actual(
         catalog_packages={p.id: from_catalog(p) for p in catalog},
@@ -293,6 +319,8 @@ async def make_plan(
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
     settle: bool = True,
+    progress: ProgressSink | None = None,
+    phase: str = "refreshing",
 ) -> Plan:
     """Refresh (unless ``no_refresh``; ``refresh_mode="changed"``: only the client packages whose
     manifest changed, :mod:`reconciler.refresh_changed`) and plan; the state's pending creates (left by an
@@ -300,7 +328,8 @@ async def make_plan(
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
     ``max_payment_requests`` bounds what the plan may open; ``settle=False`` does not wait for a
-    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome)."""
+    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome);
+    ``progress`` gets the refresh's reads as they end, under the name ``phase``."""
     pending = tuple(state.pending.values())
     unread = 0
     if no_refresh:
@@ -310,7 +339,8 @@ async def make_plan(
 
         actual, unread = await refresh_changed(api, desired, state.resources, pending, settle=settle)
     else:
-        actual = await refresh(api, desired, state.resources, pending, settle=settle)
+        actual = await refresh(api, desired, state.resources, pending, settle=settle, progress=progress,
+                               phase=phase)
     actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
@@ -331,5 +361,7 @@ async def make_plan(
     # cannot resolve a lost answer of; the plan is made again with what it finds.
     from reconciler.second_memory import replan
 
+    if progress is not None and not no_refresh:  # a phase of unknown length: named, not counted
+        progress(Progress("checking payment requests", 0, None))
     p = await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))
     return p.model_copy(update={"unread": unread}) if unread else p

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from reconciler.operations import Operation
 from reconciler.plan import Plan
-from reconciler.render.blocks import block, named
-from reconciler.render.common import money_lines, scope_line, summary_line, unread_line, target_line
+from reconciler.render.blocks import Block, block, named
+from reconciler.render.common import money_lines, scope_line, summary_line, target_line, unread_line
 
 
 def render_text(plan: Plan) -> str:
@@ -19,7 +17,7 @@ def render_text(plan: Plan) -> str:
         lines.append("reconciler will perform the following actions:")
         lines.append("")
         for op in plan.operations:
-            lines.extend(op_lines(op, plan.names))
+            lines.extend(op_lines(op, named(block(op), plan.names)))
             lines.append("")
     if plan.unmanaged:
         lines.append(f"Unmanaged remote catalog packages ({len(plan.unmanaged)}, never touched):")
@@ -46,10 +44,10 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def op_lines(op: Operation, names: Mapping[str, str] | None = None) -> list[str]:
-    """The lines of one operation (also the body of its Markdown section), with the names of
-    the ids it shows (``Plan.names``)."""
-    b = named(block(op), names or {})
+def op_lines(op: Operation, b: Block | None = None) -> list[str]:
+    """The lines of one operation (also the body of its Markdown section); ``b``: its block,
+    when the caller has it already."""
+    b = b or block(op)
     out = [f"  # {b.address} {b.says}"]
     if b.reason:
         out.append(f"  # ({b.reason})")
