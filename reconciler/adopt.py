@@ -129,7 +129,8 @@ def _check_pairs(state: State, pairs: Sequence[tuple[str, str]]) -> None:
     tracked_ids = {rs.id: a for a, rs in state.resources.items()}
     for address, remote_id in pairs:
         if not ADDRESS_RE.match(address):
-            problems.append(f"{address!r} is not an address (catalog_package.NAME or client_package.NAME)")
+            problems.append(f"{address!r} is not an address (catalog_package.NAME, client_package.NAME or "
+                            'client_package_set.NAME["CLIENT"])')
         elif address in state.resources:
             problems.append(f"{address} is already tracked as {state.resources[address].id} "
                             f"('reconciler state rm {address}' first if that is wrong)")
@@ -166,9 +167,10 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
             return (ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
                                   updated_at=utc_now()),
                     f"catalog package {pkg.id} ({pkg.name!r})")
-        cdoc = desired.client_packages.get(name)
-        if cdoc is None:
-            raise ImportRefused(f"{address}: no ClientPackage named {name!r} in the manifests")
+        cdoc = desired.client_packages.get(name)  # a set member's name is its address's tail
+        if cdoc is None or cdoc.address != address:
+            what = "member of a ClientPackageSet" if kind == "client_package_set" else "ClientPackage named"
+            raise ImportRefused(f"{address}: no {what} {name!r} in the manifests")
         cp = await api.get_client_package(remote_id)
         problems = []
         ref = cdoc.spec.client
@@ -195,5 +197,5 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
                               booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now()),
                 f"client package {cp.id} (client {cp.client_id}, package {cp.package_id})")
     except NotFoundError:
-        raise ImportRefused(f"{address}: vcita has no {kind.replace('_', ' ')} {remote_id} in business "
+        raise ImportRefused(f"{address}: vcita has no {kind.replace('_set', '').replace('_', ' ')} {remote_id} in business "
                             f"{api.target.business_id}") from None

@@ -40,21 +40,35 @@ from reconciler.manifest_files import (
     read_bounded,
 )
 from reconciler.manifest_locate import MAX_EXPANDED_NODES, exact_document, positioned, syntax_diagnostic
-from reconciler.manifest_messages import suggest, walk
-from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackage
+from pydantic import ValidationError
+
+from reconciler.manifest_messages import message_of, suggest, walk
+from reconciler.model.manifest import (
+    DOCUMENT_ADAPTER,
+    CatalogOrder,
+    CatalogPackage,
+    ClientPackage,
+    ClientPackageSet,
+    SetMember,
+    set_member_spec,
+)
 
 __all__ = [
     "MANIFEST_SUFFIXES", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "ManifestSet", "SourceRef",
     "discover", "load_manifests",
 ]
 
-Doc = CatalogPackage | ClientPackage
+Doc = CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder
 #: Suggestions ("did you mean ...") computed per run; each compares a name with every name.
 MAX_SUGGESTIONS = 20
 #: The longest document read (characters, comments included); real ones are under a few KiB.  A
 #: longer one is refused before it is parsed: parsing holds a whole document in memory at once.
 MAX_DOCUMENT_CHARS = 2 * 2**20
 # A line that starts with --- or ... (then a blank) bounds a document: no document spans one.
+#: Spec fields added after manifests were first digested, left out while unset (ManifestSet.digest).
+_CLIENT_UNSET: Any = {"spec": {"valid_for"}}
+_CATALOG_UNSET: Any = {(True, True): {"spec": {"active", "order"}}, (True, False): {"spec": {"active"}},
+                       (False, True): {"spec": {"order"}}, (False, False): None}
 _BOUNDARY = re.compile(r"(?:(?<=[\n\r\x85\u2028\u2029])|\A)(?:---|\.\.\.)(?=[ \t\n\r\x85\u2028\u2029]|\Z)")
 
 
@@ -73,19 +87,31 @@ class ManifestSet:
     """Every document of a manifest tree, valid and cross-checked."""
 
     catalog_packages: dict[str, CatalogPackage] = field(default_factory=dict)
+    #: every client package the manifests declare: ClientPackage documents by metadata.name, and
+    #: each member of a ClientPackageSet (a SetMember) by ``set["key"]`` (its address's tail)
     client_packages: dict[str, ClientPackage] = field(default_factory=dict)
-    sources: dict[str, SourceRef] = field(default_factory=dict)  # address -> where
+    client_package_sets: dict[str, ClientPackageSet] = field(default_factory=dict)
+    #: the CatalogOrder document (at most one): already applied as each package's spec.order
+    catalog_orders: dict[str, CatalogOrder] = field(default_factory=dict)
+    sources: dict[str, SourceRef] = field(default_factory=dict)  # document address -> where
     files: list[str] = field(default_factory=list)
 
     @property
-    def documents(self) -> list[Doc]:
+    def documents(self) -> list[CatalogPackage | ClientPackage]:
+        """Every object the manifests declare (a set's members, not the set itself)."""
         return [*self.catalog_packages.values(), *self.client_packages.values()]
 
     def digest(self) -> str:
         """A digest of what the manifests mean (not how they are formatted or commented)."""
         h = hashlib.sha256()
         for d in sorted(self.documents, key=lambda d: d.address):
-            h.update(d.model_dump_json().encode())
+            # Fields added later are left out of the dump while unset, so that the digests of
+            # manifests that do not use them stay what they were (saved plans still apply).
+            if isinstance(d, CatalogPackage):
+                unset = _CATALOG_UNSET[(d.spec.active is None, d.spec.order is None)]
+            else:
+                unset = _CLIENT_UNSET if d.spec.valid_for is None else None
+            h.update(d.model_dump_json(exclude=unset).encode())
             h.update(b"\n")
         return "sha256:" + h.hexdigest()
 
@@ -234,7 +260,7 @@ def load_text(text: str, shown: str) -> tuple[list[tuple[Doc, SourceRef]], list[
             if outcome is None:
                 continue  # an empty document ('---' with nothing after it)
             seen = True
-            if isinstance(outcome, (CatalogPackage, ClientPackage)):
+            if isinstance(outcome, (CatalogPackage, ClientPackage, ClientPackageSet, CatalogOrder)):
                 docs.append((outcome, ref))
                 continue
             doc, errs = exact_document(_document_text(text, ref), shown, _FastLoader, mark.line)
@@ -328,7 +354,9 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
     found: list[tuple[Diagnostic, SourceRef]] = []
     for doc, src in docs:
         table: dict[str, Any] = (
-            result.catalog_packages if isinstance(doc, CatalogPackage) else result.client_packages
+            result.catalog_packages if isinstance(doc, CatalogPackage) else
+            result.client_package_sets if isinstance(doc, ClientPackageSet) else
+            result.catalog_orders if isinstance(doc, CatalogOrder) else result.client_packages
         )
         name = doc.metadata.name
         if name in table:
@@ -341,32 +369,126 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
         table[name] = doc
         result.sources[doc.address] = src
     budget = [MAX_SUGGESTIONS]
-    for cp in result.client_packages.values():
+    found.extend(_apply_order(result, budget))
+    for cp in list(result.client_packages.values()):
         src = result.sources[cp.address]
         if cp.spec.package.name is None or f"CatalogPackage/{cp.spec.package.name}" not in invalid:
             found.extend((d, src) for d in _check_client_package(cp, result, budget))
+    for cs in result.client_package_sets.values():
+        src = result.sources[cs.address]
+        if cs.spec.package.name is None or f"CatalogPackage/{cs.spec.package.name}" not in invalid:
+            found.extend((d, src) for d in _expand_set(cs, src, result, budget))
     return _relocate(found)
+
+
+def _apply_order(ms: ManifestSet, budget: list[int]) -> list[tuple[Diagnostic, SourceRef]]:
+    """Give each package a CatalogOrder names its position (1, 2, 3...) as ``spec.order``."""
+    out: list[tuple[Diagnostic, SourceRef]] = []
+    orders = list(ms.catalog_orders.values())
+    for extra in orders[1:]:
+        src = ms.sources[extra.address]
+        first = ms.sources[orders[0].address]
+        out.append((Diagnostic(src.file, src.line, 1, f"a second CatalogOrder (the first is in {first.file}:"
+                               f"{first.line}): the catalog has one display order", f"CatalogOrder/"
+                               f"{extra.metadata.name}", "kind"), src))
+    if not orders:
+        return out
+    co = orders[0]
+    src = ms.sources[co.address]
+    addr = f"CatalogOrder/{co.metadata.name}"
+    seen: dict[str, int] = {}
+    for i, name in enumerate(co.spec.packages):
+        where = f"spec.packages[{i}]"
+        pkg = ms.catalog_packages.get(name)
+        if name in seen:
+            out.append((Diagnostic(src.file, src.line, 1, f"'{name}' is already listed (spec.packages[{seen[name]}])",
+                                   addr, where), src))
+        elif pkg is None:
+            hint = suggest(name, ms.catalog_packages) if budget[0] > 0 else ""
+            budget[0] -= 1
+            out.append((Diagnostic(src.file, src.line, 1, f"unknown catalog package '{name}'{hint}: no "
+                                   "CatalogPackage with that metadata.name in the manifests", addr, where), src))
+        elif pkg.spec.order is not None:
+            own = ms.sources[pkg.address]
+            out.append((Diagnostic(src.file, src.line, 1, f"'{name}' declares its own order ({pkg.spec.order}, in "
+                                   f"{own.file}:{own.line}): write it in one place", addr, where), src))
+        else:
+            ms.catalog_packages[name] = pkg.model_copy(update={"spec": pkg.spec.model_copy(update={"order": i + 1})})
+        seen.setdefault(name, i)
+    return out
+
+
+def _expand_set(cs: ClientPackageSet, src: SourceRef, ms: ManifestSet, budget: list[int]) -> list[Diagnostic]:
+    """Add each member of ``cs`` to ``ms.client_packages`` (a client package of its own); the
+    located problems of the set and of each member."""
+    addr = f"ClientPackageSet/{cs.metadata.name}"
+    out = _check_package_ref(cs.spec.package.name, ms, src, addr, budget)
+    seen: dict[str, int] = {}
+    for i, client in enumerate(cs.spec.clients):
+        where = f"spec.clients[{i}]"
+        if client.key in seen:
+            out.append(Diagnostic(src.file, src.line, 1, f"client {client.key!r} is already listed in this set "
+                                  f"(spec.clients[{seen[client.key]}]); a member is one client package per client",
+                                  addr, where))
+            continue
+        seen[client.key] = i
+        try:
+            spec = set_member_spec(cs.spec, client)
+        except ValidationError as e:
+            out.extend(_member_problem(err, client, where, src, addr) for err in e.errors(include_url=False))
+            continue
+        member = SetMember(apiVersion=cs.apiVersion, kind="ClientPackage", metadata=cs.metadata, spec=spec,
+                           set_name=cs.metadata.name, key=client.key)
+        ms.client_packages[member.address.removeprefix("client_package_set.")] = member
+        if client.booking_credits is not None:
+            out.extend(_check_credits(cs.spec.package.name, client.booking_credits, ms, src, addr, where))
+    out.extend(_check_credits(cs.spec.package.name, cs.spec.booking_credits, ms, src, addr, "spec"))
+    return out
+
+
+def _member_problem(err: Any, client: Any, where: str, src: SourceRef, addr: str) -> Diagnostic:
+    """A member's problem located at the member's own field when it writes one, else the set's."""
+    msg = message_of(err)
+    field_name = str(err["loc"][0]) if err["loc"] else ""
+    head, sep, rest = msg.partition(": ")
+    if not field_name and sep and head.isidentifier():
+        field_name, msg = head, rest
+    ends = ("valid_from", "valid_until", "valid_for")
+    own = getattr(client, field_name, None) is not None or (
+        field_name in ends and any(getattr(client, f) is not None for f in ends))
+    path = f"{where}.{field_name}" if own else f"spec.{field_name}" if field_name else where
+    return Diagnostic(src.file, src.line, 1, f"client {client.key!r}: {msg}", addr, path)
+
+
+def _check_package_ref(name: str | None, ms: ManifestSet, src: SourceRef, addr: str,
+                       budget: list[int]) -> list[Diagnostic]:
+    if name is None or name in ms.catalog_packages:
+        return []
+    hint = ""
+    if budget[0] > 0:  # each suggestion compares with every name: bounded, so errors stay linear
+        budget[0] -= 1
+        hint = suggest(name, ms.catalog_packages)
+    return [Diagnostic(src.file, src.line, 1, f"unknown catalog package '{name}'{hint}: no CatalogPackage with that metadata.name in the manifests (use {{id: UID}} for one not managed here)", addr, "spec.package")]
+
+
+def _check_credits(package: str | None, credits: Any, ms: ManifestSet, src: SourceRef, addr: str,
+                   where: str) -> list[Diagnostic]:
+    pkg = ms.catalog_packages.get(package) if package is not None else None
+    if pkg is None:
+        return []
+    out = []
+    keys = {item.key for item in pkg.spec.items}
+    for i, credit in enumerate(credits or ()):
+        if credit.key not in keys:
+            out.append(Diagnostic(src.file, src.line, 1, f"no item of catalog package '{package}' has exactly the services {list(credit.key)}", addr, f"{where}.booking_credits[{i}].services"))
+    return out
 
 
 def _check_client_package(cp: ClientPackage, ms: ManifestSet, budget: list[int]) -> list[Diagnostic]:
     src = ms.sources[cp.address]
     addr = f"ClientPackage/{cp.metadata.name}"
-    ref = cp.spec.package
-    if ref.name is None:
-        return []
-    pkg = ms.catalog_packages.get(ref.name)
-    if pkg is None:
-        hint = ""
-        if budget[0] > 0:  # each suggestion compares with every name: bounded, so errors stay linear
-            budget[0] -= 1
-            hint = suggest(ref.name, ms.catalog_packages)
-        return [Diagnostic(src.file, src.line, 1, f"unknown catalog package '{ref.name}'{hint}: no CatalogPackage with that metadata.name in the manifests (use {{id: UID}} for one not managed here)", addr, "spec.package")]
-    out = []
-    keys = {item.key for item in pkg.spec.items}
-    for i, credit in enumerate(cp.spec.booking_credits or ()):
-        if credit.key not in keys:
-            out.append(Diagnostic(src.file, src.line, 1, f"no item of catalog package '{ref.name}' has exactly the services {list(credit.key)}", addr, f"spec.booking_credits[{i}].services"))
-    return out
+    return (_check_package_ref(cp.spec.package.name, ms, src, addr, budget)
+            or _check_credits(cp.spec.package.name, cp.spec.booking_credits, ms, src, addr, "spec"))
 
 
 def _relocate(found: list[tuple[Diagnostic, SourceRef]]) -> list[Diagnostic]:

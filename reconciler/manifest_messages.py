@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import Diagnostic
-from reconciler.model.manifest import NAME_PATTERN, UID_PATTERN
+from reconciler.model.manifest import MEMBER_EMAIL_PATTERN, NAME_PATTERN, UID_PATTERN
 
 
 class PMap(dict[Any, Any]):
@@ -96,7 +96,7 @@ def located(e: ValidationError, raw: PMap, shown: str, address: str) -> list[Dia
 
 def _diagnostic(err: Any, loc: tuple[Any, ...], raw: PMap, shown: str, address: str) -> Diagnostic:
     etype = err["type"]
-    msg = _message(err)
+    msg = message_of(err)
     node: Any = raw
     line, col = pos(raw)
     path: list[Any] = []
@@ -135,7 +135,8 @@ _MODEL_ALIASES = frozenset({"function-before[_uid(), str]"})
 def _fields_at(loc: tuple[Any, ...], raw: PMap) -> list[str]:
     from reconciler.model import manifest as m
 
-    model: Any = m.CatalogPackage if raw.get("kind") == "CatalogPackage" else m.ClientPackage
+    model: Any = {"CatalogPackage": m.CatalogPackage, "ClientPackageSet": m.ClientPackageSet}.get(
+        str(raw.get("kind")), m.ClientPackage)
     for part in loc:
         if isinstance(part, int):
             continue
@@ -184,10 +185,12 @@ _MESSAGES = {
 _PATTERNS = {
     NAME_PATTERN: "use lower-case letters, digits and '-', starting with a letter or digit",
     UID_PATTERN: "be a vcita UID (letters, digits, '-' or '_')",
+    MEMBER_EMAIL_PATTERN: "be an e-mail address without quotes, brackets, backslashes or blanks",
 }
 
 
-def _message(err: Any) -> str:
+def message_of(err: Any) -> str:
+    """A pydantic error's message in plain language."""
     etype = err["type"]
     ctx = err.get("ctx") or {}
     if etype in _MESSAGES:

@@ -186,7 +186,8 @@ class CreateCatalogPackage(Operation):
 @dataclass(frozen=True, kw_only=True)
 class UpdateCatalogPackage(Operation):
     op: Literal["update_catalog_package"] = "update_catalog_package"
-    remote_id: str
+    #: an IdOf when it follows the package's create (``active: false`` on a new package)
+    remote_id: str | IdOf
     spec: CatalogPackageSpec
     #: the top-level fields to send: those that differ
     fields: tuple[str, ...]
@@ -197,7 +198,35 @@ class UpdateCatalogPackage(Operation):
 
     @property
     def remote_ids(self) -> tuple[str, ...]:
-        return (self.remote_id,)
+        return (self.remote_id,) if isinstance(self.remote_id, str) else ()
+
+    def bound(self, records: Mapping[str, Record]) -> UpdateCatalogPackage:
+        if isinstance(self.remote_id, IdOf):
+            return replace(self, remote_id=_id_of(self.remote_id.id_of, records))
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReorderCatalogPackage(Operation):
+    """Move a catalog package to ``order`` in the catalog's display order (the reorder route,
+    with this package alone: the others keep their positions)."""
+
+    op: Literal["reorder_catalog_package"] = "reorder_catalog_package"
+    remote_id: str | IdOf
+    order: int
+    field_changes: tuple[FieldChange, ...] = ()
+    remote_fingerprint: str | None = None
+
+    action: ClassVar[str] = "update"
+
+    @property
+    def remote_ids(self) -> tuple[str, ...]:
+        return (self.remote_id,) if isinstance(self.remote_id, str) else ()
+
+    def bound(self, records: Mapping[str, Record]) -> ReorderCatalogPackage:
+        if isinstance(self.remote_id, IdOf):
+            return replace(self, remote_id=_id_of(self.remote_id.id_of, records))
+        return self
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,7 +404,8 @@ class ResolvePendingCreate(Operation):
 
 
 #: Every kind, as one type (for the planner's lists) ...
-OperationKind = (CreateCatalogPackage | UpdateCatalogPackage | AdoptCatalogPackage | CreateClientPackage
+OperationKind = (CreateCatalogPackage | UpdateCatalogPackage | ReorderCatalogPackage | AdoptCatalogPackage
+                 | CreateClientPackage
                  | UpdateClientPackage | SetBookingCredits | ArchiveResource | MoveResource | ReadoptArchived
                  | ResolvePendingCreate)
 #: ... and as the plan's JSON reads it: chosen by ``op``.

@@ -107,6 +107,17 @@ class Plan(Frozen):
     payment_requests: PaymentRequests = Field(default_factory=PaymentRequests)
     #: tracked objects whose manifests are outside the paths of a partial plan: left alone
     out_of_scope: int = 0
+    #: the --only patterns the plan was made for (empty: all the manifests given)
+    only: tuple[str, ...] = ()
+    #: manifest objects --only left out, and those it added as dependencies of the selection
+    left_out: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    #: tracked client packages a --refresh=changed plan did not read (their manifests ask for what
+    #: was last applied): planned from the state, a change made in vcita to them is not seen
+    unread: int = 0
+    #: what a reviewer calls the ids the plan shows (services, clients, catalog packages), from the
+    #: lists the refresh read: shown next to each id in every format
+    names: dict[str, str] = Field(default_factory=dict)
     notes: tuple[str, ...] = Field(default=())
 
     def count(self, action: str) -> int:

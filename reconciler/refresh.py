@@ -157,6 +157,81 @@ async def read_catalog_settled(
         await sleep(max(0.05, min(max(POLL_SECONDS, 2 * took), remaining)))
 
 
+#: Up to this many e-mails are looked up one by one; more are first looked for in the clients
+#: list (100 a page), which costs 3 requests for a business of 300 clients instead of one per e-mail.
+LOOKUPS_BEFORE_LIST = 10
+
+
+async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any]:
+    """The client of each (lower-case) e-mail, or None.  Many e-mails: the clients list is walked
+    until each is found, for at most half as many pages as there are e-mails (then the rest are
+    looked up one by one), so it never costs more than 1.5 times the lookups it replaces."""
+    found: dict[str, Any] = {}
+    rest = list(emails)
+    if len(emails) > LOOKUPS_BEFORE_LIST:
+        wanted = set(emails)
+        pages = [0]
+
+        def enough(clients: list[Any]) -> bool:
+            pages[0] += 1
+            seen = {(c.email or "").strip().lower() for c in clients}
+            return wanted <= seen or pages[0] >= len(emails) // 2
+
+        listed = await api.list_clients(stop=enough)
+        for c in listed:
+            key = (c.email or "").strip().lower()
+            if key in wanted and key not in found:
+                found[key] = c
+        complete = pages[0] < len(emails) // 2 or wanted <= set(found)
+        rest = [] if complete else [e for e in emails if e not in found]
+        found.update({e: None for e in emails if e not in found and complete})
+    looked_up = await asyncio.gather(*(api.find_client_by_email(e) for e in rest))
+    found.update(zip(rest, looked_up))
+    return found
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What every refresh reads besides the objects: clients by e-mail, the services, their names."""
+
+    clients_by_email: dict[str, str | None]
+    service_ids: frozenset[str] | None
+    names: dict[str, str]
+
+
+async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | None = None) -> Lookups:
+    """One lookup per distinct client e-mail and the services list (when catalog packages are
+    declared and the target may list them), concurrently; and the names they carry.  ``tally``
+    counts one step per e-mail and one for the services."""
+    tally = tally or Tally(None, "")
+    emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
+                     if d.spec.client.email})
+    # A directory-only target cannot list services (staff only): services are then not checked.
+    need_services = bool(desired.catalog_packages) and api.can("list_services")
+    names: dict[str, str] = {}
+
+    async def clients_by_email() -> dict[str, str | None]:
+        found = await find_clients(api, emails)
+        for _ in emails:
+            tally.step("a client looked up by e-mail")
+        for e, c in found.items():
+            if c is not None:
+                person = f"{c.first_name} {c.last_name}".strip()
+                names[c.id] = f"{person} <{e}>" if person else e
+        return {e: (c.id if c else None) for e, c in found.items()}
+
+    async def services() -> frozenset[str] | None:
+        if not need_services:
+            return None
+        listed = await api.list_services()
+        names.update((s.id, s.name) for s in listed if s.name)
+        tally.step("services")
+        return frozenset(s.id for s in listed)
+
+    by_email, service_ids = await asyncio.gather(clients_by_email(), services())
+    return Lookups(by_email, service_ids, names)
+
+
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
                   pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True,
                   progress: ProgressSink | None = None, phase: str = "refreshing") -> Actual:
@@ -165,47 +240,28 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
     still hide a pending catalog create (:func:`read_catalog_settled`).  ``progress`` gets one
     event per read finished (the catalog list, each client package, each e-mail looked up, the
     services)."""
-    cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
+    cp_ids = [rs.id for rs in resources.values() if rs.kind == "ClientPackage"]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
-    # A directory-only target cannot list services (staff only): services are then not checked.
     need_services = bool(desired.catalog_packages) and api.can("list_services")
     tally = Tally(progress, phase, 1 + len(set(cp_ids)) + len(emails) + int(need_services))
     tally.add(0)  # the total, before the first read ends
     address_of = {rs.id: addr for addr, rs in resources.items()}
-
-    async def clients_by_email() -> dict[str, str | None]:
-        async def one(email: str) -> Any:
-            try:
-                return await api.find_client_by_email(email)
-            finally:
-                tally.step("a client looked up by e-mail")
-
-        found = await asyncio.gather(*(one(e) for e in emails))
-        return {e: (c.id if c else None) for e, c in zip(emails, found)}
-
-    async def services() -> frozenset[str] | None:
-        if not need_services:
-            return None
-        listed = frozenset(s.id for s in await api.list_services())
-        tally.step("services")
-        return listed
-
     lag = lag or getattr(api.target, "list_lag", None) or ListLag()
-    (catalog, listed_at), client_pkgs, by_email, service_ids = await asyncio.gather(
+    (catalog, listed_at), client_pkgs, found = await asyncio.gather(
         read_catalog_settled(api, resources, pending, lag, wait=settle, tally=tally),
         api.get_client_packages(cp_ids, on_each=lambda uid: tally.step(address_of.get(uid, uid))),
-        clients_by_email(),
-        services(),
+        read_lookups(api, desired, tally),
     )
     return Actual(
         catalog_packages={p.id: from_catalog(p) for p in catalog},
         client_packages={uid: (from_client_package(cp) if cp else None) for uid, cp in client_pkgs.items()},
         catalog_names={p.id: p.name for p in catalog},
-        clients_by_email=by_email,
-        service_ids=service_ids,
+        clients_by_email=found.clients_by_email,
+        service_ids=found.service_ids,
         refreshed=True,
         pending=tuple(pending),
+        names={**{p.id: p.name for p in catalog}, **found.names},
         catalog_listed_at=utc_stamp(listed_at),
         list_lag=lag,
     )
@@ -256,6 +312,7 @@ async def make_plan(
     *,
     target: Target,
     no_refresh: bool = False,
+    refresh_mode: str = "full",
     allow_replace: bool = False,
     today: date | None = None,
     partial: bool = False,
@@ -265,7 +322,8 @@ async def make_plan(
     progress: ProgressSink | None = None,
     phase: str = "refreshing",
 ) -> Plan:
-    """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
+    """Refresh (unless ``no_refresh``; ``refresh_mode="changed"``: only the client packages whose
+    manifest changed, :mod:`reconciler.refresh_changed`) and plan; the state's pending creates (left by an
     interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
@@ -273,8 +331,13 @@ async def make_plan(
     lagging list (a verification: a pending catalog create it may hide is then of unknown outcome);
     ``progress`` gets the refresh's reads as they end, under the name ``phase``."""
     pending = tuple(state.pending.values())
+    unread = 0
     if no_refresh:
         actual = from_state(state.resources, pending)
+    elif refresh_mode == "changed":
+        from reconciler.refresh_changed import refresh_changed
+
+        actual, unread = await refresh_changed(api, desired, state.resources, pending, settle=settle)
     else:
         actual = await refresh(api, desired, state.resources, pending, settle=settle, progress=progress,
                                phase=phase)
@@ -300,4 +363,5 @@ async def make_plan(
 
     if progress is not None and not no_refresh:  # a phase of unknown length: named, not counted
         progress(Progress("checking payment requests", 0, None))
-    return await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))
+    p = await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))
+    return p.model_copy(update={"unread": unread}) if unread else p

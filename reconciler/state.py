@@ -59,8 +59,12 @@ JOURNAL_NAME = "journal.jsonl"
 DEFAULT_MANIFESTS = "manifests"
 
 Kind = Literal["CatalogPackage", "ClientPackage"]
-ADDRESS_PREFIXES: dict[str, Kind] = {"catalog_package": "CatalogPackage", "client_package": "ClientPackage"}
-ADDRESS_RE = re.compile(r"^(catalog_package|client_package)\.(" + NAME_PATTERN.strip("^$") + r")$")
+ADDRESS_PREFIXES: dict[str, Kind] = {"catalog_package": "CatalogPackage", "client_package": "ClientPackage",
+                                     "client_package_set": "ClientPackage"}
+#: ``catalog_package.NAME``, ``client_package.NAME``, or a set member ``client_package_set.NAME["KEY"]``
+#: (KEY: the member's client id or e-mail, without quotes, brackets, backslashes or blanks)
+ADDRESS_RE = re.compile(r"^(?:(catalog_package|client_package)\.(" + NAME_PATTERN.strip("^$") + r")"
+                        r"|(client_package_set)\.(" + NAME_PATTERN.strip("^$") + r')\["([^"\\\s\[\]]{1,254})"\])$')
 
 
 def utc_now() -> str:
@@ -74,8 +78,9 @@ def kind_of_address(address: str) -> Kind:
     or ``client_package.<name>``."""
     m = ADDRESS_RE.match(address)
     if not m:
-        raise ValueError(f"{address!r} is not an address (catalog_package.<name> or client_package.<name>)")
-    return ADDRESS_PREFIXES[m.group(1)]
+        raise ValueError(f"{address!r} is not an address (catalog_package.<name>, client_package.<name> or "
+                         f'client_package_set.<name>["<client>"])')
+    return ADDRESS_PREFIXES[m.group(1) or m.group(3)]
 
 
 def check_json_safe(value: Any, where: str) -> None:

@@ -87,6 +87,9 @@ def write_back(report: DriftReport, desired: ManifestSet, state: State, actual: 
     by_file: dict[str, list[WriteBackValue]] = {}
     for v in values:
         src = desired.sources.get(v.address)
+        if src is None and v.address.startswith("client_package_set."):
+            raise WriteBackError(f"{v.address}: a member of a ClientPackageSet; --write-back does not edit sets "
+                                 "yet: change the set by hand, or leave it out with --only")
         if src is None:
             raise WriteBackError(f"{v.address}: not found in the manifests")
         by_file.setdefault(src.file, []).append(v.model_copy(update={"file": src.file}))

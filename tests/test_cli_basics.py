@@ -57,7 +57,7 @@ def test_version_and_module_entry_point() -> None:
 def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert schema["properties"]["kind"]["enum"] == ["CatalogPackage", "ClientPackage"]
+    assert schema["properties"]["kind"]["enum"] == ["CatalogPackage", "ClientPackage", "ClientPackageSet", "CatalogOrder"]
     assert [branch["if"]["properties"]["kind"]["const"] for branch in schema["allOf"]] == schema["properties"]["kind"]["enum"]
 
 

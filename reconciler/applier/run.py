@@ -465,6 +465,14 @@ class Applier:
                            updated_at=utc_now())
         await self.commit.put(address, rs, settles=settles)
 
+    async def record_order(self, address: str, order: int) -> None:
+        """Record a catalog package's new display position as applied (the reorder route answers
+        no package to record)."""
+        rs = self.commit.state.resources[address]
+        view = {**rs.applied, "order": order}
+        await self.commit.put(address, rs.model_copy(update={"applied": view, "fingerprint": fingerprint(view),
+                                                             "updated_at": utc_now()}))
+
     async def record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
         """Track ``cp`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         view = nz.client_remote(cp)

@@ -20,6 +20,7 @@ from reconciler.operations import (
     ArchiveResource,
     MoveResource,
     ReadoptArchived,
+    ReorderCatalogPackage,
     Operation,
     ResolvePendingCreate,
     SetBookingCredits,
@@ -63,10 +64,22 @@ async def _(op: CreateCatalogPackage, a: Applier) -> Step:
 
 @run.register(UpdateCatalogPackage)
 async def _(op: UpdateCatalogPackage, a: Applier) -> Step:
-    pkg = await a.api.execute(op)
+    bound = op.bound(a.commit.state.resources)
+    pkg = await a.api.execute(bound)
     door = a.door()
     await a.record_catalog(op.address, pkg)  # type: ignore[arg-type]
-    return Step(op.remote_id, f"updated {op.remote_id}", door)
+    verb = "deactivated" if bound.fields == ("active",) and bound.spec.active is False else "updated"
+    return Step(pkg.id, f"{verb} {pkg.id}", door)
+
+
+@run.register(ReorderCatalogPackage)
+async def _(op: ReorderCatalogPackage, a: Applier) -> Step:
+    bound = op.bound(a.commit.state.resources)
+    await a.api.send(bound)
+    door = a.door()
+    # The reorder answers {} (no package): the position sent is recorded as applied.
+    await a.record_order(op.address, bound.order)
+    return Step(str(bound.remote_id), f"moved to position {bound.order}", door, aside=True)
 
 
 @run.register(AdoptCatalogPackage)

@@ -13,11 +13,13 @@ from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
     confirm,
+    only_option,
     open_state,
     plan_safety,
     resolve,
     run_async,
     safety_options,
+    scoped,
     state_option,
     stopping_on_signals,
     target_options,
@@ -77,6 +79,7 @@ def read_plan(path: str) -> Any:
               help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
                    "pull request once done (the progress lines go to stderr).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@only_option
 @safety_options
 @shard_option
 @state_option
@@ -85,7 +88,7 @@ def read_plan(path: str) -> Any:
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
           confirm_new_business: bool = False, all_: bool = False, shard: str | None = None, jobs: int = 8,
-          **kw: Any) -> int:
+          only: tuple[str, ...] = (), **kw: Any) -> int:
     """Change vcita to match the manifests.
 
     \b
@@ -108,6 +111,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if all_ or shard:
         if not all_:
             raise ConfigError("--shard selects businesses of a fleet; it needs --all")
+        if only:
+            raise ConfigError("--only is not available with --all")
         from reconciler.cli.fleet_cmd import run_fleet_apply
         from reconciler.fleet_apply import ApplyOptions
 
@@ -123,11 +128,16 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if paths and paths[0].endswith(".json"):
         saved = read_plan(paths[0])
         paths = paths[1:]
+    if saved is not None and only and tuple(only) != saved.only:
+        raise ConfigError("--only is part of a saved plan: apply the plan file without --only (it keeps the "
+                          "selection it was made with)")
     paths_l = manifest_paths(paths)
-    desired = load_manifests(paths_l)
+    patterns = saved.only if saved is not None else tuple(only)
+    desired, selection = scoped(load_manifests(paths_l), patterns)
     target = resolve(kw, paths_l)
     store = open_state(kw, paths_l, state_path, target)
     safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
+    safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
@@ -171,6 +181,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     with spinner.showing("refreshing"):
                         plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
                                                progress=spinner, **safety)
+                    if selection:
+                        plan = plan.model_copy(update=selection)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:

@@ -168,6 +168,25 @@ def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def only_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--only ADDRESS`` (repeatable, * and ? wildcards) of plan and apply."""
+    return click.option("--only", "only", multiple=True, metavar="ADDRESS",
+                        help="Plan only the objects at ADDRESS (repeatable; * and ? are wildcards, e.g. "
+                             "'client_package_set.spring-piano[*]') and what they depend on; nothing outside is "
+                             "changed, archived or forgotten.")(f)
+
+
+def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The manifests ``--only`` selects (all of them without it), and what the plan records of
+    the selection (``Plan.only``, ``left_out``, ``dependencies``)."""
+    if not only:
+        return desired, {}
+    from reconciler.scope import select
+
+    sel = select(desired, only)
+    return sel.desired, {"only": sel.patterns, "left_out": sel.left_out, "dependencies": sel.dependencies}
+
+
 def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
                 confirm_new_business: bool) -> dict[str, Any]:
     """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),

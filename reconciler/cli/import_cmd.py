@@ -35,7 +35,7 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     reconciler import --from onboarding.csv      # address,id per line (a header is allowed)
     reconciler import --discover                 # find them through vcita's payment requests
 
-    ADDRESS is catalog_package.NAME or client_package.NAME, NAME being a manifest's
+    ADDRESS is catalog_package.NAME, client_package.NAME (NAME being a manifest's
     metadata.name. Each object is read from vcita and must match its manifest (a catalog
     package's name; a client package's client and catalog package): a mismatch is refused and
     shown. With --from, every object is checked first and all are recorded in one state write,

@@ -10,17 +10,20 @@ import click
 from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
+    only_option,
     open_state,
     plan_safety,
     resolve,
     run_async,
     safety_options,
+    scoped,
     state_option,
     target_options,
 )
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
+from reconciler.errors import ConfigError
 
 FORMATS = ["text", "markdown", "github-summary", "json"]
 FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size limit); github-summary for "
@@ -36,18 +39,22 @@ FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).")
 @click.option("--no-refresh", is_flag=True, help="Plan from the state file alone (fast; misses changes made in vcita).")
+@click.option("--refresh", "refresh_mode", type=click.Choice(["full", "changed"]), default="full", show_default=True,
+              help="changed: read the catalog and only the tracked client packages whose manifests changed since "
+                   "they were applied (a change made in vcita to the others is not seen; 'drift' reads everything).")
 @click.option("--allow-replace", is_flag=True,
               help="Accept replacing client packages whose client/package/price/valid_from changed "
                    "(each replacement opens a new payment request).")
+@only_option
 @safety_options
 @shard_option
 @state_option
 @target_options
 @click.pass_obj
 def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
-         no_refresh: bool, allow_replace: bool, state_path: str | None, all_: bool = False,
+         no_refresh: bool, refresh_mode: str, allow_replace: bool, state_path: str | None, all_: bool = False,
          shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
-         confirm_new_business: bool = False, **kw: Any) -> int:
+         confirm_new_business: bool = False, only: tuple[str, ...] = (), **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
@@ -55,10 +62,10 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     """
     if all_ or shard:
         from reconciler.cli.fleet_cmd import run_fleet_command
-        from reconciler.errors import ConfigError
 
-        if not all_ or no_refresh or allow_replace:
-            raise ConfigError("--shard needs --all; --no-refresh and --allow-replace are not available with --all")
+        if not all_ or no_refresh or allow_replace or only or refresh_mode != "full":
+            raise ConfigError("--shard needs --all; --no-refresh, --refresh, --allow-replace and --only are not "
+                              "available with --all")
         return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
@@ -66,13 +73,16 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     from reconciler.manifest import load_manifests
     from reconciler.refresh import make_plan, target_ref
 
+    if no_refresh and refresh_mode != "full":
+        raise ConfigError("--no-refresh reads nothing, --refresh=changed reads what changed: give one of them")
     paths_l = manifest_paths(paths)
-    desired = load_manifests(paths_l)
+    desired, selection = scoped(load_manifests(paths_l), only)
     target = resolve(kw, paths_l)
     store = open_state(kw, paths_l, state_path, target)
     state = store.load()
     store.check_target(state, target_ref(target))
 
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
     from reconciler.cli.progress import Spinner
 
     spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
@@ -80,11 +90,13 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     async def go() -> Any:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
-                                   allow_replace=allow_replace, progress=spinner,
-                                   **plan_safety(paths_l, target, max_payment_requests, confirm_new_business))
+                                   refresh_mode=refresh_mode, allow_replace=allow_replace, progress=spinner,
+                                   **{**safety, "partial": safety["partial"] or bool(only)})
 
     with spinner.showing("refreshing"):
         p = run_async(go())
+    if selection:
+        p = p.model_copy(update=selection)
     if out:
         atomic_write_text(Path(out), sealed_json(p), mode=0o600)
     print_plan(obj.console, p, fmt)

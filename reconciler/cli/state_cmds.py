@@ -82,6 +82,12 @@ def _lock_note(console: Any, store: Any) -> None:
         console.info(f"The state is {status.describe()}.")
 
 
+def kind_of_address(address: str) -> str:
+    from reconciler.state import kind_of_address as kind
+
+    return kind(address)
+
+
 def _address_ok(address: str) -> bool:
     from reconciler.state import ADDRESS_RE
 
@@ -289,6 +295,7 @@ def mv(obj: Any, old: str, new: str, store: Any) -> int:
 
     \b
     reconciler state mv client_package.alice-10 client_package.alice-piano-2026
+    reconciler state mv client_package.alice-10 'client_package_set.piano["alice@example.com"]'
 
     For a renamed manifest object (metadata.name) whose match the plan could not settle on its
     own. Nothing in vcita changes; the object keeps its id. NEW must be of the same kind and
@@ -296,8 +303,9 @@ def mv(obj: Any, old: str, new: str, store: Any) -> int:
     """
     for address in (old, new):
         if not _address_ok(address):
-            raise click.BadParameter(f"{address!r} is not catalog_package.NAME or client_package.NAME")
-    if old.split(".", 1)[0] != new.split(".", 1)[0]:
+            raise click.BadParameter(f"{address!r} is not catalog_package.NAME, client_package.NAME or "
+                                     'client_package_set.NAME["CLIENT"]')
+    if kind_of_address(old) != kind_of_address(new):
         raise StateError(f"{old} and {new} are not of the same kind; an object cannot change kind")
     with store.lock(f"state mv {old} {new}"):
         st = store.load()

@@ -59,6 +59,10 @@ def render_text(report: Report) -> str:
     lines.append("Routes (reads are probed on each door; writes are never tried):")
     for row in [header, *rows]:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if report.unverified:
+        lines.append("")
+        lines.append("Unverified against vcita (reconciler sends them as documented; no verified recipe tried them):")
+        lines.extend(f"  {u}" for u in report.unverified)
     problems = [(r, o) for r in report.routes for o in r.outcomes if not o.ok]
     if problems:
         lines.append("")

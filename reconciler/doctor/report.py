@@ -31,7 +31,7 @@ from reconciler.doctor.probe import (
 )
 from reconciler.errors import ConfigError
 from reconciler.remote.client import VcitaClient
-from reconciler.remote.routes import Door, Route, RoutePin, TokenKind
+from reconciler.remote.routes import UNVERIFIED, Door, Route, RoutePin, TokenKind
 from reconciler.remote.target import ENV_FALLBACK, Target
 
 OpenClient = Callable[[Target], AbstractAsyncContextManager[VcitaClient]]
@@ -80,6 +80,8 @@ class Report:
     fix_env: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     candidate: dict[str, Any] | None = None
+    #: writes this target would send that no verified recipe tried (routes.UNVERIFIED)
+    unverified: list[str] = field(default_factory=list)
     #: whether client packages can be found through payment requests (doctor/second_memory.py)
     second_memory: dict[str, Any] = field(default_factory=dict)
 
@@ -99,12 +101,25 @@ class Report:
             "latency": self.latency, "rate_limit_headers": self.rate_headers,
             "routes": [r.as_json() for r in self.routes], "failures": self.failures,
             "fix": {"reconciler_toml": self.fix_toml, "environment": self.fix_env, "notes": self.notes},
-            "fallback_candidate": self.candidate,
+            "fallback_candidate": self.candidate, "unverified": self.unverified,
             "second_memory": self.second_memory,
         }
 
     def to_json(self) -> str:
         return json.dumps(self.as_json(), indent=2) + "\n"
+
+
+def _unverified(api: VcitaClient) -> list[str]:
+    """The writes a run would send that no verified recipe tried, as this target would send them."""
+    out = []
+    for name, why in UNVERIFIED.items():
+        token = api.dispatcher.token_for(api.routes[name])
+        if token is None:
+            continue
+        if name == "reorder_packages" and token is TokenKind.DIRECTORY:
+            continue  # the verified recipe: directory token + X-On-Behalf-Of, fallback
+        out.append(f"{name} ({token} token): {why}")
+    return out
 
 
 def _doors(target: Target) -> list[Door]:
@@ -179,6 +194,7 @@ async def diagnose(api: VcitaClient, open_client: OpenClient | None = None) -> R
         failures=[f"{r.route.name}: {r.why}" for r in routes if not r.works],
     )
     report.failures += [f"{t['kind']} token: {t['detail']}" for t in tokens if t["status"] == "wrong business"]
+    report.unverified = _unverified(api)
     await _fixes(report, api, open_client)
     report.second_memory = await second_memory.check(api)
     return report

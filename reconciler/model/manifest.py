@@ -2,7 +2,10 @@
 
 Each document is ``{apiVersion: reconciler/v1, kind, metadata: {name}, spec}`` where ``kind`` is
 ``CatalogPackage`` (mirrors POST /platform/v1/payment/packages, API-NOTES §6.1) or
-``ClientPackage`` (mirrors POST /platform/v1/payment/client_packages, §6.4).
+``ClientPackage`` (mirrors POST /platform/v1/payment/client_packages, §6.4) or
+``ClientPackageSet`` (one catalog package assigned to many clients: each member is a client
+package of its own, built by :func:`set_member_spec` and addressed by its client) or
+``CatalogOrder`` (the catalog's display order: each package named gets its ``order``).
 
 Inputs are accepted in the forms people write (``m`` or ``M``, a service as ``uid`` or
 ``{id: uid}``) and stored in one canonical form (``M``, ``"uid"``), so two manifests that mean
@@ -12,10 +15,11 @@ leaves the remote value alone.  The same models generate ``reconciler schema``.
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -48,6 +52,8 @@ MAX_MONEY = Decimal("9999999999.9999")
 MONEY_PLACES = 4
 #: Credits per item or booking credit: far beyond any package, and far inside a 32-bit integer.
 MAX_BOOKINGS = 1_000_000
+#: Display positions of catalog packages: far beyond any catalog.
+MAX_ORDER = 100_000
 #: Validity of a catalog package: at most about a hundred years in its unit.
 MAX_EXPIRATION = {"D": 36_525, "W": 5_218, "M": 1_200, "Y": 100}
 
@@ -220,6 +226,11 @@ class CatalogPackageSpec(Frozen):
     ] = None
     image_path: str | None = None
     online_payment_enabled: Annotated[bool | None, Field(strict=True)] = None
+    #: false: deactivated (no longer sold; client packages already sold are kept), through the
+    #: update route (API-NOTES §6.2: documented in its prose only, not yet verified)
+    active: Annotated[bool | None, Field(strict=True)] = None
+    #: position in the catalog's display order (lower first), through the reorder route (§2 row 5)
+    order: Annotated[int | None, Field(strict=True, ge=1, le=MAX_ORDER)] = None
 
     @field_validator("currency")
     @classmethod
@@ -270,6 +281,25 @@ class CatalogPackage(Frozen):
     @property
     def address(self) -> str:
         return f"catalog_package.{self.metadata.name}"
+
+
+class CatalogOrderSpec(Frozen):
+    packages: Annotated[tuple[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], ...],
+                        Field(min_length=1, max_length=MAX_ORDER)]
+
+
+class CatalogOrder(Frozen):
+    """The catalog's display order: the CatalogPackage names, first shown first (each gets
+    ``order`` 1, 2, 3... as if written in its own document)."""
+
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["CatalogOrder"]
+    metadata: Metadata
+    spec: CatalogOrderSpec
+
+    @property
+    def address(self) -> str:
+        return f"catalog_order.{self.metadata.name}"
 
 
 # --- ClientPackage ----------------------------------------------------------------------------
@@ -325,6 +355,47 @@ class CreditOverride(Frozen):
         return tuple(sorted(self.services))
 
 
+VALID_FOR_PATTERN = r"^[1-9][0-9]{0,4}[DWMYdwmy]$"
+
+
+def _valid_for(value: Any) -> Any:
+    # "3M", "10w", "30D": a whole number then a unit, stored upper case ("3M").
+    if not isinstance(value, str) or not re.fullmatch(VALID_FOR_PATTERN, value.strip()):
+        raise ValueError(f"{value!r} is not a period: write a whole number and a unit D, W, M or Y (e.g. 3M, 10W, 30D)")
+    value = value.strip().upper()
+    amount, unit = int(value[:-1]), value[-1]
+    if amount > MAX_EXPIRATION[unit]:
+        raise ValueError(f"{value} is more than about a hundred years (at most {MAX_EXPIRATION[unit]:,}{unit})")
+    return value
+
+
+ValidFor = Annotated[
+    str,
+    BeforeValidator(_valid_for),
+    WithJsonSchema({"type": "string", "pattern": VALID_FOR_PATTERN}),
+]
+
+
+def add_period(start: date, period: str) -> date:
+    """``start`` plus a period such as ``3M`` (days, weeks, months, years; a month end clamps:
+    2027-01-31 + 1M = 2027-02-28), as vcita computes a client package's default ``valid_until``
+    from its catalog package's expiration (the sandbox's ``add_period``).  Never from today."""
+    amount, unit = int(period[:-1]), period[-1].upper()
+    try:
+        if unit == "D":
+            return start + timedelta(days=amount)
+        if unit == "W":
+            return start + timedelta(weeks=amount)
+    except OverflowError:
+        raise ValueError(f"{start} + {period} is past the year 9999") from None
+    months = amount * 12 if unit == "Y" else amount
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    if year > 9999:
+        raise ValueError(f"{start} + {period} is past the year 9999")
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
 class ClientPackageSpec(Frozen):
     client: Annotated[
         ClientRef,
@@ -342,6 +413,9 @@ class ClientPackageSpec(Frozen):
     ]
     valid_from: ManifestDate | None = None
     valid_until: ManifestDate | None = None
+    #: How long from valid_from (``3M``): valid_until is computed from valid_from, so it never
+    #: moves from one plan to the next (never from today's date).
+    valid_for: ValidFor | None = None
     price: Money | None = None
     tax_uids: tuple[Uid, ...] | None = None
     matter_uid: Uid | None = None
@@ -354,6 +428,18 @@ class ClientPackageSpec(Frozen):
 
     @model_validator(mode="after")
     def _dates(self) -> ClientPackageSpec:
+        if self.valid_for is not None:
+            if "valid_until" in self.model_fields_set:
+                raise ValueError("valid_for: write valid_for or valid_until, not both")
+            if self.valid_from is None:
+                raise ValueError("valid_for: needs valid_from (valid_until is computed from valid_from, never "
+                                 "from today's date, so that it does not move from one plan to the next)")
+            # Frozen: the computed date is set once, here, as validation's last step.
+            try:
+                until = add_period(self.valid_from, self.valid_for)
+            except ValueError as e:
+                raise ValueError(f"valid_for: {e}") from None
+            object.__setattr__(self, "valid_until", until)
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
             raise ValueError(
                 f"valid_until: {self.valid_until} is before valid_from ({self.valid_from})"
@@ -376,9 +462,133 @@ class ClientPackage(Frozen):
         return f"client_package.{self.metadata.name}"
 
 
-Document = Annotated[Union[CatalogPackage, ClientPackage], Field(discriminator="kind")]
-DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage] = TypeAdapter(Document)
-KINDS = ("CatalogPackage", "ClientPackage")
+# --- ClientPackageSet --------------------------------------------------------------------------
+
+#: The fields a set shares with its members and a member may override.
+SHARED_FIELDS = ("valid_from", "valid_until", "valid_for", "price", "tax_uids", "matter_uid", "booking_credits",
+                 "repeat_purchase")
+
+
+#: A member's e-mail: as a client's, and without quotes, brackets or backslashes (it is part of
+#: the member's address, ``client_package_set.NAME["alice@example.com"]``).
+MEMBER_EMAIL_PATTERN = r'^[^@\s\[\]"\\]+@[^@\s\[\]"\\]+\.[^@\s\[\]"\\]+$'
+
+
+def _set_client(value: Any) -> Any:
+    return {"id": value} if isinstance(value, str) else value
+
+
+def _one_end(self: Any) -> None:
+    if self.valid_for is not None and self.valid_until is not None:
+        raise ValueError("valid_for: write valid_for or valid_until, not both")
+
+
+class SetClient(Frozen):
+    """One client of a set: ``id`` or ``email`` (no quote, bracket or backslash, so that the
+    member's address reads back), and the shared fields it overrides."""
+
+    id: Uid | None = None
+    email: Annotated[str, StringConstraints(pattern=MEMBER_EMAIL_PATTERN, max_length=254)] | None = None
+    valid_from: ManifestDate | None = None
+    valid_until: ManifestDate | None = None
+    valid_for: ValidFor | None = None
+    price: Money | None = None
+    tax_uids: tuple[Uid, ...] | None = None
+    matter_uid: Uid | None = None
+    booking_credits: tuple[CreditOverride, ...] | None = None
+    repeat_purchase: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SetClient:
+        if (self.id is None) == (self.email is None):
+            raise ValueError("write a client UID, or a mapping with exactly one of id: UID / email: ADDRESS")
+        _one_end(self)
+        return self
+
+    @property
+    def key(self) -> str:
+        """The member's key in its address: the client id, or the e-mail in lower case."""
+        return self.id if self.id is not None else str(self.email).lower()
+
+
+class ClientPackageSetSpec(Frozen):
+    package: Annotated[
+        PackageRef,
+        BeforeValidator(_package_ref),
+        WithJsonSchema(
+            {"oneOf": [{"type": "string", "pattern": NAME_PATTERN}, PackageRef.model_json_schema()]}
+        ),
+    ]
+    clients: tuple[Annotated[SetClient, BeforeValidator(_set_client)], ...]
+    valid_from: ManifestDate | None = None
+    valid_until: ManifestDate | None = None
+    valid_for: ValidFor | None = None
+    price: Money | None = None
+    tax_uids: tuple[Uid, ...] | None = None
+    matter_uid: Uid | None = None
+    booking_credits: tuple[CreditOverride, ...] | None = None
+    repeat_purchase: bool = False
+
+    @model_validator(mode="after")
+    def _end(self) -> ClientPackageSetSpec:
+        _one_end(self)
+        return self
+
+
+class ClientPackageSet(Frozen):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["ClientPackageSet"]
+    metadata: Metadata
+    spec: ClientPackageSetSpec
+
+    @property
+    def address(self) -> str:
+        return f"client_package_set.{self.metadata.name}"
+
+
+def member_address(set_name: str, key: str) -> str:
+    """``client_package_set.NAME["KEY"]``: a set member's address, stable as long as its client is."""
+    return f'client_package_set.{set_name}["{key}"]'
+
+
+class SetMember(ClientPackage):
+    """One client of a ClientPackageSet: a client package of its own, in state and in the plan,
+    addressed by its client (``client_package_set.spring-piano["alice@example.com"]``)."""
+
+    set_name: str
+    key: str
+
+    @property
+    def address(self) -> str:
+        return member_address(self.set_name, self.key)
+
+
+def set_member_spec(spec: ClientPackageSetSpec, member: SetClient) -> ClientPackageSpec:
+    """The client package a set member stands for: the set's shared fields, each overridden by the
+    member's own (a member's valid_until or valid_for replaces the set's end date, whichever the
+    set wrote).  Raises pydantic's ValidationError when the result is not a valid client package."""
+    values: dict[str, Any] = {"client": {"id": member.id} if member.id is not None else {"email": member.email},
+                              "package": spec.package}
+    for name in SHARED_FIELDS:
+        if name in ("valid_until", "valid_for"):
+            continue
+        own = getattr(member, name)
+        value = own if own is not None else getattr(spec, name)
+        if value is not None:
+            values[name] = value
+    # The end date is the member's own when it writes one, else the set's (valid_for is computed
+    # from the member's valid_from).
+    end: SetClient | ClientPackageSetSpec = member if (member.valid_until, member.valid_for) != (None, None) else spec
+    if end.valid_for is not None:
+        values["valid_for"] = end.valid_for
+    elif end.valid_until is not None:
+        values["valid_until"] = end.valid_until
+    return ClientPackageSpec.model_validate(values)
+
+
+Document = Annotated[Union[CatalogPackage, ClientPackage, ClientPackageSet, CatalogOrder], Field(discriminator="kind")]
+DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder] = TypeAdapter(Document)
+KINDS = ("CatalogPackage", "ClientPackage", "ClientPackageSet", "CatalogOrder")
 
 
 def document_json_schema() -> dict[str, Any]:

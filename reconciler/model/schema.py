@@ -24,13 +24,16 @@ from reconciler.model.manifest import (
     MAX_BOOKINGS,
     MAX_EXPIRATION,
     MAX_MONEY,
+    MAX_ORDER,
+    MEMBER_EMAIL_PATTERN,
     MONEY_PLACES,
     NAME_PATTERN,
     UID_PATTERN,
+    VALID_FOR_PATTERN,
     currency_codes,
 )
 
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.5.0"
 SCHEMA_ID = "urn:reconciler:schema:manifest:reconciler-v1"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -162,6 +165,13 @@ CATALOG_SPEC: dict[str, Any] = {
         "online_payment_enabled": {"type": "boolean", "examples": [True],
                                    "description": "Clients may buy the package themselves (the public catalog "
                                                   "lists only these). true or false, unquoted."},
+        "active": {"type": "boolean", "examples": [False],
+                   "description": "false deactivates the package (no longer sold; client packages already sold "
+                                  "are kept), true reactivates it; left out, not managed. Sent through the update "
+                                  "route, which documents it in its prose only (not verified against vcita yet)."},
+        "order": {"type": "integer", "minimum": 1, "maximum": MAX_ORDER, "examples": [1],
+                  "description": "Position in the catalog's display order (lower first), set through the reorder "
+                                 "route; or list the packages in a CatalogOrder document instead."},
     },
     "dependentRequired": {"discount_amount": ["discount_unit"], "discount_unit": ["discount_amount"]},
     "allOf": [
@@ -206,6 +216,14 @@ CREDIT = {
     },
 }
 
+VALID_FOR = {
+    "type": "string", "pattern": VALID_FOR_PATTERN, "examples": ["3M", "10W", "30D", "1Y"],
+    "description": "How long the package is valid from valid_from: a whole number and a unit D, W, M or Y (any case). "
+                   "valid_until is computed from valid_from (a month end clamps: 2027-01-31 + 1M = 2027-02-28), "
+                   "never from today's date, so it does not move between plans. Needs valid_from; instead of "
+                   "valid_until.",
+}
+
 CLIENT_SPEC: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["client", "package"],
     "description": "A catalog package assigned to a client: mirrors POST /platform/v1/payment/client_packages. Creating "
@@ -217,6 +235,7 @@ CLIENT_SPEC: dict[str, Any] = {
         "valid_from": _date("First day of validity (vcita's default: the day it is created).", "2026-09-01"),
         "valid_until": _date("Last day of validity, not before valid_from (vcita's default: from the package's "
                              "expiration). The one date that can change in place.", "2027-08-31"),
+        "valid_for": VALID_FOR,
         "price": _money("Price for this client, overriding the catalog price.", [480]),
         "tax_uids": {"type": "array", "items": UID, "examples": [["tx3k9d0s1a2b3c4d"]],
                      "description": "UIDs of the taxes applied to the payment request."},
@@ -232,11 +251,65 @@ CLIENT_SPEC: dict[str, Any] = {
                                            "price when given) as one reconciler already tracks or remembers is "
                                            "refused, so a rename or a copy never bills a client twice."},
     },
+    "dependentRequired": {"valid_for": ["valid_from"]},
+    "not": {"required": ["valid_for", "valid_until"]},
+}
+
+_SHARED = ("valid_from", "valid_until", "valid_for", "price", "tax_uids", "matter_uid", "booking_credits",
+           "repeat_purchase")
+
+SET_CLIENT = {
+    "description": "A member: a client UID, or a mapping with id or email and the shared fields this client "
+                   "overrides. Each member is a client package of its own, addressed by its client "
+                   "(client_package_set.NAME[\"alice@example.com\"]); adding or removing one changes that member only.",
+    "examples": ["ktsrl7f6h94run82", {"email": "chloe.dubois@example.com"}, {"id": "uqsdf813cr3u1hex", "price": 450}],
+    "anyOf": [
+        UID,
+        {"type": "object", "additionalProperties": False, "minProperties": 1,
+         "properties": {
+             "id": _uid("The UID of the member's client.", "uqsdf813cr3u1hex"),
+             "email": {"type": "string", "pattern": MEMBER_EMAIL_PATTERN, "maxLength": 254,
+                       "examples": ["chloe.dubois@example.com"],
+                       "description": "The client's e-mail, found through the clients list at plan time (the member's "
+                                      "address holds it in lower case)."},
+             **{k: CLIENT_SPEC["properties"][k] for k in _SHARED},
+         },
+         "oneOf": [{"required": ["id"], "not": {"required": ["email"]}},
+                   {"required": ["email"], "not": {"required": ["id"]}}]},
+    ],
+}
+
+CLIENT_SET_SPEC: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["package", "clients"],
+    "description": "One catalog package assigned to many clients: each member is a client package of its own (one "
+                   "payment request each), with the fields below shared and overridable per client.",
+    "properties": {
+        "package": PACKAGE_REF,
+        "clients": {"type": "array", "items": SET_CLIENT, "examples": [["ktsrl7f6h94run82",
+                                                                        {"email": "chloe.dubois@example.com"}]],
+                    "description": "The clients, each once: by UID or e-mail, with optional per-client overrides."},
+        **{k: CLIENT_SPEC["properties"][k] for k in _SHARED},
+    },
+}
+
+CATALOG_ORDER_SPEC: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["packages"],
+    "description": "The catalog's display order: CatalogPackage names, the first shown first (each gets order 1, "
+                   "2, 3...; a package listed here declares no order of its own). At most one CatalogOrder.",
+    "properties": {
+        "packages": {"type": "array", "minItems": 1, "maxItems": MAX_ORDER, "uniqueItems": True,
+                     "items": {"type": "string", "pattern": NAME_PATTERN},
+                     "examples": [["piano-10", "guitar-5", "complete-musician"]],
+                     "description": "The metadata.name of CatalogPackage documents, in display order."},
+    },
 }
 
 KINDS = {
     "CatalogPackage": ("CatalogPackageSpec", "a package of the business's catalog (price, validity, credits)"),
     "ClientPackage": ("ClientPackageSpec", "a catalog package assigned to a client (bills the client once)"),
+    "ClientPackageSet": ("ClientPackageSetSpec", "one catalog package assigned to many clients (one client package "
+                                                 "each)"),
+    "CatalogOrder": ("CatalogOrderSpec", "the catalog's display order (CatalogPackage names, first shown first)"),
 }
 
 
@@ -268,5 +341,6 @@ def manifest_schema() -> dict[str, Any]:
              "then": {"properties": {"spec": {"$ref": f"#/$defs/{spec}"}}}}
             for kind, (spec, _) in KINDS.items()
         ],
-        "$defs": {"Metadata": METADATA, "CatalogPackageSpec": CATALOG_SPEC, "ClientPackageSpec": CLIENT_SPEC},
+        "$defs": {"Metadata": METADATA, "CatalogPackageSpec": CATALOG_SPEC, "ClientPackageSpec": CLIENT_SPEC,
+                  "ClientPackageSetSpec": CLIENT_SET_SPEC, "CatalogOrderSpec": CATALOG_ORDER_SPEC},
     }

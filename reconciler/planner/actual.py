@@ -71,6 +71,9 @@ class Actual:
     pending: Sequence[PendingLike] = ()
     #: why the services of catalog packages could not be checked (None: they were, or none needed)
     services_unchecked: str | None = None
+    #: what a reviewer calls the ids the refresh read: services, clients found by e-mail, catalog
+    #: packages (id -> label), from the lists it read anyway (no request of its own)
+    names: Mapping[str, str] = field(default_factory=dict)
     #: client packages found through payment requests (None: not looked for)
     discovered: Discovered | None = None
     #: when the read of the catalog list that ``catalog_packages`` comes from started (UTC, ISO

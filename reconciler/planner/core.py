@@ -12,6 +12,7 @@ it is added, so the plan is complete and validated when it is made.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -34,6 +35,7 @@ from reconciler.operations import (
     Operation,
     OperationKind,
     ReadoptArchived,
+    ReorderCatalogPackage,
     Request,
     ResolvePendingCreate,
     SetBookingCredits,
@@ -141,7 +143,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
             allow_replace=opts.allow_replace, operations=tuple(b.ops), unmanaged=tuple(b.unmanaged()),
             problems=tuple(b.problems), noop_count=b.noops, payment_requests=money,
-            out_of_scope=b.out_of_scope,
+            out_of_scope=b.out_of_scope, names=_names(b.ops, actual.names),
         )
     finally:
         if gc_was_enabled:
@@ -269,7 +271,7 @@ class _Builder:
             rid = candidates[0]
             self.claimed.add(rid)
             obj = self.a.catalog_packages[rid]
-            fcs = field_changes(nz.managed_part(obj.view, want), want)
+            fcs, order = _split_order(field_changes(nz.managed_part(obj.view, want), want))
             self.package_ids[address] = rid
             self.add(AdoptCatalogPackage(
                 address=address, remote_id=rid, spec=doc.spec, fields=_top_fields(fcs), field_changes=fcs,
@@ -278,28 +280,45 @@ class _Builder:
                        "adopt it" + (" and update it" if fcs else ""),
                 warnings=self._assigned_warning(fcs),
             ))
+            self._reorder(address, rid, doc, order, None)
             return
         self.package_ids[address] = KNOWN_AFTER_APPLY
         self.creating.add(address)
         self.add(CreateCatalogPackage(address=address, spec=doc.spec, expects=ABSENT))
+        if doc.spec.active is False:  # the create route documents no `active`: an update follows
+            self.add(UpdateCatalogPackage(address=address, remote_id=IdOf(address), spec=doc.spec, fields=("active",),
+                                          field_changes=(FieldChange("active", True, False),),
+                                          reason="created active (the create route has no active field), then "
+                                                 "deactivated"))
+        if doc.spec.order is not None:
+            self._reorder(address, IdOf(address), doc, (FieldChange("order", None, doc.spec.order),), None)
 
     def _catalog_tracked(self, address: str, doc: CatalogPackage, want: dict[str, Any], obj: RemoteObject,
                          expects: ExpectedState | None) -> None:
-        fcs = field_changes(nz.managed_part(obj.view, want), want)
+        fcs, order = _split_order(field_changes(nz.managed_part(obj.view, want), want))
         warnings: tuple[str, ...] = ()
-        if not obj.active:
+        if not obj.active and doc.spec.active is not False:
             warnings = ("this catalog package is deactivated in vcita; new client packages cannot use it",)
-        if not fcs:
+        if not fcs and not order:
             self.noops += expects is not None  # an adopted package is its resolution's operation
             return
-        self.add(UpdateCatalogPackage(
-            address=address, remote_id=obj.id, spec=doc.spec, fields=_top_fields(fcs), field_changes=fcs,
-            remote_fingerprint=fingerprint(obj.view), expects=expects,
-            warnings=warnings + self._assigned_warning(fcs),
-        ))
+        if fcs:
+            self.add(UpdateCatalogPackage(
+                address=address, remote_id=obj.id, spec=doc.spec, fields=_top_fields(fcs), field_changes=fcs,
+                remote_fingerprint=fingerprint(obj.view), expects=expects,
+                warnings=warnings + self._assigned_warning(fcs),
+            ))
+            expects = None  # checked by the address's first operation
+        self._reorder(address, obj.id, doc, order, expects, fingerprint(obj.view))
+
+    def _reorder(self, address: str, rid: str | IdOf, doc: CatalogPackage, order: tuple[FieldChange, ...],
+                 expects: ExpectedState | None, remote_fingerprint: str | None = None) -> None:
+        if order and doc.spec.order is not None:
+            self.add(ReorderCatalogPackage(address=address, remote_id=rid, order=doc.spec.order, field_changes=order,
+                                           remote_fingerprint=remote_fingerprint, expects=expects))
 
     def _assigned_warning(self, fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:
-        if not fcs:
+        if not [fc for fc in fcs if fc.path != "active"]:
             return ()
         return (("client packages already assigned keep their old terms: vcita does not propagate "
                  "catalog changes to them"),)
@@ -419,6 +438,13 @@ class _Builder:
     def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
                        expects: ExpectedState, replaces: str | None = None, **extra: Any) -> None:
         spec = doc.spec
+        catalog = self.d.catalog_packages.get(spec.package.name or "")
+        if catalog is not None and catalog.spec.active is False:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=f"spec.package: {catalog.address} is declared active: false; vcita refuses new "
+                        "assignments of a deactivated package",
+                hint="Assign another package, or leave active out (or true) until the client has it."))
         package_id: str | IdOf = IdOf(CATALOG_PREFIX + str(spec.package.name)) if pid == KNOWN_AFTER_APPLY else pid
         if replaces is None:
             extra["warnings"] = ("creating a client package opens a payment request for the client",)
@@ -521,9 +547,23 @@ class _Builder:
     def unmanaged(self) -> list[Unmanaged]:
         out = []
         for rid, obj in sorted(self.a.catalog_packages.items(), key=lambda kv: (kv[1].view.get("name", ""), kv[0])):
-            if rid not in self.claimed:
+            # A partial plan's tracked objects outside its scope are managed, only not planned.
+            if rid not in self.claimed and not (self.o.partial and rid in self.owned):
                 out.append(Unmanaged(id=rid, name=str(obj.view.get("name", "")), active=obj.active))
         return out
+
+
+def _names(ops: list[OperationKind], known: Mapping[str, str]) -> dict[str, str]:
+    """The names of the ids the operations show (a plan of 3 changes carries 3 changes' names)."""
+    if not known or not ops:
+        return {}
+    seen = set(re.findall(r"[A-Za-z0-9_-]+", " ".join(repr(op) for op in ops)))
+    return {i: known[i] for i in sorted(seen & known.keys())}
+
+
+def _split_order(fcs: tuple[FieldChange, ...]) -> tuple[tuple[FieldChange, ...], tuple[FieldChange, ...]]:
+    """The changes the package update sends, and the display order's (the reorder route's)."""
+    return tuple(fc for fc in fcs if fc.path != "order"), tuple(fc for fc in fcs if fc.path == "order")
 
 
 def _top_fields(fcs: tuple[FieldChange, ...]) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ def catalog_desired(spec: CatalogPackageSpec) -> dict[str, Any]:
         "discount_amount": money(spec.discount_amount),
         "discount_unit": spec.discount_unit,
         "online_payment_enabled": spec.online_payment_enabled,
+        "active": spec.active,
+        "order": spec.order,
     }
     for k, v in optional.items():
         if getattr(spec, k) is not None:
@@ -70,6 +72,8 @@ def catalog_remote(r: RemoteCatalogPackage) -> dict[str, Any]:
         "discount_amount": money(r.discount_amount),
         "discount_unit": r.discount_unit,
         "online_payment_enabled": r.online_payment_enabled,
+        "active": bool(r.active and not r.deleted_at),
+        "order": r.order,
     }
 
 

@@ -32,6 +32,7 @@ from reconciler.operations import (
     CreditIdOf,
     IdOf,
     Operation,
+    ReorderCatalogPackage,
     Request,
     SetBookingCredits,
     UpdateCatalogPackage,
@@ -78,7 +79,7 @@ def catalog_body(spec: CatalogPackageSpec) -> dict[str, Any]:
     for key in ("description", "image_path"):
         if getattr(spec, key) is not None:
             body[key] = getattr(spec, key) or None
-    for key in ("discount_amount", "discount_unit", "online_payment_enabled"):
+    for key in ("discount_amount", "discount_unit", "online_payment_enabled", "active"):
         if getattr(spec, key) is not None:
             body[key] = getattr(spec, key)
     return body
@@ -89,7 +90,16 @@ def create_catalog_package(body: Mapping[str, Any]) -> Call:
     payload = dict(body)
     if payload.get("products") is None:
         payload["products"] = []
+    # The create route documents no `active` (a new package is active): `active: false` is sent
+    # by the update that follows the create (API-NOTES §6.1, §6.2).
+    payload.pop("active", None)
     return Call("create_catalog_package", {}, payload)
+
+
+def reorder_packages(orders: list[tuple[str | IdOf, int]]) -> Call:
+    """PUT the display positions of some packages (the others keep theirs), as
+    ``{"packages": [{"id": ..., "order": ...}]}`` (API-NOTES §2 row 5)."""
+    return Call("reorder_packages", {}, {"packages": [{"id": pid, "order": n} for pid, n in orders]})
 
 
 def update_catalog_package(package_id: str | IdOf, body: Mapping[str, Any]) -> Call:
@@ -133,7 +143,7 @@ def _(op: CreateCatalogPackage) -> tuple[Call, ...]:
     return (create_catalog_package(catalog_body(op.spec)),)
 
 
-def _catalog_update(remote_id: str, spec: CatalogPackageSpec, fields: tuple[str, ...]) -> Call:
+def _catalog_update(remote_id: str | IdOf, spec: CatalogPackageSpec, fields: tuple[str, ...]) -> Call:
     body = catalog_body(spec)
     return update_catalog_package(remote_id, {k: v for k, v in body.items() if k in fields})
 
@@ -141,6 +151,11 @@ def _catalog_update(remote_id: str, spec: CatalogPackageSpec, fields: tuple[str,
 @calls.register
 def _(op: UpdateCatalogPackage) -> tuple[Call, ...]:
     return (_catalog_update(op.remote_id, op.spec, op.fields),)
+
+
+@calls.register
+def _(op: ReorderCatalogPackage) -> tuple[Call, ...]:
+    return (reorder_packages([(op.remote_id, op.order)]),)
 
 
 @calls.register

@@ -197,6 +197,13 @@ class VcitaClient:
         parse = normalize.catalog_package if route.data_key == "package" else normalize.client_package
         return self._one(route, reply, parse)  # type: ignore[return-value]
 
+    async def send(self, op: Operation) -> None:
+        """Send the one write of a bound ``op`` whose answer carries no object (a reorder)."""
+        found = calls.calls(op)
+        if len(found) != 1:
+            raise ValueError(f"{op.op} of {op.address} is not one request ({len(found)})")
+        await self._call(found[0])
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _send(self, op: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
@@ -240,7 +247,8 @@ class VcitaClient:
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
                      *, until_empty: bool = False, end_below: int | None = None, id_key: str = "id",
-                     pages: list[int] | None = None, on_page: Callable[[int, int], None] | None = None) -> list[T]:
+                     pages: list[int] | None = None, on_page: Callable[[int, int], None] | None = None,
+                     stop: Callable[[list[T]], bool] | None = None) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
@@ -257,7 +265,8 @@ class VcitaClient:
         ``end_below``: only a page shorter than this ends the walk (a page between it and
         ``per_page`` may be a server's own smaller maximum); ``id_key`` names each object's id;
         ``pages`` receives the number of pages read; ``on_page(page, objects so far)`` is called
-        as each page is read (for progress).
+        as each page is read (for progress); ``stop`` (given what was read so far, after each
+        page) ends the walk early when it says so.
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -295,6 +304,8 @@ class VcitaClient:
                                                    "seems to ignore 'page', and the list may be longer than "
                                                    "what was read; nothing is planned from part of a list")
             if fresh == 0 or (len(rows) < min(per_page, end_below or per_page) and not until_empty):
+                return out
+            if stop is not None and stop(out):
                 return out
             page += 1
 
@@ -398,12 +409,14 @@ class VcitaClient:
 
     # -- clients and services -----------------------------------------------------------------
 
-    async def list_clients(self, search_email: str | None = None) -> list[RemoteClient]:
-        """Every client of the business, or those the API finds for an e-mail address."""
+    async def list_clients(self, search_email: str | None = None,
+                           stop: Callable[[list[RemoteClient]], bool] | None = None) -> list[RemoteClient]:
+        """Every client of the business, or those the API finds for an e-mail address; ``stop``
+        ends the walk after a page (given the clients read so far)."""
         params: dict[str, str] = {}
         if search_email:
             params = {"search_term": search_email, "search_by": "email"}
-        return await self._pages("list_clients", params, normalize.client)
+        return await self._pages("list_clients", params, normalize.client, stop=stop)
 
     async def find_client_by_email(self, email: str) -> RemoteClient | None:
         """The client whose e-mail equals ``email`` (case-insensitive), or None.

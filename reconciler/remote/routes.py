@@ -18,6 +18,7 @@ with only a directory token uses it where ``alt`` allows and cannot run the othe
     get_catalog_package     GET     /platform/v1/payment/packages/{package_id}    gateway   -
     create_catalog_package  POST    /platform/v1/payment/packages                 gateway   directory
     update_catalog_package  PUT     /platform/v1/payment/packages/{package_id}    gateway   directory
+    reorder_packages        PUT     /business/payments/v1/packages/reorder        fallback  staff (directory first)
     create_client_package   POST    /platform/v1/payment/client_packages          gateway   -
     get_client_package      GET     /business/payments/v1/client_packages/{uid}   fallback  -
     update_client_package   PUT     /business/payments/v1/client_packages/{uid}   fallback  -
@@ -185,6 +186,10 @@ DEFAULT_ROUTES = RouteTable([
           idempotent=False, data_key="package"),
     Route("update_catalog_package", "PUT", "/platform/v1/payment/packages/{package_id}", _P, _GW,
           alt=_DIR, data_key="package"),
+    # Verified with a directory token + X-On-Behalf-Of through the fallback (API-NOTES §2 row 5);
+    # the spec also names staff tokens, which no recipe tried: the directory token goes first.
+    Route("reorder_packages", "PUT", "/business/payments/v1/packages/reorder", _B, _FB,
+          token=_DIR, alt=TokenKind.STAFF),
     Route("create_client_package", "POST", "/platform/v1/payment/client_packages", _P, _GW,
           idempotent=False, data_key="client_package"),
     Route("get_client_package", "GET", "/business/payments/v1/client_packages/{uid}", _B, _FB,
@@ -201,6 +206,16 @@ DEFAULT_ROUTES = RouteTable([
     Route("list_services", "GET", "/platform/v1/services", _P, _GW, data_key="services",
           paginated=True),
 ])
+
+
+#: What reconciler sends that no verified recipe has tried (API-NOTES §1, §2 row 5, §6.2), by route:
+#: ``reconciler doctor`` lists them; the README says the same.
+UNVERIFIED: Mapping[str, str] = {
+    "update_catalog_package": "active: false (deactivating a catalog package) is documented in the update "
+                              "route's prose only, not in its schema, and no verified recipe tried it",
+    "reorder_packages": "verified with a directory token + X-On-Behalf-Of through the fallback only; with a "
+                        "staff token (the spec says it is accepted) it is unverified",
+}
 
 
 def gateway_refusal(route: Route, path: str, status: int, body: Any, content: bytes) -> str | None:

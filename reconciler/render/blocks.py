@@ -8,7 +8,9 @@ layer described them), warnings, what it waits for, and why apply would refuse i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import singledispatch
 
 from reconciler.model.manifest import credit_key
@@ -20,6 +22,7 @@ from reconciler.operations import (
     ArchiveResource,
     MoveResource,
     ReadoptArchived,
+    ReorderCatalogPackage,
     IdOf,
     Operation,
     Request,
@@ -102,7 +105,15 @@ def _(op: CreateCatalogPackage) -> Block:
 
 @block.register
 def _(op: UpdateCatalogPackage) -> Block:
-    return _block(op, _changed(op.field_changes), remote_id=op.remote_id, fields=op.field_changes)
+    rid = op.remote_id if isinstance(op.remote_id, str) else None
+    return _block(op, _changed(op.field_changes), remote_id=rid, fields=op.field_changes)
+
+
+@block.register
+def _(op: ReorderCatalogPackage) -> Block:
+    rid = op.remote_id if isinstance(op.remote_id, str) else None
+    rows = _changed(op.field_changes) if op.field_changes else [("~", "order", str(op.order))]
+    return _block(op, rows, remote_id=rid, fields=op.field_changes, says="will move in the catalog's display order")
 
 
 @block.register
@@ -158,3 +169,28 @@ def _(op: ReadoptArchived) -> Block:
 @block.register
 def _(op: ResolvePendingCreate) -> Block:
     return _block(op, remote_id=op.remote_id, says=RESOLUTION[op.resolution])
+
+
+#: The longest name shown next to an id (a name is a label, not a document).
+NAME_CHARS = 60
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def label(name: str) -> str:
+    """A name as a plan shows it: one line of printable characters, cut short."""
+    shown = "".join(c if c.isprintable() and c != "`" else "\ufffd" if c != "`" else "'" for c in name)
+    return shown if len(shown) <= NAME_CHARS else shown[:NAME_CHARS - 3] + "..."
+
+
+def named(b: Block, names: Mapping[str, str]) -> Block:
+    """``b`` with the names of the ids its rows show (clients, catalog packages, the services of
+    an item's key) after each row, as a comment: ``client_id = "xdbi6p16xrye9wo9"  # Chloe Dubois``."""
+    if not names or not b.rows:
+        return b
+    rows = []
+    for sign, key, text in b.rows:
+        ids = [i for i in _ID.findall(key[len(leaf_key(key)):]) + _ID.findall(text.split("  # ", 1)[0])
+               if i in names]
+        shown = ", ".join(dict.fromkeys(label(names[i]) for i in ids))
+        rows.append((sign, key, f"{text}  # {shown}" if shown else text))
+    return replace(b, rows=tuple(rows))

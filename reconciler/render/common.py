@@ -28,6 +28,8 @@ def legend(plan: Plan) -> list[tuple[str, str]]:
     """(symbol, meaning) for each symbol the plan's operations use, in :data:`LEGEND`'s order."""
     used = {SYMBOL[op.action] for op in plan.operations}
     return [(sym, meaning) for sym, meaning in LEGEND.items() if sym in used]
+
+
 VERB = {
     "create": "will be created",
     "update": "will be updated in place",
@@ -54,6 +56,12 @@ def value(key: str, v: Any) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v, ensure_ascii=False, sort_keys=True)
     return str(v)
+
+
+def _label(name: str) -> str:
+    from reconciler.render.blocks import label
+
+    return label(name)
 
 
 def leaf_key(path: str) -> str:
@@ -111,12 +119,31 @@ def money_lines(plan: Plan, *, markdown: bool = False) -> list[str]:
     for item in money.items:
         amount = f"{item.amount} {item.currency or ''}".strip() if item.amount is not None else "amount unknown"
         also = f" (replaces {item.replaces})" if item.replaces else ""
-        row = f"{item.address}: client {item.client_id}, {item.package}, {amount}{also}"
+        who = f" ({_label(plan.names[item.client_id])})" if item.client_id in plan.names else ""
+        row = f"{item.address}: client {item.client_id}{who}, {item.package}, {amount}{also}"
         lines.append(f"- `{row}`" if markdown else f"  {row}")
     return lines
 
 
+#: The left-out addresses a plan names before it only counts the rest.
+SHOWN_LEFT_OUT = 10
+
+
+def unread_line(plan: Plan) -> str | None:
+    if not plan.unread:
+        return None
+    return (f"Refreshed only what changed (--refresh=changed): {plan.unread} tracked client package(s) whose "
+            "manifests ask for what was last applied were not read; 'reconciler drift' reads everything.")
+
+
 def scope_line(plan: Plan) -> str | None:
+    if plan.only:
+        shown = ", ".join(plan.left_out[:SHOWN_LEFT_OUT]) + (", ..." if len(plan.left_out) > SHOWN_LEFT_OUT else "")
+        deps = f"; added as dependencies: {', '.join(plan.dependencies)}" if plan.dependencies else ""
+        left = f" ({shown})" if plan.left_out else ""
+        return (f"--only {' '.join(plan.only)}: {len(plan.left_out)} manifest object(s) left out{left}{deps}; "
+                f"{plan.out_of_scope} tracked object(s) outside the selection left alone (neither archived nor "
+                "changed).")
     if not plan.out_of_scope:
         return None
     return (f"{plan.out_of_scope} tracked object(s) are outside the paths of this plan: left alone "

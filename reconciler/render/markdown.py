@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render import fold
-from reconciler.render.blocks import Block, block
-from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line
+from reconciler.render.blocks import Block, block, named
+from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
@@ -52,7 +52,7 @@ class _Pieces:
 def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> str:
     """The Markdown of ``plan``, at most ``limit`` characters (``in_bytes``: UTF-8 bytes, as a
     step summary is measured; ``marker``: the hidden line the plan workflow finds its comment by)."""
-    blocks = [block(op) for op in plan.operations]
+    blocks = [named(block(op), plan.names) for op in plan.operations]
     errors_at = {p.address for p in plan.errors}
     pieces = _Pieces([], [])
     money = money_lines(plan, markdown=True)
@@ -100,9 +100,9 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
         note = _fold_note(chosen, ops, limit)
         if note:
             head += [note, ""]
-        scope = scope_line(plan)
-        if scope:
-            head += [scope, ""]
+        for extra in (scope_line(plan), unread_line(plan)):
+            if extra:
+                head += [_escape(extra), ""]
         head.append(target_line(plan) + ".")
         if not plan.refreshed:
             head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible."]

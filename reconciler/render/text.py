@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from reconciler.operations import Operation
 from reconciler.plan import Plan
-from reconciler.render.blocks import Block, block
-from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line
+from reconciler.render.blocks import Block, block, named
+from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
 
 
 def render_text(plan: Plan) -> str:
@@ -21,7 +21,7 @@ def render_text(plan: Plan) -> str:
         lines.append("reconciler will perform the following actions:")
         lines.append("")
         for op in plan.operations:
-            lines.extend(op_lines(op))
+            lines.extend(op_lines(op, named(block(op), plan.names)))
             lines.append("")
     if plan.unmanaged:
         lines.append(f"Unmanaged remote catalog packages ({len(plan.unmanaged)}, never touched):")
@@ -37,9 +37,9 @@ def render_text(plan: Plan) -> str:
         lines.append("")
     lines.append(summary_line(plan))
     lines.extend(money_lines(plan))
-    scope = scope_line(plan)
-    if scope:
-        lines.append(scope)
+    for extra in (scope_line(plan), unread_line(plan)):
+        if extra:
+            lines.append(extra)
     if plan.errors:
         lines.append(f"{len(plan.errors)} error(s) above must be fixed before this plan can be applied.")
     blocked = plan.blocked

@@ -194,3 +194,30 @@ def update_package(ctx: Ctx) -> Reply:
             doc.update(changed, updated_at=ctx.clock.stamp())
             tx.update("package", doc)
     return 200, ok("platform", {"package": represent(ctx, [doc], with_items=True)[0]})
+
+
+def reorder_packages(ctx: Ctx) -> Reply:
+    """`PUT /business/payments/v1/packages/reorder` `{packages: [{id, order}]}`: set each named
+    package's display position; the others keep theirs (spec prose). All or nothing."""
+    entries = ctx.json_object().get("packages")
+    if not isinstance(entries, list) or not entries:
+        raise ctx.error(422, "packages is required", field="packages")
+    wanted: dict[str, int] = {}
+    for entry in entries:
+        order = parse_int(entry.get("order")) if isinstance(entry, dict) else None
+        pid = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(pid, str) or order is None:
+            raise ctx.error(422, "each package needs an id and a numeric order", field="packages")
+        wanted[pid] = order
+    with ctx.store.write() as tx:
+        docs = []
+        for pid, order in wanted.items():
+            doc = tx.get("package", pid)
+            if doc is None or doc.get("business_id") != ctx.business_id:
+                raise ctx.error(422, f"Package {pid} not found", field="packages")
+            if doc.get("order") != order:
+                doc.update(order=order, updated_at=ctx.clock.stamp())
+                docs.append(doc)
+        for doc in docs:
+            tx.update("package", doc)
+    return 200, ok("business", {})

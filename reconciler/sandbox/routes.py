@@ -28,6 +28,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", PACKAGES, catalog.create_package, gated=True),
     Route("GET", PACKAGES + "/{package_id}", catalog.get_package, "context401", gated=True),
     Route("PUT", PACKAGES + "/{package_id}", catalog.update_package, gated=True),
+    # Verified: directory token + X-On-Behalf-Of through the fallback; the gateway's default table
+    # answers 401 on /business/payments/v1/* (faults.py). The spec also names staff tokens.
+    Route("PUT", "/business/payments/v1/packages/reorder", catalog.reorder_packages, gated=True),
     Route("POST", CLIENT_PACKAGES, client_packages.create_client_package, "unauthorized422",
           gated=True),
     Route("POST", CLIENT_PACKAGES + "/update_usage", client_packages.update_usage,

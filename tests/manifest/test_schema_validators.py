@@ -22,7 +22,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reconciler.model.manifest import CatalogPackageSpec, ClientPackageSpec, CreditOverride, Item, Product
+from reconciler.model.manifest import (
+    CatalogOrderSpec,
+    CatalogPackageSpec,
+    ClientPackageSetSpec,
+    ClientPackageSpec,
+    CreditOverride,
+    Item,
+    Product,
+    SetClient,
+)
 from reconciler.model.schema import SCHEMA_VERSION, manifest_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +47,8 @@ VALIDATE_ONLY = {
     "service-in-two-items": "a service in one item only",
     "service-twice-forms": "a service listed twice in its two forms (abc and {id: abc})",
     "expiration-whole-float": "whole numbers written as 1.0 (JSON Schema counts 1.0 as an integer)",
+    "set-duplicate-client": "a client listed once per ClientPackageSet (by id, or by e-mail in any case)",
+    "set-member-dates": "each ClientPackageSet member's dates, once its overrides are applied",
 }
 # Refused by the YAML parser before any schema applies (editors' parsers refuse them too).
 YAML_LEVEL = {"dup-key", "syntax", "tag"}
@@ -161,6 +172,10 @@ def test_every_field_is_documented_with_examples_and_matches_the_models() -> Non
         "Product": (Product, _properties(defs["CatalogPackageSpec"]["properties"]["products"]["items"])),
         "CreditOverride": (CreditOverride,
                            _properties(defs["ClientPackageSpec"]["properties"]["booking_credits"]["items"])),
+        "ClientPackageSetSpec": (ClientPackageSetSpec, _properties(defs["ClientPackageSetSpec"])),
+        "CatalogOrderSpec": (CatalogOrderSpec, _properties(defs["CatalogOrderSpec"])),
+        "SetClient": (SetClient,
+                      defs["ClientPackageSetSpec"]["properties"]["clients"]["items"]["anyOf"][1]["properties"]),
     }
     for name, (model, props) in tables.items():
         assert set(props) == set(model.model_fields), name

@@ -43,6 +43,7 @@ def test_route_table_flags() -> None:
     assert doors.pop("list_catalog_packages") is Door.FALLBACK
     assert doors.pop("get_client_package") is Door.FALLBACK
     assert doors.pop("update_client_package") is Door.FALLBACK
+    assert doors.pop("reorder_packages") is Door.FALLBACK  # the verified recipe's door
     assert doors.pop("list_payment_requests") is Door.FALLBACK
     assert doors.pop("get_payment_request") is Door.FALLBACK
     assert set(doors.values()) == {Door.GATEWAY}
