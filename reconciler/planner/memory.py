@@ -107,6 +107,25 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
     are guarded too: see the count rule in the module docstring."""
     if discovered is None or discovered.unavailable:
         return None
+    doubtful = sorted({*discovered.doubtful.get(client_id, ()), *discovered.doubtful.get(None, ())})
+    if doubtful:
+        shown = ", ".join(doubtful[:5]) + (f" and {len(doubtful) - 5} more" if len(doubtful) > 5 else "")
+        return Problem(
+            address=address, severity="error",
+            message=(f"{len(doubtful)} payment request(s) of client {client_id} for a client package ({shown}) link "
+                     "back to no client package: each may stand for a package vcita holds and the list cannot show, "
+                     "perhaps this one, so creating it could bill the client a second time"),
+            hint=(f"Check the client's packages in vcita: if this one exists, 'reconciler import {address} ID'. "
+                  "'reconciler doctor' checks the second memory of this target."))
+    unlisted = discovered.unlisted.get(client_id, ())
+    if unlisted:
+        return Problem(
+            address=address, severity="error",
+            message=(f"vcita's payment request list does not show {len(unlisted)} client package(s) the state tracks "
+                     f"for client {client_id} ({', '.join(unlisted[:5])}): it lags behind or leaves packages out, so "
+                     "not finding this one there proves nothing, and creating it could bill the client a second time"),
+            hint=("Plan again in a few minutes (a new payment request may take a while to appear); if it persists, "
+                  "'reconciler doctor' checks the second memory of this target."))
     want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
     if spec.valid_from is not None:
         want["valid_from"] = spec.valid_from.isoformat()
