@@ -67,9 +67,10 @@ def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
 
 def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actual) -> dict[str, tuple[str, ...]]:
     """Per client searched over all time, the client packages the state tracks for it (each with a
-    price, so each opened a payment request) that the list did not name.  A list that answers but
-    leaves out what is known to exist (it lags, or answers empty) proves nothing by what it leaves
-    out: the planner refuses creates for those clients (``planner/memory.py``)."""
+    price, so each opened a payment request) that the list did not name.  A list that leaves out
+    what is known to exist (it lags) proves nothing by what it leaves out: the planner refuses
+    creates for those clients (``planner/memory.py``).  A list that names none of them at all is
+    no second memory on this target: ``replan`` falls back to the state alone, and says so."""
     out: dict[str, list[str]] = {}
     for rid, obj in actual.client_packages.items():
         client = None if obj is None else str(obj.view.get("client_id"))
@@ -97,7 +98,17 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
         log.warning("second memory unavailable: %s", exc.message)
         discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
     else:
-        discovered = replace(as_discovered(found, list(clients)), unlisted=unlisted(found, clients, actual))
+        missing = unlisted(found, clients, actual)
+        if missing and not found.seen_known and not found.packages:
+            # it showed none of what is known to exist: this target's list is no second memory
+            # (the spec's inference does not hold here, or it answers empty): the state alone, said
+            why = (f"the payment request list named none of the {sum(map(len, missing.values()))} client package(s) "
+                   "the state tracks for the clients searched, each of which opened a payment request: what it does "
+                   "not list proves nothing")
+            log.warning("second memory unavailable: %s", why)
+            discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
+        else:
+            discovered = replace(as_discovered(found, list(clients)), unlisted=missing)
         log.info("second memory: %d client package(s) of %d client(s) found through payment requests",
                  len(found.packages), len(clients))
     return make(replace(actual, discovered=discovered))
