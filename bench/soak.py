@@ -4,6 +4,14 @@
     python bench/soak.py --kill-only --rounds 50  # issue 6's crash test: SIGKILL only
     python bench/soak.py --state-backend postgres --rounds 100   # the state in PostgreSQL
     python bench/soak.py --second-memory --rounds 100   # issue 18: no person looks in vcita
+    python bench/soak.py --list-lag 3 --rounds 100   # the package list lags creation by 3 s
+
+With ``--list-lag SECONDS`` the sandbox's package list shows a new catalog package only that long
+after its creation (API-NOTES §8: vcita's lags up to 20 s; reading by id works at once), and
+every command runs with that bound (``RECONCILER_LIST_LAG_SECONDS``; send window 5 s, clock skew
+0.5 s): a killed apply's catalog create must be adopted after the next plan waited for the list,
+never created twice (with it, a third of the fault sets also lose the answer of most catalog
+creates).  Without it the list does not lag and the bound is 0 (send window 5 s).
 
 With ``--state-backend postgres`` a throwaway PostgreSQL server is started for the soak
 (``tests/support/pg_cluster.py``) and every command keeps the state there (``state =
@@ -152,10 +160,11 @@ class Desired:
             return cp
         return None
 
-    def mutate(self, rng: random.Random, *, grow: tuple[int, int]) -> list[str]:
-        """One round's edits; returns what was done, for the log."""
+    def mutate(self, rng: random.Random, *, grow: tuple[int, int], new_catalog: float = 0.15) -> list[str]:
+        """One round's edits (a new catalog package with probability ``new_catalog``); returns what
+        was done, for the log."""
         done = []
-        if not self.catalog or rng.random() < 0.15:
+        if not self.catalog or rng.random() < new_catalog:
             c = self.new_catalog(rng)
             done.append(f"+{c.name}")
             for _ in range(rng.randint(1, 3)):
@@ -259,6 +268,7 @@ class Tally:
     rebuilds: int = 0  # states deleted and rebuilt with import --discover (--second-memory)
     rebuilt_adopted: int = 0  # client packages those rebuilds adopted
     resolved_by_discovery: int = 0  # pending client-package creates an apply closed without a person
+    list_waits: int = 0  # commands that waited for the lagging list (an interrupted catalog create)
     not_converged: list[int] = field(default_factory=list)
     exit_codes: Counter[int] = field(default_factory=Counter)
     durations: list[float] = field(default_factory=list)
@@ -273,7 +283,7 @@ def _sigkill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
 class Soak:
     def __init__(self, root: Path, sandbox: ServedSandbox, rng: random.Random, *, kill_only: bool,
                  kills: bool, faults: bool, grow: tuple[int, int], verbose: bool, state_dsn: str | None = None,
-                 second_memory: bool = False, rebuild_every: int = 4) -> None:
+                 second_memory: bool = False, rebuild_every: int = 4, list_lag: float = 0.0) -> None:
         self.second_memory = second_memory
         self.rebuild_every = rebuild_every
         self.root = root
@@ -289,6 +299,10 @@ class Soak:
         self.tally = Tally()
         self.business = sandbox.new_business("soak", clients=80, services=4, products=2)
         self.env = sandbox.env(self.business)
+        self.list_lag = list_lag
+        sandbox.op("PUT", "/settings", {"list_lag_seconds": list_lag})
+        self.env.update(RECONCILER_LIST_LAG_SECONDS=str(list_lag), RECONCILER_CREATE_SEND_WINDOW_SECONDS="5",
+                        RECONCILER_CLOCK_SKEW_SECONDS="0.5" if list_lag else "0")
         self.folder = root / "manifests"
         self.folder.mkdir(parents=True)
         self.state_path = self.folder / ".reconciler" / "state.json"
@@ -322,6 +336,7 @@ class Soak:
             os.chdir(old_cwd)
             os.environ.clear()
             os.environ.update(old_env)
+        self.tally.list_waits += "for vcita's package list" in err.getvalue()
         return code, out.getvalue() + err.getvalue()
 
     def apply(self, kill: tuple[str, float, int] | None) -> tuple[int | None, str, float]:
@@ -366,6 +381,7 @@ class Soak:
         took = time.perf_counter() - t0
         self.tally.applies += 1
         out = "".join(lines)
+        self.tally.list_waits += "for vcita's package list" in out
         if proc.returncode == -signal.SIGKILL:
             self.tally.kills += 1
             return None, out, took
@@ -454,7 +470,8 @@ class Soak:
 
     def round(self, r: int) -> None:
         grow = self.grow
-        done = self.desired.mutate(self.rng, grow=grow)
+        # with a lagging list, more catalog creates (whose recovery is what the lag endangers)
+        done = self.desired.mutate(self.rng, grow=grow, new_catalog=0.4 if self.list_lag else 0.15)
         if self.flows and self.rng.random() < 0.2:
             done += self.desired.rename(self.rng)
             self.tally.renames += 1
@@ -487,6 +504,10 @@ class Soak:
             faulty = self.faults and attempt <= 3 and self.rng.random() < 0.8
             if faulty:
                 faults = random_faults(self.rng)
+                if self.list_lag and self.rng.random() < 0.35:
+                    # a catalog create executed whose answer is lost: recovered under the list's lag
+                    faults.append({"method": "POST", "path": "/platform/v1/payment/packages", "door": "*",
+                                   "drop_after_commit": True, "rate": 0.6})
                 self.sandbox.clear_faults()
                 for f in faults:
                     self.sandbox.add_fault(**f)
@@ -560,6 +581,7 @@ class Soak:
         untracked_remote = sum(1 for cp in remote if cp["id"] not in tracked_ids)
 
         # catalog packages, per name
+        self.sandbox.op("PUT", "/settings", {"list_lag_seconds": 0})  # every package listed, however new
         names = self._remote_catalog_names()
         for c in self.desired.catalog.values():
             n = names.get(c.title, 0)
@@ -588,7 +610,8 @@ class Soak:
 
 def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills: bool = True, faults: bool = True,
          grow: tuple[int, int] = (1, 4), verbose: bool = False, workdir: Path | None = None,
-         state_backend: str = "local", second_memory: bool = False, rebuild_every: int = 4) -> dict[str, Any]:
+         state_backend: str = "local", second_memory: bool = False, rebuild_every: int = 4,
+         list_lag: float = 0.0) -> dict[str, Any]:
     """Run the soak; returns the counts (see the module's docstring)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -604,7 +627,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
         with ServedSandbox(root / "sandbox" / "sandbox.db") as sandbox:
             s = Soak(root / "work", sandbox, rng, kill_only=kill_only, kills=kills or kill_only,
                      faults=faults and not kill_only, grow=grow, verbose=verbose, state_dsn=dsn,
-                     second_memory=second_memory, rebuild_every=rebuild_every)
+                     second_memory=second_memory, rebuild_every=rebuild_every, list_lag=list_lag)
             for r in range(1, rounds + 1):
                 s.round(r)
                 s.tally.rounds = r
@@ -617,6 +640,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
                   unlocks=t.unlocks, locked_refusals=t.locked, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten,
                   fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
                   partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
+                  list_lag=list_lag, list_waits=t.list_waits,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes), rebuilds=t.rebuilds,
                   rebuilt_adopted=t.rebuilt_adopted, resolved_by_discovery=t.resolved_by_discovery,
                   second_memory=second_memory,
@@ -638,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="no person looks in vcita: lost answers are resolved by discovery, and the state is "
                              "deleted and rebuilt with 'import --discover' every --rebuild-every rounds")
     parser.add_argument("--rebuild-every", type=int, default=4, metavar="N")
+    parser.add_argument("--list-lag", type=float, default=0.0, metavar="SECONDS",
+                        help="the sandbox's package list lags creation by SECONDS (and the commands' bound is that)")
     parser.add_argument("--json", action="store_true", help="also print every count as one JSON line")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -646,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     grow = tuple(args.grow) if args.grow else ((4, 12) if args.kill_only else (1, 4))
     c = soak(args.rounds, seed=args.seed, kill_only=args.kill_only, kills=not args.no_kill, grow=grow,  # type: ignore[arg-type]
              verbose=args.verbose, state_backend=args.state_backend, second_memory=args.second_memory,
-             rebuild_every=args.rebuild_every)
+             rebuild_every=args.rebuild_every, list_lag=args.list_lag)
     print(f"rounds={c['rounds']} duplicates={c['duplicates']} lost={c['lost']} final_changes={c['final_changes']} "
           f"stale_locks={c['unlocks']}" + (
               f" rebuilds={c['rebuilds']} rebuilt_adopted={c['rebuilt_adopted']} "
@@ -656,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
           f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
+          f"list lag {c['list_lag']:g} s ({c['list_waits']} commands waited for the list), "
           f"state backend {c['state_backend']}, {c['unlocks']} stale locks broken, {c['locked_refusals']} runs refused by a lock, "
           f"unknown outcomes resolved: {c['imported']} imported, "
           f"{c['forgotten']} forgotten; {c['client_packages']} client packages and {c['catalog_packages']} "

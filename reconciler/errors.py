@@ -208,6 +208,12 @@ class NotSentError(UnavailableError):
     hint = "Nothing was sent. Run the command again to continue."
 
 
+class SendWindowPassed(NotSentError):
+    """A create was not sent because its pending record is older than the send window (see
+    ``reconciler.listlag``): sending it later would let a recovery conclude "not created" while
+    vcita's list could still be hiding it.  The applier opens a fresh record and tries again."""
+
+
 class ProtocolError(RemoteError):
     hint = "The server's answer is not what the vcita API documents; check the target URLs."
 

@@ -157,7 +157,7 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
             verify = None
             if how.verify and result.state is not None and not stop.reason and not result.unrecorded:
                 verify = await make_plan(api, desired, result.state, target=target, allow_replace=how.allow_replace,
-                                         **{**safety, "history_guard": False})
+                                         **{**safety, "history_guard": False}, settle=False)
     finally:
         await asyncio.to_thread(lock.release)
     counts = {s: result.count(s) for s in ("done", "failed", "skipped", "unknown", "refused")}

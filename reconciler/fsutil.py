@@ -82,9 +82,12 @@ def check_replaceable(path: Path | str) -> None:
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` atomically; the file gets ``mode`` (0600 by default)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     check_replaceable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:  # the folder does not exist yet (made here, not tried on every write)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
@@ -118,10 +121,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def link_replace(src: Path, dst: Path) -> bool:
+def link_replace(src: Path, dst: Path, *, sync_dir: bool = True) -> bool:
     """Make ``dst`` name the file ``src`` names now (a hard link, swapped in atomically), so that
     ``src`` can then be replaced while ``dst`` keeps its old content: a backup without copying a
-    byte.  False when the file system cannot (the caller copies instead)."""
+    byte.  False when the file system cannot (the caller copies instead).  ``sync_dir=False``
+    leaves the directory's sync to the caller (a later rename in the same directory, synced)."""
     check_replaceable(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
     try:
@@ -134,5 +138,6 @@ def link_replace(src: Path, dst: Path) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(dst.parent)
+    if sync_dir:
+        _fsync_dir(dst.parent)
     return True

@@ -350,7 +350,9 @@ class ResolvePendingCreate(Operation):
     ``created``: the state records it already (``remote_id``); the pending record is dropped.
     ``adopt``: it reached vcita (``remote_id``: a catalog package found by name, a client package
     through its payment request) and is tracked now.
-    ``not_created``: it never reached vcita; the create that follows sends it again.
+    ``not_created``: it never reached vcita; the create that follows sends it again.  Concluded
+    from a list read at ``listed_at``, which must not be before ``settled_at`` (from then on the
+    list cannot be hiding it: ``reconciler.listlag``); apply refuses it otherwise.
     ``unknown``: its outcome cannot be known here; apply leaves the address alone until a person
     imports or forgets it (``reason`` says how).
     """
@@ -362,6 +364,8 @@ class ResolvePendingCreate(Operation):
     resolution: Resolution
     remote_id: str | None = None
     remote_fingerprint: str | None = None
+    listed_at: str | None = None
+    settled_at: str | None = None
 
     action: ClassVar[str] = "resolve"
 

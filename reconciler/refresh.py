@@ -4,7 +4,11 @@ One paged list of catalog packages (with items), one GET per tracked client pack
 per distinct client e-mail and one services list — concurrently, through the remote client's
 limits — and the creates an interrupted run left pending (the state's pending records).  The
 list lags behind creation (API-NOTES §8: up to 20 s), so a tracked catalog package missing from it
-is read by id (:func:`read_catalog`) before the planner may call it vanished.
+is read by id (:func:`read_catalog`) before the planner may call it vanished, and when a catalog
+create an interrupted run left pending is not in the list yet, the list is read again until it
+shows up or the list can no longer be hiding it (:func:`read_catalog_settled`,
+``reconciler.listlag``): only then may the planner conclude that it never reached vcita.  That
+wait happens here, while planning, so that what the plan shows is what apply does.
 
 Then the pure planner, which asks the client (:class:`PlanningRemote`) to describe each operation
 as it adds it (method, path, door, body) and whether the target can send it: a request the target
@@ -16,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from reconciler.errors import NotFoundError
+from reconciler.listlag import ListLag, utc_stamp
 from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
@@ -39,6 +44,10 @@ from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
 
 log = logging.getLogger("reconciler.refresh")
+#: what a person running the command should hear of (the CLI prints it; a library user may listen)
+notice = logging.getLogger("reconciler.notice")
+#: the shortest pause between two reads of the list while waiting for it (seconds)
+POLL_SECONDS = 2.0
 
 
 def target_ref(target: Target) -> TargetRef:
@@ -88,12 +97,60 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[Rem
     return listed + found
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def read_catalog_settled(
+    api: VcitaClient, resources: Mapping[str, ResourceState], pending: Sequence[Any], lag: ListLag, *,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, clock: Callable[[], datetime] = _utcnow,
+    wait: bool = True,
+) -> tuple[list[RemoteCatalogPackage], datetime]:
+    """What :func:`read_catalog` reads, and when the read that gave it started, once the list can
+    be trusted about the catalog creates an interrupted run left pending.
+
+    A pending catalog create (of an address the state does not track yet) whose name no untracked
+    package of the list has may still be hidden by the list's lag until ``lag.settled_at(opened_at)``;
+    while one is, the list is read again (every :data:`POLL_SECONDS` at least, or twice as long
+    as a read takes), until each such name shows up or that moment has passed.  The last read
+    starts at or after the moment, so that "not in the list" is then proof of "never created".
+    ``wait=False`` reads once (the planner then calls such a create's outcome unknown).
+    """
+    tracked = {rs.id for a, rs in resources.items() if a.startswith("catalog_package.")}
+    awaited = [it for it in pending if it.kind == "CatalogPackage" and it.address not in resources]
+    said = False
+    while True:
+        listed_at = clock()
+        catalog = await read_catalog(api, tracked)
+        took = (clock() - listed_at).total_seconds()
+        names = {p.name for p in catalog if p.id not in tracked}
+        waiting = []
+        for it in awaited:
+            try:
+                until = lag.settled_at(it.opened_at)
+            except ValueError:
+                continue  # an unreadable time: the planner calls its outcome unknown
+            if str(it.details.get("name")) not in names and until > listed_at:
+                waiting.append((until, it))
+        if not waiting or not wait:
+            return catalog, listed_at
+        until = max(when for when, _ in waiting)
+        if not said:
+            said = True
+            what = ", ".join(f"{it.address} ({str(it.details.get('name'))!r})" for _, it in waiting)
+            notice.info("Waiting up to %.0f s (until %s) for vcita's package list, which lags creation by up "
+                        "to %g s: an interrupted run's create of %s may have reached vcita", (until - clock())
+                        .total_seconds(), until.strftime("%H:%M:%S UTC"), lag.lag, what)
+        remaining = (until - clock()).total_seconds()
+        await sleep(max(0.05, min(max(POLL_SECONDS, 2 * took), remaining)))
+
+
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                  pending: Sequence[Any] = ()) -> Actual:
+                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True) -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
-    state's pending creates, passed on to the planner."""
+    state's pending creates, passed on to the planner.  ``settle``: wait for the list where it may
+    still hide a pending catalog create (:func:`read_catalog_settled`)."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
-    catalog_ids = [rs.id for addr, rs in resources.items() if addr.startswith("catalog_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
     # A directory-only target cannot list services (staff only): services are then not checked.
@@ -108,8 +165,9 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
             return None
         return frozenset(s.id for s in await api.list_services())
 
-    catalog, client_pkgs, by_email, service_ids = await asyncio.gather(
-        read_catalog(api, catalog_ids),
+    lag = lag or getattr(api.target, "list_lag", None) or ListLag()
+    (catalog, listed_at), client_pkgs, by_email, service_ids = await asyncio.gather(
+        read_catalog_settled(api, resources, pending, lag, wait=settle),
         api.get_client_packages(cp_ids),
         clients_by_email(),
         services(),
@@ -122,6 +180,8 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         service_ids=service_ids,
         refreshed=True,
         pending=tuple(pending),
+        catalog_listed_at=utc_stamp(listed_at),
+        list_lag=lag,
     )
 
 
@@ -175,17 +235,19 @@ async def make_plan(
     partial: bool = False,
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
+    settle: bool = True,
 ) -> Plan:
     """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
     interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
-    ``max_payment_requests`` bounds what the plan may open."""
+    ``max_payment_requests`` bounds what the plan may open; ``settle=False`` does not wait for a
+    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome)."""
     pending = tuple(state.pending.values())
     if no_refresh:
         actual = from_state(state.resources, pending)
     else:
-        actual = await refresh(api, desired, state.resources, pending)
+        actual = await refresh(api, desired, state.resources, pending, settle=settle)
     actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(

@@ -34,6 +34,7 @@ from reconciler.errors import (
     OutcomeUnknownError,
     PlanFileError,
     RemoteError,
+    SendWindowPassed,
     StateError,
     proves_not_executed,
 )
@@ -46,7 +47,9 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
+from reconciler.listlag import ListLag, parse_utc
 from reconciler.remote.client import VcitaClient
+from reconciler.remote.dispatch import send_by
 from reconciler.state import (
     PendingCreate,
     ResourceState,
@@ -57,6 +60,8 @@ from reconciler.state import (
 )
 
 Status = Literal["done", "failed", "skipped", "unknown", "refused"]
+#: how many pending records a create may go through when it keeps outwaiting its send window
+SEND_TRIES = 3
 
 
 @dataclass
@@ -147,6 +152,9 @@ class Applier:
         self._began: dict[str, float] = {}
         #: why nothing more may be sent ("" while the run goes on): see stop()
         self.stopping = ""
+        lag = getattr(getattr(api, "target", None), "list_lag", None)
+        #: seconds within which a create must leave after its pending record (reconciler.listlag)
+        self.send_window = (lag if isinstance(lag, ListLag) else ListLag()).send_window
 
     def stop(self, why: str = "apply was interrupted") -> None:
         """Send nothing more: operations not yet sent end as skipped ("not sent"); those in flight
@@ -205,6 +213,11 @@ class Applier:
         for op in ops:
             if isinstance(op, ResolvePendingCreate) and op.resolution == "unknown":
                 return op.reason
+            if isinstance(op, ResolvePendingCreate) and op.resolution == "not_created" and op.kind == "CatalogPackage" \
+                    and not _listed_after_settling(op):
+                return (f"the plan concludes that an interrupted create of {address} never reached vcita from a "
+                        f"package list read ({op.listed_at or 'at an unknown time'}) before the list could show it "
+                        f"({op.settled_at or 'unknown'}); make a new plan")
         resolved = {op.intent_id for op in ops if isinstance(op, ResolvePendingCreate)}
         open_now = {it.id: it for it in pending}
         if resolved - set(open_now):
@@ -244,7 +257,10 @@ class Applier:
         catalog = {rid for op in ops if op.kind == "CatalogPackage" for rid in op.remote_ids}
         clients = {rid for op in ops if op.kind == "ClientPackage" for rid in op.remote_ids}
         if catalog:
-            listed = {p.id: p for p in await self.api.list_catalog_packages(include_items=True)}
+            # the list lags creation (API-NOTES §8): what it does not show yet is read by id
+            from reconciler.refresh import read_catalog
+
+            listed = {p.id: p for p in await read_catalog(self.api, sorted(catalog))}
             for rid in catalog:
                 p = listed.get(rid)
                 out[rid] = fingerprint(nz.catalog_remote(p)) if p else None
@@ -342,6 +358,10 @@ class Applier:
             except _NotSent as e:
                 self._end(address, action, "skipped", f"not sent: {e}", started=started)
                 return
+            except SendWindowPassed:
+                self._end(address, action, "skipped", f"not sent: it waited longer than its send window "
+                          f"({self.send_window:g} s) {SEND_TRIES} times; run apply again", started=started)
+                return
             except NotSentError:
                 self._end(address, action, "skipped", f"not sent: {self.stopping or 'the run is stopping'}",
                           started=started)
@@ -398,28 +418,45 @@ class Applier:
 
     async def pending_create(self, op: Operation, details: dict[str, Any]) -> tuple[str, Any]:
         """Record the create as pending in the state, then send it, inside the create gate: a
-        pending record is written only shortly before its request goes out."""
+        pending record is written only shortly before its request goes out.
+
+        The request must leave within the target's send window of its record
+        (``reconciler.listlag``: what bounds how long a recovery waits for vcita's list); one held
+        back longer (a long Retry-After) is not sent, its record is closed (it never left) and a
+        fresh one is opened, up to :data:`SEND_TRIES` times."""
         async with self._create_gate:
-            if self.stopping:
-                raise _NotSent(self.stopping)
-            self._began[op.address] = time.perf_counter()
-            digest = request_digest(self.api.describe(op)[0].body)
-            intent = await self.commit.open_intent(op.address, op.kind, digest, details)
-            if self.stopping:  # asked to stop while its pending record was written: never sent
-                self.commit.close_intent(intent, "failed")
-                raise _NotSent(self.stopping)
-            try:
-                return intent, await self.api.execute(op)
-            except RemoteError as exc:
-                if proves_not_executed(exc):
+            for tries_left in range(SEND_TRIES - 1, -1, -1):
+                if self.stopping:
+                    raise _NotSent(self.stopping)
+                self._began[op.address] = time.perf_counter()
+                digest = request_digest(self.api.describe(op)[0].body)
+                window = time.monotonic() + self.send_window  # before the record's opened_at is taken
+                intent = await self.commit.open_intent(op.address, op.kind, digest, details)
+                if self.stopping:  # asked to stop while its pending record was written: never sent
                     self.commit.close_intent(intent, "failed")
-                    raise
-                if isinstance(exc, OutcomeUnknownError):
-                    raise
-                # Not proof that nothing was created (e.g. an answer of unexpected shape): the
-                # intent stays open and the create is never repeated on its own.
-                raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
-                                          status=exc.status) from exc
+                    raise _NotSent(self.stopping)
+                token = send_by.set(window)
+                try:
+                    return intent, await self.api.execute(op)
+                except SendWindowPassed:
+                    self.commit.close_intent(intent, "failed")  # it never left
+                    if not tries_left:
+                        raise
+                    self.note(op.address, "its create waited longer than its send window without being sent; "
+                                          "recording it as pending again")
+                except RemoteError as exc:
+                    if proves_not_executed(exc):
+                        self.commit.close_intent(intent, "failed")
+                        raise
+                    if isinstance(exc, OutcomeUnknownError):
+                        raise
+                    # Not proof that nothing was created (e.g. an answer of unexpected shape): the
+                    # intent stays open and the create is never repeated on its own.
+                    raise OutcomeUnknownError(f"{exc.message}; it may have been executed", request=exc.request,
+                                              status=exc.status) from exc
+                finally:
+                    send_by.reset(token)
+        raise AssertionError("unreachable")
 
     async def record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
         """Track ``pkg`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
@@ -434,6 +471,17 @@ class Applier:
         rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
                            booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
         await self.commit.put(address, rs, settles=settles)
+
+
+def _listed_after_settling(op: ResolvePendingCreate) -> bool:
+    """Whether the list read that found no package of ``op``'s create started once the list could
+    no longer be hiding one (``reconciler.listlag``)."""
+    if not op.listed_at or not op.settled_at:
+        return False
+    try:
+        return parse_utc(op.listed_at) >= parse_utc(op.settled_at)
+    except ValueError:
+        return False
 
 
 def _say(done: list[steps.Step]) -> str:

@@ -152,11 +152,20 @@ def _print_library_warnings(console: Console) -> None:
         def emit(self, record: logging.LogRecord) -> None:
             console.warn(record.getMessage())
 
-    logger = logging.getLogger("reconciler.permissions")
-    for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:
-        logger.removeHandler(h)  # one handler, this run's
-    logger.addHandler(WarningLines(logging.WARNING))
-    logger.propagate = False  # printed once, even with -v
+    class NoticeLines(logging.Handler):
+        reconciler_warning_lines = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            console.info(record.getMessage())
+
+    for name, handler in (("reconciler.permissions", WarningLines(logging.WARNING)),
+                          ("reconciler.notice", NoticeLines(logging.INFO))):  # e.g. a wait for the list
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:
+            logger.removeHandler(h)  # one handler, this run's
+        logger.addHandler(handler)
+        logger.setLevel(handler.level)
+        logger.propagate = False  # printed once, even with -v
 
 
 def _register() -> None:

@@ -182,7 +182,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
                     verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace,
-                                             **{**safety, "history_guard": False})
+                                             **{**safety, "history_guard": False}, settle=False)
                 return plan, result, verify
 
         plan, result, verify = run_async(go())

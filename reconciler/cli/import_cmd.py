@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
 
 from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
+
+T = TypeVar("T")
 
 
 @click.command("import")
@@ -45,8 +48,6 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     their unique display name), in one state write; packages matching nothing are listed.
     """
     from reconciler.adopt import adopt_many, read_pairs
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import target_ref
 
     if discover:
         if from_file is not None or address or remote_id:
@@ -57,31 +58,19 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     if from_file is None and not (address and remote_id):
         raise click.UsageError("give ADDRESS and ID (or --from FILE)")
     pairs = read_pairs(from_file) if from_file is not None else [(str(address), str(remote_id))]
-    paths = manifest_paths(manifests)
-    desired = load_manifests(paths)
-    target = resolve(kw, paths)
-    store = open_state(kw, paths, state_path, target)
-    with store.lock("import"):
-        state = store.load()
-        store.check_target(state, target_ref(target))
-        if state.target is None:
-            state = state.for_target(target_ref(target))
-
-        async def go() -> Any:
-            async with client_for(target, kw) as api:
-                return await adopt_many(api, desired, state, pairs, store)
-
-        _, described = run_async(go())
+    _, described = _with_state(manifests, state_path, kw,
+                               lambda api, desired, state, store: adopt_many(api, desired, state, pairs, store))
     for (addr, _), what in zip(pairs, described):
         obj.console.out(f"{addr}: imported {what}", style="green")
     return 0
 
 
-def _discover(obj: Any, manifests: tuple[str, ...], state_path: str | None, kw: dict[str, Any]) -> int:
-    from reconciler.discover_import import discover_and_adopt
+def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str, Any],
+                work: Callable[[Any, Any, Any, Any], Awaitable[T]]) -> T:
+    """``work(api, desired, state, store)`` under the state's lock, for the target the manifests
+    and flags name (a state of another target is refused first)."""
     from reconciler.manifest import load_manifests
     from reconciler.refresh import target_ref
-    from reconciler.safetext import printable
 
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
@@ -93,11 +82,18 @@ def _discover(obj: Any, manifests: tuple[str, ...], state_path: str | None, kw: 
         if state.target is None:
             state = state.for_target(target_ref(target))
 
-        async def go() -> Any:
+        async def go() -> T:
             async with client_for(target, kw) as api:
-                return await discover_and_adopt(api, desired, state, store)
+                return await work(api, desired, state, store)
 
-        result = run_async(go())
+        return run_async(go())
+
+
+def _discover(obj: Any, manifests: tuple[str, ...], state_path: str | None, kw: dict[str, Any]) -> int:
+    from reconciler.discover_import import discover_and_adopt
+    from reconciler.safetext import printable
+
+    result = _with_state(manifests, state_path, kw, discover_and_adopt)
     say = obj.console.out
     assert result.discovery is not None
     for search in result.discovery.searches:

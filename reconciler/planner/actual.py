@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.listlag import ListLag
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.planner import normalize as nz
 
@@ -80,6 +81,10 @@ class Actual:
     services_unchecked: str | None = None
     #: client packages found through payment requests (None: not looked for)
     discovered: Discovered | None = None
+    #: when the read of the catalog list that ``catalog_packages`` comes from started (UTC, ISO
+    #: 8601; None: not read), and how long that list may hide a new package (reconciler.listlag)
+    catalog_listed_at: str | None = None
+    list_lag: ListLag = field(default_factory=ListLag)
 
 
 def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:

@@ -7,8 +7,10 @@ carries out, deciding nothing:
 
 * the state already records the address: ``created``, for a catalog package;
 * a catalog package (they can be listed): exactly one untracked package with the create's name is
-  ``adopt``-ed; none means the create never reached vcita (``not_created``: the plan's create
-  sends it again); several cannot be told apart (``unknown``);
+  ``adopt``-ed; none, in a list read once the list could no longer be hiding it
+  (``reconciler.listlag``: the refresh waits for that), means the create never reached vcita
+  (``not_created``: the plan's create sends it again); none in a list read earlier proves
+  nothing (``unknown``: plan again later); several cannot be told apart (``unknown``);
 * a client package is looked for in vcita's payment requests (the second memory, ``memory.py``):
   exactly one match is ``adopt``-ed; otherwise its outcome is ``unknown`` until a person checks
   vcita and imports or forgets it; apply leaves the address alone meanwhile.
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
+from reconciler.listlag import parse_utc, utc_stamp
 from reconciler.operations import ABSENT, ExpectedState, ResolvePendingCreate
 from reconciler.planner.actual import Actual, PendingLike
 
@@ -64,8 +67,23 @@ def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: C
             expects=ABSENT,
             reason=f"an interrupted run had created {found[0]} ({name!r}, {since}) without hearing back: it is adopted")
     if not found:
+        try:
+            settled = actual.list_lag.settled_at(it.opened_at)
+        except ValueError:
+            return ResolvePendingCreate(
+                **base, resolution="unknown",
+                reason=(f"unknown outcome of an earlier create ({since}) of a catalog package named {name!r}: its "
+                        f"time cannot be read, so vcita's lagging list proves nothing; adopt it with 'reconciler "
+                        f"import {it.address} ID' or drop it with 'reconciler state forget-intent {it.address}'"))
+        when = {"listed_at": actual.catalog_listed_at, "settled_at": utc_stamp(settled)}
+        if actual.catalog_listed_at is None or parse_utc(actual.catalog_listed_at) < settled:
+            return ResolvePendingCreate(
+                **base, resolution="unknown", **when,
+                reason=(f"unknown outcome of an earlier create ({since}) of a catalog package named {name!r}: "
+                        f"vcita's package list, which lags creation, may not show it before {when['settled_at']}; "
+                        "plan again after that"))
         return ResolvePendingCreate(
-            **base, resolution="not_created", expects=ABSENT,
+            **base, resolution="not_created", expects=ABSENT, **when,
             reason=f"an interrupted create ({since}) never reached vcita (no untracked package is named {name!r})")
     return ResolvePendingCreate(
         **base, resolution="unknown",

@@ -40,6 +40,7 @@ from reconciler.errors import (
     ProtocolError,
     RemoteError,
     RequestInfo,
+    SendWindowPassed,
     UnavailableError,
     UnsupportedRouteError,
 )
@@ -87,6 +88,11 @@ class Served:
 #: The Served record of the calling task's most recent request (a ContextVar, so concurrent
 #: tasks each see their own).
 last_served: ContextVar[Served | None] = ContextVar("reconciler_remote_last_served", default=None)
+#: The calling task's send window (``time.monotonic()`` deadline, or None): no attempt of its
+#: request leaves after it (``SendWindowPassed``, a "not sent").  The applier sets it around each
+#: create, so that a create leaves within ``create_send_window_seconds`` of its pending record
+#: (``reconciler.listlag``); a retry after a 429 is held to it too.
+send_by: ContextVar[float | None] = ContextVar("reconciler_remote_send_by", default=None)
 
 
 @dataclass(frozen=True)
@@ -397,6 +403,10 @@ class Dispatcher:
         async with self.concurrency.slot() as ticket:
             if self.halted:  # checked after the waits: a request that has not left yet never will
                 raise NotSentError(f"{info.describe()}: not sent ({self.halted})", request=info)
+            deadline = send_by.get()
+            if deadline is not None and time.monotonic() > deadline:
+                raise SendWindowPassed(f"{info.describe()}: not sent: its send window passed while it waited",
+                                       request=info)
             t0 = time.perf_counter()
             try:
                 request = httpx.Request(route.method, self._url(door, path, params), params=params,

@@ -27,6 +27,8 @@ _TOML_KEYS = {
     "directory_token_file",
     "state", "state_dsn_env",  # the state backend of this target (reconciler.backends.config)
 }
+#: numbers of seconds (checked by reconciler.listlag.ListLag.from_settings)
+_NUMBER_KEYS = {"list_lag_seconds", "create_send_window_seconds", "clock_skew_seconds"}
 
 
 def find_project_file(cwd: Path) -> Path | None:
@@ -63,6 +65,8 @@ def load_project_targets(cwd: Path) -> tuple[dict[str, dict[str, Any]], str | No
             if key == ROUTES_KEY:
                 table[key] = parse_route_pins(value, where=f"{path}: [targets.{name}]")
                 continue
+            if key in _NUMBER_KEYS:
+                continue
             if key not in _TOML_KEYS:
                 if "token" in key.lower() or "secret" in key.lower() or "password" in key.lower():
                     raise ConfigError(
@@ -72,7 +76,7 @@ def load_project_targets(cwd: Path) -> tuple[dict[str, dict[str, Any]], str | No
                     )
                 raise ConfigError(
                     f"{path}: [targets.{name}] has an unknown key {key!r}",
-                    hint="Known keys: " + ", ".join(sorted(_TOML_KEYS | {ROUTES_KEY})),
+                    hint="Known keys: " + ", ".join(sorted(_TOML_KEYS | _NUMBER_KEYS | {ROUTES_KEY})),
                 )
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{path}: [targets.{name}] {key} must be a non-empty string")

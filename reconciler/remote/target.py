@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
+from reconciler.listlag import ListLag
 from reconciler.safetext import register_secret
 from reconciler.remote.project import (
     PROJECT_FILE,
@@ -161,6 +162,8 @@ class Target:
     db_path: Path | None = field(default=None, compare=False)
     #: (route name, pin) pairs, sorted by name
     route_pins: tuple[tuple[str, RoutePin], ...] = ()
+    #: how long the package list may hide a new catalog package (``reconciler.listlag``)
+    list_lag: ListLag = field(default_factory=ListLag, compare=False)
 
     def __post_init__(self) -> None:
         if self.staff_token is None and self.directory_token is None:
@@ -279,8 +282,24 @@ def resolve_target(
     when neither flags, environment nor ``reconciler.toml`` select one (e.g. a manifests folder's
     ``target.toml``); the embedded sandbox comes after it, and only when nothing at all is
     configured.  Raises :class:`ConfigError` with an actionable message when the combination is
-    incomplete, empty or unsafe.
+    incomplete, empty or unsafe.  The list-lag settings (``reconciler.listlag``) come from the
+    target's table and ``RECONCILER_*`` variables, for every kind of target.
     """
+    found: dict[str, Any] = {}
+    target = _resolve(flags=flags, env=env, cwd=cwd, target_name=target_name, unselected=unselected, found=found)
+    lag = ListLag.from_settings(found.get("table", {}), env, where=f"[targets.{target.name}]")
+    return target if lag == target.list_lag else replace(target, list_lag=lag)
+
+
+def _resolve(
+    *,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    target_name: str | None,
+    unselected: Callable[[], Target | None] | None,
+    found: dict[str, Any],
+) -> Target:
     flags = {k: v for k, v in flags.items() if v not in (None, "")}
     if target_name == EMBEDDED_NAME:
         return _embedded_target(flags, {}, cwd, forced=True)
@@ -298,6 +317,7 @@ def resolve_target(
                 hint=f"Add a [targets.{name}] table to {PROJECT_FILE}, or use --target {EMBEDDED_NAME}.",
             )
         table = targets[name]
+    found["table"] = table  # its list-lag settings, read by resolve_target
     toml_dir = toml_path.parent
 
     def pick(flag: str, env_key: str, toml_key: str) -> str | None:

@@ -57,6 +57,7 @@ def run_case(case: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-d
         service_ids=frozenset(services) if services is not None else None,
         refreshed=bool(case.get("refreshed", True)),
         pending=tuple(Pending(**p) for p in case.get("pending") or ()),
+        catalog_listed_at=str(case.get("listed_at", "2026-11-21T00:00:00Z")),
     )
     if not case.get("refreshed", True):  # --no-refresh: what state says was last applied
         actual = from_state(state, actual.pending)
