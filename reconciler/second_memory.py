@@ -122,7 +122,8 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
     if not creates or not plan.refreshed:
         return
     owned = {rs.id for rs in resources.values()} | {r.id for r in archived.values()}
-    try:
+    owned |= {str(rid) for op in plan.operations if isinstance(rid := getattr(op, "remote_id", None), str)}
+    try:  # (the packages the plan itself adopts are the plan's, not new)
         found = await discover(api, {op.client_id: None for op in creates}, known=owned)
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable at apply: %s", exc.message)

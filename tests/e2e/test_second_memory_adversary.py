@@ -281,3 +281,20 @@ def test_a_saved_plan_is_refused_when_vcita_got_its_package_since(
     code, out, err = cli("import", "--discover")
     assert code == 0 and "8 client package(s) adopted" in out, out + err
     assert cli("plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_saved_plan_that_adopts_a_lost_answer_and_sells_a_repeat_applies_once(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # the re-check before apply knows the package the plan itself adopts: not "new since the plan"
+    cp, _ = _lost_answer(workdir, cli, operator, demo)
+    _add_repeat(workdir)
+    code, out, err = cli("plan", "--out", "plan.json", "--format", "json")
+    assert code == 0, out + err
+    ops = {op["address"]: op["op"] for op in json.loads(out)["operations"]}
+    assert ops == {"client_package.alice-piano": "resolve_pending_create",
+                   "client_package.alice-piano-renewal": "create_client_package"}
+    code, out, err = cli("apply", "plan.json")
+    assert code == 0, out + err
+    assert _state(workdir)["resources"]["client_package.alice-piano"]["id"] == cp
+    assert len(client_packages(operator, demo)) == 2
+    assert cli("plan", "--detailed-exitcode")[0] == 0
