@@ -12,8 +12,11 @@ A saved plan is applied later: :func:`recheck_saved` looks again, just before ap
 for the clients it creates for, and refuses the plan when vcita now holds a package of a planned
 create's identity that the state does not know (another runner's apply, an assignment in the UI).
 
-When the API does not serve the list as the spec says, the plan falls back to what the state alone
-knows, and says so (a warning when it creates client packages).  Transient failures (5xx, 429,
+A list that leaves out packages the state tracks for a client (it lags) cannot vouch for that
+client: its creates are refused (``Discovered.unlisted``).  When the API does not serve the list as
+the spec says (refused, another shape, nothing links back, or it names none of the packages the
+state tracks for the clients searched), the plan falls back to what the state alone knows, and
+says so (a warning when it creates client packages).  Transient failures (5xx, 429,
 timeouts after every retry) fail the plan: a guard that could not look is not skipped.
 """
 
@@ -21,9 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 from reconciler.errors import PlanFileError
 from reconciler.operations import CreateClientPackage, ResolvePendingCreate
