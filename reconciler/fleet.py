@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.progress import ProgressSink, Tally
 from reconciler.remote.target import (
     ROUTES_KEY,
     Secret,
@@ -180,9 +181,12 @@ def _token(table: Mapping[str, str], kind: str, path: Path, env: Mapping[str, st
 
 
 async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awaitable[Outcome]],
-                  jobs: int = 8) -> list[Outcome]:
-    """``work`` for every business, ``jobs`` at a time; an error becomes that business's outcome."""
+                  jobs: int = 8, progress: ProgressSink | None = None, phase: str = "businesses") -> list[Outcome]:
+    """``work`` for every business, ``jobs`` at a time; an error becomes that business's outcome.
+    ``progress`` gets one event per business finished (``last``: its name and status)."""
     gate = asyncio.Semaphore(jobs)
+    tally = Tally(progress, phase, len(businesses))
+    tally.add(0)
 
     async def one(b: Business) -> Outcome:
         async with gate:
@@ -195,6 +199,7 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
                 out = Outcome(b.name, str(b.path), status="error",
                               error=f"internal error: {type(e).__name__}: {e}")
             out.seconds = round(time.perf_counter() - t0, 3)
+            tally.step(f"{b.name}: {out.status}")
             return out
 
     return list(await asyncio.gather(*(one(b) for b in businesses)))

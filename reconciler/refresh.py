@@ -31,6 +31,7 @@ from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
+from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.planner import (
     Actual,
     PlanOptions,
@@ -71,24 +72,35 @@ class RefreshStats:
     requests: int
 
 
-async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str]) -> list[RemoteCatalogPackage]:
+async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tally | None = None,
+                       ) -> list[RemoteCatalogPackage]:
     """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show
     but that exists when read by id (the list lags behind creation, API-NOTES §8).
 
     A tracked id that reading by id does not find either (404, or 422 "not found") is left out:
     only then is it gone.  Any other error of a read by id is raised as it is.
     """
-    listed = await api.list_catalog_packages(include_items=True)
+    tally = tally or Tally(None, "")
+
+    def page_read(page: int, listed: int) -> None:
+        if page > 1:  # the list is one unit of the total until it turns out to have more pages
+            tally.add(1)
+        tally.step(f"catalog packages: {listed} listed")
+
+    listed = await api.list_catalog_packages(include_items=True, on_page=page_read)
     shown = {p.id for p in listed}
     missing = [rid for rid in dict.fromkeys(tracked_ids) if rid and rid not in shown]
     if not missing:
         return listed
+    tally.add(len(missing))
 
     async def by_id(rid: str) -> RemoteCatalogPackage | None:
         try:
             return await api.get_catalog_package(rid)
         except NotFoundError:
             return None
+        finally:
+            tally.step(f"catalog package {rid}")
 
     found = [p for p in await asyncio.gather(*(by_id(rid) for rid in missing)) if p is not None]
     if found:
@@ -104,7 +116,7 @@ def _utcnow() -> datetime:
 async def read_catalog_settled(
     api: VcitaClient, resources: Mapping[str, ResourceState], pending: Sequence[Any], lag: ListLag, *,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, clock: Callable[[], datetime] = _utcnow,
-    wait: bool = True,
+    wait: bool = True, tally: Tally | None = None,
 ) -> tuple[list[RemoteCatalogPackage], datetime]:
     """What :func:`read_catalog` reads, and when the read that gave it started, once the list can
     be trusted about the catalog creates an interrupted run left pending.
@@ -121,7 +133,7 @@ async def read_catalog_settled(
     said = False
     while True:
         listed_at = clock()
-        catalog = await read_catalog(api, tracked)
+        catalog = await read_catalog(api, tracked, tally)
         took = (clock() - listed_at).total_seconds()
         names = {p.name for p in catalog if p.id not in tracked}
         waiting = []
@@ -146,29 +158,43 @@ async def read_catalog_settled(
 
 
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True) -> Actual:
+                  pending: Sequence[Any] = (), lag: ListLag | None = None, *, settle: bool = True,
+                  progress: ProgressSink | None = None, phase: str = "refreshing") -> Actual:
     """Read what the planner needs from the remote business, concurrently; ``pending`` are the
     state's pending creates, passed on to the planner.  ``settle``: wait for the list where it may
-    still hide a pending catalog create (:func:`read_catalog_settled`)."""
+    still hide a pending catalog create (:func:`read_catalog_settled`).  ``progress`` gets one
+    event per read finished (the catalog list, each client package, each e-mail looked up, the
+    services)."""
     cp_ids = [rs.id for addr, rs in resources.items() if addr.startswith("client_package.")]
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values()
                      if d.spec.client.email})
     # A directory-only target cannot list services (staff only): services are then not checked.
     need_services = bool(desired.catalog_packages) and api.can("list_services")
+    tally = Tally(progress, phase, 1 + len(set(cp_ids)) + len(emails) + int(need_services))
+    tally.add(0)  # the total, before the first read ends
+    address_of = {rs.id: addr for addr, rs in resources.items()}
 
     async def clients_by_email() -> dict[str, str | None]:
-        found = await asyncio.gather(*(api.find_client_by_email(e) for e in emails))
+        async def one(email: str) -> Any:
+            try:
+                return await api.find_client_by_email(email)
+            finally:
+                tally.step("a client looked up by e-mail")
+
+        found = await asyncio.gather(*(one(e) for e in emails))
         return {e: (c.id if c else None) for e, c in zip(emails, found)}
 
     async def services() -> frozenset[str] | None:
         if not need_services:
             return None
-        return frozenset(s.id for s in await api.list_services())
+        listed = frozenset(s.id for s in await api.list_services())
+        tally.step("services")
+        return listed
 
     lag = lag or getattr(api.target, "list_lag", None) or ListLag()
     (catalog, listed_at), client_pkgs, by_email, service_ids = await asyncio.gather(
-        read_catalog_settled(api, resources, pending, lag, wait=settle),
-        api.get_client_packages(cp_ids),
+        read_catalog_settled(api, resources, pending, lag, wait=settle, tally=tally),
+        api.get_client_packages(cp_ids, on_each=lambda uid: tally.step(address_of.get(uid, uid))),
         clients_by_email(),
         services(),
     )
@@ -236,18 +262,22 @@ async def make_plan(
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
     settle: bool = True,
+    progress: ProgressSink | None = None,
+    phase: str = "refreshing",
 ) -> Plan:
     """Refresh (unless ``no_refresh``) and plan; the state's pending creates (left by an
     interrupted run) are resolved by the plan.  ``partial``: the manifests are part of what the
     state tracks (nothing outside is archived); ``history_guard`` (default: any target but the
     embedded sandbox) refuses client-package creates against a business the state does not know;
     ``max_payment_requests`` bounds what the plan may open; ``settle=False`` does not wait for a
-    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome)."""
+    lagging list (a verification: a pending catalog create it may hide is then of unknown outcome);
+    ``progress`` gets the refresh's reads as they end, under the name ``phase``."""
     pending = tuple(state.pending.values())
     if no_refresh:
         actual = from_state(state.resources, pending)
     else:
-        actual = await refresh(api, desired, state.resources, pending, settle=settle)
+        actual = await refresh(api, desired, state.resources, pending, settle=settle, progress=progress,
+                               phase=phase)
     actual = replace(actual, services_unchecked=services_unchecked(api))
     now = datetime.now(UTC)
     opts = PlanOptions(
@@ -268,4 +298,6 @@ async def make_plan(
     # cannot resolve a lost answer of; the plan is made again with what it finds.
     from reconciler.second_memory import replan
 
+    if progress is not None and not no_refresh:  # a phase of unknown length: named, not counted
+        progress(Progress("checking payment requests", 0, None))
     return await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))

@@ -324,7 +324,8 @@ def test_ctrl_c_at_the_prompt_exits_130_and_applies_nothing(tmp_path: Path) -> N
 
 
 def test_state_commands_default_folder_is_the_states() -> None:
-    from reconciler.cli import state_cmds
+    from reconciler.cli import state_cmds, state_transfer_cmd
     from reconciler.state import DEFAULT_MANIFESTS
 
     assert state_cmds.DEFAULT_MANIFESTS == DEFAULT_MANIFESTS  # a copy, to keep pydantic out of --help
+    assert state_transfer_cmd.DEFAULT_MANIFESTS == DEFAULT_MANIFESTS

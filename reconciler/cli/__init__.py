@@ -180,6 +180,7 @@ def _register() -> None:
     cli.add_command(manifest_cmds.validate)
     cli.add_command(manifest_cmds.schema)
     cli.add_command(plan_cmd.plan)
+    cli.add_command(plan_cmd.show)
     cli.add_command(apply_cmd.apply)
     cli.add_command(import_cmd.import_)
     cli.add_command(state_cmds.state)

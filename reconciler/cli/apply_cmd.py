@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
@@ -74,8 +73,9 @@ def read_plan(path: str) -> Any:
 @click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
 @click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
               help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json prints one JSON event per line (a stream for tools).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
+                   "pull request once done (the progress lines go to stderr).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
 @safety_options
 @shard_option
@@ -132,14 +132,21 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if saved is None and not auto_approve and not interactive:
         raise ConfigError("apply needs a confirmation, and there is no terminal to ask in",
                           hint="Review 'reconciler plan' and re-run with --auto-approve, or apply a saved plan file.")
-    bar = _ProgressBar(enabled=fmt == "text" and sys.stdout.isatty() and not console.quiet)
+    from reconciler.cli.progress import ApplyBar, Spinner
+
+    bar = ApplyBar(enabled=fmt == "text" and sys.stdout.isatty() and not console.quiet)
+    spinner = Spinner(console)
 
     def on_event(ev: Any) -> None:
         if fmt == "json":
             click.echo(json.dumps(ev.as_dict()))
             return
+        if fmt == "markdown":  # stdout is the report: the log of the run goes to stderr
+            if ev.kind == "note" or ev.kind == "end":
+                console.info(f"{ev.address}: {ev.message}")
+            return
         if ev.kind == "note":
-            bar.pause(lambda: console.info(f"{ev.address}: {ev.message}"))
+            console.info(f"{ev.address}: {ev.message}")
         elif ev.kind == "start":
             bar.started(ev.address)
         elif ev.kind == "end":
@@ -147,7 +154,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             took = f" in {ev.elapsed:.2f} s" if ev.elapsed else ""
             style = {"done": "green", "failed": "red", "unknown": "bold red", "refused": "red", "skipped": "yellow"}
             line = f"{ev.address}: {ev.message}{door}{took}"
-            bar.finished(line, style.get(ev.status or ""), lambda: console.out(line, style=style.get(ev.status or "")))
+            bar.finished(ev.address, ev.status or "", line, style.get(ev.status or ""),
+                         lambda: console.out(line, style=style.get(ev.status or "")))
 
     interrupted: list[signal.Signals] = []
     with store.lock("apply"):
@@ -160,13 +168,19 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             async with client_for(target, kw) as api:
                 plan = saved
                 if plan is None:
-                    plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
-                                           **safety)
+                    with spinner.showing("refreshing"):
+                        plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
+                                               progress=spinner, **safety)
                     if fmt == "text":
                         print_plan(console, plan, "text")
                     if not plan.has_changes or plan.errors:
                         return plan, None, None
                     if not auto_approve:
+                        if fmt != "text":  # stdout is kept for the report: the plan asked about goes to stderr
+                            from reconciler.render import render
+                            from reconciler.safetext import printable
+
+                            sys.stderr.write(printable(render(plan, "text"), keep="\n\t"))
                         prompt = f"Apply these changes to business {target.business_id}?"
                         if not confirm(prompt):
                             raise click.exceptions.Abort()
@@ -181,14 +195,22 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
-                    verify = await make_plan(api, desired, result.state, target=target, allow_replace=allow_replace,
-                                             **{**safety, "history_guard": False}, settle=False)
+                    with spinner.showing("verifying"):
+                        verify = await make_plan(api, desired, result.state, target=target,
+                                                 allow_replace=allow_replace, progress=spinner, phase="verifying",
+                                                 settle=False, **{**safety, "history_guard": False})
                 return plan, result, verify
 
         plan, result, verify = run_async(go())
     if result is None:
         if saved is not None and not plan.has_changes:
             console.info("The saved plan has no changes: nothing to apply.")
+        if fmt == "markdown":
+            from reconciler.render.apply_md import escape
+
+            errors = [f"- `{escape(p.address)}`: {escape(p.message)}" for p in plan.errors]
+            _print_report(plan, {}, "No changes applied." if not plan.errors else
+                          f"Nothing applied: the plan has {len(plan.errors)} error(s).", errors)
         return exit_codes.for_apply(plan, None, None)
     done, failed = result.count("done"), result.count("failed")
     other = {s: result.count(s) for s in ("skipped", "unknown", "refused")}
@@ -197,6 +219,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if fmt == "json":
         click.echo(json.dumps({"kind": "summary", "ok": result.ok, "done": done, "failed": failed, **other,
                                "remaining_changes": len(verify.addresses) if verify else None}))
+    elif fmt == "markdown":
+        _print_report(plan, result.outcomes, summary, _report_notes(result, verify, interrupted))
     else:
         console.out(summary, style="bold green" if result.ok else "bold red")
     for address, rid in result.unrecorded:
@@ -215,39 +239,24 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     return exit_codes.for_apply(plan, result, verify)
 
 
-class _ProgressBar:
-    """A rich progress bar on a terminal (finished lines print above it); plain lines otherwise."""
+def _report_notes(result: Any, verify: Any, interrupted: list[signal.Signals]) -> list[str]:
+    from reconciler.render.apply_md import escape
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
+    notes = [f"> [!CAUTION]\n> {escape(a)}: vcita has {escape(rid)}, but the state could not record it: once the "
+             f"state can be written, run: reconciler import {escape(a)} {escape(rid)}" for a, rid in result.unrecorded]
+    if interrupted:
+        notes.append(f"> [!WARNING]\n> Interrupted ({interrupted[0].name}): nothing more was sent; what was in "
+                     "flight is recorded. Run apply again to continue.")
+    if verify is not None and (verify.has_changes or verify.errors):
+        notes.append(f"> [!WARNING]\n> Verification: a fresh plan still shows {len(verify.addresses)} change(s) "
+                     f"and {len(verify.errors)} error(s).")
+    elif verify is not None:
+        notes.append("Verified: a fresh plan shows no changes.")
+    return notes
 
-    def running(self, total: int) -> Any:
-        import contextlib
 
-        if not self.enabled:
-            return contextlib.nullcontext()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> None:
+    from reconciler.render.apply_md import render_apply_markdown
+    from reconciler.safetext import printable
 
-        self._progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TextColumn("{task.description}"), transient=True)
-        self._task = self._progress.add_task("", total=total)
-        return self._progress
-
-    def started(self, address: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=address)
-
-    def finished(self, line: str, style: str | None, plain: Any) -> None:
-        if self._progress is None:
-            plain()
-            return
-        self._progress.console.print(line, style=style, markup=False, highlight=False)
-        self._progress.advance(self._task)
-
-    def pause(self, plain: Any) -> None:
-        if self._progress is None:
-            plain()
-        else:
-            plain()
+    sys.stdout.write(printable(render_apply_markdown(plan, outcomes, summary=summary, notes=notes), keep="\n\t"))

@@ -83,9 +83,14 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         store.check_target(state, target_ref(target))
         return state
 
+    from reconciler.cli.progress import Spinner
+
+    spinner = Spinner(obj.console)
+
     async def go(state: Any) -> Any:
         async with client_for(target, kw) as api:
-            return await detect(api, desired, state, target=target)
+            with spinner.showing("refreshing"):
+                return await detect(api, desired, state, target=target, progress=spinner)
 
     if not write_back:
         report, _ = run_async(go(load()))

@@ -45,7 +45,12 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     selected = fleet.select(everyone, chosen)
     opts = _work_options(kw)
     work = fleet.drift_business if command == "drift" else fleet.plan_business
-    outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs))
+    from reconciler.cli.progress import Spinner
+
+    spinner = Spinner(obj.console)
+    with spinner.showing(f"{command} --all"):
+        outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs,
+                                           progress=spinner, phase=f"{command} --all"))
     codes = [exit_codes.for_business(command, o.status, detailed=detailed_exitcode) for o in outcomes]
     code = exit_codes.worst(codes, command)
     where = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
@@ -107,12 +112,18 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
     stop = FleetStop()
     caught: list[signal.Signals] = []
 
+    from reconciler.cli.progress import Spinner
+
+    spinner = Spinner(obj.console)
+
     async def main() -> list[Any]:
         with stopping_on_signals(stop, caught, "apply --all"):
             return await fleet.run_all(
-                selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs)
+                selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs,
+                progress=spinner, phase="apply --all")
 
-    outcomes = run_async(main())
+    with spinner.showing("apply --all"):
+        outcomes = run_async(main())
     codes = [exit_codes.for_business("apply", o.status) for o in outcomes]
     code = exit_codes.for_signal(caught[0]) if caught else exit_codes.worst(codes, "apply")
     what = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"

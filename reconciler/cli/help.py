@@ -26,6 +26,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("reconciler plan --out plan.json --detailed-exitcode", "save it for review; exit 2 if there are changes"),
         ("reconciler plan --all --shard 0/4 manifests", "one shard of a folder of businesses"),
     ],
+    "show": [
+        ("reconciler show plan.json", "the saved plan as apply would run it"),
+        ("reconciler show plan.json --format github-summary", "for a CI job's $GITHUB_STEP_SUMMARY"),
+    ],
     "apply": [
         ("reconciler apply plan.json", "exactly the reviewed plan"),
         ("reconciler apply --auto-approve", "plan and apply in a script"),

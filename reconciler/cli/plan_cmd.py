@@ -22,13 +22,17 @@ from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 
+FORMATS = ["text", "markdown", "github-summary", "json"]
+FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size limit); github-summary for "
+               "$GITHUB_STEP_SUMMARY (no comment marker, room for more); json is the saved-plan format.")
+
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Save the plan (JSON) for 'reconciler apply FILE' (with --all: the JSON of every business's plan).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
-              help="markdown is made for a pull-request comment; json is the saved-plan format.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help=FORMAT_HELP)
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).")
 @click.option("--no-refresh", is_flag=True, help="Plan from the state file alone (fast; misses changes made in vcita).")
@@ -55,7 +59,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
 
         if not all_ or no_refresh or allow_replace:
             raise ConfigError("--shard needs --all; --no-refresh and --allow-replace are not available with --all")
-        return run_fleet_command(obj, "plan", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
+        return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
     from reconciler.plan import sealed_json
@@ -69,16 +73,38 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     state = store.load()
     store.check_target(state, target_ref(target))
 
+    from reconciler.cli.progress import Spinner
+
+    spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
+
     async def go() -> Any:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
-                                   allow_replace=allow_replace,
+                                   allow_replace=allow_replace, progress=spinner,
                                    **plan_safety(paths_l, target, max_payment_requests, confirm_new_business))
 
-    p = run_async(go())
+    with spinner.showing("refreshing"):
+        p = run_async(go())
     if out:
         atomic_write_text(Path(out), sealed_json(p), mode=0o600)
     print_plan(obj.console, p, fmt)
     if out:
         obj.console.info(f"Saved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
     return exit_codes.for_plan(p, detailed=detailed_exitcode)
+
+
+@click.command()
+@click.argument("plan_file", metavar="PLAN.json", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help=FORMAT_HELP)
+@click.pass_obj
+def show(obj: Any, plan_file: str, fmt: str) -> int:
+    """Show a saved plan (made by 'plan --out'), in any format, without reading vcita.
+
+    The plan is checked as apply checks it (complete, sealed, of a format this version reads), so
+    what is shown is what 'reconciler apply PLAN.json' would run. One refresh can then feed a
+    pull-request comment and a step summary.
+    """
+    from reconciler.cli.apply_cmd import read_plan
+
+    print_plan(obj.console, read_plan(plan_file), fmt)
+    return 0

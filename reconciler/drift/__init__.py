@@ -30,6 +30,7 @@ from reconciler.state import State, utc_now
 if TYPE_CHECKING:
     from reconciler.manifest import ManifestSet
     from reconciler.planner.actual import Actual
+    from reconciler.progress import ProgressSink
     from reconciler.remote.client import VcitaClient
     from reconciler.remote.target import Target
 
@@ -39,15 +40,17 @@ __all__ = [
 ]
 
 
-async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target: Target) -> tuple[DriftReport, Actual]:
+async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target: Target,
+                 progress: ProgressSink | None = None) -> tuple[DriftReport, Actual]:
     """Refresh the objects of ``desired`` and ``state`` from vcita and compare: the report and
-    the refreshed remote (which ``--write-back`` needs to record new baselines)."""
+    the refreshed remote (which ``--write-back`` needs to record new baselines).  ``progress``
+    gets the refresh's reads as they end."""
     from reconciler.refresh import plan_target, refresh
 
     from reconciler.drift.model import summarise
     from reconciler.drift.outside import look
 
-    actual = await refresh(api, desired, state.resources)
+    actual = await refresh(api, desired, state.resources, progress=progress)
     report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),
                      state_lineage=state.lineage, state_serial=state.serial)
     outside, how = await look(api, desired, state, actual)

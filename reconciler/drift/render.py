@@ -137,6 +137,8 @@ def render_markdown(report: DriftReport, limit: int = LIMIT) -> str:
                             f"{_esc(_v(f, 'desired'))} | {_esc(tag(f))} |")
     if len(rows) == 3:
         rows = []
+    if report.write_back is not None:
+        rows = _write_back_markdown(report) + rows
     text = "\n".join(head)
     kept = 0
     for row in rows:
@@ -148,6 +150,23 @@ def render_markdown(report: DriftReport, limit: int = LIMIT) -> str:
         text += (f"\n\n> [!NOTE]\n> {len(rows) - kept} of {len(rows) - 3} rows were left out to stay under "
                  f"{limit:,} characters; 'reconciler drift --format json' has every field.")
     return text.rstrip() + "\n"
+
+
+def _write_back_markdown(report: DriftReport) -> list[str]:
+    # What --write-back changed: the body of the pull request that carries it.
+    wb = report.write_back
+    assert wb is not None
+    if not (wb.values or wb.accepted or wb.skipped):
+        return ["", "Write-back: no remote drift to accept."]
+    lines = ["", f"### Written back: {len(wb.values)} value(s) of vcita in {len(wb.files)} file(s)", ""]
+    if wb.values:
+        lines += ["| file | object | field | vcita's value, now in the manifest |", "|---|---|---|---|"]
+        lines += [f"| `{_esc(v.file)}` | `{v.address}` | `{v.path}` | {_esc(value(leaf_key(v.path), v.value))} |"
+                  for v in wb.values]
+    if wb.accepted:
+        lines += ["", f"Recorded as last applied in the state: {len(wb.accepted)} object(s)."]
+    lines += [f"- not written: `{s.address}` `{s.path}`: {_esc(s.reason)}" for s in wb.skipped]
+    return lines
 
 
 def _esc(s: str) -> str:

@@ -240,7 +240,7 @@ class VcitaClient:
 
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
                      *, until_empty: bool = False, end_below: int | None = None, id_key: str = "id",
-                     pages: list[int] | None = None) -> list[T]:
+                     pages: list[int] | None = None, on_page: Callable[[int, int], None] | None = None) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
@@ -256,7 +256,8 @@ class VcitaClient:
 
         ``end_below``: only a page shorter than this ends the walk (a page between it and
         ``per_page`` may be a server's own smaller maximum); ``id_key`` names each object's id;
-        ``pages`` receives the number of pages read.
+        ``pages`` receives the number of pages read; ``on_page(page, objects so far)`` is called
+        as each page is read (for progress).
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -287,6 +288,8 @@ class VcitaClient:
             if len(out) > MAX_LIST_ITEMS:
                 raise self._protocol(route, reply, f"the list holds more than {MAX_LIST_ITEMS} objects by page "
                                                    f"{page}; no business holds that many")
+            if on_page is not None:
+                on_page(page, len(out))
             if fresh == 0 and rows and len(rows) == per_page:
                 raise self._protocol(route, reply, f"page {page} repeats objects of earlier pages: the server "
                                                    "seems to ignore 'page', and the list may be longer than "
@@ -298,15 +301,18 @@ class VcitaClient:
     # -- catalog packages ---------------------------------------------------------------------
 
     async def list_catalog_packages(
-        self, include_items: bool = True, active_only: bool = False
+        self, include_items: bool = True, active_only: bool = False,
+        on_page: Callable[[int, int], None] | None = None,
     ) -> list[RemoteCatalogPackage]:
-        """Every catalog package (deactivated ones too unless ``active_only``)."""
+        """Every catalog package (deactivated ones too unless ``active_only``); ``on_page(page,
+        listed so far)`` as each page is read."""
         params: dict[str, str] = {}
         if include_items:
             params["include_items"] = "true"
         if active_only:
             params["active_only"] = "true"
-        return await self._pages("list_catalog_packages", params, normalize.catalog_package, until_empty=True)
+        return await self._pages("list_catalog_packages", params, normalize.catalog_package, until_empty=True,
+                                 on_page=on_page)
 
     async def get_catalog_package(self, package_id: str) -> RemoteCatalogPackage:
         """One catalog package with its items; NotFoundError if absent (the API may say 404 or 422)."""
@@ -338,8 +344,10 @@ class VcitaClient:
         route, reply = await self._send("get_client_package", uid=uid)
         return self._one(route, reply, normalize.client_package)
 
-    async def get_client_packages(self, uids: Iterable[str]) -> dict[str, RemoteClientPackage | None]:
+    async def get_client_packages(self, uids: Iterable[str], on_each: Callable[[str], None] | None = None,
+                                  ) -> dict[str, RemoteClientPackage | None]:
         """Read many client packages concurrently (within the limits); None for those not found.
+        ``on_each(uid)`` is called as each read ends (for progress).
 
         Any other error stops the others and is raised as it is (the first one, if several).
         """
@@ -353,6 +361,8 @@ class VcitaClient:
                     found[uid] = await self.get_client_package(uid)
                 except NotFoundError:
                     found[uid] = None
+                if on_each is not None:
+                    on_each(uid)
 
         try:
             async with asyncio.TaskGroup() as group:

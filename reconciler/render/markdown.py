@@ -1,101 +1,228 @@
-"""The pull-request rendering of a plan: summary first, a table, folded per-object diffs.
+"""The pull-request rendering of a plan (and its step-summary twin): summary and money first, a
+table, then a collapsed diff per object.
 
-GitHub refuses comments over 65,536 characters; the rendering stays under LIMIT by folding the
-largest per-object sections into a one-line note, and says so.
+GitHub refuses comments over 65,536 characters: the rendering stays under ``limit`` by the
+policy of ``fold.py``: trivial changes (plain creates, imports without changes, moves) are folded
+first into one collapsed list of names, then the details of the others (their table row stays),
+then names are only counted; updates, replaces and anything blocked keep their row longest.
+Nothing is cut inside a row or a code block, and a note at the top says what was folded.
+
+In the diff blocks, lines start with their sign so that GitHub colours them: ``+`` green, ``-``
+red, and updates as ``!`` (orange, as Atlantis rewrites Terraform's ``~``); imports and moves
+(``<=``, ``->``) get a leading space, so they are not coloured as deletions.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from reconciler.operations import Operation
 from reconciler.plan import Plan
-from reconciler.render.blocks import block
+from reconciler.render import fold
+from reconciler.render.blocks import Block, block
 from reconciler.render.common import money_lines, scope_line, summary_line, target_line
 from reconciler.render.text import op_lines
 
-LIMIT = 65_000
+LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
+SUMMARY_LIMIT = 1_000_000  # a job's step summary may hold 1 MiB (counted in UTF-8 bytes there)
 MARKER = "<!-- reconciler-plan -->"
+RESERVE = 2_500          # the wrappers and notes added around the fitted pieces
+MONEY_OPEN = 10          # more payment requests than this are listed in a collapsed block
+
+# The forms of one operation's piece, fullest first (fold.fit's form indices).
+DETAILS, ROW, NAME, COUNTED = 0, 1, 2, 3
+SHOWN, LEFT_OUT = 0, 1  # the forms of a list line
 
 
-def render_markdown(plan: Plan, limit: int = LIMIT) -> str:
-    head = [MARKER, "## reconciler plan", "", f"**{summary_line(plan)}**", ""]
-    money = money_lines(plan, markdown=True)
-    head += [f"**{_escape(money[0])}**", *money[1:], ""]
-    scope = scope_line(plan)
-    if scope:
-        head += [scope, ""]
-    head.append(target_line(plan) + ".")
-    if not plan.refreshed:
-        head.append("")
-        head.append("> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible.")
-    replaces = [op for op in plan.operations if op.action == "replace"]
-    if replaces:
-        head.append("")
-        head.append("> [!WARNING]")
-        head.append(f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
-                    "payment request for the client, and the old one stays in vcita.")
-        for op in replaces:
-            head.append(f"> - `{op.address}`: {op.reason}")
-    if plan.errors:
-        head.append("")
-        head.append("> [!CAUTION]")
-        head.append(f"> {len(plan.errors)} error(s) must be fixed before this plan can be applied:")
-        for p in plan.errors:
-            head.append(f"> - `{p.address}`: {_escape(p.message)}")
-    warnings = [p for p in plan.problems if p.severity == "warning"]
-    for p in warnings:
-        head.append(f"\n- :warning: `{p.address}`: {_escape(p.message)}")
+@dataclass
+class _Pieces:
+    """The atomic pieces of a rendering, by where they go."""
+
+    costs: list[tuple[int, ...]]
+    texts: list[tuple[str, ...]]
+
+    def add(self, *forms: str) -> int:
+        self.texts.append(forms)
+        self.costs.append(tuple(fold.cost(t) for t in forms))
+        return len(self.texts) - 1
+
+
+def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> str:
+    """The Markdown of ``plan``, at most ``limit`` characters (``in_bytes``: UTF-8 bytes, as a
+    step summary is measured; ``marker``: the hidden line the plan workflow finds its comment by)."""
     blocks = [block(op) for op in plan.operations]
-    table: list[str] = []
-    if blocks:
-        table += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|"]
-        for b in blocks:
-            fields = ", ".join(f"`{path}`" for path in b.fields[:6])
-            if len(b.fields) > 6:
-                fields += f" (+{len(b.fields) - 6})"
-            action = b.action.replace("_", " ")
-            table.append(f"| `{b.symbol}` | `{b.address}` | {action} | {b.remote_id or ''} | {fields} |")
-    sections = [_details(op) for op in plan.operations]
-    tail: list[str] = []
-    if plan.unmanaged:
-        tail.append("")
-        tail.append(f"<details><summary>{len(plan.unmanaged)} unmanaged remote catalog package(s), never touched</summary>\n")
-        tail.extend(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}" for u in plan.unmanaged)
-        tail.append("\n</details>")
-    return _fit("\n".join(head + table), sections, "\n".join(tail), limit)
+    errors_at = {p.address for p in plan.errors}
+    pieces = _Pieces([], [])
+    money = money_lines(plan, markdown=True)
+    money_items = [pieces.add(line, "") for line in money[1:]]
+    replaces = [pieces.add(f"> - `{op.address}`: {_escape(op.reason or '')}", "")
+                for op in plan.operations if op.action == "replace"]
+    errors = [pieces.add(f"> - `{p.address}`: {_escape(p.message)}", "") for p in plan.errors]
+    warnings = [pieces.add(f"- :warning: `{p.address}`: {_escape(p.message)}", "")
+                for p in plan.problems if p.severity == "warning"]
+    ops = [pieces.add(_details(op, b) + "\n" + row, row, _name(b), "")
+           for op, b, row in ((op, b, _row(b)) for op, b in zip(plan.operations, blocks))]
+    levels = [_level(op, b, errors_at) for op, b in zip(plan.operations, blocks)]
+    unmanaged = [pieces.add(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}", "")
+                 for u in plan.unmanaged]
+
+    groups = [*fold.by_level(ops, levels, NAME, [fold.TRIVIAL], whole=True),
+              *fold.by_level(ops, levels, ROW, [fold.NOTABLE], whole=True),
+              *fold.by_level(ops, levels, ROW, [fold.IMPORTANT], whole=True),
+              *fold.each(reversed(unmanaged), LEFT_OUT),
+              *fold.by_level(ops, levels, COUNTED, [fold.TRIVIAL]),
+              *fold.each(reversed(money_items), LEFT_OUT),
+              *fold.by_level(ops, levels, NAME, [fold.NOTABLE, fold.IMPORTANT]),
+              *fold.by_level(ops, levels, COUNTED, [fold.NOTABLE, fold.IMPORTANT]),
+              *fold.each(reversed(warnings + replaces + errors), LEFT_OUT)]
+
+    def layout(budget: int) -> str:
+        chosen = fold.fit(pieces.costs, groups, budget)
+        text = pieces.texts
+
+        def shown(idx: list[int], form: int = SHOWN) -> list[str]:
+            return [text[i][form] for i in idx if chosen.forms[i] == form]
+
+        def more(idx: list[int], prefix: str = "- ") -> list[str]:
+            n = chosen.count(LEFT_OUT, idx)
+            return [f"{prefix}... and {n} more: the saved plan (JSON) has them all."] if n else []
+
+        head = [MARKER] if marker else []
+        head += ["## reconciler plan", "", f"**{summary_line(plan)}**", "", f"**{_escape(money[0])}**"]
+        if len(money_items) > MONEY_OPEN:
+            head += ["", f"<details><summary>The {len(money_items)} payment requests, one per client package "
+                         "created</summary>", "", *shown(money_items), *more(money_items), "", "</details>"]
+        else:
+            head += [*shown(money_items), *more(money_items)]
+        head.append("")
+        note = _fold_note(chosen, ops, limit)
+        if note:
+            head += [note, ""]
+        scope = scope_line(plan)
+        if scope:
+            head += [scope, ""]
+        head.append(target_line(plan) + ".")
+        if not plan.refreshed:
+            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible."]
+        if replaces:
+            head += ["", "> [!WARNING]",
+                     f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
+                     "payment request for the client, and the old one stays in vcita.",
+                     *shown(replaces), *more(replaces, "> - ")]
+        if errors:
+            head += ["", "> [!CAUTION]", f"> {len(errors)} error(s) must be fixed before this plan can be applied:",
+                     *shown(errors), *more(errors, "> - ")]
+        for line in [*shown(warnings), *more(warnings)]:
+            head += ["", line]
+        body: list[str] = []
+        rows = [text[i][ROW] for i in ops if chosen.forms[i] in (DETAILS, ROW)]
+        if rows:
+            body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|", *rows]
+        sections = [text[i][DETAILS].rsplit("\n", 1)[0] for i in ops if chosen.forms[i] == DETAILS]
+        if sections:
+            body += ["", *sections]
+        names = shown(ops, NAME)
+        unnamed = _tally(b.action for i, b in zip(ops, blocks) if chosen.forms[i] == COUNTED)
+        if names:
+            also = [f"- ... and {unnamed}: the saved plan (JSON) has them all."] if unnamed else []
+            body += ["", f"<details><summary>{len(names)} more change(s), by name (their details are in the saved "
+                         "plan)</summary>", "", *names, *also, "", "</details>"]
+        elif unnamed:
+            body += ["", f"Not listed here: {unnamed}; the saved plan (JSON) has them all."]
+        if unmanaged:
+            body += ["", f"<details><summary>{len(unmanaged)} unmanaged remote catalog package(s), never touched"
+                         "</summary>", "", *shown(unmanaged), *more(unmanaged), "", "</details>"]
+        return "\n".join(head + body).rstrip() + "\n"
+
+    def size(text: str) -> int:
+        return len(text.encode()) if in_bytes else len(text)
+
+    budget = limit - RESERVE
+    doc = layout(budget)
+    while size(doc) > limit and budget > 0:  # wrappers (or wide characters) took more: fold further
+        budget -= max(size(doc) - limit, RESERVE)
+        doc = layout(budget)
+    return doc if size(doc) <= limit else _bare(plan, limit, marker)
 
 
-def _details(op: Operation) -> str:
-    # Lines start with their sign so GitHub's diff highlighting colours + and - lines.
-    b = block(op)
-    body = "\n".join(line.strip() for line in op_lines(op))
+def _level(op: Operation, b: Block, errors_at: set[str]) -> int:
+    """How much a reviewer needs to see this operation (fold.TRIVIAL is folded first)."""
+    if b.blocked or op.address in errors_at or op.action in ("update", "replace"):
+        return fold.IMPORTANT
+    if op.action == "import" and b.fields:
+        return fold.IMPORTANT  # an adoption that also changes a field
+    if op.action in ("create", "import", "move", "readopt", "set_credits"):
+        return fold.TRIVIAL
+    return fold.NOTABLE  # archive, resolve
+
+
+def _row(b: Block) -> str:
+    fields = ", ".join(f"`{_code(path)}`" for path in b.fields[:6])
+    if len(b.fields) > 6:
+        fields += f" (+{len(b.fields) - 6})"
+    return f"| `{b.symbol}` | `{_code(b.address)}` | {b.action.replace('_', ' ')} | {_escape(b.remote_id or '')} | {fields} |"
+
+
+def _name(b: Block) -> str:
+    return f"- `{b.symbol} {_code(b.address)}` {b.action.replace('_', ' ')}"
+
+
+def _details(op: Operation, b: Block) -> str:
+    body = "\n".join(diff_line(line) for line in op_lines(op, b))
     summary = _escape(f"{b.symbol} {b.title}")
     return (f"<details><summary><code>{summary}</code> {b.says}</summary>\n\n"
             f"```diff\n{body.replace('```', '` ` `')}\n```\n\n</details>")
 
 
-def _fit(head: str, sections: list[str], tail: str, limit: int) -> str:
-    def join(parts: list[str], note: str) -> str:
-        return "\n".join([head, "", *parts, tail, note]).rstrip() + "\n"
+def diff_line(line: str) -> str:
+    """One line of the text rendering as a line of a ```diff block, coloured by its meaning."""
+    s = line.strip()
+    if s.startswith("! "):
+        return "# warning: " + s[2:]  # not '!': that colour means an update here
+    if s.startswith("~"):
+        return "!" + s[1:]
+    if s.startswith(("<=", "->")):
+        return " " + s
+    return s
 
-    doc = join(sections, "")
-    if len(doc) <= limit:
-        return doc
-    folded = list(sections)
-    order = sorted(range(len(sections)), key=lambda i: len(sections[i]), reverse=True)
-    n = 0
-    for i in order:
-        folded[i] = f"- section {i + 1} folded ({len(sections[i]):,} characters): see the JSON plan."
-        n += 1
-        note = (f"\n> [!NOTE]\n> {n} of {len(sections)} per-object diffs were folded to keep this comment under "
-                f"{limit:,} characters; the saved plan (JSON) has every change.")
-        doc = join(folded, note)
-        if len(doc) <= limit:
-            return doc
-    # Even one line per change is too long: keep the summary and say where the rest is.
-    note = (f"\n> [!NOTE]\n> All {len(sections)} per-object diffs and part of the table were left out to stay under "
-            f"{limit:,} characters; the saved plan (JSON) has every change.")
-    return (head[: max(0, limit - len(note) - 200)] + "\n\n(table truncated)\n" + note + "\n")
+
+def _tally(actions: Iterable[str]) -> str:
+    """``2620 create, 10 import`` (largest first), or an empty string."""
+    counts = Counter(a.replace("_", " ") for a in actions)
+    return ", ".join(f"{n} {a}" for a, n in counts.most_common())
+
+
+def _fold_note(chosen: fold.Fitted, ops: list[int], limit: int) -> str | None:
+    folded, named, counted = (chosen.count(f, ops) for f in (ROW, NAME, COUNTED))
+    if not (folded or named or counted or not chosen.fits):
+        return None
+    parts = []
+    if named:
+        parts.append(f"{named} change(s) are listed by name only, at the end")
+    if folded:
+        parts.append(f"the details of {folded} change(s) are folded (the table keeps their row)")
+    if counted:
+        parts.append(f"{counted} change(s) are not shown at all")
+    what = "; ".join(parts) or "some lists are shortened"
+    return (f"> [!NOTE]\n> To keep this comment under {limit:,} characters, {what}. The summary above counts "
+            "every change; the saved plan (JSON) has them all.")
+
+
+def _bare(plan: Plan, limit: int, marker: bool) -> str:
+    # Only when even the summary with every list emptied does not fit (a limit of a few hundred).
+    lines = ([MARKER] if marker else []) + ["## reconciler plan", "", f"**{summary_line(plan)}**", "",
+                                            "The saved plan (JSON) has every change."]
+    return "\n".join(lines)[:limit].rsplit("\n", 1)[0] + "\n"
+
+
+def _code(s: str) -> str:
+    # Inside a code span entities are shown as typed: only a table's pipe and the span's own
+    # backtick need care.
+    return s.replace("|", "\\|").replace("`", "'")
 
 
 def _escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    # Text that may come from the server, outside code: no HTML, no column break, one line.
+    return " ".join(s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())

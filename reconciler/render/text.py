@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.operations import Operation
 from reconciler.plan import Plan
-from reconciler.render.blocks import block
+from reconciler.render.blocks import Block, block
 from reconciler.render.common import money_lines, scope_line, summary_line, target_line
 
 
@@ -44,9 +44,10 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def op_lines(op: Operation) -> list[str]:
-    """The lines of one operation (also the body of its Markdown section)."""
-    b = block(op)
+def op_lines(op: Operation, b: Block | None = None) -> list[str]:
+    """The lines of one operation (also the body of its Markdown section); ``b``: its block,
+    when the caller has it already."""
+    b = b or block(op)
     out = [f"  # {b.address} {b.says}"]
     if b.reason:
         out.append(f"  # ({b.reason})")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from reconciler.drift.render import MARKER as DRIFT_MARKER
+from reconciler.render.apply_md import MARKER as APPLY_MARKER
 from reconciler.render.markdown import MARKER as PLAN_MARKER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,8 +91,10 @@ def test_workflows_keep_secrets_in_env_and_never_print_them() -> None:
 
 
 def test_plan_then_apply_exactly_that_plan_then_drift(shell: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    summary = shell.work / "step-summary.md"
+    ci = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(shell.work / "github-output")}
     plan_steps = workflow_steps(WORKFLOWS / "plan.yml")
-    assert [s.split()[1] for s in plan_steps] == ["validate", "plan"]
+    assert [s.split()[1] for s in plan_steps] == ["validate", "plan", "show"]
     code, out, err = shell(plan_steps[0])
     assert code == 0, err
     code, out, err = shell(plan_steps[1])
@@ -100,19 +103,27 @@ def test_plan_then_apply_exactly_that_plan_then_drift(shell: Any, sandbox: Any, 
     assert md.startswith(PLAN_MARKER) and "11 to create" in md
     assert PLAN_MARKER in (WORKFLOWS / "plan.yml").read_text()  # the comment is found again by it
     assert json.loads((shell.work / "plan.json").read_text())["format_version"] == 2
+    code, _, err = shell(plan_steps[2], ci)  # the job summary, from the saved plan
+    assert code == 0 and summary.read_text() == md.split("\n", 1)[1], err
 
     apply_steps = workflow_steps(WORKFLOWS / "apply.yml")
-    assert apply_steps == ["reconciler apply plan.json manifests"]
+    assert apply_steps == ["reconciler apply plan.json manifests --format markdown > apply.md"]
     code, out, err = shell(apply_steps[0])
     assert code == 0, out + err
-    assert "Apply complete: 11 done" in out
+    report = (shell.work / "apply.md").read_text()
+    assert report.startswith(APPLY_MARKER) and "**Apply complete: 11 done, 0 failed.**" in report
+    assert "**Payment requests opened: 8**" in report and "Verified: a fresh plan shows no changes." in report
+    assert "client_package.alice-piano: created" in err  # the run's log, apart from the report
+    apply_yml = (WORKFLOWS / "apply.yml").read_text()
+    assert APPLY_MARKER in apply_yml and "issue_number: Number(process.env.PR)" in apply_yml
     assert (shell.work / "manifests" / ".reconciler" / "state.json").is_file()
-    assert "git add -f manifests/.reconciler/state.json" in (WORKFLOWS / "apply.yml").read_text()
+    assert "git add -f manifests/.reconciler/state.json" in apply_yml
 
     drift_steps = workflow_steps(WORKFLOWS / "drift.yml")
-    assert len(drift_steps) == 1
+    assert drift_steps == ["reconciler drift manifests --format markdown --out drift.json > drift.md",
+                           "reconciler drift manifests --write-back --format markdown > write-back.md"]
     code, _, err = shell(drift_steps[0])
-    assert code == 0, err
+    assert code == 0, err  # the workflow closes the drift issue on exactly this code
     state = json.loads((shell.work / "manifests" / ".reconciler" / "state.json").read_text())
     pid = state["resources"]["catalog_package.piano-10"]["id"]
     httpx.patch(f"{sandbox.operator_url}/objects/packages/{pid}", json={"price": "600.0"}).raise_for_status()
@@ -121,8 +132,18 @@ def test_plan_then_apply_exactly_that_plan_then_drift(shell: Any, sandbox: Any, 
     drift_md = (shell.work / "drift.md").read_text()
     assert drift_md.startswith(DRIFT_MARKER) and "| `catalog_package.piano-10` | `price` | 540 | 600 | 540 |" in drift_md
     assert json.loads((shell.work / "drift.json").read_text())["exit_code"] == 2
-    drift_yml = (WORKFLOWS / "drift.yml").read_text()
-    assert "steps.drift.outputs.exitcode == '2'" in drift_yml
+    drift_yml = yaml.safe_load((WORKFLOWS / "drift.yml").read_text())
+    steps = {s.get("name"): s for job in drift_yml["jobs"].values() for s in job["steps"]}
+    assert steps["Open or update the drift issue"]["if"] == "steps.drift.outputs.exitcode == '2'"
+    assert steps["Close the drift issue once in sync"]["if"] == "steps.drift.outputs.exitcode == '0'"
+    assert drift_yml["jobs"]["write-back"]["if"] == "needs.drift.outputs.exitcode == '2' && inputs.write-back"
+    # the write-back job: vcita's value into the manifest (what its pull request carries), then in sync
+    code, _, err = shell(drift_steps[1])
+    assert code == 0, err
+    assert "price: 600" in (shell.work / "manifests" / "catalog-packages.yaml").read_text()
+    assert "catalog_package.piano-10" in (shell.work / "write-back.md").read_text()
+    code, _, err = shell(drift_steps[0])
+    assert code == 0, err  # in sync: the next scheduled run closes the issue
 
 
 def test_cron_script_reads_its_env_file(shell: Any, sandbox: Any) -> None:
@@ -285,7 +306,10 @@ def _run_action_steps(shell: Any, inputs: dict[str, str], job_env: dict[str, str
             continue
         if "if" in step and "steps.plan.outputs.exitcode == '1'" in step["if"] and outputs.get("exitcode") != "1":
             continue
-        env = {**job_env, **{k: resolve(str(v)) for k, v in step.get("env", {}).items()}, "GITHUB_OUTPUT": str(out_file)}
+        if "if" in step and "steps.plan.outputs.exitcode != '1'" in step["if"] and outputs.get("exitcode") == "1":
+            continue
+        env = {**job_env, **{k: resolve(str(v)) for k, v in step.get("env", {}).items()}, "GITHUB_OUTPUT": str(out_file),
+               "GITHUB_STEP_SUMMARY": str(shell.work / "step-summary.md")}
         code, out, err = shell(step["run"], env, drop=tuple(k for k in ("VCITA_STAFF_TOKEN",) if k not in env))
         if step.get("name") == "Fail on a plan error":
             outputs["failed"] = str(code != 0).lower()
@@ -302,6 +326,7 @@ def test_composite_action_plans_with_its_inputs_or_the_jobs_environment(shell: A
     assert outputs["exitcode"] == "2" and "failed" not in outputs
     md = (shell.work / "plan.md").read_text()
     assert md.startswith(PLAN_MARKER) and "11 to create" in md
+    assert (shell.work / "step-summary.md").read_text() == md.split("\n", 1)[1]  # the job summary
     from reconciler.plan import check_format_version
 
     assert check_format_version(json.loads((shell.work / "plan.json").read_text())) is None  # a plan apply reads
