@@ -6,8 +6,12 @@ untracked manifest object is matched by **identity**: its client (a UID, or the 
 e-mail), its catalog package (tracked, or an untracked one adopted by this same import because its
 display name is unique in vcita) and its ``valid_from`` when declared.  A match is adopted; several
 manifest objects of one identity (a declared second sale, ``repeat_purchase``) take as many
-packages, oldest payment request first; an identity with more packages than objects is left for a
-person (``reconciler import ADDRESS ID``).  Everything adopted is recorded in one state write, and
+packages, deterministically: identities that declare ``valid_from`` first (they are the narrower
+ones; an object without it would otherwise take their package), then within one identity the
+address with a pending create of it, then the original (not ``repeat_purchase``), then the repeats
+by address, each taking the oldest payment request left (times compared as instants, ties by id).
+Fewer packages than objects: the oldest objects adopt them and the next plan creates the rest; an
+identity with more packages than objects is left for a person (``reconciler import ADDRESS ID``).  Everything adopted is recorded in one state write, and
 a pending create of an adopted address is settled by it.  Packages that match no manifest object
 are listed, never adopted.  Nothing in vcita changes.
 """
@@ -15,6 +19,7 @@ are listed, never adopted.  Nothing in vcita changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteClientPackage
@@ -23,6 +28,18 @@ from reconciler.planner import normalize as nz
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import Discovery, discover
 from reconciler.state import ResourceState, State, StateStore, utc_now
+
+
+def _instant(text: str | None) -> datetime:
+    """When a payment request was opened, as an instant (unknown or unreadable: last)."""
+    try:
+        moment = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return _LAST
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -83,10 +100,14 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
         valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None
         groups.setdefault((client, package, valid_from), []).append(address)
 
-    order = {cp.id: found.opened_at.get(cp.id, "") for cp in found.packages}
-    free = sorted((cp for cp in found.packages if cp.id not in owned), key=lambda cp: (order[cp.id], cp.id))
+    free = sorted((cp for cp in found.packages if cp.id not in owned),
+                  key=lambda cp: (_instant(found.opened_at.get(cp.id)), cp.id))
+    pending_at = {pc.address for pc in state.pending.values()}
+    repeats = {d.address for d in desired.client_packages.values() if d.spec.repeat_purchase}
+    for addresses in groups.values():
+        addresses.sort(key=lambda a: (a not in pending_at, a in repeats, a))
     taken: set[str] = set()
-    for (client, package, valid_from), addresses in groups.items():
+    for (client, package, valid_from), addresses in sorted(groups.items(), key=lambda kv: kv[0][2] is None):
         candidates = [cp for cp in free if cp.id not in taken and cp.client_id == client and cp.package_id == package
                       and (valid_from is None or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))]
         if not candidates:

@@ -200,6 +200,9 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
+                if saved is not None:  # made earlier: vcita may have got some of its creates since
+                    from reconciler.second_memory import recheck_saved
+                    await recheck_saved(api, plan, state.resources, state.archived)
                 with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None

@@ -40,6 +40,8 @@ class RemoteObject:
     active: bool = True
     usage: dict[str, int] = field(default_factory=dict)  # client packages: credit key -> used
     credit_ids: dict[str, str] = field(default_factory=dict)
+    #: client packages: the payment request it links to (the second memory checks the link back)
+    payment_request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class Discovered:
     searched: Mapping[str, str] = field(default_factory=dict)
     #: why the second memory could not be used on this target (None: it was)
     unavailable: str | None = None
+    #: client id (None: unnamed) -> uids of its client-package payment requests that link back to
+    #: no package (each may hide one: creates for that client are refused)
+    doubtful: Mapping[str | None, tuple[str, ...]] = field(default_factory=dict)
+    #: client id -> client packages the state tracks for it that the list did not name (it lags or
+    #: leaves packages out: not finding one there proves nothing, so its creates are refused)
+    unlisted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def from_catalog(r: RemoteCatalogPackage) -> RemoteObject:
 def from_client_package(r: RemoteClientPackage) -> RemoteObject:
     return RemoteObject(
         id=r.id, view=nz.client_remote(r), active=r.active,
-        usage=nz.client_usage(r), credit_ids=nz.client_credit_ids(r),
+        usage=nz.client_usage(r), credit_ids=nz.client_credit_ids(r), payment_request_id=r.payment_request_id,
     )
 
 

@@ -10,8 +10,16 @@ payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest o
   explicit ``reconciler state forget-intent`` and a reviewed plan.
 * A create whose identity (client, catalog package, ``valid_from`` when declared) matches a client
   package vcita has and the state does not know (a lost, foreign or *older* state: a restored
-  copy) is **refused** with the command that adopts it, ``reconciler import --discover``; a
-  deliberate further sale says ``repeat_purchase: true``.
+  copy) is **refused** with the command that adopts it, ``reconciler import --discover``.
+
+  The rule is a count, and it holds for ``repeat_purchase: true`` objects too: for an identity, vcita
+  holds T packages the state tracks plus N that no record owns; the manifests declare the T tracked
+  objects plus M untracked ones (repeats included), and the plan would create M.  Creating is safe
+  only while vcita never holds more than the manifests declare: T + N + M <= T + M, i.e. N = 0.  A
+  repeat object asks for one sale *more than the state tracks*, and a state restored from an older
+  copy tracks too few, so ``repeat_purchase`` is no exemption.  When N > 0 every create of the
+  identity is refused, naming N and the ids; ``import --discover`` adopts min(N, M) of them
+  (deterministically, ``discover_import.py``) and the next plan creates the M - N still missing.
 """
 
 from __future__ import annotations
@@ -94,23 +102,51 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
 
 def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,
                      discovered: Discovered | None, owned: Collection[str]) -> Problem | None:
-    """The plan error when a create's identity matches a client package vcita has and no record
-    of the state knows (None: no such package, or the second memory was not read)."""
-    if discovered is None or discovered.unavailable or spec.repeat_purchase:
+    """The plan error when a create's identity matches client packages vcita has and no record of
+    the state owns (None: no such package, or the second memory was not read).  Repeat purchases
+    are guarded too: see the count rule in the module docstring."""
+    if discovered is None or discovered.unavailable:
         return None
+    doubtful = sorted({*discovered.doubtful.get(client_id, ()), *discovered.doubtful.get(None, ())})
+    if doubtful:
+        shown = ", ".join(doubtful[:5]) + (f" and {len(doubtful) - 5} more" if len(doubtful) > 5 else "")
+        return Problem(
+            address=address, severity="error",
+            message=(f"{len(doubtful)} payment request(s) of client {client_id} for a client package ({shown}) link "
+                     "back to no client package: each may stand for a package vcita holds and the list cannot show, "
+                     "perhaps this one, so creating it could bill the client a second time"),
+            hint=(f"Check the client's packages in vcita: if this one exists, 'reconciler import {address} ID'. "
+                  "'reconciler doctor' checks the second memory of this target."))
+    unlisted = discovered.unlisted.get(client_id, ())
+    if unlisted:
+        return Problem(
+            address=address, severity="error",
+            message=(f"vcita's payment request list does not show {len(unlisted)} client package(s) the state tracks "
+                     f"for client {client_id} ({', '.join(unlisted[:5])}): it lags behind or leaves packages out, so "
+                     "not finding this one there proves nothing, and creating it could bill the client a second time"),
+            hint=("Plan again in a few minutes (a new payment request may take a while to appear); if it persists, "
+                  "'reconciler doctor' checks the second memory of this target."))
     want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
     if spec.valid_from is not None:
         want["valid_from"] = spec.valid_from.isoformat()
     found = sorted(obj.id for obj in discovered.packages.values() if obj.id not in owned and ident.matches(obj.view, want))
     if not found:
         return None
+    what = ident.describe("ClientPackage", want)
+    where = (f"{len(found)} client packages of the {what} exist in vcita ({', '.join(found)})" if len(found) > 1 else
+             f"the {what} already exists in vcita as {found[0]}")
+    repeat = (" This object is a repeat purchase, but a repeat asks for one sale more than the state tracks, and "
+              "this state tracks fewer than vcita holds." if spec.repeat_purchase else "")
     return Problem(
         address=address, severity="error",
-        message=(f"the {ident.describe('ClientPackage', want)} already exists in vcita as {', '.join(found)} (found "
-                 "through its payment request), and the state does not know it (a lost or older copy of the state, "
-                 "or an assignment made outside reconciler): creating it again would bill the client a second time"),
-        hint=(f"Adopt it with 'reconciler import --discover' (or 'reconciler import {address} {found[0]}'). If a "
-              "further sale to this client is intended, add 'repeat_purchase: true' to its spec."))
+        message=(f"{where} (found through the payment requests), and no record of the state owns "
+                 f"{'them' if len(found) > 1 else 'it'} (a lost or older copy of the state, or an assignment made "
+                 "outside reconciler): creating would make vcita hold more of them than the manifests declare and "
+                 f"would bill the client a second time.{repeat}"),
+        hint=(f"Adopt {'them' if len(found) > 1 else 'it'} with 'reconciler import --discover' (it adopts as many as "
+              f"the manifests declare, oldest first; the next plan creates only what is still missing), or "
+              f"'reconciler import {address} {found[0]}'. A further sale is planned once vcita holds no package "
+              "of this identity that the state does not know."))
 
 
 def unavailable_warning(ops: Iterable[Operation], discovered: Discovered | None) -> list[Problem]:

@@ -5,8 +5,11 @@ and every client package opens one (**[inferred]**: ``payable_type`` ``ClientBoo
 ``payable_uid`` the client package's id, and the client package's ``payment_request_id`` points
 back).  :func:`discover` walks that list (filtered to client packages, per client or business-wide,
 created since a day) and **confirms** each item by reading the client package it names and checking
-the link back; an item that does not link back (its package is missing, points at another payment
-request, or belongs to another client than the one filtered) is ignored and counted, never trusted.
+the link back; an item that does not link back (its package is missing, or points at another payment
+request) is ignored and counted, never trusted, and is remembered as *doubtful* for its client: it
+may stand for a package this walk cannot see (a server pointing one request at another package
+hides the first), so the planner refuses creates for that client.  A package that links back both
+ways but was listed under another client (a client filter that does not filter) is kept: it exists.
 
 What discovery proves is *presence*: a confirmed client package exists.  Absence is only evidence:
 the list may lag behind creation, a package of price 0 may open no payment request, and the API
@@ -91,6 +94,11 @@ class Discovery:
     searches: tuple[Search, ...] = ()
     #: client package id -> when its payment request was opened (the list's ``created_at``)
     opened_at: Mapping[str, str] = field(default_factory=dict)
+    #: client id (None: a client the item does not name) -> the uids of its client-package payment
+    #: requests that link back to no package: each may stand for a package that cannot be seen
+    doubtful: Mapping[str | None, tuple[str, ...]] = field(default_factory=dict)
+    #: the ``known`` packages the list named (the caller checks the list showed what it knows)
+    seen_known: frozenset[str] = frozenset()
 
     @property
     def ignored(self) -> int:
@@ -129,8 +137,25 @@ def _plausible_id(value: str | None) -> bool:
     return bool(value) and value.isalnum() and len(value) <= 64  # type: ignore[union-attr]
 
 
-async def _search(api: VcitaClient, client_id: str | None, since: date | None, known: Collection[str] = ()
-                  ) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
+@dataclass
+class _Walk:
+    """What one walk saw besides the packages it found."""
+
+    doubtful: dict[str | None, list[str]] = field(default_factory=dict)
+    seen_known: set[str] = field(default_factory=set)
+    named_known: int = 0  # items naming a known package, linked back or not: payable_uid is a package id
+
+
+def _doubt(walk: _Walk, pr: RemotePaymentRequest, client_id: str | None) -> None:
+    """Remember a settled package's request that links back to nothing (a pending one,
+    ``PendingClientBookingPackage``, may name something else until it is settled: not doubted)."""
+    if pr.payable_type == "ClientBookingPackage":
+        walk.doubtful.setdefault(pr.client_uid or client_id, []).append(pr.uid)
+
+
+async def _search(api: VcitaClient, client_id: str | None, since: date | None, known: Collection[str] = (),
+                  walk: _Walk | None = None) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
+    walk = walk if walk is not None else _Walk()
     pages: list[int] = []
     try:
         listed = await api.list_payment_requests(_params(client_id, since), pages=pages)
@@ -144,10 +169,18 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None, k
     for pr in listed:
         if pr.payable_uid in known:
             skipped += 1
+            walk.named_known += 1
+            back = known.get(pr.payable_uid) if isinstance(known, Mapping) else None
+            if back is not None and back != pr.uid:  # a known package whose own request is another
+                ignored["not linked back by their client package"] += 1
+                _doubt(walk, pr, client_id)
+            else:
+                walk.seen_known.add(str(pr.payable_uid))
         elif pr.payable_type not in ENTITY_TYPES:
             ignored["of another entity type"] += 1
         elif not _plausible_id(pr.payable_uid):
             ignored["without a readable payable_uid"] += 1
+            _doubt(walk, pr, client_id)
         else:
             named.setdefault(str(pr.payable_uid), []).append(pr)
     read = await api.get_client_packages(named) if named else {}
@@ -156,14 +189,18 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None, k
         cp = read.get(uid)
         if cp is None:
             ignored["naming a client package that does not exist"] += len(requests)
+            for pr in requests:
+                _doubt(walk, pr, client_id)
             continue
         linked = [pr for pr in requests if pr.uid == cp.payment_request_id]
         ignored["not linked back by their client package"] += len(requests) - len(linked)
+        for pr in requests:
+            if pr.uid != cp.payment_request_id:  # a request of some package this walk cannot see
+                _doubt(walk, pr, client_id)
         if not linked:
             continue
         if client_id is not None and cp.client_id != client_id:
-            ignored["naming another client's package"] += len(linked)
-            continue
+            pass  # linked both ways, so it exists: the list's client filter is what failed; still proof
         found.append((cp, linked[0].created_at or ""))
     ignored = +ignored  # drop the reasons counted zero times
     return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored),
@@ -175,28 +212,37 @@ async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None =
                    known: Collection[str] = frozenset()) -> Discovery:
     """The client packages of ``clients`` (client id -> the day to search from; None: all time),
     or of the whole business when ``clients`` is None.  Items naming a package of ``known`` (ids
-    the caller has just read) are counted, not read again, and not in the result.
+    the caller has just read) are counted, not read again, and not in the result; when ``known``
+    maps each id to its ``payment_request_id``, an item naming a known package whose own request is
+    another one is doubtful (it may hide a package), like any item that does not link back.
 
     Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, by one
     business-wide walk from the earliest day (packages of other clients are then left out).
     Raises :class:`DiscoveryUnavailable` when the list is not served as the spec says, or when
     items were listed and not one of them links back; transient failures are raised as they are.
     """
+    walk = _Walk()
     if clients is not None and len(clients) <= PER_CLIENT_MAX:
         if not clients:
             return Discovery()
-        done = await asyncio.gather(*(_search(api, cid, since, known) for cid, since in sorted(clients.items())))
+        done = await asyncio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]
     else:
         days = list((clients or {}).values())
         since = None if clients is None or any(d is None for d in days) else min(d for d in days if d)
-        search, found = await _search(api, None, since, known)
+        search, found = await _search(api, None, since, known, walk)
         searches = (search,)
         pairs = [(cp, at) for cp, at in found if clients is None or cp.client_id in clients]
+    linked = {cp.id: at for cp, at in pairs}
     result = Discovery(packages=_unique(cp for cp, _ in pairs), searches=searches,
-                       opened_at={cp.id: at for cp, at in pairs if at})
-    if not result.packages and result.ignored and all(s.found == 0 for s in searches):
+                       opened_at={cid: at for cid, at in linked.items() if at},
+                       doubtful={c: tuple(sorted(set(uids))) for c, uids in walk.doubtful.items()},
+                       seen_known=frozenset(walk.seen_known))
+    # Nothing links back: the API does not answer as the spec says -- unless items named packages the
+    # caller knows (then payable_uid does hold client package ids, and what does not link back is a lie
+    # about one package, kept as doubtful, not a reason to stop looking).
+    if not result.packages and result.ignored and all(s.found == 0 for s in searches) and not walk.named_known:
         first = next(s for s in searches if s.ignored)
         raise DiscoveryUnavailable(f"payment requests were listed but none links back to its client package "
                                    f"({first.describe()}): vcita does not answer as the spec describes")

@@ -61,9 +61,14 @@ async def test_items_that_do_not_link_back_or_name_another_client_are_ignored_an
         await sbx.operator.call("PATCH", f"/_sandbox/objects/payment_requests/{other_doc['payment_request_id']}",
                                 {"client_uid": CLIENTS[0]["id"]})
         found = await discover(api, {CLIENTS[0]["id"]: None})
-        assert [cp.id for cp in found.packages] == [good]
-        assert found.searches[0].ignored == {"not linked back by their client package": 1,
-                                             "naming another client's package": 1}
+        # linked both ways, so it exists: kept (it is client 1's, whatever list it was filed in)
+        assert sorted(cp.id for cp in found.packages) == sorted([good, other])
+        assert {cp.id: cp.client_id for cp in found.packages}[other] == CLIENTS[1]["id"]
+        assert found.searches[0].ignored == {"not linked back by their client package": 1}
+        # the stranger's request links back to nothing: doubtful for client 0 (it may hide a package)
+        good_request = (await sbx.operator.call("GET", f"/_sandbox/objects/client_packages/{good}"))["doc"]
+        assert len(found.doubtful[CLIENTS[0]["id"]]) == 1
+        assert good_request["payment_request_id"] not in found.doubtful[CLIENTS[0]["id"]]
 
 
 async def test_price_zero_packages_and_a_lagging_list_are_absent_not_proven_absent(sbx: Sbx) -> None:
@@ -187,3 +192,40 @@ async def test_server_text_in_ids_never_reaches_a_message() -> None:
     assert [cp.id for cp in found.packages] == ["k2"]
     assert found.searches[0].ignored == {"without a readable payable_uid": 1}
     assert "\x1b" not in found.searches[0].describe()
+
+
+async def test_requests_created_during_the_walk_shift_no_item_out_of_it() -> None:
+    # a server that ignores sort=created_at:asc and answers newest first: 7 requests opened between
+    # page 1 and page 2 push every item 7 places down; page 2 repeats 7 of page 1 (read once) and
+    # nothing that existed when the walk began is missed
+    seen: list[str] = []
+    items = [_pr(n) for n in range(250)]
+    pages: list[int] = []
+
+    def page(p: int, per: int) -> list[dict[str, Any]]:
+        pages.append(p)
+        if p == 2:
+            items[:0] = [_pr(1000 + n) for n in range(7)]
+        return items[(p - 1) * per:p * per]
+
+    async with VcitaClient(TARGET, transport=_server(page, seen), settings=fast_settings()) as api:
+        found = await discover(api)
+    ids = {cp.id for cp in found.packages}
+    assert {f"k{n}" for n in range(250)} <= ids
+    assert pages[:2] == [1, 2] and sum(1 for p in seen if "/client_packages/" in p) == len(ids)
+
+
+async def test_requests_created_during_the_walk_in_created_order_land_after_it() -> None:
+    # sort=created_at:asc honoured (as the sandbox does): requests opened mid-walk go to the end;
+    # the pages read do not move, and the walk reads the new ones too when it reaches them
+    seen: list[str] = []
+    items = [_pr(n) for n in range(250)]
+
+    def page(p: int, per: int) -> list[dict[str, Any]]:
+        if p == 2:
+            items.extend(_pr(1000 + n) for n in range(7))
+        return items[(p - 1) * per:p * per]
+
+    async with VcitaClient(TARGET, transport=_server(page, seen), settings=fast_settings()) as api:
+        found = await discover(api)
+    assert {cp.id for cp in found.packages} == {f"k{n}" for n in range(250)} | {f"k{1000 + n}" for n in range(7)}
