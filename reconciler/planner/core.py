@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
@@ -148,6 +148,17 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+class _AnyOf:
+    """Membership in any of several collections, without building their union (once per create
+    over every tracked id made a plan of 100,000 resources quadratic: 3 s -> 40 s)."""
+
+    def __init__(self, *parts: Container[str]) -> None:
+        self.parts = parts
+
+    def __contains__(self, item: object) -> bool:
+        return any(item in part for part in self.parts)
 
 
 class _Builder:
@@ -394,7 +405,7 @@ class _Builder:
             expects_now = ABSENT if tracked is None else None if tracked is adopted else _present(tracked)
         if tracked is None:
             known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
-                                            self.owned | self.claimed | set(self.o.archived))
+                                            _AnyOf(self.owned, self.claimed, self.o.archived))
             if known is not None:
                 self.problems.append(known)
                 self.found_in_vcita.append(address)

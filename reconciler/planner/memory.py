@@ -24,7 +24,7 @@ payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Container, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,7 +101,7 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
 
 
 def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,
-                     discovered: Discovered | None, owned: Collection[str]) -> Problem | None:
+                     discovered: Discovered | None, owned: Container[str]) -> Problem | None:
     """The plan error when a create's identity matches client packages vcita has and no record of
     the state owns (None: no such package, or the second memory was not read).  Repeat purchases
     are guarded too: see the count rule in the module docstring."""
