@@ -35,6 +35,7 @@ from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.planner import (
     Actual,
     PlanOptions,
+    RemoteObject,
     from_catalog,
     from_client_package,
     from_state,
@@ -253,9 +254,17 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
         api.get_client_packages(cp_ids, on_each=lambda uid: tally.step(address_of.get(uid, uid))),
         read_lookups(api, desired, tally),
     )
+    clients = {uid: (from_client_package(cp) if cp else None) for uid, cp in client_pkgs.items()}
+    return refreshed_actual(catalog, listed_at, clients, found, pending, lag)
+
+
+def refreshed_actual(catalog: Sequence[RemoteCatalogPackage], listed_at: datetime,
+                     clients: Mapping[str, RemoteObject | None], found: Lookups, pending: Sequence[Any],
+                     lag: ListLag) -> Actual:
+    """The planner's view of what a refresh read (full or ``--refresh=changed``)."""
     return Actual(
         catalog_packages={p.id: from_catalog(p) for p in catalog},
-        client_packages={uid: (from_client_package(cp) if cp else None) for uid, cp in client_pkgs.items()},
+        client_packages=dict(clients),
         catalog_names={p.id: p.name for p in catalog},
         clients_by_email=found.clients_by_email,
         service_ids=found.service_ids,

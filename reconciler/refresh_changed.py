@@ -22,9 +22,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.listlag import ListLag, utc_stamp
+from reconciler.listlag import ListLag
 from reconciler.manifest import ManifestSet
-from reconciler.planner import Actual, RemoteObject, from_catalog, from_client_package
+from reconciler.planner import Actual, RemoteObject, from_client_package
 from reconciler.planner import normalize as nz
 from reconciler.planner.diff import field_changes
 from reconciler.remote.client import VcitaClient
@@ -60,7 +60,7 @@ async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Map
     """The Actual of a ``--refresh=changed`` plan, and how many tracked client packages it did not
     read; the catalog is read as a full refresh reads it (waiting for a lagging list when
     ``settle``)."""
-    from reconciler.refresh import read_catalog_settled, read_lookups
+    from reconciler.refresh import read_catalog_settled, read_lookups, refreshed_actual
 
     lag = getattr(api.target, "list_lag", None) or ListLag()
     (catalog, listed_at), found = await asyncio.gather(
@@ -73,16 +73,5 @@ async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Map
         if rs.kind == "ClientPackage" and rs.id not in got:
             clients[rs.id] = RemoteObject(id=rs.id, view=dict(rs.applied), credit_ids=dict(rs.booking_credit_ids))
     clients.update({uid: (from_client_package(cp) if cp else None) for uid, cp in got.items()})
-    actual = Actual(
-        catalog_packages={p.id: from_catalog(p) for p in catalog},
-        client_packages=clients,
-        catalog_names={p.id: p.name for p in catalog},
-        clients_by_email=by_email,
-        service_ids=found.service_ids,
-        refreshed=True,
-        pending=tuple(pending),
-        names={**{p.id: p.name for p in catalog}, **found.names},
-        catalog_listed_at=utc_stamp(listed_at),
-        list_lag=lag,
-    )
+    actual = refreshed_actual(catalog, listed_at, clients, found, pending, lag)
     return actual, len(clients) - len(got)
