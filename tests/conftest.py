@@ -42,6 +42,14 @@ def shared_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """reconciler runs on asyncio (the applier, refresh and the HTTP client use it directly): anyio's
+    pytest plugin (4.12 and later) would also run every `@pytest.mark.anyio` test on trio when trio
+    happens to be installed, and those runs can only fail."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def shared_reference() -> Path:
     folder = shared_root() / "reference" / "vcita"
     if not (folder / "legacy_v1_sales.json").is_file():
