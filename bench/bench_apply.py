@@ -37,11 +37,11 @@ TARGET = 1.6  # x the bound (issue 15: on a well-kept HTTP stack)
 async def _apply_library(sandbox: ServedSandbox, business: dict[str, Any], folder: Path, latency_ms: float,
                          concurrency: int, state_config: Any = None) -> dict[str, Any]:
     from reconciler.applier import Applier
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan, target_ref
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan, target_ref
     from reconciler.remote import ClientSettings, VcitaClient
     from reconciler.remote.target import resolve_target
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     desired = load_manifests([folder])
     target = resolve_target(flags={}, env=sandbox.env(business), cwd=folder)

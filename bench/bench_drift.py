@@ -9,7 +9,7 @@ its own token file).  Then ``--latency-ms`` (20 ms) of latency is injected on ev
 through the operator's faults endpoint.
 
 Measured, ``--runs`` times each (medians reported), with the code of ``reconciler drift --all``
-(``reconciler.fleet``):
+(``reconciler.fleet.businesses``):
 
 * **concurrent**: every business at once (``--jobs`` = number of businesses);
 * **sequential sum**: each business alone, one after the other; the sum of their wall times.
@@ -39,12 +39,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
 
-from reconciler import export, fleet
-from reconciler.plan import fingerprint
-from reconciler.planner import normalize as nz
+from reconciler.adopt import export, fleet
+from reconciler.plan.document import fingerprint
+from reconciler.model import views as nz
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.normalize import client_package
-from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
+from reconciler.state.store import ResourceState, State, StateStore, TargetRef, utc_now
 
 async def make_business(op: httpx.Client, base_url: str, root: Path, n: int, packages: int) -> fleet.Business:
     """One sandbox business, adopted into ``root/bizNN/`` with every client package tracked."""

@@ -61,12 +61,12 @@ def build_inputs(resources: int, seed: int = 1) -> tuple[Any, dict[str, Any], An
     """(desired, state resources, actual, options) for ``resources`` objects."""
     from datetime import date
 
-    from reconciler.manifest import ManifestSet
+    from reconciler.manifest.load import ManifestSet
     from reconciler.model.manifest import DOCUMENT_ADAPTER
-    from reconciler.plan import PlanTarget, fingerprint
+    from reconciler.plan.document import PlanTarget, fingerprint
     from reconciler.planner import Actual, PlanOptions, RemoteObject
-    from reconciler.planner import normalize as nz
-    from reconciler.state import ResourceState
+    from reconciler.model import views as nz
+    from reconciler.state.store import ResourceState
 
     rng = random.Random(seed)
     services = [_uid(rng) for _ in range(20)]
@@ -202,13 +202,13 @@ def seed_tracked(sandbox: ServedSandbox, folder: Path, count: int, *, name: str 
     that tracks them all, as an apply would have left it.  Returns the business."""
     import asyncio
 
-    from reconciler.plan import fingerprint
-    from reconciler.planner import normalize as nz
-    from reconciler.refresh import target_ref
+    from reconciler.plan.document import fingerprint
+    from reconciler.model import views as nz
+    from reconciler.refresh.full import target_ref
     from reconciler.remote import VcitaClient
     from reconciler.remote import normalize as api_nz
     from reconciler.remote.target import resolve_target
-    from reconciler.state import ResourceState, State, StateStore, utc_now
+    from reconciler.state.store import ResourceState, State, StateStore, utc_now
 
     business = sandbox.new_business(name, clients=min(max(count, 1), 500))
     services = [business["services"][0]["id"]]
@@ -310,11 +310,11 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
     import asyncio
 
     from reconciler.cli.common import run_async
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan
     from reconciler.remote import ClientSettings, VcitaClient
     from reconciler.remote.target import resolve_target
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     desired = load_manifests([folder])
     state = StateStore.locate([folder]).load()

@@ -106,11 +106,11 @@ def _library(sandbox: ServedSandbox, business: dict[str, Any], folder: Path, run
     """``make_plan`` with refresh_mode="changed" in this process (files already read)."""
     import asyncio
 
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan
     from reconciler.remote import ClientSettings, VcitaClient
     from reconciler.remote.target import resolve_target
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     desired = load_manifests([folder])
     state = StateStore.locate([folder]).load()

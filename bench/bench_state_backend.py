@@ -46,7 +46,7 @@ RATIO_TARGET = 1.2
 
 
 def measure_apply(sandbox: ServedSandbox, dsn: str, count: int, runs: int) -> dict[str, Any]:
-    from reconciler.backends.config import StateConfig
+    from reconciler.state.backends.config import StateConfig
 
     os.environ["BENCH_STATE_DSN"] = dsn
     pg = StateConfig(backend="postgres", dsn_env="BENCH_STATE_DSN", source="bench")

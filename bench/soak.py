@@ -395,13 +395,13 @@ class Soak:
 
     def load_state(self) -> Any:
         """The state as the soak's commands keep it (the file, or the database's row)."""
-        from reconciler.state import StateStore
+        from reconciler.state.store import StateStore
 
         if self.state_dsn is None:
             return StateStore(self.state_path).load()
-        from reconciler.backends.postgres import PostgresStateStore
+        from reconciler.state.backends.postgres import PostgresStateStore
         from reconciler.remote.target import Secret
-        from reconciler.state import TargetRef
+        from reconciler.state.store import TargetRef
 
         key = TargetRef(gateway_url=self.env["VCITA_GATEWAY_URL"], business_id=self.env["VCITA_BUSINESS_ID"])
         return PostgresStateStore(Secret(self.state_dsn), key).load()

@@ -69,7 +69,7 @@ def shared_seeds() -> Path:
 def short_list_lag(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sandbox's list does not lag unless a test sets it to (``list_lag_seconds``), so the
     recovery of an interrupted catalog create need not wait the real API's 20 s + margins
-    (``reconciler.listlag``); creates must still leave within 5 s of their pending record.  The
+    (``reconciler.core.listlag``); creates must still leave within 5 s of their pending record.  The
     list-lag tests set their own values."""
     monkeypatch.setenv("RECONCILER_LIST_LAG_SECONDS", "0")
     monkeypatch.setenv("RECONCILER_CLOCK_SKEW_SECONDS", "0")

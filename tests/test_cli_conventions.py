@@ -243,7 +243,7 @@ def test_completion_answers_commands_and_options() -> None:
 
 def test_the_cli_module_imports_no_heavy_library() -> None:
     heavy = ["pydantic", "starlette", "uvicorn", "uvloop", "httpx", "rich", "ruamel", "yaml", "deepdiff",
-             "asyncio", "reconciler.state", "reconciler.sandbox.app"]
+             "asyncio", "reconciler.state.store", "reconciler.sandbox.app"]
     code = ("import json, sys; import reconciler.cli; "
             f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/",
@@ -325,7 +325,7 @@ def test_ctrl_c_at_the_prompt_exits_130_and_applies_nothing(tmp_path: Path) -> N
 
 def test_state_commands_default_folder_is_the_states() -> None:
     from reconciler.cli import state_cmds, state_transfer_cmd
-    from reconciler.state import DEFAULT_MANIFESTS
+    from reconciler.state.store import DEFAULT_MANIFESTS
 
     assert state_cmds.DEFAULT_MANIFESTS == DEFAULT_MANIFESTS  # a copy, to keep pydantic out of --help
     assert state_transfer_cmd.DEFAULT_MANIFESTS == DEFAULT_MANIFESTS

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.errors import StateError
-from reconciler.state import PendingCreate, ResourceState, State, StateStore, utc_now
+from reconciler.core.errors import StateError
+from reconciler.state.store import PendingCreate, ResourceState, State, StateStore, utc_now
 
 Mutation = Callable[[State], State]
 

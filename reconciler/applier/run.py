@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from reconciler.applier import steps
 from reconciler.applier.commit import Committer
-from reconciler.errors import (
+from reconciler.core.errors import (
     NotSentError,
     OutcomeUnknownError,
     PlanFileError,
@@ -39,18 +39,18 @@ from reconciler.errors import (
     proves_not_executed,
 )
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
-from reconciler.operations import (
+from reconciler.plan.operations import (
     CreateClientPackage,
     Operation,
     ResolvePendingCreate,
     Unbound,
 )
-from reconciler.plan import Plan, fingerprint
-from reconciler.planner import normalize as nz
-from reconciler.listlag import ListLag, parse_utc
+from reconciler.plan.document import Plan, fingerprint
+from reconciler.model import views as nz
+from reconciler.core.listlag import ListLag, parse_utc
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.dispatch import send_by
-from reconciler.state import (
+from reconciler.state.store import (
     PendingCreate,
     ResourceState,
     State,
@@ -153,7 +153,7 @@ class Applier:
         #: why nothing more may be sent ("" while the run goes on): see stop()
         self.stopping = ""
         lag = getattr(getattr(api, "target", None), "list_lag", None)
-        #: seconds within which a create must leave after its pending record (reconciler.listlag)
+        #: seconds within which a create must leave after its pending record (reconciler.core.listlag)
         self.send_window = (lag if isinstance(lag, ListLag) else ListLag()).send_window
 
     def stop(self, why: str = "apply was interrupted") -> None:
@@ -258,7 +258,7 @@ class Applier:
         clients = {rid for op in ops if op.kind == "ClientPackage" for rid in op.remote_ids}
         if catalog:
             # the list lags creation (API-NOTES §8): what it does not show yet is read by id
-            from reconciler.refresh import read_catalog
+            from reconciler.refresh.full import read_catalog
 
             listed = {p.id: p for p in await read_catalog(self.api, sorted(catalog))}
             for rid in catalog:
@@ -421,7 +421,7 @@ class Applier:
         pending record is written only shortly before its request goes out.
 
         The request must leave within the target's send window of its record
-        (``reconciler.listlag``: what bounds how long a recovery waits for vcita's list); one held
+        (``reconciler.core.listlag``: what bounds how long a recovery waits for vcita's list); one held
         back longer (a long Retry-After) is not sent, its record is closed (it never left) and a
         fresh one is opened, up to :data:`SEND_TRIES` times."""
         async with self._create_gate:
@@ -483,7 +483,7 @@ class Applier:
 
 def _listed_after_settling(op: ResolvePendingCreate) -> bool:
     """Whether the list read that found no package of ``op``'s create started once the list could
-    no longer be hiding one (``reconciler.listlag``)."""
+    no longer be hiding one (``reconciler.core.listlag``)."""
     if not op.listed_at or not op.settled_at:
         return False
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 from typing import TYPE_CHECKING
 
-from reconciler.operations import (
+from reconciler.plan.operations import (
     AdoptCatalogPackage,
     CreateCatalogPackage,
     CreateClientPackage,
@@ -28,7 +28,7 @@ from reconciler.operations import (
     UpdateClientPackage,
 )
 
-from reconciler.planner import normalize as nz
+from reconciler.model import views as nz
 
 if TYPE_CHECKING:
     from reconciler.applier.run import Applier

@@ -22,7 +22,7 @@ import click
 from reconciler import __version__
 from reconciler.cli import exit_codes
 from reconciler.cli.output import Console, RedactingFilter, RedactingStream
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.core.errors import ManifestError, ReconcilerError
 
 DEBUG_ENV = "RECONCILER_DEBUG"
 
@@ -142,7 +142,7 @@ def cli(ctx: click.Context, chdir: str | None) -> None:
 
 
 def _print_library_warnings(console: Console) -> None:
-    """Warnings the library logs about files (``reconciler.permissions``) as ``Warning: ...`` lines
+    """Warnings the library logs about files (``reconciler.core.permissions``) as ``Warning: ...`` lines
     of this run's console (so --no-color or -q given after the command apply to them too)."""
     import logging  # here: --help and completion do not need it
 
@@ -158,7 +158,7 @@ def _print_library_warnings(console: Console) -> None:
         def emit(self, record: logging.LogRecord) -> None:
             console.info(record.getMessage())
 
-    for name, handler in (("reconciler.permissions", WarningLines(logging.WARNING)),
+    for name, handler in (("reconciler.core.permissions", WarningLines(logging.WARNING)),
                           ("reconciler.notice", NoticeLines(logging.INFO))):  # e.g. a wait for the list
         logger = logging.getLogger(name)
         for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:
@@ -190,7 +190,7 @@ def _register() -> None:
     cli.add_command(export_cmd.export)
     cli.add_command(doctor_cmd.doctor)
     from reconciler.cli.help import completion
-    from reconciler.sandbox.cli import sandbox
+    from reconciler.cli.sandbox_cmds import sandbox
 
     cli.add_command(sandbox)
     cli.add_command(completion)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the error boundary).
 
-    While it runs, stdout and stderr mask every registered secret (``reconciler.safetext``).
+    While it runs, stdout and stderr mask every registered secret (``reconciler.core.safetext``).
     """
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]

@@ -27,15 +27,15 @@ from reconciler.cli.common import (
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
-from reconciler.errors import ConfigError, PlanFileError
-from reconciler.fsutil import read_regular
+from reconciler.core.errors import ConfigError, PlanFileError
+from reconciler.core.fsutil import read_regular
 
 
 def read_plan(path: str) -> Any:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
-    from reconciler.plan import Plan, check_format_version, unseal
+    from reconciler.plan.document import Plan, check_format_version, unseal
 
     try:
         text = read_regular(path).decode("utf-8")
@@ -48,7 +48,7 @@ def read_plan(path: str) -> Any:
     except json.JSONDecodeError as e:
         raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
                             hint="Make the plan again with 'reconciler plan --out FILE'.") from None
-    from reconciler.fleet_apply import is_fleet_plan
+    from reconciler.fleet.apply import is_fleet_plan
 
     if is_fleet_plan(raw):
         raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
@@ -105,8 +105,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     reconciler apply --all [FLEET_PLAN.json] [ROOT]   every business folder of ROOT (see plan --all)
     """
     from reconciler.applier import Applier
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan, target_ref
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan, target_ref
 
     if all_ or shard:
         if not all_:
@@ -114,7 +114,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         if only:
             raise ConfigError("--only is not available with --all")
         from reconciler.cli.fleet_cmd import run_fleet_apply
-        from reconciler.fleet_apply import ApplyOptions
+        from reconciler.fleet.apply import ApplyOptions
 
         fleet_plan = paths[0] if paths and paths[0].endswith(".json") else None
         return run_fleet_apply(obj, paths[1:] if fleet_plan else paths, saved=fleet_plan, fmt=fmt, shard=shard,
@@ -190,7 +190,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                     if not auto_approve:
                         if fmt != "text":  # stdout is kept for the report: the plan asked about goes to stderr
                             from reconciler.render import render
-                            from reconciler.safetext import printable
+                            from reconciler.core.safetext import printable
 
                             sys.stderr.write(printable(render(plan, "text"), keep="\n\t"))
                         prompt = f"Apply these changes to business {target.business_id}?"
@@ -201,7 +201,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
                 if saved is not None:  # made earlier: vcita may have got some of its creates since
-                    from reconciler.second_memory import recheck_saved
+                    from reconciler.refresh.second_memory import recheck_saved
                     await recheck_saved(api, plan, state.resources, state.archived)
                 with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
@@ -269,6 +269,6 @@ def _report_notes(result: Any, verify: Any, interrupted: list[signal.Signals]) -
 
 def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> None:
     from reconciler.render.apply_md import render_apply_markdown
-    from reconciler.safetext import printable
+    from reconciler.core.safetext import printable
 
     sys.stdout.write(printable(render_apply_markdown(plan, outcomes, summary=summary, notes=notes), keep="\n\t"))

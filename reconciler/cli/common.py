@@ -58,7 +58,7 @@ def backend_options(f: F) -> F:
 def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
     """The run's state backend (flags popped from ``kw``, then target.toml of the manifest
     folder, the target's table and the top level of reconciler.toml): a StateConfig."""
-    from reconciler.backends.config import resolve_state_config
+    from reconciler.state.backends.config import resolve_state_config
 
     folder = None
     if paths:
@@ -70,7 +70,7 @@ def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> An
 
 def open_state(kw: dict[str, Any], paths: list[str], state_path: str | None, target: Any) -> Any:
     """The run's state store (``StateStore.locate`` with the configured backend)."""
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     return StateStore.locate(paths, state_path, target=target, backend=state_config(kw, paths, target))
 
@@ -98,7 +98,7 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
         folder = folder.absolute()
         if not (folder / "target.toml").is_file() and folder.name not in load_project_targets(cwd)[0]:
             return None
-        from reconciler.fleet import Business, folder_target
+        from reconciler.fleet.businesses import Business, folder_target
 
         return folder_target(Business(name=folder.name, path=folder), cwd=cwd, env=env)
 
@@ -181,7 +181,7 @@ def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     the selection (``Plan.only``, ``left_out``, ``dependencies``)."""
     if not only:
         return desired, {}
-    from reconciler.scope import select
+    from reconciler.manifest.scope import select
 
     sel = select(desired, only)
     return sel.desired, {"only": sel.patterns, "left_out": sel.left_out, "dependencies": sel.dependencies}

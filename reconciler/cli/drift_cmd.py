@@ -15,11 +15,11 @@ import click
 from reconciler.cli import exit_codes
 from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 
 
 def shard_option(f: Any) -> Any:
-    """``--all``, ``--shard I/N`` and ``--jobs N``: the many-businesses mode (reconciler.fleet)."""
+    """``--all``, ``--shard I/N`` and ``--jobs N``: the many-businesses mode (reconciler.fleet.businesses)."""
     f = click.option("--jobs", type=click.IntRange(1, 256), default=8, show_default=True, metavar="N",
                      help="With --all: businesses worked on at the same time.")(f)
     f = click.option("--shard", metavar="I/N",
@@ -58,8 +58,8 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     manifests (never a field also changed in the manifest) and updates the state's record.
     """
     from reconciler.drift import detect, render_drift
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import target_ref
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import target_ref
 
     if all_:
         if write_back:
@@ -95,7 +95,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     if not write_back:
         report, _ = run_async(go(load()))
     else:
-        from reconciler.writeback import write_back as accept
+        from reconciler.drift.writeback import write_back as accept
 
         with store.lock("drift --write-back"):
             state = load()
@@ -104,10 +104,10 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     code = exit_codes.for_drift(report.verdict)
     report = report.model_copy(update={"exit_code": code})
     if out:
-        from reconciler.fsutil import atomic_write_text
+        from reconciler.core.fsutil import atomic_write_text
 
         atomic_write_text(Path(out), report.to_json(), mode=0o644)
-    from reconciler.safetext import printable, printable_json
+    from reconciler.core.safetext import printable, printable_json
 
     text = render_drift(report, fmt)  # names and values from the server: never raw on a terminal
     text = printable_json(text) if fmt == "json" else printable(text, keep="\n\t")

@@ -36,8 +36,8 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     the target's API does not serve that list, they are left out (and it says so): adopt each
     with 'reconciler import client_package.NAME UID'.
     """
-    from reconciler import export as ex
-    from reconciler.refresh import target_ref
+    from reconciler.adopt import export as ex
+    from reconciler.refresh.full import target_ref
 
     out = Path(out_dir)
     target = resolve(kw, [str(out)])
@@ -64,7 +64,7 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         plan = ex.prepare(packages, services, state, out, schema_ref=ref, force=force, skip_tracked=skip_tracked)
         clients = None
         if not isinstance(found, Exception):
-            from reconciler.export_clients import prepare_clients
+            from reconciler.adopt.export_clients import prepare_clients
 
             names = {f.remote_id: f.name for f in plan.files}
             names.update({rs.id: a.split(".", 1)[1] for a, rs in state.resources.items()
@@ -75,7 +75,7 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
                  extra_resources=clients.resources if clients is not None else None)
     console = obj.console
     if isinstance(found, Exception):
-        from reconciler.safetext import printable
+        from reconciler.core.safetext import printable
 
         console.warn(f"client packages not exported: {printable(str(found), limit=400)}")
     schema_file = Path.cwd() / ex.SCHEMA_FILE
@@ -83,7 +83,7 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         # The editor line points there: write the schema, so that it is not a dangling reference.
         import json
 
-        from reconciler.fsutil import atomic_write_text
+        from reconciler.core.fsutil import atomic_write_text
         from reconciler.model.schema import manifest_schema
 
         try:

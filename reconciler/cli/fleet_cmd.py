@@ -20,7 +20,7 @@ import click
 
 from reconciler.cli import exit_codes
 from reconciler.cli.common import run_async, stopping_on_signals
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
@@ -34,7 +34,7 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
                       out: str | None, kw: dict[str, Any], state_path: str | None = None,
                       detailed_exitcode: bool = True) -> int:
     """Run ``command`` (drift | plan) over the business folders of ``paths[0]``; the exit code."""
-    from reconciler import fleet
+    from reconciler.fleet import businesses as fleet
 
     if len(paths) > 1:
         raise ConfigError("--all takes one folder (default manifests), holding one folder per business")
@@ -55,11 +55,11 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     code = exit_codes.worst(codes, command)
     where = f"shard {shard} ({len(selected)} of {len(everyone)} businesses)" if shard else f"{len(selected)} businesses"
     if out:
-        from reconciler.fsutil import atomic_write_text
+        from reconciler.core.fsutil import atomic_write_text
 
         text = fleet_json(command, outcomes, codes, code, shard)
         if command == "plan":  # a fleet plan is applied as it was reviewed: sealed like a saved plan
-            from reconciler.fleet_apply import sealed_fleet_plan
+            from reconciler.fleet.apply import sealed_fleet_plan
 
             text = sealed_fleet_plan(text)
         atomic_write_text(Path(out), text, mode=0o600 if command == "plan" else 0o644)
@@ -79,7 +79,7 @@ def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> Non
 
 
 def _work_options(kw: dict[str, Any]) -> Any:
-    from reconciler import fleet
+    from reconciler.fleet import businesses as fleet
 
     return fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
                              rate=kw.get("rate"), state_backend=kw.get("state_backend"),
@@ -89,8 +89,8 @@ def _work_options(kw: dict[str, Any]) -> Any:
 def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt: str, shard: str | None, jobs: int,
                     kw: dict[str, Any], state_path: str | None, auto_approve: bool, how: Any) -> int:
     """``apply --all [FLEET_PLAN.json] [ROOT]``: apply every business (of the shard); the exit code."""
-    from reconciler import fleet
-    from reconciler.fleet_apply import FleetStop, apply_business, plan_folders, read_fleet_plan
+    from reconciler.fleet import businesses as fleet
+    from reconciler.fleet.apply import FleetStop, apply_business, plan_folders, read_fleet_plan
 
     if len(paths) > 1:
         raise ConfigError("--all takes one folder (default manifests), holding one folder per business")

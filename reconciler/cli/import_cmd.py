@@ -47,7 +47,7 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     valid_from when declared) matches one is adopted, with the catalog packages they name (by
     their unique display name), in one state write; packages matching nothing are listed.
     """
-    from reconciler.adopt import adopt_many, read_pairs
+    from reconciler.adopt.named import adopt_many, read_pairs
 
     if discover:
         if from_file is not None or address or remote_id:
@@ -69,8 +69,8 @@ def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str
                 work: Callable[[Any, Any, Any, Any], Awaitable[T]]) -> T:
     """``work(api, desired, state, store)`` under the state's lock, for the target the manifests
     and flags name (a state of another target is refused first)."""
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import target_ref
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import target_ref
 
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
@@ -90,8 +90,8 @@ def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str
 
 
 def _discover(obj: Any, manifests: tuple[str, ...], state_path: str | None, kw: dict[str, Any]) -> int:
-    from reconciler.discover_import import discover_and_adopt
-    from reconciler.safetext import printable
+    from reconciler.adopt.discover import discover_and_adopt
+    from reconciler.core.safetext import printable
 
     result = _with_state(manifests, state_path, kw, discover_and_adopt)
     say = obj.console.out

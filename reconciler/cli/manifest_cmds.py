@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.errors import ManifestError
+from reconciler.core.errors import ManifestError
 
 DEFAULT_MANIFESTS = "manifests"
 
@@ -33,7 +33,7 @@ def validate(obj: object, paths: tuple[str, ...], fmt: str) -> int:
     Every problem is reported as FILE:LINE:COL: Kind/name: field: message. Exit code 0 when
     valid, 1 otherwise.
     """
-    from reconciler.manifest import load_manifests
+    from reconciler.manifest.load import load_manifests
 
     console = obj.console  # type: ignore[attr-defined]
     try:
@@ -79,7 +79,7 @@ def schema(out: str | None) -> None:
 
     text = json.dumps(document_json_schema(), indent=2, sort_keys=True) + "\n"
     if out:
-        from reconciler.fsutil import atomic_write_text
+        from reconciler.core.fsutil import atomic_write_text
 
         atomic_write_text(Path(out), text, mode=0o644)
     else:

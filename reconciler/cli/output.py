@@ -1,6 +1,6 @@
 """Terminal output for the CLI: plain lines when piped, colour on a terminal (rich).
 
-Everything printed passes two guards (``reconciler.safetext``): each line's control characters
+Everything printed passes two guards (``reconciler.core.safetext``): each line's control characters
 are escaped before styling (a server's ESC, BEL or line break cannot rewrite the screen or forge
 a line), and the process's stdout and stderr are wrapped while the CLI runs
 (:class:`RedactingStream`) so that no registered secret (a token, a proxy password) is written,
@@ -22,7 +22,7 @@ import traceback as tb
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from reconciler.safetext import clean, printable, printable_json, redact
+from reconciler.core.safetext import clean, printable, printable_json, redact
 
 
 class RedactingStream:

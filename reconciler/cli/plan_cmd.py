@@ -23,7 +23,7 @@ from reconciler.cli.common import (
 from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 
 FORMATS = ["text", "markdown", "github-summary", "json"]
 FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size limit); github-summary for "
@@ -68,10 +68,10 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
                               "available with --all")
         return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
-    from reconciler.fsutil import atomic_write_text
-    from reconciler.plan import sealed_json
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan, target_ref
+    from reconciler.core.fsutil import atomic_write_text
+    from reconciler.plan.document import sealed_json
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan, target_ref
 
     if no_refresh and refresh_mode != "full":
         raise ConfigError("--no-refresh reads nothing, --refresh=changed reads what changed: give one of them")

@@ -1,5 +1,5 @@
 """What the CLI shows while long work runs, drawn from the library's progress events
-(``reconciler.progress``) and the applier's events.
+(``reconciler.core.progress``) and the applier's events.
 
 * :class:`Spinner`: one line on stderr with counts, during a refresh (plan, drift, the plan of
   apply), the verification after apply, and runs over many businesses (``--all``).  Only when
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from reconciler.cli.output import Console, color_wanted
-from reconciler.progress import Progress
-from reconciler.safetext import clean
+from reconciler.core.progress import Progress
+from reconciler.core.safetext import clean
 
 
 def _isatty(stream: Any) -> bool:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconciler.cli.common import backend_options, resolve, state_config
-from reconciler.errors import StateError
+from reconciler.core.errors import StateError
 
 if TYPE_CHECKING:
-    from reconciler.state import State, StateStore
+    from reconciler.state.store import State, StateStore
 
-# reconciler.state (pydantic) is imported when a subcommand runs, not for --help or completion.
-DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
+# reconciler.state.store (pydantic) is imported when a subcommand runs, not for --help or completion.
+DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.store.DEFAULT_MANIFESTS (a test holds them equal)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,10 +62,10 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
         if target_name:
             raise StateError("--target chooses a business's row in a state database; the state here is a file",
                              hint="Use --state FILE or --manifests PATH to choose a state file.")
-        from reconciler.state import StateStore
+        from reconciler.state.store import StateStore
 
         return StateStore.locate([manifests], state_file)
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     target = resolve({"target_name": target_name}, [manifests])
     config = state_config(dict(flags), [manifests], target)
@@ -75,7 +75,7 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
 def _lock_note(console: Any, store: Any) -> None:
     """Who holds the state lock now, if anyone (on stderr: stdout stays the listing): the lock
     file's holder, or a state database's advisory lock and its holder record."""
-    from reconciler.state_lock import lock_status
+    from reconciler.state.lock import lock_status
 
     status = lock_status(store.lock_path) if store.kind == "local" else store.lock_status()
     if status.held:
@@ -83,13 +83,13 @@ def _lock_note(console: Any, store: Any) -> None:
 
 
 def kind_of_address(address: str) -> str:
-    from reconciler.state import kind_of_address as kind
+    from reconciler.state.store import kind_of_address as kind
 
     return kind(address)
 
 
 def _address_ok(address: str) -> bool:
-    from reconciler.state import ADDRESS_RE
+    from reconciler.state.store import ADDRESS_RE
 
     return bool(ADDRESS_RE.match(address))
 
@@ -176,7 +176,7 @@ def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
     if store.kind != "local":  # a database lock ends with its session: never broken by hand
         obj.console.out(store.unlock(lock_id))
         return 0
-    from reconciler.state import unlock
+    from reconciler.state.store import unlock
 
     result = unlock(store.dir, lock_id, name=store.lock_path.name)
     obj.console.out(result.message)

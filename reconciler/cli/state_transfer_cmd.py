@@ -4,7 +4,7 @@
 backend the configuration or ``--state-backend postgres`` names, for the business of the run's
 target (onboarding a team or a fleet); ``pull`` copies it back into the file (a backup, or
 leaving the database).  Neither overwrites a newer serial (see
-:mod:`reconciler.backends.transfer`).  ``businesses`` lists the states a database holds.
+:mod:`reconciler.state.backends.transfer`).  ``businesses`` lists the states a database holds.
 None of these contacts vcita.
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli.common import backend_options, state_config
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
 
-if TYPE_CHECKING:  # reconciler.state (pydantic) is imported when a subcommand runs, not for --help
-    from reconciler.state import StateStore
+if TYPE_CHECKING:  # reconciler.state.store (pydantic) is imported when a subcommand runs, not for --help
+    from reconciler.state.store import StateStore
 
 
 def _both(f: Any) -> Any:
@@ -42,7 +42,7 @@ def _stores(manifests: str, state_file: str | None, target_name: str | None, bac
                           "backend is local",
                           hint="Pass --state-backend postgres (and --state-dsn-env VAR), or set state = \"postgres\" "
                                "in reconciler.toml or the folder's target.toml.")
-    from reconciler.state import StateStore
+    from reconciler.state.store import StateStore
 
     file = StateStore.locate([manifests], state_file)
     database = _store(manifests, None, target_name, backend, dsn_env)
@@ -59,7 +59,7 @@ def push(obj: Any, manifests: str, state_file: str | None, target_name: str | No
     Refused, with nothing written, when the database already holds a newer serial of this
     business's state, another state, or the same serial with other content.
     """
-    from reconciler.backends.transfer import transfer
+    from reconciler.state.backends.transfer import transfer
 
     file, database = _stores(manifests, state_file, target_name, state_backend, state_dsn_env)
     done = transfer(file, database, "state push")
@@ -77,7 +77,7 @@ def pull(obj: Any, manifests: str, state_file: str | None, target_name: str | No
     Refused, with nothing written, when the file holds a newer serial, another state, or the
     same serial with other content. The file's previous content is kept as its .backup.
     """
-    from reconciler.backends.transfer import transfer
+    from reconciler.state.backends.transfer import transfer
 
     file, database = _stores(manifests, state_file, target_name, state_backend, state_dsn_env)
     done = transfer(database, file, "state pull")
@@ -90,7 +90,7 @@ def pull(obj: Any, manifests: str, state_file: str | None, target_name: str | No
 @click.pass_obj
 def businesses(obj: Any, state_backend: str | None, state_dsn_env: str | None) -> int:
     """List the businesses whose state the database backend holds, and who holds their locks."""
-    from reconciler.backends import list_businesses
+    from reconciler.state.backends import list_businesses
 
     config = state_config({"state_backend": state_backend, "state_dsn_env": state_dsn_env}, None, None)
     rows = list_businesses(config)

@@ -29,7 +29,7 @@ from reconciler.doctor.probe import (
     probe,
     runtime_path,
 )
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.routes import UNVERIFIED, Door, Route, RoutePin, TokenKind
 from reconciler.remote.target import ENV_FALLBACK, Target

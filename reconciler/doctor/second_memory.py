@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.errors import NotFoundError, RemoteError
+from reconciler.core.errors import NotFoundError, RemoteError
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import ENTITY_TYPES
 from reconciler.remote.normalize import payment_request
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 #: the routes this check reads (not in the doctor's route table: they are optional)
 ROUTES = ("list_payment_requests", "get_payment_request")

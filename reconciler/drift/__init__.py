@@ -6,7 +6,7 @@
     render.py   text and Markdown renderings (JSON is ``DriftReport.to_json``)
 
 :func:`detect` is the one place where drift meets I/O: one refresh (the same reads as ``plan``),
-then the pure comparison.  It never writes anything; ``reconciler.writeback`` is the separate,
+then the pure comparison.  It never writes anything; ``reconciler.drift.writeback`` is the separate,
 explicit step that accepts remote drift into the manifests.
 """
 
@@ -25,12 +25,12 @@ from reconciler.drift.model import (
     verdict_for,
 )
 from reconciler.drift.render import render_drift
-from reconciler.state import State, utc_now
+from reconciler.state.store import State, utc_now
 
 if TYPE_CHECKING:
-    from reconciler.manifest import ManifestSet
+    from reconciler.manifest.load import ManifestSet
     from reconciler.planner.actual import Actual
-    from reconciler.progress import ProgressSink
+    from reconciler.core.progress import ProgressSink
     from reconciler.remote.client import VcitaClient
     from reconciler.remote.target import Target
 
@@ -45,7 +45,7 @@ async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target
     """Refresh the objects of ``desired`` and ``state`` from vcita and compare: the report and
     the refreshed remote (which ``--write-back`` needs to record new baselines).  ``progress``
     gets the refresh's reads as they end."""
-    from reconciler.refresh import plan_target, refresh
+    from reconciler.refresh.full import plan_target, refresh
 
     from reconciler.drift.model import summarise
     from reconciler.drift.outside import look

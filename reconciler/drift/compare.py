@@ -1,7 +1,7 @@
 """Drift, computed: a pure ``(desired, state, actual) -> DriftReport``.  No I/O, no clock.
 
 Three views of every tracked object are compared field by field, in the planner's normalised
-form (``reconciler.planner.normalize``):
+form (``reconciler.model.views``):
 
 * ``applied`` — state's record of what reconciler last applied (the full remote view after the
   last write, import or export; its fingerprint is state's ``fingerprint``);
@@ -29,12 +29,12 @@ from reconciler.drift.model import (
     summarise,
     verdict_for,
 )
-from reconciler.manifest import ManifestSet
+from reconciler.manifest.load import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
-from reconciler.plan import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
-from reconciler.planner import normalize as nz
+from reconciler.plan.document import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
+from reconciler.model import views as nz
 from reconciler.planner.actual import Actual
-from reconciler.state import Kind, ResourceState
+from reconciler.state.store import Kind, ResourceState
 
 CATALOG = "catalog_package."
 CLIENT = "client_package."

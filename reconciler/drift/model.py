@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from reconciler.model.base import Frozen
-from reconciler.plan import PlanTarget
+from reconciler.plan.document import PlanTarget
 
 DRIFT_FORMAT_VERSION = 1
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from reconciler.drift.model import ObjectDrift
 from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 if TYPE_CHECKING:
-    from reconciler.manifest import ManifestSet
+    from reconciler.manifest.load import ManifestSet
     from reconciler.planner.actual import Actual
     from reconciler.remote.client import VcitaClient
-    from reconciler.state import State
+    from reconciler.state.store import State
 
 
 def managed(desired: ManifestSet, state: State, actual: Actual) -> tuple[set[str], set[str]]:

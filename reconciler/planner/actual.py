@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.listlag import ListLag
+from reconciler.core.listlag import ListLag
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
-from reconciler.planner import normalize as nz
+from reconciler.model import views as nz
 
 
 class PendingLike(Protocol):
-    """What the planner reads of a pending create (reconciler.state.PendingCreate)."""
+    """What the planner reads of a pending create (reconciler.state.store.PendingCreate)."""
 
     @property
     def id(self) -> str: ...
@@ -47,7 +47,7 @@ class RemoteObject:
 @dataclass(frozen=True)
 class Discovered:
     """The second memory (API-NOTES §11): client packages vcita showed through the business's
-    payment requests, each confirmed by its link back (``reconciler.second_memory``).  Presence
+    payment requests, each confirmed by its link back (``reconciler.refresh.second_memory``).  Presence
     is proof; absence is only evidence (the list may lag; a free package may open no request)."""
 
     packages: Mapping[str, RemoteObject] = field(default_factory=dict)  # by remote id
@@ -85,7 +85,7 @@ class Actual:
     #: client packages found through payment requests (None: not looked for)
     discovered: Discovered | None = None
     #: when the read of the catalog list that ``catalog_packages`` comes from started (UTC, ISO
-    #: 8601; None: not read), and how long that list may hide a new package (reconciler.listlag)
+    #: 8601; None: not read), and how long that list may hide a new package (reconciler.core.listlag)
     catalog_listed_at: str | None = None
     list_lag: ListLag = field(default_factory=ListLag)
 

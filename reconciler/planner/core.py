@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
-from reconciler.manifest import ManifestSet
+from reconciler.manifest.load import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
-from reconciler.operations import (
+from reconciler.plan.operations import (
     ABSENT,
     KNOWN_AFTER_APPLY,
     AdoptCatalogPackage,
@@ -42,10 +42,10 @@ from reconciler.operations import (
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
+from reconciler.plan.document import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import identity as ident
 from reconciler.planner import memory
-from reconciler.planner import normalize as nz
+from reconciler.model import views as nz
 from reconciler.planner import payments
 from reconciler.planner import pending as pend
 from reconciler.planner import rules
@@ -69,7 +69,7 @@ class Remote(Protocol):
 
 
 class TrackedLike(Protocol):
-    """What the planner reads of a state entry (reconciler.state.ResourceState)."""
+    """What the planner reads of a state entry (reconciler.state.store.ResourceState)."""
 
     @property
     def kind(self) -> str: ...
@@ -86,7 +86,7 @@ def _present(tracked: TrackedLike) -> ExpectedState:
 
 
 class ArchivedLike(Protocol):
-    """What the planner reads of an archived record (reconciler.state.ArchivedResource)."""
+    """What the planner reads of an archived record (reconciler.state.store.ArchivedResource)."""
 
     @property
     def kind(self) -> str: ...

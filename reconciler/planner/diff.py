@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.operations import FieldChange
+from reconciler.plan.operations import FieldChange
 
 _SCALARS = (str, int, float, bool, type(None))
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model.manifest import ClientPackageSpec
-from reconciler.plan import Problem
-from reconciler.planner import normalize as nz
+from reconciler.plan.document import Problem
+from reconciler.model import views as nz
 
 #: ``_take_over``'s answer when the plan refuses the object (a Problem explains why).
 REFUSED: Any = object()

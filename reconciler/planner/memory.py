@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.model.manifest import ClientPackageSpec
-from reconciler.operations import ABSENT, CreateClientPackage, Operation, ResolvePendingCreate
-from reconciler.plan import Problem, fingerprint
+from reconciler.plan.operations import ABSENT, CreateClientPackage, Operation, ResolvePendingCreate
+from reconciler.plan.document import Problem, fingerprint
 from reconciler.planner import identity as ident
 from reconciler.planner.actual import Discovered, PendingLike, RemoteObject
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from reconciler.manifest import ManifestSet
-from reconciler.operations import CreateClientPackage, IdOf, Operation
-from reconciler.plan import PaymentRequest, PaymentRequests, Problem
-from reconciler.planner import normalize as nz
+from reconciler.manifest.load import ManifestSet
+from reconciler.plan.operations import CreateClientPackage, IdOf, Operation
+from reconciler.plan.document import PaymentRequest, PaymentRequests, Problem
+from reconciler.model import views as nz
 from reconciler.planner.actual import Actual
 
 

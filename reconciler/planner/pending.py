@@ -8,7 +8,7 @@ carries out, deciding nothing:
 * the state already records the address: ``created``, for a catalog package;
 * a catalog package (they can be listed): exactly one untracked package with the create's name is
   ``adopt``-ed; none, in a list read once the list could no longer be hiding it
-  (``reconciler.listlag``: the refresh waits for that), means the create never reached vcita
+  (``reconciler.core.listlag``: the refresh waits for that), means the create never reached vcita
   (``not_created``: the plan's create sends it again); none in a list read earlier proves
   nothing (``unknown``: plan again later); several cannot be told apart (``unknown``);
 * a client package is looked for in vcita's payment requests (the second memory, ``memory.py``):
@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
-from reconciler.listlag import parse_utc, utc_stamp
-from reconciler.operations import ABSENT, ExpectedState, ResolvePendingCreate
+from reconciler.core.listlag import parse_utc, utc_stamp
+from reconciler.plan.operations import ABSENT, ExpectedState, ResolvePendingCreate
 from reconciler.planner.actual import Actual, PendingLike
 
 
@@ -39,7 +39,7 @@ class TrackedId(Protocol):
 def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: Collection[str],
             by_name: Mapping[str, list[str]], *, in_manifests: bool) -> ResolvePendingCreate:
     """The resolution of one pending create; ``taken`` are remote ids owned by an address already."""
-    from reconciler.plan import fingerprint
+    from reconciler.plan.document import fingerprint
 
     base: dict[str, Any] = {"address": it.address, "intent_id": it.id, "opened_at": it.opened_at,
                             "details": dict(it.details)}

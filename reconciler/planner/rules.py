@@ -1,6 +1,6 @@
 """The business rules a reviewer should see before anything runs, as plan problems.
 
-Pure functions of normalised views (``normalize.py``) and the refreshed remote (``actual.py``):
+Pure functions of normalised views (``reconciler.model.views``) and the refreshed remote (``actual.py``):
 services a catalog package names that the business lacks; a deactivated package being assigned;
 a client package's validity in the past or ending before it starts; booking credits the package
 has no item for, or set below what was already used.  vcita would refuse each of these; the plan
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.manifest import CatalogPackage
-from reconciler.plan import Problem
+from reconciler.plan.document import Problem
 from reconciler.planner.actual import RemoteObject
 
 

@@ -3,7 +3,7 @@
 It hides vcita's two doors (gateway and fallback) and their routing failures, both envelope
 families, string-typed numbers, rate limits and transient failures behind :class:`VcitaClient`,
 which returns the normalised models of ``reconciler.model.remote`` and raises only the errors of
-``reconciler.errors``.  A write whose outcome cannot be known raises ``OutcomeUnknownError``
+``reconciler.core.errors``.  A write whose outcome cannot be known raises ``OutcomeUnknownError``
 instead of being repeated.
 
     target.py     Target, Secret, resolve_target(): flags > env > reconciler.toml > embedded

@@ -3,8 +3,8 @@
 This is where the wire format of every write lives: which route, which path parameters, the
 envelopes (``{"package": ...}``, ``{"client_package": ...}``), the body's field names and the
 forms of its values (API-NOTES §6).  :func:`calls` maps an operation of
-``reconciler.operations`` to :class:`Call` records; :func:`describe` turns them into the
-:class:`~reconciler.operations.Request` records a plan shows, and ``VcitaClient.execute`` sends
+``reconciler.plan.operations`` to :class:`Call` records; :func:`describe` turns them into the
+:class:`~reconciler.plan.operations.Request` records a plan shows, and ``VcitaClient.execute`` sends
 the very same calls, so the request in a plan is byte for byte the request apply sends (values
 known only after apply aside, shown as ``(known after apply)`` until the applier binds them).
 
@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.model.manifest import CatalogPackageSpec
-from reconciler.operations import (
+from reconciler.plan.operations import (
     KNOWN_AFTER_APPLY,
     AdoptCatalogPackage,
     CreateCatalogPackage,

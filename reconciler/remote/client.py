@@ -2,7 +2,7 @@
 
 Each method names an operation of the route table, sends it through the :class:`Dispatcher`
 (doors, fallback, retries, limits) and returns the normalised remote models.  A planned operation
-(``reconciler.operations``) is described for the plan by :meth:`VcitaClient.describe` and sent by
+(``reconciler.plan.operations``) is described for the plan by :meth:`VcitaClient.describe` and sent by
 :meth:`VcitaClient.execute`, both through ``calls.py``, which alone knows the bodies and
 envelopes; the typed write methods build their calls there too.  Decimals and dates are sent as
 JSON numbers and ISO strings.  Which door served a call is in :data:`last_served` (per task) and
@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from reconciler.errors import ConfigError, NotFoundError, OutcomeUnknownError, ProtocolError, RequestInfo
+from reconciler.core.errors import ConfigError, NotFoundError, OutcomeUnknownError, ProtocolError, RequestInfo
 from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
@@ -40,7 +40,7 @@ from reconciler.model.remote import (
     RemotePaymentRequest,
     RemoteService,
 )
-from reconciler.operations import Operation, Request
+from reconciler.plan.operations import Operation, Request
 from reconciler.remote import calls, normalize
 from reconciler.remote.dispatch import (
     ClientSettings,
@@ -53,7 +53,7 @@ from reconciler.remote.dispatch import (
 )
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 T = TypeVar("T")
 log = logging.getLogger("reconciler.remote")

@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     DoorRefusedError,
     FeatureDisabledError,
@@ -42,7 +42,7 @@ from reconciler.errors import (
 )
 from reconciler.model.remote import RemoteClientPackage, RemotePaymentRequest
 from reconciler.remote.client import VcitaClient
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 #: The payment requests of client packages (settled, and before settlement).
 ENTITY_TYPES = ("ClientBookingPackage", "PendingClientBookingPackage")

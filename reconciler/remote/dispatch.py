@@ -5,7 +5,7 @@ limit to the route's door, repeats it on the fallback door once when the gateway
 it was not executed (and remembers that route for the rest of the run), retries what the
 :class:`RetryPolicy` allows, and returns the success envelope's ``data`` with a :class:`Served`
 record (door, status, attempts, elapsed).  Every other outcome becomes one error of
-``reconciler.errors``; a write that may have happened becomes ``OutcomeUnknownError``.
+``reconciler.core.errors``; a write that may have happened becomes ``OutcomeUnknownError``.
 
 Door and token follow :func:`routes.next_try`: a target without a fallback URL sends everything
 to the gateway (a refusal the fallback would have avoided is a ``DoorRefusedError`` naming the
@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     DoorRefusedError,
     NotSentError,
@@ -91,7 +91,7 @@ last_served: ContextVar[Served | None] = ContextVar("reconciler_remote_last_serv
 #: The calling task's send window (``time.monotonic()`` deadline, or None): no attempt of its
 #: request leaves after it (``SendWindowPassed``, a "not sent").  The applier sets it around each
 #: create, so that a create leaves within ``create_send_window_seconds`` of its pending record
-#: (``reconciler.listlag``); a retry after a 429 is held to it too.
+#: (``reconciler.core.listlag``); a retry after a 429 is held to it too.
 send_by: ContextVar[float | None] = ContextVar("reconciler_remote_send_by", default=None)
 
 

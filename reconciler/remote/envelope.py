@@ -1,4 +1,4 @@
-"""Both envelope families, unwrapped; and every error answer mapped onto ``reconciler.errors``.
+"""Both envelope families, unwrapped; and every error answer mapped onto ``reconciler.core.errors``.
 
 Success bodies are ``{"status":"OK","data":{...}}`` (/platform/v1/*) or ``{"success":true,
 "data":{...}}`` (/business/payments/v1/*); errors ``{"status":"Error","error":"..."}`` or
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     FeatureDisabledError,
     NotFoundError,
@@ -26,7 +26,7 @@ from reconciler.errors import (
     RequestInfo,
     UnavailableError,
 )
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 _MAX_SNIPPET = 200
 

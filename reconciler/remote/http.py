@@ -56,7 +56,7 @@ from reconciler.remote.retry import (
     OutOfStep,
     ProxyRefused,
 )
-from reconciler.safetext import printable
+from reconciler.core.safetext import printable
 
 #: Largest answer body held in memory, counted after decoding (an API page is ~100 KiB).
 MAX_BODY = 16 << 20

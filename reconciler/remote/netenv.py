@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from reconciler.errors import ConfigError
-from reconciler.safetext import printable, register_secret
+from reconciler.core.errors import ConfigError
+from reconciler.core.safetext import printable, register_secret
 
 _PROXY_VARS = {"https": ("https_proxy", "HTTPS_PROXY"), "http": ("http_proxy", "HTTP_PROXY")}
 _ALL_VARS = ("all_proxy", "ALL_PROXY")

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from reconciler.remote.routes import DEFAULT_ROUTES, Door, RoutePin, TokenKind
 
 PROJECT_FILE = "reconciler.toml"
@@ -25,9 +25,9 @@ ROUTES_KEY = "routes"
 _TOML_KEYS = {
     "gateway_url", "fallback_url", "business_id", "token_env", "directory_token_env", "token_file",
     "directory_token_file",
-    "state", "state_dsn_env",  # the state backend of this target (reconciler.backends.config)
+    "state", "state_dsn_env",  # the state backend of this target (reconciler.state.backends.config)
 }
-#: numbers of seconds (checked by reconciler.listlag.ListLag.from_settings)
+#: numbers of seconds (checked by reconciler.core.listlag.ListLag.from_settings)
 _NUMBER_KEYS = {"list_lag_seconds", "create_send_window_seconds", "clock_skew_seconds"}
 
 

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.errors import ConfigError
-from reconciler.listlag import ListLag
-from reconciler.safetext import register_secret
+from reconciler.core.errors import ConfigError
+from reconciler.core.listlag import ListLag
+from reconciler.core.safetext import register_secret
 from reconciler.remote.project import (
     PROJECT_FILE,
     ROUTES_KEY,
@@ -162,7 +162,7 @@ class Target:
     db_path: Path | None = field(default=None, compare=False)
     #: (route name, pin) pairs, sorted by name
     route_pins: tuple[tuple[str, RoutePin], ...] = ()
-    #: how long the package list may hide a new catalog package (``reconciler.listlag``)
+    #: how long the package list may hide a new catalog package (``reconciler.core.listlag``)
     list_lag: ListLag = field(default_factory=ListLag, compare=False)
 
     def __post_init__(self) -> None:
@@ -217,7 +217,7 @@ class Target:
 def read_token_file(path: str | Path, *, cwd: Path, what: str = "token file") -> Secret:
     """Read a token from a file: surrounding whitespace stripped; missing/empty/unreadable refused,
     and so is a file others may write (one others may read is warned about, as ssh does)."""
-    from reconciler.permissions import check_token_file
+    from reconciler.core.permissions import check_token_file
 
     p = Path(path).expanduser()
     if not p.is_absolute():
@@ -282,7 +282,7 @@ def resolve_target(
     when neither flags, environment nor ``reconciler.toml`` select one (e.g. a manifests folder's
     ``target.toml``); the embedded sandbox comes after it, and only when nothing at all is
     configured.  Raises :class:`ConfigError` with an actionable message when the combination is
-    incomplete, empty or unsafe.  The list-lag settings (``reconciler.listlag``) come from the
+    incomplete, empty or unsafe.  The list-lag settings (``reconciler.core.listlag``) come from the
     target's table and ``RECONCILER_*`` variables, for every kind of target.
     """
     found: dict[str, Any] = {}

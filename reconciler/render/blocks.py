@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import singledispatch
 
 from reconciler.model.manifest import credit_key
-from reconciler.operations import (
+from reconciler.plan.operations import (
     AdoptCatalogPackage,
     CreateCatalogPackage,
     CreateClientPackage,
@@ -31,7 +31,7 @@ from reconciler.operations import (
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.planner import normalize as nz
+from reconciler.model import views as nz
 from reconciler.render.common import SYMBOL, VERB, flat_fields, leaf_key, value
 
 Row = tuple[str, str, str]  # (sign, field, value text)

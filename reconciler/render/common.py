@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.plan import Plan
+from reconciler.plan.document import Plan
 
 # Terraform's symbols where the meaning is Terraform's (+ create, ~ update in place, -/+ replace,
 # . forget: archive deletes nothing, like Terraform's "no longer managed"); the others are ours and

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.operations import Operation
-from reconciler.plan import Plan
+from reconciler.plan.operations import Operation
+from reconciler.plan.document import Plan
 from reconciler.render import fold
 from reconciler.render.blocks import Block, block, named
 from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line

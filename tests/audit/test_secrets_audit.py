@@ -240,9 +240,9 @@ def test_state_dsn_and_its_password_never_leak(tmp_path: Path, sandbox: Any, can
         code, text = rc(*args)
         assert code == 0, (args, text)
     # a held lock (held by this process): an apply meets it, and unlock refuses to break it
-    from reconciler.backends.postgres import PostgresStateStore
+    from reconciler.state.backends.postgres import PostgresStateStore
     from reconciler.remote.target import Secret
-    from reconciler.state import TargetRef
+    from reconciler.state.store import TargetRef
 
     holder = PostgresStateStore(Secret(dsn), TargetRef(gateway_url=sandbox.gateway_url, business_id=b["business_id"]))
     with holder.lock("audit"):

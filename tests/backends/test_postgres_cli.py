@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from reconciler.backends.postgres import PostgresStateStore
-from reconciler.refresh import target_ref
+from reconciler.state.backends.postgres import PostgresStateStore
+from reconciler.refresh.full import target_ref
 from reconciler.remote.target import Secret
-from reconciler.state import StateStore, TargetRef
+from reconciler.state.store import StateStore, TargetRef
 
 CLI = Callable[..., tuple[int, str, str]]
 
@@ -150,7 +150,7 @@ def test_bad_databases_are_one_clear_error_and_nothing_is_written(
 
 def test_another_tools_table_and_a_newer_row_are_refused_without_writing(
         pg_env: str, cli: CLI, workdir: Path, demo: dict[str, Any], sandbox: Any) -> None:
-    from reconciler.backends import postgres
+    from reconciler.state.backends import postgres
 
     rows(pg_env, "CREATE TABLE reconciler_lock (name text PRIMARY KEY, owner text)")
     postgres._checked.clear()
@@ -189,4 +189,4 @@ def test_target_ref_of_the_run_is_the_row_key(pg_env: str, cli: CLI, demo: dict[
     assert cli("apply", "--auto-approve", "--state-backend", "postgres")[0] == 0
     keys = rows(pg_env, "SELECT gateway_url, business_id FROM reconciler_state")
     assert keys == [(sandbox.gateway_url, demo["business"]["id"])]
-    assert target_ref  # the key is reconciler.refresh.target_ref of the run's target
+    assert target_ref  # the key is reconciler.refresh.full.target_ref of the run's target

@@ -23,12 +23,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from reconciler.backends.config import StateConfig
-from reconciler.backends.pg_schema import SCHEMA_VERSION
-from reconciler.backends.postgres import PostgresStateStore
-from reconciler.errors import StateError, StateLockedError
+from reconciler.state.backends.config import StateConfig
+from reconciler.state.backends.pg_schema import SCHEMA_VERSION
+from reconciler.state.backends.postgres import PostgresStateStore
+from reconciler.core.errors import StateError, StateLockedError
 from reconciler.remote.target import Secret
-from reconciler.state import ResourceState, State, StateStore, TargetRef
+from reconciler.state.store import ResourceState, State, StateStore, TargetRef
 
 REPO = Path(__file__).resolve().parents[2]
 ACME = TargetRef(gateway_url="https://api.example.test/apigw", business_id="acme000000000001")
@@ -64,7 +64,7 @@ def test_round_trip_keeps_every_kind_of_record(pg_dsn: str) -> None:
     empty = store.load()
     assert empty.serial == 0 and not empty.resources
     st = filled()
-    from reconciler.state import PendingCreate
+    from reconciler.state.store import PendingCreate
 
     st = st.replace(pending={"ab12": PendingCreate(id="ab12", address="client_package.new", kind="ClientPackage",
                                                    request_digest="sha256:x", details={"client": "c9"},
@@ -157,9 +157,9 @@ def test_the_server_releases_the_lock_of_a_killed_process(pg_dsn: str, tmp_path:
     script = tmp_path / "holder.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        from reconciler.backends.postgres import PostgresStateStore
+        from reconciler.state.backends.postgres import PostgresStateStore
         from reconciler.remote.target import Secret
-        from reconciler.state import TargetRef
+        from reconciler.state.store import TargetRef
         store = PostgresStateStore(Secret(sys.argv[1]), TargetRef(gateway_url={ACME.gateway_url!r},
                                    business_id={ACME.business_id!r}))
         with store.lock("apply"):
@@ -189,7 +189,7 @@ def test_the_server_releases_the_lock_of_a_killed_process(pg_dsn: str, tmp_path:
 
 
 def test_schema_is_created_once_by_many_first_runs(pg_dsn: str) -> None:
-    from reconciler.backends import postgres
+    from reconciler.state.backends import postgres
 
     postgres._checked.clear()
     errors: list[BaseException] = []
@@ -210,7 +210,7 @@ def test_schema_is_created_once_by_many_first_runs(pg_dsn: str) -> None:
 
 
 def test_another_tools_table_of_the_same_name_is_refused_and_left_alone(pg_dsn: str) -> None:
-    from reconciler.backends import postgres
+    from reconciler.state.backends import postgres
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE reconciler_state (id serial PRIMARY KEY, payload text)")
@@ -224,7 +224,7 @@ def test_another_tools_table_of_the_same_name_is_refused_and_left_alone(pg_dsn: 
 
 
 def test_a_newer_schema_or_row_format_is_refused(pg_dsn: str) -> None:
-    from reconciler.backends import postgres
+    from reconciler.state.backends import postgres
 
     store = store_for(pg_dsn)
     st = store.write(filled(), expected_serial=0)
@@ -273,7 +273,7 @@ def test_an_older_schema_is_migrated_in_place(pg_dsn: str, monkeypatch: pytest.M
     """The migration step, with a version 2 as a future reconciler would add it: a database at
     version 1 holding a state is migrated once (by one of many runs starting at once), and its
     state is read unchanged."""
-    from reconciler.backends import pg_schema, postgres
+    from reconciler.state.backends import pg_schema, postgres
 
     st = store_for(pg_dsn).write(filled(), expected_serial=0)
     v2 = (2, ["ALTER TABLE reconciler_state ADD COLUMN note text NOT NULL DEFAULT ''",

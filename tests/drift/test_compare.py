@@ -9,10 +9,10 @@ import pytest
 
 from reconciler.drift import compare, render_drift
 from reconciler.drift.model import DriftReport
-from reconciler.manifest import load_manifests
-from reconciler.plan import PlanTarget, fingerprint
+from reconciler.manifest.load import load_manifests
+from reconciler.plan.document import PlanTarget, fingerprint
 from reconciler.planner.actual import Actual, RemoteObject
-from reconciler.state import ResourceState
+from reconciler.state.store import ResourceState
 
 CATALOG = """\
 apiVersion: reconciler/v1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.drift.yamledit import RoundTripFile, WriteBackError, number, set_catalog, set_client
+from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, number, set_catalog, set_client
 
 FLAT_DASHES = """\
 ---

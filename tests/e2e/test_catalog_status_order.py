@@ -109,8 +109,8 @@ def test_doctor_lists_what_is_unverified(workdir: Path, cli: CLI, demo: dict[str
 
 
 def test_catalog_order_is_validated(tmp_path: Path, cli: CLI) -> None:
-    from reconciler.errors import ManifestError
-    from reconciler.manifest import load_manifests
+    from reconciler.core.errors import ManifestError
+    from reconciler.manifest.load import load_manifests
 
     base = (Path(__file__).resolve().parents[2] / "manifests" / "catalog-packages.yaml").read_text()
     f = tmp_path / "m.yaml"

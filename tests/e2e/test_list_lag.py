@@ -3,7 +3,7 @@ twice, refuse a fresh one as gone, or report a false change (issue 16, item 3).
 
 Against the served sandbox with its list lag on (``list_lag_seconds``: a new catalog package is
 listed only that long after its creation; read by id at once), through the CLI, with short
-bounds (``reconciler.listlag``: a few seconds instead of 20 s + margins):
+bounds (``reconciler.core.listlag``: a few seconds instead of 20 s + margins):
 
 - an apply SIGKILLed while its catalog create is in flight, after vcita executed it: the next plan
   waits for the list and adopts the package; with a bound shorter than the sandbox's lag, the same
@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.listlag import parse_utc
+from reconciler.core.listlag import parse_utc
 
 CLI = Callable[..., tuple[int, str, str]]
 CATALOG_POST = {"method": "POST", "path": "/platform/v1/payment/packages", "door": "*", "times": 1}
@@ -169,7 +169,7 @@ def test_a_saved_plan_that_concluded_not_created_too_early_is_refused(
     (op,) = [o for o in raw["operations"] if o["op"] == "resolve_pending_create"]
     assert op["resolution"] == "not_created"
     op["listed_at"] = record["opened_at"]  # as if read right after the interrupted create
-    from reconciler.plan import SEAL_KEY, _canonical_digest
+    from reconciler.plan.document import SEAL_KEY, _canonical_digest
     raw[SEAL_KEY] = _canonical_digest({k: v for k, v in raw.items() if k != SEAL_KEY})
     (workdir / "plan.json").write_text(json.dumps(raw))
     code, out, err = cli("apply", "plan.json")

@@ -132,7 +132,7 @@ def test_the_payment_request_limit_is_part_of_the_reviewed_plan(
     code, out, err = cli("apply", "edited.json")
     assert code == 1 and "does not match its seal" in out + err
     # ... and if the seal is recomputed too, the count is checked against the creates themselves
-    from reconciler.plan import SEAL_KEY, _canonical_digest
+    from reconciler.plan.document import SEAL_KEY, _canonical_digest
     saved[SEAL_KEY] = _canonical_digest({k: v for k, v in saved.items() if k != SEAL_KEY})
     (workdir / "edited.json").write_text(json.dumps(saved))
     code, out, err = cli("apply", "edited.json")

@@ -20,19 +20,19 @@ import pytest
 from starlette.applications import Starlette
 
 from reconciler.applier import Applier
-from reconciler.manifest import load_manifests
-from reconciler.operations import (
+from reconciler.manifest.load import load_manifests
+from reconciler.plan.operations import (
     KNOWN_AFTER_APPLY,
     CreateClientPackage,
     IdOf,
     Operation,
     SetBookingCredits,
 )
-from reconciler.plan import Plan
-from reconciler.refresh import make_plan, target_ref
+from reconciler.plan.document import Plan
+from reconciler.refresh.full import make_plan, target_ref
 from reconciler.remote import ClientSettings, VcitaClient, encode_body, resolve_target
 from reconciler.sandbox import DEMO
-from reconciler.state import State, StateStore
+from reconciler.state.store import State, StateStore
 
 SERVICES = [s["id"] for s in DEMO["services"]]
 CLIENTS = [c["id"] for c in DEMO["clients"]]

@@ -21,14 +21,14 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reconciler import fleet
+from reconciler.fleet import businesses as fleet
 from reconciler.applier import Applier
 from reconciler.cli.progress import ApplyBar, spinner_text
-from reconciler.manifest import load_manifests
-from reconciler.progress import Progress
-from reconciler.refresh import make_plan, target_ref
+from reconciler.manifest.load import load_manifests
+from reconciler.core.progress import Progress
+from reconciler.refresh.full import make_plan, target_ref
 from reconciler.remote import ClientSettings, VcitaClient, resolve_target
-from reconciler.state import StateStore
+from reconciler.state.store import StateStore
 
 REPO = Path(__file__).resolve().parents[2]
 

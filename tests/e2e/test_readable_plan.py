@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from reconciler.plan import Plan
+from reconciler.plan.document import Plan
 from reconciler.render import render
 
 CLI = Callable[..., tuple[int, str, str]]

@@ -128,7 +128,7 @@ def test_a_saved_plan_whose_request_or_values_were_edited_is_refused_for_that_ob
     assert code == 1 and "does not match its seal" in err and _catalog_names(sandbox, demo) == []
 
     # A forger who recomputes the seal still meets the per-object check of what would be sent.
-    from reconciler.plan import SEAL_KEY, _canonical_digest
+    from reconciler.plan.document import SEAL_KEY, _canonical_digest
     raw[SEAL_KEY] = _canonical_digest({k: v for k, v in raw.items() if k != SEAL_KEY})
     (workdir / "plan.json").write_text(json.dumps(raw))
     code, out, _ = cli("apply", "plan.json")

@@ -327,7 +327,7 @@ def test_composite_action_plans_with_its_inputs_or_the_jobs_environment(shell: A
     md = (shell.work / "plan.md").read_text()
     assert md.startswith(PLAN_MARKER) and "11 to create" in md
     assert (shell.work / "step-summary.md").read_text() == md.split("\n", 1)[1]  # the job summary
-    from reconciler.plan import check_format_version
+    from reconciler.plan.document import check_format_version
 
     assert check_format_version(json.loads((shell.work / "plan.json").read_text())) is None  # a plan apply reads
     # Inputs left empty keep what the job's environment holds:

@@ -8,11 +8,11 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.export import assign_names, prepare, render, slugify
-from reconciler.manifest import load_manifests
+from reconciler.adopt.export import assign_names, prepare, render, slugify
+from reconciler.manifest.load import load_manifests
 from reconciler.model.manifest import NAME_PATTERN
 from reconciler.model.remote import RemoteCatalogItem, RemoteCatalogPackage, RemoteProduct
-from reconciler.state import State
+from reconciler.state.store import State
 
 
 def pkg(rid: str, name: str, **kw: object) -> RemoteCatalogPackage:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.backends.postgres import PostgresStateStore
+from reconciler.state.backends.postgres import PostgresStateStore
 from reconciler.remote.target import Secret
-from reconciler.state import StateStore, TargetRef
+from reconciler.state.store import StateStore, TargetRef
 
 CLI = Callable[..., tuple[int, str, str]]
 
@@ -76,7 +76,7 @@ def test_apply_all_needs_approval_takes_shards_and_reports_a_locked_business(
         bump(root, name, 20 + i)
     code, _, err = cli("apply", "--all")
     assert code == 1 and "needs --auto-approve" in err
-    from reconciler.fleet import shard_of
+    from reconciler.fleet.businesses import shard_of
 
     in_zero = sorted(n for n in fleet if shard_of(n, 2) == 0)
     held = StateStore(root / "beta" / ".reconciler" / "state.json")

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.cli.exit_codes import for_business, worst
-from reconciler.errors import ConfigError
-from reconciler.fleet import Business, parse_shard, select, shard_of
+from reconciler.core.errors import ConfigError
+from reconciler.fleet.businesses import Business, parse_shard, select, shard_of
 
 folder_names = st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=30),
                         unique=True, max_size=60)

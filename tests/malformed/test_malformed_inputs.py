@@ -25,7 +25,7 @@ import httpx
 import pytest
 from conftest import CLI, snapshot
 
-from reconciler.state import ResourceState, State, StateStore, TargetRef, utc_now
+from reconciler.state.store import ResourceState, State, StateStore, TargetRef, utc_now
 
 STATE = Path("manifests/.reconciler/state.json")
 ALICE = "client_package.alice-piano"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ManifestError
-from reconciler.manifest import MAX_DOCUMENT_CHARS, load_manifests
-from reconciler.manifest_files import FileTooLarge, read_bounded
+from reconciler.core.errors import ManifestError
+from reconciler.manifest.load import MAX_DOCUMENT_CHARS, load_manifests
+from reconciler.manifest.files import FileTooLarge, read_bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "manifests" / "catalog-packages.yaml").read_text()

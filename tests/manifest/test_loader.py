@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.core.errors import ManifestError
+from reconciler.manifest.load import load_manifests
 from reconciler.model.manifest import document_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,8 +161,8 @@ def test_fast_and_exact_passes_read_values_alike(values: list[str]) -> None:
     must never disagree about a value."""
     import yaml
 
-    from reconciler.manifest import _fast_value, _FastLoader
-    from reconciler.manifest_locate import plain, positioned
+    from reconciler.manifest.load import _fast_value, _FastLoader
+    from reconciler.manifest.locate import plain, positioned
 
     text = "".join(f"k{i}: {v}\n" for i, v in enumerate(values))
     loader = _FastLoader(text)

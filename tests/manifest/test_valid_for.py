@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.core.errors import ManifestError
+from reconciler.manifest.load import load_manifests
 from reconciler.model.manifest import add_period
 
 HEAD = "apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata: {name: a}\nspec:\n  client: abc\n  package: {id: pkg1}\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.core.errors import ManifestError
+from reconciler.manifest.load import load_manifests
 
 CASES = Path(__file__).parent / "cases"
 BAD = sorted((CASES / "bad").glob("*.yaml"))

@@ -20,7 +20,7 @@ import pytest
 from raw_server import answer, raw_server
 from remote_support import SleepRecorder, fast_settings
 
-from reconciler.errors import OutcomeUnknownError
+from reconciler.core.errors import OutcomeUnknownError
 from reconciler.remote import Secret, Target, VcitaClient
 
 pytestmark = pytest.mark.anyio
@@ -134,7 +134,7 @@ async def test_a_2xx_create_whose_body_cannot_be_read_is_an_unknown_outcome(
 
 
 def test_only_a_refusal_or_a_request_never_sent_proves_a_create_was_not_executed() -> None:
-    from reconciler.errors import (ProtocolError, RemoteError, RemoteValidationError, RequestInfo,
+    from reconciler.core.errors import (ProtocolError, RemoteError, RemoteValidationError, RequestInfo,
                                    UnavailableError, proves_not_executed)
 
     def info(status: int | None) -> RequestInfo:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from remote_support import CLIENTS, Sbx, fast_settings, package_body
 
-from reconciler.errors import ProtocolError
+from reconciler.core.errors import ProtocolError
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote import client as client_module
 from reconciler.remote import discovery

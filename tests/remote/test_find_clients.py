@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from remote_support import Sbx, fast_settings
 
-from reconciler.refresh import LOOKUPS_BEFORE_LIST, find_clients
+from reconciler.refresh.full import LOOKUPS_BEFORE_LIST, find_clients
 from reconciler.sandbox import DEMO
 
 pytestmark = pytest.mark.anyio

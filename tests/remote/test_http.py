@@ -22,7 +22,7 @@ from raw_server import answer, replying
 from raw_server import raw_server as serving
 from remote_support import SleepRecorder, fast_settings
 
-from reconciler.errors import OutcomeUnknownError
+from reconciler.core.errors import OutcomeUnknownError
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.http import HttpTransport
 from reconciler.remote.retry import NOT_SENT, AnswerTooLarge, OutOfStep

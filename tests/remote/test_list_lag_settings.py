@@ -1,4 +1,4 @@
-"""The list-lag bounds of a target (reconciler.listlag): defaults, reconciler.toml, RECONCILER_*
+"""The list-lag bounds of a target (reconciler.core.listlag): defaults, reconciler.toml, RECONCILER_*
 variables (which win), bad values refused with the setting named, and the moment they give."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
-from reconciler.listlag import ListLag, parse_utc, utc_stamp
+from reconciler.core.errors import ConfigError
+from reconciler.core.listlag import ListLag, parse_utc, utc_stamp
 from reconciler.remote import resolve_target
 
 TOML = """

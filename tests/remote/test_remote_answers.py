@@ -17,7 +17,7 @@ from remote_support import (
     package_body,
 )
 
-from reconciler.errors import OutcomeUnknownError, ProtocolError, UnavailableError
+from reconciler.core.errors import OutcomeUnknownError, ProtocolError, UnavailableError
 from reconciler.remote import Secret, Target, VcitaClient
 
 pytestmark = pytest.mark.anyio

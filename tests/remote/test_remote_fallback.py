@@ -7,7 +7,7 @@ import httpx
 import pytest
 from remote_support import CLIENTS, Sbx, fast_settings, package_body
 
-from reconciler.errors import AuthError, DoorRefusedError, OutcomeUnknownError
+from reconciler.core.errors import AuthError, DoorRefusedError, OutcomeUnknownError
 from reconciler.remote import DEFAULT_ROUTES, Door, rewrite_legacy
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from remote_support import fast_settings
 
-from reconciler.errors import ProtocolError
+from reconciler.core.errors import ProtocolError
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote import client as client_module
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 from remote_support import CLIENTS, Sbx, SleepRecorder, fast_settings, package_body
 
-from reconciler.errors import OutcomeUnknownError, RateLimitedError, UnavailableError
+from reconciler.core.errors import OutcomeUnknownError, RateLimitedError, UnavailableError
 from reconciler.remote import encode_body
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from remote_support import BUSINESS, CLIENTS, SERVICES, Sbx, fast_settings, package_body
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     FeatureDisabledError,
     NotFoundError,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from remote_support import Sbx, fast_settings
 
-from reconciler.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError
 from reconciler.remote import DEFAULT_ROUTES, Door, Secret
 
 pytestmark = pytest.mark.anyio

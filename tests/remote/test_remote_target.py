@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from reconciler.remote import (
     ClientSettings,
     Secret,

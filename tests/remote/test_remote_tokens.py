@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from remote_support import CLIENTS, Sbx, package_body
 
-from reconciler.errors import AuthError, NotFoundError, UnsupportedRouteError
-from reconciler.refresh import read_catalog
+from reconciler.core.errors import AuthError, NotFoundError, UnsupportedRouteError
+from reconciler.refresh.full import read_catalog
 from reconciler.remote import DEFAULT_ROUTES, RoutePin, TokenKind
 from reconciler.remote.routes import Door, Try, next_try
 

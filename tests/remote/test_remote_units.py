@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     FeatureDisabledError,
     NotFoundError,

@@ -6,10 +6,10 @@ import io
 import logging
 
 from reconciler.cli.output import RedactingFilter, RedactingStream
-from reconciler.errors import RequestInfo
+from reconciler.core.errors import RequestInfo
 from reconciler.remote import Secret
 from reconciler.remote.envelope import error_for
-from reconciler.safetext import clean, printable, redact
+from reconciler.core.safetext import clean, printable, redact
 
 FORGED = "bad value\x1b[2J\x1b[1;1H\x07\r\nApply complete! Resources: 3 added.\u202e"
 
@@ -50,7 +50,7 @@ def test_a_secret_the_server_echoes_is_masked_wherever_it_is_printed_or_logged()
 def test_json_output_stays_json_with_its_invisible_characters_escaped() -> None:
     import json
 
-    from reconciler.safetext import printable_json
+    from reconciler.core.safetext import printable_json
 
     for value in ("\xad", "right-to-left \u202e here", "\U000e0001 tag", FORGED):
         text = json.dumps({"name": value}, ensure_ascii=False, indent=2)

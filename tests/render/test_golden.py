@@ -14,7 +14,7 @@ import pytest
 from plancases import run_case
 from ruamel.yaml import YAML
 
-from reconciler.plan import Plan
+from reconciler.plan.document import Plan
 from reconciler.render import render
 from reconciler.render.markdown import render_markdown
 

@@ -16,7 +16,7 @@ import pytest
 from plancases import run_case
 from sized_plans import sized_case
 
-from reconciler.plan import Plan
+from reconciler.plan.document import Plan
 from reconciler.render import render
 from reconciler.render.markdown import LIMIT, SUMMARY_LIMIT, render_markdown
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler.plan import SEAL_KEY, Plan, PlanTarget, sealed_json, unseal
+from reconciler.plan.document import SEAL_KEY, Plan, PlanTarget, sealed_json, unseal
 
 
 def _plan() -> Plan:

@@ -9,7 +9,7 @@ import httpx
 from click.testing import CliRunner
 
 from reconciler.sandbox import DEMO
-from reconciler.sandbox.cli import sandbox as sandbox_cli
+from reconciler.cli.sandbox_cmds import sandbox as sandbox_cli
 
 BUSINESS = DEMO["business"]["id"]
 STAFF = DEMO["tokens"]["staff"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import reconciler
-from reconciler.state import ResourceState, TargetRef
+from reconciler.state.store import ResourceState, TargetRef
 
 REPO = Path(reconciler.__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("worker.py")

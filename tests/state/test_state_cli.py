@@ -19,8 +19,8 @@ from state_helpers import REPO, TARGET, WORKER, resource
 
 from reconciler.cli import cli, run
 from reconciler.cli.state_cmds import state
-from reconciler.journal import Journal
-from reconciler.state import State, StateLock, StateStore
+from reconciler.state.journal import Journal
+from reconciler.state.store import State, StateLock, StateStore
 
 
 @pytest.fixture(autouse=True)

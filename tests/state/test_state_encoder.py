@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from reconciler.state import ArchivedResource, PendingCreate, ResourceState, State, StateStore, TargetRef
-from reconciler.state_json import StateEncoder
+from reconciler.state.store import ArchivedResource, PendingCreate, ResourceState, State, StateStore, TargetRef
+from reconciler.state.encoder import StateEncoder
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), _text),
@@ -109,8 +109,8 @@ def test_after_a_whole_apply_the_file_is_the_final_state_encoded_afresh(
     import httpx
 
     from reconciler.applier import Applier
-    from reconciler.manifest import load_manifests
-    from reconciler.refresh import make_plan, target_ref
+    from reconciler.manifest.load import load_manifests
+    from reconciler.refresh.full import make_plan, target_ref
     from reconciler.remote import ClientSettings, VcitaClient, resolve_target
     from reconciler.sandbox import DEMO
 

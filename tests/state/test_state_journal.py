@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import StateError
-from reconciler.journal import Intent, Journal
-from reconciler.state import StateStore
+from reconciler.core.errors import StateError
+from reconciler.state.journal import Intent, Journal
+from reconciler.state.store import StateStore
 
 Spawn = Callable[..., "subprocess.Popen[str]"]
 DETAILS = {"client_email": "alice@example.com", "client_id": "c1", "package_name": "Piano 10", "package_id": "p1"}

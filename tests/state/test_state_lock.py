@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import StateError, StateLockedError
-from reconciler.state import StateLock, StateStore, read_lock, unlock
-from reconciler.state_lock import lock_status
+from reconciler.core.errors import StateError, StateLockedError
+from reconciler.state.store import StateLock, StateStore, read_lock, unlock
+from reconciler.state.lock import lock_status
 
 Spawn = Callable[..., "subprocess.Popen[str]"]
 

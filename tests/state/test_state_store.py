@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 from state_helpers import OTHER, TARGET, resource
 
-from reconciler.errors import StateError
-from reconciler.state import ResourceState, State, StateStore, TargetRef, state_dir_for
+from reconciler.core.errors import StateError
+from reconciler.state.store import ResourceState, State, StateStore, TargetRef, state_dir_for
 
 
 def mode(p: Path) -> int:
@@ -250,8 +250,8 @@ def test_state_path_that_is_a_directory(tmp_path: Path) -> None:
 
 
 def test_unwritable_places_are_state_errors(tmp_path: Path) -> None:
-    from reconciler.journal import Journal
-    from reconciler.state import StateLock, unlock
+    from reconciler.state.journal import Journal
+    from reconciler.state.store import StateLock, unlock
 
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StateError, match="cannot read the state file"):

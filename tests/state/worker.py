@@ -24,8 +24,8 @@ def race(folder: str, go: str, release: str) -> None:
     """Wait for GO, try the lock once, report as one JSON line; a winner holds it until RELEASE."""
     import os
 
-    from reconciler.errors import StateLockedError
-    from reconciler.state import StateLock
+    from reconciler.core.errors import StateLockedError
+    from reconciler.state.store import StateLock
 
     _wait_for(Path(go))
     try:
@@ -41,7 +41,7 @@ def race(folder: str, go: str, release: str) -> None:
 
 def hold(folder: str) -> None:
     """Take the lock, say its id, then wait to be killed."""
-    from reconciler.state import StateLock
+    from reconciler.state.store import StateLock
 
     lock = StateLock(Path(folder), operation="apply").acquire()
     print(lock.id, flush=True)
@@ -50,7 +50,7 @@ def hold(folder: str) -> None:
 
 def journal_loop(folder: str) -> None:
     """Append intents forever: even ones stay open, odd ones are closed right away."""
-    from reconciler.journal import Journal
+    from reconciler.state.journal import Journal
 
     journal = Journal(Path(folder))
     i = 0

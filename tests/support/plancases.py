@@ -7,8 +7,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from reconciler.manifest import load_manifests
-from reconciler.plan import PlanTarget
+from reconciler.manifest.load import load_manifests
+from reconciler.plan.document import PlanTarget
 from reconciler.planner import Actual, PlanOptions, from_catalog, from_client_package, from_state, plan
 from reconciler.remote import DEFAULT_ROUTES
 from reconciler.remote import normalize as api

@@ -1,0 +1,134 @@
+"""``reconciler import --discover``: rebuild or onboard the state from vcita's second memory.
+
+Every client package of the business is found through its payment requests (one business-wide
+walk, each item confirmed by its client package's link back, ``remote/discovery.py``), and each
+untracked manifest object is matched by **identity**: its client (a UID, or the client with its
+e-mail), its catalog package (tracked, or an untracked one adopted by this same import because its
+display name is unique in vcita) and its ``valid_from`` when declared.  A match is adopted; several
+manifest objects of one identity (a declared second sale, ``repeat_purchase``) take as many
+packages, deterministically: identities that declare ``valid_from`` first (they are the narrower
+ones; an object without it would otherwise take their package), then within one identity the
+address with a pending create of it, then the original (not ``repeat_purchase``), then the repeats
+by address, each taking the oldest payment request left (times compared as instants, ties by id).
+Fewer packages than objects: the oldest objects adopt them and the next plan creates the rest; an
+identity with more packages than objects is left for a person (``reconciler import ADDRESS ID``).  Everything adopted is recorded in one state write, and
+a pending create of an adopted address is settled by it.  Packages that match no manifest object
+are listed, never adopted.  Nothing in vcita changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from reconciler.manifest.load import ManifestSet
+from reconciler.model.remote import RemoteClientPackage
+from reconciler.plan.document import fingerprint
+from reconciler.model import views as nz
+from reconciler.remote.client import VcitaClient
+from reconciler.remote.discovery import Discovery, discover
+from reconciler.state.store import ResourceState, State, StateStore, utc_now
+
+
+def _instant(text: str | None) -> datetime:
+    """When a payment request was opened, as an instant (unknown or unreadable: last)."""
+    try:
+        moment = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return _LAST
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class DiscoverResult:
+    """What an ``import --discover`` adopted and what it left."""
+
+    catalog: list[tuple[str, str]] = field(default_factory=list)  # (address, id)
+    adopted: list[tuple[str, RemoteClientPackage]] = field(default_factory=list)
+    unmatched: list[RemoteClientPackage] = field(default_factory=list)
+    ambiguous: list[tuple[list[str], list[str]]] = field(default_factory=list)  # (addresses, ids)
+    unresolved: list[tuple[str, str]] = field(default_factory=list)  # (address, why)
+    discovery: Discovery | None = None
+    state: State | None = None
+
+
+async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: State, store: StateStore) -> DiscoverResult:
+    """Find, match and record (one state write when anything matched); see the module docstring."""
+    out = DiscoverResult()
+    found = await discover(api)
+    out.discovery = found
+    owned = {rs.id for rs in state.resources.values()}
+    records: dict[str, ResourceState] = {}
+
+    # Catalog packages the client packages name: tracked, or adopted now by their unique name.
+    catalog_ids = {a.split(".", 1)[1]: rs.id for a, rs in state.resources.items() if a.startswith("catalog_package.")}
+    wanted_catalog = {d.spec.package.name for d in desired.client_packages.values() if d.spec.package.name}
+    untracked_names = [n for n in sorted(wanted_catalog) if n not in catalog_ids and n in desired.catalog_packages]
+    if untracked_names:
+        listed = await api.list_catalog_packages(include_items=True)
+        for name in untracked_names:
+            display = desired.catalog_packages[name].spec.name.strip()
+            same = [p for p in listed if p.name.strip() == display and p.id not in owned]
+            if len(same) == 1:
+                pkg = same[0]
+                view = nz.catalog_remote(pkg)
+                records[f"catalog_package.{name}"] = ResourceState(
+                    kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view, updated_at=utc_now())
+                catalog_ids[name] = pkg.id
+                out.catalog.append((f"catalog_package.{name}", pkg.id))
+
+    emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values() if d.spec.client.email})
+    by_email = {e: (await api.find_client_by_email(e)) for e in emails}
+
+    # Identity of each untracked client-package object -> its addresses.
+    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    for name, doc in sorted(desired.client_packages.items()):
+        address = doc.address
+        if address in state.resources:
+            continue
+        ref = doc.spec.client
+        client = ref.id if ref.id is not None else getattr(by_email.get((ref.email or "").lower()), "id", None)
+        package = doc.spec.package.id if doc.spec.package.id is not None else catalog_ids.get(str(doc.spec.package.name))
+        if client is None or package is None:
+            why = "its client is not in this business" if client is None else \
+                f"catalog_package.{doc.spec.package.name} is neither tracked nor found by its name"
+            out.unresolved.append((address, why))
+            continue
+        valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None
+        groups.setdefault((client, package, valid_from), []).append(address)
+
+    free = sorted((cp for cp in found.packages if cp.id not in owned),
+                  key=lambda cp: (_instant(found.opened_at.get(cp.id)), cp.id))
+    pending_at = {pc.address for pc in state.pending.values()}
+    repeats = {d.address for d in desired.client_packages.values() if d.spec.repeat_purchase}
+    for addresses in groups.values():
+        addresses.sort(key=lambda a: (a not in pending_at, a in repeats, a))
+    taken: set[str] = set()
+    for (client, package, valid_from), addresses in sorted(groups.items(), key=lambda kv: kv[0][2] is None):
+        candidates = [cp for cp in free if cp.id not in taken and cp.client_id == client and cp.package_id == package
+                      and (valid_from is None or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))]
+        if not candidates:
+            continue
+        if len(candidates) > len(addresses):
+            out.ambiguous.append((addresses, [cp.id for cp in candidates]))
+            taken.update(cp.id for cp in candidates)
+            continue
+        for address, cp in zip(addresses, candidates):
+            view = nz.client_remote(cp)
+            records[address] = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
+                                             booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
+            taken.add(cp.id)
+            out.adopted.append((address, cp))
+    out.unmatched = [cp for cp in free if cp.id not in taken]
+    if out.adopted or out.catalog:
+        adopted_ids = {rs.id for rs in records.values()}
+        settled = {k for k, pc in state.pending.items() if pc.address in records}
+        new = state.replace(
+            resources={**state.resources, **records},
+            pending={k: v for k, v in state.pending.items() if k not in settled},
+            archived={k: v for k, v in state.archived.items() if k not in adopted_ids})
+        out.state = store.write(new, expected_serial=state.serial)
+    return out

@@ -1,0 +1,120 @@
+"""``reconciler export``, client packages: one ``client-packages.yaml`` of ``ClientPackage``
+documents for every client package vcita's second memory shows (its payment requests, each item
+confirmed by the link back, ``remote/discovery.py``), recorded in state so that the next plan shows
+no changes.
+
+* Names: ``<catalog manifest name>-<client id>`` (slugified, at most 63 characters); packages
+  that would share a name get a suffix from their vcita id.
+* Values: ``client`` (its UID), ``package`` (the ``metadata.name`` of its exported or tracked
+  catalog package, else ``{id: UID}``), ``valid_from``, ``valid_until`` and ``price``: the fields of
+  its identity and validity.  Credits and matter are left out (not managed).  Several packages of
+  the same client, catalog package, ``valid_from`` and price (repeat purchases) get
+  ``repeat_purchase: true`` on all but the oldest.
+* Left out: packages the state already tracks (under any address) or has archived.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from reconciler.adopt.export import MAX_NAME, ExportRefused, slugify
+from reconciler.model.manifest import API_VERSION
+from reconciler.model.remote import RemoteClientPackage
+from reconciler.plan.document import fingerprint
+from reconciler.model import views as nz
+from reconciler.remote.discovery import Discovery
+from reconciler.state.store import ResourceState, State, utc_now
+
+FILE_NAME = "client-packages.yaml"
+
+
+@dataclass
+class ClientExport:
+    """The client-package file and the state entries it brings (``path`` None: nothing to write)."""
+
+    path: Path | None = None
+    text: str = ""
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _names(packages: list[RemoteClientPackage], catalog: Mapping[str, str]) -> dict[str, str]:
+    groups: dict[str, list[str]] = {}
+    for cp in packages:
+        base = slugify(f"{catalog.get(cp.package_id, 'package')}-{cp.client_id}")
+        groups.setdefault(base, []).append(cp.id)
+    out = {}
+    for base, ids in groups.items():
+        for rid in ids:
+            if len(ids) == 1:
+                out[rid] = base
+            else:
+                suffix = slugify(rid)[:10]
+                out[rid] = f"{base[:MAX_NAME - len(suffix) - 1].rstrip('-')}-{suffix}"
+    return out
+
+
+def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, out_dir: Path, *, schema_ref: str,
+                    force: bool = False) -> ClientExport:
+    """``catalog``: remote catalog id -> its manifest name (exported now, or tracked)."""
+    result = ClientExport()
+    known = {rs.id for rs in state.resources.values()} | set(state.archived)
+    fresh = [cp for cp in found.packages if cp.id not in known]
+    result.skipped = [(cp.id, "already tracked or archived in the state") for cp in found.packages if cp.id in known]
+    if not fresh:
+        return result
+    fresh.sort(key=lambda cp: (found.opened_at.get(cp.id, ""), cp.id))
+    names = _names(fresh, catalog)
+    path = out_dir / FILE_NAME
+    if path.exists() and not force:
+        raise ExportRefused(f"export refused, nothing was written: {path} exists",
+                            hint="--force overwrites existing files.")
+    seen: set[tuple[str, str, str | None, str | None]] = set()
+    docs = []
+    for cp in fresh:
+        name = names[cp.id]
+        address = f"client_package.{name}"
+        if address in state.resources:
+            result.skipped.append((cp.id, f"{address} is tracked as another client package"))
+            continue
+        spec = CommentedMap()
+        spec["client"] = cp.client_id
+        spec["package"] = catalog[cp.package_id] if cp.package_id in catalog else {"id": cp.package_id}
+        if cp.valid_from is not None:
+            spec["valid_from"] = cp.valid_from.isoformat()
+        if cp.valid_until is not None:
+            spec["valid_until"] = cp.valid_until.isoformat()
+        price = nz.money(cp.price)
+        if price is not None:
+            spec["price"] = float(price) if "." in price else int(price)
+        identity = (cp.client_id, cp.package_id, spec.get("valid_from"), price)
+        if identity in seen:
+            spec["repeat_purchase"] = True
+        seen.add(identity)
+        doc = CommentedMap()
+        doc["apiVersion"] = API_VERSION
+        doc["kind"] = "ClientPackage"
+        doc["metadata"] = CommentedMap(name=name)
+        doc["spec"] = spec
+        doc.yaml_set_start_comment(f"vcita client package id: {cp.id}")
+        docs.append(doc)
+        view = nz.client_remote(cp)
+        result.resources[address] = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view),
+                                                  applied=view, booking_credit_ids=nz.client_credit_ids(cp),
+                                                  updated_at=utc_now())
+    if not docs:
+        return result
+    y = YAML(typ="rt")
+    y.width = 1 << 16
+    buf = io.StringIO()
+    y.dump_all(docs, buf)
+    result.path = path
+    result.text = (f"# yaml-language-server: $schema={schema_ref}\n#\n# Exported from vcita by 'reconciler export': "
+                   "the client packages its payment requests show.\n" + buf.getvalue())
+    return result

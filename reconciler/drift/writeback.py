@@ -1,0 +1,181 @@
+"""``drift --write-back``: accept vcita's values — into the manifests, and as the new baseline.
+
+For each object with remote drift (optionally only the addresses named with ``--only``):
+
+* a managed field changed only in vcita is rewritten in its manifest file to vcita's value, in
+  place (``reconciler.manifest.yamledit``: ruamel round-trip, comments and formatting kept);
+* a field changed in vcita *and* in the manifest to another value is a conflict: it is left
+  alone and reported (the manifest edit is someone's intent too); a field changed on both sides
+  to the same value needs no edit;
+* fields the manifest does not set are not added to it (they stay unmanaged);
+* the object's state entry then records vcita's current view as last applied (``applied`` and
+  ``fingerprint``), so the drift is not reported again — unless something was left alone.
+
+Every edited document is validated and checked to mean exactly vcita's values before any file
+is written; files are replaced atomically (same mode), then the state is written (under the lock
+the caller holds).  Vanished objects and pending changes are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.drift.compare import compare, flatten
+from reconciler.drift.model import DriftReport, ObjectDrift, WriteBack, WriteBackSkip, WriteBackValue
+from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
+from reconciler.core.errors import ConfigError
+from reconciler.core.fsutil import atomic_write_text
+from reconciler.manifest.load import ManifestSet, load_manifests
+from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage
+from reconciler.model import views as nz
+from reconciler.planner.actual import Actual
+from reconciler.state.store import ResourceState, State, StateStore, utc_now
+
+__all__ = ["WriteBackError", "plan_edits", "write_back"]
+
+ACCEPTABLE = ("drift", "drift_and_pending", "unmanaged_drift")
+
+
+def plan_edits(report: DriftReport, only: Sequence[str] = ()) -> tuple[
+        list[WriteBackValue], list[WriteBackSkip], list[str]]:
+    """What write-back would do: values to write (file left empty), skips, addresses to accept."""
+    chosen = [o for o in report.objects if o.status in ACCEPTABLE]
+    if only:
+        known = {o.address for o in chosen}
+        unknown = [a for a in only if a not in known]
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: no remote drift to accept",
+                              hint="'reconciler drift' lists the objects that drifted in vcita.")
+        chosen = [o for o in chosen if o.address in only]
+    values: list[WriteBackValue] = []
+    skips: list[WriteBackSkip] = []
+    accepted: list[str] = []
+    for o in chosen:
+        left_alone = _object_edits(o, values, skips)
+        if not left_alone and any(f.remote_drift for f in o.fields):
+            accepted.append(o.address)
+    for o in report.objects:
+        if o.status == "vanished" and (not only or o.address in only):
+            skips.append(WriteBackSkip(address=o.address, path="(object)",
+                                       reason="no longer exists in vcita; nothing to write back"))
+    return values, skips, accepted
+
+
+def _object_edits(o: ObjectDrift, values: list[WriteBackValue], skips: list[WriteBackSkip]) -> bool:
+    """Collect the edits of one object; True when some drift had to be left alone."""
+    left = False
+    for f in o.fields:
+        if not f.remote_drift or not f.managed:
+            continue
+        if f.pending and f.remote != f.desired:
+            skips.append(WriteBackSkip(address=o.address, path=f.path, reason=(
+                f"conflict: changed in vcita to {f.remote!r} and in the manifest to {f.desired!r}; "
+                "edit the manifest (or apply it), then run drift again")))
+            left = True
+        elif not f.pending:
+            values.append(WriteBackValue(address=o.address, path=f.path, file="", value=f.remote))
+    return left
+
+
+def write_back(report: DriftReport, desired: ManifestSet, state: State, actual: Actual, store: StateStore, *,
+               paths: Sequence[str], only: Sequence[str] = ()) -> DriftReport:
+    """Accept the remote drift of ``report``; return the report of after, with what was done."""
+    values, skips, accepted = plan_edits(report, only)
+    by_file: dict[str, list[WriteBackValue]] = {}
+    for v in values:
+        src = desired.sources.get(v.address)
+        if src is None and v.address.startswith("client_package_set."):
+            raise WriteBackError(f"{v.address}: a member of a ClientPackageSet; --write-back does not edit sets "
+                                 "yet: change the set by hand, or leave it out with --only")
+        if src is None:
+            raise WriteBackError(f"{v.address}: not found in the manifests")
+        by_file.setdefault(src.file, []).append(v.model_copy(update={"file": src.file}))
+    refused = {s.address for s in skips}
+    new_texts: dict[str, str] = {}
+    for file, edits in sorted(by_file.items()):
+        text, skipped = _rewrite(Path(file), edits)
+        skips.extend(skipped)
+        refused |= {s.address for s in skipped}
+        new_texts[file] = text
+    written = [v.model_copy(update={"file": f}) for f, edits in sorted(by_file.items()) for v in edits
+               if not any(s.address == v.address and s.path == v.path for s in skips)]
+    accepted = [a for a in accepted if a not in refused]
+    for file, text in new_texts.items():
+        p = Path(file)
+        atomic_write_text(p, text, mode=os.stat(p).st_mode & 0o777)
+    new_state = state
+    if accepted:
+        new_state = store.write(_baselines(state, actual, accepted), expected_serial=state.serial)
+    after = load_manifests(list(paths)) if new_texts else desired
+    fresh = compare(after, new_state.resources, actual, target=report.target, created_at=report.created_at,
+                    state_lineage=new_state.lineage, state_serial=new_state.serial)
+    wb = WriteBack(files=tuple(sorted({v.file for v in written})), values=tuple(written),
+                   accepted=tuple(accepted), skipped=tuple(skips))
+    return fresh.model_copy(update={"write_back": wb})
+
+
+def _rewrite(path: Path, edits: list[WriteBackValue]) -> tuple[str, list[WriteBackSkip]]:
+    """The new text of one file with ``edits`` applied, each edited document validated."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise WriteBackError(f"cannot read {path}: {e.strerror or e}") from None
+    rt = RoundTripFile(text, str(path))
+    skips: list[WriteBackSkip] = []
+    touched: dict[str, Any] = {}
+    for v in edits:
+        prefix, name = v.address.split(".", 1)
+        kind = "CatalogPackage" if prefix == "catalog_package" else "ClientPackage"
+        doc = rt.find(kind, name)
+        spec = doc.get("spec")
+        setter = set_catalog if kind == "CatalogPackage" else set_client
+        reason = setter(spec, v.path, v.value)
+        if reason:
+            skips.append(WriteBackSkip(address=v.address, path=v.path, reason=reason))
+            continue
+        touched[v.address] = doc
+    for address, doc in touched.items():
+        _check(path, address, doc, [v for v in edits if v.address == address and
+                                     not any(s.path == v.path for s in skips if s.address == address)])
+    return rt.dump(), skips
+
+
+def _check(path: Path, address: str, doc: Any, edits: list[WriteBackValue]) -> None:
+    """The edited document is valid and now means vcita's value for every edited field."""
+    try:
+        model = DOCUMENT_ADAPTER.validate_python(plain(doc))
+    except ValueError as e:
+        first = str(e).splitlines()[1:3]
+        raise WriteBackError(f"{path}: {address} would become invalid: {' '.join(s.strip() for s in first)}",
+                             hint="Nothing was written. Change the manifest by hand.") from None
+    if isinstance(model, CatalogPackage):
+        view = flatten(nz.catalog_desired(model.spec))
+    else:
+        view = flatten(nz.client_desired(model.spec, model.spec.client.id, model.spec.package.id))
+    for v in edits:
+        if view.get(v.path) != v.value:
+            raise WriteBackError(f"{path}: {address} {v.path}: the rewritten value reads back as "
+                                 f"{view.get(v.path)!r}, not {v.value!r}; nothing was written")
+
+
+def _baselines(state: State, actual: Actual, addresses: list[str]) -> State:
+    """``state`` with vcita's current view recorded as last applied for ``addresses``."""
+    from reconciler.plan.document import fingerprint
+
+    new = state
+    for address in addresses:
+        tracked = state.resources[address]
+        if address.startswith("catalog_package."):
+            obj = actual.catalog_packages[tracked.id]
+            credit_ids: dict[str, str] = {}
+        else:
+            cobj = actual.client_packages[tracked.id]
+            assert cobj is not None
+            obj, credit_ids = cobj, dict(cobj.credit_ids)
+        new = new.with_resource(address, ResourceState(
+            kind=tracked.kind, id=tracked.id, fingerprint=fingerprint(obj.view), applied=dict(obj.view),
+            booking_credit_ids=credit_ids or dict(tracked.booking_credit_ids), updated_at=utc_now()))
+    return new

@@ -1,0 +1,146 @@
+"""Where the plan reads the second memory: vcita's payment requests, for the clients that need it.
+
+A plan is made from the state and the refresh first.  When it would create client packages, or
+holds creates of unknown outcome, the clients concerned are searched through the business's
+payment requests (``remote/discovery.py``: one list per client, or one business-wide list for
+many clients) and the plan is made again with what was found (``Actual.discovered``): a lost
+answer's package is adopted, and a create that matches a package vcita has but the state does not
+know is refused (``planner/memory.py``).  Creates of a client are searched over all time; a
+pending create's client from the day of its intent, less a clock-skew margin.
+
+A saved plan is applied later: :func:`recheck_saved` looks again, just before apply sends anything,
+for the clients it creates for, and refuses the plan when vcita now holds a package of a planned
+create's identity that the state does not know (another runner's apply, an assignment in the UI).
+
+A list that leaves out packages the state tracks for a client (it lags) cannot vouch for that
+client: its creates are refused (``Discovered.unlisted``).  When the API does not serve the list as
+the spec says (refused, another shape, nothing links back, or it names none of the packages the
+state tracks for the clients searched), the plan falls back to what the state alone knows, and
+says so (a warning when it creates client packages).  Transient failures (5xx, 429,
+timeouts after every retry) fail the plan: a guard that could not look is not skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from reconciler.core.errors import PlanFileError
+from reconciler.plan.operations import CreateClientPackage, ResolvePendingCreate
+from reconciler.plan.document import Plan
+from reconciler.planner import Actual, from_client_package
+from reconciler.planner.actual import Discovered
+from reconciler.remote.client import VcitaClient
+from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover, since_intent
+
+log = logging.getLogger("reconciler.refresh.second_memory")
+
+
+def clients_to_search(plan: Plan) -> dict[str, date | None]:
+    """The clients a plan needs the second memory for, and the day to search each from."""
+    wanted: dict[str, date | None] = {}
+    for op in plan.operations:
+        if isinstance(op, CreateClientPackage) and not op.replaces:
+            wanted[op.client_id] = None
+        elif (isinstance(op, ResolvePendingCreate) and op.resolution == "unknown" and op.kind == "ClientPackage"
+              and op.details.get("client_id")):
+            client = str(op.details["client_id"])
+            since = since_intent(op.opened_at)
+            if client not in wanted:
+                wanted[client] = since
+            elif wanted[client] is not None:
+                wanted[client] = None if since is None else min(since, wanted[client])  # type: ignore[type-var]
+    return wanted
+
+
+def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
+    """The planner's view of a discovery over ``clients``."""
+    described = {s.client_id: s.describe() for s in found.searches}
+    wide = described.get(None)
+    return Discovered(
+        packages={cp.id: from_client_package(cp) for cp in found.packages},
+        opened_at=dict(found.opened_at),
+        searched={c: described.get(c) or wide or "" for c in clients},
+        doubtful=dict(found.doubtful),
+    )
+
+
+def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actual) -> dict[str, tuple[str, ...]]:
+    """Per client searched over all time, the client packages the state tracks for it (each with a
+    price, so each opened a payment request) that the list did not name.  A list that leaves out
+    what is known to exist (it lags) proves nothing by what it leaves out: the planner refuses
+    creates for those clients (``planner/memory.py``).  A list that names none of them at all is
+    no second memory on this target: ``replan`` falls back to the state alone, and says so."""
+    out: dict[str, list[str]] = {}
+    for rid, obj in actual.client_packages.items():
+        client = None if obj is None else str(obj.view.get("client_id"))
+        if obj is None or client not in clients or clients[client] is not None or rid in found.seen_known:
+            continue
+        if obj.view.get("price") not in (None, "0"):
+            out.setdefault(client, []).append(rid)
+    return {c: tuple(sorted(ids)) for c, ids in out.items()}
+
+
+async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan]) -> Plan:
+    """``plan`` made again with the second memory of the clients it needs (``plan`` itself when
+    it needs none, or was made without a refresh)."""
+    if not actual.refreshed:
+        return plan
+    clients = clients_to_search(plan)
+    if not clients:
+        return plan
+    # The client packages the state tracks were just read by the refresh: not read again (only
+    # packages no record knows matter here, and in a healthy state they are few).
+    known = {rid: obj.payment_request_id for rid, obj in actual.client_packages.items() if obj is not None}
+    try:
+        found = await discover(api, clients, known=known)
+    except DiscoveryUnavailable as exc:
+        log.warning("second memory unavailable: %s", exc.message)
+        discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
+    else:
+        missing = unlisted(found, clients, actual)
+        if missing and not found.seen_known and not found.packages:
+            # it showed none of what is known to exist: this target's list is no second memory
+            # (the spec's inference does not hold here, or it answers empty): the state alone, said
+            why = (f"the payment request list named none of the {sum(map(len, missing.values()))} client package(s) "
+                   "the state tracks for the clients searched, each of which opened a payment request: what it does "
+                   "not list proves nothing")
+            log.warning("second memory unavailable: %s", why)
+            discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
+        else:
+            discovered = replace(as_discovered(found, list(clients)), unlisted=missing)
+        log.info("second memory: %d client package(s) of %d client(s) found through payment requests",
+                 len(found.packages), len(clients))
+    return make(replace(actual, discovered=discovered))
+
+
+async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any) -> None:
+    """Refuse (PlanFileError, exit 1, nothing sent) a saved plan one of whose client-package
+    creates vcita now holds, unknown to the state: it appeared after the plan was made."""
+    creates = [op for op in plan.operations if isinstance(op, CreateClientPackage) and not op.replaces
+               and isinstance(op.package_id, str)]
+    if not creates or not plan.refreshed:
+        return
+    owned = {rs.id for rs in resources.values()} | {r.id for r in archived.values()}
+    owned |= {str(rid) for op in plan.operations if isinstance(rid := getattr(op, "remote_id", None), str)}
+    try:  # (the packages the plan itself adopts are the plan's, not new)
+        found = await discover(api, {op.client_id: None for op in creates}, known=owned)
+    except DiscoveryUnavailable as exc:
+        log.warning("second memory unavailable at apply: %s", exc.message)
+        return
+    seen = [cp for cp in found.packages if cp.id not in owned]
+    clashes = []
+    for op in creates:
+        same = sorted(cp.id for cp in seen if cp.client_id == op.client_id and cp.package_id == op.package_id
+                      and (op.valid_from is None or cp.valid_from == op.valid_from))
+        if same:
+            clashes.append(f"{op.address} ({', '.join(same)})")
+    if clashes:
+        raise PlanFileError(
+            f"since this plan was made, vcita got {len(clashes)} of the client packages it would create, unknown to "
+            f"the state (another run's apply, or an assignment in vcita): {'; '.join(clashes)}; applying it would "
+            "bill these clients a second time, so nothing was applied",
+            hint="Adopt them with 'reconciler import --discover', then make a new plan and review it.")

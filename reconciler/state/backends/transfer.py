@@ -1,0 +1,63 @@
+"""Moving a state between backends (``reconciler state push|pull``), never backwards.
+
+The state is copied as it is: same lineage, same serial, same records (tracked, archived,
+pending), under both states' locks.  The copy is refused, and nothing is written, when the
+destination holds another state (another lineage), a newer serial, or the same serial with other
+content (two histories that diverged); it does nothing when the destination already holds the
+same state.  What a backend file or row held before is kept as its backup (``.backup`` /
+the row's ``previous`` column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.errors import StateError
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What a transfer did: ``copied`` False when the destination already held the same state."""
+
+    copied: bool
+    serial: int
+    message: str
+
+
+def transfer(src: Any, dst: Any, operation: str) -> Transferred:
+    """Copy the state of ``src`` into ``dst`` (two backends; see the module docstring)."""
+    # Both are read first, before any lock file or row is made: a database that cannot be used
+    # (unreachable, refused, not reconciler's) is reported with nothing created anywhere.
+    for store in (src, dst):
+        store.load()
+    if not src.exists():
+        raise StateError(f"nothing to copy: {src.where} does not exist yet")
+    with src.lock(operation), dst.lock(operation):
+        state = src.load()
+        there = dst.exists()
+        current = dst.load() if there else None
+        if current is not None:
+            if current.lineage != state.lineage:
+                raise StateError(
+                    f"{dst.where} holds another state (lineage {current.lineage}, serial {current.serial}) than "
+                    f"{src.where} (lineage {state.lineage}, serial {state.serial}); nothing was written",
+                    hint="Two different states for one business: find out which one is right before replacing either.")
+            if current.serial > state.serial:
+                raise StateError(f"{dst.where} is newer (serial {current.serial}) than {src.where} "
+                                 f"(serial {state.serial}); refusing to overwrite a newer state, nothing was written",
+                                 hint="Copy the other way round, or find out who wrote the newer one.")
+            if current.serial == state.serial:
+                if current == state:
+                    return Transferred(False, state.serial, f"{dst.where} already holds this state (serial "
+                                                            f"{state.serial}); nothing to do.")
+                raise StateError(f"{dst.where} and {src.where} are both at serial {state.serial} but differ: "
+                                 "their histories diverged; nothing was written",
+                                 hint="Compare them ('reconciler state list' on each) and keep the right one by hand.")
+        if state.target is not None:  # a database row belongs to one business
+            dst.check_target(state, state.target)
+        written = dst.write(state, expected_serial=current.serial if current is not None else 0,
+                            set_serial=state.serial)
+    return Transferred(True, written.serial, f"Copied {src.where} (serial {written.serial}, "
+                                             f"{len(written.resources)} tracked, {len(written.archived)} archived, "
+                                             f"{len(written.pending)} pending) to {dst.where}.")
