@@ -61,7 +61,7 @@ def build_inputs(resources: int, seed: int = 1) -> tuple[Any, dict[str, Any], An
     """(desired, state resources, actual, options) for ``resources`` objects."""
     from datetime import date
 
-    from reconciler.manifest.load import ManifestSet
+    from reconciler.model.manifest_set import ManifestSet
     from reconciler.model.manifest import DOCUMENT_ADAPTER
     from reconciler.plan.document import PlanTarget, fingerprint
     from reconciler.planner import Actual, PlanOptions, RemoteObject

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteClientPackage
 from reconciler.plan.document import fingerprint
 from reconciler.model import views as nz

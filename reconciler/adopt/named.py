@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.core.errors import NotFoundError, ReconcilerError
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.plan.document import fingerprint
 from reconciler.model import views as nz
 from reconciler.remote.client import VcitaClient

@@ -13,60 +13,24 @@ from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
     confirm,
-    only_option,
     open_state,
     plan_safety,
     resolve,
     run_async,
-    safety_options,
     scoped,
-    state_option,
     stopping_on_signals,
+)
+from reconciler.cli.options import (
+    manifest_paths,
+    only_option,
+    safety_options,
+    shard_option,
+    state_option,
     target_options,
 )
-from reconciler.cli.drift_cmd import shard_option
-from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
-from reconciler.core.errors import ConfigError, PlanFileError
-from reconciler.core.fsutil import read_regular
-
-
-def read_plan(path: str) -> Any:
-    """A saved plan, or PlanFileError saying exactly why it cannot be used."""
-    from pydantic import ValidationError
-
-    from reconciler.plan.document import Plan, check_format_version, unseal
-
-    try:
-        text = read_regular(path).decode("utf-8")
-    except FileNotFoundError:
-        raise PlanFileError(f"no plan file at {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PlanFileError(f"cannot read the plan file {path}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PlanFileError(f"{path}:{e.lineno}:{e.colno}: not a complete JSON plan ({e.msg}); was it truncated?",
-                            hint="Make the plan again with 'reconciler plan --out FILE'.") from None
-    from reconciler.fleet.apply import is_fleet_plan
-
-    if is_fleet_plan(raw):
-        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
-    why = check_format_version(raw)
-    if why is not None:
-        raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
-    try:
-        raw = unseal(raw)
-    except ValueError as e:
-        raise PlanFileError(f"{path}: {e}", hint="Make the plan again with 'reconciler plan --out FILE' and review "
-                                                 "it; a reviewed plan is applied exactly as it was saved.") from None
-    try:
-        return Plan.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise PlanFileError(f"{path}: the plan is damaged at {loc}: {err['msg']}",
-                            hint="Make the plan again with 'reconciler plan --out FILE'.") from None
+from reconciler.cli.saved_plan import read_plan
+from reconciler.core.errors import ConfigError
 
 
 @click.command()
@@ -113,7 +77,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             raise ConfigError("--shard selects businesses of a fleet; it needs --all")
         if only:
             raise ConfigError("--only is not available with --all")
-        from reconciler.cli.fleet_cmd import run_fleet_apply
+        from reconciler.cli.fleet_run import run_fleet_apply
         from reconciler.fleet.apply import ApplyOptions
 
         fleet_plan = paths[0] if paths and paths[0].endswith(".json") else None
@@ -189,8 +153,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                         return plan, None, None
                     if not auto_approve:
                         if fmt != "text":  # stdout is kept for the report: the plan asked about goes to stderr
-                            from reconciler.render import render
                             from reconciler.core.safetext import printable
+                            from reconciler.render import render
 
                             sys.stderr.write(printable(render(plan, "text"), keep="\n\t"))
                         prompt = f"Apply these changes to business {target.business_id}?"
@@ -268,7 +232,7 @@ def _report_notes(result: Any, verify: Any, interrupted: list[signal.Signals]) -
 
 
 def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> None:
-    from reconciler.render.apply_md import render_apply_markdown
     from reconciler.core.safetext import printable
+    from reconciler.render.apply_md import render_apply_markdown
 
     sys.stdout.write(printable(render_apply_markdown(plan, outcomes, summary=summary, notes=notes), keep="\n\t"))

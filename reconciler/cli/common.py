@@ -1,4 +1,5 @@
-"""What the remote-facing commands share: target flags, state location, running async code."""
+"""What the remote-facing commands share: opening the target, the state and the client, running
+async code, confirming, stopping on signals (their flags: ``reconciler.cli.options``)."""
 
 from __future__ import annotations
 
@@ -12,47 +13,9 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.cli.options import DEFAULT_MAX_PAYMENT_REQUESTS
+
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def target_options(f: F) -> F:
-    """Flags that choose the vcita target (flags > environment > reconciler.toml > sandbox)."""
-    opts = [
-        click.option("--target", "target_name", metavar="NAME",
-                     help="A target named in reconciler.toml ('embedded' forces the embedded sandbox) "
-                          "[RECONCILER_TARGET]."),
-        click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
-        click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
-        click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
-        click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Read the staff token from FILE (else VCITA_STAFF_TOKEN). Never pass a token as a flag."),
-        click.option("--directory-token-file", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Read a directory token from FILE (else VCITA_DIRECTORY_TOKEN); sent with X-On-Behalf-Of."),
-        click.option("--concurrency", type=click.IntRange(1, 256), metavar="N",
-                     help="Most requests in flight (default 8 for a remote API, 32 for the sandbox)."),
-        click.option("--rate", type=click.FloatRange(0.1, 10_000), metavar="PER_S",
-                     help="Most request starts per second (default 20 for a remote API)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def state_option(f: F) -> F:
-    """``--state FILE`` and the backend flags (``--state-backend``, ``--state-dsn-env``)."""
-    f = backend_options(f)
-    return click.option("--state", "state_path", type=click.Path(dir_okay=False), metavar="PATH",
-                        help="State file (default: .reconciler/state.json next to the manifests).")(f)
-
-
-def backend_options(f: F) -> F:
-    f = click.option("--state-dsn-env", "state_dsn_env", metavar="VAR",
-                     help="With the postgres backend: the environment variable holding the database DSN "
-                          "(default RECONCILER_STATE_DSN). Never pass the DSN itself.")(f)
-    return click.option("--state-backend", "state_backend", type=click.Choice(["local", "postgres"]), metavar="KIND",
-                        help="Where the state is kept: local (the state file) or postgres (a database "
-                             "shared by a team or a fleet) [reconciler.toml / target.toml: state].")(f)
 
 
 def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
@@ -150,30 +113,6 @@ def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         return run_async(f(*args, **kwargs))
 
     return wrapper
-
-
-#: The payment requests a plan may open by default, for every target but the embedded sandbox.
-DEFAULT_MAX_PAYMENT_REQUESTS = 25
-
-
-def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The money-safety options of plan and apply (the limit is part of the reviewed plan)."""
-    f = click.option("--confirm-no-prior-client-packages", "confirm_new_business", is_flag=True,
-                     help="Create client packages although the state does not know this business's past "
-                          "(declared catalog packages already exist in vcita). Only if none was ever assigned.")(f)
-    f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
-                     metavar="N",
-                     help=f"Refuse a plan that would open more than N payment requests (default "
-                          f"{DEFAULT_MAX_PAYMENT_REQUESTS}; none for the embedded sandbox).")(f)
-    return f
-
-
-def only_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--only ADDRESS`` (repeatable, * and ? wildcards) of plan and apply."""
-    return click.option("--only", "only", multiple=True, metavar="ADDRESS",
-                        help="Plan only the objects at ADDRESS (repeatable; * and ? are wildcards, e.g. "
-                             "'client_package_set.spring-piano[*]') and what they depend on; nothing outside is "
-                             "changed, archived or forgotten.")(f)
 
 
 def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, resolve, run_async, target_options
+from reconciler.cli.common import client_for, resolve, run_async
+from reconciler.cli.options import target_options
 
 
 @click.command()

@@ -13,22 +13,14 @@ from typing import Any
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
-from reconciler.cli.manifest_cmds import manifest_paths
+from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.options import (
+    manifest_paths,
+    shard_option,
+    state_option,
+    target_options,
+)
 from reconciler.core.errors import ConfigError
-
-
-def shard_option(f: Any) -> Any:
-    """``--all``, ``--shard I/N`` and ``--jobs N``: the many-businesses mode (reconciler.fleet.businesses)."""
-    f = click.option("--jobs", type=click.IntRange(1, 256), default=8, show_default=True, metavar="N",
-                     help="With --all: businesses worked on at the same time.")(f)
-    f = click.option("--shard", metavar="I/N",
-                     help="With --all: only the businesses of shard I of N (0 <= I < N), chosen by a stable "
-                          "hash of the folder name; e.g. --shard \"$JOB_COMPLETION_INDEX/8\".")(f)
-    f = click.option("--all", "all_", is_flag=True,
-                     help="PATH (default manifests) holds one folder per business, each with its own "
-                          "state and target: work on every one of them and print one summary table.")(f)
-    return f
 
 
 @click.command()
@@ -65,7 +57,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         if write_back:
             raise ConfigError("--write-back works on one business at a time",
                               hint="Run 'reconciler drift --write-back manifests/BUSINESS' for the business to accept.")
-        from reconciler.cli.fleet_cmd import run_fleet_command
+        from reconciler.cli.fleet_run import run_fleet_command
 
         return run_fleet_command(obj, "drift", paths, fmt=fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path)

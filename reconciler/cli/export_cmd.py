@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
-from reconciler.cli.manifest_cmds import DEFAULT_MANIFESTS
+from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.options import DEFAULT_MANIFESTS, state_option, target_options
 
 
 @click.command()

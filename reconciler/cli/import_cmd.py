@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
-from reconciler.cli.manifest_cmds import manifest_paths
+from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.options import manifest_paths, state_option, target_options
 
 T = TypeVar("T")
 

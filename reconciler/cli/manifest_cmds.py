@@ -7,14 +7,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.options import manifest_paths
 from reconciler.core.errors import ManifestError
-
-DEFAULT_MANIFESTS = "manifests"
-
-
-def manifest_paths(paths: tuple[str, ...]) -> list[str]:
-    """The paths to read: as given, or the default ``manifests/`` folder."""
-    return list(paths) if paths else [DEFAULT_MANIFESTS]
 
 
 def _plural(n: int, word: str) -> str:

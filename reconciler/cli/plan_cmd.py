@@ -10,18 +10,20 @@ import click
 from reconciler.cli import exit_codes
 from reconciler.cli.common import (
     client_for,
-    only_option,
     open_state,
     plan_safety,
     resolve,
     run_async,
-    safety_options,
     scoped,
+)
+from reconciler.cli.options import (
+    manifest_paths,
+    only_option,
+    safety_options,
+    shard_option,
     state_option,
     target_options,
 )
-from reconciler.cli.drift_cmd import shard_option
-from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.core.errors import ConfigError
 
@@ -61,7 +63,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     or on disk (except the file named by --out).
     """
     if all_ or shard:
-        from reconciler.cli.fleet_cmd import run_fleet_command
+        from reconciler.cli.fleet_run import run_fleet_command
 
         if not all_ or no_refresh or allow_replace or only or refresh_mode != "full":
             raise ConfigError("--shard needs --all; --no-refresh, --refresh, --allow-replace and --only are not "
@@ -69,8 +71,8 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.core.fsutil import atomic_write_text
-    from reconciler.plan.document import sealed_json
     from reconciler.manifest.load import load_manifests
+    from reconciler.plan.document import sealed_json
     from reconciler.refresh.full import make_plan, target_ref
 
     if no_refresh and refresh_mode != "full":
@@ -116,7 +118,7 @@ def show(obj: Any, plan_file: str, fmt: str) -> int:
     what is shown is what 'reconciler apply PLAN.json' would run. One refresh can then feed a
     pull-request comment and a step summary.
     """
-    from reconciler.cli.apply_cmd import read_plan
+    from reconciler.cli.saved_plan import read_plan
 
     print_plan(obj.console, read_plan(plan_file), fmt)
     return 0

@@ -88,7 +88,13 @@ class ApplyBar:
     def running(self, total: int) -> Any:
         if not self.enabled:
             return contextlib.nullcontext()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[in_flight]} in flight"), TimeElapsedColumn(),

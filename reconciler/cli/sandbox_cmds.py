@@ -83,7 +83,12 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_l
       reconciler sandbox serve --port 0 --list-lag 20 --list-refuses-staff gateway
     """
     try:
-        from reconciler.sandbox.server import NotLoopback, base_url_of, bind, make_server
+        from reconciler.sandbox.server import (
+            NotLoopback,
+            base_url_of,
+            bind,
+            make_server,
+        )
     except ModuleNotFoundError as e:
         if e.name != "uvicorn":
             raise

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.cli.common import backend_options, resolve, state_config
+from reconciler.cli.common import resolve, state_config
+from reconciler.cli.options import backend_options
 from reconciler.core.errors import StateError
 
 if TYPE_CHECKING:
-    from reconciler.state.store import State, StateStore
+    from reconciler.state.store import State
 
 # reconciler.state.store (pydantic) is imported when a subcommand runs, not for --help or completion.
 DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.store.DEFAULT_MANIFESTS (a test holds them equal)

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli.common import backend_options, state_config
-from reconciler.core.errors import ConfigError
+from reconciler.cli.common import state_config
+from reconciler.cli.options import backend_options
 from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
+from reconciler.core.errors import ConfigError
 
 if TYPE_CHECKING:  # reconciler.state.store (pydantic) is imported when a subcommand runs, not for --help
     from reconciler.state.store import StateStore

@@ -28,7 +28,7 @@ from reconciler.drift.render import render_drift
 from reconciler.state.store import State, utc_now
 
 if TYPE_CHECKING:
-    from reconciler.manifest.load import ManifestSet
+    from reconciler.model.manifest_set import ManifestSet
     from reconciler.planner.actual import Actual
     from reconciler.core.progress import ProgressSink
     from reconciler.remote.client import VcitaClient

@@ -29,7 +29,7 @@ from reconciler.drift.model import (
     summarise,
     verdict_for,
 )
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
 from reconciler.plan.document import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
 from reconciler.model import views as nz

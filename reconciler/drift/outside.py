@@ -18,7 +18,7 @@ from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discove
 from reconciler.core.safetext import printable
 
 if TYPE_CHECKING:
-    from reconciler.manifest.load import ManifestSet
+    from reconciler.model.manifest_set import ManifestSet
     from reconciler.planner.actual import Actual
     from reconciler.remote.client import VcitaClient
     from reconciler.state.store import State

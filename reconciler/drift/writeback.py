@@ -28,7 +28,8 @@ from reconciler.drift.model import DriftReport, ObjectDrift, WriteBack, WriteBac
 from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
 from reconciler.core.errors import ConfigError
 from reconciler.core.fsutil import atomic_write_text
-from reconciler.manifest.load import ManifestSet, load_manifests
+from reconciler.manifest.load import load_manifests
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage
 from reconciler.model import views as nz
 from reconciler.planner.actual import Actual

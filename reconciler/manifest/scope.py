@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.core.errors import ConfigError
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 
 
 def pattern_regex(pattern: str) -> re.Pattern[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.manifest import CatalogPackage, ClientPackage
 from reconciler.plan.operations import (
     ABSENT,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.plan.operations import CreateClientPackage, IdOf, Operation
 from reconciler.plan.document import PaymentRequest, PaymentRequests, Problem
 from reconciler.model import views as nz

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.core.listlag import ListLag
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.planner import Actual, RemoteObject, from_client_package
 from reconciler.model import views as nz
 from reconciler.planner.diff import field_changes

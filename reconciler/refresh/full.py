@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler.core.errors import NotFoundError
 from reconciler.core.listlag import ListLag, utc_stamp
-from reconciler.manifest.load import ManifestSet
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.plan.operations import Operation, Request
 from reconciler.plan.document import Plan, PlanTarget, Problem

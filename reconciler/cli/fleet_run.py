@@ -90,7 +90,12 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
                     kw: dict[str, Any], state_path: str | None, auto_approve: bool, how: Any) -> int:
     """``apply --all [FLEET_PLAN.json] [ROOT]``: apply every business (of the shard); the exit code."""
     from reconciler.fleet import businesses as fleet
-    from reconciler.fleet.apply import FleetStop, apply_business, plan_folders, read_fleet_plan
+    from reconciler.fleet.apply import (
+        FleetStop,
+        apply_business,
+        plan_folders,
+        read_fleet_plan,
+    )
 
     if len(paths) > 1:
         raise ConfigError("--all takes one folder (default manifests), holding one folder per business")
