@@ -73,7 +73,9 @@ def client_for(target: Any, kw: dict[str, Any]) -> Any:
     from reconciler.remote.dispatch import ClientSettings
 
     settings = ClientSettings.for_target(target, concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None))
-    return VcitaClient(target, settings=settings)
+    from reconciler.cli.embedded import embedded_transport
+
+    return VcitaClient(target, settings=settings, embedded=embedded_transport)
 
 
 def confirm(prompt: str) -> bool:

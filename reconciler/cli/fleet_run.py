@@ -79,11 +79,12 @@ def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> Non
 
 
 def _work_options(kw: dict[str, Any]) -> Any:
+    from reconciler.cli.embedded import embedded_transport
     from reconciler.fleet import businesses as fleet
 
     return fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
                              rate=kw.get("rate"), state_backend=kw.get("state_backend"),
-                             state_dsn_env=kw.get("state_dsn_env"))
+                             state_dsn_env=kw.get("state_dsn_env"), embedded=embedded_transport)
 
 
 def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt: str, shard: str | None, jobs: int,

@@ -322,7 +322,7 @@ async def _try_candidate(report: Report, api: VcitaClient, open_client: OpenClie
                       "(ask vcita for it; staging's is https://app.meet2know.com/api2).")
         return
     candidate = replace(report.target, fallback_url=url, route_pins=())
-    opener = open_client or (lambda t: VcitaClient(t, settings=api.settings))
+    opener = open_client or (lambda t: VcitaClient(t, settings=api.settings, embedded=api.embedded))
     async with opener(candidate) as other:
         outcomes = await _probe_reads(other, tuple(n for n in READ_ROUTES if n in names))
         serves = []

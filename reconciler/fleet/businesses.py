@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core.errors import ConfigError, ReconcilerError
 from reconciler.core.progress import ProgressSink, Tally
@@ -42,6 +42,9 @@ from reconciler.remote.target import (
     read_token_file,
     resolve_target,
 )
+
+if TYPE_CHECKING:
+    from reconciler.remote.client import EmbeddedTransport
 
 TARGET_FILE = "target.toml"
 TARGET_KEYS = frozenset({"gateway_url", "fallback_url", "business_id", "token_env", "token_file",
@@ -218,6 +221,8 @@ class WorkOptions:
     rate: float | None = None
     state_backend: str | None = None  # --state-backend (else each folder's configuration)
     state_dsn_env: str | None = None  # --state-dsn-env
+    #: the transport factory of embedded targets (the CLI's: reconciler.cli.embedded)
+    embedded: EmbeddedTransport | None = None
 
 
 async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
@@ -260,9 +265,9 @@ def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
 def open_business(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
     """A business folder's manifests, target and state store (the backend its configuration
     or the run's flags choose: see :mod:`reconciler.state.backends.config`)."""
-    from reconciler.state.backends import open_backend, resolve_state_config
     from reconciler.manifest.load import load_manifests
     from reconciler.refresh.full import target_ref
+    from reconciler.state.backends import open_backend, resolve_state_config
     from reconciler.state.store import StateStore
 
     target = folder_target(b, cwd=opts.cwd, env=opts.env)
@@ -281,4 +286,4 @@ def _client(target: Target, opts: WorkOptions) -> Any:
     from reconciler.remote.dispatch import ClientSettings
 
     settings = ClientSettings.for_target(target, concurrency=opts.concurrency, rate=opts.rate)
-    return VcitaClient(target, settings=settings)
+    return VcitaClient(target, settings=settings, embedded=opts.embedded)

@@ -54,8 +54,7 @@ POLL_SECONDS = 2.0
 
 def target_ref(target: Target) -> TargetRef:
     """The identity of a target as state records it (no secrets)."""
-    return TargetRef(gateway_url="embedded" if target.embedded else target.gateway_url,
-                     business_id=target.business_id)
+    return TargetRef.of(target)
 
 
 def plan_target(target: Target) -> PlanTarget:

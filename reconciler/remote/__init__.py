@@ -22,7 +22,7 @@ instead of being repeated.
                   confirmed by its link back (API-NOTES §11)
 """
 
-from reconciler.remote.client import VcitaClient, embedded_transport
+from reconciler.remote.client import EmbeddedTransport, VcitaClient
 from reconciler.remote.dispatch import ClientSettings, Served, encode_body, last_served
 from reconciler.remote.retry import RetryPolicy, parse_retry_after
 from reconciler.remote.routes import (
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_ROUTES",
     "ClientSettings",
     "Door",
+    "EmbeddedTransport",
     "RetryPolicy",
     "Route",
     "RoutePin",
@@ -49,7 +50,6 @@ __all__ = [
     "Target",
     "TokenKind",
     "VcitaClient",
-    "embedded_transport",
     "encode_body",
     "last_served",
     "parse_retry_after",

@@ -13,9 +13,10 @@ JSON numbers and ISO strings.  Which door served a call is in :data:`last_served
         cp = await api.get_client_package("m73jkvg4bf2z71b2")
         api.last_served.door   # "fallback"
 
-Without a transport, the embedded target runs the sandbox in-process (``httpx.ASGITransport``)
-and a remote target uses :class:`HttpTransport` (aiohttp's keep-alive connections, bounded and
-kept in step, see ``http.py``) with the proxies and certificate authorities the environment
+Without a transport, the embedded target runs the sandbox in-process through the transport
+factory its caller gives (``embedded=``: the CLI's ``reconciler.cli.embedded``, an
+``httpx.ASGITransport``), and a remote target uses :class:`HttpTransport` (aiohttp's keep-alive
+connections, bounded and kept in step, see ``http.py``) with the proxies and certificate authorities the environment
 names (``netenv.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
 """
 
@@ -33,6 +34,7 @@ import httpx
 from pydantic import ValidationError
 
 from reconciler.core.errors import ConfigError, NotFoundError, OutcomeUnknownError, ProtocolError, RequestInfo
+from reconciler.core.safetext import printable
 from reconciler.model.remote import (
     RemoteCatalogPackage,
     RemoteClient,
@@ -53,7 +55,6 @@ from reconciler.remote.dispatch import (
 )
 from reconciler.remote.routes import DEFAULT_ROUTES, Route, RouteTable
 from reconciler.remote.target import Target
-from reconciler.core.safetext import printable
 
 T = TypeVar("T")
 log = logging.getLogger("reconciler.remote")
@@ -68,25 +69,9 @@ MAX_PAGES = 1_100
 PAYMENT_REQUESTS_DEFAULT_PAGE = 25
 
 
-def embedded_transport(db_path: Path) -> httpx.ASGITransport:
-    """The in-process sandbox (seeded with the demo business on first use) as an httpx transport.
-
-    Its app's lifespan (which closes the database) is run by :class:`VcitaClient`.
-    """
-    import sqlite3
-
-    from reconciler.sandbox import create_app
-
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        app = create_app(db_path)
-    except sqlite3.DatabaseError as e:
-        raise ConfigError(
-            f"the embedded sandbox database {db_path} cannot be used: {e}",
-            hint="It only holds the local sandbox: run 'reconciler sandbox reset' (or delete the file) "
-                 "to start it afresh; state files that tracked its objects then need 'reconciler state rm'.",
-        ) from None
-    return httpx.ASGITransport(app=app)
+#: Makes the transport of an embedded target from its database path: the in-process sandbox.
+#: The CLI gives it (``reconciler.cli.embedded.embedded_transport``); remote never imports the sandbox.
+EmbeddedTransport = Callable[[Path], httpx.AsyncBaseTransport]
 
 
 def network_transport(target: Target, concurrency: int) -> httpx.AsyncBaseTransport:
@@ -117,8 +102,11 @@ class VcitaClient:
         transport: httpx.AsyncBaseTransport | None = None,
         routes: RouteTable = DEFAULT_ROUTES,
         sleep: Sleep | None = None,
+        embedded: EmbeddedTransport | None = None,
     ) -> None:
         self.target = target
+        #: the transport factory of an embedded target (see :data:`EmbeddedTransport`)
+        self.embedded = embedded
         self.settings = settings or ClientSettings.for_target(target)
         self.routes = routes.with_pins(target.pins)  # the target's [targets.X.routes] pins
         self._given_transport = transport
@@ -135,9 +123,13 @@ class VcitaClient:
         if transport is None:
             if self.target.embedded:
                 assert self.target.db_path is not None
-                transport = embedded_transport(self.target.db_path)
-                app = transport.app
-                await self._exit.enter_async_context(app.router.lifespan_context(app))  # type: ignore[attr-defined]
+                if self.embedded is None:
+                    raise ConfigError(f"{self.target.describe()}: this caller gave the client no embedded sandbox",
+                                      hint="Pass embedded=reconciler.cli.embedded.embedded_transport to VcitaClient.")
+                transport = self.embedded(self.target.db_path)
+                app = getattr(transport, "app", None)  # the sandbox's app: its lifespan closes its database
+                if app is not None:
+                    await self._exit.enter_async_context(app.router.lifespan_context(app))
             else:
                 transport = network_transport(self.target, self.settings.concurrency)
         deadline = self.settings.timeout if isinstance(transport, httpx.ASGITransport) else None

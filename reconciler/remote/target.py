@@ -69,6 +69,11 @@ EMBEDDED_DB = Path(".reconciler") / "sandbox.db"
 # In-process only: these URLs never reach a socket (the ASGI transport answers them).
 EMBEDDED_GATEWAY = "http://embedded.sandbox/apigw"
 EMBEDDED_FALLBACK = "http://embedded.sandbox/api2"
+#: The embedded target is the sandbox's demo business (``reconciler/sandbox/demo_business.json``),
+#: named here so that remote does not import the sandbox (a test holds the two equal).  Its
+#: tokens open nothing but the local sandbox.
+EMBEDDED_BUSINESS = "7lrwfvealkxwkkxz"
+EMBEDDED_TOKENS = {"staff": "sbx_staff_harmony_demo_token_0001", "directory": "sbx_directory_harmony_demo_token_0001"}
 
 #: present but empty, these are errors; the optional ones (fallback, directory token) count as unset
 REQUIRED_VARS = (ENV_GATEWAY, ENV_BUSINESS, ENV_STAFF_TOKEN)
@@ -410,17 +415,13 @@ def _embedded_target(flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path
             hint=f"Set {ENV_GATEWAY} (or choose a target with --target), or unset {stray[0]} to use "
             "the embedded sandbox.",
         )
-    from reconciler.sandbox import (
-        DEMO,  # the embedded default is the sandbox's demo business
-    )
-
     return Target(
         name=EMBEDDED_NAME,
         gateway_url=EMBEDDED_GATEWAY,
         fallback_url=EMBEDDED_FALLBACK,
-        business_id=DEMO["business"]["id"],
-        staff_token=Secret(DEMO["tokens"]["staff"]),
-        directory_token=Secret(DEMO["tokens"]["directory"]),
+        business_id=EMBEDDED_BUSINESS,
+        staff_token=Secret(EMBEDDED_TOKENS["staff"]),
+        directory_token=Secret(EMBEDDED_TOKENS["directory"]),
         embedded=True,
         db_path=cwd / EMBEDDED_DB,
     )

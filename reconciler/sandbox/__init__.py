@@ -1,6 +1,7 @@
 """The sandbox: a local, faithful vcita API (catalog packages, client packages, clients, services).
 
-It imports nothing from the rest of `reconciler`, so that a client bug cannot hide behind shared
+It imports nothing from the rest of `reconciler` (nor click: its commands are
+`reconciler.cli.sandbox_cmds`), so that a client bug cannot hide behind shared
 code. Public surface:
 
 - `create_app(db_path, *, operator=False, gateway_failures=None, seed_demo=True)`: the Starlette
@@ -11,13 +12,14 @@ code. Public surface:
 - `ResponseDropped`: raised in-process when a `drop_after_commit` fault drops an answer.
 - `DEFAULT_GATEWAY_ROUTES`: the documented staging gateway failures.
 
-Module map: `app` (doors, request pipeline), `routes` (route table), `auth` (tokens, context,
+Module map: `app` (doors, request pipeline), `instance` (one sandbox: store, clock, tables;
+executing one request), `routes` (route table), `auth` (tokens, context,
 feature gate), `catalog` / `client_packages` / `clients` / `payment_requests` (handlers), `render` (API shapes),
 `envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
 `faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens,
 payment request lag, price-0 packages opening no payment request),
 `operator_api` (`/_sandbox`), `server` (uvicorn, imported only to serve),
-`cli` (the `sandbox` click group), `values` (UIDs, money, dates, clock).
+`values` (UIDs, money, dates, clock).
 """
 
 from __future__ import annotations

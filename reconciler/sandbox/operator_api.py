@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import payment_requests, render, seed
-from .app import Sandbox
+from .instance import Sandbox
 from .client_packages import default_valid_until, new_client_package_doc
 from .values import new_uid, parse_date, parse_int
 

@@ -120,6 +120,13 @@ class TargetRef(Frozen):
         """``business X at URL`` for messages."""
         return f"business {self.business_id} at {self.gateway_url}"
 
+    @classmethod
+    def of(cls, target: Any) -> TargetRef:
+        """The identity of a target (a :class:`reconciler.remote.target.Target`) as state records
+        it (no secrets)."""
+        return cls(gateway_url="embedded" if target.embedded else target.gateway_url,
+                   business_id=target.business_id)
+
 
 class ResourceState(Frozen):
     """What reconciler last applied to one remote object, and the object's ids."""

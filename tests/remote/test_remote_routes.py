@@ -12,8 +12,10 @@ import httpx
 import pytest
 from remote_support import BUSINESS, CLIENTS, SERVICES, Sbx, fast_settings, package_body
 
+from reconciler.cli.embedded import embedded_transport
 from reconciler.core.errors import (
     AuthError,
+    ConfigError,
     FeatureDisabledError,
     NotFoundError,
     RemoteValidationError,
@@ -160,13 +162,30 @@ async def test_errors_are_mapped(sbx: Sbx) -> None:
 
 async def test_embedded_client_without_transport_runs_the_sandbox_in_process(tmp_path: Path) -> None:
     target = resolve_target(flags={}, env={}, cwd=tmp_path)
-    async with VcitaClient(target) as api:
+    async with VcitaClient(target, embedded=embedded_transport) as api:
         assert api.settings.rate is None and api.settings.concurrency == 32
         assert len(await api.list_services()) == len(SERVICES)
         package = await api.create_catalog_package(package_body())
     assert (tmp_path / ".reconciler" / "sandbox.db").is_file()
-    async with VcitaClient(target) as api:  # persisted across clients
+    async with VcitaClient(target, embedded=embedded_transport) as api:  # persisted across clients
         assert (await api.get_catalog_package(package.id)).id == package.id
+
+
+async def test_an_embedded_client_given_no_sandbox_refuses_before_sending(tmp_path: Path) -> None:
+    # remote/ does not import the sandbox: the CLI wires it in (reconciler.cli.embedded).
+    target = resolve_target(flags={}, env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="no embedded sandbox"):
+        async with VcitaClient(target):
+            pass
+    assert not (tmp_path / ".reconciler").exists()
+
+
+def test_the_embedded_target_is_the_sandbox_demo_business(tmp_path: Path) -> None:
+    # remote/target.py names the demo business's identity itself (it must not import the sandbox).
+    target = resolve_target(flags={}, env={}, cwd=tmp_path)
+    assert target.business_id == DEMO["business"]["id"]
+    assert target.staff_token is not None and target.staff_token.reveal() == DEMO["tokens"]["staff"]
+    assert target.directory_token is not None and target.directory_token.reveal() == DEMO["tokens"]["directory"]
 
 
 async def test_http_transport_keeps_connections_alive_within_its_limit(sandbox_server: Any) -> None:

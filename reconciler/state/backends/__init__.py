@@ -58,11 +58,7 @@ class StateBackend(Protocol):
 
 
 def _key(target: Any) -> TargetRef:
-    if isinstance(target, TargetRef):
-        return target
-    from reconciler.refresh.full import target_ref
-
-    return target_ref(target)
+    return target if isinstance(target, TargetRef) else TargetRef.of(target)
 
 
 def open_backend(config: StateConfig, *, target: Any, state_path: str | Path | None = None,
