@@ -10,16 +10,7 @@ from typing import Any
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import (
-    client_for,
-    confirm,
-    open_state,
-    plan_safety,
-    resolve,
-    run_async,
-    scoped,
-    stopping_on_signals,
-)
+from reconciler.cli.common import confirm, open_business, plan_safety, run_async, scoped, stopping_on_signals
 from reconciler.cli.options import (
     manifest_paths,
     only_option,
@@ -98,8 +89,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     paths_l = manifest_paths(paths)
     patterns = saved.only if saved is not None else tuple(only)
     desired, selection = scoped(load_manifests(paths_l), patterns)
-    target = resolve(kw, paths_l)
-    store = open_state(kw, paths_l, state_path, target)
+    biz = open_business(kw, paths_l, state_path)
+    target, store = biz.target, biz.store
     safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
     safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
@@ -139,7 +130,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
             state = state.for_target(target_ref(target))
 
         async def go() -> tuple[Any, Any, Any]:
-            async with client_for(target, kw) as api:
+            async with biz.client() as api:
                 plan = saved
                 if plan is None:
                     with spinner.showing("refreshing"):

@@ -21,21 +21,23 @@ T = TypeVar("T")
 def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
     """The run's state backend (flags popped from ``kw``, then target.toml of the manifest
     folder, the target's table and the top level of reconciler.toml): a StateConfig."""
-    from reconciler.state.backends.config import resolve_state_config
+    from reconciler.business.open import state_config as configured
 
-    folder = None
-    if paths:
-        first = Path(paths[0])
-        folder = first if first.is_dir() else first.parent
-    return resolve_state_config(backend=kw.pop("state_backend", None), dsn_env=kw.pop("state_dsn_env", None),
-                                cwd=Path.cwd(), target_name=getattr(target, "name", None), folder=folder)
+    return configured(paths, target_name=getattr(target, "name", None), backend=kw.pop("state_backend", None),
+                      dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd())
 
 
-def open_state(kw: dict[str, Any], paths: list[str], state_path: str | None, target: Any) -> Any:
-    """The run's state store (``StateStore.locate`` with the configured backend)."""
-    from reconciler.state.store import StateStore
+def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) -> Any:
+    """The business a command works on (``reconciler.business.open``): the target the flags in
+    ``kw`` choose (see :func:`resolve`), its state store, and its client with the run's limits
+    and the embedded sandbox wired in.  Pops the target, state and limit flags from ``kw``."""
+    from reconciler.business.open import open_business as opened
+    from reconciler.cli.embedded import embedded_transport
 
-    return StateStore.locate(paths, state_path, target=target, backend=state_config(kw, paths, target))
+    target = resolve(kw, paths)
+    return opened(target, paths, state_path=state_path, state_backend=kw.pop("state_backend", None),
+                  state_dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd(), env=os.environ,
+                  concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport)
 
 
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
@@ -69,13 +71,12 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
 
 
 def client_for(target: Any, kw: dict[str, Any]) -> Any:
-    from reconciler.remote.client import VcitaClient
-    from reconciler.remote.dispatch import ClientSettings
-
-    settings = ClientSettings.for_target(target, concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None))
+    """A client of ``target`` with the limits in ``kw`` (popped), for a command that opens no state."""
+    from reconciler.business.open import open_client
     from reconciler.cli.embedded import embedded_transport
 
-    return VcitaClient(target, settings=settings, embedded=embedded_transport)
+    return open_client(target, concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None),
+                       embedded=embedded_transport)
 
 
 def confirm(prompt: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.common import open_business, run_async
 from reconciler.cli.options import (
     manifest_paths,
     shard_option,
@@ -67,8 +67,8 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
         raise ConfigError("--only selects what --write-back accepts; add --write-back")
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
-    target = resolve(kw, paths_l)
-    store = open_state(kw, paths_l, state_path, target)
+    biz = open_business(kw, paths_l, state_path)
+    target, store = biz.target, biz.store
 
     def load() -> Any:
         state = store.load()
@@ -80,7 +80,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     spinner = Spinner(obj.console)
 
     async def go(state: Any) -> Any:
-        async with client_for(target, kw) as api:
+        async with biz.client() as api:
             with spinner.showing("refreshing"):
                 return await detect(api, desired, state, target=target, progress=spinner)
 

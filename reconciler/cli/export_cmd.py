@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.common import open_business, run_async
 from reconciler.cli.options import DEFAULT_MANIFESTS, state_option, target_options
 
 
@@ -40,14 +40,14 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
     from reconciler.refresh.full import target_ref
 
     out = Path(out_dir)
-    target = resolve(kw, [str(out)])
-    store = open_state(kw, [str(out)], state_path, target)
+    biz = open_business(kw, [str(out)], state_path)
+    target, store = biz.target, biz.store
     ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
 
     async def fetch() -> tuple[Any, dict[str, str], Any]:
         from reconciler.remote.discovery import DiscoveryUnavailable, discover
 
-        async with client_for(target, kw) as api:
+        async with biz.client() as api:
             packages = await api.list_catalog_packages(include_items=True)
             services = {s.id: s.name for s in await api.list_services()}
             try:

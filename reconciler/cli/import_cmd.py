@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.cli.common import client_for, open_state, resolve, run_async
+from reconciler.cli.common import open_business, run_async
 from reconciler.cli.options import manifest_paths, state_option, target_options
 
 T = TypeVar("T")
@@ -74,8 +74,8 @@ def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str
 
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
-    target = resolve(kw, paths)
-    store = open_state(kw, paths, state_path, target)
+    biz = open_business(kw, paths, state_path)
+    target, store = biz.target, biz.store
     with store.lock("import"):
         state = store.load()
         store.check_target(state, target_ref(target))
@@ -83,7 +83,7 @@ def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str
             state = state.for_target(target_ref(target))
 
         async def go() -> T:
-            async with client_for(target, kw) as api:
+            async with biz.client() as api:
                 return await work(api, desired, state, store)
 
         return run_async(go())

@@ -8,14 +8,7 @@ from typing import Any
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import (
-    client_for,
-    open_state,
-    plan_safety,
-    resolve,
-    run_async,
-    scoped,
-)
+from reconciler.cli.common import open_business, plan_safety, run_async, scoped
 from reconciler.cli.options import (
     manifest_paths,
     only_option,
@@ -79,8 +72,8 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         raise ConfigError("--no-refresh reads nothing, --refresh=changed reads what changed: give one of them")
     paths_l = manifest_paths(paths)
     desired, selection = scoped(load_manifests(paths_l), only)
-    target = resolve(kw, paths_l)
-    store = open_state(kw, paths_l, state_path, target)
+    biz = open_business(kw, paths_l, state_path)
+    target, store = biz.target, biz.store
     state = store.load()
     store.check_target(state, target_ref(target))
 
@@ -90,7 +83,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
     spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
 
     async def go() -> Any:
-        async with client_for(target, kw) as api:
+        async with biz.client() as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
                                    refresh_mode=refresh_mode, allow_replace=allow_replace, progress=spinner,
                                    **{**safety, "partial": safety["partial"] or bool(only)})

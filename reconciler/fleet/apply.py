@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler.core.errors import PlanFileError
-from reconciler.fleet.businesses import Business, Outcome, WorkOptions, _client, open_business
+from reconciler.fleet.businesses import Business, Outcome, WorkOptions, open_business
 from reconciler.core.fsutil import read_regular
 
 
@@ -129,7 +129,8 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         return Outcome(b.name, str(b.path), status="not started", error=stop.reason)
     if isinstance(saved, str):
         return Outcome(b.name, str(b.path), status="error", error=saved)
-    desired, target, store = await asyncio.to_thread(open_business, b, opts)
+    desired, biz = await asyncio.to_thread(open_business, b, opts)
+    target, store = biz.target, biz.store
     lock = store.lock("apply --all")
     await asyncio.to_thread(lock.acquire)
     try:
@@ -137,7 +138,7 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         store.check_target(state, target_ref(target))
         if state.target is None:
             state = state.for_target(target_ref(target))
-        async with _client(target, opts) as api:
+        async with biz.client() as api:
             safety = how.safety([str(b.path)], target) if how.safety is not None else {}
             plan = saved
             if plan is None:

@@ -44,6 +44,7 @@ from reconciler.remote.target import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.business.open import OpenBusiness
     from reconciler.remote.client import EmbeddedTransport
 
 TARGET_FILE = "target.toml"
@@ -230,8 +231,9 @@ async def drift_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.drift import detect
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state = await asyncio.to_thread(_open, b, opts)
-    async with _client(target, opts) as api:
+    desired, biz, state = await asyncio.to_thread(_open, b, opts)
+    target = biz.target
+    async with biz.client() as api:
         report, _ = await detect(api, desired, state, target=target)
     s = report.summary
     status = report.verdict.replace("_", " ")
@@ -244,8 +246,9 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     from reconciler.refresh.full import make_plan
 
     # Reading manifests and state is CPU work: in a thread, so other businesses' requests keep flowing.
-    desired, target, state = await asyncio.to_thread(_open, b, opts)
-    async with _client(target, opts) as api:
+    desired, biz, state = await asyncio.to_thread(_open, b, opts)
+    target = biz.target
+    async with biz.client() as api:
         plan = await make_plan(api, desired, state, target=target)
     counts = {a: plan.count(a) for a in ("create", "update", "replace", "import", "archive")}
     counts["errors"] = len(plan.errors)
@@ -253,37 +256,23 @@ async def plan_business(b: Business, opts: WorkOptions) -> Outcome:
     return Outcome(b.name, str(b.path), status, business_id=target.business_id, counts=counts, report=plan)
 
 
-def _open(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
-    from reconciler.refresh.full import target_ref
+def _open(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness, Any]:
+    from reconciler.state.store import TargetRef
 
-    desired, target, store = open_business(b, opts)
-    state = store.load()
-    store.check_target(state, target_ref(target))
-    return desired, target, state
+    desired, biz = open_business(b, opts)
+    state = biz.store.load()
+    biz.store.check_target(state, TargetRef.of(biz.target))
+    return desired, biz, state
 
 
-def open_business(b: Business, opts: WorkOptions) -> tuple[Any, Target, Any]:
-    """A business folder's manifests, target and state store (the backend its configuration
-    or the run's flags choose: see :mod:`reconciler.state.backends.config`)."""
+def open_business(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness]:
+    """A business folder's manifests, and the business opened with its own target
+    (:func:`folder_target`) as every command opens one (:mod:`reconciler.business.open`)."""
+    from reconciler.business.open import open_business as opened
     from reconciler.manifest.load import load_manifests
-    from reconciler.refresh.full import target_ref
-    from reconciler.state.backends import open_backend, resolve_state_config
-    from reconciler.state.store import StateStore
 
     target = folder_target(b, cwd=opts.cwd, env=opts.env)
     desired = load_manifests([b.path])
-    config = resolve_state_config(backend=opts.state_backend, dsn_env=opts.state_dsn_env, cwd=opts.cwd,
-                                  target_name=b.name, folder=b.path)
-    if config.is_local:
-        store = StateStore.locate([b.path])
-    else:
-        store = open_backend(config, target=target_ref(target), env=dict(opts.env))
-    return desired, target, store
-
-
-def _client(target: Target, opts: WorkOptions) -> Any:
-    from reconciler.remote.client import VcitaClient
-    from reconciler.remote.dispatch import ClientSettings
-
-    settings = ClientSettings.for_target(target, concurrency=opts.concurrency, rate=opts.rate)
-    return VcitaClient(target, settings=settings, embedded=opts.embedded)
+    return desired, opened(target, [b.path], state_backend=opts.state_backend, state_dsn_env=opts.state_dsn_env,
+                           cwd=opts.cwd, env=opts.env, concurrency=opts.concurrency, rate=opts.rate,
+                           embedded=opts.embedded)
