@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from reconciler.model import address as addr
+from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteClientPackage
 from reconciler.plan.document import fingerprint
-from reconciler.model import views as nz
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import Discovery, discover
 from reconciler.state.store import ResourceState, State, StateStore, utc_now
@@ -64,7 +65,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
     records: dict[str, ResourceState] = {}
 
     # Catalog packages the client packages name: tracked, or adopted now by their unique name.
-    catalog_ids = {a.split(".", 1)[1]: rs.id for a, rs in state.resources.items() if a.startswith("catalog_package.")}
+    catalog_ids = {addr.name_of(a): rs.id for a, rs in state.resources.items() if addr.is_catalog(a)}
     wanted_catalog = {d.spec.package.name for d in desired.client_packages.values() if d.spec.package.name}
     untracked_names = [n for n in sorted(wanted_catalog) if n not in catalog_ids and n in desired.catalog_packages]
     if untracked_names:
@@ -75,10 +76,10 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
             if len(same) == 1:
                 pkg = same[0]
                 view = nz.catalog_remote(pkg)
-                records[f"catalog_package.{name}"] = ResourceState(
+                records[addr.catalog(name)] = ResourceState(
                     kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view, updated_at=utc_now())
                 catalog_ids[name] = pkg.id
-                out.catalog.append((f"catalog_package.{name}", pkg.id))
+                out.catalog.append((addr.catalog(name), pkg.id))
 
     emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values() if d.spec.client.email})
     by_email = {e: (await api.find_client_by_email(e)) for e in emails}
@@ -94,7 +95,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
         package = doc.spec.package.id if doc.spec.package.id is not None else catalog_ids.get(str(doc.spec.package.name))
         if client is None or package is None:
             why = "its client is not in this business" if client is None else \
-                f"catalog_package.{doc.spec.package.name} is neither tracked nor found by its name"
+                f"{addr.catalog(doc.spec.package.name)} is neither tracked nor found by its name"
             out.unresolved.append((address, why))
             continue
         valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None

@@ -29,10 +29,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from reconciler.core.errors import ManifestError, ReconcilerError
 from reconciler.core.fsutil import atomic_write_text
+from reconciler.model import address as addresses
+from reconciler.model import views as nz
 from reconciler.model.manifest import API_VERSION, DOCUMENT_ADAPTER
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.plan.document import fingerprint
-from reconciler.model import views as nz
 from reconciler.state.store import ResourceState, State, StateStore, utc_now
 
 MAX_NAME = 63
@@ -172,12 +173,12 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
         else:
             live.append(p)
     names = assign_names(live)
-    by_id = {rs.id: a for a, rs in state.resources.items() if a.startswith("catalog_package.")}
+    by_id = {rs.id: a for a, rs in state.resources.items() if addresses.is_catalog(a)}
     others = _names_in(out_dir)
     conflicts: list[str] = []
     for p in sorted(live, key=lambda x: names[x.id]):
         name = names[p.id]
-        address = f"catalog_package.{name}"
+        address = addresses.catalog(name)
         path = out_dir / f"{name}.yaml"
         text = render(p, name, services, schema_ref)
         try:
@@ -244,7 +245,7 @@ def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[
         atomic_write_text(extra_file[0], extra_file[1], mode=0o644)
     new = state
     for f in export.files:
-        new = new.with_resource(f"catalog_package.{f.name}", f.resource)
+        new = new.with_resource(addresses.catalog(f.name), f.resource)
     for address, rs in (extra_resources or {}).items():
         new = new.with_resource(address, rs)
     if not export.files and not extra_resources:

@@ -24,10 +24,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from reconciler.adopt.export import MAX_NAME, ExportRefused, slugify
+from reconciler.model import address as addresses
+from reconciler.model import views as nz
 from reconciler.model.manifest import API_VERSION
 from reconciler.model.remote import RemoteClientPackage
 from reconciler.plan.document import fingerprint
-from reconciler.model import views as nz
 from reconciler.remote.discovery import Discovery
 from reconciler.state.store import ResourceState, State, utc_now
 
@@ -79,7 +80,7 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
     docs = []
     for cp in fresh:
         name = names[cp.id]
-        address = f"client_package.{name}"
+        address = addresses.client(name)
         if address in state.resources:
             result.skipped.append((cp.id, f"{address} is tracked as another client package"))
             continue

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.core.errors import NotFoundError, ReconcilerError
+from reconciler.model import address as addresses
+from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.plan.document import fingerprint
-from reconciler.model import views as nz
 from reconciler.remote.client import VcitaClient
 from reconciler.state.store import ADDRESS_RE, ResourceState, State, StateStore, utc_now
 
@@ -95,7 +96,7 @@ async def adopt_many(api: VcitaClient, desired: ManifestSet, state: State, pairs
     described: list[str] = []
     problems: list[str] = []
     # Catalog packages first: a client package's catalog package may be adopted by the same import.
-    ordered = sorted(pairs, key=lambda p: not p[0].startswith("catalog_package."))
+    ordered = sorted(pairs, key=lambda p: not addresses.is_catalog(p[0]))
     for address, remote_id in ordered:
         try:
             rs, what = await _check_one(api, desired, state, records, address, remote_id)
@@ -184,10 +185,10 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
         if pref.id is not None:
             want_pkg: str | None = pref.id
         else:
-            catalog = records.get(f"catalog_package.{pref.name}") or state.resources.get(f"catalog_package.{pref.name}")
+            catalog = records.get(addresses.catalog(pref.name)) or state.resources.get(addresses.catalog(pref.name))
             want_pkg = catalog.id if catalog is not None else None
         if want_pkg is None:
-            problems.append(f"catalog_package.{pref.name} is not tracked yet: apply or import it first")
+            problems.append(f"{addresses.catalog(pref.name)} is not tracked yet: apply or import it first")
         elif cp.package_id != want_pkg:
             problems.append(f"its package is {cp.package_id}, the manifest's is {want_pkg}")
         if problems:

@@ -65,10 +65,10 @@ def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: 
         clients = None
         if not isinstance(found, Exception):
             from reconciler.adopt.export_clients import prepare_clients
+            from reconciler.model.address import is_catalog, name_of
 
             names = {f.remote_id: f.name for f in plan.files}
-            names.update({rs.id: a.split(".", 1)[1] for a, rs in state.resources.items()
-                          if a.startswith("catalog_package.")})
+            names.update({rs.id: name_of(a) for a, rs in state.resources.items() if is_catalog(a)})
             clients = prepare_clients(found, names, state, out, schema_ref=ref, force=force)
         ex.write(plan, store, state,
                  extra_file=(clients.path, clients.text) if clients is not None and clients.path else None,

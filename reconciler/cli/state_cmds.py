@@ -196,7 +196,9 @@ def forget_intent(obj: Any, name: str, store: Any) -> int:
     import it instead ('reconciler import ADDRESS ID'), or the next apply creates it again.
     """
     console = obj.console
-    address = name if "." in name else f"client_package.{name}"
+    from reconciler.model.address import CLIENT
+
+    address = name if "." in name else CLIENT + name
     if not _address_ok(address):
         raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
                                  param_hint="NAME")

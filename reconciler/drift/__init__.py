@@ -4,6 +4,7 @@
     compare.py  the pure comparison of applied (state), remote (refresh) and desired (manifests)
     outside.py  client packages created outside reconciler, through vcita's payment requests
     render.py   text and Markdown renderings (JSON is ``DriftReport.to_json``)
+    writeback.py  ``drift --write-back``: vcita's values into the manifests and the baseline
 
 :func:`detect` is the one place where drift meets I/O: one refresh (the same reads as ``plan``),
 then the pure comparison.  It never writes anything; ``reconciler.drift.writeback`` is the separate,

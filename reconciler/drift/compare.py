@@ -29,15 +29,16 @@ from reconciler.drift.model import (
     summarise,
     verdict_for,
 )
-from reconciler.model.manifest_set import ManifestSet
-from reconciler.model.manifest import CatalogPackage, ClientPackage
-from reconciler.plan.document import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
+from reconciler.model import address as addresses
 from reconciler.model import views as nz
+from reconciler.model.manifest import CatalogPackage, ClientPackage
+from reconciler.model.manifest_set import ManifestSet
+from reconciler.plan.document import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
 from reconciler.planner.actual import Actual
 from reconciler.state.store import Kind, ResourceState
 
-CATALOG = "catalog_package."
-CLIENT = "client_package."
+CATALOG = addresses.CATALOG
+CLIENT = addresses.CLIENT
 #: Keyed fields of which only the keys the manifest names are managed.
 PER_KEY_MANAGED = frozenset({"booking_credits"})
 

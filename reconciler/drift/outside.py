@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.drift.model import ObjectDrift
-from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
 from reconciler.core.safetext import printable
+from reconciler.drift.model import ObjectDrift
+from reconciler.model import address as addresses
+from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
 
 if TYPE_CHECKING:
     from reconciler.model.manifest_set import ManifestSet
@@ -32,7 +33,7 @@ def managed(desired: ManifestSet, state: State, actual: Actual) -> tuple[set[str
         cid = ref.id if ref.id is not None else actual.clients_by_email.get((ref.email or "").lower())
         if cid:
             clients.add(cid)
-    catalog = {rs.id for a, rs in state.resources.items() if a.startswith("catalog_package.")}
+    catalog = {rs.id for a, rs in state.resources.items() if addresses.is_catalog(a)}
     catalog |= {str(d.spec.package.id) for d in desired.client_packages.values() if d.spec.package.id}
     for rs in state.resources.values():
         if rs.kind == "ClientPackage" and rs.applied.get("client_id"):
@@ -50,7 +51,7 @@ def outside_objects(found: Discovery, state: State, clients: set[str], catalog: 
         note = (f"client {cp.client_id}, catalog package {cp.package_id}, valid {cp.valid_from}..{cp.valid_until}, "
                 f"payment request {cp.payment_request_id}: not created by reconciler; declare it and run "
                 "'reconciler import --discover' to manage it")
-        out.append(ObjectDrift(address=f"client_package.(untracked {cp.id})", kind="ClientPackage", name=cp.id,
+        out.append(ObjectDrift(address=addresses.client(f"(untracked {cp.id})"), kind="ClientPackage", name=cp.id,
                                remote_id=cp.id, status="created_outside", notes=(printable(note, limit=400),)))
     return out
 

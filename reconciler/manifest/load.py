@@ -23,11 +23,11 @@ import itertools
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from reconciler.core.errors import Diagnostic, ManifestError
 from reconciler.manifest.files import (
@@ -39,10 +39,8 @@ from reconciler.manifest.files import (
     read_bounded,
 )
 from reconciler.manifest.locate import MAX_EXPANDED_NODES, exact_document, positioned, syntax_diagnostic
-from pydantic import ValidationError
-
 from reconciler.manifest.messages import message_of, suggest, walk
-from reconciler.model.manifest_set import ManifestSet, SourceRef
+from reconciler.model import address as addresses
 from reconciler.model.manifest import (
     DOCUMENT_ADAPTER,
     CatalogOrder,
@@ -52,6 +50,7 @@ from reconciler.model.manifest import (
     SetMember,
     set_member_spec,
 )
+from reconciler.model.manifest_set import ManifestSet, SourceRef
 
 __all__ = [
     "MANIFEST_SUFFIXES", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "ManifestSet", "SourceRef",
@@ -391,7 +390,7 @@ def _expand_set(cs: ClientPackageSet, src: SourceRef, ms: ManifestSet, budget: l
             continue
         member = SetMember(apiVersion=cs.apiVersion, kind="ClientPackage", metadata=cs.metadata, spec=spec,
                            set_name=cs.metadata.name, key=client.key)
-        ms.client_packages[member.address.removeprefix("client_package_set.")] = member
+        ms.client_packages[member.address.removeprefix(addresses.CLIENT_SET)] = member
         if client.booking_credits is not None:
             out.extend(_check_credits(cs.spec.package.name, client.booking_credits, ms, src, addr, where))
     out.extend(_check_credits(cs.spec.package.name, cs.spec.booking_credits, ms, src, addr, "spec"))

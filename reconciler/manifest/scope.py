@@ -57,7 +57,7 @@ def select(desired: ManifestSet, patterns: Sequence[str]) -> Selection:
     for cp in desired.client_packages.values():
         name = cp.spec.package.name
         if cp.address in chosen and name is not None:
-            dep = f"catalog_package.{name}"
+            dep = addresses.catalog(name)
             if dep not in chosen and name in desired.catalog_packages:
                 chosen.add(dep)
                 dependencies.append(dep)

@@ -3,6 +3,10 @@
 One shared frozen base (``extra="forbid"``); the manifest models are also the source of the JSON
 Schema that ``reconciler schema`` prints.  Remote models hold values already normalised by the
 remote layer (numbers as numbers, enums upper-case), so the planner compares like with like.
+
+Also here, because every layer from the planner up reads them: ``manifest_set`` (the desired
+state, ``ManifestSet``, as the manifest reader builds it), ``views`` (the normalised, comparable
+views of desired, remote and applied objects) and ``address`` (how objects are named).
 """
 
 from reconciler.model.base import Frozen

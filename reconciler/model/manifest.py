@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.model import address as addresses
 from reconciler.model.base import Frozen
 
 API_VERSION = "reconciler/v1"
@@ -280,7 +281,7 @@ class CatalogPackage(Frozen):
 
     @property
     def address(self) -> str:
-        return f"catalog_package.{self.metadata.name}"
+        return addresses.catalog(self.metadata.name)
 
 
 class CatalogOrderSpec(Frozen):
@@ -459,7 +460,7 @@ class ClientPackage(Frozen):
 
     @property
     def address(self) -> str:
-        return f"client_package.{self.metadata.name}"
+        return addresses.client(self.metadata.name)
 
 
 # --- ClientPackageSet --------------------------------------------------------------------------
@@ -543,7 +544,7 @@ class ClientPackageSet(Frozen):
 
     @property
     def address(self) -> str:
-        return f"client_package_set.{self.metadata.name}"
+        return addresses.client_set(self.metadata.name)
 
 
 def member_address(set_name: str, key: str) -> str:

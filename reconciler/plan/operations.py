@@ -45,6 +45,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
+from reconciler.model import address as addresses
 from reconciler.model.manifest import (
     CatalogPackageSpec,
     CreditOverride,
@@ -158,7 +159,7 @@ class Operation:
 
     @property
     def kind(self) -> Kind:
-        return "CatalogPackage" if self.address.startswith("catalog_package.") else "ClientPackage"
+        return addresses.kind_of(self.address)
 
     @property
     def name(self) -> str:

@@ -1,4 +1,5 @@
-"""The planner: pure ``(desired, state, actual, remote) -> Plan``; normalisation and diffing live here."""
+"""The planner: pure ``(desired, state, actual, remote) -> Plan``; diffing lives here (the views it
+compares are ``reconciler.model.views``, shared with drift, import, export and the renderers)."""
 
 from reconciler.planner.actual import (
            Actual,

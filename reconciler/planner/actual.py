@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.core.listlag import ListLag
-from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
+from reconciler.model import address as addresses
 from reconciler.model import views as nz
+from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 
 
 class PendingLike(Protocol):
@@ -107,7 +108,7 @@ def from_state(resources: Mapping[str, Any], pending: Sequence[PendingLike] = ()
     clients: dict[str, RemoteObject | None] = {}
     for address, rs in resources.items():
         obj = RemoteObject(id=rs.id, view=dict(rs.applied), credit_ids=dict(getattr(rs, "booking_credit_ids", {}) or {}))
-        if address.startswith("catalog_package."):
+        if addresses.is_catalog(address):
             catalog[rs.id] = obj
         else:
             clients[rs.id] = obj

@@ -18,18 +18,21 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
-from reconciler.model.manifest_set import ManifestSet
+from reconciler.model import address as addresses
+from reconciler.model import views as nz
 from reconciler.model.manifest import CatalogPackage, ClientPackage
+from reconciler.model.manifest_set import ManifestSet
+from reconciler.plan.document import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.plan.operations import (
     ABSENT,
     KNOWN_AFTER_APPLY,
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
     CreditTotal,
     ExpectedState,
     FieldChange,
-    ArchiveResource,
     IdOf,
     MoveResource,
     Operation,
@@ -42,18 +45,14 @@ from reconciler.plan.operations import (
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.plan.document import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import identity as ident
-from reconciler.planner import memory
-from reconciler.model import views as nz
-from reconciler.planner import payments
+from reconciler.planner import memory, payments, rules
 from reconciler.planner import pending as pend
-from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
-CATALOG_PREFIX = "catalog_package."
-CLIENT_PREFIX = "client_package."
+CATALOG_PREFIX = addresses.CATALOG
+CLIENT_PREFIX = addresses.CLIENT
 
 class Remote(Protocol):
     """What the planner asks the remote side (``refresh.PlanningRemote``; ``remote.calls.Offline``

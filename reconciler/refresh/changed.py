@@ -23,9 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.core.listlag import ListLag
+from reconciler.model import address as addresses
+from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.planner import Actual, RemoteObject, from_client_package
-from reconciler.model import views as nz
 from reconciler.planner.diff import field_changes
 from reconciler.remote.client import VcitaClient
 from reconciler.state.store import ResourceState
@@ -44,7 +45,7 @@ def changed_addresses(desired: ManifestSet, resources: Mapping[str, ResourceStat
         ref = cp.spec.client
         cid = ref.id if ref.id is not None else clients_by_email.get((ref.email or "").lower())
         pref = cp.spec.package
-        catalog = resources.get(f"catalog_package.{pref.name}") if pref.name is not None else None
+        catalog = resources.get(addresses.catalog(pref.name)) if pref.name is not None else None
         pid = pref.id if pref.id is not None else (catalog.id if catalog is not None else None)
         if cid is None or pid is None:
             out.append(cp.address)

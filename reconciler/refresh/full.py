@@ -27,11 +27,12 @@ from typing import Any
 
 from reconciler.core.errors import NotFoundError
 from reconciler.core.listlag import ListLag, utc_stamp
+from reconciler.core.progress import Progress, ProgressSink, Tally
+from reconciler.model import address as addresses
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
-from reconciler.plan.operations import Operation, Request
 from reconciler.plan.document import Plan, PlanTarget, Problem
-from reconciler.core.progress import Progress, ProgressSink, Tally
+from reconciler.plan.operations import Operation, Request
 from reconciler.planner import (
     Actual,
     PlanOptions,
@@ -128,7 +129,7 @@ async def read_catalog_settled(
     starts at or after the moment, so that "not in the list" is then proof of "never created".
     ``wait=False`` reads once (the planner then calls such a create's outcome unknown).
     """
-    tracked = {rs.id for a, rs in resources.items() if a.startswith("catalog_package.")}
+    tracked = {rs.id for a, rs in resources.items() if addresses.is_catalog(a)}
     awaited = [it for it in pending if it.kind == "CatalogPackage" and it.address not in resources]
     said = False
     while True:
