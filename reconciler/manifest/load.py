@@ -15,6 +15,10 @@ the end of a 50 MB file costs what reading the file costs.  YAML is loaded safel
 refused (no object construction), and alias expansion is bounded, so an alias bomb is refused in
 milliseconds.  Problems across documents (a name defined twice, a reference to no catalog
 package) are located by reading only the documents concerned again.
+
+Over 400 lines on purpose: reading the documents and the cross-document checks share the documents'
+positions (one parse per file); discovery (``files``), positions (``locate``) and messages
+(``messages``) are their own modules.
 """
 
 from __future__ import annotations

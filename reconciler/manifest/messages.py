@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.core.errors import Diagnostic
-from reconciler.model.manifest import MEMBER_EMAIL_PATTERN, NAME_PATTERN, UID_PATTERN
+from reconciler.model.manifest import MEMBER_EMAIL_PATTERN
+from reconciler.model.values import NAME_PATTERN, UID_PATTERN
 
 
 class PMap(dict[Any, Any]):

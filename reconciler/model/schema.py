@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model.manifest import (
-    API_VERSION,
+from reconciler.model.manifest import API_VERSION, MEMBER_EMAIL_PATTERN, VALID_FOR_PATTERN
+from reconciler.model.values import (
     MAX_BOOKINGS,
     MAX_EXPIRATION,
     MAX_MONEY,
     MAX_ORDER,
-    MEMBER_EMAIL_PATTERN,
     MONEY_PLACES,
     NAME_PATTERN,
     UID_PATTERN,
-    VALID_FOR_PATTERN,
     currency_codes,
 )
 

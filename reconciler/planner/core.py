@@ -7,6 +7,10 @@ resolve.  Creates an interrupted run left pending are resolved first (``pending.
 operation is built once, with its values in the model's types, and described by ``remote`` (the
 client's description: method, path, door, body; and whether this target can send it at all) as
 it is added, so the plan is complete and validated when it is made.
+
+Over 400 lines on purpose: ``_Builder`` is one pass over desired, state and actual whose steps share
+its bookkeeping (ids taken, names, what is pending); what needs none of it is in its own module
+(``diff``, ``identity``, ``memory``, ``payments``, ``pending``, ``rules``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ factory its caller gives (``embedded=``: the CLI's ``reconciler.cli.embedded``, 
 ``httpx.ASGITransport``), and a remote target uses :class:`HttpTransport` (aiohttp's keep-alive
 connections, bounded and kept in step, see ``http.py``) with the proxies and certificate authorities the environment
 names (``netenv.py``); tests inject either, or an ``httpx.MockTransport`` at the same seam.
+
+Over 400 lines on purpose: one typed method per API operation, each a few lines over the dispatcher,
+with the paging they share.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ keeps that token for the run (:attr:`Dispatcher.token_switched`); pinned routes 
 
 Requests are logged at DEBUG under ``reconciler.remote`` (method, path, door, status, elapsed);
 headers, and so tokens, are never logged or put into an error.
+
+Over 400 lines on purpose: one request's whole way through doors, fallback, tokens, retries, limits
+and the record of how it was served is one state machine, read in one place.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ nothing when it is damaged, written by someone else meanwhile, or used against a
 Names derive from the state file: ``state.json`` pairs with ``state.lock`` and
 ``journal.jsonl``; another file ``prod.json`` pairs with ``prod.lock`` and
 ``prod.journal.jsonl``, so two state files in one folder never share a lock or a journal.
+
+Over 400 lines on purpose: the state document and the store that reads and writes it share the
+format checks and migrations; its text (``encoder``), lock (``lock``), journal (``journal``) and
+backends (``backends/``) are their own modules.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reconciler.core.errors import StateError
 from reconciler.core.fsutil import atomic_write_bytes, check_replaceable, link_replace, read_regular
-from reconciler.model.base import Frozen
-from reconciler.model.manifest import NAME_PATTERN
 from reconciler.core.permissions import check_state_files
+from reconciler.model.base import Frozen
+from reconciler.model.values import NAME_PATTERN
 from reconciler.state.encoder import StateEncoder
 from reconciler.state.lock import LOCK_NAME, StateLock, read_lock, unlock
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from reconciler.adopt.export import assign_names, prepare, render, slugify
 from reconciler.manifest.load import load_manifests
-from reconciler.model.manifest import NAME_PATTERN
 from reconciler.model.remote import RemoteCatalogItem, RemoteCatalogPackage, RemoteProduct
+from reconciler.model.values import NAME_PATTERN
 from reconciler.state.store import State
 
 
