@@ -95,7 +95,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
         package = doc.spec.package.id if doc.spec.package.id is not None else catalog_ids.get(str(doc.spec.package.name))
         if client is None or package is None:
             why = "its client is not in this business" if client is None else \
-                f"{addr.catalog(doc.spec.package.name)} is neither tracked nor found by its name"
+                f"{addr.catalog(str(doc.spec.package.name))} is neither tracked nor found by its name"
             out.unresolved.append((address, why))
             continue
         valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None

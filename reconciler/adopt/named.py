@@ -185,10 +185,10 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
         if pref.id is not None:
             want_pkg: str | None = pref.id
         else:
-            catalog = records.get(addresses.catalog(pref.name)) or state.resources.get(addresses.catalog(pref.name))
+            catalog = records.get(addresses.catalog(str(pref.name))) or state.resources.get(addresses.catalog(str(pref.name)))
             want_pkg = catalog.id if catalog is not None else None
         if want_pkg is None:
-            problems.append(f"{addresses.catalog(pref.name)} is not tracked yet: apply or import it first")
+            problems.append(f"{addresses.catalog(str(pref.name))} is not tracked yet: apply or import it first")
         elif cp.package_id != want_pkg:
             problems.append(f"its package is {cp.package_id}, the manifest's is {want_pkg}")
         if problems:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.core.errors import ConfigError
+from reconciler.model import address as addr
 from reconciler.model.manifest_set import ManifestSet
 
 
@@ -57,7 +58,7 @@ def select(desired: ManifestSet, patterns: Sequence[str]) -> Selection:
     for cp in desired.client_packages.values():
         name = cp.spec.package.name
         if cp.address in chosen and name is not None:
-            dep = addresses.catalog(name)
+            dep = addr.catalog(name)
             if dep not in chosen and name in desired.catalog_packages:
                 chosen.add(dep)
                 dependencies.append(dep)
