@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from reconciler.model import address as addr
-from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteClientPackage
-from reconciler.plan.document import fingerprint
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import Discovery, discover
-from reconciler.state.store import ResourceState, State, StateStore, utc_now
+from reconciler.state.store import ResourceState, State, StateStore
 
 
 def _instant(text: str | None) -> datetime:
@@ -75,9 +73,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
             same = [p for p in listed if p.name.strip() == display and p.id not in owned]
             if len(same) == 1:
                 pkg = same[0]
-                view = nz.catalog_remote(pkg)
-                records[addr.catalog(name)] = ResourceState(
-                    kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view, updated_at=utc_now())
+                records[addr.catalog(name)] = ResourceState.of_catalog(pkg)
                 catalog_ids[name] = pkg.id
                 out.catalog.append((addr.catalog(name), pkg.id))
 
@@ -118,9 +114,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
             taken.update(cp.id for cp in candidates)
             continue
         for address, cp in zip(addresses, candidates):
-            view = nz.client_remote(cp)
-            records[address] = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
-                                             booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
+            records[address] = ResourceState.of_client(cp)
             taken.add(cp.id)
             out.adopted.append((address, cp))
     out.unmatched = [cp for cp in free if cp.id not in taken]

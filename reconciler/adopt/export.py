@@ -33,8 +33,7 @@ from reconciler.model import address as addresses
 from reconciler.model import views as nz
 from reconciler.model.manifest import API_VERSION, DOCUMENT_ADAPTER
 from reconciler.model.remote import RemoteCatalogPackage
-from reconciler.plan.document import fingerprint
-from reconciler.state.store import ResourceState, State, StateStore, utc_now
+from reconciler.state.store import ResourceState, State, StateStore
 
 MAX_NAME = 63
 SCHEMA_FILE = Path("schema") / "reconciler-v1.schema.json"
@@ -202,9 +201,7 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
         if name in others and others[name] != path.resolve():
             conflicts.append(f"CatalogPackage {name!r} is already defined in {others[name]}")
             continue
-        view = nz.catalog_remote(p)
-        rs = ResourceState(kind="CatalogPackage", id=p.id, fingerprint=fingerprint(view), applied=view,
-                           updated_at=utc_now())
+        rs = ResourceState.of_catalog(p)
         result.files.append(ExportedFile(name=name, path=path, remote_id=p.id, package_name=p.name, text=text,
                                          resource=rs))
     if conflicts:

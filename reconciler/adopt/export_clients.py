@@ -28,9 +28,8 @@ from reconciler.model import address as addresses
 from reconciler.model import views as nz
 from reconciler.model.manifest import API_VERSION
 from reconciler.model.remote import RemoteClientPackage
-from reconciler.plan.document import fingerprint
 from reconciler.remote.discovery import Discovery
-from reconciler.state.store import ResourceState, State, utc_now
+from reconciler.state.store import ResourceState, State
 
 FILE_NAME = "client-packages.yaml"
 
@@ -105,10 +104,7 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
         doc["spec"] = spec
         doc.yaml_set_start_comment(f"vcita client package id: {cp.id}")
         docs.append(doc)
-        view = nz.client_remote(cp)
-        result.resources[address] = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view),
-                                                  applied=view, booking_credit_ids=nz.client_credit_ids(cp),
-                                                  updated_at=utc_now())
+        result.resources[address] = ResourceState.of_client(cp)
     if not docs:
         return result
     y = YAML(typ="rt")

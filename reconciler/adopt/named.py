@@ -18,11 +18,9 @@ from pathlib import Path
 
 from reconciler.core.errors import NotFoundError, ReconcilerError
 from reconciler.model import address as addresses
-from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
-from reconciler.plan.document import fingerprint
 from reconciler.remote.client import VcitaClient
-from reconciler.state.store import ADDRESS_RE, ResourceState, State, StateStore, utc_now
+from reconciler.state.store import ADDRESS_RE, ResourceState, State, StateStore
 
 #: A file of pairs larger than this is not an onboarding list (it is read whole).
 MAX_PAIRS_FILE = 16 << 20
@@ -164,9 +162,7 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
             if pkg.name.strip() != doc.spec.name.strip():
                 raise ImportRefused(f"{remote_id} does not match {address}: its name is {pkg.name!r}, "
                                     f"the manifest's is {doc.spec.name!r}")
-            view = nz.catalog_remote(pkg)
-            return (ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
-                                  updated_at=utc_now()),
+            return (ResourceState.of_catalog(pkg),
                     f"catalog package {pkg.id} ({pkg.name!r})")
         cdoc = desired.client_packages.get(name)  # a set member's name is its address's tail
         if cdoc is None or cdoc.address != address:
@@ -193,9 +189,7 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
             problems.append(f"its package is {cp.package_id}, the manifest's is {want_pkg}")
         if problems:
             raise ImportRefused(f"{remote_id} does not match {address}: " + "; ".join(problems))
-        view = nz.client_remote(cp)
-        return (ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
-                              booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now()),
+        return (ResourceState.of_client(cp),
                 f"client package {cp.id} (client {cp.client_id}, package {cp.package_id})")
     except NotFoundError:
         raise ImportRefused(f"{address}: vcita has no {kind.replace('_set', '').replace('_', ' ')} {remote_id} in business "

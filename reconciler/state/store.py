@@ -42,8 +42,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from reconciler.core.errors import StateError
 from reconciler.core.fsutil import atomic_write_bytes, check_replaceable, link_replace, read_regular
 from reconciler.core.permissions import check_state_files
+from reconciler.model import views
 from reconciler.model.base import Frozen
+from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.model.values import NAME_PATTERN
+from reconciler.plan.document import fingerprint
 from reconciler.state.encoder import StateEncoder
 from reconciler.state.lock import LOCK_NAME, StateLock, read_lock, unlock
 
@@ -158,6 +161,19 @@ class ResourceState(Frozen):
         if t.utcoffset() != timedelta(0):
             raise ValueError(f"{v!r} is not in UTC (write it like 2025-01-31T09:30:00Z)")
         return v
+
+    @classmethod
+    def of_catalog(cls, pkg: RemoteCatalogPackage) -> ResourceState:
+        """The record of a catalog package as vcita answered it (its view, fingerprinted, now)."""
+        view = views.catalog_remote(pkg)
+        return cls(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view, updated_at=utc_now())
+
+    @classmethod
+    def of_client(cls, cp: RemoteClientPackage) -> ResourceState:
+        """The record of a client package as vcita answered it (its view and credit ids, now)."""
+        view = views.client_remote(cp)
+        return cls(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
+                   booking_credit_ids=views.client_credit_ids(cp), updated_at=utc_now())
 
 
 def identity_of(kind: Kind, applied: dict[str, Any]) -> dict[str, Any]:
