@@ -44,7 +44,7 @@ def test_created_outside_is_remote_drift_in_the_code_and_both_tables() -> None:
 
 
 def test_no_exit_number_is_decided_outside_the_cli() -> None:
-    for module in [*sorted((ROOT / "reconciler" / "fleet").glob("*.py")), *sorted((ROOT / "reconciler" / "drift").glob("*.py"))]:
+    for module in sorted([*(ROOT / "reconciler" / "fleet").glob("*.py"), *(ROOT / "reconciler" / "drift").glob("*.py")]):
         text = module.read_text()
         assert not re.search(r"exit_code\s*(==|=)\s*\d|EXIT_\w+\s*=|\bsys\.exit\b", text), module
 
