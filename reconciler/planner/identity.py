@@ -28,6 +28,8 @@ from reconciler.model import views as nz
 REFUSED: Any = object()
 
 CLIENT_FIELDS = ("client_id", "package_id", "valid_from", "price")
+#: The identity fields every match shares, for a catalog package [0] and a client package [1].
+KEY_FIELDS = (("name",), ("client_id", "package_id"))
 
 
 def of(kind: str, applied: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +47,18 @@ def desired_client(spec: ClientPackageSpec, client_id: str, package_id: str) -> 
     if spec.price is not None:
         want["price"] = nz.money(spec.price)
     return want
+
+
+def key(kind: str, identity: dict[str, Any]) -> tuple[Any, ...]:
+    """The part of an identity every match shares: its kind and client and catalog package (a
+    client package), or its name (a catalog package); a field left out counts as None, as in
+    :func:`matches`."""
+    return (kind, *(identity.get(f) for f in KEY_FIELDS[kind == "ClientPackage"]))
+
+
+def keyed(kind: str, want: dict[str, Any]) -> bool:
+    """Whether ``want`` declares every field of :func:`key` (only then can a match be looked up by key)."""
+    return all(f in want for f in KEY_FIELDS[kind == "ClientPackage"])
 
 
 def matches(have: dict[str, Any], want: dict[str, Any]) -> bool:
