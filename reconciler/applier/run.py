@@ -464,10 +464,7 @@ class Applier:
 
     async def record_catalog(self, address: str, pkg: RemoteCatalogPackage, settles: str | None = None) -> None:
         """Track ``pkg`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
-        view = nz.catalog_remote(pkg)
-        rs = ResourceState(kind="CatalogPackage", id=pkg.id, fingerprint=fingerprint(view), applied=view,
-                           updated_at=utc_now())
-        await self.commit.put(address, rs, settles=settles)
+        await self.commit.put(address, ResourceState.of_catalog(pkg), settles=settles)
 
     async def record_order(self, address: str, order: int) -> None:
         """Record a catalog package's new display position as applied (the reorder route answers
@@ -479,10 +476,7 @@ class Applier:
 
     async def record_client(self, address: str, cp: RemoteClientPackage, settles: str | None = None) -> None:
         """Track ``cp`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
-        view = nz.client_remote(cp)
-        rs = ResourceState(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
-                           booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now())
-        await self.commit.put(address, rs, settles=settles)
+        await self.commit.put(address, ResourceState.of_client(cp), settles=settles)
 
 
 def _listed_after_settling(op: ResolvePendingCreate) -> bool:
