@@ -81,7 +81,11 @@ def group_name(plan: Plan, g: Group) -> str | None:
     """What a reviewer calls the group's client or catalog package (None: only its id is known)."""
     if g.key in plan.names:
         return plan.names[g.key]
-    for op in plan.operations:  # a catalog package this plan creates: the name its manifest gives
-        if isinstance(op, CreateCatalogPackage) and op.address == g.key:
-            return op.spec.name
+    if g.kind == "package" and g.key.startswith("catalog_package."):
+        # A catalog package this plan creates: the name its manifest gives (its create is in
+        # the group, keyed by its address).
+        for i in g.members:
+            op = plan.operations[i]
+            if isinstance(op, CreateCatalogPackage) and op.address == g.key:
+                return op.spec.name
     return None

@@ -59,26 +59,36 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
     catalog package (``render/groups.py``) when that is shorter: both layouts are fitted to the
     limit, and the grouped one is used when it keeps at least as much in full view and its
     document is shorter (no group at all: flat)."""
-    flat = _render(plan, limit, marker, in_bytes, None)
-    found, ungrouped = group_operations(plan)
-    if not found:
-        return flat.doc
-    grouped = _render(plan, limit, marker, in_bytes, (found, ungrouped))
-    better = grouped.folded <= flat.folded and grouped.size < flat.size
-    return grouped.doc if better else flat.doc
+    flat, grouped = layouts(plan, limit, marker=marker, in_bytes=in_bytes)
+    better = grouped is not None and grouped.folded <= flat.folded and grouped.size < flat.size
+    return grouped.doc if grouped is not None and better else flat.doc
 
 
 @dataclass(frozen=True)
-class _Rendered:
+class Layout:
+    """One layout of a plan fitted to a limit."""
+
     doc: str
-    size: int
-    folded: tuple[int, ...]  # (pieces counted, listed by name, reduced to their row): fewer is better
+    size: int  # in characters, or UTF-8 bytes for a step summary
+    folded: tuple[int, ...]  # (changes counted, listed by name, reduced to their row): fewer is better
 
 
-def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool,
-            grouping: tuple[list[Group], list[int]] | None) -> _Rendered:
-    """One layout of ``plan`` fitted to ``limit``: flat (``grouping`` None) or grouped."""
+def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> tuple[Layout, Layout | None]:
+    """The flat layout of ``plan`` and the grouped one (None: no change shares a client or a
+    catalog package with another), each fitted to ``limit``."""
     blocks = [named(block(op), plan.names) for op in plan.operations]
+    details = [_details(op, b) for op, b in zip(plan.operations, blocks)]
+    flat = _render(plan, limit, marker, in_bytes, None, blocks, details)
+    found, ungrouped = group_operations(plan)
+    if not found:
+        return flat, None
+    return flat, _render(plan, limit, marker, in_bytes, (found, ungrouped), blocks, details)
+
+
+def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tuple[list[Group], list[int]] | None,
+            blocks: list[Block], details: list[str]) -> Layout:
+    """One layout of ``plan`` fitted to ``limit``: flat (``grouping`` None) or grouped, from the
+    operations' ``blocks`` and their ``details`` sections (both layouts share them)."""
     errors_at = {p.address for p in plan.errors}
     pieces = _Pieces([], [])
     money = money_lines(plan, markdown=True)
@@ -97,12 +107,14 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool,
         sections = [(g, list(g.members)) for g in grouping[0]] + [(None, grouping[1])]
         order = [i for _, idx in sections for i in idx]
     in_group = {i: g for g, idx in sections for i in idx}
+    headings = {id(g): _heading(plan, g, len(sections) > 1, len(idx)) for g, idx in sections}
     piece_of: dict[int, int] = {}
     for i in order:
         op, b = plan.operations[i], blocks[i]
         shown_b = _without_subject(op, b, in_group[i])
         row = _row(b)
-        piece_of[i] = pieces.add(_details(op, shown_b) + "\n" + row, row, _name(b), "")
+        section = details[i] if shown_b is b else _details(op, shown_b)
+        piece_of[i] = pieces.add(section + "\n" + row, row, _name(b), "")
     ops = [piece_of[i] for i in order]
     levels = [_level(plan.operations[i], blocks[i], errors_at) for i in order]
     unmanaged = [pieces.add(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}", "")
@@ -165,7 +177,7 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool,
             body += ["", symbols]
         for g, n, idx in tabled:
             if grouping is not None:
-                body += ["", _heading(plan, g, len(tabled) > 1, n)]
+                body += ["", headings[id(g)] if g is not None or len(tabled) > 1 else f"#### Changes ({n})"]
             body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|",
                      *(text[i][ROW] for i in idx)]
             if grouping is None:
@@ -196,8 +208,8 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool,
         doc, chosen = layout(budget)
     if size(doc) > limit:
         doc = _bare(plan, limit, marker)
-        return _Rendered(doc, size(doc), (len(ops), 0, 0))
-    return _Rendered(doc, size(doc), tuple(chosen.count(f, ops) for f in (COUNTED, NAME, ROW)))
+        return Layout(doc, size(doc), (len(ops), 0, 0))
+    return Layout(doc, size(doc), tuple(chosen.count(f, ops) for f in (COUNTED, NAME, ROW)))
 
 
 def _heading(plan: Plan, g: Group | None, others: bool, count: int) -> str:
@@ -208,7 +220,11 @@ def _heading(plan: Plan, g: Group | None, others: bool, count: int) -> str:
     what = "Client" if g.kind == "client" else "Catalog package"
     name = group_name(plan, g)
     shown = f"{_heading_text(name)} " if name else ""
-    return f"#### {what} {shown}(`{_code(g.key)}`): {count} change(s)"
+    key = f"`{g.key}`" if _PLAIN_ID.fullmatch(g.key) else _heading_text(g.key)  # an id from vcita, too
+    return f"#### {what} {shown}({key}): {count} change(s)"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,80}")
 
 
 def _heading_text(name: str) -> str:

@@ -16,7 +16,7 @@ from test_markdown_sizes import check_well_formed, sized_plan
 
 from reconciler.plan import Plan
 from reconciler.render.groups import group_operations
-from reconciler.render.markdown import LIMIT, _render, render_markdown
+from reconciler.render.markdown import LIMIT, layouts, render_markdown
 
 #: A client's name also shows in the money list, inside a code span (where HTML is not read), so
 #: the checker's count of '<details>' is not given one there.
@@ -69,7 +69,7 @@ def business(tmp_path: Path, *, packages: int, sets: dict[int, list[int]], singl
 def test_a_set_of_40_clients_is_shown_under_its_catalog_package(tmp_path: Path) -> None:
     plan = business(tmp_path, packages=2, sets={0: list(range(40))}, singles=[(50, 1)])
     doc = render_markdown(plan)
-    flat = _render(plan, LIMIT, True, False, None).doc
+    flat = layouts(plan)[0].doc
     assert len(doc) < len(flat) and "####" not in flat  # chosen because it is shorter
     check_well_formed(doc, plan, LIMIT)
     assert "#### Catalog package Package 0 (`rp0`): 40 change(s)" in doc
@@ -126,6 +126,12 @@ def test_hostile_names_cannot_break_a_group_heading(tmp_path: Path) -> None:
             assert "<" not in text and "](" not in text and "\u202e" not in text
             assert not re.search(r"(?<!\\)[`*\[\]|]", text)  # no code span, emphasis, link or cell of its own
         assert "\n# Approved" not in doc and "<script>" not in doc and "<c" not in "".join(headings)
+    # An id from vcita is shown as text too when it is not a plain id.
+    evil = plan.model_copy(update={"subjects": {a: (c, "x</details>`|[a](b)" if p == "rp0" else p)
+                                                for a, (c, p) in plan.subjects.items()}})
+    doc = render_markdown(evil)
+    check_well_formed(doc, evil, LIMIT)
+    assert "#### Catalog package (x&lt;/details&gt;'\\|\\[a\\]\\(b\\)): 12 change(s)" in doc
     heading = next(h for h in render_markdown(plan).splitlines() if h.startswith("#### Client"))
     assert heading == ("#### Client \ufffd\ufffd'x'\\|y\\|\\[a\\]\\(https://evil.example\\)\ufffd\\*b\\* \\# Approved\ufffd "
                        "(`cl030`): 7 change(s)")
@@ -161,9 +167,9 @@ def test_any_grouped_plan_keeps_every_rule_of_the_comment(tmp_path: Path, packag
     doc = render_markdown(plan, limit)
     event("grouped" if "####" in doc else "flat")
     check_well_formed(doc, plan, limit)
-    flat = _render(plan, limit, True, False, None)
+    flat, grouped = layouts(plan, limit)
     if "####" in doc:  # grouped: only when shorter, and showing no less than flat
-        assert len(doc) < flat.size
-        assert _render(plan, limit, True, False, group_operations(plan)).folded <= flat.folded
+        assert grouped is not None and doc == grouped.doc
+        assert len(doc) < flat.size and grouped.folded <= flat.folded
     else:
         assert doc == flat.doc
