@@ -1,5 +1,6 @@
 """The pull-request rendering of a plan (and its step-summary twin): summary and money first, a
-table, then a collapsed diff per object.
+table, then a collapsed diff per object; or, when that is shorter, a heading per client and per
+catalog package that several changes share (``render/groups.py``), each with its table and diffs.
 
 GitHub refuses comments over 65,536 characters: the rendering stays under ``limit`` by the
 policy of ``fold.py``: trivial changes (plain creates, imports without changes, moves) are folded
@@ -107,7 +108,6 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tupl
         sections = [(g, list(g.members)) for g in grouping[0]] + [(None, grouping[1])]
         order = [i for _, idx in sections for i in idx]
     in_group = {i: g for g, idx in sections for i in idx}
-    headings = {id(g): _heading(plan, g, len(sections) > 1, len(idx)) for g, idx in sections}
     piece_of: dict[int, int] = {}
     for i in order:
         op, b = plan.operations[i], blocks[i]
@@ -177,14 +177,14 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tupl
             body += ["", symbols]
         for g, n, idx in tabled:
             if grouping is not None:
-                body += ["", headings[id(g)] if g is not None or len(tabled) > 1 else f"#### Changes ({n})"]
+                body += ["", _heading(plan, g, len(tabled) > 1, n)]
             body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|",
                      *(text[i][ROW] for i in idx)]
             if grouping is None:
                 body += ["", symbols]
-            details = [text[i][DETAILS].rsplit("\n", 1)[0] for i in idx if chosen.forms[i] == DETAILS]
-            if details:
-                body += ["", *details]
+            diffs = [text[i][DETAILS].rsplit("\n", 1)[0] for i in idx if chosen.forms[i] == DETAILS]
+            if diffs:
+                body += ["", *diffs]
         names = shown(ops, NAME)
         unnamed = _tally(plan.operations[i].action for i in order if chosen.forms[piece_of[i]] == COUNTED)
         if names:
