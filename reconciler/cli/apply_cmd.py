@@ -34,6 +34,10 @@ from reconciler.core.errors import ConfigError
               help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
                    "pull request once done (the progress lines go to stderr).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification plan after applying.")
+@click.option("--refresh", "refresh_mode", type=click.Choice(["full", "changed"]), default="full", show_default=True,
+              help="changed: plan from the catalog and only the tracked client packages whose manifests changed since "
+                   "they were applied (as plan --refresh=changed; each change is still checked against vcita right "
+                   "before it is sent); the verification then reads again only what was changed.")
 @only_option
 @safety_options
 @shard_option
@@ -41,7 +45,7 @@ from reconciler.core.errors import ConfigError
 @target_options
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
-          no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
+          no_verify: bool, state_path: str | None, refresh_mode: str = "full", max_payment_requests: int | None = None,
           confirm_new_business: bool = False, all_: bool = False, shard: str | None = None, jobs: int = 8,
           only: tuple[str, ...] = (), **kw: Any) -> int:
     """Change vcita to match the manifests.
@@ -66,8 +70,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if all_ or shard:
         if not all_:
             raise ConfigError("--shard selects businesses of a fleet; it needs --all")
-        if only:
-            raise ConfigError("--only is not available with --all")
+        if only or refresh_mode != "full":
+            raise ConfigError("--only and --refresh are not available with --all")
         from reconciler.cli.fleet_run import run_fleet_apply
         from reconciler.fleet.apply import ApplyOptions
 
@@ -83,6 +87,11 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     if paths and paths[0].endswith(".json"):
         saved = read_plan(paths[0])
         paths = paths[1:]
+    if saved is not None and refresh_mode != "full":
+        raise ConfigError("--refresh chooses what a plan reads: a saved plan was read when it was made (apply checks "
+                          "each object it changes against vcita again before sending anything)",
+                          hint="Apply the plan file without --refresh, or make it with 'reconciler plan "
+                               "--refresh=changed --out FILE'.")
     if saved is not None and only and tuple(only) != saved.only:
         raise ConfigError("--only is part of a saved plan: apply the plan file without --only (it keeps the "
                           "selection it was made with)")
@@ -135,7 +144,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 if plan is None:
                     with spinner.showing("refreshing"):
                         plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
-                                               progress=spinner, **safety)
+                                               refresh_mode=refresh_mode, progress=spinner, **safety)
                     if selection:
                         plan = plan.model_copy(update=selection)
                     if fmt == "text":
@@ -163,9 +172,12 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                 verify = None
                 if not no_verify and result.state is not None and not interrupted and not result.unrecorded:
                     with spinner.showing("verifying"):
+                        # --refresh=changed: what was just applied matches the state now, so it
+                        # is named to be read again (the rest was not read to plan either).
                         verify = await make_plan(api, desired, result.state, target=target,
                                                  allow_replace=allow_replace, progress=spinner, phase="verifying",
-                                                 settle=False, **{**safety, "history_guard": False})
+                                                 settle=False, refresh_mode=refresh_mode, read_also=plan.addresses,
+                                                 **{**safety, "history_guard": False})
                 return plan, result, verify
 
         plan, result, verify = run_async(go())
@@ -202,7 +214,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){errors}; "
                      "run 'reconciler plan'")
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
-        console.info("Verified: a fresh plan shows no changes.")
+        console.info(f"Verified: a fresh plan shows no changes{_unread(verify)}.")
     return exit_codes.for_apply(plan, result, verify)
 
 
@@ -218,8 +230,15 @@ def _report_notes(result: Any, verify: Any, interrupted: list[signal.Signals]) -
         notes.append(f"> [!WARNING]\n> Verification: a fresh plan still shows {len(verify.addresses)} change(s) "
                      f"and {len(verify.errors)} error(s).")
     elif verify is not None:
-        notes.append("Verified: a fresh plan shows no changes.")
+        notes.append(f"Verified: a fresh plan shows no changes{_unread(verify)}.")
     return notes
+
+
+def _unread(verify: Any) -> str:
+    if not verify.unread:
+        return ""
+    return (f" (--refresh=changed: it read again what was changed; {verify.unread} other tracked client "
+            "package(s) were not read)")
 
 
 def _print_report(plan: Any, outcomes: Any, summary: str, notes: list[str]) -> None:

@@ -23,15 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.drift.compare import compare, flatten
-from reconciler.drift.model import DriftReport, ObjectDrift, WriteBack, WriteBackSkip, WriteBackValue
-from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
 from reconciler.core.errors import ConfigError
 from reconciler.core.fsutil import atomic_write_text
+from reconciler.drift.compare import compare, flatten
+from reconciler.drift.model import DriftReport, ObjectDrift, WriteBack, WriteBackSkip, WriteBackValue
 from reconciler.manifest.load import load_manifests
-from reconciler.model.manifest_set import ManifestSet
-from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage
+from reconciler.manifest.setedit import parse_member, set_member
+from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
 from reconciler.model import views as nz
+from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackageSet, set_member_spec
+from reconciler.model.manifest_set import ManifestSet
 from reconciler.planner.actual import Actual
 from reconciler.state.store import ResourceState, State, StateStore, utc_now
 
@@ -87,10 +88,8 @@ def write_back(report: DriftReport, desired: ManifestSet, state: State, actual: 
     values, skips, accepted = plan_edits(report, only)
     by_file: dict[str, list[WriteBackValue]] = {}
     for v in values:
-        src = desired.sources.get(v.address)
-        if src is None and v.address.startswith("client_package_set."):
-            raise WriteBackError(f"{v.address}: a member of a ClientPackageSet; --write-back does not edit sets "
-                                 "yet: change the set by hand, or leave it out with --only")
+        member = parse_member(v.address)
+        src = desired.sources.get(f"client_package_set.{member[0]}" if member else v.address)
         if src is None:
             raise WriteBackError(f"{v.address}: not found in the manifests")
         by_file.setdefault(src.file, []).append(v.model_copy(update={"file": src.file}))
@@ -127,21 +126,67 @@ def _rewrite(path: Path, edits: list[WriteBackValue]) -> tuple[str, list[WriteBa
     rt = RoundTripFile(text, str(path))
     skips: list[WriteBackSkip] = []
     touched: dict[str, Any] = {}
+    before: dict[str, dict[str, Any]] = {}  # a set member's view as the set says it before the edits
     for v in edits:
-        prefix, name = v.address.split(".", 1)
-        kind = "CatalogPackage" if prefix == "catalog_package" else "ClientPackage"
-        doc = rt.find(kind, name)
-        spec = doc.get("spec")
-        setter = set_catalog if kind == "CatalogPackage" else set_client
-        reason = setter(spec, v.path, v.value)
+        member = parse_member(v.address)
+        if member is not None:
+            doc = rt.find("ClientPackageSet", member[0])
+            if v.address not in before:
+                before[v.address] = _member_view(path, v.address, doc, member[1])
+            reason = set_member(doc.get("spec"), member[1], v.path, v.value, before[v.address])
+        else:
+            prefix, name = v.address.split(".", 1)
+            kind = "CatalogPackage" if prefix == "catalog_package" else "ClientPackage"
+            doc = rt.find(kind, name)
+            setter = set_catalog if kind == "CatalogPackage" else set_client
+            reason = setter(doc.get("spec"), v.path, v.value)
         if reason:
             skips.append(WriteBackSkip(address=v.address, path=v.path, reason=reason))
             continue
         touched[v.address] = doc
     for address, doc in touched.items():
-        _check(path, address, doc, [v for v in edits if v.address == address and
-                                     not any(s.path == v.path for s in skips if s.address == address)])
+        done = [v for v in edits if v.address == address and
+                not any(s.path == v.path for s in skips if s.address == address)]
+        if address in before:
+            _check_member(path, address, doc, done, before[address])
+        else:
+            _check(path, address, doc, done)
     return rt.dump(), skips
+
+
+def _member_view(path: Path, address: str, doc: Any, key: str) -> dict[str, Any]:
+    """The flattened view of the set member ``key`` as the set document ``doc`` says it."""
+    try:
+        model = DOCUMENT_ADAPTER.validate_python(plain(doc))
+    except ValueError as e:
+        first = str(e).splitlines()[1:3]
+        raise WriteBackError(f"{path}: {address}: the set is not valid: {' '.join(s.strip() for s in first)}",
+                             hint="Nothing was written. Run 'reconciler validate'.") from None
+    assert isinstance(model, ClientPackageSet)
+    member = next((c for c in model.spec.clients if c.key == key), None)
+    if member is None:
+        raise WriteBackError(f"{path}: {address}: no such member in the set any more; run drift again")
+    spec = set_member_spec(model.spec, member)
+    return flatten(nz.client_desired(spec, spec.client.id, spec.package.id))
+
+
+def _check_member(path: Path, address: str, doc: Any, edits: list[WriteBackValue], before: dict[str, Any]) -> None:
+    """The edited set is valid and now means, for this member, what it meant but for the edited
+    values, which read back as vcita's (a member's end computed from valid_for must not move)."""
+    member = parse_member(address)
+    assert member is not None
+    try:
+        after = _member_view(path, address, doc, member[1])
+    except WriteBackError as e:
+        raise WriteBackError(f"{path}: {address} would become invalid ({e.message})",
+                             hint="Nothing was written. Change the set by hand.") from None
+    wanted = {**before, **{v.path: v.value for v in edits}}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    after = {k: v for k, v in after.items() if v is not None}
+    if after != wanted:
+        diff = sorted(k for k in wanted.keys() | after.keys() if wanted.get(k) != after.get(k))
+        raise WriteBackError(f"{path}: {address}: the rewritten set reads back differently for {', '.join(diff)}; "
+                             "nothing was written", hint="Change the set by hand.")
 
 
 def _check(path: Path, address: str, doc: Any, edits: list[WriteBackValue]) -> None:

@@ -118,6 +118,9 @@ class Plan(Frozen):
     #: what a reviewer calls the ids the plan shows (services, clients, catalog packages), from the
     #: lists the refresh read: shown next to each id in every format
     names: dict[str, str] = Field(default_factory=dict)
+    #: the client and the catalog package (id, or the address of one created by this plan) of each
+    #: client package the plan acts on: what the Markdown rendering groups changes by
+    subjects: dict[str, tuple[str, str]] = Field(default_factory=dict)
     notes: tuple[str, ...] = Field(default=())
 
     def count(self, action: str) -> int:

@@ -146,7 +146,8 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
             allow_replace=opts.allow_replace, operations=tuple(b.ops), unmanaged=tuple(b.unmanaged()),
             problems=tuple(b.problems), noop_count=b.noops, payment_requests=money,
-            out_of_scope=b.out_of_scope, names=_names(b.ops, actual.names),
+            out_of_scope=b.out_of_scope, names=_names(b.ops, actual.names, b.subjects),
+            subjects=_subjects(b.ops, b.subjects, state),
         )
     finally:
         if gc_was_enabled:
@@ -199,6 +200,9 @@ class _Builder:
         self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
         self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
         self._by_identity: tuple[dict[tuple[Any, ...], list[tuple[str, Any]]], dict[tuple[Any, ...], list[Any]]] | None = None
+        # client package address -> (client id, catalog package id or address): what a rendering
+        # groups changes by (a client, a catalog package)
+        self.subjects: dict[str, tuple[str, str]] = {}
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -392,6 +396,7 @@ class _Builder:
         if cid is None or pid is None:
             return
         want = nz.client_desired(doc.spec, cid, pid)
+        self.subjects[address] = (cid, CATALOG_PREFIX + str(doc.spec.package.name) if pid == KNOWN_AFTER_APPLY else pid)
         tracked: Any = self.state.get(address) or adopted
         today = self.o.today.isoformat()
         self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
@@ -584,12 +589,31 @@ class _Builder:
         return out
 
 
-def _names(ops: list[OperationKind], known: Mapping[str, str]) -> dict[str, str]:
-    """The names of the ids the operations show (a plan of 3 changes carries 3 changes' names)."""
+def _names(ops: list[OperationKind], known: Mapping[str, str],
+           subjects: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """The names of the ids the operations show (a plan of 3 changes carries 3 changes' names),
+    and of the clients and catalog packages their client packages are grouped by."""
     if not known or not ops:
         return {}
     seen = set(re.findall(r"[A-Za-z0-9_-]+", " ".join(repr(op) for op in ops)))
+    seen.update(i for op in ops for i in subjects.get(op.address, ()))
     return {i: known[i] for i in sorted(seen & known.keys())}
+
+
+def _subjects(ops: list[OperationKind], wanted: Mapping[str, tuple[str, str]],
+              state: Mapping[str, TrackedLike]) -> dict[str, tuple[str, str]]:
+    """The client and catalog package of each client package the operations act on: from its
+    manifest, or (an archive) from what was last applied to it."""
+    out: dict[str, tuple[str, str]] = {}
+    for op in ops:
+        if op.address in wanted:
+            out[op.address] = wanted[op.address]
+        elif op.address in state and op.kind == "ClientPackage":
+            applied = state[op.address].applied
+            cid, pid = applied.get("client_id"), applied.get("package_id")
+            if isinstance(cid, str) and isinstance(pid, str):
+                out[op.address] = (cid, pid)
+    return out
 
 
 def _split_order(fcs: tuple[FieldChange, ...]) -> tuple[tuple[FieldChange, ...], tuple[FieldChange, ...]]:

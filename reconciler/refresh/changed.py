@@ -19,7 +19,7 @@ object again before it acts on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from reconciler.core.listlag import ListLag
@@ -57,17 +57,21 @@ def changed_addresses(desired: ManifestSet, resources: Mapping[str, ResourceStat
 
 
 async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
-                          pending: Sequence[Any] = (), *, settle: bool = True) -> tuple[Actual, int]:
+                          pending: Sequence[Any] = (), *, settle: bool = True,
+                          also: Collection[str] = ()) -> tuple[Actual, int]:
     """The Actual of a ``--refresh=changed`` plan, and how many tracked client packages it did not
     read; the catalog is read as a full refresh reads it (waiting for a lagging list when
-    ``settle``)."""
+    ``settle``).  ``also``: addresses read whatever their manifests say (the verification after
+    ``apply --refresh=changed`` reads again what the apply changed, which now matches the state)."""
     from reconciler.refresh.full import read_catalog_settled, read_lookups, refreshed_actual
 
     lag = getattr(api.target, "list_lag", None) or ListLag()
     (catalog, listed_at), found = await asyncio.gather(
         read_catalog_settled(api, resources, pending, lag, wait=settle), read_lookups(api, desired))
     by_email = found.clients_by_email
-    read_ids = [resources[a].id for a in changed_addresses(desired, resources, by_email)]
+    wanted = dict.fromkeys([*changed_addresses(desired, resources, by_email),
+                            *(a for a in also if a in resources and resources[a].kind == "ClientPackage")])
+    read_ids = [resources[a].id for a in wanted]
     got = await api.get_client_packages(read_ids)
     clients: dict[str, RemoteObject | None] = {}
     for rs in resources.values():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -330,6 +330,7 @@ async def make_plan(
     settle: bool = True,
     progress: ProgressSink | None = None,
     phase: str = "refreshing",
+    read_also: Collection[str] = (),
 ) -> Plan:
     """Refresh (unless ``no_refresh``; ``refresh_mode="changed"``: only the client packages whose
     manifest changed, :mod:`reconciler.refresh.changed`) and plan; the state's pending creates (left by an
@@ -338,7 +339,9 @@ async def make_plan(
     embedded sandbox) refuses client-package creates against a business the state does not know;
     ``max_payment_requests`` bounds what the plan may open; ``settle=False`` does not wait for a
     lagging list (a verification: a pending catalog create it may hide is then of unknown outcome);
-    ``progress`` gets the refresh's reads as they end, under the name ``phase``."""
+    ``progress`` gets the refresh's reads as they end, under the name ``phase``; ``read_also``: the
+    client packages a ``changed`` refresh reads even though their manifests ask for what was last
+    applied (a verification reads again what an apply just changed)."""
     pending = tuple(state.pending.values())
     unread = 0
     if no_refresh:
@@ -346,7 +349,8 @@ async def make_plan(
     elif refresh_mode == "changed":
         from reconciler.refresh.changed import refresh_changed
 
-        actual, unread = await refresh_changed(api, desired, state.resources, pending, settle=settle)
+        actual, unread = await refresh_changed(api, desired, state.resources, pending, settle=settle,
+                                               also=read_also)
     else:
         actual = await refresh(api, desired, state.resources, pending, settle=settle, progress=progress,
                                phase=phase)

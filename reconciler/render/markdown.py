@@ -1,5 +1,6 @@
 """The pull-request rendering of a plan (and its step-summary twin): summary and money first, a
-table, then a collapsed diff per object.
+table, then a collapsed diff per object; or, when that is shorter, a heading per client and per
+catalog package that several changes share (``render/groups.py``), each with its table and diffs.
 
 GitHub refuses comments over 65,536 characters: the rendering stays under ``limit`` by the
 policy of ``fold.py``: trivial changes (plain creates, imports without changes, moves) are folded
@@ -14,14 +15,16 @@ red, and updates as ``!`` (orange, as Atlantis rewrites Terraform's ``~``); impo
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.plan.operations import Operation
 from reconciler.plan.document import Plan
 from reconciler.render import fold
-from reconciler.render.blocks import Block, block, named
+from reconciler.render.blocks import Block, block, label, named
+from reconciler.render.groups import Group, group_name, group_operations
 from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
 from reconciler.render.text import op_lines
 
@@ -51,8 +54,42 @@ class _Pieces:
 
 def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> str:
     """The Markdown of ``plan``, at most ``limit`` characters (``in_bytes``: UTF-8 bytes, as a
-    step summary is measured; ``marker``: the hidden line the plan workflow finds its comment by)."""
+    step summary is measured; ``marker``: the hidden line the plan workflow finds its comment by).
+
+    Laid out flat (one table of every change), or grouped under a heading per client and per
+    catalog package (``render/groups.py``) when that is shorter: both layouts are fitted to the
+    limit, and the grouped one is used when it keeps at least as much in full view and its
+    document is shorter (no group at all: flat)."""
+    flat, grouped = layouts(plan, limit, marker=marker, in_bytes=in_bytes)
+    better = grouped is not None and grouped.folded <= flat.folded and grouped.size < flat.size
+    return grouped.doc if grouped is not None and better else flat.doc
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One layout of a plan fitted to a limit."""
+
+    doc: str
+    size: int  # in characters, or UTF-8 bytes for a step summary
+    folded: tuple[int, ...]  # (changes counted, listed by name, reduced to their row): fewer is better
+
+
+def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> tuple[Layout, Layout | None]:
+    """The flat layout of ``plan`` and the grouped one (None: no change shares a client or a
+    catalog package with another), each fitted to ``limit``."""
     blocks = [named(block(op), plan.names) for op in plan.operations]
+    details = [_details(op, b) for op, b in zip(plan.operations, blocks)]
+    flat = _render(plan, limit, marker, in_bytes, None, blocks, details)
+    found, ungrouped = group_operations(plan)
+    if not found:
+        return flat, None
+    return flat, _render(plan, limit, marker, in_bytes, (found, ungrouped), blocks, details)
+
+
+def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tuple[list[Group], list[int]] | None,
+            blocks: list[Block], details: list[str]) -> Layout:
+    """One layout of ``plan`` fitted to ``limit``: flat (``grouping`` None) or grouped, from the
+    operations' ``blocks`` and their ``details`` sections (both layouts share them)."""
     errors_at = {p.address for p in plan.errors}
     pieces = _Pieces([], [])
     money = money_lines(plan, markdown=True)
@@ -62,9 +99,24 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
     errors = [pieces.add(f"> - `{p.address}`: {_escape(p.message)}", "") for p in plan.errors]
     warnings = [pieces.add(f"- :warning: `{p.address}`: {_escape(p.message)}", "")
                 for p in plan.problems if p.severity == "warning"]
-    ops = [pieces.add(_details(op, b) + "\n" + row, row, _name(b), "")
-           for op, b, row in ((op, b, _row(b)) for op, b in zip(plan.operations, blocks))]
-    levels = [_level(op, b, errors_at) for op, b in zip(plan.operations, blocks)]
+    # The operations in display order (group by group in a grouped layout): the fold policy
+    # folds the last first, so what stays is a prefix of what is shown.
+    if grouping is None:
+        order = list(range(len(plan.operations)))
+        sections: list[tuple[Group | None, list[int]]] = [(None, order)]
+    else:
+        sections = [(g, list(g.members)) for g in grouping[0]] + [(None, grouping[1])]
+        order = [i for _, idx in sections for i in idx]
+    in_group = {i: g for g, idx in sections for i in idx}
+    piece_of: dict[int, int] = {}
+    for i in order:
+        op, b = plan.operations[i], blocks[i]
+        shown_b = _without_subject(op, b, in_group[i])
+        row = _row(b)
+        section = details[i] if shown_b is b else _details(op, shown_b)
+        piece_of[i] = pieces.add(section + "\n" + row, row, _name(b), "")
+    ops = [piece_of[i] for i in order]
+    levels = [_level(plan.operations[i], blocks[i], errors_at) for i in order]
     unmanaged = [pieces.add(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}", "")
                  for u in plan.unmanaged]
 
@@ -78,7 +130,7 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
               *fold.by_level(ops, levels, COUNTED, [fold.NOTABLE, fold.IMPORTANT]),
               *fold.each(reversed(warnings + replaces + errors), LEFT_OUT)]
 
-    def layout(budget: int) -> str:
+    def layout(budget: int) -> tuple[str, fold.Fitted]:
         chosen = fold.fit(pieces.costs, groups, budget)
         text = pieces.texts
 
@@ -117,15 +169,24 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
         for line in [*shown(warnings), *more(warnings)]:
             head += ["", line]
         body: list[str] = []
-        rows = [text[i][ROW] for i in ops if chosen.forms[i] in (DETAILS, ROW)]
-        if rows:
-            body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|", *rows, "",
-                     "Symbols: " + " · ".join(f"`{sym}` {_escape(meaning)}" for sym, meaning in legend(plan)) + "."]
-        sections = [text[i][DETAILS].rsplit("\n", 1)[0] for i in ops if chosen.forms[i] == DETAILS]
-        if sections:
-            body += ["", *sections]
+        symbols = "Symbols: " + " · ".join(f"`{sym}` {_escape(meaning)}" for sym, meaning in legend(plan)) + "."
+        tabled = [(g, len(members), [piece_of[i] for i in members if chosen.forms[piece_of[i]] in (DETAILS, ROW)])
+                  for g, members in sections]
+        tabled = [(g, n, idx) for g, n, idx in tabled if idx]
+        if tabled and grouping is not None:
+            body += ["", symbols]
+        for g, n, idx in tabled:
+            if grouping is not None:
+                body += ["", _heading(plan, g, len(tabled) > 1, n)]
+            body += ["", "| | address | action | remote id | fields |", "|---|---|---|---|---|",
+                     *(text[i][ROW] for i in idx)]
+            if grouping is None:
+                body += ["", symbols]
+            diffs = [text[i][DETAILS].rsplit("\n", 1)[0] for i in idx if chosen.forms[i] == DETAILS]
+            if diffs:
+                body += ["", *diffs]
         names = shown(ops, NAME)
-        unnamed = _tally(b.action for i, b in zip(ops, blocks) if chosen.forms[i] == COUNTED)
+        unnamed = _tally(plan.operations[i].action for i in order if chosen.forms[piece_of[i]] == COUNTED)
         if names:
             also = [f"- ... and {unnamed}: the saved plan (JSON) has them all."] if unnamed else []
             body += ["", f"<details><summary>{len(names)} more change(s), by name (their details are in the saved "
@@ -135,17 +196,51 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
         if unmanaged:
             body += ["", f"<details><summary>{len(unmanaged)} unmanaged remote catalog package(s), never touched"
                          "</summary>", "", *shown(unmanaged), *more(unmanaged), "", "</details>"]
-        return "\n".join(head + body).rstrip() + "\n"
+        return "\n".join(head + body).rstrip() + "\n", chosen
 
     def size(text: str) -> int:
         return len(text.encode()) if in_bytes else len(text)
 
     budget = limit - RESERVE
-    doc = layout(budget)
+    doc, chosen = layout(budget)
     while size(doc) > limit and budget > 0:  # wrappers (or wide characters) took more: fold further
         budget -= max(size(doc) - limit, RESERVE)
-        doc = layout(budget)
-    return doc if size(doc) <= limit else _bare(plan, limit, marker)
+        doc, chosen = layout(budget)
+    if size(doc) > limit:
+        doc = _bare(plan, limit, marker)
+        return Layout(doc, size(doc), (len(ops), 0, 0))
+    return Layout(doc, size(doc), tuple(chosen.count(f, ops) for f in (COUNTED, NAME, ROW)))
+
+
+def _heading(plan: Plan, g: Group | None, others: bool, count: int) -> str:
+    """The heading of one group of ``count`` changes (``g`` None: the changes in no group,
+    ``others``: listed after groups)."""
+    if g is None:
+        return f"#### {'Other changes' if others else 'Changes'} ({count})"
+    what = "Client" if g.kind == "client" else "Catalog package"
+    name = group_name(plan, g)
+    shown = f"{_heading_text(name)} " if name else ""
+    key = f"`{g.key}`" if _PLAIN_ID.fullmatch(g.key) else _heading_text(g.key)  # an id from vcita, too
+    return f"#### {what} {shown}({key}): {count} change(s)"
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,80}")
+
+
+def _heading_text(name: str) -> str:
+    # A name from vcita (or a manifest) as the text of a heading: one line (label), none of
+    # Markdown's punctuation interpreted (a link, emphasis, a code span, a table), no HTML.
+    escaped = re.sub(r"([\\`*_\[\]()#!~|])", r"\\\1", " ".join(label(name).split()))
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _without_subject(op: Operation, b: Block, g: Group | None) -> Block:
+    """A create's block without the row its group's heading already says (the client, or the
+    catalog package): what a grouped layout saves."""
+    if g is None or op.action != "create" or op.kind != "ClientPackage":
+        return b
+    key = "client_id" if g.kind == "client" else "package_id"
+    return replace(b, rows=tuple(r for r in b.rows if r[1] != key))
 
 
 def _level(op: Operation, b: Block, errors_at: set[str]) -> int:
