@@ -30,6 +30,7 @@ from reconciler.drift.model import DriftReport, ObjectDrift, WriteBack, WriteBac
 from reconciler.manifest.load import load_manifests
 from reconciler.manifest.setedit import parse_member, set_member
 from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
+from reconciler.model import address as addr
 from reconciler.model import views as nz
 from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackageSet, set_member_spec
 from reconciler.model.manifest_set import ManifestSet
@@ -89,7 +90,7 @@ def write_back(report: DriftReport, desired: ManifestSet, state: State, actual: 
     by_file: dict[str, list[WriteBackValue]] = {}
     for v in values:
         member = parse_member(v.address)
-        src = desired.sources.get(f"client_package_set.{member[0]}" if member else v.address)
+        src = desired.sources.get(addr.client_set(member[0]) if member else v.address)
         if src is None:
             raise WriteBackError(f"{v.address}: not found in the manifests")
         by_file.setdefault(src.file, []).append(v.model_copy(update={"file": src.file}))
@@ -214,7 +215,7 @@ def _baselines(state: State, actual: Actual, addresses: list[str]) -> State:
     new = state
     for address in addresses:
         tracked = state.resources[address]
-        if address.startswith("catalog_package."):
+        if addr.is_catalog(address):
             obj = actual.catalog_packages[tracked.id]
             credit_ids: dict[str, str] = {}
         else:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.model import address as addresses
 from reconciler.plan.document import Plan
 from reconciler.plan.operations import CreateCatalogPackage, Operation
 
@@ -81,7 +82,7 @@ def group_name(plan: Plan, g: Group) -> str | None:
     """What a reviewer calls the group's client or catalog package (None: only its id is known)."""
     if g.key in plan.names:
         return plan.names[g.key]
-    if g.kind == "package" and g.key.startswith("catalog_package."):
+    if g.kind == "package" and addresses.is_catalog(g.key):
         # A catalog package this plan creates: the name its manifest gives (its create is in
         # the group, keyed by its address).
         for i in g.members:
