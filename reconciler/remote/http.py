@@ -20,11 +20,22 @@ What this module adds on top, and nothing more:
   connection's protocol (:class:`_InStepHandler`) refuses bytes nobody asked for: the connection
   is dropped, never reused, and an answer that came with extra bytes is refused
   (:class:`OutOfStep`, "sent, not properly answered": a create ends as outcome unknown).
-  That cannot catch a stray answer that arrives *after* the next request on the connection was
-  written (nothing in HTTP/1.1 tells it from that request's answer: a late 429 would make a
-  create look refused, and be sent again).  So a create (any method but GET, HEAD, PUT, DELETE,
-  OPTIONS) is never sent on a kept-alive connection: it gets a connection of its own, closed
-  after its answer, and only reads and idempotent updates share connections.
+  A connection taken from the pool is also checked for bytes waiting in the kernel that the
+  event loop has not delivered yet (or the server's close): such a connection is never used.
+  What no check can catch is a stray answer that arrives *after* the next request on the
+  connection was written (nothing in HTTP/1.1 tells it from that request's answer: a late 429
+  would make a create look refused, and be sent again).
+* **The connection policy of creates** (any method but GET, HEAD, PUT, DELETE, OPTIONS: a POST
+  bills a client).  Creates have a pool of their own, never shared with reads or updates, and a
+  create reuses a kept-alive connection only if it has been idle for less than
+  :data:`CREATE_IDLE_LIMIT` (one second).  Servers do not close or time out an idle connection
+  that soon (idle timeouts: nginx 75 s, Node.js 5 s, AWS ALB 60 s), so no idle-timeout ``408``
+  or close can race the create's write; an older connection is closed, and the create opens a
+  new one.  Should the server close the connection while the create is being written or
+  answered all the same, aiohttp does not repeat a POST, and the failure is "sent, not answered"
+  (``RemoteProtocolError``/``ReadError``): the create's outcome is unknown, it stays pending and
+  is never sent again on its own (``retry.py``).  A new connection per create cost about a
+  quarter of an apply's client CPU (a connect, and on a real API a TLS handshake, each).
 * **Bounds:** header lines of at most ``MAX_LINE`` bytes, at most ``MAX_HEADERS`` of them, a body
   of at most ``max_body`` bytes *after decoding*, read as it streams in and stopped at the limit,
   and the whole exchange within connect + read timeout even when bytes trickle in.
@@ -39,8 +50,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import select
 import socket
 import ssl
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -64,8 +78,16 @@ MAX_BODY = 16 << 20
 MAX_LINE = 8190
 MAX_HEADERS = 100
 _BREAKS = re.compile(rb"[\r\n\0]")
-#: Methods sent on kept-alive connections; any other (POST: a create) gets a new connection.
+#: Methods sent through the shared pool; any other (POST: a create) goes through the creates' pool.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Seconds a connection of the creates' pool may have been idle and still carry a create: far
+#: below any common server idle timeout (nginx 75 s, Node.js 5 s, AWS ALB 60 s), so that no
+#: server-side close or idle ``408`` can race the create's write (see the module docstring).
+CREATE_IDLE_LIMIT = 1.0
+#: Seconds a connection of the creates' pool must have been idle before it carries a create: any
+#: bytes a server sent with or shortly after its last answer (a second answer, a late 429) have
+#: arrived by then and put the connection out of step (see the module docstring).
+CREATE_QUIET = 0.1
 #: Encodings advertised: those decoded here in bounded steps.
 try:
     import brotli  # noqa: F401 - aiohttp decodes "br" when it is installed
@@ -115,6 +137,14 @@ class _InStepHandler(ResponseHandler):
     def _answered(self) -> None:
         self.asked = False
 
+    def is_connected(self) -> bool:
+        # aiohttp asks this of an idle connection before handing it out of the pool (and closes it
+        # when the answer is no): one with bytes waiting that the event loop has not delivered yet
+        # (a stray answer, or the server's close) is never used for another request.
+        if not super().is_connected() or self.out_of_step:
+            return False
+        return self.asked or not _waiting(self.transport)
+
     def _drop(self) -> None:
         self.out_of_step = True
         self.asked = False
@@ -122,19 +152,66 @@ class _InStepHandler(ResponseHandler):
             self.transport.abort()
 
 
-class _InStepConnector(aiohttp.TCPConnector):
-    """A TCP connector whose connections use :class:`_InStepHandler`."""
+def _waiting(transport: Any) -> bool:
+    """Whether the socket under ``transport`` has something to read (bytes, a close or an error)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:  # pragma: no cover - every TCP transport of asyncio and uvloop has one
+        return False
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows
+        return bool(select.select([fd], [], [fd], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
-    def __init__(self, **kwargs: Any) -> None:
+
+class _InStepConnector(aiohttp.TCPConnector):
+    """A TCP connector whose connections use :class:`_InStepHandler`.
+
+    ``quiet`` (seconds, 0 for none): an idle connection is handed out only once it has been idle
+    that long (any bytes a server sent with or shortly after its last answer have arrived by
+    then, and were seen); younger ones stay in the pool, and a new connection is opened instead.
+    """
+
+    def __init__(self, *, quiet: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not hasattr(self, "_factory"):  # pragma: no cover - a guard against aiohttp changes
-            raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory")
+        if not hasattr(self, "_factory") or not isinstance(getattr(self, "_conns", None), dict):
+            # pragma: no cover - a guard against aiohttp changes
+            raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory "
+                               "or no pool of idle connections")
         self._factory = self._new_protocol  # type: ignore[assignment]
+        self.quiet = quiet
         self.connections_made = 0  # for diagnostics and tests
 
     def _new_protocol(self) -> _InStepHandler:
         self.connections_made += 1
         return _InStepHandler(self._loop)
+
+    async def _get(self, key: Any, traces: list[Any]) -> Any:
+        idle = self._conns.get(key)
+        if not self.quiet or not idle:
+            return await super()._get(key, traces)
+        # aiohttp keeps a key's idle connections in the order they were released, the oldest
+        # first, and hands out the first one still connected and not expired: it is shown only
+        # those released at least ``quiet`` ago; the younger ones wait in the pool.
+        settled = time.monotonic() - self.quiet
+        young: deque[Any] = deque()
+        while idle and idle[-1][1] > settled:
+            young.appendleft(idle.pop())
+        if not idle:
+            self._conns[key] = young
+            return None
+        try:
+            return await super()._get(key, traces)
+        finally:
+            rest = self._conns.get(key)
+            if rest is None:
+                rest = self._conns[key] = deque()
+            rest.extend(young)
+            if not rest:
+                del self._conns[key]
 
 
 class _Response(aiohttp.ClientResponse):
@@ -158,38 +235,41 @@ class HttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int = 32, keepalive_expiry: float = 4.0,
                  verify: ssl.SSLContext | None = None,
                  proxy_for: Callable[[httpx.URL], ProxyChoice | None] | None = None,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, create_idle_limit: float = CREATE_IDLE_LIMIT,
+                 create_quiet: float = CREATE_QUIET) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
+        self.create_idle_limit = min(create_idle_limit, keepalive_expiry)
+        self.create_quiet = create_quiet
         self.max_body = max_body
         self._ssl = verify
         self._proxy_for = proxy_for
         self._session: aiohttp.ClientSession | None = None
         self._connector: _InStepConnector | None = None
-        self._fresh_session: aiohttp.ClientSession | None = None
-        self._fresh_connector: _InStepConnector | None = None
+        self._create_session: aiohttp.ClientSession | None = None
+        self._create_connector: _InStepConnector | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     @property
     def connections_made(self) -> int:
         """Connections opened so far (each TLS tunnel through a proxy counts twice)."""
-        return sum(c.connections_made for c in (self._connector, self._fresh_connector) if c is not None)
+        return sum(c.connections_made for c in (self._connector, self._create_connector) if c is not None)
 
-    def _open(self, *, fresh: bool) -> aiohttp.ClientSession:
-        # fresh: one new connection per request, closed after it (force_close), for requests
-        # that must never meet a byte an earlier exchange left behind (see the module docstring)
-        connector = _InStepConnector(limit=self.max_connections, keepalive_timeout=None if fresh else
-                                     self.keepalive_expiry, force_close=fresh,
+    def _open(self, *, creates: bool) -> aiohttp.ClientSession:
+        # creates: the pool of creates alone, whose connections are reused only while idle for
+        # less than create_idle_limit (aiohttp closes older ones; see the module docstring)
+        connector = _InStepConnector(limit=self.max_connections, quiet=self.create_quiet if creates else 0.0,
+                                     keepalive_timeout=self.create_idle_limit if creates else self.keepalive_expiry,
                                      ssl=self._ssl if self._ssl is not None else True)
         session = aiohttp.ClientSession(
             connector=connector, response_class=_Response, trust_env=False, auto_decompress=True,
             max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar())
-        if fresh:
-            self._fresh_session, self._fresh_connector = session, connector
+        if creates:
+            self._create_session, self._create_connector = session, connector
         else:
             self._session, self._connector = session, connector
         return session
@@ -226,9 +306,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         proxy = self._proxy_for(url) if self._proxy_for is not None else None
         if request.method in _IDEMPOTENT:
-            session = self._session or self._open(fresh=False)
-        else:  # a create: a connection of its own, so no stray answer can ever be taken for its own
-            session = self._fresh_session or self._open(fresh=True)
+            session = self._session or self._open(creates=False)
+        else:  # a create: a connection that only creates used, idle for less than create_idle_limit
+            session = self._create_session or self._open(creates=True)
         with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
             response = await session.request(
                 request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
@@ -275,10 +355,10 @@ class HttpTransport(httpx.AsyncBaseTransport):
             chunks.append(chunk)
 
     async def aclose(self) -> None:
-        for session in (self._session, self._fresh_session):
+        for session in (self._session, self._create_session):
             if session is not None:
                 await session.close()
-        self._session = self._fresh_session = None
+        self._session = self._create_session = None
 
 
 class _translated:
