@@ -112,6 +112,7 @@ class _InStepHandler(ResponseHandler):
         self.asked = False
         self.finals = 0
         self.out_of_step = False
+        self._poller: Any = None  # made at the first reuse (see is_connected)
 
     def set_response_params(self, **kwargs: Any) -> None:
         super().set_response_params(**kwargs)
@@ -143,7 +144,11 @@ class _InStepHandler(ResponseHandler):
         # (a stray answer, or the server's close) is never used for another request.
         if not super().is_connected() or self.out_of_step:
             return False
-        return self.asked or not _waiting(self.transport)
+        if self.asked:
+            return True
+        if self._poller is None:
+            self._poller = _poller(self.transport)
+        return self._poller is not None and not self._poller.poll(0)
 
     def _drop(self) -> None:
         self.out_of_step = True
@@ -152,19 +157,26 @@ class _InStepHandler(ResponseHandler):
             self.transport.abort()
 
 
-def _waiting(transport: Any) -> bool:
-    """Whether the socket under ``transport`` has something to read (bytes, a close or an error)."""
+class _SelectPoller:  # pragma: no cover - Windows, which has no poll()
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def poll(self, timeout: float) -> list[Any]:
+        return select.select([self.fd], [], [self.fd], timeout)[0]
+
+
+def _poller(transport: Any) -> Any:
+    """A poller whose ``poll(0)`` is not empty when the socket under ``transport`` has something to
+    read (bytes, a close or an error); None when there is no open socket to ask."""
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:  # pragma: no cover - every TCP transport of asyncio and uvloop has one
-        return False
-    fd = sock.fileno()
-    if fd < 0:
-        return True
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:  # pragma: no cover - every open TCP transport of asyncio and uvloop has one
+        return None
     if not hasattr(select, "poll"):  # pragma: no cover - Windows
-        return bool(select.select([fd], [], [fd], 0)[0])
+        return _SelectPoller(fd)
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
+    return poller
 
 
 class _InStepConnector(aiohttp.TCPConnector):
