@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import StateError
-from reconciler.state import PendingCreate, ResourceState, State, StateStore, kind_of_address, utc_now
+from reconciler.state import (
+    PendingCreate,
+    ResourceState,
+    State,
+    StateStore,
+    kind_of_address,
+    utc_now,
+)
 
 Mutation = Callable[[State], State]
 

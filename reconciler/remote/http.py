@@ -17,8 +17,8 @@ What this module adds on top, and nothing more:
 * **Answers in step with requests.**  aiohttp queues any complete answer it parses, so one that
   arrives on an idle kept-alive connection, or a second answer in the segment of the first,
   would be read as the answer of the next request sent on that connection.  Here the
-  connection's protocol (:class:`_InStepHandler`) refuses bytes nobody asked for: the connection
-  is dropped, never reused, and an answer that came with extra bytes is refused
+  connection's protocol (``instep.py``) refuses bytes nobody asked for: the connection is
+  dropped, never reused, and an answer that came with extra bytes is refused
   (:class:`OutOfStep`, "sent, not properly answered": a create ends as outcome unknown).
   A connection taken from the pool is also checked for bytes waiting in the kernel that the
   event loop has not delivered yet (or the server's close): such a connection is never used.
@@ -27,15 +27,19 @@ What this module adds on top, and nothing more:
   would make a create look refused, and be sent again).
 * **The connection policy of creates** (any method but GET, HEAD, PUT, DELETE, OPTIONS: a POST
   bills a client).  Creates have a pool of their own, never shared with reads or updates, and a
-  create reuses a kept-alive connection only if it has been idle for less than
-  :data:`CREATE_IDLE_LIMIT` (one second).  Servers do not close or time out an idle connection
-  that soon (idle timeouts: nginx 75 s, Node.js 5 s, AWS ALB 60 s), so no idle-timeout ``408``
-  or close can race the create's write; an older connection is closed, and the create opens a
-  new one.  Should the server close the connection while the create is being written or
-  answered all the same, aiohttp does not repeat a POST, and the failure is "sent, not answered"
-  (``RemoteProtocolError``/``ReadError``): the create's outcome is unknown, it stays pending and
-  is never sent again on its own (``retry.py``).  A new connection per create cost about a
-  quarter of an apply's client CPU (a connect, and on a real API a TLS handshake, each).
+  create reuses one of its kept-alive connections only when it has been quiet for at least
+  :data:`CREATE_QUIET` (0.1 s: whatever a server sends with or shortly after an answer, a second
+  answer or a late 429, has arrived by then and dropped the connection) and idle for less than
+  :data:`CREATE_IDLE_LIMIT` (1 s: servers do not close or time out an idle connection that soon,
+  nginx after 75 s, Node.js 5 s, an AWS ALB 60 s, so no idle-timeout ``408`` or close can race
+  the create's write).  Otherwise the create opens a new connection.  Should the server close a
+  reused connection as the create is written or answered all the same, aiohttp does not repeat
+  a POST, and the failure is "sent, not answered" (``RemoteProtocolError``/``ReadError``): the
+  create's outcome is unknown, it stays pending and is never sent again on its own
+  (``retry.py``).  What remains is a server that sends an answer nobody asked for more than
+  0.1 s after its last one, at the very moment the next create is written on that connection.
+  A new connection per create cost about a quarter of an apply's client CPU (a connect, and on
+  a real API a TLS handshake, each).
 * **Bounds:** header lines of at most ``MAX_LINE`` bytes, at most ``MAX_HEADERS`` of them, a body
   of at most ``max_body`` bytes *after decoding*, read as it streams in and stopped at the limit,
   and the whole exchange within connect + read timeout even when bytes trickle in.
@@ -50,19 +54,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import select
 import socket
 import ssl
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import httpx
-from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
+from reconciler.remote.instep import CarriedResponse, InStepConnector
 from reconciler.remote.netenv import ProxyChoice
 from reconciler.remote.retry import (
     AnswerTooLarge,
@@ -97,145 +98,6 @@ except ImportError:  # pragma: no cover - brotli is a dependency; without it "br
     ACCEPT_ENCODING = "gzip, deflate"
 
 
-class _InStepHandler(ResponseHandler):
-    """aiohttp's connection protocol, refusing answers that no request is waiting for.
-
-    ``asked`` is true from the moment a request is about to be written (aiohttp calls
-    ``set_response_params`` then) until its final answer (not a ``1xx``) has been parsed to its
-    end.  Bytes arriving outside that window, or a second final answer inside it, put the
-    connection out of step: it is closed at once (so the pool never hands it out again) and the
-    request it was serving, if still reading, learns it from :attr:`out_of_step`.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
-        self.asked = False
-        self.finals = 0
-        self.out_of_step = False
-        self._poller: Any = None  # made at the first reuse (see is_connected)
-
-    def set_response_params(self, **kwargs: Any) -> None:
-        super().set_response_params(**kwargs)
-        if len(self):  # an answer already queued before the request left: never pair them
-            self._drop()
-        self.asked, self.finals = True, 0
-
-    def data_received(self, data: bytes) -> None:
-        if data and not self.asked:
-            self._drop()
-            return
-        super().data_received(data)
-
-    def feed_data(self, data: Any, size: int = 0) -> None:
-        message, payload = data
-        if not 100 <= message.code < 200:
-            self.finals += 1
-            if self.finals > 1:
-                self._drop()
-            payload.on_eof(self._answered)
-        super().feed_data(data, size)
-
-    def _answered(self) -> None:
-        self.asked = False
-
-    def is_connected(self) -> bool:
-        # aiohttp asks this of an idle connection before handing it out of the pool (and closes it
-        # when the answer is no): one with bytes waiting that the event loop has not delivered yet
-        # (a stray answer, or the server's close) is never used for another request.
-        if not super().is_connected() or self.out_of_step:
-            return False
-        if self.asked:
-            return True
-        if self._poller is None:
-            self._poller = _poller(self.transport)
-        return self._poller is not None and not self._poller.poll(0)
-
-    def _drop(self) -> None:
-        self.out_of_step = True
-        self.asked = False
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class _SelectPoller:  # pragma: no cover - Windows, which has no poll()
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def poll(self, timeout: float) -> list[Any]:
-        return select.select([self.fd], [], [self.fd], timeout)[0]
-
-
-def _poller(transport: Any) -> Any:
-    """A poller whose ``poll(0)`` is not empty when the socket under ``transport`` has something to
-    read (bytes, a close or an error); None when there is no open socket to ask."""
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    fd = sock.fileno() if sock is not None else -1
-    if fd < 0:  # pragma: no cover - every open TCP transport of asyncio and uvloop has one
-        return None
-    if not hasattr(select, "poll"):  # pragma: no cover - Windows
-        return _SelectPoller(fd)
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLPRI)
-    return poller
-
-
-class _InStepConnector(aiohttp.TCPConnector):
-    """A TCP connector whose connections use :class:`_InStepHandler`.
-
-    ``quiet`` (seconds, 0 for none): an idle connection is handed out only once it has been idle
-    that long (any bytes a server sent with or shortly after its last answer have arrived by
-    then, and were seen); younger ones stay in the pool, and a new connection is opened instead.
-    """
-
-    def __init__(self, *, quiet: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not hasattr(self, "_factory") or not isinstance(getattr(self, "_conns", None), dict):
-            # pragma: no cover - a guard against aiohttp changes
-            raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory "
-                               "or no pool of idle connections")
-        self._factory = self._new_protocol  # type: ignore[assignment]
-        self.quiet = quiet
-        self.connections_made = 0  # for diagnostics and tests
-
-    def _new_protocol(self) -> _InStepHandler:
-        self.connections_made += 1
-        return _InStepHandler(self._loop)
-
-    async def _get(self, key: Any, traces: list[Any]) -> Any:
-        idle = self._conns.get(key)
-        if not self.quiet or not idle:
-            return await super()._get(key, traces)
-        # aiohttp keeps a key's idle connections in the order they were released, the oldest
-        # first, and hands out the first one still connected and not expired: it is shown only
-        # those released at least ``quiet`` ago; the younger ones wait in the pool.
-        settled = time.monotonic() - self.quiet
-        young: deque[Any] = deque()
-        while idle and idle[-1][1] > settled:
-            young.appendleft(idle.pop())
-        if not idle:
-            self._conns[key] = young
-            return None
-        try:
-            return await super()._get(key, traces)
-        finally:
-            rest = self._conns.get(key)
-            if rest is None:
-                rest = self._conns[key] = deque()
-            rest.extend(young)
-            if not rest:
-                del self._conns[key]
-
-
-class _Response(aiohttp.ClientResponse):
-    """Remembers the protocol that carried the answer, to ask it whether it stayed in step."""
-
-    carrier: _InStepHandler | None = None
-
-    async def start(self, connection: Any) -> _Response:
-        self.carrier = connection.protocol
-        return await super().start(connection)  # type: ignore[return-value]
-
-
 class HttpTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive connections through aiohttp, at most ``max_connections`` at once.
 
@@ -259,9 +121,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         self._ssl = verify
         self._proxy_for = proxy_for
         self._session: aiohttp.ClientSession | None = None
-        self._connector: _InStepConnector | None = None
+        self._connector: InStepConnector | None = None
         self._create_session: aiohttp.ClientSession | None = None
-        self._create_connector: _InStepConnector | None = None
+        self._create_connector: InStepConnector | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     @property
@@ -272,11 +134,11 @@ class HttpTransport(httpx.AsyncBaseTransport):
     def _open(self, *, creates: bool) -> aiohttp.ClientSession:
         # creates: the pool of creates alone, whose connections are reused only while idle for
         # less than create_idle_limit (aiohttp closes older ones; see the module docstring)
-        connector = _InStepConnector(limit=self.max_connections, quiet=self.create_quiet if creates else 0.0,
+        connector = InStepConnector(limit=self.max_connections, quiet=self.create_quiet if creates else 0.0,
                                      keepalive_timeout=self.create_idle_limit if creates else self.keepalive_expiry,
                                      ssl=self._ssl if self._ssl is not None else True)
         session = aiohttp.ClientSession(
-            connector=connector, response_class=_Response, trust_env=False, auto_decompress=True,
+            connector=connector, response_class=CarriedResponse, trust_env=False, auto_decompress=True,
             max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar())
@@ -330,7 +192,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 body = await self._read(response)
             finally:
                 response.release()
-            assert isinstance(response, _Response)
+            assert isinstance(response, CarriedResponse)
             if response.carrier is not None and response.carrier.out_of_step:
                 raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
                                 "asked for); the answer cannot be trusted", request=request)

@@ -134,7 +134,7 @@ async def test_an_answer_still_waiting_in_the_kernel_keeps_the_connection_from_a
         transport = HttpTransport(create_quiet=QUIET, create_idle_limit=LIMIT)
         async with client(server, transport, sleep) as api:
             first = await api.create_client_package(BODY)
-            time.sleep(QUIET * 3)  # blocks this loop: the stray answer arrives, unread
+            time.sleep(QUIET * 3)  # noqa: ASYNC251 - blocks this loop on purpose: the stray answer arrives, unread
             second = await api.create_client_package(BODY)
     assert (first.id, second.id) == ("cp00000000000001", "cp00000000000002")
     assert posts(server) == 2 and sleep.waits == []
