@@ -15,7 +15,7 @@ mode                   what the attacked requests get
 ``endless-list``       every catalog page holds one new package (a new id on every page)
 ``two-answers``        a create's real answer and a 429 in the same segment
 ``late-429``           a create's real answer, then 20 ms later a 429 in a segment of its own
-``stray-408``          a create's real answer (after 120 ms), then 30 ms later, on the idle
+``stray-408``          a create's real answer (after 120 ms), then 10 ms later, on the idle
                        connection, a ``408 Request Timeout`` nobody asked for
 ``close-reused``       a create's real answer after 120 ms; but a create that arrives on a
                        connection that carried one before is executed (forwarded), then the
@@ -193,7 +193,7 @@ class HostileProxy:
             writer.write(_json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]}))
             await writer.drain()
         if attacked and mode == "stray-408":  # on the idle connection, as a server's idle timeout would
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.01)
             writer.write(_json_answer("408 Request Timeout", {"success": False, "errors": [{"message": "idle"}]}))
             await writer.drain()
         return True
