@@ -2,11 +2,21 @@
 
 A plan is made from the state and the refresh first.  When it would create client packages, or
 holds creates of unknown outcome, the clients concerned are searched through the business's
-payment requests (``remote/discovery.py``: one list per client, or one business-wide list for
-many clients) and the plan is made again with what was found (``Actual.discovered``): a lost
-answer's package is adopted, and a create that matches a package vcita has but the state does not
-know is refused (``planner/memory.py``).  Creates of a client are searched over all time; a
-pending create's client from the day of its intent, less a clock-skew margin.
+payment requests (``remote/discovery.py``) and the plan is made again with what was found
+(``Actual.discovered``): a lost answer's package is adopted, and a create that matches a package
+vcita has but the state does not know is refused (``planner/memory.py``).  Creates of a client are
+searched over all time; a pending create's client from the day of its intent, less a clock-skew
+margin.
+
+A plan that creates client packages walks the **business-wide** list and keeps the packages whose
+own ``client_id`` (read from the package the request links to) is a client it creates for: the
+list's client filter and ``client_uid`` are labels a server can get wrong, and a request filed
+under a client the plan does not search would hide a package the create would duplicate.  Cost:
+the business's client-package payment requests in pages of 100 (until one shorter than 25) plus
+one GET per package listed that the state does not track (the tracked ones were just read by the
+refresh); a plan without such creates reads none of it.  A plan whose only need is a lost answer
+(no create) searches its clients one by one, from the day of the intent (cheaper, and a miss there
+re-creates nothing: it is reported for a person).
 
 A saved plan is applied later: :func:`recheck_saved` looks again, just before apply sends anything,
 for the clients it creates for, and refuses the plan when vcita now holds a package of a planned
@@ -56,6 +66,11 @@ def clients_to_search(plan: Plan) -> dict[str, date | None]:
     return wanted
 
 
+def creates_client_packages(plan: Plan) -> bool:
+    """Whether ``plan`` creates a client package (not as the replacement of one it archives)."""
+    return any(isinstance(op, CreateClientPackage) and not op.replaces for op in plan.operations)
+
+
 def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
     """The planner's view of a discovery over ``clients``."""
     described = {s.client_id: s.describe() for s in found.searches}
@@ -96,7 +111,7 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
     # packages no record knows matter here, and in a healthy state they are few).
     known = {rid: obj.payment_request_id for rid, obj in actual.client_packages.items() if obj is not None}
     try:
-        found = await discover(api, clients, known=known)
+        found = await discover(api, clients, known=known, wide=creates_client_packages(plan))
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable: %s", exc.message)
         discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
@@ -127,7 +142,7 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
     owned = {rs.id for rs in resources.values()} | {r.id for r in archived.values()}
     owned |= {str(rid) for op in plan.operations if isinstance(rid := getattr(op, "remote_id", None), str)}
     try:  # (the packages the plan itself adopts are the plan's, not new)
-        found = await discover(api, {op.client_id: None for op in creates}, known=owned)
+        found = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable at apply: %s", exc.message)
         return

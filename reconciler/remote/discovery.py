@@ -209,22 +209,24 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None, k
 
 
 async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None = None, *,
-                   known: Collection[str] = frozenset()) -> Discovery:
+                   known: Collection[str] = frozenset(), wide: bool = False) -> Discovery:
     """The client packages of ``clients`` (client id -> the day to search from; None: all time),
     or of the whole business when ``clients`` is None.  Items naming a package of ``known`` (ids
     the caller has just read) are counted, not read again, and not in the result; when ``known``
     maps each id to its ``payment_request_id``, an item naming a known package whose own request is
     another one is doubtful (it may hide a package), like any item that does not link back.
 
-    Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, by one
-    business-wide walk from the earliest day (packages of other clients are then left out).
+    Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, or any number
+    when ``wide``, by one business-wide walk from the earliest day, keeping the packages whose own
+    ``client_id`` (read from the package, not the list's label) is one of ``clients``: a request the
+    server files under another client cannot hide its package from that walk.
     Raises :class:`DiscoveryUnavailable` when the list is not served as the spec says, or when
     items were listed and not one of them links back; transient failures are raised as they are.
     """
     walk = _Walk()
-    if clients is not None and len(clients) <= PER_CLIENT_MAX:
-        if not clients:
-            return Discovery()
+    if clients is not None and not clients:
+        return Discovery()
+    if clients is not None and not wide and len(clients) <= PER_CLIENT_MAX:
         done = await asyncio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]

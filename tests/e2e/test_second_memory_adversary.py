@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 from sandbox_support import client_packages
 
 CLI = Callable[..., tuple[int, str, str]]
@@ -90,10 +89,6 @@ def test_a_list_that_files_a_package_under_another_client_still_guards_it(
     assert _one_each(operator, demo) == 8
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open hole: a plan searches only the clients it creates for, through the server's client filter; a request "
-    "filed under another client that the plan does not search hides the package (the fix is a business-wide walk "
-    "for the guard: more list pages per plan, the lead's call; see the issue-18 guard report)"))
 def test_a_package_filed_under_a_client_the_plan_does_not_search_is_still_found(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     older = _ben_applied_after_an_older_state(workdir, cli)
