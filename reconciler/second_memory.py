@@ -18,9 +18,10 @@ refresh); a plan without such creates reads none of it.  A plan whose only need 
 (no create) searches its clients one by one, from the day of the intent (cheaper, and a miss there
 re-creates nothing: it is reported for a person).
 
-A saved plan is applied later: :func:`recheck_saved` looks again, just before apply sends anything,
-for the clients it creates for, and refuses the plan when vcita now holds a package of a planned
-create's identity that the state does not know (another runner's apply, an assignment in the UI).
+A saved plan is applied later, and a plan shown at apply's prompt is applied once the user has
+read it: :func:`recheck_saved` looks again, just before apply sends anything, for the clients it
+creates for, and refuses the plan when vcita now holds a package of a planned create's identity
+that the state does not know (another runner's apply, an assignment in the UI).
 
 A list that leaves out packages the state tracks for a client (it lags) cannot vouch for that
 client: its creates are refused (``Discovered.unlisted``).  When the API does not serve the list as
@@ -133,8 +134,9 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
 
 
 async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any) -> None:
-    """Refuse (PlanFileError, exit 1, nothing sent) a saved plan one of whose client-package
-    creates vcita now holds, unknown to the state: it appeared after the plan was made."""
+    """Refuse (PlanFileError, exit 1, nothing sent) a plan made earlier (saved, or confirmed at
+    the prompt) one of whose client-package creates vcita now holds, unknown to the state: it
+    appeared after the plan was made."""
     creates = [op for op in plan.operations if isinstance(op, CreateClientPackage) and not op.replaces
                and isinstance(op.package_id, str)]
     if not creates or not plan.refreshed:

@@ -177,6 +177,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         async def go() -> tuple[Any, Any, Any]:
             async with client_for(target, kw) as api:
                 plan = saved
+                asked = False
                 if plan is None:
                     with spinner.showing("refreshing"):
                         plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
@@ -196,13 +197,16 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                         prompt = f"Apply these changes to business {target.business_id}?"
                         if not confirm(prompt):
                             raise click.exceptions.Abort()
+                        asked = True
                 if not plan.has_changes:
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
-                if saved is not None:  # made earlier: vcita may have got some of its creates since
+                if saved is not None or asked:  # made earlier (saved, or read at the prompt for as long
+                    # as the user took): vcita may have got some of its creates since
                     from reconciler.second_memory import recheck_saved
-                    await recheck_saved(api, plan, state.resources, state.archived)
+                    with spinner.showing("checking vcita again"):
+                        await recheck_saved(api, plan, state.resources, state.archived)
                 with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None
