@@ -41,7 +41,7 @@ from typing import Any
 
 from reconciler.errors import PlanFileError
 from reconciler.operations import CreateClientPackage, ResolvePendingCreate
-from reconciler.plan import Plan
+from reconciler.plan import Plan, Problem
 from reconciler.planner import Actual, from_client_package
 from reconciler.planner.actual import Discovered
 from reconciler.remote.client import VcitaClient
@@ -100,14 +100,15 @@ def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actua
     return {c: tuple(sorted(ids)) for c, ids in out.items()}
 
 
-async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan]) -> Plan:
+async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan],
+                 checked: frozenset[str] = frozenset()) -> Plan:
     """``plan`` made again with the second memory of the clients it needs (``plan`` itself when
-    it needs none, or was made without a refresh)."""
+    it needs none, or was made without a refresh); ``checked``: clients a person vouched for."""
     if not actual.refreshed:
-        return plan
+        return _unused(plan, checked)
     clients = clients_to_search(plan)
     if not clients:
-        return plan
+        return _unused(plan, checked)
     # The client packages the state tracks were just read by the refresh: not read again (only
     # packages no record knows matter here, and in a healthy state they are few).
     known = {rid: obj.payment_request_id for rid, obj in actual.client_packages.items() if obj is not None}
@@ -127,10 +128,26 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
             log.warning("second memory unavailable: %s", why)
             discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
         else:
-            discovered = replace(as_discovered(found, list(clients)), unlisted=missing)
+            discovered = replace(as_discovered(found, list(clients)), unlisted=missing, checked=checked)
         log.info("second memory: %d client package(s) of %d client(s) found through payment requests",
                  len(found.packages), len(clients))
-    return make(replace(actual, discovered=discovered))
+    return _unused(make(replace(actual, discovered=discovered)), checked, discovered)
+
+
+def _unused(plan: Plan, checked: frozenset[str], discovered: Discovered | None = None) -> Plan:
+    """``plan`` with a warning naming each ``--checked-client`` that waived nothing (a mistyped id
+    must not look like a check that was taken into account)."""
+    if not checked:
+        return plan
+    doubted = set() if discovered is None or discovered.unavailable else (
+        {c for c, uids in discovered.doubtful.items() if uids} | {c for c, ids in discovered.unlisted.items() if ids})
+    searched = discovered.searched if discovered is not None else {}  # the clients the plan creates for
+    used = {c for c in checked if (c in doubted or None in doubted) and c in searched}
+    extra = tuple(Problem(address="target", severity="warning",
+                          message=(f"--checked-client {cid}: vcita's payment requests vouch for this client, or the "
+                                   "plan creates nothing for it: the option changed nothing (is the id right?)"))
+                  for cid in sorted(checked - used))
+    return plan.model_copy(update={"problems": plan.problems + extra}) if extra else plan
 
 
 async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any) -> None:

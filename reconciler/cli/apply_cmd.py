@@ -87,7 +87,7 @@ def read_plan(path: str) -> Any:
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
-          confirm_new_business: bool = False, all_: bool = False, shard: str | None = None, jobs: int = 8,
+          confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), all_: bool = False, shard: str | None = None, jobs: int = 8,
           only: tuple[str, ...] = (), **kw: Any) -> int:
     """Change vcita to match the manifests.
 
@@ -122,7 +122,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                                how=ApplyOptions(stale=stale, allow_replace=allow_replace, verify=not no_verify,  # type: ignore[arg-type]
                                                 max_payment_requests=max_payment_requests,
                                                 safety=lambda p, t: plan_safety(p, t, max_payment_requests,
-                                                                                confirm_new_business)))
+                                                                                confirm_new_business,
+                                                                                checked_clients)))
     console = obj.console
     saved = None
     if paths and paths[0].endswith(".json"):
@@ -136,7 +137,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     desired, selection = scoped(load_manifests(paths_l), patterns)
     target = resolve(kw, paths_l)
     store = open_state(kw, paths_l, state_path, target)
-    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients)
     safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
