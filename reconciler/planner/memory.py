@@ -20,6 +20,11 @@ payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest o
   copy tracks too few, so ``repeat_purchase`` is no exemption.  When N > 0 every create of the
   identity is refused, naming N and the ids; ``import --discover`` adopts min(N, M) of them
   (deterministically, ``discover_import.py``) and the next plan creates the M - N still missing.
+* A create for a client the list cannot vouch for (one of its payment requests links back to no
+  package; the list leaves out a package the state tracks for it) is refused, naming the way out:
+  a person who checked the client's packages in vcita plans with ``--checked-client`` (the
+  client is in ``Discovered.checked``), and the create goes ahead with a warning saying so.  A
+  package vcita is seen to hold is never waived.
 """
 
 from __future__ import annotations
