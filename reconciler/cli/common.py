@@ -156,11 +156,26 @@ def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
 DEFAULT_MAX_PAYMENT_REQUESTS = 25
 
 
+def _client_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from reconciler.safetext import printable
+
+    for cid in value:
+        if not (cid.isascii() and cid.isalnum() and len(cid) <= 64):
+            raise click.BadParameter(f"'{printable(cid, limit=80)}' is not a vcita client id (letters and digits, "
+                                     "as in the plan's refusal)", ctx=ctx, param=param)
+    return tuple(dict.fromkeys(value))
+
+
 def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The money-safety options of plan and apply (the limit is part of the reviewed plan)."""
     f = click.option("--confirm-no-prior-client-packages", "confirm_new_business", is_flag=True,
                      help="Create client packages although the state does not know this business's past "
                           "(declared catalog packages already exist in vcita). Only if none was ever assigned.")(f)
+    f = click.option("--checked-client", "checked_clients", multiple=True, metavar="CLIENT_ID",
+                     callback=_client_ids,
+                     help="You checked this client's packages in vcita: its creates are no longer refused because "
+                          "its payment requests cannot vouch for it (one links back to no package, or the list "
+                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. Repeatable.")(f)
     f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
                      metavar="N",
                      help=f"Refuse a plan that would open more than N payment requests (default "
@@ -188,15 +203,15 @@ def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:
 
 
 def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
-                confirm_new_business: bool) -> dict[str, Any]:
+                confirm_new_business: bool, checked_clients: Sequence[str] = ()) -> dict[str, Any]:
     """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),
-    the history guard and the payment-request limit."""
+    the history guard, the payment-request limit and the clients a person vouched for."""
     limit = max_payment_requests
     if limit is None and not target.embedded:
         limit = DEFAULT_MAX_PAYMENT_REQUESTS
     return {"partial": any(Path(p).is_file() for p in paths),
             "history_guard": (not target.embedded) and not confirm_new_business,
-            "max_payment_requests": limit}
+            "max_payment_requests": limit, "checked_clients": frozenset(checked_clients)}
 
 
 @contextlib.contextmanager
