@@ -80,6 +80,9 @@ class HostileProxy:
         self._server: asyncio.Server | None = None
         self._http: httpx.AsyncClient | None = None
         self._template: dict[str, Any] | None = None
+        #: connections being served, closed at exit (a server's close() leaves them open, and a
+        #: transport left to the garbage collector warns inside whichever test runs next)
+        self._open: set[asyncio.StreamWriter] = set()
 
     def __enter__(self) -> Self:
         if self.mode == "gzip-bomb":
@@ -102,6 +105,9 @@ class HostileProxy:
     async def _stop(self) -> None:
         assert self._server is not None and self._http is not None
         self._server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        await asyncio.sleep(0)  # the handlers see their connections end and return
         await self._http.aclose()
 
     def attacks(self, method: str, target: str) -> bool:
@@ -137,6 +143,7 @@ class HostileProxy:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
 
     async def _forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> httpx.Response:
