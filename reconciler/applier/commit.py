@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.errors import StateError
-from reconciler.state.store import PendingCreate, ResourceState, State, StateStore, utc_now
+from reconciler.state.store import (
+    PendingCreate,
+    ResourceState,
+    State,
+    StateStore,
+    kind_of_address,
+    utc_now,
+)
 
 Mutation = Callable[[State], State]
 
@@ -214,20 +221,36 @@ class Committer:
                 if rs is None:
                     resources.pop(address, None)
                 else:
+                    _check_kind(address, rs.kind, f"resources.{address}")
                     resources[address] = rs
                 continue
             if resources is not None:
-                new, resources = new.replace(resources=resources), None
-            new = change(new)
+                new, resources = new.model_copy(update={"resources": resources}), None
+            new = change(new)  # a whole-state mutation builds (and validates) its State itself
         pending = new.pending
         if batch.opens or batch.closes:
+            for pc, _ in batch.opens:
+                _check_kind(pc.address, pc.kind, f"pending.{pc.id}")
             pending = {**pending, **{pc.id: pc for pc, _ in batch.opens}}
             for intent_id in batch.closes:
                 pending.pop(intent_id, None)
         if resources is not None or pending is not new.pending:
-            new = new.replace(resources=new.resources if resources is None else resources, pending=pending)
+            # Only the records of this batch are new, and each was checked above: validating the
+            # whole State again cost a pass over every record on every write.
+            new = new.model_copy(update={"resources": new.resources if resources is None else resources,
+                                         "pending": pending})
         if new.archived:  # an id is tracked or archived, never both (an adopted package leaves the archive)
             tracked = {rs.id for rs in new.resources.values()}
             if not tracked.isdisjoint(new.archived):
                 new = new.replace(archived={k: v for k, v in new.archived.items() if k not in tracked})
         return self.store.write(new, expected_serial=self.state.serial)
+
+
+def _check_kind(address: str, kind: str, where: str) -> None:
+    """What ``State``'s own validation checks of a record, for one record (StateError otherwise)."""
+    try:
+        ok = kind_of_address(address) == kind
+    except ValueError as e:
+        raise StateError(f"{where}: {e}") from None
+    if not ok:
+        raise StateError(f"{where}: kind {kind} does not match the address")

@@ -42,18 +42,19 @@ from reconciler.core.errors import (
     StateError,
     proves_not_executed,
 )
+from reconciler.core.listlag import ListLag, parse_utc
+from reconciler.model import views as nz
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
+from reconciler.plan.document import Plan, fingerprint
 from reconciler.plan.operations import (
     CreateClientPackage,
     Operation,
     ResolvePendingCreate,
     Unbound,
 )
-from reconciler.plan.document import Plan, fingerprint
-from reconciler.model import views as nz
-from reconciler.core.listlag import ListLag, parse_utc
+from reconciler.remote import calls
 from reconciler.remote.client import VcitaClient
-from reconciler.remote.dispatch import send_by
+from reconciler.remote.dispatch import encode_body, send_by
 from reconciler.state.store import (
     PendingCreate,
     ResourceState,
@@ -106,6 +107,14 @@ class Result:
 def request_digest(body: Any) -> str:
     data = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def sent_digest(op: Operation) -> str:
+    """:func:`request_digest` of the body a bound ``op`` sends (what ``describe(op)`` shows), from
+    the bytes the client encodes: the same value, without describing the operation once more."""
+    (call,) = calls.calls(op)
+    content = b"null" if call.body is None else encode_body(call.body)
+    return "sha256:" + hashlib.sha256(content).hexdigest()[:32]
 
 
 @contextlib.contextmanager
@@ -433,7 +442,7 @@ class Applier:
                 if self.stopping:
                     raise _NotSent(self.stopping)
                 self._began[op.address] = time.perf_counter()
-                digest = request_digest(self.api.describe(op)[0].body)
+                digest = sent_digest(op)
                 window = time.monotonic() + self.send_window  # before the record's opened_at is taken
                 intent = await self.commit.open_intent(op.address, op.kind, digest, details)
                 if self.stopping:  # asked to stop while its pending record was written: never sent

@@ -13,22 +13,21 @@ from dataclasses import dataclass
 from functools import singledispatch
 from typing import TYPE_CHECKING
 
+from reconciler.model import views as nz
 from reconciler.plan.operations import (
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
-    ArchiveResource,
     MoveResource,
+    Operation,
     ReadoptArchived,
     ReorderCatalogPackage,
-    Operation,
     ResolvePendingCreate,
     SetBookingCredits,
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-
-from reconciler.model import views as nz
 
 if TYPE_CHECKING:
     from reconciler.applier.run import Applier

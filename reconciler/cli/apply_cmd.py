@@ -46,7 +46,8 @@ from reconciler.core.errors import ConfigError
 @click.pass_obj
 def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, refresh_mode: str = "full", max_payment_requests: int | None = None,
-          confirm_new_business: bool = False, all_: bool = False, shard: str | None = None, jobs: int = 8,
+          confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), all_: bool = False,
+          shard: str | None = None, jobs: int = 8,
           only: tuple[str, ...] = (), **kw: Any) -> int:
     """Change vcita to match the manifests.
 
@@ -81,7 +82,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                                how=ApplyOptions(stale=stale, allow_replace=allow_replace, verify=not no_verify,  # type: ignore[arg-type]
                                                 max_payment_requests=max_payment_requests,
                                                 safety=lambda p, t: plan_safety(p, t, max_payment_requests,
-                                                                                confirm_new_business)))
+                                                                                confirm_new_business,
+                                                                                checked_clients)))
     console = obj.console
     saved = None
     if paths and paths[0].endswith(".json"):
@@ -100,7 +102,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
     desired, selection = scoped(load_manifests(paths_l), patterns)
     biz = open_business(kw, paths_l, state_path)
     target, store = biz.target, biz.store
-    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients)
     safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
@@ -141,6 +143,7 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
         async def go() -> tuple[Any, Any, Any]:
             async with biz.client() as api:
                 plan = saved
+                asked = False
                 if plan is None:
                     with spinner.showing("refreshing"):
                         plan = await make_plan(api, desired, state, target=target, allow_replace=allow_replace,
@@ -160,13 +163,16 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                         prompt = f"Apply these changes to business {target.business_id}?"
                         if not confirm(prompt):
                             raise click.exceptions.Abort()
+                        asked = True
                 if not plan.has_changes:
                     return plan, None, None
                 applier = Applier(api, store, state, target_ref(target), on_event=on_event)
                 applier.check_plan(plan, desired.digest(), max_payment_requests if saved is not None else None)
-                if saved is not None:  # made earlier: vcita may have got some of its creates since
+                if saved is not None or asked:  # made earlier (saved, or read at the prompt for as long
+                    # as the user took): vcita may have got some of its creates since
                     from reconciler.refresh.second_memory import recheck_saved
-                    await recheck_saved(api, plan, state.resources, state.archived)
+                    with spinner.showing("checking vcita again"):
+                        await recheck_saved(api, plan, state.resources, state.archived)
                 with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None

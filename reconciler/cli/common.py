@@ -130,15 +130,15 @@ def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:
 
 
 def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
-                confirm_new_business: bool) -> dict[str, Any]:
+                confirm_new_business: bool, checked_clients: Sequence[str] = ()) -> dict[str, Any]:
     """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),
-    the history guard and the payment-request limit."""
+    the history guard, the payment-request limit and the clients a person vouched for."""
     limit = max_payment_requests
     if limit is None and not target.embedded:
         limit = DEFAULT_MAX_PAYMENT_REQUESTS
     return {"partial": any(Path(p).is_file() for p in paths),
             "history_guard": (not target.embedded) and not confirm_new_business,
-            "max_payment_requests": limit}
+            "max_payment_requests": limit, "checked_clients": frozenset(checked_clients)}
 
 
 @contextlib.contextmanager

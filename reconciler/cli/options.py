@@ -64,11 +64,26 @@ def backend_options(f: F) -> F:
 DEFAULT_MAX_PAYMENT_REQUESTS = 25
 
 
+def _client_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from reconciler.core.safetext import printable
+
+    for cid in value:
+        if not (cid.isascii() and cid.isalnum() and len(cid) <= 64):
+            raise click.BadParameter(f"'{printable(cid, limit=80)}' is not a vcita client id (letters and digits, "
+                                     "as in the plan's refusal)", ctx=ctx, param=param)
+    return tuple(dict.fromkeys(value))
+
+
 def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The money-safety options of plan and apply (the limit is part of the reviewed plan)."""
     f = click.option("--confirm-no-prior-client-packages", "confirm_new_business", is_flag=True,
                      help="Create client packages although the state does not know this business's past "
                           "(declared catalog packages already exist in vcita). Only if none was ever assigned.")(f)
+    f = click.option("--checked-client", "checked_clients", multiple=True, metavar="CLIENT_ID",
+                     callback=_client_ids,
+                     help="You checked this client's packages in vcita: its creates are no longer refused because "
+                          "its payment requests cannot vouch for it (one links back to no package, or the list "
+                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. Repeatable.")(f)
     f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
                      metavar="N",
                      help=f"Refuse a plan that would open more than N payment requests (default "

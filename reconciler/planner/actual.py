@@ -64,6 +64,9 @@ class Discovered:
     #: client id -> client packages the state tracks for it that the list did not name (it lags or
     #: leaves packages out: not finding one there proves nothing, so its creates are refused)
     unlisted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: clients whose packages a person checked in vcita (``--checked-client``): their creates go
+    #: ahead despite ``doubtful`` and ``unlisted``, with a warning (a package found still refuses)
+    checked: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -419,6 +419,7 @@ class _Builder:
                 self.problems.append(known)
                 self.found_in_vcita.append(address)
                 return
+            self.problems += memory.checked_warning(address, cid, self.a.discovered)
             self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
             return

@@ -20,6 +20,11 @@ payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest o
   copy tracks too few, so ``repeat_purchase`` is no exemption.  When N > 0 every create of the
   identity is refused, naming N and the ids; ``import --discover`` adopts min(N, M) of them
   (deterministically, ``discover_import.py``) and the next plan creates the M - N still missing.
+* A create for a client the list cannot vouch for (one of its payment requests links back to no
+  package; the list leaves out a package the state tracks for it) is refused, naming the way out:
+  a person who checked the client's packages in vcita plans with ``--checked-client`` (the
+  client is in ``Discovered.checked``), and the create goes ahead with a warning saying so.  A
+  package vcita is seen to hold is never waived.
 """
 
 from __future__ import annotations
@@ -107,25 +112,28 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
     are guarded too: see the count rule in the module docstring."""
     if discovered is None or discovered.unavailable:
         return None
-    doubtful = sorted({*discovered.doubtful.get(client_id, ()), *discovered.doubtful.get(None, ())})
-    if doubtful:
+    checked = client_id in discovered.checked  # a person vouched for it: checked_warning says so instead
+    way_out = (f" If you checked client {client_id}'s packages in vcita and this one is not there, plan again "
+               f"with '--checked-client {client_id}' (the plan then shows the create with a warning).")
+    doubtful = _doubtful(client_id, discovered)
+    if doubtful and not checked:
         shown = ", ".join(doubtful[:5]) + (f" and {len(doubtful) - 5} more" if len(doubtful) > 5 else "")
         return Problem(
             address=address, severity="error",
             message=(f"{len(doubtful)} payment request(s) of client {client_id} for a client package ({shown}) link "
                      "back to no client package: each may stand for a package vcita holds and the list cannot show, "
                      "perhaps this one, so creating it could bill the client a second time"),
-            hint=(f"Check the client's packages in vcita: if this one exists, 'reconciler import {address} ID'. "
-                  "'reconciler doctor' checks the second memory of this target."))
+            hint=(f"Check the client's packages in vcita: if this one exists, 'reconciler import {address} ID'."
+                  f"{way_out} 'reconciler doctor' checks the second memory of this target."))
     unlisted = discovered.unlisted.get(client_id, ())
-    if unlisted:
+    if unlisted and not checked:
         return Problem(
             address=address, severity="error",
             message=(f"vcita's payment request list does not show {len(unlisted)} client package(s) the state tracks "
                      f"for client {client_id} ({', '.join(unlisted[:5])}): it lags behind or leaves packages out, so "
                      "not finding this one there proves nothing, and creating it could bill the client a second time"),
             hint=("Plan again in a few minutes (a new payment request may take a while to appear); if it persists, "
-                  "'reconciler doctor' checks the second memory of this target."))
+                  f"'reconciler doctor' checks the second memory of this target.{way_out}"))
     want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
     if spec.valid_from is not None:
         want["valid_from"] = spec.valid_from.isoformat()
@@ -147,6 +155,31 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
               f"the manifests declare, oldest first; the next plan creates only what is still missing), or "
               f"'reconciler import {address} {found[0]}'. A further sale is planned once vcita holds no package "
               "of this identity that the state does not know."))
+
+
+def _doubtful(client_id: str, discovered: Discovered) -> list[str]:
+    return sorted({*discovered.doubtful.get(client_id, ()), *discovered.doubtful.get(None, ())})
+
+
+def checked_warning(address: str, client_id: str, discovered: Discovered | None) -> list[Problem]:
+    """The warning on a create that goes ahead only because a person checked its client in vcita
+    (``--checked-client``) although its payment requests cannot vouch for it; none otherwise."""
+    if discovered is None or discovered.unavailable or client_id not in discovered.checked:
+        return []
+    doubtful, unlisted = _doubtful(client_id, discovered), discovered.unlisted.get(client_id, ())
+    reasons = []
+    if doubtful:
+        reasons.append(f"{len(doubtful)} of its payment requests link back to no client package "
+                       f"({', '.join(doubtful[:5])})")
+    if unlisted:
+        reasons.append(f"the list does not show {len(unlisted)} package(s) the state tracks for it "
+                       f"({', '.join(unlisted[:5])})")
+    if not reasons:
+        return []
+    why = "; ".join(reasons)
+    return [Problem(address=address, severity="warning",
+                    message=(f"created although vcita's payment requests cannot vouch for client {client_id} ({why}): "
+                             f"'--checked-client {client_id}' says a person checked this client's packages in vcita"))]
 
 
 def unavailable_warning(ops: Iterable[Operation], discovered: Discovered | None) -> list[Problem]:

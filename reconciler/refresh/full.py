@@ -327,6 +327,7 @@ async def make_plan(
     partial: bool = False,
     history_guard: bool | None = None,
     max_payment_requests: int | None = None,
+    checked_clients: Collection[str] = frozenset(),
     settle: bool = True,
     progress: ProgressSink | None = None,
     phase: str = "refreshing",
@@ -341,7 +342,9 @@ async def make_plan(
     lagging list (a verification: a pending catalog create it may hide is then of unknown outcome);
     ``progress`` gets the refresh's reads as they end, under the name ``phase``; ``read_also``: the
     client packages a ``changed`` refresh reads even though their manifests ask for what was last
-    applied (a verification reads again what an apply just changed)."""
+    applied (a verification reads again what an apply just changed); ``checked_clients``: clients
+    whose packages a person checked in vcita (``--checked-client``: their creates are not refused
+    because the payment requests cannot vouch for them, ``planner/memory.py``)."""
     pending = tuple(state.pending.values())
     unread = 0
     if no_refresh:
@@ -376,5 +379,6 @@ async def make_plan(
 
     if progress is not None and not no_refresh:  # a phase of unknown length: named, not counted
         progress(Progress("checking payment requests", 0, None))
-    p = await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote))
+    p = await replan(api, first, actual, lambda seen: plan(desired, state.resources, seen, opts, remote),
+                     checked=frozenset(checked_clients))
     return p.model_copy(update={"unread": unread}) if unread else p

@@ -2,15 +2,26 @@
 
 A plan is made from the state and the refresh first.  When it would create client packages, or
 holds creates of unknown outcome, the clients concerned are searched through the business's
-payment requests (``remote/discovery.py``: one list per client, or one business-wide list for
-many clients) and the plan is made again with what was found (``Actual.discovered``): a lost
-answer's package is adopted, and a create that matches a package vcita has but the state does not
-know is refused (``planner/memory.py``).  Creates of a client are searched over all time; a
-pending create's client from the day of its intent, less a clock-skew margin.
+payment requests (``remote/discovery.py``) and the plan is made again with what was found
+(``Actual.discovered``): a lost answer's package is adopted, and a create that matches a package
+vcita has but the state does not know is refused (``planner/memory.py``).  Creates of a client are
+searched over all time; a pending create's client from the day of its intent, less a clock-skew
+margin.
 
-A saved plan is applied later: :func:`recheck_saved` looks again, just before apply sends anything,
-for the clients it creates for, and refuses the plan when vcita now holds a package of a planned
-create's identity that the state does not know (another runner's apply, an assignment in the UI).
+A plan that creates client packages walks the **business-wide** list and keeps the packages whose
+own ``client_id`` (read from the package the request links to) is a client it creates for: the
+list's client filter and ``client_uid`` are labels a server can get wrong, and a request filed
+under a client the plan does not search would hide a package the create would duplicate.  Cost:
+the business's client-package payment requests in pages of 100 (until one shorter than 25) plus
+one GET per package listed that the state does not track (the tracked ones were just read by the
+refresh); a plan without such creates reads none of it.  A plan whose only need is a lost answer
+(no create) searches its clients one by one, from the day of the intent (cheaper, and a miss there
+re-creates nothing: it is reported for a person).
+
+A saved plan is applied later, and a plan shown at apply's prompt is applied once the user has
+read it: :func:`recheck_saved` looks again, just before apply sends anything, for the clients it
+creates for, and refuses the plan when vcita now holds a package of a planned create's identity
+that the state does not know (another runner's apply, an assignment in the UI).
 
 A list that leaves out packages the state tracks for a client (it lags) cannot vouch for that
 client: its creates are refused (``Discovered.unlisted``).  When the API does not serve the list as
@@ -29,8 +40,8 @@ from datetime import date
 from typing import Any
 
 from reconciler.core.errors import PlanFileError
+from reconciler.plan.document import Plan, Problem
 from reconciler.plan.operations import CreateClientPackage, ResolvePendingCreate
-from reconciler.plan.document import Plan
 from reconciler.planner import Actual, from_client_package
 from reconciler.planner.actual import Discovered
 from reconciler.remote.client import VcitaClient
@@ -54,6 +65,11 @@ def clients_to_search(plan: Plan) -> dict[str, date | None]:
             elif wanted[client] is not None:
                 wanted[client] = None if since is None else min(since, wanted[client])  # type: ignore[type-var]
     return wanted
+
+
+def creates_client_packages(plan: Plan) -> bool:
+    """Whether ``plan`` creates a client package (not as the replacement of one it archives)."""
+    return any(isinstance(op, CreateClientPackage) and not op.replaces for op in plan.operations)
 
 
 def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
@@ -84,19 +100,20 @@ def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actua
     return {c: tuple(sorted(ids)) for c, ids in out.items()}
 
 
-async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan]) -> Plan:
+async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[Actual], Plan],
+                 checked: frozenset[str] = frozenset()) -> Plan:
     """``plan`` made again with the second memory of the clients it needs (``plan`` itself when
-    it needs none, or was made without a refresh)."""
+    it needs none, or was made without a refresh); ``checked``: clients a person vouched for."""
     if not actual.refreshed:
-        return plan
+        return _unused(plan, checked)
     clients = clients_to_search(plan)
     if not clients:
-        return plan
+        return _unused(plan, checked)
     # The client packages the state tracks were just read by the refresh: not read again (only
     # packages no record knows matter here, and in a healthy state they are few).
     known = {rid: obj.payment_request_id for rid, obj in actual.client_packages.items() if obj is not None}
     try:
-        found = await discover(api, clients, known=known)
+        found = await discover(api, clients, known=known, wide=creates_client_packages(plan))
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable: %s", exc.message)
         discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
@@ -111,15 +128,32 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
             log.warning("second memory unavailable: %s", why)
             discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
         else:
-            discovered = replace(as_discovered(found, list(clients)), unlisted=missing)
+            discovered = replace(as_discovered(found, list(clients)), unlisted=missing, checked=checked)
         log.info("second memory: %d client package(s) of %d client(s) found through payment requests",
                  len(found.packages), len(clients))
-    return make(replace(actual, discovered=discovered))
+    return _unused(make(replace(actual, discovered=discovered)), checked, discovered)
+
+
+def _unused(plan: Plan, checked: frozenset[str], discovered: Discovered | None = None) -> Plan:
+    """``plan`` with a warning naming each ``--checked-client`` that waived nothing (a mistyped id
+    must not look like a check that was taken into account)."""
+    if not checked:
+        return plan
+    doubted = set() if discovered is None or discovered.unavailable else (
+        {c for c, uids in discovered.doubtful.items() if uids} | {c for c, ids in discovered.unlisted.items() if ids})
+    searched = discovered.searched if discovered is not None else {}  # the clients the plan creates for
+    used = {c for c in checked if (c in doubted or None in doubted) and c in searched}
+    extra = tuple(Problem(address="target", severity="warning",
+                          message=(f"--checked-client {cid}: vcita's payment requests vouch for this client, or the "
+                                   "plan creates nothing for it: the option changed nothing (is the id right?)"))
+                  for cid in sorted(checked - used))
+    return plan.model_copy(update={"problems": plan.problems + extra}) if extra else plan
 
 
 async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any) -> None:
-    """Refuse (PlanFileError, exit 1, nothing sent) a saved plan one of whose client-package
-    creates vcita now holds, unknown to the state: it appeared after the plan was made."""
+    """Refuse (PlanFileError, exit 1, nothing sent) a plan made earlier (saved, or confirmed at
+    the prompt) one of whose client-package creates vcita now holds, unknown to the state: it
+    appeared after the plan was made."""
     creates = [op for op in plan.operations if isinstance(op, CreateClientPackage) and not op.replaces
                and isinstance(op.package_id, str)]
     if not creates or not plan.refreshed:
@@ -127,7 +161,7 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
     owned = {rs.id for rs in resources.values()} | {r.id for r in archived.values()}
     owned |= {str(rid) for op in plan.operations if isinstance(rid := getattr(op, "remote_id", None), str)}
     try:  # (the packages the plan itself adopts are the plan's, not new)
-        found = await discover(api, {op.client_id: None for op in creates}, known=owned)
+        found = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable at apply: %s", exc.message)
         return

@@ -243,7 +243,8 @@ class VcitaClient:
     async def _pages(self, op: str, params: Mapping[str, Any], parse: Callable[[dict[str, Any]], T],
                      *, until_empty: bool = False, end_below: int | None = None, id_key: str = "id",
                      pages: list[int] | None = None, on_page: Callable[[int, int], None] | None = None,
-                     stop: Callable[[list[T]], bool] | None = None) -> list[T]:
+                     stop: Callable[[list[T]], bool] | None = None,
+                     on_rows: Callable[[list[T]], None] | None = None) -> list[T]:
         """Walk ``page``/``per_page`` until a short page (no totals exist, API-NOTES §7).
 
         With ``until_empty`` a short page does not end it: whether the package list honours
@@ -261,7 +262,9 @@ class VcitaClient:
         ``per_page`` may be a server's own smaller maximum); ``id_key`` names each object's id;
         ``pages`` receives the number of pages read; ``on_page(page, objects so far)`` is called
         as each page is read (for progress); ``stop`` (given what was read so far, after each
-        page) ends the walk early when it says so.
+        page) ends the walk early when it says so; ``on_rows(objects)`` receives each page's new
+        objects as soon as the page has passed the checks above (so a caller can start on them while
+        the walk goes on; a walk that fails later has still raised).
         """
         per_page = self.settings.per_page
         out: list[T] = []
@@ -281,6 +284,7 @@ class VcitaClient:
             fresh = 0
             if pages is not None:
                 pages.append(page)
+            start = len(out)
             for raw in rows:
                 if not isinstance(raw, dict) or not isinstance(raw.get(id_key), (str, int)):
                     raise self._protocol(route, reply, f"data.{route.data_key} holds an object without {id_key}")
@@ -298,6 +302,8 @@ class VcitaClient:
                 raise self._protocol(route, reply, f"page {page} repeats objects of earlier pages: the server "
                                                    "seems to ignore 'page', and the list may be longer than "
                                                    "what was read; nothing is planned from part of a list")
+            if on_rows is not None and fresh:
+                on_rows(out[start:])
             if fresh == 0 or (len(rows) < min(per_page, end_below or per_page) and not until_empty):
                 return out
             if stop is not None and stop(out):
@@ -391,12 +397,15 @@ class VcitaClient:
 
     # -- payment requests (API-NOTES §11; read by remote/discovery.py) -----------------------
 
-    async def list_payment_requests(self, params: Mapping[str, str], pages: list[int] | None = None
+    async def list_payment_requests(self, params: Mapping[str, str], pages: list[int] | None = None,
+                                    on_rows: Callable[[list[RemotePaymentRequest]], None] | None = None,
                                     ) -> list[RemotePaymentRequest]:
         """Every payment request the filters ``params`` (``filter[...]``, ``sort``) select, walking
-        the pages; a page shorter than the spec's default page size (25) ends it."""
+        the pages; a page shorter than the spec's default page size (25) ends it.  ``on_rows``
+        receives each page's new requests as the page arrives."""
         return await self._pages("list_payment_requests", params, normalize.payment_request,
-                                 end_below=PAYMENT_REQUESTS_DEFAULT_PAGE, id_key="uid", pages=pages)
+                                 end_below=PAYMENT_REQUESTS_DEFAULT_PAGE, id_key="uid", pages=pages,
+                                 on_rows=on_rows)
 
     async def get_payment_request(self, uid: str) -> RemotePaymentRequest:
         route, reply = await self._send("get_payment_request", uid=uid)

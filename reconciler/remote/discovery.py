@@ -19,7 +19,8 @@ so and callers fall back to what the state alone knows.
 
 Cost: one list walk per search (pages of 100; a page shorter than 25, the spec's default page size,
 ends it) plus one ``GET /business/payments/v1/client_packages/{uid}`` per distinct package named,
-concurrently within the client's limits (``bench/bench_discovery.py`` checks it exactly).
+concurrently within the client's limits, each started as soon as the page naming it arrives: the
+walk and the confirmations overlap (``bench/bench_discovery.py`` checks the count exactly).
 """
 
 from __future__ import annotations
@@ -157,33 +158,67 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None, k
                   walk: _Walk | None = None) -> tuple[Search, list[tuple[RemoteClientPackage, str]]]:
     walk = walk if walk is not None else _Walk()
     pages: list[int] = []
-    try:
-        listed = await api.list_payment_requests(_params(client_id, since), pages=pages)
-    except _DISAGREES as exc:
-        raise DiscoveryUnavailable(f"the payment request list cannot be read as the spec describes it: "
-                                   f"{printable(exc.message, limit=300)}", request=exc.request,
-                                   status=exc.status) from exc
     ignored: Counter[str] = Counter()
     named: dict[str, list[RemotePaymentRequest]] = {}
-    skipped = 0
-    for pr in listed:
-        if pr.payable_uid in known:
-            skipped += 1
-            walk.named_known += 1
-            back = known.get(pr.payable_uid) if isinstance(known, Mapping) else None
-            if back is not None and back != pr.uid:  # a known package whose own request is another
-                ignored["not linked back by their client package"] += 1
+    skipped = listed = 0
+    read: dict[str, RemoteClientPackage | None] = {}
+    to_read: asyncio.Queue[str | None] = asyncio.Queue()
+    workers = max(1, api.settings.concurrency)  # readers: the client's limit decides how many run at once
+
+    def take(page: list[RemotePaymentRequest]) -> None:
+        """Sort a page's items as it arrives; each package it names for the first time is read at once."""
+        nonlocal skipped, listed
+        listed += len(page)
+        for pr in page:
+            if pr.payable_uid in known:
+                skipped += 1
+                walk.named_known += 1
+                back = known.get(pr.payable_uid) if isinstance(known, Mapping) else None
+                if back is not None and back != pr.uid:  # a known package whose own request is another
+                    ignored["not linked back by their client package"] += 1
+                    _doubt(walk, pr, client_id)
+                else:
+                    walk.seen_known.add(str(pr.payable_uid))
+            elif pr.payable_type not in ENTITY_TYPES:
+                ignored["of another entity type"] += 1
+            elif not _plausible_id(pr.payable_uid):
+                ignored["without a readable payable_uid"] += 1
                 _doubt(walk, pr, client_id)
             else:
-                walk.seen_known.add(str(pr.payable_uid))
-        elif pr.payable_type not in ENTITY_TYPES:
-            ignored["of another entity type"] += 1
-        elif not _plausible_id(pr.payable_uid):
-            ignored["without a readable payable_uid"] += 1
-            _doubt(walk, pr, client_id)
-        else:
-            named.setdefault(str(pr.payable_uid), []).append(pr)
-    read = await api.get_client_packages(named) if named else {}
+                uid = str(pr.payable_uid)
+                if uid not in named:
+                    to_read.put_nowait(uid)
+                named.setdefault(uid, []).append(pr)
+
+    async def list_all() -> None:
+        try:
+            await api.list_payment_requests(_params(client_id, since), pages=pages, on_rows=take)
+        except _DISAGREES as exc:
+            raise DiscoveryUnavailable(f"the payment request list cannot be read as the spec describes it: "
+                                       f"{printable(exc.message, limit=300)}", request=exc.request,
+                                       status=exc.status) from exc
+        finally:
+            for _ in range(workers):
+                to_read.put_nowait(None)  # the walk is over: each reader ends once the queue is drained
+
+    async def confirm() -> None:
+        while (uid := await to_read.get()) is not None:
+            try:
+                read[uid] = await api.get_client_package(uid)
+            except NotFoundError:
+                read[uid] = None
+
+    # The walk and the confirmations overlap: a page's packages are read while the next page is
+    # fetched (the client's concurrency limit holds both).  A walk that fails (never ends, repeats
+    # itself, is refused) cancels the reads and raises: nothing is made of part of a list.
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(list_all())
+            for _ in range(workers):
+                group.create_task(confirm())
+    except BaseExceptionGroup as errors:
+        first = errors.exceptions[0]
+        raise first from first.__cause__  # (as if no task group had carried it)
     found = []
     for uid, requests in named.items():
         cp = read.get(uid)
@@ -203,28 +238,30 @@ async def _search(api: VcitaClient, client_id: str | None, since: date | None, k
             pass  # linked both ways, so it exists: the list's client filter is what failed; still proof
         found.append((cp, linked[0].created_at or ""))
     ignored = +ignored  # drop the reasons counted zero times
-    return (Search(client_id, since, listed=len(listed), pages=len(pages), found=len(found), ignored=dict(ignored),
+    return (Search(client_id, since, listed=listed, pages=len(pages), found=len(found), ignored=dict(ignored),
                    known=skipped),
             found)
 
 
 async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None = None, *,
-                   known: Collection[str] = frozenset()) -> Discovery:
+                   known: Collection[str] = frozenset(), wide: bool = False) -> Discovery:
     """The client packages of ``clients`` (client id -> the day to search from; None: all time),
     or of the whole business when ``clients`` is None.  Items naming a package of ``known`` (ids
     the caller has just read) are counted, not read again, and not in the result; when ``known``
     maps each id to its ``payment_request_id``, an item naming a known package whose own request is
     another one is doubtful (it may hide a package), like any item that does not link back.
 
-    Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, by one
-    business-wide walk from the earliest day (packages of other clients are then left out).
+    Up to :data:`PER_CLIENT_MAX` clients are searched one by one, concurrently; more, or any number
+    when ``wide``, by one business-wide walk from the earliest day, keeping the packages whose own
+    ``client_id`` (read from the package, not the list's label) is one of ``clients``: a request the
+    server files under another client cannot hide its package from that walk.
     Raises :class:`DiscoveryUnavailable` when the list is not served as the spec says, or when
     items were listed and not one of them links back; transient failures are raised as they are.
     """
     walk = _Walk()
-    if clients is not None and len(clients) <= PER_CLIENT_MAX:
-        if not clients:
-            return Discovery()
+    if clients is not None and not clients:
+        return Discovery()
+    if clients is not None and not wide and len(clients) <= PER_CLIENT_MAX:
         done = await asyncio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]

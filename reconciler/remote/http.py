@@ -17,14 +17,29 @@ What this module adds on top, and nothing more:
 * **Answers in step with requests.**  aiohttp queues any complete answer it parses, so one that
   arrives on an idle kept-alive connection, or a second answer in the segment of the first,
   would be read as the answer of the next request sent on that connection.  Here the
-  connection's protocol (:class:`_InStepHandler`) refuses bytes nobody asked for: the connection
-  is dropped, never reused, and an answer that came with extra bytes is refused
+  connection's protocol (``instep.py``) refuses bytes nobody asked for: the connection is
+  dropped, never reused, and an answer that came with extra bytes is refused
   (:class:`OutOfStep`, "sent, not properly answered": a create ends as outcome unknown).
-  That cannot catch a stray answer that arrives *after* the next request on the connection was
-  written (nothing in HTTP/1.1 tells it from that request's answer: a late 429 would make a
-  create look refused, and be sent again).  So a create (any method but GET, HEAD, PUT, DELETE,
-  OPTIONS) is never sent on a kept-alive connection: it gets a connection of its own, closed
-  after its answer, and only reads and idempotent updates share connections.
+  A connection taken from the pool is also checked for bytes waiting in the kernel that the
+  event loop has not delivered yet (or the server's close): such a connection is never used.
+  What no check can catch is a stray answer that arrives *after* the next request on the
+  connection was written (nothing in HTTP/1.1 tells it from that request's answer: a late 429
+  would make a create look refused, and be sent again).
+* **The connection policy of creates** (any method but GET, HEAD, PUT, DELETE, OPTIONS: a POST
+  bills a client).  Creates have a pool of their own, never shared with reads or updates, and a
+  create reuses one of its kept-alive connections only when it has been quiet for at least
+  :data:`CREATE_QUIET` (0.1 s: whatever a server sends with or shortly after an answer, a second
+  answer or a late 429, has arrived by then and dropped the connection) and idle for less than
+  :data:`CREATE_IDLE_LIMIT` (1 s: servers do not close or time out an idle connection that soon,
+  nginx after 75 s, Node.js 5 s, an AWS ALB 60 s, so no idle-timeout ``408`` or close can race
+  the create's write).  Otherwise the create opens a new connection.  Should the server close a
+  reused connection as the create is written or answered all the same, aiohttp does not repeat
+  a POST, and the failure is "sent, not answered" (``RemoteProtocolError``/``ReadError``): the
+  create's outcome is unknown, it stays pending and is never sent again on its own
+  (``retry.py``).  What remains is a server that sends an answer nobody asked for more than
+  0.1 s after its last one, at the very moment the next create is written on that connection.
+  A new connection per create cost about a quarter of an apply's client CPU (a connect, and on
+  a real API a TLS handshake, each).
 * **Bounds:** header lines of at most ``MAX_LINE`` bytes, at most ``MAX_HEADERS`` of them, a body
   of at most ``max_body`` bytes *after decoding*, read as it streams in and stopped at the limit,
   and the whole exchange within connect + read timeout even when bytes trickle in.
@@ -46,9 +61,9 @@ from typing import Any
 
 import aiohttp
 import httpx
-from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
+from reconciler.remote.instep import CarriedResponse, InStepConnector
 from reconciler.remote.netenv import ProxyChoice
 from reconciler.remote.retry import (
     AnswerTooLarge,
@@ -64,8 +79,16 @@ MAX_BODY = 16 << 20
 MAX_LINE = 8190
 MAX_HEADERS = 100
 _BREAKS = re.compile(rb"[\r\n\0]")
-#: Methods sent on kept-alive connections; any other (POST: a create) gets a new connection.
+#: Methods sent through the shared pool; any other (POST: a create) goes through the creates' pool.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Seconds a connection of the creates' pool may have been idle and still carry a create: far
+#: below any common server idle timeout (nginx 75 s, Node.js 5 s, AWS ALB 60 s), so that no
+#: server-side close or idle ``408`` can race the create's write (see the module docstring).
+CREATE_IDLE_LIMIT = 1.0
+#: Seconds a connection of the creates' pool must have been idle before it carries a create: any
+#: bytes a server sent with or shortly after its last answer (a second answer, a late 429) have
+#: arrived by then and put the connection out of step (see the module docstring).
+CREATE_QUIET = 0.1
 #: Encodings advertised: those decoded here in bounded steps.
 try:
     import brotli  # noqa: F401 - aiohttp decodes "br" when it is installed
@@ -73,78 +96,6 @@ try:
     ACCEPT_ENCODING = "gzip, deflate, br"
 except ImportError:  # pragma: no cover - brotli is a dependency; without it "br" is not asked for
     ACCEPT_ENCODING = "gzip, deflate"
-
-
-class _InStepHandler(ResponseHandler):
-    """aiohttp's connection protocol, refusing answers that no request is waiting for.
-
-    ``asked`` is true from the moment a request is about to be written (aiohttp calls
-    ``set_response_params`` then) until its final answer (not a ``1xx``) has been parsed to its
-    end.  Bytes arriving outside that window, or a second final answer inside it, put the
-    connection out of step: it is closed at once (so the pool never hands it out again) and the
-    request it was serving, if still reading, learns it from :attr:`out_of_step`.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
-        self.asked = False
-        self.finals = 0
-        self.out_of_step = False
-
-    def set_response_params(self, **kwargs: Any) -> None:
-        super().set_response_params(**kwargs)
-        if len(self):  # an answer already queued before the request left: never pair them
-            self._drop()
-        self.asked, self.finals = True, 0
-
-    def data_received(self, data: bytes) -> None:
-        if data and not self.asked:
-            self._drop()
-            return
-        super().data_received(data)
-
-    def feed_data(self, data: Any, size: int = 0) -> None:
-        message, payload = data
-        if not 100 <= message.code < 200:
-            self.finals += 1
-            if self.finals > 1:
-                self._drop()
-            payload.on_eof(self._answered)
-        super().feed_data(data, size)
-
-    def _answered(self) -> None:
-        self.asked = False
-
-    def _drop(self) -> None:
-        self.out_of_step = True
-        self.asked = False
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class _InStepConnector(aiohttp.TCPConnector):
-    """A TCP connector whose connections use :class:`_InStepHandler`."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not hasattr(self, "_factory"):  # pragma: no cover - a guard against aiohttp changes
-            raise RuntimeError("this aiohttp version is not supported: its connector has no protocol factory")
-        self._factory = self._new_protocol  # type: ignore[assignment]
-        self.connections_made = 0  # for diagnostics and tests
-
-    def _new_protocol(self) -> _InStepHandler:
-        self.connections_made += 1
-        return _InStepHandler(self._loop)
-
-
-class _Response(aiohttp.ClientResponse):
-    """Remembers the protocol that carried the answer, to ask it whether it stayed in step."""
-
-    carrier: _InStepHandler | None = None
-
-    async def start(self, connection: Any) -> _Response:
-        self.carrier = connection.protocol
-        return await super().start(connection)  # type: ignore[return-value]
 
 
 class HttpTransport(httpx.AsyncBaseTransport):
@@ -158,38 +109,41 @@ class HttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int = 32, keepalive_expiry: float = 4.0,
                  verify: ssl.SSLContext | None = None,
                  proxy_for: Callable[[httpx.URL], ProxyChoice | None] | None = None,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, create_idle_limit: float = CREATE_IDLE_LIMIT,
+                 create_quiet: float = CREATE_QUIET) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
+        self.create_idle_limit = min(create_idle_limit, keepalive_expiry)
+        self.create_quiet = create_quiet
         self.max_body = max_body
         self._ssl = verify
         self._proxy_for = proxy_for
         self._session: aiohttp.ClientSession | None = None
-        self._connector: _InStepConnector | None = None
-        self._fresh_session: aiohttp.ClientSession | None = None
-        self._fresh_connector: _InStepConnector | None = None
+        self._connector: InStepConnector | None = None
+        self._create_session: aiohttp.ClientSession | None = None
+        self._create_connector: InStepConnector | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     @property
     def connections_made(self) -> int:
         """Connections opened so far (each TLS tunnel through a proxy counts twice)."""
-        return sum(c.connections_made for c in (self._connector, self._fresh_connector) if c is not None)
+        return sum(c.connections_made for c in (self._connector, self._create_connector) if c is not None)
 
-    def _open(self, *, fresh: bool) -> aiohttp.ClientSession:
-        # fresh: one new connection per request, closed after it (force_close), for requests
-        # that must never meet a byte an earlier exchange left behind (see the module docstring)
-        connector = _InStepConnector(limit=self.max_connections, keepalive_timeout=None if fresh else
-                                     self.keepalive_expiry, force_close=fresh,
+    def _open(self, *, creates: bool) -> aiohttp.ClientSession:
+        # creates: the pool of creates alone, whose connections are reused only while idle for
+        # less than create_idle_limit (aiohttp closes older ones; see the module docstring)
+        connector = InStepConnector(limit=self.max_connections, quiet=self.create_quiet if creates else 0.0,
+                                     keepalive_timeout=self.create_idle_limit if creates else self.keepalive_expiry,
                                      ssl=self._ssl if self._ssl is not None else True)
         session = aiohttp.ClientSession(
-            connector=connector, response_class=_Response, trust_env=False, auto_decompress=True,
+            connector=connector, response_class=CarriedResponse, trust_env=False, auto_decompress=True,
             max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar())
-        if fresh:
-            self._fresh_session, self._fresh_connector = session, connector
+        if creates:
+            self._create_session, self._create_connector = session, connector
         else:
             self._session, self._connector = session, connector
         return session
@@ -226,9 +180,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         proxy = self._proxy_for(url) if self._proxy_for is not None else None
         if request.method in _IDEMPOTENT:
-            session = self._session or self._open(fresh=False)
-        else:  # a create: a connection of its own, so no stray answer can ever be taken for its own
-            session = self._fresh_session or self._open(fresh=True)
+            session = self._session or self._open(creates=False)
+        else:  # a create: a connection that only creates used, idle for less than create_idle_limit
+            session = self._create_session or self._open(creates=True)
         with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
             response = await session.request(
                 request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
@@ -238,7 +192,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 body = await self._read(response)
             finally:
                 response.release()
-            assert isinstance(response, _Response)
+            assert isinstance(response, CarriedResponse)
             if response.carrier is not None and response.carrier.out_of_step:
                 raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
                                 "asked for); the answer cannot be trusted", request=request)
@@ -275,10 +229,10 @@ class HttpTransport(httpx.AsyncBaseTransport):
             chunks.append(chunk)
 
     async def aclose(self) -> None:
-        for session in (self._session, self._fresh_session):
+        for session in (self._session, self._create_session):
             if session is not None:
                 await session.close()
-        self._session = self._fresh_session = None
+        self._session = self._create_session = None
 
 
 class _translated:

@@ -31,9 +31,10 @@ import json
 import math
 import os
 import re
+import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,9 +75,17 @@ ADDRESS_RE = re.compile(r"^(?:(catalog_package|client_package)\.(" + NAME_PATTER
                         r"|(client_package_set)\.(" + NAME_PATTERN.strip("^$") + r')\["([^"\\\s\[\]]{1,254})"\])$')
 
 
+_now: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
-    """The current time as ISO 8601 UTC to the second, e.g. ``2025-01-31T09:30:00Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as ISO 8601 UTC to the second, e.g. ``2025-01-31T09:30:00Z`` (formatted
+    once per second: an apply asks for it twice per create)."""
+    global _now
+    second = int(time.time())
+    if second != _now[0]:
+        _now = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now[1]
 
 
 @functools.lru_cache(maxsize=65536)

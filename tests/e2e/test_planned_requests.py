@@ -19,10 +19,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reconciler.applier import Applier
+from reconciler.applier import Applier, request_digest
+from reconciler.applier.run import sent_digest
 from reconciler.manifest.load import load_manifests
 from reconciler.plan.operations import (
     KNOWN_AFTER_APPLY,
+    CreateCatalogPackage,
     CreateClientPackage,
     IdOf,
     Operation,
@@ -117,6 +119,10 @@ def _check(plan: Plan, recorder: Recorder, state: State) -> int:
         assert door in DOOR_PREFIX, door  # described with the door the client chose
         wire = (method, DOOR_PREFIX[door] + path, encode_body(body))
         assert wire in writes, (wire, writes)
+    for op in plan.operations:  # a create's pending record names the very body the plan shows
+        if isinstance(op, (CreateCatalogPackage, CreateClientPackage)):
+            (method, _, _, body), = _expected(op, state)
+            assert sent_digest(op.bound(state.resources)) == request_digest(body)
     return len(expected)
 
 

@@ -23,6 +23,7 @@ from sandbox_support import client_packages
 CLI = Callable[..., tuple[int, str, str]]
 CREATE = "/platform/v1/payment/client_packages"
 LIST = "/business/payments/v1/payment_requests"
+CP_GET = "/business/payments/v1/client_packages/{uid}"
 
 
 def _state_file(workdir: Path) -> Path:
@@ -33,6 +34,10 @@ def _one_each(operator: Any, demo: dict[str, Any]) -> int:
     pairs = Counter((cp["client_id"], cp["package_id"]) for cp in client_packages(operator, demo))
     assert max(pairs.values(), default=1) == 1, f"a client was billed twice: {pairs.most_common(3)}"
     return sum(pairs.values())
+
+
+def _hits(stats: dict[str, Any], route: str) -> int:
+    return sum(r["count"] for r in stats["requests"] if r["route"] == route)
 
 
 def _list_hits(operator: Any) -> int:
@@ -151,7 +156,40 @@ def test_a_target_whose_list_refuses_falls_back_to_the_state_and_says_so(
     operator("DELETE", "/faults")
     operator("DELETE", "/stats")
     assert cli("plan")[0] == 0
-    assert _list_hits(operator) == 8  # one listing per client the plan creates for
+    assert _list_hits(operator) == 1  # one business-wide walk for the eight creates (one short page)
+
+
+SPRING = ("\n---\napiVersion: reconciler/v1\nkind: ClientPackageSet\nmetadata:\n  name: spring\nspec:\n"
+          "  package: piano-10\n  valid_from: 2027-03-01\n  valid_for: 3M\n  clients:\n"
+          "    - {email: isla.novak@example.com, booking_credits: [{services: [bop374z43h5xezh3], total_bookings: 12}]}\n")
+
+
+def test_what_the_guard_adds_to_a_plan_is_counted_exactly(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """A plan that creates a client package walks the business's client-package payment requests
+    (pages of 100) and reads each package listed that the state does not track; a plan without
+    such a create reads none of it."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    # 150 packages assigned outside reconciler (the vcita UI), of a catalog package no manifest declares
+    business = demo["business"]["id"]
+    other = operator("POST", "/bulk/packages", json={"business_id": business, "count": 1})["ids"][0]
+    operator("POST", "/bulk/client_packages", json={"business_id": business, "package_id": other, "count": 150})
+    operator("DELETE", "/stats")
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 0, out + err
+    stats = operator("GET", "/stats")
+    assert (_list_hits(operator), _hits(stats, CP_GET)) == (0, 8)  # the refresh's reads of the tracked
+
+    clients = workdir / "manifests" / "client-packages.yaml"
+    clients.write_text(clients.read_text() + SPRING)  # one create, for isla
+    operator("DELETE", "/stats")
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 2, out + err
+    stats = operator("GET", "/stats")
+    # 158 payment requests: pages of 100, 58 and 0 (58 is not shorter than 25, the spec's default
+    # page size, which may be the server's own maximum); 8 tracked, read by the refresh and not
+    # again; the 150 others read once each, to learn whose they are
+    assert (_list_hits(operator), _hits(stats, CP_GET)) == (3, 8 + 150)
 
 
 def test_a_lost_state_is_refused_then_rebuilt_by_import_discover(

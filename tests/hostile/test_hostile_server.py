@@ -135,3 +135,36 @@ def test_a_late_429_after_a_create_answer_is_never_taken_for_another_create(
     assert run.code == 0, run.shown[-3000:]  # each create had its own connection: its own answer
     made = client_packages(sandbox, demo)
     assert creates and len(made) == len(creates) and max(Counter(creates).values()) == 1
+
+
+def test_a_408_on_an_idle_connection_after_each_create_is_never_taken_for_the_next_one(
+        call: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    with HostileProxy(sandbox.base_url, "stray-408") as hostile:
+        run = call(["apply", "--auto-approve", "--concurrency", "1", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and "/client_packages" in target]
+    assert run.code == 0, run.shown[-3000:]  # no create took the 408 for its answer
+    made = client_packages(sandbox, demo)
+    assert len(creates) == 8 and len(made) == len(creates) and max(Counter(creates).values()) == 1
+
+
+def test_a_create_on_a_reused_connection_that_the_server_closes_is_an_unknown_outcome_never_resent(
+        call: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    # One create at a time, each answered after 120 ms: a connection is quiet by the create after
+    # next, which reuses it; the server executes that create and closes the connection unanswered.
+    with HostileProxy(sandbox.base_url, "close-reused") as hostile:
+        run = call(["apply", "--auto-approve", "--concurrency", "1", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and "/client_packages" in target]
+        reused = list(hostile.reused)
+        made = client_packages(sandbox, demo)
+        hostile.armed = False  # a later apply, through an honest server, makes none of them twice
+        again = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+    assert reused, "no create went out on a reused connection: the attack never happened"
+    assert run.code == 1 and "Traceback" not in run.shown and demo["tokens"]["staff"] not in run.shown, run.shown
+    assert "may or may not have been executed" in run.shown, run.shown
+    assert len(made) == len(creates) and max(Counter(creates).values()) == 1  # each sent once, made once
+    assert "Traceback" not in again.shown
+    identities = Counter((cp["client_id"], cp["package_id"], cp.get("valid_from"))
+                         for cp in client_packages(sandbox, demo))
+    assert max(identities.values()) == 1, identities

@@ -5,6 +5,7 @@ pages, a list that never ends, a route the target's API refuses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from typing import Any
@@ -172,6 +173,33 @@ async def test_a_page_the_server_caps_below_per_page_does_not_end_the_walk() -> 
     assert len(found.packages) == 60  # pages of 25, 25, 10: the 10 ends it
 
 
+async def test_the_confirmations_start_while_the_walk_goes_on() -> None:
+    # page 2 is answered only once a package named on page 1 has been read (or after 5 s): a walk
+    # that reads nothing before it has every page would wait those 5 s, and be seen waiting
+    first_read = asyncio.Event()
+    served: list[tuple[int, bool]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/payment_requests"):
+            page = int(request.url.params["page"])
+            if page == 2:
+                try:
+                    await asyncio.wait_for(first_read.wait(), 5)
+                except TimeoutError:
+                    pass
+            served.append((page, first_read.is_set()))
+            rows = {1: [_pr(n) for n in range(100)], 2: [_pr(n) for n in range(100, 110)]}.get(page, [])
+            return httpx.Response(200, content=json.dumps({"success": True, "data": {"payment_requests": rows}}))
+        uid = request.url.path.rsplit("/", 1)[1]
+        first_read.set()
+        return httpx.Response(200, content=json.dumps({"success": True, "data": {"client_package": _cp(uid, "r" + uid)}}))
+
+    async with VcitaClient(TARGET, transport=httpx.MockTransport(handler), settings=fast_settings()) as api:
+        found = await discover(api)
+    assert len(found.packages) == 110 and found.searches[0].pages == 2
+    assert served == [(1, False), (2, True)]  # page 2 went out after page 1's packages were being read
+
+
 async def test_a_payment_request_list_that_never_ends_stops_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_module, "MAX_PAGES", 30)
     seen: list[str] = []
@@ -180,7 +208,12 @@ async def test_a_payment_request_list_that_never_ends_stops_unavailable(monkeypa
         with pytest.raises(DiscoveryUnavailable, match="did not end after 30 pages") as caught:
             await discover(api)
     assert isinstance(caught.value.__cause__, ProtocolError)
-    assert not any("/client_packages/" in p for p in seen)  # nothing confirmed from part of a list
+    # The confirmations overlap the walk, so some items were read before it failed (each one listed),
+    # and they stopped with it: nothing is sent once the walk has failed, and nothing is returned.
+    reads = sum(1 for p in seen if "/client_packages/" in p)
+    assert reads <= 30 * 100
+    await asyncio.sleep(0.2)
+    assert sum(1 for p in seen if "/client_packages/" in p) == reads
 
 
 async def test_server_text_in_ids_never_reaches_a_message() -> None:

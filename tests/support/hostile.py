@@ -15,6 +15,11 @@ mode                   what the attacked requests get
 ``endless-list``       every catalog page holds one new package (a new id on every page)
 ``two-answers``        a create's real answer and a 429 in the same segment
 ``late-429``           a create's real answer, then 20 ms later a 429 in a segment of its own
+``stray-408``          a create's real answer (after 120 ms), then 10 ms later, on the idle
+                       connection, a ``408 Request Timeout`` nobody asked for
+``close-reused``       a create's real answer after 120 ms; but a create that arrives on a
+                       connection that carried one before is executed (forwarded), then the
+                       connection is closed without an answer
 =====================  =========================================================================
 
 Every loop is bounded in count and time (the network rules of this workplace), and the server
@@ -35,7 +40,7 @@ from typing import Any, Self
 import httpx
 
 MODES = ("gzip-bomb", "endless-headers", "endless-value", "escape-codes", "echo-auth", "endless-list",
-         "two-answers", "late-429")
+         "two-answers", "late-429", "stray-408", "close-reused")
 FORGED = "\x1b[2J\x1b[H\x07\r\nApply complete! Resources: 9 added, 0 changed, 0 destroyed.\n"
 _ENDLESS_FOR = 30.0  # seconds: an endless answer is cut off after this, whatever happens
 
@@ -66,6 +71,8 @@ class HostileProxy:
         self.upstream = upstream.rstrip("/")
         self.mode = mode
         self.requests: list[tuple[str, str, bytes]] = []
+        #: bodies of the creates that arrived on a connection that had carried a create before
+        self.reused: list[bytes] = []
         self.armed = True
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -73,6 +80,9 @@ class HostileProxy:
         self._server: asyncio.Server | None = None
         self._http: httpx.AsyncClient | None = None
         self._template: dict[str, Any] | None = None
+        #: connections being served, closed at exit (a server's close() leaves them open, and a
+        #: transport left to the garbage collector warns inside whichever test runs next)
+        self._open: set[asyncio.StreamWriter] = set()
 
     def __enter__(self) -> Self:
         if self.mode == "gzip-bomb":
@@ -95,18 +105,22 @@ class HostileProxy:
     async def _stop(self) -> None:
         assert self._server is not None and self._http is not None
         self._server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        await asyncio.sleep(0)  # the handlers see their connections end and return
         await self._http.aclose()
 
     def attacks(self, method: str, target: str) -> bool:
         if not self.armed:
             return False
-        if self.mode in ("two-answers", "late-429"):
+        if self.mode in ("two-answers", "late-429", "stray-408", "close-reused"):
             return method == "POST" and "/client_packages" in target
         if self.mode == "endless-list":
             return method == "GET" and "/payment/packages?" in target
         return method == "GET" and "/_sandbox" not in target
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        creates = 0  # creates this connection carried
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -116,11 +130,20 @@ class HostileProxy:
                 length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
                 body = await reader.readexactly(length)
                 self.requests.append((method, target, body))
+                if self.attacks(method, target) and self.mode in ("stray-408", "close-reused"):
+                    creates += 1
+                    if creates > 1:
+                        self.reused.append(body)
+                    await asyncio.sleep(0.12)  # the create takes a while: a connection can go quiet
+                    if self.mode == "close-reused" and creates > 1:
+                        await self._forward(method, target, {k.lower(): v for k, v in headers}, body)
+                        break  # executed, and the connection closed without an answer
                 if not await self._answer(method, target, {k.lower(): v for k, v in headers}, body, writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
 
     async def _forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> httpx.Response:
@@ -175,5 +198,9 @@ class HostileProxy:
         if attacked and mode == "late-429":  # the same 429, a moment later, in a segment of its own
             await asyncio.sleep(0.02)
             writer.write(_json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]}))
+            await writer.drain()
+        if attacked and mode == "stray-408":  # on the idle connection, as a server's idle timeout would
+            await asyncio.sleep(0.01)
+            writer.write(_json_answer("408 Request Timeout", {"success": False, "errors": [{"message": "idle"}]}))
             await writer.drain()
         return True

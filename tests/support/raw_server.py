@@ -3,17 +3,19 @@
 Real asyncio TCP: it reads each request head (and its body by Content-Length), records it, and
 hands it to the test's handler, which writes whatever bytes it likes (two answers at once, a late
 unsolicited one, garbage).  For tests of what the client does with answers no sane server sends.
-``raw_server(handler, tls=context)`` serves TLS; ``replying(*chunks)`` is a handler that writes
-fixed bytes; ``tunnel_proxy()`` is a minimal HTTP proxy that opens ``CONNECT`` tunnels (to one
-fixed upstream, whatever host is asked for), recording what it was asked.
+``raw_server(handler, tls=context)`` serves TLS; ``threaded_raw_server(handler)`` serves from a
+thread of its own; ``replying(*chunks)`` is a handler that writes fixed bytes; ``tunnel_proxy()``
+is a minimal HTTP proxy that opens ``CONNECT`` tunnels (to one fixed upstream, whatever host is
+asked for), recording what it was asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 #: (request number, 1-based; the raw request; the connection's writer) -> keep the connection open?
 Handler = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]
@@ -84,6 +86,24 @@ def replying(*chunks: bytes, keep_open: bool = True) -> Handler:
             await writer.drain()
         return keep_open
     return handler
+
+
+@contextmanager
+def threaded_raw_server(handler: Handler) -> Iterator[RawServer]:
+    """:func:`raw_server` on its own event loop, in a thread: it keeps writing while the test's
+    loop is blocked (bytes then wait in the kernel, undelivered to the client's protocol)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="raw-server", daemon=True)
+    thread.start()
+    opened = raw_server(handler)
+    try:
+        server = asyncio.run_coroutine_threadsafe(opened.__aenter__(), loop).result(timeout=10)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(opened.__aexit__(None, None, None), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 class TunnelProxy:
