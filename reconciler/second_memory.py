@@ -99,7 +99,7 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
         found = await discover(api, clients, known=known)
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable: %s", exc.message)
-        discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
+        discovered = Discovered(searched=dict.fromkeys(clients, ""), unavailable=exc.message)
     else:
         missing = unlisted(found, clients, actual)
         if missing and not found.seen_known and not found.packages:
@@ -109,7 +109,7 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
                    "the state tracks for the clients searched, each of which opened a payment request: what it does "
                    "not list proves nothing")
             log.warning("second memory unavailable: %s", why)
-            discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
+            discovered = Discovered(searched=dict.fromkeys(clients, ""), unavailable=why)
         else:
             discovered = replace(as_discovered(found, list(clients)), unlisted=missing)
         log.info("second memory: %d client package(s) of %d client(s) found through payment requests",

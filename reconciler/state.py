@@ -263,7 +263,8 @@ class State(Frozen):
         if old not in self.resources:
             return self
         resources = {(new if a == old else a): r for a, r in self.resources.items()}
-        pending = {k: (v.model_copy(update={"address": new}) if v.address == old else v) for k, v in self.pending.items()}
+        pending = {k: (v.model_copy(update={"address": new}) if v.address == old else v)
+                   for k, v in self.pending.items()}
         return self.replace(resources=resources, pending=pending)
 
     def readopt(self, remote_id: str, address: str) -> State:

@@ -15,19 +15,18 @@ from typing import TYPE_CHECKING
 
 from reconciler.operations import (
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
-    ArchiveResource,
     MoveResource,
+    Operation,
     ReadoptArchived,
     ReorderCatalogPackage,
-    Operation,
     ResolvePendingCreate,
     SetBookingCredits,
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-
 from reconciler.planner import normalize as nz
 
 if TYPE_CHECKING:

@@ -80,7 +80,7 @@ def _connect_when_a_slot_frees(connect: Any, patience: float = CONNECT_PATIENCE)
                 or "remaining connection slots" in str(e).lower()
             if not full or time.monotonic() + delay > deadline:
                 raise
-        time.sleep(delay * (0.5 + random.random()))
+        time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
         delay = min(delay * 2, 1.0)
 
 
@@ -257,7 +257,8 @@ class PostgresStateStore:
                               hint="Find out who deleted the row, and restore it before running again.")
         by = scrub(str(row[3]), self.dsn)
         if expected == 0:
-            return StateError(f"the state moved on: {self.where} was created by another run meanwhile (serial {row[1]}, "
+            return StateError(f"the state moved on: {self.where} was created by another run meanwhile "
+                              f"(serial {row[1]}, "
                               f"by {by}); refusing to overwrite it",
                               hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.")
         if row[0] != lineage:

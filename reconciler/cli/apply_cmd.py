@@ -51,7 +51,8 @@ def read_plan(path: str) -> Any:
     from reconciler.fleet_apply import is_fleet_plan
 
     if is_fleet_plan(raw):
-        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
+        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): "
+                            f"apply it with 'reconciler apply --all {path}'")
     why = check_format_version(raw)
     if why is not None:
         raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
@@ -72,9 +73,11 @@ def read_plan(path: str) -> Any:
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required when not in a terminal).")
-@click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
+@click.option("--allow-replace", is_flag=True,
+              help="Accept replacing client packages (each opens a new payment request).")
 @click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
-              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
+              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), "
+                   "or apply nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
                    "pull request once done (the progress lines go to stderr).")

@@ -22,8 +22,10 @@ def target_options(f: F) -> F:
         click.option("--target", "target_name", metavar="NAME",
                      help="A target named in reconciler.toml ('embedded' forces the embedded sandbox) "
                           "[RECONCILER_TARGET]."),
-        click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
-        click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
+        click.option("--gateway-url", metavar="URL",
+                     help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
+        click.option("--fallback-url", metavar="URL",
+                     help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
         click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
         click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Read the staff token from FILE (else VCITA_STAFF_TOKEN). Never pass a token as a flag."),

@@ -98,7 +98,8 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
     if saved is None and not auto_approve:
         raise ConfigError("apply --all without a saved fleet plan needs --auto-approve (there is no one to ask "
                           "about every business)",
-                          hint="Review 'reconciler plan --all --out fleet.json', then: reconciler apply --all fleet.json")
+                          hint="Review 'reconciler plan --all --out fleet.json', "
+                               "then: reconciler apply --all fleet.json")
     root = Path(paths[0] if paths else "manifests")
     chosen = fleet.parse_shard(shard) if shard else None
     plans: dict[str, Any] = {}
@@ -139,11 +140,8 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
 
 def fleet_json(command: str, outcomes: list[Any], codes: list[int], code: int, shard: str | None) -> str:
     rows = []
-    for o, business_code in zip(outcomes, codes):
-        if o.report is None or isinstance(o.report, dict):
-            report = o.report
-        else:
-            report = json.loads(o.report.model_dump_json())
+    for o, business_code in zip(outcomes, codes, strict=True):
+        report = o.report if o.report is None or isinstance(o.report, dict) else json.loads(o.report.model_dump_json())
         if command == "drift" and report is not None:
             report["exit_code"] = business_code  # what 'reconciler drift' on that business alone exits with
         rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
@@ -173,11 +171,12 @@ def render_table(command: str, outcomes: list[Any], fmt: str, where: str, code: 
         lines.extend("| " + " | ".join(r) + " |" for r in rows)
         lines.extend(f"\n- `{b}`: {e}" for b, e in errors)
         return "\n".join(lines) + "\n"
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     numeric = {i for i, h in enumerate(head) if h in cols or h == "seconds"}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     lines = [line(head), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
     lines.extend(f"Error: {b}: {e}" for b, e in errors)

@@ -66,11 +66,12 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         if not all_ or no_refresh or allow_replace or only or refresh_mode != "full":
             raise ConfigError("--shard needs --all; --no-refresh, --refresh, --allow-replace and --only are not "
                               "available with --all")
-        return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
+        return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt,
+                                 shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.fsutil import atomic_write_text
-    from reconciler.plan import sealed_json
     from reconciler.manifest import load_manifests
+    from reconciler.plan import sealed_json
     from reconciler.refresh import make_plan, target_ref
 
     if no_refresh and refresh_mode != "full":

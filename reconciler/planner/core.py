@@ -24,12 +24,12 @@ from reconciler.operations import (
     ABSENT,
     KNOWN_AFTER_APPLY,
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
     CreditTotal,
     ExpectedState,
     FieldChange,
-    ArchiveResource,
     IdOf,
     MoveResource,
     Operation,
@@ -44,11 +44,9 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import identity as ident
-from reconciler.planner import memory
+from reconciler.planner import memory, payments, rules
 from reconciler.planner import normalize as nz
-from reconciler.planner import payments
 from reconciler.planner import pending as pend
-from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
@@ -410,7 +408,8 @@ class _Builder:
                 self.problems.append(known)
                 self.found_in_vcita.append(address)
                 return
-            self.problems += rules.client_problems(address, want, None, today, creating=True, refreshed=self.a.refreshed)
+            self.problems += rules.client_problems(address, want, None, today, creating=True,
+                                                   refreshed=self.a.refreshed)
             self._client_create(address, doc, cid, pid, deps, expects=ABSENT)
             return
         obj = adopted if tracked is adopted else self.a.client_packages.get(tracked.id)
@@ -431,13 +430,15 @@ class _Builder:
                 remote_fingerprint=fingerprint(obj.view),
                 reason=(f"{fields} cannot change in place: a new client package is created, which opens a "
                         f"new payment request for the client; the old one ({tracked.id}) stays in vcita"),
-                warnings=(f"cancel or waive the old client package {tracked.id} and its payment request in vcita by hand",),
+                warnings=(f"cancel or waive the old client package {tracked.id} and its payment request "
+                          "in vcita by hand",),
                 blocked=None if self.o.allow_replace else
                 f"replace required ({fields}); re-run with --allow-replace to accept it",
             )
             return
         self.problems += rules.client_problems(address, want, obj, today, creating=False, refreshed=self.a.refreshed)
-        valid_until = doc.spec.valid_until if "valid_until" in want and want["valid_until"] != before.get("valid_until") else None
+        changed_until = "valid_until" in want and want["valid_until"] != before.get("valid_until")
+        valid_until = doc.spec.valid_until if changed_until else None
         credits = tuple(CreditTotal(obj.credit_ids[key], total)
                         for key, total in (want.get("booking_credits") or {}).items()
                         if before.get("booking_credits", {}).get(key) != total and key in obj.credit_ids)
@@ -473,8 +474,10 @@ class _Builder:
     def _vanished(self, address: str, rid: str, kind: str) -> None:
         self.problems.append(Problem(
             address=address, severity="error",
-            message=f"{kind} {rid} is tracked in state but no longer exists in vcita; it will not be re-created silently",
-            hint=f"If it was removed on purpose, stop tracking it with 'reconciler state rm {address}', then plan again to create a new one.",
+            message=f"{kind} {rid} is tracked in state but no longer exists in vcita; "
+                    "it will not be re-created silently",
+            hint=f"If it was removed on purpose, stop tracking it with 'reconciler state rm {address}', "
+                 "then plan again to create a new one.",
         ))
 
     def forgotten(self) -> None:

@@ -63,8 +63,8 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
     warnings = [pieces.add(f"- :warning: `{p.address}`: {_escape(p.message)}", "")
                 for p in plan.problems if p.severity == "warning"]
     ops = [pieces.add(_details(op, b) + "\n" + row, row, _name(b), "")
-           for op, b, row in ((op, b, _row(b)) for op, b in zip(plan.operations, blocks))]
-    levels = [_level(op, b, errors_at) for op, b in zip(plan.operations, blocks)]
+           for op, b, row in ((op, b, _row(b)) for op, b in zip(plan.operations, blocks, strict=True))]
+    levels = [_level(op, b, errors_at) for op, b in zip(plan.operations, blocks, strict=True)]
     unmanaged = [pieces.add(f"- {_escape(u.name)} (`{u.id}`){'' if u.active else ' (inactive)'}", "")
                  for u in plan.unmanaged]
 
@@ -105,7 +105,8 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
                 head += [_escape(extra), ""]
         head.append(target_line(plan) + ".")
         if not plan.refreshed:
-            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible."]
+            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): "
+                         "changes made in vcita are not visible."]
         if replaces:
             head += ["", "> [!WARNING]",
                      f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
@@ -125,7 +126,7 @@ def render_markdown(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_b
         if sections:
             body += ["", *sections]
         names = shown(ops, NAME)
-        unnamed = _tally(b.action for i, b in zip(ops, blocks) if chosen.forms[i] == COUNTED)
+        unnamed = _tally(b.action for i, b in zip(ops, blocks, strict=False) if chosen.forms[i] == COUNTED)
         if names:
             also = [f"- ... and {unnamed}: the saved plan (JSON) has them all."] if unnamed else []
             body += ["", f"<details><summary>{len(names)} more change(s), by name (their details are in the saved "
@@ -163,7 +164,8 @@ def _row(b: Block) -> str:
     fields = ", ".join(f"`{_code(path)}`" for path in b.fields[:6])
     if len(b.fields) > 6:
         fields += f" (+{len(b.fields) - 6})"
-    return f"| `{b.symbol}` | `{_code(b.address)}` | {b.action.replace('_', ' ')} | {_escape(b.remote_id or '')} | {fields} |"
+    action = b.action.replace('_', ' ')
+    return f"| `{b.symbol}` | `{_code(b.address)}` | {action} | {_escape(b.remote_id or '')} | {fields} |"
 
 
 def _name(b: Block) -> str:
