@@ -54,7 +54,7 @@ class _Bad:
         self.where = where
 
 
-_KIND_TAGS = {yaml.MappingNode: _TAG + "map", yaml.SequenceNode: _TAG + "seq"}
+_KIND_TAGS: dict[type[yaml.Node], str] = {yaml.MappingNode: _TAG + "map", yaml.SequenceNode: _TAG + "seq"}
 
 
 class _Builder:

@@ -76,8 +76,10 @@ def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actua
     no second memory on this target: ``replan`` falls back to the state alone, and says so."""
     out: dict[str, list[str]] = {}
     for rid, obj in actual.client_packages.items():
-        client = None if obj is None else str(obj.view.get("client_id"))
-        if obj is None or client not in clients or clients[client] is not None or rid in found.seen_known:
+        if obj is None:
+            continue
+        client = str(obj.view.get("client_id"))
+        if client not in clients or clients[client] is not None or rid in found.seen_known:
             continue
         if obj.view.get("price") not in (None, "0"):
             out.setdefault(client, []).append(rid)

@@ -281,7 +281,7 @@ class State(Frozen):
     def replace(self, **parts: Any) -> State:
         """A copy with some of ``resources``, ``archived``, ``pending``, ``target`` replaced,
         validated again (a bad address is refused here, not at the next load)."""
-        fields = {"format_version": self.format_version, "lineage": self.lineage, "serial": self.serial,
+        fields: dict[str, Any] = {"format_version": self.format_version, "lineage": self.lineage, "serial": self.serial,
                   "target": self.target, "resources": self.resources, "archived": self.archived,
                   "pending": self.pending}
         fields.update(parts)

@@ -29,7 +29,7 @@ from reconciler.drift.yamledit import RoundTripFile, WriteBackError, plain, set_
 from reconciler.errors import ConfigError
 from reconciler.fsutil import atomic_write_text
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage
+from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackage
 from reconciler.planner import normalize as nz
 from reconciler.planner.actual import Actual
 from reconciler.state import ResourceState, State, StateStore, utc_now
@@ -154,6 +154,7 @@ def _check(path: Path, address: str, doc: Any, edits: list[WriteBackValue]) -> N
     if isinstance(model, CatalogPackage):
         view = flatten(nz.catalog_desired(model.spec))
     else:
+        assert isinstance(model, ClientPackage)  # write-back edits catalog packages and client packages only
         view = flatten(nz.client_desired(model.spec, model.spec.client.id, model.spec.package.id))
     for v in edits:
         if view.get(v.path) != v.value:

@@ -120,7 +120,9 @@ def list_businesses(config: StateConfig, env: dict[str, str] | None = None) -> l
                 one = PostgresStateStore(probe.dsn, TargetRef(gateway_url=r[0], business_id=r[1]),
                                          dsn_env=probe.dsn_env)
                 status = one._status(conn)
-                out.append(BusinessRow(*r, lock=status.describe() if status.held else ""))
+                url, business, serial, lineage, updated_at, updated_by, resources, archived, pending = r
+                out.append(BusinessRow(url, business, serial, lineage, updated_at, updated_by, resources, archived,
+                                       pending, lock=status.describe() if status.held else ""))
     finally:
         conn.close()
     return out

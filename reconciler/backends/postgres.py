@@ -115,7 +115,8 @@ class PostgresStateStore:
         from psycopg.conninfo import conninfo_to_dict
 
         given = conninfo_to_dict(self.dsn.reveal())
-        defaults = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler")) if k not in given}
+        defaults: dict[str, Any] = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler"))
+                                    if k not in given}
         with database_errors(self._server, self.dsn):
             conn = _connect_when_a_slot_frees(lambda: psycopg.connect(self.dsn.reveal(), autocommit=True, **defaults))
         try:
@@ -148,10 +149,11 @@ class PostgresStateStore:
         conn, own = self._session()
         try:
             with database_errors(self._server, self.dsn, "cannot read the state"):
-                return conn.execute(
+                row: tuple[str, int, int, str] | None = conn.execute(
                     f"SELECT lineage, serial, format_version, document::text FROM {STATE} "
                     "WHERE gateway_url = %s AND business_id = %s",
-                    [self.key.gateway_url, self.key.business_id]).fetchone()  # type: ignore[no-any-return]
+                    [self.key.gateway_url, self.key.business_id]).fetchone()
+                return row
         finally:
             if own:
                 conn.close()

@@ -228,7 +228,7 @@ def run(argv: list[str] | None = None) -> int:
     While it runs, stdout and stderr mask every registered secret (``reconciler.safetext``).
     """
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         return _run(argv)
     finally:

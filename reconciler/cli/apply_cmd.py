@@ -88,7 +88,7 @@ def read_plan(path: str) -> Any:
 @state_option
 @target_options
 @click.pass_obj
-def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
+def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, max_payment_requests: int | None = None,
           confirm_new_business: bool = False, all_: bool = False, shard: str | None = None, jobs: int = 8,
           only: tuple[str, ...] = (), **kw: Any) -> int:
@@ -246,8 +246,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                      "Run apply again to continue.")
         return exit_codes.for_signal(interrupted[0])
     if verify is not None and (verify.has_changes or verify.errors) and result.ok:
-        errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
-        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){errors}; "
+        and_errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
+        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){and_errors}; "
                      "run 'reconciler plan'")
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info("Verified: a fresh plan shows no changes.")

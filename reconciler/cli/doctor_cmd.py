@@ -13,7 +13,7 @@ from reconciler.cli.common import client_for, resolve, run_async, target_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @target_options
 @click.pass_obj
-def doctor(obj: Any, fmt: str, **kw: Any) -> int:
+def doctor(obj: Any, /, fmt: str, **kw: Any) -> int:
     """Check that a target works, before the first apply. Read-only: safe against production.
 
     Checks the tokens (valid, which kind, which business), the booking_packages feature, every

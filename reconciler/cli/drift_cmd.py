@@ -46,7 +46,7 @@ def shard_option(f: Any) -> Any:
 @state_option
 @target_options
 @click.pass_obj
-def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
+def drift(obj: Any, /, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
           all_: bool, shard: str | None, jobs: int, state_path: str | None, **kw: Any) -> int:
     """Show what changed in vcita since the last apply, apart from what is not applied yet.
 

@@ -26,7 +26,7 @@ T = TypeVar("T")
 @state_option
 @target_options
 @click.pass_obj
-def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str | None, discover: bool,
+def import_(obj: Any, /, address: str | None, remote_id: str | None, from_file: str | None, discover: bool,
             manifests: tuple[str, ...], state_path: str | None, **kw: Any) -> int:
     """Adopt existing objects: track vcita object ID as ADDRESS.
 

@@ -20,9 +20,12 @@ import os
 import sys
 import traceback as tb
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.safetext import clean, printable, printable_json, redact
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
 
 class RedactingStream:
@@ -132,7 +135,7 @@ _LINE_STYLES = (
 )
 
 
-def print_plan(console: Console, plan: object, fmt: str) -> None:
+def print_plan(console: Console, plan: Plan, fmt: str) -> None:
     """Print a plan in ``fmt``; the text format is coloured line by line when colouring."""
     from reconciler.render import render
 

@@ -51,7 +51,7 @@ FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size
 @state_option
 @target_options
 @click.pass_obj
-def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
+def plan(obj: Any, /, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          no_refresh: bool, refresh_mode: str, allow_replace: bool, state_path: str | None, all_: bool = False,
          shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
          confirm_new_business: bool = False, only: tuple[str, ...] = (), **kw: Any) -> int:

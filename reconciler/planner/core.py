@@ -448,7 +448,7 @@ class _Builder:
         ))
 
     def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
-                       expects: ExpectedState, replaces: str | None = None, **extra: Any) -> None:
+                       expects: ExpectedState | None, replaces: str | None = None, **extra: Any) -> None:
         spec = doc.spec
         catalog = self.d.catalog_packages.get(spec.package.name or "")
         if catalog is not None and catalog.spec.active is False:
