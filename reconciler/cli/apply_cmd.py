@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,8 +30,11 @@ from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
 from reconciler.fsutil import read_regular
 
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
-def read_plan(path: str) -> Any:
+
+def read_plan(path: str) -> Plan:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 

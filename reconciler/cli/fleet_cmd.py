@@ -14,13 +14,16 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli import exit_codes
 from reconciler.cli.common import run_async, stopping_on_signals
 from reconciler.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reconciler.fleet import Outcome, WorkOptions
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
@@ -78,7 +81,7 @@ def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> Non
                           hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
 
 
-def _work_options(kw: dict[str, Any]) -> Any:
+def _work_options(kw: dict[str, Any]) -> WorkOptions:
     from reconciler import fleet
 
     return fleet.WorkOptions(cwd=Path.cwd(), env=dict(os.environ), concurrency=kw.get("concurrency"),
@@ -117,7 +120,7 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
 
     spinner = Spinner(obj.console)
 
-    async def main() -> list[Any]:
+    async def main() -> list[Outcome]:
         with stopping_on_signals(stop, caught, "apply --all"):
             return await fleet.run_all(
                 selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs,

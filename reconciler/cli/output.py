@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from reconciler.safetext import clean, printable, printable_json, redact
 
 if TYPE_CHECKING:
+    from rich.console import Console as Rich
+
     from reconciler.plan import Plan
 
 
@@ -81,7 +83,7 @@ class Console:
     def _use_color(self, stream: object) -> bool:
         return color_wanted(self.color, stream)
 
-    def _rich(self, stream: Any) -> Any:
+    def _rich(self, stream: Any) -> Rich:
         from rich.console import Console as Rich
 
         on = self._use_color(stream)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from reconciler.cli.drift_cmd import shard_option
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
 FORMATS = ["text", "markdown", "github-summary", "json"]
 FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size limit); github-summary for "
@@ -88,7 +91,7 @@ def plan(obj: Any, /, paths: tuple[str, ...], out: str | None, fmt: str, detaile
 
     spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
 
-    async def go() -> Any:
+    async def go() -> Plan:
         async with client_for(target, kw) as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
                                    refresh_mode=refresh_mode, allow_replace=allow_replace, progress=spinner,

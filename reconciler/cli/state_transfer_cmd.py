@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli.common import backend_options, state_config
+from reconciler.cli.common import F, backend_options, state_config
 from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
 from reconciler.errors import ConfigError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # reconciler.state (pydantic) is imported when a subcommand r
     from reconciler.state import StateStore
 
 
-def _both(f: Any) -> Any:
+def _both(f: F) -> F:
     f = backend_options(f)
     f = click.option("--target", "target_name", metavar="NAME", default=None,
                      help="The target (reconciler.toml) whose business's row to use; "
