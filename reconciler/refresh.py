@@ -66,13 +66,6 @@ def plan_target(target: Target) -> PlanTarget:
     )
 
 
-@dataclass(frozen=True)
-class RefreshStats:
-    catalog_packages: int
-    client_packages: int
-    requests: int
-
-
 async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tally | None = None,
                        ) -> list[RemoteCatalogPackage]:
     """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -150,14 +149,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
-
-
-def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return run_async(f(*args, **kwargs))
-
-    return wrapper
 
 
 #: The payment requests a plan may open by default, for every target but the embedded sandbox.

@@ -51,7 +51,7 @@ from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
 CATALOG_PREFIX = "catalog_package."
-CLIENT_PREFIX = "client_package."
+
 
 class Remote(Protocol):
     """What the planner asks the remote side (``refresh.PlanningRemote``; ``remote.calls.Offline``

@@ -72,7 +72,6 @@ EMBEDDED_FALLBACK = "http://embedded.sandbox/api2"
 
 #: present but empty, these are errors; the optional ones (fallback, directory token) count as unset
 REQUIRED_VARS = (ENV_GATEWAY, ENV_BUSINESS, ENV_STAFF_TOKEN)
-TARGET_VARS = (ENV_GATEWAY, ENV_FALLBACK, ENV_BUSINESS, ENV_STAFF_TOKEN, ENV_DIRECTORY_TOKEN)
 _FLAG_OF = {ENV_GATEWAY: "gateway_url", ENV_BUSINESS: "business_id", ENV_STAFF_TOKEN: "token_file"}
 
 
