@@ -12,8 +12,8 @@ The rules (API-NOTES §8; issue 4 §3):
 * Waits are capped exponential backoff with jitter; a 429's ``Retry-After`` (seconds or an HTTP
   date) is honoured instead, up to ``max_retry_after``.
 
-``RECONCILER_RETRY_BACKOFF_SECONDS`` sets the first backoff (default 0.5 s; 0: retries follow each
-other at once, as the test suite runs them).  A server's ``Retry-After`` is honoured whatever it is.
+``RECONCILER_RETRY_BACKOFF_SECONDS`` sets the first backoff (default 0.5 s; the test suite sets
+0.01 s).  A server's ``Retry-After`` is honoured whatever it is.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ log handler on the real stderr, tracebacks under ``--debug``): marked ``fresh=Tr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -36,6 +38,23 @@ from reconciler import safetext
 from reconciler.cli import run
 
 HERE = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """The root logger as it was: ``-vv`` sets its level and filters its handlers for the life of
+    a process; in this one, the tests that follow must not run at DEBUG."""
+    root = logging.getLogger()
+    level, handlers = root.level, {h: list(h.filters) for h in root.handlers}
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for h in root.handlers[:]:
+            if h in handlers:
+                h.filters[:] = handlers[h]
+            else:
+                root.removeHandler(h)
 
 
 class Runner:
@@ -65,7 +84,8 @@ class Runner:
                 safetext._secrets.clear()  # as a new process starts
                 self.capsys.readouterr()
                 self.caplog.clear()
-                code = run(["-vv", *args])
+                with _logging_restored():
+                    code = run(["-vv", *args])
                 out, err = self.capsys.readouterr()
                 both = out + "\n" + err + "\n" + self.caplog.text
         self.outputs.append((list(args), code, both))
@@ -162,7 +182,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
     env = {**base_env, "VCITA_GATEWAY_URL": sandbox.gateway_url, "VCITA_FALLBACK_URL": sandbox.fallback_url,
            "VCITA_BUSINESS_ID": b["business_id"], "VCITA_STAFF_TOKEN": b["staff_token"],
-           "VCITA_DIRECTORY_TOKEN": b["directory_token"], "RECONCILER_RETRY_BACKOFF_SECONDS": "0"}
+           "VCITA_DIRECTORY_TOKEN": b["directory_token"], "RECONCILER_RETRY_BACKOFF_SECONDS": "0.01"}
     rc = runner(work, env)
     outputs = rc.outputs
 
@@ -280,7 +300,7 @@ def test_state_dsn_and_its_password_never_leak(tmp_path: Path, sandbox: Any, can
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("VCITA_", "RECONCILER_"))}
     env = {**base_env, "VCITA_GATEWAY_URL": sandbox.gateway_url, "VCITA_FALLBACK_URL": sandbox.fallback_url,
            "VCITA_BUSINESS_ID": b["business_id"], "VCITA_STAFF_TOKEN": b["staff_token"],
-           "RECONCILER_STATE_DSN": dsn, "TEAM_DSN": url, "RECONCILER_RETRY_BACKOFF_SECONDS": "0"}
+           "RECONCILER_STATE_DSN": dsn, "TEAM_DSN": url, "RECONCILER_RETRY_BACKOFF_SECONDS": "0.01"}
     (work / "reconciler.toml").write_text('state = "postgres"\n')
     rc = runner(work, env)
     outputs = rc.outputs
