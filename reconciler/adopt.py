@@ -116,7 +116,7 @@ async def adopt_many(api: VcitaClient, desired: ManifestSet, state: State, pairs
         archived={k: v for k, v in state.archived.items() if k not in adopted})
     new = store.write(new, expected_serial=state.serial)
     pending_addresses = {pc.address for pc in state.pending.values() if pc.id in settled}
-    by_address = dict(zip([a for a, _ in ordered if a in records], described))
+    by_address = dict(zip([a for a, _ in ordered if a in records], described, strict=True))
     out = [by_address[a] + ("; its pending create is resolved" if a in pending_addresses else "")
            for a, _ in pairs]
     return new, out
@@ -197,5 +197,6 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
                               booking_credit_ids=nz.client_credit_ids(cp), updated_at=utc_now()),
                 f"client package {cp.id} (client {cp.client_id}, package {cp.package_id})")
     except NotFoundError:
-        raise ImportRefused(f"{address}: vcita has no {kind.replace('_set', '').replace('_', ' ')} {remote_id} in business "
+        what = kind.replace('_set', '').replace('_', ' ')
+        raise ImportRefused(f"{address}: vcita has no {what} {remote_id} in business "
                             f"{api.target.business_id}") from None

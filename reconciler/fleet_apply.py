@@ -166,7 +166,8 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         counts["remaining"] = remaining
     problems = [f"{a}: vcita has {rid}, but the state could not record it (reconciler import {a} {rid})"
                 for a, rid in result.unrecorded]
-    problems += [f"{ev.address}: {ev.message}" for ev in result.outcomes.values() if ev.status in ("failed", "unknown", "refused")]
+    problems += [f"{ev.address}: {ev.message}" for ev in result.outcomes.values()
+                 if ev.status in ("failed", "unknown", "refused")]
     if stop.reason:
         status = "interrupted"
     elif not result.ok:

@@ -31,7 +31,6 @@ from reconciler.manifest import ManifestSet
 from reconciler.model.remote import RemoteCatalogPackage
 from reconciler.operations import Operation, Request
 from reconciler.plan import Plan, PlanTarget, Problem
-from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.planner import (
     Actual,
     PlanOptions,
@@ -41,6 +40,7 @@ from reconciler.planner import (
     from_state,
     plan,
 )
+from reconciler.progress import Progress, ProgressSink, Tally
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.target import Target
 from reconciler.state import ResourceState, State, TargetRef
@@ -64,13 +64,6 @@ def plan_target(target: Target) -> PlanTarget:
         fallback_url="" if target.embedded else (target.fallback_url or ""),
         business_id=target.business_id, embedded=target.embedded,
     )
-
-
-@dataclass(frozen=True)
-class RefreshStats:
-    catalog_packages: int
-    client_packages: int
-    requests: int
 
 
 async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tally | None = None,
@@ -187,7 +180,7 @@ async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any
         rest = [] if complete else [e for e in emails if e not in found]
         found.update({e: None for e in emails if e not in found and complete})
     looked_up = await asyncio.gather(*(api.find_client_by_email(e) for e in rest))
-    found.update(zip(rest, looked_up))
+    found.update(zip(rest, looked_up, strict=True))
     return found
 
 

@@ -199,6 +199,7 @@ def _check(path: Path, address: str, doc: Any, edits: list[WriteBackValue]) -> N
     if isinstance(model, CatalogPackage):
         view = flatten(nz.catalog_desired(model.spec))
     else:
+        assert isinstance(model, ClientPackage)  # write-back edits catalog packages and client packages only
         view = flatten(nz.client_desired(model.spec, model.spec.client.id, model.spec.package.id))
     for v in edits:
         if view.get(v.path) != v.value:

@@ -38,6 +38,7 @@ from reconciler.errors import (
     StateError,
     proves_not_executed,
 )
+from reconciler.listlag import ListLag, parse_utc
 from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.operations import (
     CreateClientPackage,
@@ -47,7 +48,6 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
-from reconciler.listlag import ListLag, parse_utc
 from reconciler.remote.client import VcitaClient
 from reconciler.remote import calls
 from reconciler.remote.dispatch import encode_body, send_by
@@ -199,7 +199,8 @@ class Applier:
             names = ", ".join(op.address for op in plan.blocked)
             raise PlanFileError(
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
-                hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) is intended.")
+                hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) "
+                     "is intended.")
         self.check_payment_requests(plan, limit)
 
     @staticmethod

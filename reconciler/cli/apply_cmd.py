@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,8 +30,11 @@ from reconciler.cli.output import print_plan
 from reconciler.errors import ConfigError, PlanFileError
 from reconciler.fsutil import read_regular
 
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
-def read_plan(path: str) -> Any:
+
+def read_plan(path: str) -> Plan:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
@@ -51,7 +54,8 @@ def read_plan(path: str) -> Any:
     from reconciler.fleet_apply import is_fleet_plan
 
     if is_fleet_plan(raw):
-        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
+        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): "
+                            f"apply it with 'reconciler apply --all {path}'")
     why = check_format_version(raw)
     if why is not None:
         raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")
@@ -72,9 +76,11 @@ def read_plan(path: str) -> Any:
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required when not in a terminal).")
-@click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
+@click.option("--allow-replace", is_flag=True,
+              help="Accept replacing client packages (each opens a new payment request).")
 @click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
-              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
+              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), "
+                   "or apply nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
                    "pull request once done (the progress lines go to stderr).")
@@ -89,7 +95,7 @@ def read_plan(path: str) -> Any:
 @state_option
 @target_options
 @click.pass_obj
-def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
+def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, refresh_mode: str = "full", max_payment_requests: int | None = None,
           confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), all_: bool = False,
           shard: str | None = None, jobs: int = 8,
@@ -261,8 +267,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                      "Run apply again to continue.")
         return exit_codes.for_signal(interrupted[0])
     if verify is not None and (verify.has_changes or verify.errors) and result.ok:
-        errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
-        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){errors}; "
+        and_errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
+        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){and_errors}; "
                      "run 'reconciler plan'")
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info(f"Verified: a fresh plan shows no changes{_unread(verify)}.")

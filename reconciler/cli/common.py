@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from reconciler.backends.config import StateConfig
+    from reconciler.remote.client import VcitaClient
+    from reconciler.remote.target import Target
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,8 +26,10 @@ def target_options(f: F) -> F:
         click.option("--target", "target_name", metavar="NAME",
                      help="A target named in reconciler.toml ('embedded' forces the embedded sandbox) "
                           "[RECONCILER_TARGET]."),
-        click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
-        click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
+        click.option("--gateway-url", metavar="URL",
+                     help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
+        click.option("--fallback-url", metavar="URL",
+                     help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
         click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
         click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Read the staff token from FILE (else VCITA_STAFF_TOKEN). Never pass a token as a flag."),
@@ -55,7 +61,7 @@ def backend_options(f: F) -> F:
                              "shared by a team or a fleet) [reconciler.toml / target.toml: state].")(f)
 
 
-def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
+def state_config(kw: dict[str, Any], paths: list[str] | None, target: Target | None) -> StateConfig:
     """The run's state backend (flags popped from ``kw``, then target.toml of the manifest
     folder, the target's table and the top level of reconciler.toml): a StateConfig."""
     from reconciler.backends.config import resolve_state_config
@@ -68,14 +74,15 @@ def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> An
                                 cwd=Path.cwd(), target_name=getattr(target, "name", None), folder=folder)
 
 
-def open_state(kw: dict[str, Any], paths: list[str], state_path: str | None, target: Any) -> Any:
+def open_state(kw: dict[str, Any], paths: list[str], state_path: str | None,
+               target: Target | None) -> Any:  # StateStore | PostgresStateStore: see StateStore.locate
     """The run's state store (``StateStore.locate`` with the configured backend)."""
     from reconciler.state import StateStore
 
     return StateStore.locate(paths, state_path, target=target, backend=state_config(kw, paths, target))
 
 
-def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
+def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Target:
     """The Target chosen by the flags in ``kw`` (popped), the environment and reconciler.toml.
 
     When none of those names a target and the (single) manifest folder has one of its own (its
@@ -91,7 +98,7 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     name = kw.pop("target_name", None) or os.environ.get("RECONCILER_TARGET", "").strip() or None
     env, cwd = dict(os.environ), Path.cwd()
 
-    def folder_of_manifests() -> Any:
+    def folder_of_manifests() -> Target | None:
         if not paths:
             return None
         folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
@@ -105,7 +112,7 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     return resolve_target(flags=flags, env=env, cwd=cwd, target_name=name, unselected=folder_of_manifests)
 
 
-def client_for(target: Any, kw: dict[str, Any]) -> Any:
+def client_for(target: Target, kw: dict[str, Any]) -> VcitaClient:
     from reconciler.remote.client import VcitaClient
     from reconciler.remote.dispatch import ClientSettings
 
@@ -142,14 +149,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
-
-
-def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return run_async(f(*args, **kwargs))
-
-    return wrapper
 
 
 #: The payment requests a plan may open by default, for every target but the embedded sandbox.

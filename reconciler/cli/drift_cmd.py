@@ -8,17 +8,22 @@ applied), 3 only pending changes (the manifests changed and were not applied), 1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli import exit_codes
-from reconciler.cli.common import client_for, open_state, resolve, run_async, state_option, target_options
+from reconciler.cli.common import F, client_for, open_state, resolve, run_async, state_option, target_options
 from reconciler.cli.manifest_cmds import manifest_paths
 from reconciler.errors import ConfigError
 
+if TYPE_CHECKING:
+    from reconciler.drift.model import DriftReport
+    from reconciler.planner.actual import Actual
+    from reconciler.state import State
 
-def shard_option(f: Any) -> Any:
+
+def shard_option(f: F) -> F:
     """``--all``, ``--shard I/N`` and ``--jobs N``: the many-businesses mode (reconciler.fleet)."""
     f = click.option("--jobs", type=click.IntRange(1, 256), default=8, show_default=True, metavar="N",
                      help="With --all: businesses worked on at the same time.")(f)
@@ -46,7 +51,7 @@ def shard_option(f: Any) -> Any:
 @state_option
 @target_options
 @click.pass_obj
-def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
+def drift(obj: Any, /, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
           all_: bool, shard: str | None, jobs: int, state_path: str | None, **kw: Any) -> int:
     """Show what changed in vcita since the last apply, apart from what is not applied yet.
 
@@ -78,8 +83,8 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     target = resolve(kw, paths_l)
     store = open_state(kw, paths_l, state_path, target)
 
-    def load() -> Any:
-        state = store.load()
+    def load() -> State:
+        state: State = store.load()
         store.check_target(state, target_ref(target))
         return state
 
@@ -87,7 +92,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
 
     spinner = Spinner(obj.console)
 
-    async def go(state: Any) -> Any:
+    async def go(state: State) -> tuple[DriftReport, Actual]:
         async with client_for(target, kw) as api:
             with spinner.showing("refreshing"):
                 return await detect(api, desired, state, target=target, progress=spinner)

@@ -19,7 +19,7 @@ from reconciler.cli.common import backend_options, resolve, state_config
 from reconciler.errors import StateError
 
 if TYPE_CHECKING:
-    from reconciler.state import State, StateStore
+    from reconciler.state import State
 
 # reconciler.state (pydantic) is imported when a subcommand runs, not for --help or completion.
 DEFAULT_MANIFESTS = "manifests"  # = reconciler.state.DEFAULT_MANIFESTS (a test holds them equal)
@@ -133,7 +133,8 @@ def list_cmd(obj: Any, store: Any) -> int:
         if not st.resources:
             console.info("(no resources)")
         for ar in sorted(st.archived.values(), key=lambda a: a.address):
-            console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {ar.reason or 'left the manifests'})")
+            why = ar.reason or 'left the manifests'
+            console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {why})")
     _lock_note(console, store)
     for it in sorted(st.pending.values(), key=lambda p: p.address):
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "

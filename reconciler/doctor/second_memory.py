@@ -40,7 +40,8 @@ async def check(api: VcitaClient) -> dict[str, Any]:
         return {"status": "unavailable", "detail": f"the payment request list: {printable(exc.message, limit=200)}"}
     rows = reply.data.get(route.data_key)
     if not isinstance(rows, list):
-        return {"status": "unavailable", "detail": f"the payment request list's answer has no data.{route.data_key} list"}
+        return {"status": "unavailable",
+                "detail": f"the payment request list's answer has no data.{route.data_key} list"}
     if not rows:
         return {"status": "unconfirmed",
                 "detail": "the list answers, but holds no client package's payment request yet: nothing to check"}
@@ -55,7 +56,8 @@ async def check(api: VcitaClient) -> dict[str, Any]:
         cp = await api.get_client_package(first.payable_uid)
     except NotFoundError:
         return {"status": "unavailable",
-                "detail": f"payment request {printable(first.uid, limit=64)} names client package {uid}, which does not exist"}
+                "detail": f"payment request {printable(first.uid, limit=64)} names client package {uid}, "
+                          "which does not exist"}
     except RemoteError as exc:
         return {"status": "unavailable", "detail": f"reading client package {uid}: {printable(exc.message, limit=200)}"}
     if cp.payment_request_id != first.uid:

@@ -45,10 +45,9 @@ async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target
     """Refresh the objects of ``desired`` and ``state`` from vcita and compare: the report and
     the refreshed remote (which ``--write-back`` needs to record new baselines).  ``progress``
     gets the refresh's reads as they end."""
-    from reconciler.refresh import plan_target, refresh
-
     from reconciler.drift.model import summarise
     from reconciler.drift.outside import look
+    from reconciler.refresh import plan_target, refresh
 
     actual = await refresh(api, desired, state.resources, progress=progress)
     report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),

@@ -24,12 +24,12 @@ from reconciler.operations import (
     ABSENT,
     KNOWN_AFTER_APPLY,
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
     CreditTotal,
     ExpectedState,
     FieldChange,
-    ArchiveResource,
     IdOf,
     MoveResource,
     Operation,
@@ -44,16 +44,14 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, PlanTarget, Problem, Unmanaged, fingerprint
 from reconciler.planner import identity as ident
-from reconciler.planner import memory
+from reconciler.planner import memory, payments, rules
 from reconciler.planner import normalize as nz
-from reconciler.planner import payments
 from reconciler.planner import pending as pend
-from reconciler.planner import rules
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
 
 CATALOG_PREFIX = "catalog_package."
-CLIENT_PREFIX = "client_package."
+
 
 class Remote(Protocol):
     """What the planner asks the remote side (``refresh.PlanningRemote``; ``remote.calls.Offline``
@@ -438,13 +436,15 @@ class _Builder:
                 remote_fingerprint=fingerprint(obj.view),
                 reason=(f"{fields} cannot change in place: a new client package is created, which opens a "
                         f"new payment request for the client; the old one ({tracked.id}) stays in vcita"),
-                warnings=(f"cancel or waive the old client package {tracked.id} and its payment request in vcita by hand",),
+                warnings=(f"cancel or waive the old client package {tracked.id} and its payment request "
+                          "in vcita by hand",),
                 blocked=None if self.o.allow_replace else
                 f"replace required ({fields}); re-run with --allow-replace to accept it",
             )
             return
         self.problems += rules.client_problems(address, want, obj, today, creating=False, refreshed=self.a.refreshed)
-        valid_until = doc.spec.valid_until if "valid_until" in want and want["valid_until"] != before.get("valid_until") else None
+        changed_until = "valid_until" in want and want["valid_until"] != before.get("valid_until")
+        valid_until = doc.spec.valid_until if changed_until else None
         credits = tuple(CreditTotal(obj.credit_ids[key], total)
                         for key, total in (want.get("booking_credits") or {}).items()
                         if before.get("booking_credits", {}).get(key) != total and key in obj.credit_ids)
@@ -454,7 +454,7 @@ class _Builder:
         ))
 
     def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
-                       expects: ExpectedState, replaces: str | None = None, **extra: Any) -> None:
+                       expects: ExpectedState | None, replaces: str | None = None, **extra: Any) -> None:
         spec = doc.spec
         catalog = self.d.catalog_packages.get(spec.package.name or "")
         if catalog is not None and catalog.spec.active is False:
@@ -480,8 +480,10 @@ class _Builder:
     def _vanished(self, address: str, rid: str, kind: str) -> None:
         self.problems.append(Problem(
             address=address, severity="error",
-            message=f"{kind} {rid} is tracked in state but no longer exists in vcita; it will not be re-created silently",
-            hint=f"If it was removed on purpose, stop tracking it with 'reconciler state rm {address}', then plan again to create a new one.",
+            message=f"{kind} {rid} is tracked in state but no longer exists in vcita; "
+                    "it will not be re-created silently",
+            hint=f"If it was removed on purpose, stop tracking it with 'reconciler state rm {address}', "
+                 "then plan again to create a new one.",
         ))
 
     def forgotten(self) -> None:

@@ -112,7 +112,7 @@ class Discovery:
         """The search that covered ``client_id`` (its own, else a business-wide one)."""
         own = [s for s in self.searches if s.client_id == client_id]
         wide = [s for s in self.searches if s.client_id is None]
-        return (own or wide or [None])[0]
+        return next(iter(own or wide), None)
 
 
 def since_intent(opened_at: str) -> date | None:
@@ -135,7 +135,7 @@ def _params(client_id: str | None, since: date | None) -> dict[str, str]:
 
 
 def _plausible_id(value: str | None) -> bool:
-    return bool(value) and value.isalnum() and len(value) <= 64  # type: ignore[union-attr]
+    return value is not None and value.isalnum() and len(value) <= 64
 
 
 @dataclass

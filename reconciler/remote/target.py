@@ -43,7 +43,6 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
 from reconciler.listlag import ListLag
-from reconciler.safetext import register_secret
 from reconciler.remote.project import (
     PROJECT_FILE,
     ROUTES_KEY,
@@ -52,6 +51,7 @@ from reconciler.remote.project import (
     parse_route_pins,
 )
 from reconciler.remote.routes import Door, RoutePin, TokenKind
+from reconciler.safetext import register_secret
 
 __all__ = [
     "ENV_BUSINESS", "ENV_DIRECTORY_TOKEN", "ENV_FALLBACK", "ENV_GATEWAY", "ENV_STAFF_TOKEN", "PROJECT_FILE",
@@ -62,8 +62,8 @@ __all__ = [
 ENV_GATEWAY = "VCITA_GATEWAY_URL"
 ENV_FALLBACK = "VCITA_FALLBACK_URL"
 ENV_BUSINESS = "VCITA_BUSINESS_ID"
-ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"
-ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"
+ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"  # noqa: S105 - a variable's name, not a token
+ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"  # noqa: S105 - a variable's name, not a token
 EMBEDDED_NAME = "embedded"
 EMBEDDED_DB = Path(".reconciler") / "sandbox.db"
 # In-process only: these URLs never reach a socket (the ASGI transport answers them).
@@ -72,7 +72,6 @@ EMBEDDED_FALLBACK = "http://embedded.sandbox/api2"
 
 #: present but empty, these are errors; the optional ones (fallback, directory token) count as unset
 REQUIRED_VARS = (ENV_GATEWAY, ENV_BUSINESS, ENV_STAFF_TOKEN)
-TARGET_VARS = (ENV_GATEWAY, ENV_FALLBACK, ENV_BUSINESS, ENV_STAFF_TOKEN, ENV_DIRECTORY_TOKEN)
 _FLAG_OF = {ENV_GATEWAY: "gateway_url", ENV_BUSINESS: "business_id", ENV_STAFF_TOKEN: "token_file"}
 
 

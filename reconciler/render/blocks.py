@@ -16,15 +16,15 @@ from functools import singledispatch
 from reconciler.model.manifest import credit_key
 from reconciler.operations import (
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
     FieldChange,
-    ArchiveResource,
+    IdOf,
     MoveResource,
+    Operation,
     ReadoptArchived,
     ReorderCatalogPackage,
-    IdOf,
-    Operation,
     Request,
     ResolvePendingCreate,
     SetBookingCredits,

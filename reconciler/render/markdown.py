@@ -157,7 +157,8 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tupl
                 head += [_escape(extra), ""]
         head.append(target_line(plan) + ".")
         if not plan.refreshed:
-            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible."]
+            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): "
+                         "changes made in vcita are not visible."]
         if replaces:
             head += ["", "> [!WARNING]",
                      f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
@@ -258,7 +259,8 @@ def _row(b: Block) -> str:
     fields = ", ".join(f"`{_code(path)}`" for path in b.fields[:6])
     if len(b.fields) > 6:
         fields += f" (+{len(b.fields) - 6})"
-    return f"| `{b.symbol}` | `{_code(b.address)}` | {b.action.replace('_', ' ')} | {_escape(b.remote_id or '')} | {fields} |"
+    action = b.action.replace('_', ' ')
+    return f"| `{b.symbol}` | `{_code(b.address)}` | {action} | {_escape(b.remote_id or '')} | {fields} |"
 
 
 def _name(b: Block) -> str:
