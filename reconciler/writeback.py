@@ -30,7 +30,7 @@ from reconciler.drift.yamledit import RoundTripFile, WriteBackError, plain, set_
 from reconciler.errors import ConfigError
 from reconciler.fsutil import atomic_write_text
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackageSet, set_member_spec
+from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackage, ClientPackageSet, set_member_spec
 from reconciler.planner import normalize as nz
 from reconciler.planner.actual import Actual
 from reconciler.state import ResourceState, State, StateStore, utc_now

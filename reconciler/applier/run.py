@@ -48,8 +48,8 @@ from reconciler.operations import (
 )
 from reconciler.plan import Plan, fingerprint
 from reconciler.planner import normalize as nz
-from reconciler.remote.client import VcitaClient
 from reconciler.remote import calls
+from reconciler.remote.client import VcitaClient
 from reconciler.remote.dispatch import encode_body, send_by
 from reconciler.state import (
     PendingCreate,

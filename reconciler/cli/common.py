@@ -174,7 +174,8 @@ def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_client_ids,
                      help="You checked this client's packages in vcita: its creates are no longer refused because "
                           "its payment requests cannot vouch for it (one links back to no package, or the list "
-                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. Repeatable.")(f)
+                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. "
+                          "Repeatable.")(f)
     f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
                      metavar="N",
                      help=f"Refuse a plan that would open more than N payment requests (default "

@@ -57,7 +57,8 @@ FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size
 def plan(obj: Any, /, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          no_refresh: bool, refresh_mode: str, allow_replace: bool, state_path: str | None, all_: bool = False,
          shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
-         confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), only: tuple[str, ...] = (), **kw: Any) -> int:
+         confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), only: tuple[str, ...] = (),
+         **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita

@@ -24,8 +24,8 @@ from reconciler.operations import Operation
 from reconciler.plan import Plan
 from reconciler.render import fold
 from reconciler.render.blocks import Block, block, label, named
-from reconciler.render.groups import Group, group_name, group_operations
 from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
+from reconciler.render.groups import Group, group_name, group_operations
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
@@ -74,11 +74,12 @@ class Layout:
     folded: tuple[int, ...]  # (changes counted, listed by name, reduced to their row): fewer is better
 
 
-def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> tuple[Layout, Layout | None]:
+def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True,
+            in_bytes: bool = False) -> tuple[Layout, Layout | None]:
     """The flat layout of ``plan`` and the grouped one (None: no change shares a client or a
     catalog package with another), each fitted to ``limit``."""
     blocks = [named(block(op), plan.names) for op in plan.operations]
-    details = [_details(op, b) for op, b in zip(plan.operations, blocks)]
+    details = [_details(op, b) for op, b in zip(plan.operations, blocks, strict=True)]
     flat = _render(plan, limit, marker, in_bytes, None, blocks, details)
     found, ungrouped = group_operations(plan)
     if not found:
