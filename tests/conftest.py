@@ -78,16 +78,12 @@ def short_list_lag(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def no_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries follow each other almost at once (``RECONCILER_RETRY_BACKOFF_SECONDS=0.01``), in
-    this process and in the CLI runs it starts: a test of a 5xx need not wait out 0.5 + 1 + 2 s of
-    back-off.  The retry rules are the same; a server's Retry-After is still waited.  Tests of the
-    back-off itself build their RetryPolicy with an explicit ``base_delay``.
-
-    Not 0: with no wait at all, an in-process run whose pooled connection the served sandbox
-    dropped (``drop_after_commit``) leaves an aiohttp ClientSession unclosed (ResourceWarning in
-    tests/e2e/test_fresh_runner.py, test_connecting.py, test_doctor.py): a leak in the client to
-    find, not to hide; until then the first back-off is 10 ms."""
-    monkeypatch.setenv("RECONCILER_RETRY_BACKOFF_SECONDS", "0.01")
+    """Retries follow each other at once (``RECONCILER_RETRY_BACKOFF_SECONDS=0``), in this process
+    and in the CLI runs it starts: a test of a 5xx need not wait out 0.5 + 1 + 2 s of back-off.  The
+    retry rules are the same; a server's Retry-After is still waited.  Tests of the back-off itself
+    build their RetryPolicy with an explicit ``base_delay``.  (With no wait at all, reads that a
+    failed refresh left running used to outlive the client: ``reconciler/aio.py`` ends them.)"""
+    monkeypatch.setenv("RECONCILER_RETRY_BACKOFF_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from reconciler import aio
 from reconciler.errors import (
     AuthError,
     DoorRefusedError,
@@ -262,7 +263,7 @@ async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None =
     if clients is not None and not clients:
         return Discovery()
     if clients is not None and not wide and len(clients) <= PER_CLIENT_MAX:
-        done = await asyncio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
+        done = await aio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]
     else:
