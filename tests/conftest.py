@@ -76,6 +76,16 @@ def short_list_lag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECONCILER_CREATE_SEND_WINDOW_SECONDS", "5")
 
 
+@pytest.fixture(autouse=True)
+def no_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries follow each other at once (``RECONCILER_RETRY_BACKOFF_SECONDS=0``), in this process
+    and in the CLI runs it starts: a test of a 5xx need not wait out 0.5 + 1 + 2 s of back-off.  The
+    retry rules are the same; a server's Retry-After is still waited.  Tests of the back-off itself
+    build their RetryPolicy with an explicit ``base_delay``.  (With no wait at all, reads that a
+    failed refresh left running used to outlive the client: ``reconciler/core/aio.py`` ends them.)"""
+    monkeypatch.setenv("RECONCILER_RETRY_BACKOFF_SECONDS", "0")
+
+
 @pytest.fixture(scope="session")
 def demo() -> dict[str, Any]:
     return DEMO

@@ -11,7 +11,8 @@ ones; an object without it would otherwise take their package), then within one 
 address with a pending create of it, then the original (not ``repeat_purchase``), then the repeats
 by address, each taking the oldest payment request left (times compared as instants, ties by id).
 Fewer packages than objects: the oldest objects adopt them and the next plan creates the rest; an
-identity with more packages than objects is left for a person (``reconciler import ADDRESS ID``).  Everything adopted is recorded in one state write, and
+identity with more packages than objects is left for a person (``reconciler import ADDRESS ID``).
+Everything adopted is recorded in one state write, and
 a pending create of an adopted address is settled by it.  Packages that match no manifest object
 are listed, never adopted.  Nothing in vcita changes.
 """
@@ -19,7 +20,7 @@ are listed, never adopted.  Nothing in vcita changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reconciler.model import address as addr
 from reconciler.model.manifest_set import ManifestSet
@@ -35,10 +36,10 @@ def _instant(text: str | None) -> datetime:
         moment = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
     except ValueError:
         return _LAST
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-_LAST = datetime.max.replace(tzinfo=timezone.utc)
+_LAST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -77,18 +78,20 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
                 catalog_ids[name] = pkg.id
                 out.catalog.append((addr.catalog(name), pkg.id))
 
-    emails = sorted({(d.spec.client.email or "").lower() for d in desired.client_packages.values() if d.spec.client.email})
+    emails = sorted({(d.spec.client.email or "").lower()
+                     for d in desired.client_packages.values() if d.spec.client.email})
     by_email = {e: (await api.find_client_by_email(e)) for e in emails}
 
     # Identity of each untracked client-package object -> its addresses.
     groups: dict[tuple[str, str, str | None], list[str]] = {}
-    for name, doc in sorted(desired.client_packages.items()):
+    for _name, doc in sorted(desired.client_packages.items()):
         address = doc.address
         if address in state.resources:
             continue
         ref = doc.spec.client
         client = ref.id if ref.id is not None else getattr(by_email.get((ref.email or "").lower()), "id", None)
-        package = doc.spec.package.id if doc.spec.package.id is not None else catalog_ids.get(str(doc.spec.package.name))
+        package = (doc.spec.package.id if doc.spec.package.id is not None
+                   else catalog_ids.get(str(doc.spec.package.name)))
         if client is None or package is None:
             why = "its client is not in this business" if client is None else \
                 f"{addr.catalog(str(doc.spec.package.name))} is neither tracked nor found by its name"
@@ -106,14 +109,15 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
     taken: set[str] = set()
     for (client, package, valid_from), addresses in sorted(groups.items(), key=lambda kv: kv[0][2] is None):
         candidates = [cp for cp in free if cp.id not in taken and cp.client_id == client and cp.package_id == package
-                      and (valid_from is None or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))]
+                      and (valid_from is None
+                           or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))]
         if not candidates:
             continue
         if len(candidates) > len(addresses):
             out.ambiguous.append((addresses, [cp.id for cp in candidates]))
             taken.update(cp.id for cp in candidates)
             continue
-        for address, cp in zip(addresses, candidates):
+        for address, cp in zip(addresses, candidates, strict=False):  # fewer candidates than addresses
             records[address] = ResourceState.of_client(cp)
             taken.add(cp.id)
             out.adopted.append((address, cp))

@@ -85,7 +85,7 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
             continue
         spec = CommentedMap()
         spec["client"] = cp.client_id
-        spec["package"] = catalog[cp.package_id] if cp.package_id in catalog else {"id": cp.package_id}
+        spec["package"] = catalog.get(cp.package_id, {"id": cp.package_id})
         if cp.valid_from is not None:
             spec["valid_from"] = cp.valid_from.isoformat()
         if cp.valid_until is not None:

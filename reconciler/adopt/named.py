@@ -115,7 +115,7 @@ async def adopt_many(api: VcitaClient, desired: ManifestSet, state: State, pairs
         archived={k: v for k, v in state.archived.items() if k not in adopted})
     new = store.write(new, expected_serial=state.serial)
     pending_addresses = {pc.address for pc in state.pending.values() if pc.id in settled}
-    by_address = dict(zip([a for a, _ in ordered if a in records], described))
+    by_address = dict(zip([a for a, _ in ordered if a in records], described, strict=True))
     out = [by_address[a] + ("; its pending create is resolved" if a in pending_addresses else "")
            for a, _ in pairs]
     return new, out
@@ -181,7 +181,8 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
         if pref.id is not None:
             want_pkg: str | None = pref.id
         else:
-            catalog = records.get(addresses.catalog(str(pref.name))) or state.resources.get(addresses.catalog(str(pref.name)))
+            wanted = addresses.catalog(str(pref.name))
+            catalog = records.get(wanted) or state.resources.get(wanted)
             want_pkg = catalog.id if catalog is not None else None
         if want_pkg is None:
             problems.append(f"{addresses.catalog(str(pref.name))} is not tracked yet: apply or import it first")
@@ -192,5 +193,6 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
         return (ResourceState.of_client(cp),
                 f"client package {cp.id} (client {cp.client_id}, package {cp.package_id})")
     except NotFoundError:
-        raise ImportRefused(f"{address}: vcita has no {kind.replace('_set', '').replace('_', ' ')} {remote_id} in business "
+        what = kind.replace('_set', '').replace('_', ' ')
+        raise ImportRefused(f"{address}: vcita has no {what} {remote_id} in business "
                             f"{api.target.business_id}") from None

@@ -203,7 +203,8 @@ class Applier:
             names = ", ".join(op.address for op in plan.blocked)
             raise PlanFileError(
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
-                hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) is intended.")
+                hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) "
+                     "is intended.")
         self.check_payment_requests(plan, limit)
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import singledispatch
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model import views as nz
 from reconciler.plan.operations import (
@@ -97,7 +97,7 @@ async def _(op: AdoptCatalogPackage, a: Applier) -> Step:
 @run.register(CreateClientPackage)
 async def _(op: CreateClientPackage, a: Applier) -> Step:
     bound = op.bound(a.commit.state.resources)
-    details = {"client_id": bound.client_id, "package_id": bound.package_id}
+    details: dict[str, Any] = {"client_id": bound.client_id, "package_id": bound.package_id}
     # What was sent, so that a lost answer's package can be recognised in vcita (planner/memory.py).
     for key in ("valid_from", "valid_until"):
         if getattr(bound, key) is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -65,7 +66,7 @@ def _configure_logging(verbose: int) -> None:
                 handler.addFilter(RedactingFilter())
 
 
-def _global_setter(attr: str, *, on_group: bool) -> Any:
+def _global_setter(attr: str, *, on_group: bool) -> Callable[[click.Context, click.Parameter, Any], None]:
     """An option callback writing a global flag into the run's Context.  Before the command it
     takes flags, RECONCILER_* variables and defaults; after it, only what the command line says
     (so an unset variable there cannot undo a flag given before the command)."""
@@ -228,7 +229,7 @@ def run(argv: list[str] | None = None) -> int:
     While it runs, stdout and stderr mask every registered secret (``reconciler.core.safetext``).
     """
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         return _run(argv)
     finally:

@@ -27,9 +27,11 @@ from reconciler.core.errors import ConfigError
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required when not in a terminal).")
-@click.option("--allow-replace", is_flag=True, help="Accept replacing client packages (each opens a new payment request).")
+@click.option("--allow-replace", is_flag=True,
+              help="Accept replacing client packages (each opens a new payment request).")
 @click.option("--stale", type=click.Choice(["skip", "abort"]), default="skip", show_default=True,
-              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), or apply nothing.")
+              help="An object changed in vcita since a saved plan was made: skip it (and what depends on it), "
+                   "or apply nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="json prints one JSON event per line (a stream for tools); markdown prints a report for the "
                    "pull request once done (the progress lines go to stderr).")
@@ -44,7 +46,7 @@ from reconciler.core.errors import ConfigError
 @state_option
 @target_options
 @click.pass_obj
-def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
+def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, stale: str, fmt: str,
           no_verify: bool, state_path: str | None, refresh_mode: str = "full", max_payment_requests: int | None = None,
           confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), all_: bool = False,
           shard: str | None = None, jobs: int = 8,
@@ -216,8 +218,8 @@ def apply(obj: Any, paths: tuple[str, ...], auto_approve: bool, allow_replace: b
                      "Run apply again to continue.")
         return exit_codes.for_signal(interrupted[0])
     if verify is not None and (verify.has_changes or verify.errors) and result.ok:
-        errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
-        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){errors}; "
+        and_errors = f" and {len(verify.errors)} error(s)" if verify.errors else ""  # e.g. a package called vanished
+        console.warn(f"verification: a fresh plan still shows {len(verify.addresses)} change(s){and_errors}; "
                      "run 'reconciler plan'")
     if verify is not None and not verify.has_changes and not verify.errors and fmt == "text":
         console.info(f"Verified: a fresh plan shows no changes{_unread(verify)}.")

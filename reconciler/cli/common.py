@@ -9,16 +9,22 @@ import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.cli.options import DEFAULT_MAX_PAYMENT_REQUESTS
 
+if TYPE_CHECKING:
+    from reconciler.business.open import OpenBusiness
+    from reconciler.remote.client import VcitaClient
+    from reconciler.remote.target import Target
+    from reconciler.state.backends.config import StateConfig
+
 T = TypeVar("T")
 
 
-def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> Any:
+def state_config(kw: dict[str, Any], paths: list[str] | None, target: Target | None) -> StateConfig:
     """The run's state backend (flags popped from ``kw``, then target.toml of the manifest
     folder, the target's table and the top level of reconciler.toml): a StateConfig."""
     from reconciler.business.open import state_config as configured
@@ -27,7 +33,7 @@ def state_config(kw: dict[str, Any], paths: list[str] | None, target: Any) -> An
                       dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd())
 
 
-def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) -> Any:
+def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) -> OpenBusiness:
     """The business a command works on (``reconciler.business.open``): the target the flags in
     ``kw`` choose (see :func:`resolve`), its state store, and its client with the run's limits
     and the embedded sandbox wired in.  Pops the target, state and limit flags from ``kw``."""
@@ -40,7 +46,7 @@ def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) 
                   concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport)
 
 
-def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
+def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Target:
     """The Target chosen by the flags in ``kw`` (popped), the environment and reconciler.toml.
 
     When none of those names a target and the (single) manifest folder has one of its own (its
@@ -56,7 +62,7 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     name = kw.pop("target_name", None) or os.environ.get("RECONCILER_TARGET", "").strip() or None
     env, cwd = dict(os.environ), Path.cwd()
 
-    def folder_of_manifests() -> Any:
+    def folder_of_manifests() -> Target | None:
         if not paths:
             return None
         folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
@@ -70,7 +76,7 @@ def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Any:
     return resolve_target(flags=flags, env=env, cwd=cwd, target_name=name, unselected=folder_of_manifests)
 
 
-def client_for(target: Any, kw: dict[str, Any]) -> Any:
+def client_for(target: Target, kw: dict[str, Any]) -> VcitaClient:
     """A client of ``target`` with the limits in ``kw`` (popped), for a command that opens no state."""
     from reconciler.business.open import open_client
     from reconciler.cli.embedded import embedded_transport

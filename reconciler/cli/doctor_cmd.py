@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.common import client_for, resolve, run_async
 from reconciler.cli.options import target_options
 
+if TYPE_CHECKING:
+    from reconciler.doctor.report import Report
+
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @target_options
 @click.pass_obj
-def doctor(obj: Any, fmt: str, **kw: Any) -> int:
+def doctor(obj: Any, /, fmt: str, **kw: Any) -> int:
     """Check that a target works, before the first apply. Read-only: safe against production.
 
     Checks the tokens (valid, which kind, which business), the booking_packages feature, every
@@ -29,7 +32,7 @@ def doctor(obj: Any, fmt: str, **kw: Any) -> int:
     target = resolve(kw)
     check_remote(target)  # before a client exists: the embedded one would create its database
 
-    async def go() -> Any:
+    async def go() -> Report:
         async with client_for(target, kw) as api:
             return await diagnose(api)
 

@@ -8,7 +8,7 @@ applied), 3 only pending changes (the manifests changed and were not applied), 1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,10 @@ from reconciler.cli.options import (
 )
 from reconciler.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from reconciler.drift.model import DriftReport
+    from reconciler.planner.actual import Actual
+    from reconciler.state.store import State
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
@@ -38,7 +42,7 @@ from reconciler.core.errors import ConfigError
 @state_option
 @target_options
 @click.pass_obj
-def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
+def drift(obj: Any, /, paths: tuple[str, ...], fmt: str, out: str | None, write_back: bool, only: tuple[str, ...],
           all_: bool, shard: str | None, jobs: int, state_path: str | None, **kw: Any) -> int:
     """Show what changed in vcita since the last apply, apart from what is not applied yet.
 
@@ -70,8 +74,8 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
     biz = open_business(kw, paths_l, state_path)
     target, store = biz.target, biz.store
 
-    def load() -> Any:
-        state = store.load()
+    def load() -> State:
+        state: State = store.load()
         store.check_target(state, target_ref(target))
         return state
 
@@ -79,7 +83,7 @@ def drift(obj: Any, paths: tuple[str, ...], fmt: str, out: str | None, write_bac
 
     spinner = Spinner(obj.console)
 
-    async def go(state: Any) -> Any:
+    async def go(state: State) -> tuple[DriftReport, Actual]:
         async with biz.client() as api:
             with spinner.showing("refreshing"):
                 return await detect(api, desired, state, target=target, progress=spinner)

@@ -23,7 +23,7 @@ from reconciler.cli.options import DEFAULT_MANIFESTS, state_option, target_optio
 @state_option
 @target_options
 @click.pass_obj
-def export(obj: Any, out_dir: str, force: bool, skip_tracked: bool, schema_ref: str | None,
+def export(obj: Any, /, out_dir: str, force: bool, skip_tracked: bool, schema_ref: str | None,
            state_path: str | None, **kw: Any) -> int:
     """Write a manifest for every catalog package of the business, and track them.
 

@@ -14,13 +14,16 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli import exit_codes
 from reconciler.cli.common import run_async, stopping_on_signals
 from reconciler.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reconciler.fleet.businesses import Outcome, WorkOptions
 
 TARGET_FLAGS = ("target_name", "gateway_url", "fallback_url", "business_id", "token_file", "directory_token_file")
 COLUMNS = {
@@ -78,7 +81,7 @@ def _no_single_business_flags(kw: dict[str, Any], state_path: str | None) -> Non
                           hint="Give each folder a [targets.<folder>] table in reconciler.toml or a target.toml.")
 
 
-def _work_options(kw: dict[str, Any]) -> Any:
+def _work_options(kw: dict[str, Any]) -> WorkOptions:
     from reconciler.cli.embedded import embedded_transport
     from reconciler.fleet import businesses as fleet
 
@@ -104,7 +107,8 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
     if saved is None and not auto_approve:
         raise ConfigError("apply --all without a saved fleet plan needs --auto-approve (there is no one to ask "
                           "about every business)",
-                          hint="Review 'reconciler plan --all --out fleet.json', then: reconciler apply --all fleet.json")
+                          hint="Review 'reconciler plan --all --out fleet.json', "
+                               "then: reconciler apply --all fleet.json")
     root = Path(paths[0] if paths else "manifests")
     chosen = fleet.parse_shard(shard) if shard else None
     plans: dict[str, Any] = {}
@@ -122,7 +126,7 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
 
     spinner = Spinner(obj.console)
 
-    async def main() -> list[Any]:
+    async def main() -> list[Outcome]:
         with stopping_on_signals(stop, caught, "apply --all"):
             return await fleet.run_all(
                 selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs,
@@ -145,11 +149,8 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
 
 def fleet_json(command: str, outcomes: list[Any], codes: list[int], code: int, shard: str | None) -> str:
     rows = []
-    for o, business_code in zip(outcomes, codes):
-        if o.report is None or isinstance(o.report, dict):
-            report = o.report
-        else:
-            report = json.loads(o.report.model_dump_json())
+    for o, business_code in zip(outcomes, codes, strict=True):
+        report = o.report if o.report is None or isinstance(o.report, dict) else json.loads(o.report.model_dump_json())
         if command == "drift" and report is not None:
             report["exit_code"] = business_code  # what 'reconciler drift' on that business alone exits with
         rows.append({"business": o.business, "path": o.path, "business_id": o.business_id, "status": o.status,
@@ -179,11 +180,12 @@ def render_table(command: str, outcomes: list[Any], fmt: str, where: str, code: 
         lines.extend("| " + " | ".join(r) + " |" for r in rows)
         lines.extend(f"\n- `{b}`: {e}" for b, e in errors)
         return "\n".join(lines) + "\n"
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     numeric = {i for i, h in enumerate(head) if h in cols or h == "seconds"}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     lines = [line(head), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
     lines.extend(f"Error: {b}: {e}" for b, e in errors)

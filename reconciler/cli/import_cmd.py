@@ -26,7 +26,7 @@ T = TypeVar("T")
 @state_option
 @target_options
 @click.pass_obj
-def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str | None, discover: bool,
+def import_(obj: Any, /, address: str | None, remote_id: str | None, from_file: str | None, discover: bool,
             manifests: tuple[str, ...], state_path: str | None, **kw: Any) -> int:
     """Adopt existing objects: track vcita object ID as ADDRESS.
 
@@ -60,7 +60,7 @@ def import_(obj: Any, address: str | None, remote_id: str | None, from_file: str
     pairs = read_pairs(from_file) if from_file is not None else [(str(address), str(remote_id))]
     _, described = _with_state(manifests, state_path, kw,
                                lambda api, desired, state, store: adopt_many(api, desired, state, pairs, store))
-    for (addr, _), what in zip(pairs, described):
+    for (addr, _), what in zip(pairs, described, strict=True):
         obj.console.out(f"{addr}: imported {what}", style="green")
     return 0
 

@@ -27,8 +27,10 @@ def target_options(f: F) -> F:
         click.option("--target", "target_name", metavar="NAME",
                      help="A target named in reconciler.toml ('embedded' forces the embedded sandbox) "
                           "[RECONCILER_TARGET]."),
-        click.option("--gateway-url", metavar="URL", help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
-        click.option("--fallback-url", metavar="URL", help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
+        click.option("--gateway-url", metavar="URL",
+                     help="Main API gateway, e.g. https://app.meet2know.com/apigw [VCITA_GATEWAY_URL]."),
+        click.option("--fallback-url", metavar="URL",
+                     help="Fallback API, e.g. https://app.meet2know.com/api2 [VCITA_FALLBACK_URL]."),
         click.option("--business-id", metavar="UID", help="The business to manage [VCITA_BUSINESS_ID]."),
         click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Read the staff token from FILE (else VCITA_STAFF_TOKEN). Never pass a token as a flag."),
@@ -83,7 +85,8 @@ def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_client_ids,
                      help="You checked this client's packages in vcita: its creates are no longer refused because "
                           "its payment requests cannot vouch for it (one links back to no package, or the list "
-                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. Repeatable.")(f)
+                          "lags); the plan warns instead. A package vcita is seen to hold still refuses. "
+                          "Repeatable.")(f)
     f = click.option("--max-payment-requests", "max_payment_requests", type=click.IntRange(min=0), default=None,
                      metavar="N",
                      help=f"Refuse a plan that would open more than N payment requests (default "

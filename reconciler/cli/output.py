@@ -20,9 +20,14 @@ import os
 import sys
 import traceback as tb
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.core.safetext import clean, printable, printable_json, redact
+
+if TYPE_CHECKING:
+    from rich.console import Console as Rich
+
+    from reconciler.plan.document import Plan
 
 
 class RedactingStream:
@@ -78,7 +83,7 @@ class Console:
     def _use_color(self, stream: object) -> bool:
         return color_wanted(self.color, stream)
 
-    def _rich(self, stream: Any) -> Any:
+    def _rich(self, stream: Any) -> Rich:
         from rich.console import Console as Rich
 
         on = self._use_color(stream)
@@ -132,7 +137,7 @@ _LINE_STYLES = (
 )
 
 
-def print_plan(console: Console, plan: object, fmt: str) -> None:
+def print_plan(console: Console, plan: Plan, fmt: str) -> None:
     """Print a plan in ``fmt``; the text format is coloured line by line when colouring."""
     from reconciler.render import render
 

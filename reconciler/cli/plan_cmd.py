@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.output import print_plan
 from reconciler.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reconciler.plan.document import Plan
 
 FORMATS = ["text", "markdown", "github-summary", "json"]
 FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size limit); github-summary for "
@@ -46,10 +49,11 @@ FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size
 @state_option
 @target_options
 @click.pass_obj
-def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
+def plan(obj: Any, /, paths: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          no_refresh: bool, refresh_mode: str, allow_replace: bool, state_path: str | None, all_: bool = False,
          shard: str | None = None, jobs: int = 8, max_payment_requests: int | None = None,
-         confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), only: tuple[str, ...] = (), **kw: Any) -> int:
+         confirm_new_business: bool = False, checked_clients: tuple[str, ...] = (), only: tuple[str, ...] = (),
+         **kw: Any) -> int:
     """Show what apply would change in vcita to match the manifests.
 
     PATHS are manifest files or directories (default: manifests/). Nothing is changed, in vcita
@@ -61,7 +65,8 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
         if not all_ or no_refresh or allow_replace or only or refresh_mode != "full":
             raise ConfigError("--shard needs --all; --no-refresh, --refresh, --allow-replace and --only are not "
                               "available with --all")
-        return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt, shard=shard, jobs=jobs, out=out, kw=kw,
+        return run_fleet_command(obj, "plan", paths, fmt="markdown" if fmt == "github-summary" else fmt,
+                                 shard=shard, jobs=jobs, out=out, kw=kw,
                                  state_path=state_path, detailed_exitcode=detailed_exitcode)
     from reconciler.core.fsutil import atomic_write_text
     from reconciler.manifest.load import load_manifests
@@ -82,7 +87,7 @@ def plan(obj: Any, paths: tuple[str, ...], out: str | None, fmt: str, detailed_e
 
     spinner = Spinner(obj.console, enabled=None if not no_refresh else False)
 
-    async def go() -> Any:
+    async def go() -> Plan:
         async with biz.client() as api:
             return await make_plan(api, desired, state, target=target, no_refresh=no_refresh,
                                    refresh_mode=refresh_mode, allow_replace=allow_replace, progress=spinner,

@@ -85,7 +85,7 @@ class ApplyBar:
         self._task: Any = None
         self._started: set[str] = set()
 
-    def running(self, total: int) -> Any:
+    def running(self, total: int) -> contextlib.AbstractContextManager[Any]:
         if not self.enabled:
             return contextlib.nullcontext()
         from rich.progress import (
@@ -96,12 +96,12 @@ class ApplyBar:
             TimeElapsedColumn,
         )
 
-        self._progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[in_flight]} in flight"), TimeElapsedColumn(),
-                                  TextColumn("{task.fields[last]}", markup=False),
-                                  transient=True, console=self._rich_console)
+        self._progress = bar = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
+                                        TextColumn("{task.fields[in_flight]} in flight"), TimeElapsedColumn(),
+                                        TextColumn("{task.fields[last]}", markup=False),
+                                        transient=True, console=self._rich_console)
         self._task = self._progress.add_task("", total=total, in_flight=0, last="")
-        return self._progress
+        return bar
 
     def started(self, address: str) -> None:
         self._started.add(address)

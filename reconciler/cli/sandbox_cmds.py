@@ -98,9 +98,9 @@ def serve(host: str, port: int, db: Path, operator: bool, log_level: str, list_l
     try:
         sock = bind(host, port)
     except NotLoopback as exc:
-        raise click.UsageError(str(exc))
+        raise click.UsageError(str(exc)) from exc
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}")
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     try:
         app = create_app(db, operator=operator, gateway_failures=[] if open_gateway else None,
                          behaviour={"list_lag_seconds": list_lag, "list_refuses_staff": list(list_refuses_staff),

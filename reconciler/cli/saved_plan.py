@@ -4,13 +4,16 @@ exactly as it was reviewed, or one PlanFileError saying why it cannot be used.""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.core.errors import PlanFileError
 from reconciler.core.fsutil import read_regular
 
+if TYPE_CHECKING:
+    from reconciler.plan.document import Plan
 
-def read_plan(path: str) -> Any:
+
+def read_plan(path: str) -> Plan:
     """A saved plan, or PlanFileError saying exactly why it cannot be used."""
     from pydantic import ValidationError
 
@@ -30,7 +33,8 @@ def read_plan(path: str) -> Any:
     from reconciler.fleet.apply import is_fleet_plan
 
     if is_fleet_plan(raw):
-        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): apply it with 'reconciler apply --all {path}'")
+        raise PlanFileError(f"{path} is a fleet plan (made by 'plan --all'): "
+                            f"apply it with 'reconciler apply --all {path}'")
     why = check_format_version(raw)
     if why is not None:
         raise PlanFileError(f"{path}: {why}", hint="Make the plan again with 'reconciler plan --out FILE'.")

@@ -134,7 +134,8 @@ def list_cmd(obj: Any, store: Any) -> int:
         if not st.resources:
             console.info("(no resources)")
         for ar in sorted(st.archived.values(), key=lambda a: a.address):
-            console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {ar.reason or 'left the manifests'})")
+            why = ar.reason or 'left the manifests'
+            console.out(f"{ar.address:<{width}}  {ar.id}  (archived {ar.archived_at}: {why})")
     _lock_note(console, store)
     for it in sorted(st.pending.values(), key=lambda p: p.address):
         console.warn(f"{it.address}: a create sent at {it.opened_at} has an unknown outcome; "

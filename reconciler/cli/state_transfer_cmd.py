@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli.common import state_config
-from reconciler.cli.options import backend_options
+from reconciler.cli.options import F, backend_options
 from reconciler.cli.state_cmds import DEFAULT_MANIFESTS
 from reconciler.core.errors import ConfigError
 
@@ -23,10 +23,11 @@ if TYPE_CHECKING:  # reconciler.state.store (pydantic) is imported when a subcom
     from reconciler.state.store import StateStore
 
 
-def _both(f: Any) -> Any:
+def _both(f: F) -> F:
     f = backend_options(f)
     f = click.option("--target", "target_name", metavar="NAME", default=None,
-                     help="The target (reconciler.toml) whose business's row to use; by default the one plan would use.")(f)
+                     help="The target (reconciler.toml) whose business's row to use; "
+                          "by default the one plan would use.")(f)
     f = click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
                      help="The state file (overrides --manifests).")(f)
     return click.option("--manifests", "manifests", type=click.Path(), default=DEFAULT_MANIFESTS, show_default=True,

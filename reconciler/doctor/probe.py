@@ -94,7 +94,7 @@ def classify(route: Route, door: Door, token: TokenKind, status: int, body: Any,
     if token_refusal(status, body) is not None:
         return "token_refused", f"the {token} token was refused ({status}: {said})"
     lowered = said.lower()
-    if probe_id and (status == 404 and body is not None or status == 422 and "not found" in lowered):
+    if probe_id and ((status == 404 and body is not None) or (status == 422 and "not found" in lowered)):
         return "ok", f"reachable: the made-up id {PROBE_ID} was not found, as expected ({status})"
     if status == 404 and body is None:
         return "error", "404 with a non-JSON body: is the URL a vcita API door?"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.core.errors import ConfigError
 from reconciler.doctor.probe import (
     READ_ROUTES,
     Outcome,
@@ -29,7 +30,6 @@ from reconciler.doctor.probe import (
     probe,
     runtime_path,
 )
-from reconciler.core.errors import ConfigError
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.routes import UNVERIFIED, Door, Route, RoutePin, TokenKind
 from reconciler.remote.target import ENV_FALLBACK, Target
@@ -268,7 +268,7 @@ async def _fixes(report: Report, api: VcitaClient, open_client: OpenClient | Non
             continue
         good = [o for o in r.outcomes if o.ok]
         if good:
-            best = sorted(good, key=lambda o: (o.door != str(r.route.door), o.token != "staff"))[0]
+            best = sorted(good, key=lambda o: (o.door != str(r.route.door), o.token != TokenKind.STAFF))[0]
             pins[r.route.name] = RoutePin(Door(best.door), TokenKind(best.token))
         elif target.fallback_url is None and any(o.status == "door_refused" for o in r.outcomes):
             continue  # the note about the fallback URL says what to do

@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core.errors import NotFoundError, RemoteError
+from reconciler.core.safetext import printable
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import ENTITY_TYPES
 from reconciler.remote.normalize import payment_request
-from reconciler.core.safetext import printable
 
 #: the routes this check reads (not in the doctor's route table: they are optional)
 ROUTES = ("list_payment_requests", "get_payment_request")
@@ -40,7 +40,8 @@ async def check(api: VcitaClient) -> dict[str, Any]:
         return {"status": "unavailable", "detail": f"the payment request list: {printable(exc.message, limit=200)}"}
     rows = reply.data.get(route.data_key)
     if not isinstance(rows, list):
-        return {"status": "unavailable", "detail": f"the payment request list's answer has no data.{route.data_key} list"}
+        return {"status": "unavailable",
+                "detail": f"the payment request list's answer has no data.{route.data_key} list"}
     if not rows:
         return {"status": "unconfirmed",
                 "detail": "the list answers, but holds no client package's payment request yet: nothing to check"}
@@ -55,7 +56,8 @@ async def check(api: VcitaClient) -> dict[str, Any]:
         cp = await api.get_client_package(first.payable_uid)
     except NotFoundError:
         return {"status": "unavailable",
-                "detail": f"payment request {printable(first.uid, limit=64)} names client package {uid}, which does not exist"}
+                "detail": f"payment request {printable(first.uid, limit=64)} names client package {uid}, "
+                          "which does not exist"}
     except RemoteError as exc:
         return {"status": "unavailable", "detail": f"reading client package {uid}: {printable(exc.message, limit=200)}"}
     if cp.payment_request_id != first.uid:

@@ -29,9 +29,9 @@ from reconciler.drift.render import render_drift
 from reconciler.state.store import State, utc_now
 
 if TYPE_CHECKING:
+    from reconciler.core.progress import ProgressSink
     from reconciler.model.manifest_set import ManifestSet
     from reconciler.planner.actual import Actual
-    from reconciler.core.progress import ProgressSink
     from reconciler.remote.client import VcitaClient
     from reconciler.remote.target import Target
 
@@ -46,10 +46,9 @@ async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target
     """Refresh the objects of ``desired`` and ``state`` from vcita and compare: the report and
     the refreshed remote (which ``--write-back`` needs to record new baselines).  ``progress``
     gets the refresh's reads as they end."""
-    from reconciler.refresh.full import plan_target, refresh
-
     from reconciler.drift.model import summarise
     from reconciler.drift.outside import look
+    from reconciler.refresh.full import plan_target, refresh
 
     actual = await refresh(api, desired, state.resources, progress=progress)
     report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),

@@ -127,7 +127,7 @@ def render_markdown(report: DriftReport, limit: int = LIMIT) -> str:
     head = [MARKER, "## reconciler drift", "", f"{icon} **{headline(report)}**", "", _target(report) + ".",
             "", advice(report)]
     rows = ["", "| object | field | applied | vcita | manifest | what |", "|---|---|---|---|---|---|"]
-    for title, statuses in SECTIONS:
+    for _title, statuses in SECTIONS:
         for o in (o for o in report.objects if o.status in statuses):
             if not o.fields:
                 note = _esc("; ".join(o.notes))

@@ -32,7 +32,7 @@ from reconciler.manifest.setedit import parse_member, set_member
 from reconciler.manifest.yamledit import RoundTripFile, WriteBackError, plain, set_catalog, set_client
 from reconciler.model import address as addr
 from reconciler.model import views as nz
-from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackageSet, set_member_spec
+from reconciler.model.manifest import DOCUMENT_ADAPTER, CatalogPackage, ClientPackage, ClientPackageSet, set_member_spec
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.planner.actual import Actual
 from reconciler.state.store import ResourceState, State, StateStore, utc_now
@@ -201,6 +201,7 @@ def _check(path: Path, address: str, doc: Any, edits: list[WriteBackValue]) -> N
     if isinstance(model, CatalogPackage):
         view = flatten(nz.catalog_desired(model.spec))
     else:
+        assert isinstance(model, ClientPackage)  # write-back edits catalog packages and client packages only
         view = flatten(nz.client_desired(model.spec, model.spec.client.id, model.spec.package.id))
     for v in edits:
         if view.get(v.path) != v.value:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler.core.errors import PlanFileError
-from reconciler.fleet.businesses import Business, Outcome, WorkOptions, open_business
 from reconciler.core.fsutil import read_regular
+from reconciler.fleet.businesses import Business, Outcome, WorkOptions, open_business
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,8 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         counts["remaining"] = remaining
     problems = [f"{a}: vcita has {rid}, but the state could not record it (reconciler import {a} {rid})"
                 for a, rid in result.unrecorded]
-    problems += [f"{ev.address}: {ev.message}" for ev in result.outcomes.values() if ev.status in ("failed", "unknown", "refused")]
+    problems += [f"{ev.address}: {ev.message}" for ev in result.outcomes.values()
+                 if ev.status in ("failed", "unknown", "refused")]
     if stop.reason:
         status = "interrupted"
     elif not result.ok:

@@ -162,7 +162,8 @@ def _read_table(path: Path) -> dict[str, Any]:
         if key not in TARGET_KEYS:
             if any(w in key.lower() for w in ("token", "secret", "password")):
                 raise ConfigError(f"{path}: {key} looks like a literal credential; {TARGET_FILE} is committed "
-                                  "and must never hold one", hint="Name a variable with token_env, or a file with token_file.")
+                                  "and must never hold one",
+                                  hint="Name a variable with token_env, or a file with token_file.")
             raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(TARGET_KEYS))})")
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}: {key} must be a non-empty string")

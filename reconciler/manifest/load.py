@@ -258,7 +258,8 @@ def _fast(loader: Any, node: Any) -> Any:
 
 
 _T = "tag:yaml.org,2002:"
-_SCALARS: dict[str, Any] = {_T + t: _FastLoader.yaml_constructors[_T + t] for t in ("int", "float", "bool", "null", "timestamp")}
+_SCALARS: dict[str, Any] = {_T + t: _FastLoader.yaml_constructors[_T + t]
+                            for t in ("int", "float", "bool", "null", "timestamp")}
 
 
 class _Unusual(Exception):
@@ -423,7 +424,9 @@ def _check_package_ref(name: str | None, ms: ManifestSet, src: SourceRef, addr: 
     if budget[0] > 0:  # each suggestion compares with every name: bounded, so errors stay linear
         budget[0] -= 1
         hint = suggest(name, ms.catalog_packages)
-    return [Diagnostic(src.file, src.line, 1, f"unknown catalog package '{name}'{hint}: no CatalogPackage with that metadata.name in the manifests (use {{id: UID}} for one not managed here)", addr, "spec.package")]
+    return [Diagnostic(src.file, src.line, 1,
+                       f"unknown catalog package '{name}'{hint}: no CatalogPackage with that metadata.name in the "
+                       "manifests (use {id: UID} for one not managed here)", addr, "spec.package")]
 
 
 def _check_credits(package: str | None, credits: Any, ms: ManifestSet, src: SourceRef, addr: str,
@@ -435,7 +438,9 @@ def _check_credits(package: str | None, credits: Any, ms: ManifestSet, src: Sour
     keys = {item.key for item in pkg.spec.items}
     for i, credit in enumerate(credits or ()):
         if credit.key not in keys:
-            out.append(Diagnostic(src.file, src.line, 1, f"no item of catalog package '{package}' has exactly the services {list(credit.key)}", addr, f"{where}.booking_credits[{i}].services"))
+            out.append(Diagnostic(src.file, src.line, 1,
+                                  f"no item of catalog package '{package}' has exactly the services {list(credit.key)}",
+                                  addr, f"{where}.booking_credits[{i}].services"))
     return out
 
 

@@ -54,7 +54,7 @@ class _Bad:
         self.where = where
 
 
-_KIND_TAGS = {yaml.MappingNode: _TAG + "map", yaml.SequenceNode: _TAG + "seq"}
+_KIND_TAGS: dict[type[yaml.Node], str] = {yaml.MappingNode: _TAG + "map", yaml.SequenceNode: _TAG + "seq"}
 
 
 class _Builder:
@@ -259,7 +259,8 @@ def _exact(node: Any, shown: str, loader: Any) -> tuple[Any, list[Diagnostic]]:
     try:
         raw = _Builder(loader).build(node)
         if not isinstance(raw, PMap):
-            return None, [Diagnostic(shown, line, col, "a document must be a mapping with apiVersion, kind, metadata and spec")]
+            return None, [Diagnostic(shown, line, col,
+                                     "a document must be a mapping with apiVersion, kind, metadata and spec")]
         address = _address(raw)
         data = plain(raw, [0])
     except Refused as e:
@@ -300,12 +301,16 @@ def _check_header(raw: PMap, shown: str, address: str) -> list[Diagnostic]:
         out.append(Diagnostic(shown, line, col, f"missing apiVersion (write 'apiVersion: {API_VERSION}')", address))
     elif raw["apiVersion"] != API_VERSION:
         ln, cn = value_pos(raw, "apiVersion")
-        out.append(Diagnostic(shown, ln, cn, f"unsupported apiVersion {raw['apiVersion']!r} (this version reads {API_VERSION})", address, "apiVersion"))
+        out.append(Diagnostic(shown, ln, cn,
+                              f"unsupported apiVersion {raw['apiVersion']!r} (this version reads {API_VERSION})",
+                              address, "apiVersion"))
     kind = raw.get("kind")
     if "kind" not in raw:
         out.append(Diagnostic(shown, line, col, f"missing kind (one of {', '.join(KINDS)})", address))
     elif kind not in KINDS:
         ln, cn = value_pos(raw, "kind")
-        out.append(Diagnostic(shown, ln, cn, f"unknown kind {kind!r}{suggest(str(kind), KINDS)} (one of {', '.join(KINDS)})", address, "kind"))
+        out.append(Diagnostic(shown, ln, cn,
+                              f"unknown kind {kind!r}{suggest(str(kind), KINDS)} (one of {', '.join(KINDS)})",
+                              address, "kind"))
     return out
 

@@ -24,7 +24,7 @@ class PMap(dict[Any, Any]):
     """A mapping that remembers where it, each of its keys and each of its values were written
     (0-based line and column, as libyaml counts them)."""
 
-    __slots__ = ("pos", "key_pos", "value_pos")
+    __slots__ = ("key_pos", "pos", "value_pos")
 
     def __init__(self, pos: tuple[int, int]) -> None:
         super().__init__()
@@ -36,7 +36,7 @@ class PMap(dict[Any, Any]):
 class PSeq(list[Any]):
     """A list that remembers where it and each of its items were written."""
 
-    __slots__ = ("pos", "item_pos")
+    __slots__ = ("item_pos", "pos")
 
     def __init__(self, pos: tuple[int, int]) -> None:
         super().__init__()
@@ -221,4 +221,6 @@ def message_of(err: Any) -> str:
 def short(value: Any, limit: int = 60) -> str:
     # A value quoted back is cut: a 10 MB string in a manifest must not become a 10 MB message.
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + "...'" if text[:1] in "'\"" else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    return text[: limit - 5] + "...'" if text[:1] in "'\"" else text[: limit - 3] + "..."

@@ -105,7 +105,8 @@ def set_member(spec: Any, key: str, path: str, value: Any, before: dict[str, Any
         entry.pop("valid_for", None)
         entry["valid_until"] = date.fromisoformat(str(value))
     elif field == "valid_from":
-        pin = ("valid_for" in entry or ("valid_until" not in entry and "valid_for" in spec)) and before.get("valid_until")
+        from_for = "valid_for" in entry or ("valid_until" not in entry and "valid_for" in spec)
+        pin = from_for and before.get("valid_until")
         entry["valid_from"] = date.fromisoformat(str(value))
         if pin:  # the end is computed from valid_from: pinned where it is, so that only the start moves
             entry.pop("valid_for", None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -92,7 +92,8 @@ class Product(Frozen):
 class CatalogPackageSpec(Frozen):
     name: Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
     price: Money
-    currency: Annotated[str, BeforeValidator(_upper_enum), WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$"})]
+    currency: Annotated[str, BeforeValidator(_upper_enum),
+                        WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$"})]
     expiration: StrictPositiveInt
     expiration_unit: Annotated[
         Literal["D", "W", "M", "Y"],
@@ -475,7 +476,7 @@ def set_member_spec(spec: ClientPackageSetSpec, member: SetClient) -> ClientPack
     return ClientPackageSpec.model_validate(values)
 
 
-Document = Annotated[Union[CatalogPackage, ClientPackage, ClientPackageSet, CatalogOrder], Field(discriminator="kind")]
+Document = Annotated[CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder, Field(discriminator="kind")]
 DOCUMENT_ADAPTER: TypeAdapter[CatalogPackage | ClientPackage | ClientPackageSet | CatalogOrder] = TypeAdapter(Document)
 KINDS = ("CatalogPackage", "ClientPackage", "ClientPackageSet", "CatalogOrder")
 

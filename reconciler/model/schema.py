@@ -11,7 +11,8 @@ decimal places) is checked by
 
 The field tables of the models (``reconciler.model.manifest``) and of this schema are held
 equal by a test; constraints come from the models' constants.  The schema refuses null for an
-optional field, which ``validate`` reads as "left out": leaving the field out says it plainly.  ``SCHEMA_VERSION`` changes when
+optional field, which ``validate`` reads as "left out": leaving the field out says it plainly.
+``SCHEMA_VERSION`` changes when
 the schema does (the committed ``schema/reconciler-v1.schema.json`` is compared with it).
 """
 
@@ -100,14 +101,16 @@ METADATA = {
     "properties": {"name": {
         "type": "string", "pattern": NAME_PATTERN, "maxLength": 63,
         "description": "Stable key of the object: lower-case letters, digits and '-', at most 63 characters, "
-                       "unique per kind across all files. Renaming it is a move ('reconciler state mv'), not a new object.",
+                       "unique per kind across all files. Renaming it is a move ('reconciler state mv'), "
+                       "not a new object.",
         "examples": ["piano-10", "alice-piano-2026"],
     }},
 }
 
 ITEM = {
     "type": "object", "additionalProperties": False, "required": ["total_bookings", "services"],
-    "description": "A service group: total_bookings credits, usable on any of services. A service appears in one item only.",
+    "description": "A service group: total_bookings credits, usable on any of services. "
+                   "A service appears in one item only.",
     "properties": {
         "total_bookings": {"type": "integer", "minimum": 1, "maximum": MAX_BOOKINGS, "examples": [10],
                            "description": f"Credits of this group in each client package (a whole number from 1 "
@@ -224,7 +227,8 @@ VALID_FOR = {
 
 CLIENT_SPEC: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["client", "package"],
-    "description": "A catalog package assigned to a client: mirrors POST /platform/v1/payment/client_packages. Creating "
+    "description": "A catalog package assigned to a client: mirrors POST /platform/v1/payment/client_packages. "
+                   "Creating "
                    "one opens a payment request (the client is billed). client, package, price and valid_from cannot "
                    "change in place; optional fields left out are not managed.",
     "properties": {

@@ -110,7 +110,8 @@ def from_state(resources: Mapping[str, Any], pending: Sequence[PendingLike] = ()
     catalog: dict[str, RemoteObject] = {}
     clients: dict[str, RemoteObject | None] = {}
     for address, rs in resources.items():
-        obj = RemoteObject(id=rs.id, view=dict(rs.applied), credit_ids=dict(getattr(rs, "booking_credit_ids", {}) or {}))
+        obj = RemoteObject(id=rs.id, view=dict(rs.applied),
+                           credit_ids=dict(getattr(rs, "booking_credit_ids", {}) or {}))
         if addresses.is_catalog(address):
             catalog[rs.id] = obj
         else:

@@ -22,7 +22,7 @@ def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldC
         return ()
     out: dict[str, FieldChange] = {}
     for key in before.keys() | after.keys():
-        b, a = before.get(key, None), after.get(key, None)
+        b, a = before.get(key), after.get(key)
         if key in before and key in after and _same(b, a):
             continue
         if isinstance(b, dict) and isinstance(a, dict) and _flat(b) and _flat(a):

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.model import views as nz
 from reconciler.model.manifest import ClientPackageSpec
 from reconciler.plan.document import Problem
-from reconciler.model import views as nz
 
 #: ``_take_over``'s answer when the plan refuses the object (a Problem explains why).
 REFUSED: Any = object()

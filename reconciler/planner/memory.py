@@ -34,8 +34,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.model.manifest import ClientPackageSpec
-from reconciler.plan.operations import ABSENT, CreateClientPackage, Operation, ResolvePendingCreate
 from reconciler.plan.document import Problem, fingerprint
+from reconciler.plan.operations import ABSENT, CreateClientPackage, Operation, ResolvePendingCreate
 from reconciler.planner import identity as ident
 from reconciler.planner.actual import Discovered, PendingLike, RemoteObject
 
@@ -89,7 +89,8 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
         return ResolvePendingCreate(
             **base, resolution="adopt", remote_id=obj.id, remote_fingerprint=fingerprint(obj.view), expects=ABSENT,
             reason=(f"an interrupted run had created {obj.id} (intent {it.id}, {it.opened_at}) without hearing back: "
-                    f"found through its payment request (opened {discovered.opened_at.get(obj.id, 'at an unknown time')}), "
+                    "found through its payment request "
+                    f"(opened {discovered.opened_at.get(obj.id, 'at an unknown time')}), "
                     "it is adopted; no request is sent"))
     if found:
         ids = ", ".join(obj.id for obj in found)
@@ -137,7 +138,8 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
     want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
     if spec.valid_from is not None:
         want["valid_from"] = spec.valid_from.isoformat()
-    found = sorted(obj.id for obj in discovered.packages.values() if obj.id not in owned and ident.matches(obj.view, want))
+    found = sorted(obj.id for obj in discovered.packages.values()
+                   if obj.id not in owned and ident.matches(obj.view, want))
     if not found:
         return None
     what = ident.describe("ClientPackage", want)

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from reconciler.model.manifest_set import ManifestSet
-from reconciler.plan.operations import CreateClientPackage, IdOf, Operation
-from reconciler.plan.document import PaymentRequest, PaymentRequests, Problem
 from reconciler.model import views as nz
+from reconciler.model.manifest_set import ManifestSet
+from reconciler.plan.document import PaymentRequest, PaymentRequests, Problem
+from reconciler.plan.operations import CreateClientPackage, IdOf, Operation
 from reconciler.planner.actual import Actual
 
 

@@ -75,7 +75,7 @@ def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: C
                 reason=(f"unknown outcome of an earlier create ({since}) of a catalog package named {name!r}: its "
                         f"time cannot be read, so vcita's lagging list proves nothing; adopt it with 'reconciler "
                         f"import {it.address} ID' or drop it with 'reconciler state forget-intent {it.address}'"))
-        when = {"listed_at": actual.catalog_listed_at, "settled_at": utc_stamp(settled)}
+        when: dict[str, Any] = {"listed_at": actual.catalog_listed_at, "settled_at": utc_stamp(settled)}
         if actual.catalog_listed_at is None or parse_utc(actual.catalog_listed_at) < settled:
             return ResolvePendingCreate(
                 **base, resolution="unknown", **when,

@@ -18,10 +18,10 @@ object again before it acts on it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from reconciler.core import aio
 from reconciler.core.listlag import ListLag
 from reconciler.model import address as addresses
 from reconciler.model import views as nz
@@ -66,7 +66,7 @@ async def refresh_changed(api: VcitaClient, desired: ManifestSet, resources: Map
     from reconciler.refresh.full import read_catalog_settled, read_lookups, refreshed_actual
 
     lag = getattr(api.target, "list_lag", None) or ListLag()
-    (catalog, listed_at), found = await asyncio.gather(
+    (catalog, listed_at), found = await aio.gather(
         read_catalog_settled(api, resources, pending, lag, wait=settle), read_lookups(api, desired))
     by_email = found.clients_by_email
     wanted = dict.fromkeys([*changed_addresses(desired, resources, by_email),

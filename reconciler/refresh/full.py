@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from reconciler.core import aio
 from reconciler.core.errors import NotFoundError
 from reconciler.core.listlag import ListLag, utc_stamp
 from reconciler.core.progress import Progress, ProgressSink, Tally
@@ -66,13 +67,6 @@ def plan_target(target: Target) -> PlanTarget:
     )
 
 
-@dataclass(frozen=True)
-class RefreshStats:
-    catalog_packages: int
-    client_packages: int
-    requests: int
-
-
 async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tally | None = None,
                        ) -> list[RemoteCatalogPackage]:
     """Every catalog package the list shows, plus each of ``tracked_ids`` the list does not show
@@ -103,7 +97,7 @@ async def read_catalog(api: VcitaClient, tracked_ids: Iterable[str], tally: Tall
         finally:
             tally.step(f"catalog package {rid}")
 
-    found = [p for p in await asyncio.gather(*(by_id(rid) for rid in missing)) if p is not None]
+    found = [p for p in await aio.gather(*(by_id(rid) for rid in missing)) if p is not None]
     if found:
         log.info("%d tracked catalog package(s) not in the list yet, found by id: %s", len(found),
                  ", ".join(p.id for p in found))
@@ -186,8 +180,8 @@ async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any
         complete = pages[0] < len(emails) // 2 or wanted <= set(found)
         rest = [] if complete else [e for e in emails if e not in found]
         found.update({e: None for e in emails if e not in found and complete})
-    looked_up = await asyncio.gather(*(api.find_client_by_email(e) for e in rest))
-    found.update(zip(rest, looked_up))
+    looked_up = await aio.gather(*(api.find_client_by_email(e) for e in rest))
+    found.update(zip(rest, looked_up, strict=True))
     return found
 
 
@@ -229,7 +223,7 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | No
         tally.step("services")
         return frozenset(s.id for s in listed)
 
-    by_email, service_ids = await asyncio.gather(clients_by_email(), services())
+    by_email, service_ids = await aio.gather(clients_by_email(), services())
     return Lookups(by_email, service_ids, names)
 
 
@@ -249,7 +243,7 @@ async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str
     tally.add(0)  # the total, before the first read ends
     address_of = {rs.id: addr for addr, rs in resources.items()}
     lag = lag or getattr(api.target, "list_lag", None) or ListLag()
-    (catalog, listed_at), client_pkgs, found = await asyncio.gather(
+    (catalog, listed_at), client_pkgs, found = await aio.gather(
         read_catalog_settled(api, resources, pending, lag, wait=settle, tally=tally),
         api.get_client_packages(cp_ids, on_each=lambda uid: tally.step(address_of.get(uid, uid))),
         read_lookups(api, desired, tally),

@@ -92,8 +92,10 @@ def unlisted(found: Discovery, clients: Mapping[str, date | None], actual: Actua
     no second memory on this target: ``replan`` falls back to the state alone, and says so."""
     out: dict[str, list[str]] = {}
     for rid, obj in actual.client_packages.items():
-        client = None if obj is None else str(obj.view.get("client_id"))
-        if obj is None or client not in clients or clients[client] is not None or rid in found.seen_known:
+        if obj is None:
+            continue
+        client = str(obj.view.get("client_id"))
+        if client not in clients or clients[client] is not None or rid in found.seen_known:
             continue
         if obj.view.get("price") not in (None, "0"):
             out.setdefault(client, []).append(rid)
@@ -116,7 +118,7 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
         found = await discover(api, clients, known=known, wide=creates_client_packages(plan))
     except DiscoveryUnavailable as exc:
         log.warning("second memory unavailable: %s", exc.message)
-        discovered = Discovered(searched={c: "" for c in clients}, unavailable=exc.message)
+        discovered = Discovered(searched=dict.fromkeys(clients, ""), unavailable=exc.message)
     else:
         missing = unlisted(found, clients, actual)
         if missing and not found.seen_known and not found.packages:
@@ -126,7 +128,7 @@ async def replan(api: VcitaClient, plan: Plan, actual: Actual, make: Callable[[A
                    "the state tracks for the clients searched, each of which opened a payment request: what it does "
                    "not list proves nothing")
             log.warning("second memory unavailable: %s", why)
-            discovered = Discovered(searched={c: "" for c in clients}, unavailable=why)
+            discovered = Discovered(searched=dict.fromkeys(clients, ""), unavailable=why)
         else:
             discovered = replace(as_discovered(found, list(clients)), unlisted=missing, checked=checked)
         log.info("second memory: %d client package(s) of %d client(s) found through payment requests",

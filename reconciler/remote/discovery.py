@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from reconciler.core import aio
 from reconciler.core.errors import (
     AuthError,
     DoorRefusedError,
@@ -41,9 +42,9 @@ from reconciler.core.errors import (
     RemoteValidationError,
     UnsupportedRouteError,
 )
+from reconciler.core.safetext import printable
 from reconciler.model.remote import RemoteClientPackage, RemotePaymentRequest
 from reconciler.remote.client import VcitaClient
-from reconciler.core.safetext import printable
 
 #: The payment requests of client packages (settled, and before settlement).
 ENTITY_TYPES = ("ClientBookingPackage", "PendingClientBookingPackage")
@@ -112,7 +113,7 @@ class Discovery:
         """The search that covered ``client_id`` (its own, else a business-wide one)."""
         own = [s for s in self.searches if s.client_id == client_id]
         wide = [s for s in self.searches if s.client_id is None]
-        return (own or wide or [None])[0]
+        return next(iter(own or wide), None)
 
 
 def since_intent(opened_at: str) -> date | None:
@@ -135,7 +136,7 @@ def _params(client_id: str | None, since: date | None) -> dict[str, str]:
 
 
 def _plausible_id(value: str | None) -> bool:
-    return bool(value) and value.isalnum() and len(value) <= 64  # type: ignore[union-attr]
+    return value is not None and value.isalnum() and len(value) <= 64
 
 
 @dataclass
@@ -262,7 +263,7 @@ async def discover(api: VcitaClient, clients: Mapping[str, date | None] | None =
     if clients is not None and not clients:
         return Discovery()
     if clients is not None and not wide and len(clients) <= PER_CLIENT_MAX:
-        done = await asyncio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
+        done = await aio.gather(*(_search(api, cid, since, known, walk) for cid, since in sorted(clients.items())))
         searches = tuple(s for s, _ in done)
         pairs = [pair for _, found in done for pair in found]
     else:

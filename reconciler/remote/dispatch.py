@@ -85,7 +85,7 @@ class Served:
     attempts: int
     elapsed: float  # seconds from the call to the final answer (queueing and retry waits included)
     fell_back: bool = False
-    token: str = "staff"  # the token kind that was sent
+    token: str = "staff"  # noqa: S105 - the kind of token that was sent, not a token
 
 
 #: The Served record of the calling task's most recent request (a ContextVar, so concurrent
@@ -263,7 +263,8 @@ class Dispatcher:
     def _unsupported(self, route: Route, path: str) -> UnsupportedRouteError:
         info = RequestInfo(route.method, path, "", extra={"operation": route.name})
         have = " and ".join(str(k) for k in TokenKind if self.target.token(k) is not None)
-        wants = f"the {route.token} token" + (f" or the {route.alt} token" if route.alt not in (None, route.token) else "")
+        wants = f"the {route.token} token" + (f" or the {route.alt} token"
+                                              if route.alt not in (None, route.token) else "")
         pinned = " (as pinned in the target's routes)" if route.token_pinned else ""
         return UnsupportedRouteError(
             f"{info.describe()}: not sent: vcita accepts {wants} there{pinned}, and target "
@@ -340,9 +341,9 @@ class Dispatcher:
             if 200 <= status < 300:
                 try:
                     data = unwrap(parsed, info)
-                except ProtocolError:
+                except ProtocolError as exc:
                     if not route.idempotent:  # it was executed, but we cannot tell what it made
-                        raise self._unknown(info, f"the server answered {status} with an unreadable body")
+                        raise self._unknown(info, f"the server answered {status} with an unreadable body") from exc
                     raise
                 served = Served(route.name, route.method, path, str(door), status, attempts,
                                 time.perf_counter() - started, fell_back, str(token))

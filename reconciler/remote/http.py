@@ -63,6 +63,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from reconciler.core.safetext import printable
 from reconciler.remote.instep import CarriedResponse, InStepConnector
 from reconciler.remote.netenv import ProxyChoice
 from reconciler.remote.retry import (
@@ -71,7 +72,6 @@ from reconciler.remote.retry import (
     OutOfStep,
     ProxyRefused,
 )
-from reconciler.core.safetext import printable
 
 #: Largest answer body held in memory, counted after decoding (an API page is ~100 KiB).
 MAX_BODY = 16 << 20

@@ -28,7 +28,7 @@ from reconciler.model.remote import (
 def to_int(value: Any) -> int:
     """``10``, ``"10"``, ``"10.0"`` -> 10; a fractional or non-numeric value is refused."""
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {_shown(value)}")  # noqa: TRY004 - a bad value, not a bad call
+        raise ValueError(f"expected an integer, got {_shown(value)}")  # a bad value, not a bad call: ValueError
     if isinstance(value, int):
         return value
     dec = to_decimal(value)
@@ -42,8 +42,8 @@ def to_decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {_shown(value)}")  # noqa: TRY004 - a bad value, not a bad call
-    if isinstance(value, int) and abs(value) >= 10**64 or isinstance(value, str) and len(value) > 64:
+        raise ValueError(f"expected a number, got {_shown(value)}")  # a bad value, not a bad call: ValueError
+    if (isinstance(value, int) and abs(value) >= 10**64) or (isinstance(value, str) and len(value) > 64):
         # Before str()/Decimal(): a 5,000-digit number is refused, not converted (or stopped by
         # Python's int-to-str limit with a message about Python).
         raise ValueError(f"the number {_shown(value)} is longer than any number the API sends")
@@ -145,7 +145,8 @@ def catalog_package(raw: dict[str, Any]) -> RemoteCatalogPackage:
         expiration=_f(raw, "expiration", to_int),
         expiration_unit=upper_or_none(raw.get("expiration_unit")),  # type: ignore[arg-type]
         items=None if items is None else tuple(
-            RemoteCatalogItem(total_bookings=_f(it, "total_bookings", to_int), services=_service_ids(it.get("services")))
+            RemoteCatalogItem(total_bookings=_f(it, "total_bookings", to_int),
+                              services=_service_ids(it.get("services")))
             for it in items
         ),
         products=tuple(

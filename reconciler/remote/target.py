@@ -65,8 +65,8 @@ __all__ = [
 ENV_GATEWAY = "VCITA_GATEWAY_URL"
 ENV_FALLBACK = "VCITA_FALLBACK_URL"
 ENV_BUSINESS = "VCITA_BUSINESS_ID"
-ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"
-ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"
+ENV_STAFF_TOKEN = "VCITA_STAFF_TOKEN"  # noqa: S105 - a variable's name, not a token
+ENV_DIRECTORY_TOKEN = "VCITA_DIRECTORY_TOKEN"  # noqa: S105 - a variable's name, not a token
 EMBEDDED_NAME = "embedded"
 EMBEDDED_DB = Path(".reconciler") / "sandbox.db"
 # In-process only: these URLs never reach a socket (the ASGI transport answers them).
@@ -80,7 +80,6 @@ EMBEDDED_TOKENS = {"staff": "sbx_staff_harmony_demo_token_0001", "directory": "s
 
 #: present but empty, these are errors; the optional ones (fallback, directory token) count as unset
 REQUIRED_VARS = (ENV_GATEWAY, ENV_BUSINESS, ENV_STAFF_TOKEN)
-TARGET_VARS = (ENV_GATEWAY, ENV_FALLBACK, ENV_BUSINESS, ENV_STAFF_TOKEN, ENV_DIRECTORY_TOKEN)
 _FLAG_OF = {ENV_GATEWAY: "gateway_url", ENV_BUSINESS: "business_id", ENV_STAFF_TOKEN: "token_file"}
 
 

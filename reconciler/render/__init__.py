@@ -1,6 +1,7 @@
 """Renderers: pure ``Plan -> str``, one small module per format (text, markdown, json); the block of
 each operation, by its type, in ``blocks.py``."""
 
+from reconciler.plan.document import Plan
 from reconciler.render.common import summary_line
 from reconciler.render.markdown import SUMMARY_LIMIT, render_markdown
 from reconciler.render.text import render_text
@@ -8,7 +9,7 @@ from reconciler.render.text import render_text
 FORMATS = ("text", "markdown", "github-summary", "json")
 
 
-def render(plan, fmt: str) -> str:  # type: ignore[no-untyped-def]
+def render(plan: Plan, fmt: str) -> str:
     """Render ``plan`` in ``fmt`` (text | markdown | github-summary | json)."""
     if fmt == "text":
         return render_text(plan)

@@ -32,7 +32,7 @@ def render_apply_markdown(plan: Any, outcomes: Mapping[str, Any], *, summary: st
     rows = [_row(a, outcomes[a]) for a in order]
     names = [f"- `{_code(a)}` {outcomes[a].action.replace('_', ' ')}: {outcomes[a].status}" for a in order]
     levels = [LEVEL.get(outcomes[a].status or "", fold.IMPORTANT) for a in order]
-    costs = [(fold.cost(r), fold.cost(n), 0) for r, n in zip(rows, names)]
+    costs = [(fold.cost(r), fold.cost(n), 0) for r, n in zip(rows, names, strict=True)]
     idx = list(range(len(order)))
     groups = [*fold.by_level(idx, levels, NAME, [fold.TRIVIAL], whole=True),
               *fold.by_level(idx, levels, NAME, [fold.NOTABLE], whole=True),

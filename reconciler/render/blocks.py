@@ -13,25 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import singledispatch
 
+from reconciler.model import views as nz
 from reconciler.model.manifest import credit_key
 from reconciler.plan.operations import (
     AdoptCatalogPackage,
+    ArchiveResource,
     CreateCatalogPackage,
     CreateClientPackage,
     FieldChange,
-    ArchiveResource,
+    IdOf,
     MoveResource,
+    Operation,
     ReadoptArchived,
     ReorderCatalogPackage,
-    IdOf,
-    Operation,
     Request,
     ResolvePendingCreate,
     SetBookingCredits,
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.model import views as nz
 from reconciler.render.common import SYMBOL, VERB, flat_fields, leaf_key, value
 
 Row = tuple[str, str, str]  # (sign, field, value text)

@@ -76,7 +76,7 @@ def by_level(indices: Sequence[int], levels: Sequence[int], form: int, order: Se
     that a kind of change is shown one way, not half folded)."""
     groups: list[Group] = []
     for level in order:
-        steps = [(i, form) for i, lv in reversed(list(zip(indices, levels))) if lv == level]
+        steps = [(i, form) for i, lv in reversed(list(zip(indices, levels, strict=True))) if lv == level]
         if whole:
             groups.append(steps)
         else:

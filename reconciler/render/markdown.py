@@ -20,12 +20,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from reconciler.plan.operations import Operation
 from reconciler.plan.document import Plan
+from reconciler.plan.operations import Operation
 from reconciler.render import fold
 from reconciler.render.blocks import Block, block, label, named
-from reconciler.render.groups import Group, group_name, group_operations
 from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
+from reconciler.render.groups import Group, group_name, group_operations
 from reconciler.render.text import op_lines
 
 LIMIT = 65_000           # GitHub's comment limit is 65,536 characters
@@ -74,11 +74,12 @@ class Layout:
     folded: tuple[int, ...]  # (changes counted, listed by name, reduced to their row): fewer is better
 
 
-def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True, in_bytes: bool = False) -> tuple[Layout, Layout | None]:
+def layouts(plan: Plan, limit: int = LIMIT, *, marker: bool = True,
+            in_bytes: bool = False) -> tuple[Layout, Layout | None]:
     """The flat layout of ``plan`` and the grouped one (None: no change shares a client or a
     catalog package with another), each fitted to ``limit``."""
     blocks = [named(block(op), plan.names) for op in plan.operations]
-    details = [_details(op, b) for op, b in zip(plan.operations, blocks)]
+    details = [_details(op, b) for op, b in zip(plan.operations, blocks, strict=True)]
     flat = _render(plan, limit, marker, in_bytes, None, blocks, details)
     found, ungrouped = group_operations(plan)
     if not found:
@@ -157,7 +158,8 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tupl
                 head += [_escape(extra), ""]
         head.append(target_line(plan) + ".")
         if not plan.refreshed:
-            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): changes made in vcita are not visible."]
+            head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): "
+                         "changes made in vcita are not visible."]
         if replaces:
             head += ["", "> [!WARNING]",
                      f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "
@@ -258,7 +260,8 @@ def _row(b: Block) -> str:
     fields = ", ".join(f"`{_code(path)}`" for path in b.fields[:6])
     if len(b.fields) > 6:
         fields += f" (+{len(b.fields) - 6})"
-    return f"| `{b.symbol}` | `{_code(b.address)}` | {b.action.replace('_', ' ')} | {_escape(b.remote_id or '')} | {fields} |"
+    action = b.action.replace('_', ' ')
+    return f"| `{b.symbol}` | `{_code(b.address)}` | {action} | {_escape(b.remote_id or '')} | {fields} |"
 
 
 def _name(b: Block) -> str:

@@ -3,8 +3,8 @@ legend of the symbols it uses (where reconciler's differ from Terraform's, it sa
 
 from __future__ import annotations
 
-from reconciler.plan.operations import Operation
 from reconciler.plan.document import Plan
+from reconciler.plan.operations import Operation
 from reconciler.render.blocks import Block, block, named
 from reconciler.render.common import legend, money_lines, scope_line, summary_line, target_line, unread_line
 

@@ -7,7 +7,8 @@
 2. injected faults (`faults.FaultTable`): latency, then maybe an immediate status.  Latency is
    a network round trip: half of it passes before the request is executed, half after (before
    the answer leaves).  A request that has arrived is executed even if its client gives up
-   meanwhile, as a real server would: a timed-out write is done, with no answer.  (All of it before, as first built, also synchronised
+   meanwhile, as a real server would: a timed-out write is done, with no answer.
+   (All of it before, as first built, also synchronised
    the requests woken by one timer tick into bursts on the single handler thread: a refresh
    at 32 in flight ran 1.26x its bound instead of 1.13x.)  A fault that answers with a status
    waits all of it first;

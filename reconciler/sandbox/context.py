@@ -90,7 +90,7 @@ class Ctx:
         try:
             value = json.loads(self.body)
         except (ValueError, UnicodeDecodeError):
-            raise self.error(400, "Bad Request: the body is not valid JSON", code="bad_request")
+            raise self.error(400, "Bad Request: the body is not valid JSON", code="bad_request") from None
         if not isinstance(value, dict):
             raise self.error(422, "The body must be a JSON object")
         return value

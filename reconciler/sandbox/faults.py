@@ -145,7 +145,7 @@ class FaultTable:
     def __init__(self) -> None:
         self.faults: list[Fault] = []
         self._ids = itertools.count(1)
-        self._random = random.Random()
+        self._random = random.Random()  # noqa: S311 - chance of an injected fault, not a secret
 
     def add(self, spec: dict[str, Any]) -> Fault:
         fault = parse_fault(spec, next(self._ids))

@@ -34,8 +34,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import payment_requests, render, seed
-from .instance import Sandbox
 from .client_packages import default_valid_until, new_client_package_doc
+from .instance import Sandbox
 from .values import new_uid, parse_date, parse_int
 
 KINDS = {"packages": "package", "client_packages": "client_package", "clients": "client",
@@ -56,7 +56,7 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError:
-        raise OperatorError(400, "body is not valid JSON")
+        raise OperatorError(400, "body is not valid JSON") from None
     if not isinstance(value, dict):
         raise OperatorError(400, "body must be a JSON object")
     return value
@@ -98,7 +98,7 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
         try:
             return 201, seed.create_business(store, clock, await _body(request))
         except ValueError as exc:
-            raise OperatorError(422, str(exc))
+            raise OperatorError(422, str(exc)) from exc
 
     async def features(request: Request) -> tuple[int, Any]:
         body = await _body(request)
@@ -245,7 +245,7 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
             try:
                 fault = sandbox.faults.add(await _body(request))
             except ValueError as exc:
-                raise OperatorError(400, str(exc))
+                raise OperatorError(400, str(exc)) from exc
             return 201, {"id": fault.id, "fault": fault.as_json()}
         if request.method == "DELETE":
             sandbox.faults.clear()
@@ -284,7 +284,7 @@ def operator_routes(sandbox: Sandbox) -> list[Route]:
             try:
                 sandbox.behaviour.update(await _body(request))
             except ValueError as exc:
-                raise OperatorError(400, str(exc))
+                raise OperatorError(400, str(exc)) from exc
         return 200, sandbox.behaviour.as_json()
 
     table = [

@@ -147,10 +147,6 @@ class Store:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def kind_of(self, uid: str) -> str | None:
-        row = self.conn().execute("SELECT kind FROM objects WHERE id = ?", (uid,)).fetchone()
-        return row[0] if row else None
-
     def all(self, kind: str, business_id: str | None = None, *, limit: int = -1,
              offset: int = 0) -> list[dict[str, Any]]:
         """Objects of a kind (of one business when given), oldest first."""
@@ -183,17 +179,6 @@ class Store:
             "SELECT COUNT(*) FROM objects WHERE kind = ? AND business_id = ?", (kind, business_id)
         ).fetchone()
         return int(row[0])
-
-    def by_ids(self, kind: str, uids: list[str]) -> dict[str, dict[str, Any]]:
-        """Several objects of one kind at once, keyed by id (unknown ids are absent)."""
-        if not uids:
-            return {}
-        marks = ",".join("?" * len(uids))
-        rows = self.conn().execute(
-            f"SELECT doc FROM objects WHERE kind = ? AND id IN ({marks})", (kind, *uids)
-        )
-        docs = (json.loads(row[0]) for row in rows)
-        return {doc["id"]: doc for doc in docs}
 
     def token(self, token: str) -> tuple[str, str] | None:
         """(kind, owner id) of a bearer token: staff → business id, directory → directory id."""

@@ -183,7 +183,7 @@ class Journal:
                 return
             except OSError as e:
                 raise StateError(f"cannot read the journal {self.path}: {e.strerror or e}") from None
-            intents = known if data is None else self._parse(data)[0]
+            intents = self._parse(data)[0] if data is not None else known or {}  # known when not read
             kept = b"".join(_line(_open_record(it)) for it in intents.values())
             if (kept != data) if data is not None else (len(kept) != key[1]):
                 self._cache = None

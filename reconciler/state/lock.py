@@ -216,7 +216,8 @@ class StateLock:
             except StateError:
                 raise
             except OSError as e:
-                what = "is a symbolic link; refused" if e.errno == errno.ELOOP else f"cannot be taken: {e.strerror or e}"
+                what = ("is a symbolic link; refused" if e.errno == errno.ELOOP
+                        else f"cannot be taken: {e.strerror or e}")
                 raise StateError(f"the state lock {self.path} {what}") from None
             else:
                 self._lock, self.id = lock, lock_id

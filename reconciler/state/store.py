@@ -299,7 +299,8 @@ class State(Frozen):
         if old not in self.resources:
             return self
         resources = {(new if a == old else a): r for a, r in self.resources.items()}
-        pending = {k: (v.model_copy(update={"address": new}) if v.address == old else v) for k, v in self.pending.items()}
+        pending = {k: (v.model_copy(update={"address": new}) if v.address == old else v)
+                   for k, v in self.pending.items()}
         return self.replace(resources=resources, pending=pending)
 
     def readopt(self, remote_id: str, address: str) -> State:
@@ -316,7 +317,7 @@ class State(Frozen):
     def replace(self, **parts: Any) -> State:
         """A copy with some of ``resources``, ``archived``, ``pending``, ``target`` replaced,
         validated again (a bad address is refused here, not at the next load)."""
-        fields = {"format_version": self.format_version, "lineage": self.lineage, "serial": self.serial,
+        fields: dict[str, Any] = {"format_version": self.format_version, "lineage": self.lineage, "serial": self.serial,
                   "target": self.target, "resources": self.resources, "archived": self.archived,
                   "pending": self.pending}
         fields.update(parts)

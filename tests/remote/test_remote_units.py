@@ -232,8 +232,24 @@ async def test_rate_limiter_spaces_request_starts() -> None:
 @pytest.mark.anyio
 async def test_unlimited_rate_limiter_does_not_wait() -> None:
     limiter = RateLimiter(rate=None)
+    others: list[str] = []
+    # Scheduled now, it runs only when this task suspends: an acquire that waited (a sleep, the
+    # lock) would let it run before the loop ends.
+    other = asyncio.ensure_future(asyncio.sleep(0, result="ran"))
+    other.add_done_callback(lambda f: others.append(f.result()))
     for _ in range(1000):
         await limiter.acquire()
+    assert others == []
+    await other
+    assert others == ["ran"]
+    # Unlimited still honours a pause (a server's Retry-After), unless the caller waited it out.
+    loop = asyncio.get_running_loop()
+    limiter.pause_for(0.03)
+    t0 = loop.time()
+    await limiter.acquire(skip_pause=True)
+    assert loop.time() - t0 < 0.025
+    await limiter.acquire()
+    assert loop.time() - t0 >= 0.025
 
 
 @pytest.mark.anyio

@@ -29,8 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.state.backends.config import StateConfig, resolve_state_config
 from reconciler.core.errors import ConfigError
+from reconciler.state.backends.config import StateConfig, resolve_state_config
 from reconciler.state.store import State, TargetRef
 
 __all__ = ["BusinessRow", "StateBackend", "StateConfig", "list_businesses", "open_backend", "resolve_state_config"]
@@ -113,9 +113,12 @@ def list_businesses(config: StateConfig, env: dict[str, str] | None = None) -> l
                       FROM {STATE} ORDER BY gateway_url, business_id""").fetchall()
             out = []
             for r in rows:
-                one = PostgresStateStore(probe.dsn, TargetRef(gateway_url=r[0], business_id=r[1]), dsn_env=probe.dsn_env)
+                one = PostgresStateStore(probe.dsn, TargetRef(gateway_url=r[0], business_id=r[1]),
+                                         dsn_env=probe.dsn_env)
                 status = one._status(conn)
-                out.append(BusinessRow(*r, lock=status.describe() if status.held else ""))
+                url, business, serial, lineage, updated_at, updated_by, resources, archived, pending = r
+                out.append(BusinessRow(url, business, serial, lineage, updated_at, updated_by, resources, archived,
+                                       pending, lock=status.describe() if status.held else ""))
     finally:
         conn.close()
     return out

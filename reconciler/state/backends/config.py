@@ -104,7 +104,8 @@ def check_var_name(value: Any, where: str) -> str:
             f"{where} must be the name of the environment variable holding the DSN"
             + (", not a connection string (refused; it is not shown)" if looks_like_dsn else
                " (letters, digits and _ only)"),
-            hint=f"Put the DSN in a variable (from your secret store) and name it: state_dsn_env = \"{DEFAULT_DSN_ENV}\".")
+            hint="Put the DSN in a variable (from your secret store) and name it: "
+                 f"state_dsn_env = \"{DEFAULT_DSN_ENV}\".")
     return value.strip()
 
 
@@ -116,8 +117,7 @@ def _check_backend(value: Any, where: str) -> str:
 
 def _keys_of(table: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
     for key in table:
-        if key.startswith("state") and key not in STATE_KEYS:
-            if "dsn" in key or "password" in key or "url" in key:
+        if key.startswith("state") and key not in STATE_KEYS and ("dsn" in key or "password" in key or "url" in key):
                 raise ConfigError(f"{where}: {key} would hold the state database's DSN in a file, which is refused "
                                   "(its value is not shown)",
                                   hint=f"Name the variable holding it instead: state_dsn_env = \"{DEFAULT_DSN_ENV}\".")

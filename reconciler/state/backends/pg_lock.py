@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from reconciler.state.backends.pg_schema import LOCK, database_errors
 from reconciler.core.errors import StateLockedError
+from reconciler.state.backends.pg_schema import LOCK, database_errors
 
 
 @dataclass(frozen=True)

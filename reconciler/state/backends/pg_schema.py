@@ -104,9 +104,10 @@ def _check_ours(tables: dict[str, set[str]], version: int | None) -> None:
     strangers = [t for t in COLUMNS if t in tables and (not COLUMNS[t] <= tables[t] or version is None)]
     if strangers:
         name = strangers[0]
+        why = ("its columns are not reconciler's" if not COLUMNS[name] <= tables[name]
+               else "no reconciler schema version beside it")
         raise StateError(
-            f"the state database already has a table {name} that reconciler did not create "
-            f"({'its columns are not reconciler' + chr(39) + 's' if not COLUMNS[name] <= tables[name] else 'no reconciler schema version beside it'}); "
+            f"the state database already has a table {name} that reconciler did not create ({why}); "
             "refusing to use or change it",
             hint="Give reconciler a database (or a schema: options=-csearch_path=NAME in the DSN) of its own.")
     if version is not None and version > SCHEMA_VERSION:
@@ -171,7 +172,8 @@ def _explain(e: Exception, where: str, dsn: Secret | None) -> tuple[str, str | N
     if sqlstate == "3D000" or ("database" in low and "does not exist" in low):
         return f"the state database ({where}) does not exist: {said}", "Create it, or fix dbname in the DSN."
     if sqlstate.startswith("28") or "no pg_hba.conf entry" in low:
-        return f"the state database ({where}) refused the login: {said}", "Check the user, password and the server's pg_hba.conf."
+        return (f"the state database ({where}) refused the login: {said}",
+                "Check the user, password and the server's pg_hba.conf.")
     if sqlstate == "42501":
         return (f"the state database's user may not do what reconciler needs ({where}): {said}",
                 "Grant it CREATE on the schema (for the first run) and read/write on reconciler_* tables.")

@@ -31,6 +31,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.core.errors import StateError
+from reconciler.remote.target import Secret
 from reconciler.state.backends.config import StateConfig, describe_dsn
 from reconciler.state.backends.pg_lock import LockInfo, PostgresLock
 from reconciler.state.backends.pg_schema import (
@@ -42,8 +44,6 @@ from reconciler.state.backends.pg_schema import (
     lock_key_parts,
     scrub,
 )
-from reconciler.core.errors import StateError
-from reconciler.remote.target import Secret
 from reconciler.state.store import FORMAT_VERSION, READABLE_VERSIONS, State, TargetRef
 
 #: how long a connection waits for a free slot on a full server (seconds)
@@ -80,7 +80,7 @@ def _connect_when_a_slot_frees(connect: Any, patience: float = CONNECT_PATIENCE)
                 or "remaining connection slots" in str(e).lower()
             if not full or time.monotonic() + delay > deadline:
                 raise
-        time.sleep(delay * (0.5 + random.random()))
+        time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
         delay = min(delay * 2, 1.0)
 
 
@@ -115,7 +115,8 @@ class PostgresStateStore:
         from psycopg.conninfo import conninfo_to_dict
 
         given = conninfo_to_dict(self.dsn.reveal())
-        defaults = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler")) if k not in given}
+        defaults: dict[str, Any] = {k: v for k, v in (("connect_timeout", 15), ("application_name", "reconciler"))
+                                    if k not in given}
         with database_errors(self._server, self.dsn):
             conn = _connect_when_a_slot_frees(lambda: psycopg.connect(self.dsn.reveal(), autocommit=True, **defaults))
         try:
@@ -148,10 +149,11 @@ class PostgresStateStore:
         conn, own = self._session()
         try:
             with database_errors(self._server, self.dsn, "cannot read the state"):
-                return conn.execute(
+                row: tuple[str, int, int, str] | None = conn.execute(
                     f"SELECT lineage, serial, format_version, document::text FROM {STATE} "
                     "WHERE gateway_url = %s AND business_id = %s",
-                    [self.key.gateway_url, self.key.business_id]).fetchone()  # type: ignore[no-any-return]
+                    [self.key.gateway_url, self.key.business_id]).fetchone()
+                return row
         finally:
             if own:
                 conn.close()
@@ -257,7 +259,8 @@ class PostgresStateStore:
                               hint="Find out who deleted the row, and restore it before running again.")
         by = scrub(str(row[3]), self.dsn)
         if expected == 0:
-            return StateError(f"the state moved on: {self.where} was created by another run meanwhile (serial {row[1]}, "
+            return StateError(f"the state moved on: {self.where} was created by another run meanwhile "
+                              f"(serial {row[1]}, "
                               f"by {by}); refusing to overwrite it",
                               hint="Run again: reconciler reads the state afresh. Take the state lock to avoid this.")
         if row[0] != lineage:
