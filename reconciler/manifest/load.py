@@ -142,6 +142,9 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> ManifestSet:
     files = discover(paths)
     docs: list[tuple[Doc, SourceRef]] = []
     problems: list[Diagnostic] = []
+    # Each file is read once: a cross-document error is located in the text read here (read
+    # again, the file could have changed in between, and its line would point at something else).
+    texts: dict[str, str] = {}
     for f in files:
         shown = _display(f)
         text, err = _read(f, shown)
@@ -151,11 +154,11 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> ManifestSet:
         d, errs = load_text(text, shown)
         docs.extend(d)
         problems.extend(errs)
-        del text
+        texts[shown] = text
     result = ManifestSet(files=[_display(f) for f in files])
     # A reference to a document that is itself invalid is not news: its own errors say why.
     invalid = {d.address for d in problems if d.address}
-    problems.extend(_cross_check(docs, result, invalid))
+    problems.extend(_cross_check(docs, result, invalid, texts))
     if problems:
         raise ManifestError(problems)
     return result
@@ -306,7 +309,8 @@ def _document_text(text: str, ref: SourceRef) -> str:
 # --- across documents -------------------------------------------------------------------------
 
 
-def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid: set[str]) -> list[Diagnostic]:
+def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid: set[str],
+                 texts: dict[str, str]) -> list[Diagnostic]:
     found: list[tuple[Diagnostic, SourceRef]] = []
     for doc, src in docs:
         table: dict[str, Any] = (
@@ -334,7 +338,7 @@ def _cross_check(docs: list[tuple[Doc, SourceRef]], result: ManifestSet, invalid
         src = result.sources[cs.address]
         if cs.spec.package.name is None or f"CatalogPackage/{cs.spec.package.name}" not in invalid:
             found.extend((d, src) for d in _expand_set(cs, src, result, budget))
-    return _relocate(found)
+    return _relocate(found, texts)
 
 
 def _apply_order(ms: ManifestSet, budget: list[int]) -> list[tuple[Diagnostic, SourceRef]]:
@@ -451,16 +455,14 @@ def _check_client_package(cp: ClientPackage, ms: ManifestSet, budget: list[int])
             or _check_credits(cp.spec.package.name, cp.spec.booking_credits, ms, src, addr, "spec"))
 
 
-def _relocate(found: list[tuple[Diagnostic, SourceRef]]) -> list[Diagnostic]:
-    """Point each cross-document problem at the exact value: each file concerned is read once,
-    and only the documents concerned are parsed again."""
-    texts: dict[str, str | None] = {}
+def _relocate(found: list[tuple[Diagnostic, SourceRef]], texts: dict[str, str]) -> list[Diagnostic]:
+    """Point each cross-document problem at the exact value, in the text each file was read as
+    (``texts``, never read again): only the documents concerned are parsed again, with the
+    positions the first parse does not keep (a parse with positions costs several times more, and
+    only an error needs them)."""
     out = []
     for d, src in found:
-        if src.file not in texts:
-            read, err = _read(Path(src.file), src.file)
-            texts[src.file] = None if err else read
-        text = texts[src.file]
+        text = texts.get(src.file)
         raw = positioned(_document_text(text, src), _FastLoader) if text is not None and src.span else None
         if raw is None:
             out.append(d)  # positions are a courtesy; the message stands without them

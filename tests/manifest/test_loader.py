@@ -176,3 +176,26 @@ def test_fast_and_exact_passes_read_values_alike(values: list[str]) -> None:
     y.allow_duplicate_keys = False
     edited = plain(y.load(text), [0])
     assert repr(fast) == repr(exact) == repr(edited)
+
+
+def test_a_cross_document_error_is_located_in_the_text_read_once(tmp_path: Path) -> None:
+    """The file is opened once (an audit hook counts the opens): the line of a cross-document
+    error comes from the text that was validated, not from a second read of a file that may have
+    changed since."""
+    import sys
+
+    source = Path(__file__).parent / "cases" / "bad" / "package-unknown.yaml"
+    target = tmp_path / "p.yaml"
+    target.write_text(source.read_text())
+    opened: list[str] = []
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == "open" and args and str(args[0]) == str(target):
+            opened.append(event)
+
+    sys.addaudithook(hook)  # hooks cannot be removed: this one only counts opens of a file of tmp_path
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([tmp_path])
+    assert len(opened) == 1
+    [d] = caught.value.diagnostics
+    assert "unknown catalog package 'piano-11'" in d.message and (d.line, d.col) == (8, 12), d
