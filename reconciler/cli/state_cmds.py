@@ -20,6 +20,7 @@ from reconciler.cli.options import backend_options
 from reconciler.core.errors import StateError
 
 if TYPE_CHECKING:
+    from reconciler.state.backends import StateBackend
     from reconciler.state.store import State
 
 # reconciler.state.store (pydantic) is imported when a subcommand runs, not for --help or completion.
@@ -54,7 +55,7 @@ def _resolving(f: F) -> F:
 
 
 def _store(manifests: str, state_file: str | None, target_name: str | None = None, backend: str | None = None,
-           dsn_env: str | None = None) -> Any:
+           dsn_env: str | None = None) -> StateBackend:
     """The state the flags and the configuration name: the file, or a database row, whose
     business is then the target plan would use (flags, VCITA_* variables, reconciler.toml)."""
     flags = {"state_backend": backend, "state_dsn_env": dsn_env}
@@ -65,12 +66,14 @@ def _store(manifests: str, state_file: str | None, target_name: str | None = Non
                              hint="Use --state FILE or --manifests PATH to choose a state file.")
         from reconciler.state.store import StateStore
 
-        return StateStore.locate([manifests], state_file)
+        local: StateBackend = StateStore.locate([manifests], state_file)
+        return local
     from reconciler.state.store import StateStore
 
     target = resolve({"target_name": target_name}, [manifests])
     config = state_config(dict(flags), [manifests], target)
-    return StateStore.locate([manifests], state_file, target=target, backend=config)
+    chosen: StateBackend = StateStore.locate([manifests], state_file, target=target, backend=config)
+    return chosen
 
 
 def _lock_note(console: Any, store: Any) -> None:
