@@ -39,7 +39,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
 
-from reconciler.adopt import export, fleet
+from reconciler.adopt import export
+from reconciler.fleet import businesses as fleet
 from reconciler.plan.document import fingerprint
 from reconciler.model import views as nz
 from reconciler.remote import Secret, Target, VcitaClient
