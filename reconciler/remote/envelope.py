@@ -13,6 +13,7 @@ whatever text of the server's they quote is cut short and has its control charac
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.errors import (
@@ -29,6 +30,33 @@ from reconciler.core.errors import (
 from reconciler.core.safetext import printable
 
 _MAX_SNIPPET = 200
+
+
+class Answer:
+    """One HTTP answer, read whole: what the dispatcher and ``doctor`` use of it.
+
+    The network transport makes it straight from aiohttp's response (``HttpTransport.exchange``);
+    any other transport's ``httpx.Response`` is read into one (:meth:`of`).  ``headers`` is
+    case-insensitive (``get``, ``items``), ``content`` the decoded body.
+    """
+
+    __slots__ = ("content", "headers", "reason", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, reason: str = "") -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.reason = reason
+
+    @classmethod
+    def of(cls, response: Any) -> Answer:
+        """The answer of a read ``httpx.Response``."""
+        return cls(response.status_code, response.headers, response.content, response.reason_phrase)
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8; what cannot be decoded is replaced)."""
+        return self.content.decode("utf-8", "replace")
 
 
 def parse_json(content: bytes) -> Any:

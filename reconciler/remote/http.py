@@ -56,7 +56,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -64,6 +64,7 @@ import httpx
 from yarl import URL
 
 from reconciler.core.safetext import printable
+from reconciler.remote.envelope import Answer
 from reconciler.remote.instep import CarriedResponse, InStepConnector
 from reconciler.remote.netenv import ProxyChoice
 from reconciler.remote.retry import (
@@ -78,7 +79,7 @@ MAX_BODY = 16 << 20
 #: Longest status or header line, and most header lines, of an answer.
 MAX_LINE = 8190
 MAX_HEADERS = 100
-_BREAKS = re.compile(rb"[\r\n\0]")
+_BREAKS = re.compile(r"[\r\n\0]")
 #: Methods sent through the shared pool; any other (POST: a create) goes through the creates' pool.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: Seconds a connection of the creates' pool may have been idle and still carry a create: far
@@ -108,7 +109,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, max_connections: int = 32, keepalive_expiry: float = 4.0,
                  verify: ssl.SSLContext | None = None,
-                 proxy_for: Callable[[httpx.URL], ProxyChoice | None] | None = None,
+                 proxy_for: Callable[[object], ProxyChoice | None] | None = None,
                  max_body: int = MAX_BODY, create_idle_limit: float = CREATE_IDLE_LIMIT,
                  create_quiet: float = CREATE_QUIET) -> None:
         if max_connections < 1:
@@ -125,6 +126,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
         self._create_session: aiohttp.ClientSession | None = None
         self._create_connector: InStepConnector | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # exchange()'s parsed URLs and their proxies, by the URL's text
+        self._urls: dict[str, tuple[URL, ProxyChoice | None]] = {}
 
     @property
     def connections_made(self) -> int:
@@ -162,32 +165,65 @@ class HttpTransport(httpx.AsyncBaseTransport):
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The httpx seam: one request, its answer read whole (see :meth:`exchange`)."""
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"the URL's scheme is not http or https: {url}", request=request)
-        raw = request.headers.raw
-        if _BREAKS.search(b"\x01".join([value for _, value in raw])):
-            # a line break inside a header would start a header (or a request) of its own
-            raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
-                                           request=request)
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
-        if request.headers.get("accept-encoding") is None:
-            headers.append(("Accept-Encoding", ACCEPT_ENCODING))
         try:
             content: bytes | None = request.content
         except httpx.RequestNotRead:
             content = await request.aread()
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        proxy = self._proxy_for(url) if self._proxy_for is not None else None
-        if request.method in _IDEMPOTENT:
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        parsed = URL(str(url), encoded=True)
+        answer = await self._exchange(request.method, parsed, self._proxy(parsed), headers, content,
+                                      request.extensions.get("timeout", {}), request)
+        decoded = "Content-Encoding" in answer.headers  # decoded here: encoding and length no longer apply
+        answer_headers = [(name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape"))
+                          for name, value in answer.headers.items()
+                          if not decoded or name.lower() not in ("content-encoding", "content-length")]
+        return httpx.Response(
+            answer.status_code, headers=answer_headers, stream=httpx.ByteStream(answer.content), request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode("latin-1", "replace")})
+
+    async def exchange(self, method: str, url: str, headers: Mapping[str, str], content: bytes | None,
+                       timeouts: dict[str, float | None]) -> Answer:
+        """One request and its whole answer, without httpx's request and response objects (the
+        dispatcher's path: building and reading them cost about a fifth of a create's CPU).
+
+        ``url`` is percent-encoded already (``str(httpx.URL(...))``); failures are raised as the
+        same httpx exceptions as :meth:`handle_async_request` raises, made without a request.
+        """
+        found = self._urls.get(url)
+        if found is None:
+            parsed = URL(url, encoded=True)
+            if parsed.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"the URL's scheme is not http or https: {printable(url, limit=200)}")
+            if len(self._urls) >= 256:  # paths carry ids: bounded
+                self._urls.clear()
+            found = self._urls[url] = (parsed, self._proxy(parsed))
+        return await self._exchange(method, found[0], found[1], list(headers.items()), content, timeouts, None)
+
+    def _proxy(self, url: URL) -> ProxyChoice | None:
+        return self._proxy_for(url) if self._proxy_for is not None else None
+
+    async def _exchange(self, method: str, url: URL, proxy: ProxyChoice | None, headers: list[tuple[str, str]],
+                        content: bytes | None, timeouts: dict[str, float | None],
+                        request: httpx.Request | None) -> Answer:
+        if _BREAKS.search("\x01".join([value for _, value in headers])):
+            # a line break inside a header would start a header (or a request) of its own
+            raise httpx.LocalProtocolError("a request header holds a line break or NUL; nothing was sent",
+                                           request=request)
+        if not any(name.lower() == "accept-encoding" for name, _ in headers):
+            headers.append(("Accept-Encoding", ACCEPT_ENCODING))
+        if method in _IDEMPOTENT:
             session = self._session or self._open(creates=False)
         else:  # a create: a connection that only creates used, idle for less than create_idle_limit
             session = self._create_session or self._open(creates=True)
-        with _translated(request):  # the whole exchange is bounded by aiohttp's total (_timeout)
+        with _translated(url, request):  # the whole exchange is bounded by aiohttp's total (_timeout)
             response = await session.request(
-                request.method, URL(str(url), encoded=True), headers=headers, data=content or None,
-                allow_redirects=False, timeout=self._timeout(timeouts),
-                proxy=proxy.url if proxy else None, proxy_headers=proxy.headers if proxy else None)
+                method, url, headers=headers, data=content or None, allow_redirects=False,
+                timeout=self._timeout(timeouts), proxy=proxy.url if proxy else None,
+                proxy_headers=proxy.headers if proxy else None)
             try:
                 body = await self._read(response)
             finally:
@@ -196,14 +232,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
             if response.carrier is not None and response.carrier.out_of_step:
                 raise OutOfStep("the server sent more than one answer for one request (or bytes nobody "
                                 "asked for); the answer cannot be trusted", request=request)
-        answer_headers: Any = response.raw_headers
-        if "Content-Encoding" in response.headers:  # decoded here: encoding and length no longer apply
-            answer_headers = [(name, value) for name, value in answer_headers
-                              if name.lower() not in (b"content-encoding", b"content-length")]
-        return httpx.Response(
-            response.status, headers=answer_headers, stream=httpx.ByteStream(body), request=request,
-            extensions={"http_version": b"HTTP/1.1",
-                        "reason_phrase": (response.reason or "").encode("latin-1", "replace")})
+        return Answer(response.status, response.headers, body, response.reason or "")
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         """The decoded body, read as it arrives and refused past ``max_body``."""
@@ -238,7 +267,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
 class _translated:
     """Translate aiohttp's exceptions into httpx's, once, keeping "not sent" apart from "sent"."""
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, url: URL, request: httpx.Request | None) -> None:
+        self.url = url
         self.request = request
 
     def __enter__(self) -> None:
@@ -247,17 +277,16 @@ class _translated:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None or isinstance(exc, (httpx.HTTPError, asyncio.CancelledError)) \
                 or not isinstance(exc, Exception):
-            if isinstance(exc, httpx.RequestError):
+            if isinstance(exc, httpx.RequestError) and self.request is not None:
                 try:
                     exc.request  # noqa: B018 - raises when the error was made without one
                 except RuntimeError:
                     exc.request = self.request
             return
-        raise _translate(exc, self.request) from None
+        raise _translate(exc, self.url, self.request) from None
 
 
-def _translate(exc: Exception, request: httpx.Request) -> httpx.HTTPError:
-    url = request.url
+def _translate(exc: Exception, url: URL, request: httpx.Request | None) -> httpx.HTTPError:
     where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
     # -- nothing was sent ------------------------------------------------------------------------
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
