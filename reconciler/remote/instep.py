@@ -133,13 +133,18 @@ class InStepConnector(aiohttp.TCPConnector):
         # aiohttp keeps a key's idle connections in the order they were released, the oldest
         # first, and hands out the first one still connected and not expired: it is shown only
         # those released at least ``quiet`` ago; the younger ones wait in the pool.
-        settled = time.monotonic() - self.quiet
+        now = time.monotonic()
+        settled = now - self.quiet
+        oldest, released = idle[0]
+        if released > settled:  # even the oldest is too young: a new connection
+            return None
+        expiry = self._keepalive_timeout
+        if oldest.is_connected() and (expiry is None or now - released <= expiry):
+            # the common case, in constant time: aiohttp hands out this very connection
+            return await super()._get(key, traces)
         young: deque[Any] = deque()
         while idle and idle[-1][1] > settled:
             young.appendleft(idle.pop())
-        if not idle:
-            self._conns[key] = young
-            return None
         try:
             return await super()._get(key, traces)
         finally:

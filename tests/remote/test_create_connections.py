@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+from collections import deque
 
 import pytest
 from raw_server import RawServer, answer, raw_server, threaded_raw_server
@@ -24,6 +26,7 @@ from reconciler.core.errors import OutcomeUnknownError
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.dispatch import GuardedTransport
 from reconciler.remote.http import CREATE_IDLE_LIMIT, CREATE_QUIET, HttpTransport
+from reconciler.remote.instep import InStepConnector, InStepHandler
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +188,37 @@ async def test_a_reused_connection_closed_as_the_create_arrives_is_an_unknown_ou
     assert server.connections == 1  # the second create went out on the reused connection
     assert posts(server) == 2 and sleep.waits == []  # and was never sent again
     assert "may or may not have been executed" in caught.value.message
+
+
+async def test_a_settled_connection_that_died_never_lets_a_young_one_carry_a_create() -> None:
+    # The pool holds, oldest first, a connection quiet long enough but closed meanwhile, then one
+    # released a moment ago: the create must get neither (a new connection), and the young one
+    # must stay pooled, in its place, for when it has been quiet long enough.  And when the oldest
+    # is alive and settled, it is the one handed out.
+    loop = asyncio.get_running_loop()
+    connector = InStepConnector(quiet=QUIET, keepalive_timeout=LIMIT)
+    pairs = [socket.socketpair() for _ in range(2)]
+    try:
+        alive = []
+        for ours, _theirs in pairs:
+            _, proto = await loop.create_connection(lambda: InStepHandler(loop), sock=ours)
+            alive.append(proto)
+        dead = InStepHandler(loop)  # never connected: what a closed connection looks like to the pool
+        from aiohttp.client_reqrep import ConnectionKey
+
+        key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
+        now = time.monotonic()
+        connector._conns[key] = deque([(dead, now - 2 * QUIET), (alive[0], now)])
+        assert await connector._get(key, []) is None
+        assert [proto for proto, _ in connector._conns[key]] == [alive[0]]
+
+        connector._conns[key].appendleft((alive[1], now - 2 * QUIET))
+        got = await connector._get(key, [])
+        assert got is not None and got.protocol is alive[1]
+        assert [proto for proto, _ in connector._conns[key]] == [alive[0]]
+        got.close()
+    finally:
+        await connector.close()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
