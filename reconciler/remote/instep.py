@@ -38,6 +38,9 @@ class InStepHandler(ResponseHandler):
         self.finals = 0
         self.out_of_step = False
         self._poller: Any = None  # made at the first reuse (see is_connected)
+        #: set by the pool for the one next is_connected(): it asked the kernel a moment ago, in the
+        #: same step of the event loop (nothing could have been delivered in between)
+        self.vouched = False
 
     def set_response_params(self, **kwargs: Any) -> None:
         super().set_response_params(**kwargs)
@@ -70,6 +73,9 @@ class InStepHandler(ResponseHandler):
         if not super().is_connected() or self.out_of_step:
             return False
         if self.asked:
+            return True
+        if self.vouched:
+            self.vouched = False
             return True
         if self._poller is None:
             self._poller = _poller(self.transport)
@@ -140,8 +146,16 @@ class InStepConnector(aiohttp.TCPConnector):
             return None
         expiry = self._keepalive_timeout
         if oldest.is_connected() and (expiry is None or now - released <= expiry):
-            # the common case, in constant time: aiohttp hands out this very connection
-            return await super()._get(key, traces)
+            # the common case, in constant time: aiohttp hands out this very connection, asking it
+            # again whether it is connected before any await, so the kernel is not asked twice
+            mine = isinstance(oldest, InStepHandler)  # always, from this connector's factory
+            if mine:
+                oldest.vouched = True
+            try:
+                return await super()._get(key, traces)
+            finally:
+                if mine:
+                    oldest.vouched = False
         young: deque[Any] = deque()
         while idle and idle[-1][1] > settled:
             young.appendleft(idle.pop())

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -64,6 +63,24 @@ class _Ticket:
     generation: int
 
 
+class _Slot:
+    """``async with`` one slot of an :class:`AdaptiveConcurrency` (a class, not a generator-based
+    context manager: it is entered once per request)."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: AdaptiveConcurrency) -> None:
+        self._owner = owner
+
+    async def __aenter__(self) -> _Ticket:
+        await self._owner._acquire()
+        return _Ticket(self._owner._generation)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._owner.in_flight -= 1
+        self._owner._grant()
+
+
 class AdaptiveConcurrency:
     """A FIFO semaphore whose size follows AIMD: halve on throttling, +1 per ``increase_every`` successes."""
 
@@ -82,15 +99,9 @@ class AdaptiveConcurrency:
         # thousands of queued requests (a Condition's notify_all would wake them all every time).
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[_Ticket]:
-        """Hold one in-flight slot for the duration of the block."""
-        await self._acquire()
-        try:
-            yield _Ticket(self._generation)
-        finally:
-            self.in_flight -= 1
-            self._grant()
+    def slot(self) -> _Slot:
+        """Hold one in-flight slot for the duration of an ``async with`` block (the ticket)."""
+        return _Slot(self)
 
     async def _acquire(self) -> None:
         if self.in_flight < self.limit and not self._waiters:
