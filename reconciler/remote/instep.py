@@ -148,14 +148,14 @@ class InStepConnector(aiohttp.TCPConnector):
         if oldest.is_connected() and (expiry is None or now - released <= expiry):
             # the common case, in constant time: aiohttp hands out this very connection, asking it
             # again whether it is connected before any await, so the kernel is not asked twice
-            mine = isinstance(oldest, InStepHandler)  # always, from this connector's factory
-            if mine:
-                oldest.vouched = True
+            mine = oldest if isinstance(oldest, InStepHandler) else None  # always, from this connector's factory
+            if mine is not None:
+                mine.vouched = True
             try:
                 return await super()._get(key, traces)
             finally:
-                if mine:
-                    oldest.vouched = False
+                if mine is not None:
+                    mine.vouched = False
         young: deque[Any] = deque()
         while idle and idle[-1][1] > settled:
             young.appendleft(idle.pop())
