@@ -45,8 +45,10 @@ What this module adds on top, and nothing more:
   and the whole exchange within connect + read timeout even when bytes trickle in.
 * Request heads with a line break or NUL in a header are refused before anything is sent.
 
-Proxies and certificates come from the environment (``netenv.py``); the transport takes the
-resolved choices.
+The dispatcher sends through :meth:`HttpTransport.exchange` (the same exchange, answered as an
+``envelope.Answer``, without httpx's request and response objects); ``handle_async_request``
+keeps the httpx seam for every other caller.  Proxies and certificates come from the environment
+(``netenv.py``); the transport takes the resolved choices.
 """
 
 from __future__ import annotations
