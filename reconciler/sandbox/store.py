@@ -52,14 +52,18 @@ class Transaction:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        #: whether it wrote what the read cache holds (a business, a token): see Store._fresh_cache
+        self.touches_cache = False
 
     def insert(self, kind: str, doc: dict[str, Any], business_id: str | None = None) -> None:
+        self.touches_cache = self.touches_cache or kind == "business"
         self._conn.execute(
             "INSERT INTO objects (id, kind, business_id, doc) VALUES (?, ?, ?, ?)",
             (doc["id"], kind, business_id, _dumps(doc)),
         )
 
     def update(self, kind: str, doc: dict[str, Any]) -> None:
+        self.touches_cache = self.touches_cache or kind == "business"
         cur = self._conn.execute(
             "UPDATE objects SET doc = ? WHERE id = ? AND kind = ?", (_dumps(doc), doc["id"], kind)
         )
@@ -73,11 +77,13 @@ class Transaction:
         return json.loads(row[0]) if row else None
 
     def add_token(self, token: str, kind: str, owner_id: str) -> None:
+        self.touches_cache = True
         self._conn.execute(
             "INSERT INTO tokens (token, kind, owner_id) VALUES (?, ?, ?)", (token, kind, owner_id)
         )
 
     def wipe(self) -> None:
+        self.touches_cache = True
         self._conn.execute("DELETE FROM objects")
         self._conn.execute("DELETE FROM tokens")
 
@@ -122,13 +128,15 @@ class Store:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE")
+        tx = Transaction(conn)
         try:
-            yield Transaction(conn)
+            yield tx
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         finally:
-            self._local.cache = {}
+            if tx.touches_cache:  # a create of a client package leaves tokens and businesses cached
+                self._local.cache = {}
         conn.execute("COMMIT")
 
     # -- reads -----------------------------------------------------------------------------
@@ -201,9 +209,10 @@ class Store:
         return dict(found) if found is not None else None
 
     def _fresh_cache(self) -> dict[tuple[str, str], Any]:
-        """This thread's read cache of tokens and businesses, emptied whenever the database
+        """This thread's read cache of tokens and businesses, emptied whenever they may have
         changed: `PRAGMA data_version` moves when another connection (thread or process)
-        committed, and our own writes clear it in `write()`."""
+        committed, and our own writes that add or change a business or a token clear it in
+        `write()` (a create of a client package, the hot path, keeps it)."""
         version = self.conn().execute("PRAGMA data_version").fetchone()[0]
         local = self._local
         if getattr(local, "version", None) != version or not hasattr(local, "cache"):
