@@ -24,7 +24,7 @@ to report.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ class _StateBatch:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     opens: list[tuple[PendingCreate, asyncio.Future[str]]] = field(default_factory=list)
     closes: list[str] = field(default_factory=list)  # pending ids settled
+    opened_at: dict[str, list[PendingCreate]] = field(default_factory=dict)  # the opens by address
 
     def __bool__(self) -> bool:
         return bool(self.changes or self.opens or self.closes)
@@ -77,6 +78,11 @@ class Committer:
         self._tasks: list[asyncio.Task[None]] = []
         self._state_error: BaseException | None = None  # a state write failed: nothing more may start
         self._next_write = 0.0  # monotonic time before which no paced state write starts
+        # The state's pending records by address, for the state.pending it was built from (a
+        # scan of every pending record per create cost more as more creates were in flight).
+        self._pending_index: tuple[dict[str, PendingCreate], dict[str, list[PendingCreate]]] = ({}, {})
+        self._ids = _IntentIds()
+        self._writing: _StateBatch | None = None  # the batch being written, until the state has it
 
     async def __aenter__(self) -> Committer:
         self._tasks = [asyncio.create_task(self._state_loop())]
@@ -99,20 +105,33 @@ class Committer:
         the pending record's id.  StateError when a create of ``address`` is already pending."""
         if self._state_error is not None:
             raise self._state_error
-        queued = [pc for pc, _ in self._batch.opens if pc.address == address]
-        for pc in [*self.state.pending_for(address), *queued]:
+        # Pending there: in the state, in the write under way, or queued for the next one.
+        writing = self._writing.opened_at.get(address, ()) if self._writing is not None else ()
+        for pc in [*self._pending_at(address), *writing, *self._batch.opened_at.get(address, ())]:
             if pc.id not in self._batch.closes:
                 raise StateError(
                     f"a create of {address} is already pending (since {pc.opened_at}); its outcome is unknown",
                     hint=f"Check vcita, then run 'reconciler import {address} ID' if it exists, or "
                          f"'reconciler state forget-intent {address}' if it does not.")
-        pending = PendingCreate(id=secrets.token_hex(8), address=address, kind=kind,  # type: ignore[arg-type]
+        pending = PendingCreate(id=self._ids.next(), address=address, kind=kind,  # type: ignore[arg-type]
                                 request_digest=request_digest, details=details, opened_at=utc_now())
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._batch.opens.append((pending, fut))
+        self._batch.opened_at.setdefault(address, []).append(pending)
         self._urgent.set()
         self._state_wake.set()
         return await fut
+
+    def _pending_at(self, address: str) -> list[PendingCreate]:
+        """``self.state.pending_for(address)``, from an index rebuilt when the state's pending
+        records are another dict (after a write that changed them)."""
+        pending = self.state.pending
+        if self._pending_index[0] is not pending:
+            index: dict[str, list[PendingCreate]] = {}
+            for pc in pending.values():
+                index.setdefault(pc.address, []).append(pc)
+            self._pending_index = (pending, index)
+        return self._pending_index[1].get(address, [])
 
     def close_intent(self, intent_id: str, outcome: str = "", remote_id: str | None = None) -> None:
         """Drop a pending record at the next state write (not awaited: a create proven not executed,
@@ -186,7 +205,11 @@ class Committer:
         if self._state_error is None:
             try:
                 started = time.monotonic()
-                self.state = await asyncio.to_thread(self._apply_and_write, batch)
+                self._writing = batch
+                try:
+                    self.state = await asyncio.to_thread(self._apply_and_write, batch)
+                finally:
+                    self._writing = None
                 took = time.monotonic() - started
                 if batch.changes:
                     self._next_write = time.monotonic() + min(self.max_wait, self.pace * took)
@@ -244,6 +267,24 @@ class Committer:
             if not tracked.isdisjoint(new.archived):
                 new = new.replace(archived={k: v for k, v in new.archived.items() if k not in tracked})
         return self.store.write(new, expected_serial=self.state.serial)
+
+
+class _IntentIds:
+    """Ids of pending records: 8 random bytes in hex, as ``secrets.token_hex(8)`` gives them, from
+    the same source (``os.urandom``), drawn 4 KiB at a time rather than in one system call per
+    create."""
+
+    _SIZE = 8
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = os.urandom(self._SIZE * 512), 0
+        at, self._at = self._at, self._at + self._SIZE
+        return self._pool[at:at + self._SIZE].hex()
 
 
 def _check_kind(address: str, kind: str, where: str) -> None:

@@ -113,6 +113,11 @@ def sent_digest(op: Operation) -> str:
     """:func:`request_digest` of the body a bound ``op`` sends (what ``describe(op)`` shows), from
     the bytes the client encodes: the same value, without describing the operation once more."""
     (call,) = calls.calls(op)
+    return call_digest(call)
+
+
+def call_digest(call: calls.Call) -> str:
+    """:func:`sent_digest` of the operation whose one request is ``call``."""
     content = b"null" if call.body is None else encode_body(call.body)
     return "sha256:" + hashlib.sha256(content).hexdigest()[:32]
 
@@ -258,8 +263,7 @@ class Applier:
 
     def _unlike_plan(self, op: Operation) -> str | None:
         """Why ``op``'s planned requests are not what this client sends for it (None: they are)."""
-        now = [(r.operation, r.method, r.path, r.body) for r in self.api.describe(op)]
-        if now == [(r.operation, r.method, r.path, r.body) for r in op.requests]:
+        if not self.api.unlike(op, op.requests):  # describe(op) compared, doors aside
             return None
         shown = ", ".join(f"{r.method} {r.path}" for r in op.requests) or "no request"
         return (f"the plan shows {shown} for {op.address}, which is not what this reconciler sends for it "
@@ -438,12 +442,15 @@ class Applier:
         (``reconciler.core.listlag``: what bounds how long a recovery waits for vcita's list); one held
         back longer (a long Retry-After) is not sent, its record is closed (it never left) and a
         fresh one is opened, up to :data:`SEND_TRIES` times."""
+        # The one request of ``op``, built and digested once: its digest goes into the pending
+        # record, and the client sends that very call.
+        (call,) = calls.calls(op)
+        digest = call_digest(call)
         async with self._create_gate:
             for tries_left in range(SEND_TRIES - 1, -1, -1):
                 if self.stopping:
                     raise _NotSent(self.stopping)
                 self._began[op.address] = time.perf_counter()
-                digest = sent_digest(op)
                 window = time.monotonic() + self.send_window  # before the record's opened_at is taken
                 intent = await self.commit.open_intent(op.address, op.kind, digest, details)
                 if self.stopping:  # asked to stop while its pending record was written: never sent
@@ -451,7 +458,7 @@ class Applier:
                     raise _NotSent(self.stopping)
                 token = send_by.set(window)
                 try:
-                    return intent, await self.api.execute(op)
+                    return intent, await self.api.execute(op, call=call)
                 except SendWindowPassed:
                     self.commit.close_intent(intent, "failed")  # it never left
                     if not tries_left:

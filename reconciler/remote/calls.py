@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import singledispatch
+from functools import lru_cache, singledispatch
 from typing import Any
 from urllib.parse import quote
 
@@ -193,10 +193,30 @@ def describe(op: Operation, routes: RouteTable, door_for: Callable[[Route], Any]
     for call in calls(op):
         route = routes[call.route]
         door = "" if door_for is None else str(getattr(chosen := door_for(route), "value", chosen))
-        body = None if call.body is None else json.loads(encode_body(_shown(call.body)))
         out.append(Request(operation=route.name, method=route.method, path=path_of(route, call.params),
-                           door=door, body=body))
+                           door=door, body=_described_body(call)))
     return tuple(out)
+
+
+def unlike(op: Operation, routes: RouteTable, planned: Sequence[Request]) -> bool:
+    """Whether ``planned`` (a plan's requests for ``op``) is not what :func:`describe` gives for
+    ``op`` now, doors aside: the same operation, method, path and body, each built as
+    :func:`describe` builds it, compared without building the descriptions (apply checks every
+    operation this way before sending it)."""
+    found = calls(op)
+    if len(found) != len(planned):
+        return True
+    for call, r in zip(found, planned, strict=True):
+        route = routes[call.route]
+        if (r.operation, r.method, r.path, r.body) != (route.name, route.method, path_of(route, call.params),
+                                                       _described_body(call)):
+            return True
+    return False
+
+
+def _described_body(call: Call) -> dict[str, Any] | None:
+    # The body as JSON decodes it (Decimals as numbers, dates as ISO text), references shown as such.
+    return None if call.body is None else json.loads(encode_body(_shown(call.body)))
 
 
 class Offline:
@@ -216,6 +236,8 @@ class Offline:
 
 def path_of(route: Route, params: Mapping[str, Any]) -> str:
     """The concrete path of ``route``; a parameter known only after apply reads as such."""
+    if not params:
+        return fixed_path(route)
     if not any(isinstance(v, _REFS) for v in params.values()):
         return route.path(**params)
 
@@ -224,6 +246,14 @@ def path_of(route: Route, params: Mapping[str, Any]) -> str:
         return KNOWN_AFTER_APPLY if isinstance(value, _REFS) else quote(str(value), safe="")
 
     return rewrite_legacy(re.sub(r"\{(\w+)\}", fill, route.template))
+
+
+@lru_cache(maxsize=256)
+def fixed_path(route: Route) -> str:
+    """``route.path()``, computed once per route: the path of a route without parameters (a
+    create's) is the same for every request.  A route whose template has parameters raises
+    ValueError as ``route.path()`` does, every time (exceptions are not cached)."""
+    return route.path()
 
 
 def _shown(value: Any) -> Any:
