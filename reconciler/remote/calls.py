@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache, singledispatch
 from typing import Any
 from urllib.parse import quote
@@ -38,7 +39,7 @@ from reconciler.plan.operations import (
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.remote.dispatch import encode_body
+from reconciler.remote.dispatch import _json_default, encode_body
 from reconciler.remote.routes import Route, RouteTable, rewrite_legacy
 
 _REFS = (IdOf, CreditIdOf)
@@ -215,8 +216,51 @@ def unlike(op: Operation, routes: RouteTable, planned: Sequence[Request]) -> boo
 
 
 def _described_body(call: Call) -> dict[str, Any] | None:
-    # The body as JSON decodes it (Decimals as numbers, dates as ISO text), references shown as such.
-    return None if call.body is None else json.loads(encode_body(_shown(call.body)))
+    """The body as JSON decodes it once encoded for sending (Decimals as numbers, dates as ISO
+    text), references shown as such: ``json.loads(encode_body(_shown(body)))``, built directly
+    when the body holds only the usual types (apply checks every operation's body this way)."""
+    if call.body is None:
+        return None
+    direct = _as_decoded(call.body)
+    if direct is not _OTHER:
+        return direct  # type: ignore[no-any-return]
+    return json.loads(encode_body(_shown(call.body)))  # type: ignore[no-any-return]
+
+
+_OTHER = object()  # a value _as_decoded leaves to the encoder itself
+#: types that JSON gives back as they are (a float's text is its repr, read back exactly)
+_AS_THEY_ARE = frozenset({str, int, bool, float, type(None)})
+
+
+def _as_decoded(value: Any) -> Any:
+    """What ``json.loads(encode_body(_shown(value)))`` gives, for exact built-in types, Decimals,
+    dates and references; :data:`_OTHER` as soon as it meets anything else (a subclass, a set, a
+    datetime, a key that is not a str), for the encoder to decide.  Checked against the encoder
+    in tests/remote/test_planned_check.py."""
+    kind = type(value)
+    if kind in _AS_THEY_ARE:
+        return value
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str or (v := _as_decoded(v)) is _OTHER:
+                return _OTHER
+            out[k] = v
+        return out
+    if kind is list or kind is tuple:
+        items = []
+        for v in value:
+            if (v := _as_decoded(v)) is _OTHER:
+                return _OTHER
+            items.append(v)
+        return items
+    if kind is IdOf or kind is CreditIdOf:
+        return KNOWN_AFTER_APPLY
+    if kind is Decimal:
+        return _json_default(value)  # an int or a float, as the encoder writes it
+    if kind is date:
+        return _json_default(value)  # its ISO text
+    return _OTHER
 
 
 class Offline:

@@ -1,15 +1,19 @@
 """Apply's check that a plan's requests are what this reconciler sends (``calls.unlike``) decides
 exactly as comparing ``describe(op)`` with them did: the same operation, method, path and body,
-doors aside; every edit of any of them is caught, and only those."""
+doors aside; every edit of any of them is caught, and only those.  The body it compares, built
+without encoding and decoding it, is the encoded body decoded, for any body."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.model.manifest import CatalogPackageSpec, CreditOverride
 from reconciler.plan.operations import (
@@ -27,6 +31,7 @@ from reconciler.plan.operations import (
     UpdateClientPackage,
 )
 from reconciler.remote import calls
+from reconciler.remote.dispatch import encode_body
 from reconciler.remote.routes import DEFAULT_ROUTES
 
 SPEC = CatalogPackageSpec(name="Piano", price=Decimal("540.50"), currency="USD", expiration=6, expiration_unit="M",
@@ -97,3 +102,25 @@ def test_a_fixed_path_is_the_routes_own_and_a_missing_parameter_still_fails() ->
                     calls.fixed_path(route)
         else:
             assert calls.fixed_path(route) == route.path()
+
+
+class _Str(str):
+    pass
+
+
+_leaf = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+         | st.builds(_Str, st.text(max_size=3)) | st.decimals(allow_infinity=False, allow_nan=False)
+         | st.dates() | st.datetimes()
+         | st.builds(IdOf, st.just("catalog_package.a"))
+         | st.builds(CreditIdOf, st.just("client_package.a"), st.tuples(st.text(max_size=3))))
+_body = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=2).map(tuple)
+                     | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _body, max_size=4))
+def test_the_compared_body_is_the_encoded_body_decoded(body: dict[str, Any]) -> None:
+    expected = json.loads(encode_body(calls._shown(body)))
+    got = calls._described_body(calls.Call("create_client_package", {}, body))
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)  # NaN-safe, type-exact
+    assert got == expected or "NaN" in json.dumps(expected)
