@@ -228,8 +228,9 @@ def _described_body(call: Call) -> dict[str, Any] | None:
 
 
 _OTHER = object()  # a value _as_decoded leaves to the encoder itself
-#: types that JSON gives back as they are (a float's text is its repr, read back exactly)
-_AS_THEY_ARE = frozenset({str, int, bool, float, type(None)})
+#: types that JSON gives back as they are (a float's text is its repr, read back exactly; a NaN,
+#: equal to nothing, is left to the encoder, so that it is a new object as decoding makes it)
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
 
 
 def _as_decoded(value: Any) -> Any:
@@ -238,7 +239,7 @@ def _as_decoded(value: Any) -> Any:
     datetime, a key that is not a str), for the encoder to decide.  Checked against the encoder
     in tests/remote/test_planned_check.py."""
     kind = type(value)
-    if kind in _AS_THEY_ARE:
+    if kind in _AS_THEY_ARE or (kind is float and value == value):
         return value
     if kind is dict:
         out: dict[str, Any] = {}

@@ -124,3 +124,10 @@ def test_the_compared_body_is_the_encoded_body_decoded(body: dict[str, Any]) -> 
     got = calls._described_body(calls.Call("create_client_package", {}, body))
     assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)  # NaN-safe, type-exact
     assert got == expected or "NaN" in json.dumps(expected)
+
+
+def test_a_nan_is_decoded_afresh_so_it_equals_nothing_as_before() -> None:
+    nan = float("nan")
+    body = calls._described_body(calls.Call("create_client_package", {}, {"x": nan, "y": [1.5]}))
+    assert body is not None and body["x"] is not nan and body["x"] != body["x"] and body["y"] == [1.5]
+    assert body != {"x": nan, "y": [1.5]}  # a plan showing that very object is still unlike it
