@@ -48,6 +48,8 @@ class _StateBatch:
     # In arrival order: (address, resource or None to drop it) or a whole-state mutation.
     changes: list[tuple[str, ResourceState | None] | Mutation] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # The waiters that record an object vcita acknowledged: (waiter, address, id), for unrecorded
+    acknowledged: list[tuple[asyncio.Future[None], str, str]] = field(default_factory=list)
     opens: list[tuple[PendingCreate, asyncio.Future[str]]] = field(default_factory=list)
     closes: list[str] = field(default_factory=list)  # pending ids settled
     opened_at: dict[str, list[PendingCreate]] = field(default_factory=dict)  # the opens by address
@@ -164,17 +166,14 @@ class Committer:
                 self.unrecorded.append((address, remote_id))
             raise self._state_error
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(lambda f: self._note_unrecorded(f, address, remote_id))
         self._batch.changes.append(change)
         self._batch.waiters.append(fut)
+        if remote_id:
+            self._batch.acknowledged.append((fut, address, remote_id))
         self._state_wake.set()
         self._waiting += 1
         self.nudge()
         await fut
-
-    def _note_unrecorded(self, fut: asyncio.Future[None], address: str, remote_id: str | None) -> None:
-        if remote_id and not fut.cancelled() and fut.exception() is not None:
-            self.unrecorded.append((address, remote_id))
 
     def nudge(self) -> None:
         """Write at once, without pacing, if every running operation waits for the state."""
@@ -225,6 +224,9 @@ class Committer:
             except BaseException as e:  # noqa: BLE001 - every waiter must hear of it
                 self._state_error = e
         self._waiting -= sum(1 for fut in batch.waiters if not fut.done())
+        # What vcita acknowledged and this write could not record (a waiter cancelled meanwhile
+        # reports nothing, as before)
+        self.unrecorded.extend((address, rid) for fut, address, rid in batch.acknowledged if not fut.done())
         for fut in batch.waiters:
             if not fut.done():
                 fut.set_exception(self._state_error)
