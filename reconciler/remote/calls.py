@@ -234,17 +234,20 @@ _AS_THEY_ARE = frozenset({str, int, bool, type(None)})
 
 
 def _as_decoded(value: Any) -> Any:
-    """What ``json.loads(encode_body(_shown(value)))`` gives, for exact built-in types, Decimals,
-    dates and references; :data:`_OTHER` as soon as it meets anything else (a subclass, a set, a
-    datetime, a key that is not a str), for the encoder to decide.  Checked against the encoder
-    in tests/remote/test_planned_check.py."""
+    """What ``json.loads(encode_body(_shown(value)))`` gives (keys in the same order, as a plan
+    shows them), for exact built-in types, Decimals, dates and references; :data:`_OTHER` as
+    soon as it meets anything else (a subclass, a set, a datetime, a key that is not a str), for
+    the encoder to decide.  Checked against the encoder in tests/remote/test_planned_check.py."""
     kind = type(value)
     if kind in _AS_THEY_ARE or (kind is float and value == value):
         return value
     if kind is dict:
+        for k in value:
+            if type(k) is not str:
+                return _OTHER
         out: dict[str, Any] = {}
-        for k, v in value.items():
-            if type(k) is not str or (v := _as_decoded(v)) is _OTHER:
+        for k in sorted(value):  # in the encoder's order (sort_keys), which decoding keeps
+            if (v := _as_decoded(value[k])) is _OTHER:
                 return _OTHER
             out[k] = v
         return out
