@@ -24,7 +24,7 @@ to report.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,8 +48,11 @@ class _StateBatch:
     # In arrival order: (address, resource or None to drop it) or a whole-state mutation.
     changes: list[tuple[str, ResourceState | None] | Mutation] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # The waiters that record an object vcita acknowledged: (waiter, address, id), for unrecorded
+    acknowledged: list[tuple[asyncio.Future[None], str, str]] = field(default_factory=list)
     opens: list[tuple[PendingCreate, asyncio.Future[str]]] = field(default_factory=list)
     closes: list[str] = field(default_factory=list)  # pending ids settled
+    opened_at: dict[str, list[PendingCreate]] = field(default_factory=dict)  # the opens by address
 
     def __bool__(self) -> bool:
         return bool(self.changes or self.opens or self.closes)
@@ -77,6 +80,11 @@ class Committer:
         self._tasks: list[asyncio.Task[None]] = []
         self._state_error: BaseException | None = None  # a state write failed: nothing more may start
         self._next_write = 0.0  # monotonic time before which no paced state write starts
+        # The state's pending records by address, for the state.pending it was built from (a
+        # scan of every pending record per create cost more as more creates were in flight).
+        self._pending_index: tuple[dict[str, PendingCreate], dict[str, list[PendingCreate]]] = ({}, {})
+        self._ids = _IntentIds()
+        self._writing: _StateBatch | None = None  # the batch being written, until the state has it
 
     async def __aenter__(self) -> Committer:
         self._tasks = [asyncio.create_task(self._state_loop())]
@@ -99,20 +107,33 @@ class Committer:
         the pending record's id.  StateError when a create of ``address`` is already pending."""
         if self._state_error is not None:
             raise self._state_error
-        queued = [pc for pc, _ in self._batch.opens if pc.address == address]
-        for pc in [*self.state.pending_for(address), *queued]:
+        # Pending there: in the state, in the write under way, or queued for the next one.
+        writing = self._writing.opened_at.get(address, ()) if self._writing is not None else ()
+        for pc in [*self._pending_at(address), *writing, *self._batch.opened_at.get(address, ())]:
             if pc.id not in self._batch.closes:
                 raise StateError(
                     f"a create of {address} is already pending (since {pc.opened_at}); its outcome is unknown",
                     hint=f"Check vcita, then run 'reconciler import {address} ID' if it exists, or "
                          f"'reconciler state forget-intent {address}' if it does not.")
-        pending = PendingCreate(id=secrets.token_hex(8), address=address, kind=kind,  # type: ignore[arg-type]
+        pending = PendingCreate(id=self._ids.next(), address=address, kind=kind,  # type: ignore[arg-type]
                                 request_digest=request_digest, details=details, opened_at=utc_now())
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._batch.opens.append((pending, fut))
+        self._batch.opened_at.setdefault(address, []).append(pending)
         self._urgent.set()
         self._state_wake.set()
         return await fut
+
+    def _pending_at(self, address: str) -> list[PendingCreate]:
+        """``self.state.pending_for(address)``, from an index rebuilt when the state's pending
+        records are another dict (after a write that changed them)."""
+        pending = self.state.pending
+        if self._pending_index[0] is not pending:
+            index: dict[str, list[PendingCreate]] = {}
+            for pc in pending.values():
+                index.setdefault(pc.address, []).append(pc)
+            self._pending_index = (pending, index)
+        return self._pending_index[1].get(address, [])
 
     def close_intent(self, intent_id: str, outcome: str = "", remote_id: str | None = None) -> None:
         """Drop a pending record at the next state write (not awaited: a create proven not executed,
@@ -145,17 +166,14 @@ class Committer:
                 self.unrecorded.append((address, remote_id))
             raise self._state_error
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(lambda f: self._note_unrecorded(f, address, remote_id))
         self._batch.changes.append(change)
         self._batch.waiters.append(fut)
+        if remote_id:
+            self._batch.acknowledged.append((fut, address, remote_id))
         self._state_wake.set()
         self._waiting += 1
         self.nudge()
         await fut
-
-    def _note_unrecorded(self, fut: asyncio.Future[None], address: str, remote_id: str | None) -> None:
-        if remote_id and not fut.cancelled() and fut.exception() is not None:
-            self.unrecorded.append((address, remote_id))
 
     def nudge(self) -> None:
         """Write at once, without pacing, if every running operation waits for the state."""
@@ -186,7 +204,11 @@ class Committer:
         if self._state_error is None:
             try:
                 started = time.monotonic()
-                self.state = await asyncio.to_thread(self._apply_and_write, batch)
+                self._writing = batch
+                try:
+                    self.state = await asyncio.to_thread(self._apply_and_write, batch)
+                finally:
+                    self._writing = None
                 took = time.monotonic() - started
                 if batch.changes:
                     self._next_write = time.monotonic() + min(self.max_wait, self.pace * took)
@@ -202,6 +224,9 @@ class Committer:
             except BaseException as e:  # noqa: BLE001 - every waiter must hear of it
                 self._state_error = e
         self._waiting -= sum(1 for fut in batch.waiters if not fut.done())
+        # What vcita acknowledged and this write could not record (a waiter cancelled meanwhile
+        # reports nothing, as before)
+        self.unrecorded.extend((address, rid) for fut, address, rid in batch.acknowledged if not fut.done())
         for fut in batch.waiters:
             if not fut.done():
                 fut.set_exception(self._state_error)
@@ -244,6 +269,24 @@ class Committer:
             if not tracked.isdisjoint(new.archived):
                 new = new.replace(archived={k: v for k, v in new.archived.items() if k not in tracked})
         return self.store.write(new, expected_serial=self.state.serial)
+
+
+class _IntentIds:
+    """Ids of pending records: 8 random bytes in hex, as ``secrets.token_hex(8)`` gives them, from
+    the same source (``os.urandom``), drawn 4 KiB at a time rather than in one system call per
+    create."""
+
+    _SIZE = 8
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = os.urandom(self._SIZE * 512), 0
+        at, self._at = self._at, self._at + self._SIZE
+        return self._pool[at:at + self._SIZE].hex()
 
 
 def _check_kind(address: str, kind: str, where: str) -> None:

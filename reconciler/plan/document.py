@@ -39,9 +39,14 @@ __all__ = [
 ]
 
 
+#: json.dumps(view, sort_keys=True, separators=(",", ":"), default=str), its encoder made once
+#: (json.dumps makes one per call with these options; an apply fingerprints every object it records)
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(view: dict[str, Any]) -> str:
     """A stable digest of a normalised object view (sorted-key JSON)."""
-    data = json.dumps(view, sort_keys=True, separators=(",", ":"), default=str)
+    data = _FINGERPRINT_JSON.encode(view)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import singledispatch
+from decimal import Decimal
+from functools import lru_cache, singledispatch
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +39,7 @@ from reconciler.plan.operations import (
     UpdateCatalogPackage,
     UpdateClientPackage,
 )
-from reconciler.remote.dispatch import encode_body
+from reconciler.remote.dispatch import _json_default, encode_body
 from reconciler.remote.routes import Route, RouteTable, rewrite_legacy
 
 _REFS = (IdOf, CreditIdOf)
@@ -193,10 +194,77 @@ def describe(op: Operation, routes: RouteTable, door_for: Callable[[Route], Any]
     for call in calls(op):
         route = routes[call.route]
         door = "" if door_for is None else str(getattr(chosen := door_for(route), "value", chosen))
-        body = None if call.body is None else json.loads(encode_body(_shown(call.body)))
         out.append(Request(operation=route.name, method=route.method, path=path_of(route, call.params),
-                           door=door, body=body))
+                           door=door, body=_described_body(call)))
     return tuple(out)
+
+
+def unlike(op: Operation, routes: RouteTable, planned: Sequence[Request]) -> bool:
+    """Whether ``planned`` (a plan's requests for ``op``) is not what :func:`describe` gives for
+    ``op`` now, doors aside: the same operation, method, path and body, each built as
+    :func:`describe` builds it, compared without building the descriptions (apply checks every
+    operation this way before sending it)."""
+    found = calls(op)
+    if len(found) != len(planned):
+        return True
+    for call, r in zip(found, planned, strict=True):
+        route = routes[call.route]
+        if (r.operation, r.method, r.path, r.body) != (route.name, route.method, path_of(route, call.params),
+                                                       _described_body(call)):
+            return True
+    return False
+
+
+def _described_body(call: Call) -> dict[str, Any] | None:
+    """The body as JSON decodes it once encoded for sending (Decimals as numbers, dates as ISO
+    text), references shown as such: ``json.loads(encode_body(_shown(body)))``, built directly
+    when the body holds only the usual types (apply checks every operation's body this way)."""
+    if call.body is None:
+        return None
+    direct = _as_decoded(call.body)
+    if direct is not _OTHER:
+        return direct  # type: ignore[no-any-return]
+    return json.loads(encode_body(_shown(call.body)))  # type: ignore[no-any-return]
+
+
+_OTHER = object()  # a value _as_decoded leaves to the encoder itself
+#: types that JSON gives back as they are (a float's text is its repr, read back exactly; a NaN,
+#: equal to nothing, is left to the encoder, so that it is a new object as decoding makes it)
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
+
+
+def _as_decoded(value: Any) -> Any:
+    """What ``json.loads(encode_body(_shown(value)))`` gives (keys in the same order, as a plan
+    shows them), for exact built-in types, Decimals, dates and references; :data:`_OTHER` as
+    soon as it meets anything else (a subclass, a set, a datetime, a key that is not a str), for
+    the encoder to decide.  Checked against the encoder in tests/remote/test_planned_check.py."""
+    kind = type(value)
+    if kind in _AS_THEY_ARE or (kind is float and value == value):
+        return value
+    if kind is dict:
+        for k in value:
+            if type(k) is not str:
+                return _OTHER
+        out: dict[str, Any] = {}
+        for k in sorted(value):  # in the encoder's order (sort_keys), which decoding keeps
+            if (v := _as_decoded(value[k])) is _OTHER:
+                return _OTHER
+            out[k] = v
+        return out
+    if kind is list or kind is tuple:
+        items = []
+        for v in value:
+            if (v := _as_decoded(v)) is _OTHER:
+                return _OTHER
+            items.append(v)
+        return items
+    if kind is IdOf or kind is CreditIdOf:
+        return KNOWN_AFTER_APPLY
+    if kind is Decimal:
+        return _json_default(value)  # an int or a float, as the encoder writes it
+    if kind is date:
+        return _json_default(value)  # its ISO text
+    return _OTHER
 
 
 class Offline:
@@ -216,6 +284,8 @@ class Offline:
 
 def path_of(route: Route, params: Mapping[str, Any]) -> str:
     """The concrete path of ``route``; a parameter known only after apply reads as such."""
+    if not params:
+        return fixed_path(route)
     if not any(isinstance(v, _REFS) for v in params.values()):
         return route.path(**params)
 
@@ -224,6 +294,14 @@ def path_of(route: Route, params: Mapping[str, Any]) -> str:
         return KNOWN_AFTER_APPLY if isinstance(value, _REFS) else quote(str(value), safe="")
 
     return rewrite_legacy(re.sub(r"\{(\w+)\}", fill, route.template))
+
+
+@lru_cache(maxsize=256)
+def fixed_path(route: Route) -> str:
+    """``route.path()``, computed once per route: the path of a route without parameters (a
+    create's) is the same for every request.  A route whose template has parameters raises
+    ValueError as ``route.path()`` does, every time (exceptions are not cached)."""
+    return route.path()
 
 
 def _shown(value: Any) -> Any:

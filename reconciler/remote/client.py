@@ -183,9 +183,18 @@ class VcitaClient:
         would go through now (for a plan; values known only after apply read as such)."""
         return calls.describe(op, self.routes, self.dispatcher.door_for)
 
-    async def execute(self, op: Operation) -> RemoteCatalogPackage | RemoteClientPackage:
-        """Send the one write of a bound ``op`` and return the object the API answers with."""
-        found = calls.calls(op)
+    def unlike(self, op: Operation, planned: tuple[Request, ...]) -> bool:
+        """Whether ``planned`` (the requests a plan shows for ``op``) is not what :meth:`describe`
+        gives for ``op`` now, doors aside (see :func:`calls.unlike`)."""
+        return calls.unlike(op, self.routes, planned)
+
+    async def execute(self, op: Operation, *, call: calls.Call | None = None,
+                      ) -> RemoteCatalogPackage | RemoteClientPackage:
+        """Send the one write of a bound ``op`` and return the object the API answers with.
+
+        ``call``: that write, ``calls.calls(op)[0]``, when the caller built it already (the applier
+        digests the very call it sends into the create's pending record)."""
+        found = calls.calls(op) if call is None else (call,)
         if len(found) != 1:
             raise ValueError(f"{op.op} of {op.address} is not one request ({len(found)})")
         route, reply = await self._call(found[0])
@@ -204,7 +213,8 @@ class VcitaClient:
     async def _send(self, op: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                     **path_params: str) -> tuple[Route, Reply]:
         route = self.routes[op]
-        return route, await self.dispatcher.send(route, route.path(**path_params), params=params, body=body)
+        path = route.path(**path_params) if path_params else calls.fixed_path(route)
+        return route, await self.dispatcher.send(route, path, params=params, body=body)
 
     async def _call(self, call: calls.Call) -> tuple[Route, Reply]:
         if call.unbound():

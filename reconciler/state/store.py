@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import re
 import time
@@ -49,6 +48,7 @@ from reconciler.model.remote import RemoteCatalogPackage, RemoteClientPackage
 from reconciler.model.values import NAME_PATTERN
 from reconciler.plan.document import fingerprint
 from reconciler.state.encoder import StateEncoder
+from reconciler.state.jsonsafe import check_json_safe
 from reconciler.state.lock import LOCK_NAME, StateLock, read_lock, unlock
 
 __all__ = [
@@ -97,28 +97,6 @@ def kind_of_address(address: str) -> Kind:
         raise ValueError(f"{address!r} is not an address (catalog_package.<name>, client_package.<name> or "
                          f'client_package_set.<name>["<client>"])')
     return ADDRESS_PREFIXES[m.group(1) or m.group(3)]
-
-
-def check_json_safe(value: Any, where: str) -> None:
-    """Raise ValueError unless ``value`` is plain JSON (dict with str keys, list, str, int,
-    finite float, bool, None), so that what is stored reads back equal."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: {value} is not a finite number")
-        return
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            check_json_safe(v, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: key {k!r} is not a string")
-            check_json_safe(v, f"{where}.{k}")
-        return
-    raise ValueError(f"{where}: {type(value).__name__} is not JSON (convert it to str, int, float, list or dict)")
 
 
 class TargetRef(Frozen):
@@ -181,8 +159,18 @@ class ResourceState(Frozen):
     def of_client(cls, cp: RemoteClientPackage) -> ResourceState:
         """The record of a client package as vcita answered it (its view and credit ids, now)."""
         view = views.client_remote(cp)
-        return cls(kind="ClientPackage", id=cp.id, fingerprint=fingerprint(view), applied=view,
-                   booking_credit_ids=views.client_credit_ids(cp), updated_at=utc_now())
+        parts: dict[str, Any] = {"kind": "ClientPackage", "id": cp.id, "fingerprint": fingerprint(view),
+                                 "applied": view, "booking_credit_ids": views.client_credit_ids(cp),
+                                 "updated_at": utc_now()}
+        if not cp.id:  # refused by validation (min_length), with its own message: validate to raise it
+            return cls(**parts)
+        # Built without validating again (an apply builds one per create): every part is valid by
+        # construction.  ``cp`` is a validated RemoteClientPackage; its view (views.client_remote) is
+        # plain JSON (str and None values, booking credits as {str: int}), its credit ids {str: str};
+        # the id is a non-empty str (checked above), the fingerprint "sha256:..." and updated_at
+        # utc_now()'s UTC form.  tests/state/test_state_records.py checks that this record equals
+        # the validated one for any client package.
+        return cls.model_construct(**parts)
 
 
 def identity_of(kind: Kind, applied: dict[str, Any]) -> dict[str, Any]:

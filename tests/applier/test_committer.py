@@ -79,3 +79,32 @@ async def test_a_failed_write_stops_everything_and_keeps_what_it_could_not_recor
         assert commit.unrecorded == [("catalog_package.b", "second"), ("catalog_package.d", "third")]
     # The other run's state was not overwritten.
     assert store.load().resources == {}
+
+
+async def test_a_pending_create_is_found_wherever_it_is_queued_written_or_moved(store: StateStore) -> None:
+    """The committer finds an address's pending records through an index of the state's: a record
+    queued for the next write or in the write under way (not refused before: it was in neither the
+    state nor the queue), one on disk, one a move carried to another address, and none once it is
+    settled or closed."""
+    def again(address: str) -> asyncio.Task[str]:
+        return asyncio.ensure_future(commit.open_intent(address, "CatalogPackage", "sha256:z", {}))
+
+    async with Committer(store, store.load()) as commit:
+        first = asyncio.ensure_future(commit.open_intent("catalog_package.a", "CatalogPackage", "sha256:x", {}))
+        await asyncio.sleep(0)  # queued, its write not yet done
+        with pytest.raises(StateError, match="already pending"):
+            await again("catalog_package.a")
+        intent = await first  # on disk now
+        with pytest.raises(StateError, match="already pending"):
+            await again("catalog_package.a")
+        await commit.put("catalog_package.a", _record("pkg1"))  # tracked, its create still pending
+        await commit.record(lambda st: st.move("catalog_package.a", "catalog_package.b"))
+        assert [pc.address for pc in commit.state.pending.values()] == ["catalog_package.b"]
+        with pytest.raises(StateError, match="already pending"):
+            await again("catalog_package.b")
+        await again("catalog_package.a")  # no longer pending there: opened
+        await commit.settle_intent(intent)
+        later = await again("catalog_package.b")  # settled: a new create of b may be recorded
+        commit.close_intent(later, "failed")
+        await commit.record(lambda st: st)
+        assert {pc.address for pc in store.load().pending.values()} == {"catalog_package.a"}
