@@ -10,6 +10,8 @@ Measured, each ``--runs`` times (medians reported):
   state and all), from its first request to its last state write.  The requests it makes are
   counted by the sandbox (``/_sandbox/stats``), and compared with the bound
   ``requests x latency / concurrency``; target: within 1.6x of it.
+* **injected**: the latency the sandbox really adds per request (a small GET, one at a time,
+  with and without it), for reference: the bound uses the setting.
 * **cli**: the whole ``reconciler apply --auto-approve`` command in a fresh process (start-up,
   refresh, plan, apply, verification plan), with its own request count and bound, for reference.
 
@@ -115,7 +117,8 @@ def measure(sandbox: ServedSandbox, count: int, runs: int, *, latency_ms: float 
     keys = samples[0].keys()
     return {"count": count, "latency_ms": latency_ms, "concurrency": concurrency, "runs": runs,
             **{k: median([s[k] for s in samples]) for k in keys},
-            "walls": [round(s["wall"], 3) for s in samples]}
+            "walls": [round(s["wall"], 3) for s in samples],
+            "injected_ms": sandbox.injected_latency(latency_ms)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({r['creates']:.0f} POST), {r['state_writes']:.0f} state writes")
     print(f"  bound = requests x latency / concurrency = {r['bound']:.3f} s;  applier / bound = {r['ratio']:.2f}x "
           f"(target <= {TARGET}x)  {'OK' if ok else 'MISSED'}")
+    print(f"  the sandbox's injected latency, measured: {r['injected_ms']:.2f} ms per request (setting "
+          f"{args.latency_ms:g} ms; the bound uses the setting)")
     cpu_ms = r["cpu"] / r["requests"] * 1000 if r["requests"] else float("nan")
     print(f"  client CPU per request (this process, the applier's state writes included): {cpu_ms:.3f} ms "
           f"(target <= {CPU_TARGET_MS:g} ms)  {'OK' if cpu_ms <= CPU_TARGET_MS else 'MISSED'}")

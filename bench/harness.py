@@ -120,6 +120,23 @@ class ServedSandbox(SandboxURLs):
     def stats(self) -> dict[str, Any]:
         return self.op("GET", "/stats")  # type: ignore[no-any-return]
 
+    def injected_latency(self, latency_ms: float, samples: int = 40) -> float:
+        """The latency the sandbox really adds to a request set to ``latency_ms`` (ms): the median
+        round trip of one small GET, one at a time, with and without it.  The bounds assume the
+        setting; the event loop's millisecond timers make the real figure a little longer."""
+        business = self.new_business("latency probe", clients=1, services=1, products=0)
+        url = f"{self.fallback_url}/platform/v1/services?business_id={business['business_id']}"
+        trips: dict[float, list[float]] = {0.0: [], latency_ms: []}
+        with httpx.Client(headers={"Authorization": f"Bearer {business['staff_token']}"}, timeout=30) as client:
+            for _ in range(samples):
+                for setting, found in trips.items():
+                    self.set_latency(setting)
+                    t0 = time.perf_counter()
+                    client.get(url).raise_for_status()
+                    found.append(time.perf_counter() - t0)
+        self.clear_faults()
+        return (statistics.median(trips[latency_ms]) - statistics.median(trips[0.0])) * 1000
+
     def env(self, business: dict[str, Any]) -> dict[str, str]:
         """The environment that points the CLI at ``business`` in this sandbox."""
         return env_for(self.gateway_url, self.fallback_url, business["business_id"], business["staff_token"])
