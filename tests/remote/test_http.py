@@ -22,7 +22,7 @@ from raw_server import answer, replying
 from raw_server import raw_server as serving
 from remote_support import SleepRecorder, fast_settings
 
-from reconciler.core.errors import OutcomeUnknownError
+from reconciler.core.errors import OutcomeUnknownError, UnavailableError
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.http import HttpTransport
 from reconciler.remote.retry import NOT_SENT, AnswerTooLarge, OutOfStep
@@ -439,3 +439,17 @@ def test_works_under_uvloop_too() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(exchange()) == (200, {"n": 1}, 1)
+
+
+async def test_the_clients_own_path_never_sends_a_header_that_would_split_the_request() -> None:
+    # The dispatcher sends through HttpTransport.exchange, not the httpx seam above: the same
+    # refusal must hold there (a token file with a line break must not inject a header).
+    async with serving(replying(answer())) as server:
+        target = Target(name="raw", gateway_url=server.url + "/apigw", fallback_url=None, business_id="b" * 16,
+                        staff_token=Secret("t" * 24 + "\r\nX-Injected: 1"))
+        async with VcitaClient(target, settings=fast_settings(), sleep=SleepRecorder()) as api:
+            assert api.dispatcher._exchange is not None  # the transport's own exchange is the path taken
+            with pytest.raises(UnavailableError, match="no answer after") as caught:
+                await api.create_client_package({"client_id": "c1", "package_id": "p1"})
+    assert "X-Injected" not in str(caught.value) and "t" * 24 not in str(caught.value)
+    assert server.requests == []  # nothing left, not even the first attempt
