@@ -189,41 +189,57 @@ def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
 
 
 @state.command("forget-intent")
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @_where
 @click.pass_obj
-def forget_intent(obj: Any, name: str, store: Any) -> int:
-    """Drop a pending create whose outcome is unknown.
+def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
+    """Drop pending creates whose outcome is unknown, one per NAME, in one state write.
 
     NAME is an address (client_package.alice-10) or a bare name, meaning client_package.NAME.
     Run it only after checking in vcita by hand that the object was NOT created: otherwise
     import it instead ('reconciler import ADDRESS ID'), or the next apply creates it again.
+    When one NAME has no pending create, none is dropped.
     """
     console = obj.console
     from reconciler.model.address import CLIENT
 
-    address = name if "." in name else CLIENT + name
-    if not _address_ok(address):
-        raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
-                                 param_hint="NAME")
+    addresses: list[str] = []
+    for name in names:
+        address = name if "." in name else CLIENT + name
+        if not _address_ok(address):
+            raise click.BadParameter(f"{name!r} is not client_package.NAME, catalog_package.NAME or NAME",
+                                     param_hint="NAME")
+        if address not in addresses:
+            addresses.append(address)
     pending = sorted({it.address for it in store.load().pending.values()})
-    if address not in pending:  # refused before taking the lock, so nothing is touched
+    missing = [a for a in addresses if a not in pending]
+    if missing:  # refused before taking the lock, so nothing is touched
         listed = f"Pending creates: {', '.join(pending)}." if pending else "There are no pending creates."
-        raise StateError(f"no pending create of {address} in {store.where}", hint=listed)
-    with store.lock(f"state forget-intent {address}"):
+        raise StateError(f"no pending create of {', '.join(missing)} in {store.where}; nothing was forgotten",
+                         hint=listed)
+    with store.lock(f"state forget-intent {' '.join(addresses)}"):
         st = store.load()
-        found = st.pending_for(address)
-        if not found:
-            raise StateError(f"no pending create of {address} in {store.where} (resolved meanwhile)")
-        intent = found[0]
-        store.write(st.replace(pending={k: v for k, v in st.pending.items() if k != intent.id}),
+        intents = {a: st.pending_for(a) for a in addresses}
+        gone = [a for a, found in intents.items() if not found]
+        if gone:
+            raise StateError(f"no pending create of {', '.join(gone)} in {store.where} (resolved meanwhile); "
+                             "nothing was forgotten")
+        dropped = {found[0].id for found in intents.values()}
+        store.write(st.replace(pending={k: v for k, v in st.pending.items() if k not in dropped}),
                     expected_serial=st.serial)
-    console.out(f"Forgot the pending create of {address} (intent {intent.id}, sent at {intent.opened_at}).")
-    for key in sorted(intent.details):
-        console.out(f"  {key}: {intent.details[key]}")
-    console.warn(f"reconciler did not check vcita. Check by hand that {address} was not created "
-                 f"(the details above identify it). If it exists, run 'reconciler import {address} ID' "
-                 "before the next apply, or that apply will create it a second time.")
+    for address, found in intents.items():
+        intent = found[0]
+        console.out(f"Forgot the pending create of {address} (intent {intent.id}, sent at {intent.opened_at}).")
+        for key in sorted(intent.details):
+            console.out(f"  {key}: {intent.details[key]}")
+    if len(addresses) == 1:
+        console.warn(f"reconciler did not check vcita. Check by hand that {addresses[0]} was not created "
+                     f"(the details above identify it). If it exists, run 'reconciler import {addresses[0]} ID' "
+                     "before the next apply, or that apply will create it a second time.")
+    else:
+        console.warn(f"reconciler did not check vcita. Check by hand that none of these {len(addresses)} was "
+                     "created (the details above identify each). For any that exists, run 'reconciler import "
+                     "ADDRESS ID' before the next apply, or that apply will create it a second time.")
     return 0
 
 

@@ -145,6 +145,39 @@ def test_forget_intent_refused_changes_nothing(store: StateStore, capsys: pytest
     assert snapshot(store.dir) == before
 
 
+def test_forget_intent_of_several_names_in_one_state_write(store: StateStore,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # After a server that died with many creates in flight: one command, one write, every record.
+    journal = Journal.for_state(store)
+    for name in ("bob-5", "carol-5", "dan-5"):
+        journal.open_intent(f"client_package.{name}", "ClientPackage", "d", {"client_email": f"{name}@example.com"})
+    serial = store.load().serial
+    args = ["state", "forget-intent", "bob-5", "client_package.carol-5", "bob-5", "--state", str(store.path)]
+    assert run(args) == 0
+    out, err = capsys.readouterr()
+    assert out.count("Forgot the pending create of") == 2  # the repeated name counts once
+    assert "client_email: bob-5@example.com" in out and "client_email: carol-5@example.com" in out
+    assert "none of these 2 was created" in err and "reconciler import ADDRESS ID" in err
+    after = store.load()
+    assert [it.address for it in after.pending.values()] == ["client_package.dan-5"]
+    assert after.serial == serial + 1  # one state write for both
+    assert not store.lock_path.exists()
+
+
+def test_forget_intent_of_several_names_refuses_them_all_when_one_is_not_pending(
+        store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
+    Journal.for_state(store).open_intent("client_package.bob-5", "ClientPackage", "d", {})
+    store.load()  # the journal migrated into the state, so the snapshot below is what stays
+    before = snapshot(store.dir)
+    assert run(["state", "forget-intent", "bob-5", "erin-5", "--state", str(store.path)]) == 1
+    err = capsys.readouterr().err
+    assert "no pending create of client_package.erin-5" in err and "nothing was forgotten" in err
+    assert "Pending creates: client_package.bob-5" in err
+    assert run(["state", "forget-intent", "bob-5", "Not A Name", "--state", str(store.path)]) == 1
+    assert snapshot(store.dir) == before
+    assert [it.address for it in store.load().pending.values()] == ["client_package.bob-5"]
+
+
 def test_rm_with_yes(store: StateStore, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["state", "rm", "client_package.alice-10", "--yes", "--state", str(store.path)]) == 0
     assert "the object still exists in vcita" in capsys.readouterr().out
