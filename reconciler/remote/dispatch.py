@@ -135,22 +135,20 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, deadline: float | None = None) -> None:
         self.inner = inner
         self.deadline = deadline
+        self._inner_exchange: Exchange | None = getattr(inner, "exchange", None) if deadline is None else None
         #: the inner transport's ``exchange`` (``HttpTransport``: a request without httpx's request
         #: and response objects), guarded like a request; None when it has none
-        self.exchange: Exchange | None = None
-        inner_exchange = getattr(inner, "exchange", None)
-        if inner_exchange is not None and deadline is None:
-            async def exchange(method: str, url: str, headers: Mapping[str, str], content: bytes | None,
-                               timeouts: dict[str, float | None]) -> Answer:
-                try:
-                    answer: Answer = await inner_exchange(method, url, headers, content, timeouts)
-                except httpx.HTTPError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - as handle_async_request
-                    raise InProcessCrash(f"the transport raised {type(exc).__name__}") from None
-                return answer
+        self.exchange: Exchange | None = self._guarded_exchange if self._inner_exchange is not None else None
 
-            self.exchange = exchange
+    async def _guarded_exchange(self, method: str, url: str, headers: Mapping[str, str], content: bytes | None,
+                                timeouts: dict[str, float | None]) -> Answer:
+        assert self._inner_exchange is not None
+        try:
+            return await self._inner_exchange(method, url, headers, content, timeouts)
+        except httpx.HTTPError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as handle_async_request
+            raise InProcessCrash(f"the transport raised {type(exc).__name__}") from None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
