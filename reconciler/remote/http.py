@@ -67,6 +67,7 @@ from yarl import URL
 
 from reconciler.core.safetext import printable
 from reconciler.remote.envelope import Answer
+from reconciler.remote.inline import REQUEST_CLASS
 from reconciler.remote.instep import CarriedResponse, InStepConnector
 from reconciler.remote.netenv import ProxyChoice
 from reconciler.remote.retry import (
@@ -143,8 +144,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
                                      keepalive_timeout=self.create_idle_limit if creates else self.keepalive_expiry,
                                      ssl=self._ssl if self._ssl is not None else True)
         session = aiohttp.ClientSession(
-            connector=connector, response_class=CarriedResponse, trust_env=False, auto_decompress=True,
-            max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
+            connector=connector, request_class=REQUEST_CLASS, response_class=CarriedResponse, trust_env=False,
+            auto_decompress=True, max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar())
         if creates:
