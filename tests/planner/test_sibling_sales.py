@@ -293,3 +293,43 @@ def test_a_create_of_unknown_outcome_is_kept_as_the_sale_when_nothing_else_catch
     assert list(second_sales(p)) == ["client_package.b"]
     assert "client_package.a (" in second_sales(p)["client_package.b"]
     assert "whose earlier create's outcome is unknown" in second_sales(p)["client_package.b"]
+
+
+# --- the indexed rule agrees with the rule as written -------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reconciler.planner.siblings import NewObject, compatible, refusals  # noqa: E402
+
+_field = st.one_of(st.none(), st.sampled_from(["2027-01-01", "2027-02-01"]))  # None: left out
+_obj = st.tuples(st.sampled_from(["cli1", "cli2"]), _field, st.one_of(st.none(), st.sampled_from(["500", "450"])),
+                 st.booleans())
+
+
+def _naive(new: list[NewObject], kept: list[NewObject]) -> set[str]:
+    """The rule as the docstring states it, pair by pair."""
+    sales = list(kept)
+    refused = set()
+    for obj in sorted((o for o in new if not o.repeat), key=lambda o: o.address):
+        if any(s.key == obj.key and compatible(s.want, obj.want) for s in sales):
+            refused.add(obj.address)
+        else:
+            sales.append(obj)
+    return refused
+
+
+@settings(max_examples=300, deadline=None)
+@given(objs=st.lists(_obj, max_size=9), kept=st.lists(_obj, max_size=2))
+def test_the_indexed_rule_refuses_exactly_what_the_pairwise_rule_does(
+        objs: list[Any], kept: list[Any]) -> None:
+    def made(i: int, prefix: str, c: str, vf: str | None, price: str | None, repeat: bool, note: str = "") -> NewObject:
+        want = {"client_id": c, "package_id": "pkg1",
+                **({"valid_from": vf} if vf else {}), **({"price": price} if price else {})}
+        if note:  # a record's identity: every field present, None when unknown
+            want = {"valid_from": vf, "price": price, **want}
+        return NewObject(f"client_package.{prefix}{i}", (c, "pkg1"), want, repeat and not note, note)
+    new = [made(i, "n", *o) for i, o in enumerate(objs)]
+    held = [made(i, "k", *o, note="which takes over a record in this plan") for i, o in enumerate(kept)]
+    got = {p.address for p in refusals(new, held, lambda a: None)}
+    assert got == _naive(new, held)
