@@ -561,7 +561,9 @@ class _Builder:
             return None  # a deliberate further sale: a create, shown as one more payment request
         problem = found.problem(address, kind, want)
         if problem is not None:
-            self.problems.append(problem)
+            loc = self._where(address)
+            self.problems.append(problem if loc is None else
+                                 problem.model_copy(update={"message": f"declared at {loc}: {problem.message}"}))
             return ident.REFUSED
         if found.leaving:
             old, tracked = found.leaving[0]

@@ -114,7 +114,9 @@ class Matches:
             return Problem(address=address, severity="error",
                            message=f"the same {what} as {names}, tracked outside the paths of this plan",
                            hint=f"Plan all the manifests (a rename is then recognised), or run "
-                                f"'reconciler state mv {self.outside[0][0]} {address}'.")
+                                f"'reconciler state mv {self.outside[0][0]} {address}'"
+                                + (" if it is the same client package; a further sale says 'repeat_purchase: true' "
+                                   "in its spec." if kind == "ClientPackage" else "."))
         takers = self.leaving + self.archived
         if self.wanted and kind == "ClientPackage":
             names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)

@@ -270,7 +270,9 @@ def test_a_plan_over_some_paths_checks_the_copies_it_holds(tmp_path: Path) -> No
                       state={"client_package.a": {"id": "cp1", "applied": applied()}},
                       client_packages={"cp1": remote_cp("cp1")})
     assert creates(outside) == []
-    assert any("tracked outside the paths of this plan" in pr.message for pr in outside.errors)
+    (refused,) = outside.errors
+    assert "tracked outside the paths of this plan" in refused.message and refused.hint is not None
+    assert "repeat_purchase: true" in refused.hint
 
 
 def test_a_tracked_original_still_refuses_a_new_copy(tmp_path: Path) -> None:
@@ -279,6 +281,7 @@ def test_a_tracked_original_still_refuses_a_new_copy(tmp_path: Path) -> None:
                 state={"client_package.a": {"id": "cp1", "applied": applied()}},
                 client_packages={"cp1": remote_cp("cp1")})
     assert creates(p) == [] and "client_package.a (cp1): a second sale" in second_sales(p)["client_package.b"]
+    assert second_sales(p)["client_package.b"].startswith(f"declared at {tmp_path / 'm.yaml'}:")  # located too
 
 
 def test_a_create_of_unknown_outcome_is_kept_as_the_sale_when_nothing_else_catches_the_copy(tmp_path: Path) -> None:
