@@ -452,6 +452,10 @@ class _Builder:
         replace_fcs = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
         if replace_fcs:
             fields = ", ".join(fc.path for fc in replace_fcs)
+            if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
+                self.kept.append(siblings.NewObject(
+                    address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),
+                    note=f"which replaces {tracked.id} with a new client package in this plan"))
             self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
                 address, doc, cid, pid, deps, expects=expects_now, replaces=tracked.id, field_changes=fcs,

@@ -18,7 +18,7 @@ A field the manifest leaves out (most omit ``valid_from`` and ``price``) matches
 
 The same rule holds between the new objects of one plan (``siblings.py``): among new objects of
 compatible identities (the same client and catalog package, and every field both declare equal),
-or of an identity an object takes over in this plan (a rename, a re-adoption), at most one
+or of an identity an object takes over in this plan (a rename, a re-adoption, a replacement), at most one
 without ``repeat_purchase: true`` is the sale, the first in address order; the others are
 refused, located at their file and line.  So a copied manifest gets the same verdict on a first
 plan and on one resumed after either copy was created.

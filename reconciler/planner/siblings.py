@@ -15,8 +15,9 @@ both declare (``valid_from``, ``price``) is equal: a field one leaves out matche
 does against a record.
 
 The sales a plan cannot refuse come first (*kept*): an object that takes a record over in this
-plan (its sale is the record's, whose identity is then compared), and an object whose earlier
-create's outcome is unknown (it may exist).  Then, in sorted address order, each new object
+plan (its sale is the record's, whose identity is then compared), one whose client package is
+replaced (``replace required``: a new client package of the identity it declares), and one whose
+earlier create's outcome is unknown (it may exist); each only without ``repeat_purchase``.  Then, in sorted address order, each new object
 without ``repeat_purchase: true`` that is compatible with a kept sale or with an earlier new one
 already kept is refused, naming them (the first is the sale; a copy needs ``repeat_purchase:
 true``, or a ``valid_from`` / price that tells it apart).  Objects that say ``repeat_purchase:
@@ -109,7 +110,8 @@ def refusals(new: Iterable[NewObject], kept: Iterable[NewObject],
     """The second sales among ``new``: one error Problem per object refused (``where``: an
     address's file and line, when known).  ``kept`` are sales this plan cannot refuse, checked
     first: objects without ``repeat_purchase`` that take a record over in this plan (a rename, a
-    re-adoption: ``want`` is then the record's identity), and creates of unknown outcome."""
+    re-adoption: ``want`` is then the record's identity) or are replaced by a new client package,
+    and creates of unknown outcome."""
     groups: dict[tuple[str, str], list[NewObject]] = {}
     for obj in new:
         if not obj.repeat:

@@ -336,3 +336,26 @@ def test_the_indexed_rule_refuses_exactly_what_the_pairwise_rule_does(
     held = [made(i, "k", *o, note="which takes over a record in this plan") for i, o in enumerate(kept)]
     got = {p.address for p in refusals(new, held, lambda a: None)}
     assert got == _naive(new, held)
+
+
+def test_a_replacement_is_the_sale_of_its_new_identity(tmp_path: Path) -> None:
+    """alice's package moves to 2027-02-01 (replace required: a new client package) and a copy
+    declares 2027-02-01 too: once the replacement is applied its record refuses the copy, so the
+    first plan refuses it as well."""
+    manifests = docs(CATALOG, cp("alice", valid_from="2027-02-01"), cp("alice-copy", valid_from="2027-02-01"))
+    tracked = {"client_package.alice": {"id": "cp1", "applied": applied(valid_from="2027-01-01")}}
+    p = plan_of(tmp_path, manifests, state=tracked, client_packages={"cp1": remote_cp("cp1", valid_from="2027-01-01")},
+                allow_replace=True)
+    assert creates(p) == ["client_package.alice"]  # the replacement
+    refused = second_sales(p)
+    assert list(refused) == ["client_package.alice-copy"]
+    assert "which replaces cp1 with a new client package in this plan" in refused["client_package.alice-copy"]
+    after = plan_of(tmp_path, manifests, state={"client_package.alice": {"id": "cp2", "applied": applied(
+        valid_from="2027-02-01")}}, client_packages={"cp2": remote_cp("cp2", valid_from="2027-02-01")})
+    assert creates(after) == [] and list(second_sales(after)) == ["client_package.alice-copy"]
+    # a replacement that says repeat_purchase is a repeat, not the sale: the copy is
+    flagged = plan_of(tmp_path, docs(CATALOG, cp("alice", valid_from="2027-02-01", repeat_purchase="true"),
+                                     cp("alice-copy", valid_from="2027-02-01")),
+                      state=tracked, client_packages={"cp1": remote_cp("cp1", valid_from="2027-01-01")},
+                      allow_replace=True)
+    assert creates(flagged) == ["client_package.alice", "client_package.alice-copy"] and not flagged.errors
