@@ -425,8 +425,9 @@ class _Builder:
         if tracked is None:
             new = siblings.NewObject(address, self.subjects[address],
                                      ident.desired_client(doc.spec, *self.subjects[address]), doc.spec.repeat_purchase)
-            if address in self.held:
-                self.kept.append(replace(new, note="whose earlier create's outcome is unknown"))
+            if address in self.held:  # it may exist: the sale, unless it is a repeat
+                if not new.repeat:
+                    self.kept.append(replace(new, note="whose earlier create's outcome is unknown"))
             else:
                 self.new.append(new)
             known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,

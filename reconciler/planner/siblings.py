@@ -14,17 +14,18 @@ package (its id, or its manifest address for one this plan creates) and every id
 both declare (``valid_from``, ``price``) is equal: a field one leaves out matches any value, as it
 does against a record.
 
-The sales a plan cannot refuse come first (*kept*): an object that takes a record over in this
-plan (its sale is the record's, whose identity is then compared), one whose client package is
-replaced (``replace required``: a new client package of the identity it declares), and one whose
-earlier create's outcome is unknown (it may exist); each only without ``repeat_purchase``.  Then, in sorted address order, each new object
-without ``repeat_purchase: true`` that is compatible with a kept sale or with an earlier new one
-already kept is refused, naming them (the first is the sale; a copy needs ``repeat_purchase:
-true``, or a ``valid_from`` / price that tells it apart).  Objects that say ``repeat_purchase:
-true`` are further sales, as declared, and never refused here.  Compatibility is not transitive
-(no ``valid_from`` is compatible with two different ones): an object is refused only when it is
-compatible with a kept sale, so the kept sales never match one another, and once one is created
-(its record holds the values it declared) it matches none of the others either.
+The sales a plan cannot refuse come first (*kept*), each only without ``repeat_purchase``: an
+object that takes a record over in this plan (its sale is the record's, whose identity is then
+compared), one whose client package is replaced (``replace required``: a new client package of
+the identity it declares), and one whose earlier create's outcome is unknown (it may exist).
+Then, in sorted address order, each new object without ``repeat_purchase: true`` that is
+compatible with a kept sale or with an earlier new one already kept is refused, naming them (the
+first is the sale; a copy needs ``repeat_purchase: true``, or a ``valid_from`` / price that tells
+it apart).  Objects that say ``repeat_purchase: true`` are further sales, as declared, and never
+refused here.  Compatibility is not transitive (no ``valid_from`` is compatible with two different
+ones): an object is refused only when it is compatible with a kept sale, so the kept sales never
+match one another, and once one is created (its record holds the values it declared) it matches
+none of the others either.
 
 A plan over some paths (or ``--only``) compares the objects it plans: a copy outside them is not
 seen, but once either copy is created, the other meets a record (outside the paths, or tracked at
