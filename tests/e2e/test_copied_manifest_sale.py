@@ -70,10 +70,14 @@ def test_a_copied_manifest_is_refused_until_it_says_repeat_purchase(
     assert "client_package.alice-lessons-2" not in {op["address"] for op in saved["operations"]}
     assert saved["payment_requests"]["count"] == 9  # the eight of the demo manifests and alice-lessons
 
-    # apply plans again and refuses a plan with errors: nothing is sent, nothing is created
+    # apply plans again and refuses a plan with errors, and so it does a saved one: nothing is
+    # sent, nothing is created
     code, out, err = cli("apply", "--auto-approve")
     assert code == 1, out + err
     assert "a second sale of this package to this client" in out + err
+    assert cli("plan", "--out", "plan.json")[0] == 1
+    code, out, err = cli("apply", "plan.json", "--auto-approve")
+    assert code == 1 and "the plan has 1 error(s) that must be fixed first" in out + err, out + err
     assert _creates_sent(operator) == 0
     assert client_packages(operator, demo) == [] and _payment_requests(sandbox, demo, ALICE) == []
     assert not (manifests / ".reconciler" / "state.json").exists() or \
@@ -107,3 +111,22 @@ def test_a_plan_resumed_after_the_original_was_created_agrees(
     assert code == 1 and "client_package.alice-lessons (" in out + err, out + err
     assert "a second sale of this package to this client" in out + err
     assert len(client_packages(operator, demo)) == before
+
+
+def test_no_order_of_partial_plans_creates_both_copies(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """A person who plans a subset: the copy alone (--only) is the only new object of that plan,
+    and is created; every later plan, whole or partial, refuses the other one."""
+    manifests = workdir / "manifests"
+    (manifests / "alice-lessons.yaml").write_text(LESSONS)
+    (manifests / "alice-lessons-2.yaml").write_text(LESSONS.replace("name: alice-lessons", "name: alice-lessons-2"))
+    code, out, err = cli("apply", "--auto-approve", "--only", "client_package.alice-lessons-2")
+    assert code == 0, out + err
+    assert len(client_packages(operator, demo)) == 1
+    code, out, err = cli("apply", "--auto-approve", "--only", "client_package.alice-lessons")
+    assert code == 1 and "as client_package.alice-lessons-2, tracked outside the paths of this plan" in out + err
+    assert "repeat_purchase: true" in out + err
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1 and "as client_package.alice-lessons-2 (" in out + err, out + err
+    assert "a second sale of this package to this client" in out + err
+    assert len(client_packages(operator, demo)) == 1
