@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import subprocess
 import sys
@@ -105,6 +106,8 @@ def build_inputs(resources: int, seed: int = 1) -> tuple[Any, dict[str, Any], An
     for i in range(n_client):
         pkg = names[i % len(names)]
         spec: dict[str, Any] = {"client": clients[i % len(clients)], "package": pkg}
+        if i >= math.lcm(len(clients), len(names)):  # this client has had this package before: a declared repeat
+            spec["repeat_purchase"] = True
         if i % 3 == 0:
             spec["valid_until"] = "2027-06-30"
         if i % 5 == 0:

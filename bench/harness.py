@@ -193,11 +193,14 @@ def write_docs(path: Path, docs: Iterable[str]) -> None:
 
 def write_client_packages(folder: Path, business: dict[str, Any], count: int, *, package: str = "bench-pkg",
                           per_file: int = 100) -> None:
-    """``count`` client packages of one catalog package (also written), clients in rotation."""
+    """``count`` client packages of one catalog package (also written), clients in rotation: from
+    the second round on, each is a further sale of the package to its client, declared as one
+    (``repeat_purchase: true``, which the plan needs and the create request does not carry)."""
     services = [s["id"] for s in business["services"]][:1]
     clients = [c["id"] for c in business["clients"]]
     write_docs(folder / "catalog.yaml", [catalog_doc(package, "Bench Package", services)])
-    docs = [client_doc(f"cp-{i:05d}", clients[i % len(clients)], package) for i in range(count)]
+    docs = [client_doc(f"cp-{i:05d}", clients[i % len(clients)], package)
+            + ("  repeat_purchase: true\n" if i >= len(clients) else "") for i in range(count)]
     for n in range(0, max(count, 1), per_file):
         chunk = docs[n:n + per_file]
         if chunk:

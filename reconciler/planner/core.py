@@ -50,7 +50,7 @@ from reconciler.plan.operations import (
     UpdateClientPackage,
 )
 from reconciler.planner import identity as ident
-from reconciler.planner import memory, payments, rules
+from reconciler.planner import memory, payments, rules, siblings
 from reconciler.planner import pending as pend
 from reconciler.planner.actual import Actual, RemoteObject
 from reconciler.planner.diff import field_changes
@@ -133,6 +133,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
         b = _Builder(desired, state, actual, opts, remote)
         b.catalog()
         b.clients()
+        b.second_sales()
         b.forgotten()
         b.leftover_pending()
         b.finish_problems()
@@ -207,6 +208,11 @@ class _Builder:
         # client package address -> (client id, catalog package id or address): what a rendering
         # groups changes by (a client, a catalog package)
         self.subjects: dict[str, tuple[str, str]] = {}
+        # the second-sale rule between manifest objects (``siblings``): the new client-package
+        # objects of this plan, and the sales it cannot refuse (take-overs, creates of unknown outcome)
+        self.repeats = {d.address for d in desired.client_packages.values() if d.spec.repeat_purchase}
+        self.new: list[siblings.NewObject] = []
+        self.kept: list[siblings.NewObject] = []
 
     def add(self, op: OperationKind) -> None:
         if op.address in self.held and not isinstance(op, ResolvePendingCreate):
@@ -417,6 +423,13 @@ class _Builder:
         else:
             expects_now = ABSENT if tracked is None else None if tracked is adopted else _present(tracked)
         if tracked is None:
+            new = siblings.NewObject(address, self.subjects[address],
+                                     ident.desired_client(doc.spec, *self.subjects[address]), doc.spec.repeat_purchase)
+            if address in self.held:  # it may exist: the sale, unless it is a repeat
+                if not new.repeat:
+                    self.kept.append(replace(new, note="whose earlier create's outcome is unknown"))
+            else:
+                self.new.append(new)
             known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
                                             _AnyOf(self.owned, self.claimed, self.o.archived))
             if known is not None:
@@ -440,6 +453,10 @@ class _Builder:
         replace_fcs = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
         if replace_fcs:
             fields = ", ".join(fc.path for fc in replace_fcs)
+            if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
+                self.kept.append(siblings.NewObject(
+                    address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),
+                    note=f"which replaces {tracked.id} with a new client package in this plan"))
             self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
                 address, doc, cid, pid, deps, expects=expects_now, replaces=tracked.id, field_changes=fcs,
@@ -538,7 +555,7 @@ class _Builder:
         same = [(a, t) for a, t in same if ident.matches(ident.of(kind, t.applied), want)]
         found = ident.Matches(
             leaving=[(a, t) for a, t in same if a in self.leaving and a not in self.moved_from],
-            wanted=[(a, t) for a, t in same if a in self.wanted and a != address],
+            wanted=[(a, t) for a, t in same if a in self.wanted and a != address and a not in self.repeats],
             outside=[(a, t) for a, t in same if self.o.partial and a not in self.wanted],
             archived=[(r.address, r) for r in (archived.get(key, ()) if key is not None else self.o.archived.values())
                       if r.id not in self.owned and r.kind == kind and ident.matches(r.identity, want)],
@@ -549,16 +566,22 @@ class _Builder:
             return None  # a deliberate further sale: a create, shown as one more payment request
         problem = found.problem(address, kind, want)
         if problem is not None:
-            self.problems.append(problem)
+            loc = self._where(address)
+            self.problems.append(problem if loc is None else
+                                 problem.model_copy(update={"message": f"declared at {loc}: {problem.message}"}))
             return ident.REFUSED
         if found.leaving:
             old, tracked = found.leaving[0]
+            self._kept_sale(address, kind, ident.of(kind, tracked.applied), f"which takes over {tracked.id} "
+                            f"(renamed from {old}) in this plan")
             self.moved_from.add(old)
             self.add(MoveResource(address=address, from_address=old, remote_id=tracked.id, expects=ABSENT,
                                   reason=f"renamed from {old}: the same {ident.describe(kind, want)}"))
             return tracked
         if found.archived:
             old, record = found.archived[0]
+            self._kept_sale(address, kind, {**record.identity, **want}, f"which re-adopts {record.id} (archived as "
+                            f"{old}) in this plan")
             self.readopted.add(address)
             self.owned.add(record.id)
             self.add(ReadoptArchived(address=address, remote_id=record.id, archived_address=old, expects=ABSENT,
@@ -566,6 +589,31 @@ class _Builder:
                                             "are compared by the next plan"))
             return None
         return None
+
+    def _kept_sale(self, address: str, kind: str, identity: dict[str, Any], note: str) -> None:
+        """A client-package object that takes a record over is the sale of its identity: a new
+        object of the same identity is a second one (``second_sales``)."""
+        if kind == "ClientPackage":
+            self.kept.append(siblings.NewObject(address, (str(identity.get("client_id")),
+                                                          str(identity.get("package_id"))), identity, note=note))
+
+    def second_sales(self) -> None:
+        """Refuse the new client-package objects that are a second sale of a sibling's (the
+        ``siblings`` rule), and drop what was planned for them."""
+        problems = siblings.refusals(self.new, self.kept, self._where)
+        if not problems:
+            return
+        refused = {p.address for p in problems}
+        self.ops = [op for op in self.ops if op.address not in refused]
+        self.refusals = [p for p in self.refusals if p.address not in refused]
+        self.problems += problems
+
+    def _where(self, address: str) -> str | None:
+        """The file and line that declare ``address`` (a set member: its set's)."""
+        src = self.d.sources.get(address) or self.d.sources.get(address.split("[", 1)[0])
+        if src is None:
+            return None
+        return f"{src.file}:{src.line}" if src.line else src.file
 
     def history_problems(self) -> list[Problem]:
         """A state that does not know this business's past cannot prove that a client package was

@@ -8,10 +8,20 @@ identity matches a record reconciler already has is never created again:
 * an archived record (the object left the manifests earlier) -> it is re-adopted;
 * a pending create at another address, or several candidates, or a record outside the paths of
   a partial plan -> the plan stops with an error naming them and the command that settles it;
-* a record still tracked at another address in the manifests -> a second sale of the same package
-  to the same client, allowed only when the manifest says ``repeat_purchase: true``.
+* a record still tracked at another address in the manifests whose manifest does not say
+  ``repeat_purchase: true`` (that one is the sale) -> a second sale of the same package to the
+  same client, allowed only when the new object says ``repeat_purchase: true``.  A tracked
+  repeat is not the sale: beside it, one new object without the flag may be (the sale its
+  manifests declare), as on the first plan that created both.
 
 A field the manifest leaves out (most omit ``valid_from`` and ``price``) matches any value.
+
+The same rule holds between the new objects of one plan (``siblings.py``): among new objects of
+compatible identities (the same client and catalog package, and every field both declare equal),
+or of an identity an object takes over in this plan (a rename, a re-adoption, a replacement), at most one
+without ``repeat_purchase: true`` is the sale, the first in address order; the others are
+refused, located at their file and line.  So a copied manifest gets the same verdict on a first
+plan and on one resumed after either copy was created.
 """
 
 from __future__ import annotations
@@ -104,7 +114,9 @@ class Matches:
             return Problem(address=address, severity="error",
                            message=f"the same {what} as {names}, tracked outside the paths of this plan",
                            hint=f"Plan all the manifests (a rename is then recognised), or run "
-                                f"'reconciler state mv {self.outside[0][0]} {address}'.")
+                                f"'reconciler state mv {self.outside[0][0]} {address}'"
+                                + (" if it is the same client package; a further sale says 'repeat_purchase: true' "
+                                   "in its spec." if kind == "ClientPackage" else "."))
         takers = self.leaving + self.archived
         if self.wanted and kind == "ClientPackage":
             names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)

@@ -26,6 +26,16 @@ class Pending:
     opened_at: str = "2026-11-20T10:00:00Z"
 
 
+@dataclass(frozen=True)
+class Archived:
+    """An archived record of the state (an object that left the manifests), as the planner reads it."""
+
+    id: str
+    address: str
+    identity: dict[str, Any]
+    kind: str = "ClientPackage"
+
+
 @dataclass
 class Tracked:
     kind: str
@@ -36,8 +46,11 @@ class Tracked:
 
 
 def run_case(case: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-def]
-    (tmp_path / "m.yaml").write_text(case["manifests"])
-    desired = load_manifests([tmp_path / "m.yaml"])
+    """``case["manifests"]`` is one file's text, or a mapping of file names to texts."""
+    files = case["manifests"] if isinstance(case["manifests"], dict) else {"m.yaml": case["manifests"]}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    desired = load_manifests([tmp_path / name for name in files])
     state = {
         addr: Tracked(kind="CatalogPackage" if addr.startswith("catalog") else "ClientPackage", **v)
         for addr, v in (case.get("state") or {}).items()
@@ -66,5 +79,7 @@ def run_case(case: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-d
         today=date.fromisoformat(str(case.get("today", "2026-11-21"))),
         created_at="2026-11-21T00:00:00Z", state_lineage="lineage", state_serial=1,
         allow_replace=bool(case.get("allow_replace", False)),
+        archived={rid: Archived(id=rid, **v) for rid, v in (case.get("archived") or {}).items()},
+        partial=bool(case.get("partial", False)),
     )
     return plan(desired, state, actual, opts, Offline(DEFAULT_ROUTES))

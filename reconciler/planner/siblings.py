@@ -1,0 +1,161 @@
+"""Second sales between the new manifest objects of one plan (the sibling half of the rule).
+
+``identity.py`` refuses a new client package whose identity matches a record still tracked at
+another address in the manifests: a second sale must say ``repeat_purchase: true``.  That compares
+a new object with *records* only; this module compares the objects of one plan with *each other*,
+so that copying ``alice-lessons.yaml`` to ``alice-lessons-2.yaml`` does not bill alice twice on a
+first apply and refuse the copy on a resumed one: the same manifests get the same verdict,
+whatever the state has recorded so far.
+
+**New** here means a client-package object with no record of its own and none it takes over (a
+create, or one refused because vcita already holds its identity): a renamed or re-adopted object
+is not new.  Two objects are **compatible** when they name the same client and the same catalog
+package (its id, or its manifest address for one this plan creates) and every identity field
+both declare (``valid_from``, ``price``) is equal: a field one leaves out matches any value, as it
+does against a record.
+
+The sales a plan cannot refuse come first (*kept*), each only without ``repeat_purchase``: an
+object that takes a record over in this plan (its sale is the record's, whose identity is then
+compared), one whose client package is replaced (``replace required``: a new client package of
+the identity it declares), and one whose earlier create's outcome is unknown (it may exist).
+Then, in sorted address order, each new object without ``repeat_purchase: true`` that is
+compatible with a kept sale or with an earlier new one already kept is refused, naming them (the
+first is the sale; a copy needs ``repeat_purchase: true``, or a ``valid_from`` / price that tells
+it apart).  Objects that say ``repeat_purchase: true`` are further sales, as declared, and never
+refused here.  Compatibility is not transitive (no ``valid_from`` is compatible with two different
+ones): an object is refused only when it is compatible with a kept sale, so the kept sales never
+match one another, and once one is created (its record holds the values it declared) it matches
+none of the others either.
+
+A plan over some paths (or ``--only``) compares the objects it plans: a copy outside them is not
+seen, but once either copy is created, the other meets a record (outside the paths, or tracked at
+another address) and is refused then; no order of partial plans creates both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.plan.document import Problem
+from reconciler.planner import identity as ident
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """A new client-package object of the plan, as the sibling rule reads it."""
+
+    address: str
+    #: client id and catalog package (remote id, or ``catalog_package.NAME`` when created by this plan)
+    key: tuple[str, str]
+    #: the declared identity (``identity.desired_client``: valid_from / price only when declared)
+    want: dict[str, Any]
+    repeat: bool = False
+    #: how a message names it beside its address
+    note: str = ""  # "": new in this plan
+
+
+#: The identity fields a client-package manifest may leave out (``identity.CLIENT_FIELDS`` less the key).
+OPTIONAL = ("valid_from", "price")
+#: A field left out (it matches any value).
+_OUT: Any = object()
+#: The kept sales a refusal names (the message says how many more).
+NAMED = 3
+
+
+def compatible(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Every identity field both declare is equal (the client and catalog package included)."""
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
+def _value(want: dict[str, Any], name: str) -> Any:
+    v = want.get(name, _OUT)
+    return v if v is _OUT or isinstance(v, str | int | float | bool | None) else repr(v)
+
+
+class _Sales:
+    """The sales kept for one client and catalog package, indexed by the optional fields they
+    declare, so that finding the ones compatible with an object costs the same however many there
+    are (10,000 copies of one identity, each with its own valid_from, were quadratic: ~1 min)."""
+
+    def __init__(self) -> None:
+        self.all: list[NewObject] = []
+        self.by_both: dict[tuple[Any, Any], list[NewObject]] = {}
+        self.by_from: dict[Any, list[NewObject]] = {}
+        self.by_price: dict[Any, list[NewObject]] = {}
+
+    def add(self, obj: NewObject) -> None:
+        v, p = (_value(obj.want, f) for f in OPTIONAL)
+        self.all.append(obj)
+        self.by_both.setdefault((v, p), []).append(obj)
+        self.by_from.setdefault(v, []).append(obj)
+        self.by_price.setdefault(p, []).append(obj)
+
+    def compatible(self, obj: NewObject) -> list[list[NewObject]]:
+        """The kept sales compatible with ``obj``, as disjoint lists (empty: none)."""
+        v, p = (_value(obj.want, f) for f in OPTIONAL)
+        if v is not _OUT and p is not _OUT:
+            parts = [self.by_both.get(k, []) for k in ((v, p), (v, _OUT), (_OUT, p), (_OUT, _OUT))]
+        elif v is not _OUT:
+            parts = [self.by_from.get(v, []), self.by_from.get(_OUT, [])]
+        elif p is not _OUT:
+            parts = [self.by_price.get(p, []), self.by_price.get(_OUT, [])]
+        else:
+            parts = [self.all]
+        return [part for part in parts if part]
+
+
+def refusals(new: Iterable[NewObject], kept: Iterable[NewObject],
+             where: Callable[[str], str | None]) -> list[Problem]:
+    """The second sales among ``new``: one error Problem per object refused (``where``: an
+    address's file and line, when known).  ``kept`` are sales this plan cannot refuse, checked
+    first: objects without ``repeat_purchase`` that take a record over in this plan (a rename, a
+    re-adoption: ``want`` is then the record's identity) or are replaced by a new client package,
+    and creates of unknown outcome."""
+    groups: dict[tuple[str, str], list[NewObject]] = {}
+    for obj in new:
+        if not obj.repeat:
+            groups.setdefault(obj.key, []).append(obj)
+    held: dict[tuple[str, str], list[NewObject]] = {}
+    for obj in kept:
+        held.setdefault(obj.key, []).append(obj)
+    problems = []
+    for key in sorted(groups):
+        sales = _Sales()
+        for obj in held.get(key, ()):
+            sales.add(obj)
+        for obj in sorted(groups[key], key=lambda o: o.address):
+            found = sales.compatible(obj)
+            if not found:
+                sales.add(obj)
+                continue
+            problems.append(_problem(obj, found, where))
+    return problems
+
+
+def _at(address: str, where: Callable[[str], str | None]) -> str:
+    loc = where(address)
+    return f"{address} ({loc})" if loc else address
+
+
+def _problem(obj: NewObject, found: list[list[NewObject]], where: Callable[[str], str | None]) -> Problem:
+    what = ident.describe("ClientPackage", obj.want)
+    # kept sales first, then new ones, in address order; at most NAMED of them
+    first = sorted((s for part in found for s in part[:NAMED]), key=lambda s: (not s.note, s.address))[:NAMED]
+    more = sum(len(part) for part in found) - len(first)
+    named = [f"{_at(s.address, where)}, {s.note}" for s in first if s.note]
+    new = [_at(s.address, where) for s in first if not s.note]
+    if new:
+        named.append(", ".join(new) + (f" (and {more} more)" if more > 0 else "") + ", also new in this plan")
+    elif more > 0:
+        named[-1] += f" (and {more} more)"
+    names = "; ".join(named)
+    loc = where(obj.address)
+    return Problem(
+        address=obj.address, severity="error",
+        message=(f"{'declared at ' + loc + ': ' if loc else ''}the same {what} as {names}: a second sale of this "
+                 "package to this client"),
+        hint=(f"If a second payment request is intended (a renewal, a repeat purchase), add 'repeat_purchase: "
+              f"true' to the copy's spec ({obj.address}); otherwise declare valid_from (or price) to tell them "
+              "apart, or remove the copy."))
