@@ -218,6 +218,13 @@ class Applier:
             raise PlanFileError(
                 f"the plan was made against another state (lineage {plan.state_lineage}; the state file has "
                 f"{self.state.lineage})", hint="Make a new plan against this state file.")
+        self.check_appliable(plan)
+        self.check_payment_requests(plan, limit)
+
+    @staticmethod
+    def check_appliable(plan: Plan) -> None:
+        """Refuse (PlanFileError) a plan with errors (a second sale, an unsettled pending create, ...)
+        or with replacements nobody allowed: :meth:`apply` asks it too, whoever calls it."""
         if plan.errors:
             raise PlanFileError(
                 f"the plan has {len(plan.errors)} error(s) that must be fixed first: {plan.errors[0].message}")
@@ -227,7 +234,6 @@ class Applier:
                 f"the plan replaces client packages that were not allowed to be replaced: {names}",
                 hint="Re-run 'reconciler plan --allow-replace' if each replacement (a new payment request) "
                      "is intended.")
-        self.check_payment_requests(plan, limit)
 
     @staticmethod
     def check_payment_requests(plan: Plan, limit: int | None = None) -> None:
@@ -310,7 +316,9 @@ class Applier:
 
     async def apply(self, plan: Plan, *, stale: Literal["skip", "abort"] = "skip") -> Result:
         """Execute ``plan``; returns the outcome of every address.  Raises only for refusals of the
-        whole plan (PlanFileError) and for state failures."""
+        whole plan (PlanFileError: one with errors or unallowed replacements is refused here too, not
+        only by :meth:`check_plan`) and for state failures."""
+        self.check_appliable(plan)
         with frozen_heap():
             return await self._apply(plan.chains(), stale)
 

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 
 from reconciler.applier import Applier
 from reconciler.applier.run import Result
+from reconciler.core.errors import PlanFileError
 from reconciler.manifest.load import load_manifests
 from reconciler.refresh.full import make_plan, target_ref
 from reconciler.remote import ClientSettings, VcitaClient, resolve_target
@@ -130,3 +131,27 @@ async def test_a_state_that_moved_on_stops_the_run_and_reports_what_it_could_not
     assert {a for a, rid in result.unrecorded if rid} == sent
     assert {pc.address for pc in store.load().pending.values()} == sent
     assert result.count("skipped") == 3 - len(sent) >= 1  # the rest: not sent
+
+
+async def test_a_plan_with_errors_is_refused_by_the_library_too_and_sends_nothing(world: dict[str, Any]) -> None:
+    # check_plan (the CLI's path) refuses a plan with errors; a library caller that goes straight
+    # to Applier.apply (a script, a benchmark) must meet the same refusal, before any request.
+    alice = DEMO["clients"][0]["id"]
+
+    def sale(name: str) -> str:
+        return (f"apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata: {{name: {name}}}\n"
+                f"spec: {{client: {alice}, package: piano}}\n---\n")
+
+    (world["folder"] / "m.yaml").write_text(_catalog("piano") + sale("alice-piano") + sale("alice-piano-copy"))
+    seam = Seam(httpx.ASGITransport(app=world["app"]))
+    store = StateStore.locate([world["folder"]])
+    state = store.load().for_target(target_ref(world["target"]))
+    async with VcitaClient(world["target"], transport=seam, settings=ClientSettings(rate=None)) as api:
+        plan = await make_plan(api, load_manifests([world["folder"]]), state, target=world["target"],
+                               today=date(2026, 1, 1))
+        assert [p.address for p in plan.errors] == ["client_package.alice-piano-copy"], plan.errors
+        assert plan.operations  # the catalog package and the first sale would be created
+        with pytest.raises(PlanFileError, match="error"):
+            await Applier(api, store, state, target_ref(world["target"])).apply(plan)
+    assert seam.creates == []
+    assert not store.path.exists() or not store.load().resources
