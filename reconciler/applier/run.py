@@ -164,6 +164,8 @@ def chain_action(ops: tuple[Operation, ...]) -> str:
     return next((op.action for op in ops if op.action not in ("resolve", "set_credits")), ops[0].action)
 
 
+
+
 class Applier:
     def __init__(self, api: VcitaClient, store: StateStore, state: State, target: TargetRef,
                  on_event: Callable[[Event], None] | None = None) -> None:
@@ -228,6 +230,14 @@ class Applier:
         if plan.errors:
             raise PlanFileError(
                 f"the plan has {len(plan.errors)} error(s) that must be fixed first: {plan.errors[0].message}")
+        creates = plan.unchecked_creates
+        if creates:
+            raise PlanFileError(
+                f"the plan was made with --no-refresh and creates {len(creates)} object(s) ({creates[0]}"
+                f"{', ...' if len(creates) > 1 else ''}): it never looked in vcita for what already exists, so a "
+                "lost or older state would create (and bill) again what vcita holds; apply refuses it",
+                hint="Make the plan again without --no-refresh ('reconciler plan --out plan.json'), review it, "
+                     "and apply that one.")
         if plan.blocked:
             names = ", ".join(op.address for op in plan.blocked)
             raise PlanFileError(

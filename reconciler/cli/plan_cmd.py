@@ -36,7 +36,9 @@ FORMAT_HELP = ("markdown is made for a pull-request comment (under GitHub's size
               help=FORMAT_HELP)
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).")
-@click.option("--no-refresh", is_flag=True, help="Plan from the state file alone (fast; misses changes made in vcita).")
+@click.option("--no-refresh", is_flag=True,
+              help="Plan from the state file alone (fast; misses changes made in vcita; for review: apply "
+                   "refuses such a plan when it creates anything).")
 @click.option("--refresh", "refresh_mode", type=click.Choice(["full", "changed"]), default="full", show_default=True,
               help="changed: read the catalog and only the tracked client packages whose manifests changed since "
                    "they were applied (a change made in vcita to the others is not seen; 'drift' reads everything).")

@@ -153,6 +153,15 @@ class Plan(Frozen):
         return [(address, tuple(ops)) for address, ops in groups.items()]
 
     @property
+    def unchecked_creates(self) -> tuple[str, ...]:
+        """What a plan made without a refresh (``--no-refresh``) would create or replace (apply
+        refuses it): it never looked in vcita (by name, through the payment requests) for objects
+        that already exist, which is what keeps a lost, older or empty state from creating them again."""
+        if self.refreshed:
+            return ()
+        return tuple(op.address for op in self.operations if op.action in ("create", "replace"))
+
+    @property
     def addresses(self) -> tuple[str, ...]:
         """The addresses the plan acts on, in plan order."""
         return tuple(dict.fromkeys(op.address for op in self.operations))

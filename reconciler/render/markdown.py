@@ -159,7 +159,10 @@ def _render(plan: Plan, limit: int, marker: bool, in_bytes: bool, grouping: tupl
         head.append(target_line(plan) + ".")
         if not plan.refreshed:
             head += ["", "> [!NOTE]\n> Planned from state alone (`--no-refresh`): "
-                         "changes made in vcita are not visible."]
+                         "changes made in vcita are not visible."
+                         + (" Nothing was looked up in vcita, so apply refuses this plan: it creates objects that a "
+                            "lost or older state could create twice. Plan without `--no-refresh` to apply."
+                            if plan.unchecked_creates else "")]
         if replaces:
             head += ["", "> [!WARNING]",
                      f"> {len(replaces)} client package(s) must be **replaced**: a new client package opens a new "

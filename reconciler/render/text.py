@@ -13,6 +13,9 @@ def render_text(plan: Plan) -> str:
     lines: list[str] = [target_line(plan)]
     if not plan.refreshed:
         lines.append("Note: planned from state alone (--no-refresh): changes made in vcita are not visible.")
+        if plan.unchecked_creates:
+            lines.append("Note: nothing was looked up in vcita, so apply refuses this plan: it creates objects that a "
+                         "lost or older state could create twice. Plan without --no-refresh to apply.")
     lines.append("")
     if plan.operations:
         lines.append("Actions are shown with these symbols:")

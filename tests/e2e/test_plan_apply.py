@@ -130,6 +130,42 @@ def test_no_refresh_plans_from_state_alone(workdir: Path, cli: CLI, operator: An
     assert code == 2 and "~ price = 260 -> 275" in out
 
 
+
+def test_a_no_refresh_plan_that_creates_is_refused_by_apply_and_a_lost_state_bills_nobody_twice(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # A CI runner with an empty state (or a lost one) that saves a --no-refresh plan: the plan
+    # creates everything again (it never looked in vcita); applying it would bill every client twice.
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = _client_packages(operator, demo)
+    state = workdir / "manifests" / ".reconciler" / "state.json"
+    state.unlink()
+    code, out, _ = cli("plan", "--no-refresh", "--out", "plan.json")
+    assert code == 0, out
+    assert "apply refuses this plan" in out
+    code, md, _ = cli("plan", "--no-refresh", "--format", "markdown")
+    assert "apply refuses this plan" in md
+    operator("DELETE", "/stats")
+    code, out, err = cli("apply", "plan.json", "--auto-approve")
+    assert code == 1, out + err
+    assert "made with --no-refresh and creates 11 object(s)" in err and "plan --out plan.json" in err, err
+    assert operator("GET", "/stats")["total"] == 0  # refused before a single request
+    assert _client_packages(operator, demo) == before and not state.exists()
+    # the plan the refusal asks for finds them in vcita (the second memory): nothing is created twice
+    code, out, err = cli("plan", "--out", "plan.json")
+    assert "already exists in vcita" in out + err and "0 to create" in out, out + err
+    assert len(_client_packages(operator, demo)) == len(before)
+
+
+def test_a_no_refresh_plan_that_only_updates_still_applies(workdir: Path, cli: CLI) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    catalog.write_text(catalog.read_text().replace("price: 260", "price: 275"))
+    code, out, _ = cli("plan", "--no-refresh", "--out", "plan.json")
+    assert code == 0 and "apply refuses" not in out, out
+    code, out, err = cli("apply", "plan.json", "--auto-approve")
+    assert code == 0, out + err
+    assert cli("plan", "--detailed-exitcode")[0] == 0
+
 def test_partial_failure_skips_dependents_and_a_rerun_continues(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/packages", "door": "*",
