@@ -143,7 +143,7 @@ def cli(ctx: click.Context, chdir: str | None) -> None:
 
 
 def _print_library_warnings(console: Console) -> None:
-    """Warnings the library logs about files (``reconciler.core.permissions``) as ``Warning: ...`` lines
+    """Warnings the library logs (``reconciler.core.permissions``, ``reconciler.warnings``) as ``Warning: ...`` lines
     of this run's console (so --no-color or -q given after the command apply to them too)."""
     import logging  # here: --help and completion do not need it
 
@@ -160,6 +160,7 @@ def _print_library_warnings(console: Console) -> None:
             console.info(record.getMessage())
 
     for name, handler in (("reconciler.core.permissions", WarningLines(logging.WARNING)),
+                          ("reconciler.warnings", WarningLines(logging.WARNING)),  # e.g. a state lost beside its backup
                           ("reconciler.notice", NoticeLines(logging.INFO))):  # e.g. a wait for the list
         logger = logging.getLogger(name)
         for h in [h for h in logger.handlers if getattr(h, "reconciler_warning_lines", False)]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import time
@@ -74,6 +75,9 @@ ADDRESS_PREFIXES: dict[str, Kind] = {"catalog_package": "CatalogPackage", "clien
 ADDRESS_RE = re.compile(r"^(?:(catalog_package|client_package)\.(" + NAME_PATTERN.strip("^$") + r")"
                         r"|(client_package_set)\.(" + NAME_PATTERN.strip("^$") + r')\["([^"\\\s\[\]]{1,254})"\])$')
 
+
+#: warnings a user must see (the CLI prints them as ``Warning: ...`` lines)
+log = logging.getLogger("reconciler.warnings")
 
 _now: tuple[int, str] = (-1, "")
 
@@ -424,6 +428,13 @@ class StateStore:
         others may write is warned about (:mod:`reconciler.core.permissions`)."""
         check_state_files(self.dir, [self.path, self.journal_path, self.backup_path])
         data = self._read()
+        if data is None and os.path.lexists(self.backup_path):
+            # the state is written over its previous version, kept as the backup: a backup without
+            # its state is a state that was deleted or moved, most likely by mistake
+            log.warning("there is no state file %s, but its backup %s is there: if the state was lost, restore it "
+                        "('cp %s %s') before applying; without it, reconciler knows what it created in vcita "
+                        "only through the business's payment requests, and forgets its pending creates",
+                        self.path, self.backup_path.name, self.backup_path, self.path)
         try:  # the backup is replaced at the first write: refuse a planted link now, before any work
             check_replaceable(self.backup_path)
         except OSError as e:

@@ -96,3 +96,20 @@ def test_state_folder_is_created_0755_whatever_the_umask(workdir: Path, cli: CLI
         os.umask(old)
     assert code == 0 and _warnings(err) == [], err
     assert ((workdir / "manifests" / ".reconciler").stat().st_mode & 0o777) == 0o755
+
+
+def test_a_state_file_gone_beside_its_backup_is_warned_about_with_the_command_that_restores_it(
+        workdir: Path, cli: CLI) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    code, _out, err = cli("plan")
+    assert code == 0 and _warnings(err) == [], err  # a state and its backup: nothing to say
+    folder = workdir / "manifests" / ".reconciler"
+    assert (folder / "state.json.backup").exists()
+    (folder / "state.json").rename(workdir / "elsewhere.json")
+    code, out, err = cli("plan")
+    assert code == 1 and "already exists in vcita" in out + err, out + err  # the second memory still holds
+    (warning,) = _warnings(err)
+    assert "there is no state file" in warning and "cp " in warning and "state.json.backup" in warning
+    (folder / "state.json.backup").unlink()  # a deliberate fresh start: both gone, nothing to say
+    code, _out, err = cli("plan")
+    assert code == 1 and _warnings(err) == [], err
