@@ -440,7 +440,10 @@ class Applier:
                 detail = "; ".join(f"{fe.get('field') or ''} {fe.get('message', '')}".strip()
                                    for fe in getattr(e, "field_errors", []) or [])
                 before = "; ".join(s.verb for s in done if s.verb and not s.quiet)
-                message = (f"{before}, then " if before else "") + str(e) + (f" ({detail})" if detail else "")
+                shown = str(e)
+                if detail and f"({detail})" in shown:  # the summary already says it (a message with no field)
+                    detail = ""
+                message = (f"{before}, then " if before else "") + shown + (f" ({detail})" if detail else "")
                 self._end(address, action, "failed", f"failed: {message}", started=started)
                 return
         self._end(address, action, "done", _say(done), remote_id=next((s.remote_id for s in reversed(done)
