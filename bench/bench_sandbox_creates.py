@@ -9,6 +9,9 @@ keep-alive connections, with a minimal asyncio HTTP/1.1 load generator (on uvloo
 it shares the machine's two cores with the server, so it is kept light).  Every answer must be a
 201.
 
+``--latency-ms`` injects a latency fault on every request, as ``bench/bench_apply.py`` does
+(requests then arrive spread out rather than in bursts, which costs the server more per request).
+
 Reported per run: the SERVER process's CPU (user + system, from ``/proc/PID/stat``, so it counts
 every thread of the server and nothing of the load generator) divided by the creates, and the
 wall time.  Medians of the runs, per checkout.
@@ -20,7 +23,7 @@ checkout only.
 
 Usage:
     python bench/bench_sandbox_creates.py [--creates 2000] [--concurrency 32] [--runs 5]
-                                         [--checkout /work/main --checkout .]
+                                         [--latency-ms 0] [--checkout ../main --checkout .]
 """
 
 from __future__ import annotations
@@ -125,12 +128,16 @@ async def creates(base: str, token: str, package: str, clients: list[str], count
     await asyncio.gather(*(worker(host, int(port), share) for share in shares if share))
 
 
-def one_run(checkout: Path, count: int, concurrency: int, warmup: int) -> tuple[float, float]:
+def one_run(checkout: Path, count: int, concurrency: int, warmup: int,
+            latency_ms: float) -> tuple[float, float]:
     """(server CPU ms per create, wall s) of one run on a fresh database."""
     with tempfile.TemporaryDirectory() as tmp:
         proc, base = start_server(checkout, Path(tmp) / "bench.db")
         try:
             token, package, clients = prepare(base)
+            if latency_ms:  # as bench/harness.py's set_latency: every API request waits
+                call("POST", base + "/_sandbox/faults",
+                     body={"method": "*", "path": "*", "door": "*", "latency_ms": latency_ms})
             run(creates(base, token, package, clients, warmup, concurrency))
             cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
             run(creates(base, token, package, clients, count, concurrency))
@@ -149,6 +156,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="injected latency on every request (bench_apply.py uses 20)")
     parser.add_argument("--checkout", type=Path, action="append",
                         help="serve from this checkout (repeatable; alternated). Default: this one")
     args = parser.parse_args()
@@ -158,13 +167,15 @@ def main() -> int:
     results: dict[Path, list[tuple[float, float]]] = {c: [] for c in checkouts}
     for n in range(args.runs):
         for checkout in checkouts:
-            cpu, wall = one_run(checkout, args.creates, args.concurrency, args.warmup)
+            cpu, wall = one_run(checkout, args.creates, args.concurrency, args.warmup,
+                                args.latency_ms)
             results[checkout].append((cpu, wall))
             load = os.getloadavg()[0]
             print(f"run {n + 1} {checkout.name:>12}: server CPU {cpu:.3f} ms/create, "
                   f"wall {wall:.3f} s, load {load:.2f}", flush=True)
     print(f"\nserved sandbox, {args.creates} creates of client packages x {args.runs} runs, "
-          f"{args.concurrency} in flight (medians; the machine is shared, see the load column)")
+          f"{args.concurrency} in flight, {args.latency_ms:g} ms injected latency\n(medians; the machine "
+          "is shared: see the load column)")
     print(f"{'checkout':>30} {'CPU ms/create':>14} {'wall s':>8} {'creates/s':>10}")
     for checkout, rows in results.items():
         cpu = statistics.median(r[0] for r in rows)

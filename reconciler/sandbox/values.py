@@ -171,5 +171,12 @@ class Clock:
 
     def stamp_ms(self) -> str:
         """`2026-03-21T10:00:00.000Z`: client packages."""
-        now = self.now()
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        return stamp_ms(self.now())
+
+
+def stamp_ms(moment: dt.datetime) -> str:
+    """`moment` as `2026-03-21T10:00:00.000Z` (milliseconds cut, not rounded)."""
+    if moment.year >= 1000:  # isoformat: several times cheaper than strftime (a create makes two)
+        return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # strftime's %Y does not pad a year below 1000 (an operator may freeze the clock there)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,5 +1,6 @@
 """The cheaper create path of the sandbox keeps every promise of the one before it.
 
+- Timestamps of client packages and payment requests: the text strftime made.
 - UIDs from the pool: the alphabet and length of vcita's, each character uniform (rejection
   sampling: no byte >= 252 is used), no repeats across many draws, threads or a fork.
 - The JSON encoders made once give exactly the bytes of ``json.dumps`` with the same options,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import json
 import math
 import os
@@ -266,3 +268,21 @@ def test_what_one_turn_writes_leaves_in_one_send_and_a_close_sends_what_is_pendi
     assert first == [b'HTTP/1.1 201 Created\r\n\r\n{"status":"OK"}']
     assert second == [*first, b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n"]
     assert last == second
+
+
+# --- timestamps ----------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+                    timezones=st.just(dt.UTC)))
+def test_stamp_ms_is_what_strftime_made(moment: dt.datetime) -> None:
+    before = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert values.stamp_ms(moment) == before
+
+
+def test_a_frozen_clock_stamps_as_before() -> None:
+    clock = values.Clock()
+    clock.frozen_today = dt.date(2026, 3, 21)
+    assert values.stamp_ms(dt.datetime(2026, 3, 21, 10, 0, 0, 999999, tzinfo=dt.UTC)) == "2026-03-21T10:00:00.999Z"
+    assert clock.stamp_ms().startswith("2026-03-21T") and clock.stamp_ms().endswith("Z")
+    assert len(clock.stamp_ms()) == len("2026-03-21T10:00:00.000Z")
