@@ -15,7 +15,6 @@ bench/bench_sandbox.py). The traceback uvicorn logs for an intentionally dropped
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import socket
@@ -29,7 +28,6 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import ResponseDropped, create_app
 
@@ -82,53 +80,13 @@ def base_url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class _OneSendPerTurn:
-    """A transport that sends what was written during one turn of the event loop in one write:
-    uvicorn writes an answer's status line and headers, then its body, as two sends (two TCP
-    segments over loopback, and often two wake-ups of the client); the answer is the same bytes.
-    Closing sends what is pending first (a dropped answer's head still leaves before the close).
-    Everything else is the real transport's."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._pending: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _Protocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP protocol (httptools when installed, else h11) on `_OneSendPerTurn`."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(_OneSendPerTurn(transport))  # type: ignore[arg-type]
-
-
 def make_server(app: Starlette, *, log_level: str = "warning") -> uvicorn.Server:
     """A uvicorn server for `app` that leaves the process's logging configuration alone.
 
     No proxy-header rewriting (`X-Forwarded-*`): nothing stands in front of a loopback sandbox,
     and it reads neither the client's address nor the scheme."""
     config = uvicorn.Config(app, log_config=None, log_level=log_level, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2, proxy_headers=False,
-                            http=_Protocol)
+                            lifespan="on", timeout_graceful_shutdown=2, proxy_headers=False)
     return uvicorn.Server(config)
 
 

@@ -8,8 +8,6 @@
 - A create is visible to another connection (another process) as soon as it is answered; a
   refused create leaves nothing written and no transaction open; one data-version check per
   request.
-- The served transport sends what one turn of the event loop wrote in one send, the head of a
-  dropped answer before the close, nothing on a closing transport.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.sandbox import DEMO, envelopes, store, values
-from reconciler.sandbox.server import _OneSendPerTurn
 
 CLIENTS = [c["id"] for c in DEMO["clients"]]
 STAFF = DEMO["tokens"]["staff"]
@@ -223,51 +220,6 @@ def test_one_data_version_check_per_request(tmp_path: Path, sandbox_app_factory:
     statements = asyncio.run(run())
     assert [s for s in statements if "data_version" in s] == ["PRAGMA data_version"]
     assert statements[1] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT", statements
-
-
-# --- one send per turn ---------------------------------------------------------------------------
-
-class _Transport:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.closed = False
-        self.extra = {"peername": ("127.0.0.1", 1)}
-
-    def write(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.extra.get(name)
-
-
-def test_what_one_turn_writes_leaves_in_one_send_and_a_close_sends_what_is_pending() -> None:
-    async def scenario() -> list[list[bytes]]:
-        real = _Transport()
-        wrapped = _OneSendPerTurn(real)  # type: ignore[arg-type]
-        wrapped.write(b"HTTP/1.1 201 Created\r\n\r\n")
-        wrapped.write(b'{"status":"OK"}')
-        assert real.sent == []  # not yet: the turn is not over
-        await asyncio.sleep(0)
-        first = list(real.sent)
-        wrapped.write(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n")  # a dropped answer's head
-        wrapped.close()
-        second = list(real.sent)
-        await asyncio.sleep(0)
-        assert real.closed and wrapped.get_extra_info("peername") == ("127.0.0.1", 1)
-        wrapped.write(b"late")  # after the close: nothing more is sent
-        await asyncio.sleep(0)
-        return [first, second, list(real.sent)]
-
-    first, second, last = asyncio.run(scenario())
-    assert first == [b'HTTP/1.1 201 Created\r\n\r\n{"status":"OK"}']
-    assert second == [*first, b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n"]
-    assert last == second
 
 
 # --- timestamps ----------------------------------------------------------------------------------
