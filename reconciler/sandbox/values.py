@@ -30,9 +30,10 @@ class _UidPool:
     """UID characters drawn from the OS's generator (``os.urandom``) a few thousand at a time:
     each byte below 252 becomes ``UID_ALPHABET[byte % 36]`` (each character uniform, independent
     of the others, as base-36 digits of one uniform draw are), the others are dropped (rejection
-    sampling: no modulo bias).  One system call per ~250 UIDs instead of one or two per UID (a
-    third of the UID cost of a create).  Shared by threads under a lock; a forked child starts a
-    pool of its own (it must not hand out the UIDs its parent will)."""
+    sampling: no modulo bias).  One system call per ~250 UIDs instead of one or two per UID
+    (`secrets.randbelow`: 4.4 us a UID here, the pool 0.7 us; a create makes three).  Shared by
+    threads under a lock; a forked child starts a pool of its own (it must not hand out the UIDs
+    its parent will)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -51,8 +52,10 @@ class _UidPool:
             return self._chars[start:start + UID_LENGTH]
 
     def reset(self) -> None:
-        """Forget the drawn characters (after a fork, in the child)."""
-        self.__init__()  # type: ignore[misc]
+        """Forget the drawn characters (also after a fork, in the child, with a new lock)."""
+        self._lock = threading.Lock()
+        self._chars = ""
+        self._next = 0
 
 
 _POOL = _UidPool()
@@ -176,7 +179,7 @@ class Clock:
 
 def stamp_ms(moment: dt.datetime) -> str:
     """`moment` as `2026-03-21T10:00:00.000Z` (milliseconds cut, not rounded)."""
-    if moment.year >= 1000:  # isoformat: several times cheaper than strftime (a create makes two)
+    if moment.year >= 1000:  # isoformat: 2.8 us here, strftime 4.2 us (a create makes two)
         return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     # strftime's %Y does not pad a year below 1000 (an operator may freeze the clock there)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
