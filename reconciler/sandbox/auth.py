@@ -49,15 +49,14 @@ def authenticate(store: Store, headers: dict[str, str], route: Route
     token = bearer_token(headers)
     if token is None:
         raise ApiError(401, DOORKEEPER_401)
-    reads = store.cached()  # one freshness check for the token and its business
-    found = reads.token(token)
+    found = store.token(token)
     if found is None:
         raise ApiError(401, JWT_401 if _looks_like_jwt(token) else DOORKEEPER_401)
     kind, owner = found
     business: dict[str, Any] | None
     if kind == "staff":
         principal = Principal(kind, token, business_id=owner)
-        business = reads.business(owner)
+        business = store.business(owner)
         if business is None:
             raise ApiError(401, DOORKEEPER_401)
     else:
@@ -66,7 +65,7 @@ def authenticate(store: Store, headers: dict[str, str], route: Route
                               on_behalf_of=on_behalf_of)
         business = None
         if on_behalf_of is not None:
-            business = reads.business(on_behalf_of)
+            business = store.business(on_behalf_of)
             if business is None or business.get("directory_id") != owner:
                 raise ApiError(401, DIRECTORY_401)
             principal.business_id = business["id"]

@@ -89,33 +89,6 @@ class Transaction:
         self._conn.execute("DELETE FROM tokens")
 
 
-class CachedReads:
-    """Reads of tokens and businesses through a read cache checked fresh when it was handed out
-    (`Store.cached()`); for the reads of one request, not to be kept."""
-
-    def __init__(self, store: Store, cache: dict[tuple[str, str], Any]) -> None:
-        self._store = store
-        self._cache = cache
-
-    def token(self, token: str) -> tuple[str, str] | None:
-        """(kind, owner id) of a bearer token: staff → business id, directory → directory id."""
-        cache, key = self._cache, ("token", token)
-        if key not in cache:
-            row = self._store.conn().execute(
-                "SELECT kind, owner_id FROM tokens WHERE token = ?", (token,)
-            ).fetchone()
-            cache[key] = (row[0], row[1]) if row else None
-        return cache[key]  # type: ignore[no-any-return]
-
-    def business(self, business_id: str) -> dict[str, Any] | None:
-        """A business document (a copy: the caller may change it)."""
-        cache, key = self._cache, ("business", business_id)
-        if key not in cache:
-            cache[key] = self._store.get("business", business_id)
-        found = cache[key]
-        return dict(found) if found is not None else None
-
-
 class Store:
     """The sandbox database at `path` (created with its schema when missing)."""
 
@@ -218,16 +191,23 @@ class Store:
 
     def token(self, token: str) -> tuple[str, str] | None:
         """(kind, owner id) of a bearer token: staff → business id, directory → directory id."""
-        return self.cached().token(token)
+        cache = self._fresh_cache()
+        key = ("token", token)
+        if key not in cache:
+            row = self.conn().execute(
+                "SELECT kind, owner_id FROM tokens WHERE token = ?", (token,)
+            ).fetchone()
+            cache[key] = (row[0], row[1]) if row else None
+        return cache[key]  # type: ignore[no-any-return]
 
     def business(self, business_id: str) -> dict[str, Any] | None:
         """A business document, cached like tokens (read on every API request)."""
-        return self.cached().business(business_id)
-
-    def cached(self) -> CachedReads:
-        """Tokens and businesses from this thread's read cache, checked fresh once, now: what an
-        API request reads of them (a token, then its business) costs one check, not one each."""
-        return CachedReads(self, self._fresh_cache())
+        cache = self._fresh_cache()
+        key = ("business", business_id)
+        if key not in cache:
+            cache[key] = self.get("business", business_id)
+        found = cache[key]
+        return dict(found) if found is not None else None
 
     def _fresh_cache(self) -> dict[tuple[str, str], Any]:
         """This thread's read cache of tokens and businesses, emptied whenever they may have
