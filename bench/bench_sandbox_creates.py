@@ -10,7 +10,7 @@ it shares the machine's two cores with the server, so it is kept light).  Every 
 201.
 
 ``--latency-ms`` injects a latency fault on every request, as ``bench/bench_apply.py`` does
-(requests then arrive spread out rather than in bursts, which costs the server more per request).
+(requests then arrive spread out, as in an apply, rather than in bursts).
 
 Reported per run: the SERVER process's CPU (user + system, from ``/proc/PID/stat``, so it counts
 every thread of the server and nothing of the load generator) divided by the creates, and the
