@@ -61,8 +61,9 @@ def new_client_package_doc(store: Store, clock: Clock, business: dict[str, Any],
                            products: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The stored document of a new client package (shared with the operator's bulk insert,
     which passes the business's `products` once instead of reading them per package)."""
-    if products is None:
-        products = {p["id"]: p for p in store.all("product", business["id"])}
+    if products is None:  # read only when needed (most packages have none)
+        products = ({p["id"]: p for p in store.all("product", business["id"])}
+                    if package.get("products") else {})
     stamp = clock.stamp_ms()
     return {
         "id": new_uid(), "business_id": business["id"], "client_id": client["id"],
@@ -94,6 +95,22 @@ def create_client_package(ctx: Ctx) -> Reply:
     for name in ("client_id", "package_id"):
         if not isinstance(body.get(name), str) or not body[name]:
             raise ctx.error(422, f"param is missing or the value is empty: {name}")
+    # The reads are made in the write's transaction: one transaction per create instead of one
+    # per statement (a refusal rolls back a transaction that wrote nothing).
+    with ctx.store.write() as tx:
+        doc = _validated_doc(ctx, body)
+        request = (payment_requests.open_for(tx, ctx.clock, doc, ctx.business_id)
+                   if payment_requests.opens_request(ctx.behaviour, doc["amount"]) else None)
+        tx.insert("client_package", doc, business_id=ctx.business_id)
+    if request is not None:
+        ctx.behaviour.note_opened(request["id"])
+    shown = render.client_package(doc, ctx.clock.today())
+    shown["payment_status_uid"] = doc["payment_request_id"]
+    return 201, ok("platform", {"client_package": shown})
+
+
+def _validated_doc(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """The document of the client package ``body`` asks for, or the API's refusal."""
     client = ctx.store.get_in("client", body["client_id"], ctx.business_id)
     if client is None:
         raise ctx.error(422, "Client not found")
@@ -125,18 +142,9 @@ def create_client_package(ctx: Ctx) -> Reply:
     tax_uids = body.get("tax_uids", [])
     if not isinstance(tax_uids, list) or not all(isinstance(t, str) for t in tax_uids):
         raise ctx.error(422, "Tax uids must be an array of strings")
-    doc = new_client_package_doc(ctx.store, ctx.clock, ctx.business, client, package,
-                                 valid_from=valid_from, valid_until=valid_until, amount=amount,
-                                 matter_uid=body.get("matter_uid"))
-    with ctx.store.write() as tx:
-        request = (payment_requests.open_for(tx, ctx.clock, doc, ctx.business_id)
-                   if payment_requests.opens_request(ctx.behaviour, amount) else None)
-        tx.insert("client_package", doc, business_id=ctx.business_id)
-    if request is not None:
-        ctx.behaviour.note_opened(request["id"])
-    shown = render.client_package(doc, ctx.clock.today())
-    shown["payment_status_uid"] = doc["payment_request_id"]
-    return 201, ok("platform", {"client_package": shown})
+    return new_client_package_doc(ctx.store, ctx.clock, ctx.business, client, package,
+                                  valid_from=valid_from, valid_until=valid_until, amount=amount,
+                                  matter_uid=body.get("matter_uid"))
 
 
 def _not_found(ctx: Ctx) -> ApiError:

@@ -65,11 +65,16 @@ class ApiError(Exception):
         return cls(status, error_body(family, message, code=code, field=field))
 
 
+#: ``json.dumps(body, separators=(",", ":"))``, with its encoder made once (a ``json.dumps``
+#: with options builds a new encoder per call)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode(body: Any) -> bytes:
     """Compact JSON bytes (str bodies are sent as they are, for plain-text gateway answers)."""
     if isinstance(body, (bytes, str)):
         return body.encode() if isinstance(body, str) else body
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _compact(body).encode()
 
 
 def content_type(body: Any) -> bytes:

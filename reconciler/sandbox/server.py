@@ -81,9 +81,12 @@ def base_url_of(sock: socket.socket) -> str:
 
 
 def make_server(app: Starlette, *, log_level: str = "warning") -> uvicorn.Server:
-    """A uvicorn server for `app` that leaves the process's logging configuration alone."""
+    """A uvicorn server for `app` that leaves the process's logging configuration alone.
+
+    No proxy-header rewriting (`X-Forwarded-*`): nothing stands in front of a loopback sandbox,
+    and it reads neither the client's address nor the scheme."""
     config = uvicorn.Config(app, log_config=None, log_level=log_level, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2)
+                            lifespan="on", timeout_graceful_shutdown=2, proxy_headers=False)
     return uvicorn.Server(config)
 
 

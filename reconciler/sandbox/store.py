@@ -43,8 +43,9 @@ KINDS = (
 )
 
 
-def _dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+#: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``, with its encoder made once (a
+#: ``json.dumps`` with options builds a new encoder per call)
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 class Transaction:

@@ -11,25 +11,60 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import secrets
+import os
 import string
+import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 UID_ALPHABET = string.ascii_lowercase + string.digits
 UID_LENGTH = 16
-_UID_SPACE = len(UID_ALPHABET) ** UID_LENGTH
+#: bytes below this map onto the alphabet without bias (252 = 7 x 36); the others are dropped
+_UNBIASED = 256 - 256 % len(UID_ALPHABET)
+_TO_ALPHABET = bytes(UID_ALPHABET.encode()[b % len(UID_ALPHABET)] for b in range(256))
+_OVER = bytes(range(_UNBIASED, 256))
+_POOL_BYTES = 4096
+
+
+class _UidPool:
+    """UID characters drawn from the OS's generator (``os.urandom``) a few thousand at a time:
+    each byte below 252 becomes ``UID_ALPHABET[byte % 36]`` (each character uniform, independent
+    of the others, as base-36 digits of one uniform draw are), the others are dropped (rejection
+    sampling: no modulo bias).  One system call per ~250 UIDs instead of one or two per UID
+    (`secrets.randbelow`: 4.4 us a UID here, the pool 0.7 us; a create makes three).  Shared by
+    threads under a lock; a forked child starts a pool of its own (it must not hand out the UIDs
+    its parent will)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chars = ""
+        self._next = 0
+
+    def take(self) -> str:
+        with self._lock:
+            start = self._next
+            if start + UID_LENGTH > len(self._chars):
+                chars = ""
+                while len(chars) < UID_LENGTH:  # a refill keeps ~98% of its bytes
+                    chars += os.urandom(_POOL_BYTES).translate(_TO_ALPHABET, _OVER).decode("ascii")
+                self._chars, start = chars, 0
+            self._next = start + UID_LENGTH
+            return self._chars[start:start + UID_LENGTH]
+
+    def reset(self) -> None:
+        """Forget the drawn characters (also after a fork, in the child, with a new lock)."""
+        self._lock = threading.Lock()
+        self._chars = ""
+        self._next = 0
+
+
+_POOL = _UidPool()
+os.register_at_fork(after_in_child=_POOL.reset)
 
 
 def new_uid() -> str:
-    """A fresh 16-character lower-case alphanumeric UID, like vcita's: one draw from the OS's
-    generator, written in base 36 (a draw per character made UIDs half the cost of a create)."""
-    n = secrets.randbelow(_UID_SPACE)
-    chars = []
-    for _ in range(UID_LENGTH):
-        n, digit = divmod(n, 36)
-        chars.append(UID_ALPHABET[digit])
-    return "".join(chars)
+    """A fresh 16-character lower-case alphanumeric UID, like vcita's, from the OS's generator."""
+    return _POOL.take()
 
 
 def is_uid(value: Any) -> bool:
@@ -139,5 +174,12 @@ class Clock:
 
     def stamp_ms(self) -> str:
         """`2026-03-21T10:00:00.000Z`: client packages."""
-        now = self.now()
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        return stamp_ms(self.now())
+
+
+def stamp_ms(moment: dt.datetime) -> str:
+    """`moment` as `2026-03-21T10:00:00.000Z` (milliseconds cut, not rounded)."""
+    if moment.year >= 1000:  # isoformat: 2.8 us here, strftime 4.2 us (a create makes two)
+        return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # strftime's %Y does not pad a year below 1000 (an operator may freeze the clock there)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
