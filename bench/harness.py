@@ -137,6 +137,17 @@ class ServedSandbox(SandboxURLs):
         self.clear_faults()
         return (statistics.median(trips[latency_ms]) - statistics.median(trips[0.0])) * 1000
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, every thread) the served sandbox's process has used so far;
+        None where ``/proc`` does not tell (not Linux)."""
+        try:
+            assert self.proc is not None
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, AssertionError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def env(self, business: dict[str, Any]) -> dict[str, str]:
         """The environment that points the CLI at ``business`` in this sandbox."""
         return env_for(self.gateway_url, self.fallback_url, business["business_id"], business["staff_token"])

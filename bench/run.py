@@ -194,6 +194,9 @@ def table(res: dict[str, Any]) -> list[str]:
     rows.append(("  client CPU per request (apply: applier, journal and state included)", "-", "-", "-",
                  fmt(apply_cpu, ".3f", " ms"), f"<= {CPU_TARGET_MS:g} ms",
                  "OK" if apply_cpu and apply_cpu <= CPU_TARGET_MS else "MISSED"))
+    server_cpu = a["server_cpu"] / a["requests"] * 1000 if a.get("requests") and "server_cpu" in a else None
+    rows.append(("  the served sandbox's CPU per request (the other process on the same cores)", "-", "-", "-",
+                 fmt(server_cpu, ".3f", " ms"), "-", "info"))
     if "cli_wall" in a:
         rows.append(("  the whole 'reconciler apply' command", fmt(a["cli_wall"], ".2f", " s"),
                      f"{a['cli_requests']:,.0f}", fmt(a["cli_bound"], ".2f", " s"),
