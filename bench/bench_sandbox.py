@@ -35,13 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 5.0
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(db: Path, checkout: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """The sandbox served in a child process; from ``checkout``'s source (its folder first on the
+    module path) when given, else from this one."""
     cmd = [sys.executable, "-m", "reconciler.sandbox", "serve", "--port", "0", "--db", str(db),
            "--operator"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
+    proc = subprocess.Popen(cmd, cwd=checkout or ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.startswith("fallback:"):
@@ -49,7 +54,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise RuntimeError("the sandbox did not start")
+    raise RuntimeError(f"the sandbox{f' from {checkout}' if checkout else ''} did not start")
 
 
 def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> dict:

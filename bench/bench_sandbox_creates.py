@@ -41,30 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sandbox import call, run
+from bench_sandbox import call, run, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def start_server(checkout: Path, db: Path) -> tuple[subprocess.Popen[str], str]:
-    """The sandbox served from ``checkout``'s source (its folder first on the module path)."""
-    cmd = [sys.executable, "-m", "reconciler.sandbox", "serve", "--port", "0", "--db", str(db),
-           "--operator"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(checkout)}
-    proc = subprocess.Popen(cmd, cwd=checkout,  # noqa: S603 - this interpreter, fixed arguments
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("fallback:"):
-            return proc, line.split()[1].removesuffix("/api2")
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError(f"the sandbox from {checkout} did not start")
 
 
 def served_from(checkout: Path) -> str:
@@ -132,7 +112,7 @@ def one_run(checkout: Path, count: int, concurrency: int, warmup: int,
             latency_ms: float) -> tuple[float, float]:
     """(server CPU ms per create, wall s) of one run on a fresh database."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start_server(checkout, Path(tmp) / "bench.db")
+        proc, base = start_server(Path(tmp) / "bench.db", checkout)
         try:
             token, package, clients = prepare(base)
             if latency_ms:  # as bench/harness.py's set_latency: every API request waits
