@@ -5,8 +5,9 @@ task of its own.  From Python 3.12 that task starts eagerly: a small body (every
 update) is written at once, head and body in one segment.  On Python 3.11 the task only starts at
 the event loop's next turn, behind every callback already waiting: under an apply's load (32
 creates in flight, answers arriving in bursts) each create then waited a turn of a busy loop
-before a single byte of it left.  Measured (``bench/bench_apply.py``, 1,000 creates at 20 ms,
-alternating in one process): 2.08x of the bound without this, 1.85x with it.
+before a single byte of it left.  Measured (``bench/bench_apply.py``'s apply of 1,000 creates at
+20 ms, 8 alternating pairs in one process, on a machine shared with other work): 2.21x of the
+bound without this, 2.03x with it (medians).
 
 :class:`InlineBodyRequest` gives Python 3.11 what 3.12 does: aiohttp's own ``write_bytes`` is run
 up to its first suspension at the very place aiohttp creates its task (the body of a create
