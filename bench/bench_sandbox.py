@@ -83,20 +83,25 @@ def prepare(base: str) -> tuple[str, str]:
     return token, "/api2/business/payments/v1/client_packages/" + created["data"]["client_package"]["id"]
 
 
+async def read_answer(reader: asyncio.StreamReader, status: bytes = b"200") -> None:
+    """Read one Content-Length-framed answer whole; RuntimeError unless its status is ``status``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 " + status):
+        raise RuntimeError(head.decode(errors="replace"))
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+
+
 async def raw_worker(host: str, port: int, request: bytes, count: int, out: list[float]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         for _ in range(count):
             start = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.decode(errors="replace"))
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            await read_answer(reader)
             out.append(time.perf_counter() - start)
     finally:
         writer.close()

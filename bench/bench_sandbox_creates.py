@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sandbox import call, run, start_server
+from bench_sandbox import call, read_answer, run, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -81,14 +81,7 @@ async def worker(host: str, port: int, requests: list[bytes]) -> None:
     try:
         for request in requests:
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 201"):
-                raise RuntimeError(head.decode(errors="replace"))
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            await read_answer(reader, b"201")
     finally:
         writer.close()
 
