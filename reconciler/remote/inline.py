@@ -38,6 +38,8 @@ def stepped(coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
         first = coro.send(None)
     except StopIteration as stop:
         return _returned(stop.value)
+    except (KeyboardInterrupt, SystemExit):
+        raise  # at once, as a task's step re-raises them
     except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits, as a task would
         return _raised(exc)
     return _finish(coro, first)

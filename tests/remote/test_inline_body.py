@@ -50,6 +50,14 @@ async def test_a_failure_in_the_first_step_is_raised_where_it_is_awaited() -> No
         await rest
 
 
+async def test_an_interrupt_in_the_first_step_is_not_held_back() -> None:
+    async def write() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stepped(write())
+
+
 async def test_a_coroutine_that_suspends_is_finished_by_whoever_awaits_the_rest() -> None:
     steps: list[Any] = []
     gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
