@@ -39,8 +39,9 @@ from reconciler.plan.operations import ABSENT, CreateClientPackage, Operation, R
 from reconciler.planner import identity as ident
 from reconciler.planner.actual import Discovered, PendingLike, RemoteObject
 
-#: How far before an intent's time a found package may have been opened (clock skew between this
-#: machine and vcita); the same margin as the search's (``remote.discovery.CLOCK_SKEW``).
+#: How far before an intent's time a found package may have been opened to be adopted on its own
+#: (clock skew between this machine and vcita); the search looks further back
+#: (``remote.discovery.SEARCH_MARGIN``), so that one opened earlier is found and refused, not missed.
 CLOCK_SKEW = timedelta(minutes=15)
 #: The fields of a pending create's details compared with a found package's view.
 SENT_FIELDS = ("package_id", "valid_from", "valid_until", "price")

@@ -49,7 +49,11 @@ from reconciler.remote.client import VcitaClient
 #: The payment requests of client packages (settled, and before settlement).
 ENTITY_TYPES = ("ClientBookingPackage", "PendingClientBookingPackage")
 #: How far before an intent's time a search starts: the clocks of this machine and vcita's may differ.
-CLOCK_SKEW = timedelta(minutes=15)
+#: A package opened more than ``planner.memory.CLOCK_SKEW`` (15 min) "before" its intent is not
+#: adopted on its own, but it must be *found*, to be refused with the command that adopts it rather
+#: than reported absent: a day, so that a vcita clock hours behind is found also across midnight
+#: (an intent at 00:18 UTC, vcita's clock 3 h behind: its payment request is dated the day before).
+SEARCH_MARGIN = timedelta(days=1)
 #: At most this many clients are searched one by one (one list each); more, and one business-wide
 #: list is cheaper in requests (bench/bench_discovery.py measures both).
 PER_CLIENT_MAX = 20
@@ -117,13 +121,13 @@ class Discovery:
 
 
 def since_intent(opened_at: str) -> date | None:
-    """The day a search for an intent written at ``opened_at`` (ISO, UTC) starts: less the clock
-    skew margin, at day granularity (the spec's example filters by day)."""
+    """The day a search for an intent written at ``opened_at`` (ISO, UTC) starts: less
+    :data:`SEARCH_MARGIN`, at day granularity (the spec's example filters by day)."""
     try:
         moment = datetime.fromisoformat(opened_at.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (moment - CLOCK_SKEW).date()
+    return (moment - SEARCH_MARGIN).date()
 
 
 def _params(client_id: str | None, since: date | None) -> dict[str, str]:
