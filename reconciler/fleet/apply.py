@@ -150,6 +150,10 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
                                error=plan.errors[0].message if plan.errors else None)
             applier = Applier(api, store, state, target_ref(target))
             applier.check_plan(plan, desired.digest(), how.max_payment_requests if saved is not None else None)
+            if saved is not None:  # made earlier: vcita may have got some of its creates since
+                from reconciler.refresh.second_memory import recheck_saved
+
+                await recheck_saved(api, plan, state.resources, state.archived, state.pending)
             stop.appliers.append(applier)
             try:
                 result = await applier.apply(plan, stale=how.stale)

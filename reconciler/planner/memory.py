@@ -47,7 +47,8 @@ CLOCK_SKEW = timedelta(minutes=15)
 SENT_FIELDS = ("package_id", "valid_from", "valid_until", "price")
 
 
-def _moment(text: str | None) -> datetime | None:
+def moment(text: str | None) -> datetime | None:
+    """An ISO time with its offset (``Z`` for UTC); None when absent, unreadable or naive."""
     if not text:
         return None
     try:
@@ -58,7 +59,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def _opened_since(obj: RemoteObject, d: Discovered, opened_at: str) -> bool:
-    when, since = _moment(d.opened_at.get(obj.id)), _moment(opened_at)
+    when, since = moment(d.opened_at.get(obj.id)), moment(opened_at)
     return when is None or since is None or when >= since - CLOCK_SKEW
 
 

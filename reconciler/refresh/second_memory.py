@@ -18,10 +18,13 @@ refresh); a plan without such creates reads none of it.  A plan whose only need 
 (no create) searches its clients one by one, from the day of the intent (cheaper, and a miss there
 re-creates nothing: it is reported for a person).
 
-A saved plan is applied later, and a plan shown at apply's prompt is applied once the user has
-read it: :func:`recheck_saved` looks again, just before apply sends anything, for the clients it
-creates for, and refuses the plan when vcita now holds a package of a planned create's identity
-that the state does not know (another runner's apply, an assignment in the UI).
+A saved plan (a business's, or each business's of a fleet plan) is applied later, and a plan shown
+at apply's prompt is applied once the user has read it: :func:`recheck_saved` looks again, just
+before apply sends anything, at the catalog list and for the clients it creates for, and refuses
+the plan when vcita now holds what it would create, unknown to the state (another runner with its
+own state applied meanwhile, an assignment in the UI): a client package of a planned create's
+identity, a catalog package of a planned create's name, or, for a client package of a catalog
+package the plan creates itself, a package of that name sold to the client since the plan was made.
 
 A list that leaves out packages the state tracks for a client (it lags) cannot vouch for that
 client: its creates are refused (``Discovered.unlisted``).  When the API does not serve the list as
@@ -36,14 +39,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from reconciler.core.errors import PlanFileError
 from reconciler.plan.document import Plan, Problem
-from reconciler.plan.operations import CreateClientPackage, ResolvePendingCreate
+from reconciler.plan.operations import CreateCatalogPackage, CreateClientPackage, ResolvePendingCreate
 from reconciler.planner import Actual, from_client_package
 from reconciler.planner.actual import Discovered
+from reconciler.planner.memory import CLOCK_SKEW, moment
 from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover, since_intent
 
@@ -152,31 +156,75 @@ def _unused(plan: Plan, checked: frozenset[str], discovered: Discovered | None =
     return plan.model_copy(update={"problems": plan.problems + extra}) if extra else plan
 
 
-async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any) -> None:
+async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any, pending: Any = None) -> None:
     """Refuse (PlanFileError, exit 1, nothing sent) a plan made earlier (saved, or confirmed at
-    the prompt) one of whose client-package creates vcita now holds, unknown to the state: it
-    appeared after the plan was made."""
-    creates = [op for op in plan.operations if isinstance(op, CreateClientPackage) and not op.replaces
-               and isinstance(op.package_id, str)]
-    if not creates or not plan.refreshed:
+    the prompt) that would create what vcita got since, unknown to the state:
+
+    * a client package of a planned create's identity (client, catalog package, ``valid_from``);
+    * a catalog package of a planned create's name (the planner adopts one by name: it is
+      another run's, and so are the sales this plan would make of its own copy);
+    * for a client package of a catalog package this plan creates, a package of that name the
+      client was sold since the plan was made (another run created the catalog package and sold
+      it, and the catalog list may not show it yet).
+
+    Another runner with its own state (a CI job that started empty, a second branch) that
+    applied meanwhile leaves exactly these; applying the plan would bill its clients again.
+    ``pending``: the state's pending records (their addresses are left to the applier)."""
+    # An address with a pending create (an interrupted run of this very plan, whose answer was
+    # lost) is the applier's to refuse, naming it: its package is no other run's.
+    held = {pc.address for pc in (pending or {}).values()}
+    creates = [op for op in plan.operations
+               if isinstance(op, CreateClientPackage) and not op.replaces and op.address not in held]
+    catalog = {op.address: op for op in plan.operations if isinstance(op, CreateCatalogPackage)}
+    if not (creates or catalog) or not plan.refreshed:
         return
     owned = {rs.id for rs in resources.values()} | {r.id for r in archived.values()}
     owned |= {str(rid) for op in plan.operations if isinstance(rid := getattr(op, "remote_id", None), str)}
-    try:  # (the packages the plan itself adopts are the plan's, not new)
-        found = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
-    except DiscoveryUnavailable as exc:
-        log.warning("second memory unavailable at apply: %s", exc.message)
-        return
-    seen = [cp for cp in found.packages if cp.id not in owned]
-    clashes = []
-    for op in creates:
-        same = sorted(cp.id for cp in seen if cp.client_id == op.client_id and cp.package_id == op.package_id
-                      and (op.valid_from is None or cp.valid_from == op.valid_from))
-        if same:
-            clashes.append(f"{op.address} ({', '.join(same)})")
-    if clashes:
+    # (the objects the plan itself adopts are the plan's, not new)
+    made: list[str] = []
+    if catalog:
+        names = {op.spec.name: address for address, op in catalog.items()}
+        listed = await api.list_catalog_packages(include_items=False)
+        got: dict[str, list[str]] = {}
+        for pkg in listed:
+            if pkg.id not in owned and pkg.name in names and not pkg.deleted_at:
+                got.setdefault(names[pkg.name], []).append(pkg.id)
+        made += [f"{address} (named {catalog[address].spec.name!r}: {', '.join(sorted(ids))})"
+                 for address, ids in sorted(got.items())]
+    clashes: list[str] = []
+    if creates:
+        try:
+            found = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
+        except DiscoveryUnavailable as exc:
+            log.warning("second memory unavailable at apply: %s", exc.message)
+            found = None
+        seen = [] if found is None else [cp for cp in found.packages if cp.id not in owned]
+        since = moment(plan.created_at)
+        for op in creates:
+            if isinstance(op.package_id, str):
+                same = sorted(cp.id for cp in seen if cp.client_id == op.client_id and cp.package_id == op.package_id
+                              and (op.valid_from is None or cp.valid_from == op.valid_from))
+            else:  # a catalog package this plan creates: another run's copy has another id, the same name
+                spec = catalog.get(op.package_id.id_of)
+                same = [] if spec is None or found is None or since is None else sorted(
+                    cp.id for cp in seen if cp.client_id == op.client_id and cp.name == spec.spec.name
+                    and _opened_after(found.opened_at.get(cp.id), since))
+            if same:
+                clashes.append(f"{op.address} ({', '.join(same)})")
+    if made or clashes:
+        parts = [f"{len(made)} of the catalog packages"] if made else []
+        parts += [f"{len(clashes)} of the client packages"] if clashes else []
         raise PlanFileError(
-            f"since this plan was made, vcita got {len(clashes)} of the client packages it would create, unknown to "
-            f"the state (another run's apply, or an assignment in vcita): {'; '.join(clashes)}; applying it would "
-            "bill these clients a second time, so nothing was applied",
-            hint="Adopt them with 'reconciler import --discover', then make a new plan and review it.")
+            f"since this plan was made, vcita got {' and '.join(parts)} it would create, unknown to the state "
+            f"(another run's apply, or a change in vcita): {'; '.join(made + clashes)}; applying it would create "
+            "them again" + (" and bill these clients a second time" if creates else "") + ", so nothing was applied",
+            hint="Adopt them with 'reconciler import --discover' (it adopts the client packages it finds and the "
+                 "catalog packages they name), then make a new plan and review it.")
+
+
+
+def _opened_after(opened_at: str | None, since: datetime) -> bool:
+    """Whether a package whose payment request was opened at ``opened_at`` (vcita's clock) may be
+    newer than ``since`` (this machine's), within the planner's clock-skew margin; unknown: yes."""
+    when = moment(opened_at)
+    return when is None or when >= since - CLOCK_SKEW

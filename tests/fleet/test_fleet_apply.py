@@ -122,3 +122,34 @@ def test_fleet_on_postgres_pushed_planned_and_applied(fleet: dict[str, Any], cli
         assert code == 1 and "Error: delta:" in out and "is locked by" in out
     code, out, err = cli("apply", "--all", "--auto-approve")
     assert code == 0 and rows_of(out)["delta"][2] == "applied", out + err
+
+
+def test_a_saved_fleet_plan_is_refused_for_a_business_another_runner_applied_since(
+        fleet: dict[str, Any], cli: CLI, tmp_path: Path, operator: Any) -> None:
+    # A fleet plan saved for review; meanwhile another runner, with its own copy of one business's
+    # folder and state, applies that business.  The fleet apply looks in vcita again (as a saved
+    # plan's apply does) and refuses that business instead of selling the package a second time.
+    import shutil
+
+    acme, b = tmp_path / "manifests" / "acme", fleet["acme"]
+    name = re.search(r"(?m)^  name: (\S+)$", (acme / "bulk-package-1.yaml").read_text())
+    assert name is not None
+    (acme / "sale.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: first-sale\nspec:\n"
+        f"  client: {b['clients'][0]['id']}\n  package: {name.group(1)}\n")
+    code, out, err = cli("plan", "--all", "--out", "fleet.json")
+    assert code == 0, out + err
+    other = tmp_path / "other-runner" / "acme"
+    shutil.copytree(acme, other)
+    code, out, err = cli("apply", "--auto-approve", str(other))
+    assert code == 0, out + err
+
+    def sold() -> int:
+        got = operator("GET", f"/client_packages?business_id={b['business_id']}")
+        return len(got["client_packages"] if isinstance(got, dict) else got)
+
+    assert sold() == 1
+    code, out, err = cli("apply", "--all", "fleet.json")
+    assert code == 1, out + err
+    assert "since this plan was made, vcita got 1 of the client packages it would create" in out + err, out + err
+    assert sold() == 1
