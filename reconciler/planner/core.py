@@ -453,6 +453,13 @@ class _Builder:
         replace_fcs = [fc for fc in fcs if fc.path.split("[", 1)[0] in nz.REPLACE_FIELDS]
         if replace_fcs:
             fields = ", ".join(fc.path for fc in replace_fcs)
+            if pid != KNOWN_AFTER_APPLY:  # a replacement is a sale too: never one vcita has already
+                known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
+                                                _AnyOf(self.owned, self.claimed, self.o.archived), replaces=tracked.id)
+                if known is not None:
+                    self.problems.append(known)
+                    self.found_in_vcita.append(address)
+                    return
             if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
                 self.kept.append(siblings.NewObject(
                     address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),

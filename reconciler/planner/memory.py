@@ -109,10 +109,12 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
 
 
 def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,
-                     discovered: Discovered | None, owned: Container[str]) -> Problem | None:
+                     discovered: Discovered | None, owned: Container[str], replaces: str | None = None) -> Problem | None:
     """The plan error when a create's identity matches client packages vcita has and no record of
     the state owns (None: no such package, or the second memory was not read).  Repeat purchases
-    are guarded too: see the count rule in the module docstring."""
+    are guarded too: see the count rule in the module docstring.  ``replaces``: the create is the
+    replacement of that tracked package (which the state owns): one found is likely the
+    replacement another run made with an older copy of the state."""
     if discovered is None or discovered.unavailable:
         return None
     checked = client_id in discovered.checked  # a person vouched for it: checked_warning says so instead
@@ -149,6 +151,16 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
              f"the {what} already exists in vcita as {found[0]}")
     repeat = (" This object is a repeat purchase, but a repeat asks for one sale more than the state tracks, and "
               "this state tracks fewer than vcita holds." if spec.repeat_purchase else "")
+    if replaces is not None:
+        return Problem(
+            address=address, severity="error",
+            message=(f"the replacement of {replaces} would be a new client package of the {what}, and {where} (found "
+                     f"through the payment requests) that no record of the state owns: another run may have made "
+                     f"this replacement with another copy of the state; replacing again would bill the client a "
+                     f"second time"),
+            hint=(f"If {found[0]} is the replacement, track it instead of {replaces}: 'reconciler state rm {address}' "
+                  f"(which archives {replaces}), then 'reconciler import {address} {found[0]}'. If it is not, assign "
+                  "it to a manifest object with 'reconciler import', then plan again."))
     return Problem(
         address=address, severity="error",
         message=(f"{where} (found through the payment requests), and no record of the state owns "

@@ -58,7 +58,7 @@ def clients_to_search(plan: Plan) -> dict[str, date | None]:
     """The clients a plan needs the second memory for, and the day to search each from."""
     wanted: dict[str, date | None] = {}
     for op in plan.operations:
-        if isinstance(op, CreateClientPackage) and not op.replaces:
+        if isinstance(op, CreateClientPackage):  # a replacement is a sale too
             wanted[op.client_id] = None
         elif (isinstance(op, ResolvePendingCreate) and op.resolution == "unknown" and op.kind == "ClientPackage"
               and op.details.get("client_id")):
@@ -72,8 +72,8 @@ def clients_to_search(plan: Plan) -> dict[str, date | None]:
 
 
 def creates_client_packages(plan: Plan) -> bool:
-    """Whether ``plan`` creates a client package (not as the replacement of one it archives)."""
-    return any(isinstance(op, CreateClientPackage) and not op.replaces for op in plan.operations)
+    """Whether ``plan`` creates a client package (a replacement of one too)."""
+    return any(isinstance(op, CreateClientPackage) for op in plan.operations)
 
 
 def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
@@ -173,8 +173,7 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
     # An address with a pending create (an interrupted run of this very plan, whose answer was
     # lost) is the applier's to refuse, naming it: its package is no other run's.
     held = {pc.address for pc in (pending or {}).values()}
-    creates = [op for op in plan.operations
-               if isinstance(op, CreateClientPackage) and not op.replaces and op.address not in held]
+    creates = [op for op in plan.operations if isinstance(op, CreateClientPackage) and op.address not in held]
     catalog = {op.address: op for op in plan.operations if isinstance(op, CreateCatalogPackage)}
     if not (creates or catalog) or not plan.refreshed:
         return

@@ -112,3 +112,62 @@ def test_a_sale_of_that_name_made_long_before_the_plan_does_not_block_it(
     code, out, err = cli("apply", "plan.json")
     assert code == 0, out + err
     assert sum(_sold(operator, demo).values()) == 2 * sum(sold.values())
+
+
+def _reprice_alice(workdir: Path, price: int, manifests: Path | None = None) -> None:
+    path = (manifests or workdir / "manifests") / "client-packages.yaml"
+    text = path.read_text()
+    old = "  client: ktsrl7f6h94run82                # Alice Martin\n  package: piano-10\n"
+    assert old in text
+    path.write_text(text.replace(old, old + f"  price: {price}\n"))
+
+
+def _alice(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
+    return [cp for cp in client_packages(operator, demo) if cp["client_id"] == "ktsrl7f6h94run82"]
+
+
+def test_a_replacement_made_already_with_another_copy_of_the_state_is_not_made_again(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # A price change forces a replacement (a new client package: a new payment request).  One
+    # runner applies it; another, holding an older copy of the state (a second checkout, a state
+    # restored from its backup), still tracks the old package and would replace it again.
+    assert cli("apply", "--auto-approve")[0] == 0
+    state = workdir / "manifests" / ".reconciler" / "state.json"
+    older = state.read_text()
+    _reprice_alice(workdir, 499)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0 and "replaced" in out, out + err
+    assert len(_alice(operator, demo)) == 2  # the old package stays in vcita (no delete)
+    made = json.loads(state.read_text())["resources"]["client_package.alice-piano"]["id"]
+
+    state.write_text(older)
+    code, out, err = cli("plan", "--allow-replace")
+    assert code == 1, out + err
+    assert f"already exists in vcita as {made}" in out + err and "replacing again would bill" in out + err
+    assert f"reconciler import client_package.alice-piano {made}" in out + err
+    assert cli("apply", "--auto-approve", "--allow-replace")[0] == 1
+    assert len(_alice(operator, demo)) == 2
+    # the way out it names: track the replacement instead of the old package
+    old_id = json.loads(older)["resources"]["client_package.alice-piano"]["id"]
+    assert cli("state", "rm", "client_package.alice-piano", "--yes")[0] == 0
+    code, out, err = cli("import", "client_package.alice-piano", made)
+    assert code == 0, out + err
+    assert cli("plan", "--detailed-exitcode")[0] == 0
+    assert old_id in json.loads(state.read_text())["archived"]
+
+
+def test_a_saved_replacement_is_refused_when_another_runner_replaced_meanwhile(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    runner_b = workdir / "runner-b"
+    shutil.copytree(workdir / "manifests", runner_b / "manifests")
+    _reprice_alice(workdir, 499)
+    _reprice_alice(workdir, 499, runner_b / "manifests")
+    assert cli("plan", "--allow-replace", "--out", "plan-a.json")[0] == 0
+    code, out, err = cli("plan", "--allow-replace", "--out", "plan-b.json", str(runner_b / "manifests"))
+    assert code == 0 and "1 to replace" in out, out + err
+    assert cli("apply", "plan-a.json")[0] == 0
+    code, out, err = cli("apply", "plan-b.json", str(runner_b / "manifests"))
+    assert code == 1, out + err
+    assert "since this plan was made, vcita got 1 of the client packages it would create" in out + err
+    assert len(_alice(operator, demo)) == 2
