@@ -109,7 +109,8 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
 
 
 def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,
-                     discovered: Discovered | None, owned: Container[str], replaces: str | None = None) -> Problem | None:
+                     discovered: Discovered | None, owned: Container[str],
+                     replaces: str | None = None) -> Problem | None:
     """The plan error when a create's identity matches client packages vcita has and no record of
     the state owns (None: no such package, or the second memory was not read).  Repeat purchases
     are guarded too: see the count rule in the module docstring.  ``replaces``: the create is the
