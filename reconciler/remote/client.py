@@ -199,7 +199,19 @@ class VcitaClient:
             raise ValueError(f"{op.op} of {op.address} is not one request ({len(found)})")
         route, reply = await self._call(found[0])
         parse = normalize.catalog_package if route.data_key == "package" else normalize.client_package
-        return self._one(route, reply, parse)  # type: ignore[return-value]
+        got: RemoteCatalogPackage | RemoteClientPackage = self._one(route, reply, parse)  # type: ignore[assignment]
+        other = _answered_for_another(found[0], got)
+        if other:
+            # Never recorded as this operation's object: a create's package (billed) would be
+            # tracked under another one's id and its own forgotten; an update's would move the
+            # address to another package.
+            s = reply.served
+            info = RequestInfo(s.method, s.path, s.door, status=s.status, extra={"operation": route.name})
+            why = printable(f"vcita answered with {other}; the answer cannot be trusted", limit=400)
+            if not route.idempotent:  # executed all the same: its outcome is unknown, never repeated
+                raise OutcomeUnknownError(f"{info.describe()}: {why}; it was executed", request=info)
+            raise ProtocolError(f"{info.describe()}: {why}", request=info)
+        return got
 
     async def send(self, op: Operation) -> None:
         """Send the one write of a bound ``op`` whose answer carries no object (a reorder)."""
@@ -446,3 +458,21 @@ class VcitaClient:
     async def list_services(self) -> list[RemoteService]:
         return await self._pages("list_services", {"business_id": self.target.business_id},
                                  normalize.service)
+
+
+def _answered_for_another(call: calls.Call, got: RemoteCatalogPackage | RemoteClientPackage) -> str:
+    """What is wrong when the object of a write's answer is not the one the request was about
+    ("" when it is): a package of another id than the path's, or a new client package of another
+    client or catalog package than the body's."""
+    for key in ("uid", "package_id"):
+        want = call.params.get(key)
+        if isinstance(want, str) and got.id != want:
+            return f"package {got.id}, not {want}, the one the request changed"
+    body = call.body or {}
+    if call.route == "create_client_package" and isinstance(got, RemoteClientPackage):
+        for field in ("client_id", "package_id"):
+            want = body.get(field)
+            if isinstance(want, str) and getattr(got, field) != want:
+                return (f"a client package ({got.id}) of {field.removesuffix('_id')} {getattr(got, field)}, "
+                        f"not {want}, the one it was asked to create")
+    return ""

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandbox_support import client_packages
 
@@ -99,7 +100,7 @@ def test_a_sale_of_that_name_made_long_before_the_plan_does_not_block_it(
     assert cli("apply", "--auto-approve")[0] == 0
     state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
     shutil.rmtree(workdir / "manifests" / ".reconciler")
-    old = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    old = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     for cp in client_packages(operator, demo):
         operator("PATCH", f"/objects/payment_requests/{cp['payment_request_id']}", json={"created_at": old})
     for address, rs in state["resources"].items():

@@ -10,8 +10,9 @@ ids are imported.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandbox_support import client_packages
 
@@ -46,3 +47,34 @@ def test_a_create_answered_with_an_unreadable_body_is_never_sent_again(
     code, out, _ = cli("plan", "--detailed-exitcode")
     assert code == 0, out
     assert {cp["id"] for cp in client_packages(operator, demo)} == made  # exactly one each, none lost
+
+
+
+def test_an_update_answered_with_another_package_moves_nothing_in_the_state(
+        workdir: Path, cli: CLI, operator: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    # A server (or a proxy) that answers an update of alice's package with ben's: recorded, the
+    # state would track ben's package under alice's address and forget alice's.
+    import json
+
+    import httpx
+
+    assert cli("apply", "--auto-approve")[0] == 0
+    state_file = workdir / "manifests" / ".reconciler" / "state.json"
+    before = json.loads(state_file.read_text())["resources"]
+    alice, ben = before["client_package.alice-piano"]["id"], before["client_package.ben-guitar"]["id"]
+    path = workdir / "manifests" / "client-packages.yaml"
+    old = "  client: ktsrl7f6h94run82                # Alice Martin\n  package: piano-10\n"
+    path.write_text(path.read_text().replace(old, old + "  valid_until: 2031-01-31\n"))
+    ben_answer = httpx.get(f"{sandbox.fallback_url}/business/payments/v1/client_packages/{ben}", timeout=10,
+                           headers={"Authorization": f"Bearer {demo['tokens']['staff']}"}).json()
+    assert ben_answer["data"]["client_package"]["id"] == ben
+    operator("POST", "/faults", json={"method": "PUT", "path": f"/business/payments/v1/client_packages/{alice}",
+                                      "door": "*", "status": 200, "body": ben_answer})
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1, out + err
+    assert "client_package.alice-piano: failed: " in out and f"package {ben}, not {alice}" in out, out
+    after = json.loads(state_file.read_text())["resources"]
+    assert after["client_package.alice-piano"]["id"] == alice and after["client_package.ben-guitar"]["id"] == ben
+    operator("DELETE", "/faults")
+    assert cli("apply", "--auto-approve")[0] == 0
+    assert cli("plan", "--detailed-exitcode")[0] == 0

@@ -12,6 +12,7 @@ idle moment can be made certain: ``tests/remote/test_http.py``.)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -168,3 +169,34 @@ def test_a_create_on_a_reused_connection_that_the_server_closes_is_an_unknown_ou
     identities = Counter((cp["client_id"], cp["package_id"], cp.get("valid_from"))
                          for cp in client_packages(sandbox, demo))
     assert max(identities.values()) == 1, identities
+
+
+def test_a_create_answered_with_another_clients_package_is_never_recorded_as_its_own(
+        call: Any, sandbox: Any, demo: dict[str, Any], work: Path) -> None:
+    # Each client-package create is executed, but answered with the create before it: another
+    # client's package.  Recorded as its own, the create's package (billed) would be forgotten and
+    # the other tracked twice; a later replace would bill the client again.
+    with HostileProxy(sandbox.base_url, "replayed-answer") as hostile:
+        run = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and "/client_packages" in target]
+        state = json.loads((work / "manifests" / ".reconciler" / "state.json").read_text())
+        hostile.armed = False
+        again = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+    assert run.code == 1 and "Traceback" not in run.shown, run.shown[-3000:]
+    assert run.shown.count("the one it was asked to create; the answer cannot be trusted") == len(creates) - 1
+    assert f"Apply incomplete: 4 done, 0 failed, {len(creates) - 1} unknown." in run.shown, run.shown[-3000:]
+    ids = [rs["id"] for rs in state["resources"].values()]
+    assert len(ids) == len(set(ids)), "one package tracked under two addresses"
+    assert len(state["pending"]) == len(creates) - 1  # each misanswered create stays of unknown outcome
+    made = client_packages(sandbox, demo)
+    assert len(creates) == 8 and len(made) == 8 and max(Counter(creates).values()) == 1
+    # through an honest server, the second memory finds each one (opened since its intent): all
+    # adopted, none created again, each tracked under its own address
+    assert again.code == 0, again.shown[-3000:]
+    assert len(client_packages(sandbox, demo)) == 8
+    state = json.loads((work / "manifests" / ".reconciler" / "state.json").read_text())
+    owners = {rs["id"]: rs["applied"]["client_id"] for a, rs in state["resources"].items()
+              if a.startswith("client_package.")}
+    assert {cp["id"]: cp["client_id"] for cp in client_packages(sandbox, demo)} == owners
+    assert state["pending"] == {}

@@ -20,6 +20,9 @@ mode                   what the attacked requests get
 ``close-reused``       a create's real answer after 120 ms; but a create that arrives on a
                        connection that carried one before is executed (forwarded), then the
                        connection is closed without an answer
+``replayed-answer``    a client-package create is executed (forwarded), but answered with the
+                       answer of the create before it (another client's package), as a caching
+                       proxy or a confused load balancer would; the first is answered honestly
 =====================  =========================================================================
 
 Every loop is bounded in count and time (the network rules of this workplace), and the server
@@ -40,7 +43,7 @@ from typing import Any, Self
 import httpx
 
 MODES = ("gzip-bomb", "endless-headers", "endless-value", "escape-codes", "echo-auth", "endless-list",
-         "two-answers", "late-429", "stray-408", "close-reused")
+         "two-answers", "late-429", "stray-408", "close-reused", "replayed-answer")
 FORGED = "\x1b[2J\x1b[H\x07\r\nApply complete! Resources: 9 added, 0 changed, 0 destroyed.\n"
 _ENDLESS_FOR = 30.0  # seconds: an endless answer is cut off after this, whatever happens
 
@@ -80,6 +83,7 @@ class HostileProxy:
         self._server: asyncio.Server | None = None
         self._http: httpx.AsyncClient | None = None
         self._template: dict[str, Any] | None = None
+        self._previous: bytes | None = None  # replayed-answer: the last create answer forwarded
         #: connections being served, closed at exit (a server's close() leaves them open, and a
         #: transport left to the garbage collector warns inside whichever test runs next)
         self._open: set[asyncio.StreamWriter] = set()
@@ -113,7 +117,7 @@ class HostileProxy:
     def attacks(self, method: str, target: str) -> bool:
         if not self.armed:
             return False
-        if self.mode in ("two-answers", "late-429", "stray-408", "close-reused"):
+        if self.mode in ("two-answers", "late-429", "stray-408", "close-reused", "replayed-answer"):
             return method == "POST" and "/client_packages" in target
         if self.mode == "endless-list":
             return method == "GET" and "/payment/packages?" in target
@@ -191,6 +195,8 @@ class HostileProxy:
             package = {**self._template, "id": f"endless{page:010d}", "name": f"Endless {page}"}
             writer.write(_json_answer("200 OK", {"status": "OK", "data": {"packages": [package]}}))
             return True
+        if attacked and mode == "replayed-answer":
+            answer, self._previous = (self._previous or answer), answer
         if attacked and mode == "two-answers":  # one write: one segment on loopback
             answer += _json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]})
         writer.write(answer)
