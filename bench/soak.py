@@ -37,7 +37,11 @@ descriptions; never a change that would replace a client package), then runs
   client package whose create has an unknown
   outcome is looked up in the sandbox (the operator's listing of client packages: a client
   package of that client and that catalog package that state does not track); if it exists,
-  ``reconciler import ADDRESS UID``, else ``reconciler state forget-intent ADDRESS``.
+  ``reconciler import ADDRESS UID``, else ``reconciler state forget-intent ADDRESS``;
+* **a second runner** (not with ``--kill-only``, local state; in some rounds): before the round's
+  applies, another runner copies the folder with its state and saves a plan for review; once the
+  round converged it applies that plan (``second_runners``), which must be refused where vcita got
+  what it would create (``second_runner_refused``); any sale it made twice shows as a duplicate.
 
 With ``--second-memory`` (issue 18) the person never looks in vcita: a create of unknown outcome is
 left to the next plan, which finds it through vcita's payment requests and adopts it (counted as
@@ -70,6 +74,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -265,6 +270,8 @@ class Tally:
     renames: int = 0
     partial_applies: int = 0
     fresh_runners: int = 0
+    second_runners: int = 0  # saved plans another runner applied after a round's applies
+    second_runner_refused: int = 0  # ... refused, vcita having got what they would create
     rebuilds: int = 0  # states deleted and rebuilt with import --discover (--second-memory)
     rebuilt_adopted: int = 0  # client packages those rebuilds adopted
     resolved_by_discovery: int = 0  # pending client-package creates an apply closed without a person
@@ -490,6 +497,17 @@ class Soak:
                     p.unlink()
             self.tally.fresh_runners += 1
             self.log("  fresh runner: only state.json kept")
+        second = None
+        if self.flows and self.state_dsn is None and self.rng.random() < 0.15 and self.state_path.exists():
+            # another runner with its own checkout of the folder and its state saves a plan for
+            # review now; it applies that plan once this round converged (see _second_runner)
+            second = self.root / f"runner-b-{r}"
+            shutil.copytree(self.folder, second / "manifests")
+            code, out = self.cli("plan", "--out", str(second / "plan.json"), str(second / "manifests"), *API_FLAGS[:2])
+            self.log(f"  second runner: plan saved -> {code}")
+            if code != 0:
+                shutil.rmtree(second)
+                second = None
         if self.second_memory and r % self.rebuild_every == 0 and self.state_path.exists():
             # the state is lost altogether; vcita's payment requests rebuild it
             for p in self.state_path.parent.iterdir():
@@ -536,12 +554,23 @@ class Soak:
                     self.tally.durations.append(took)
             self.sandbox.clear_faults()
             if code == 0:  # apply says complete, and its verification plan showed no changes
+                if second is not None:
+                    self._second_runner(second)
                 return
             self.resolve(out)
             if code not in (None, 0, 1):
                 self.log(out[-2000:])
         self.tally.not_converged.append(r)
         self.log(f"round {r} did not converge")
+
+    def _second_runner(self, second: Path) -> None:
+        """The other runner applies the plan it saved before this round's applies: whatever they
+        created since must be refused (the final counts show any client billed twice)."""
+        code, out = self.cli("apply", str(second / "plan.json"), str(second / "manifests"), *API_FLAGS)
+        self.tally.second_runners += 1
+        self.tally.second_runner_refused += code == 1 and "since this plan was made, vcita got" in out
+        self.log(f"  second runner: its saved plan -> {code}")
+        shutil.rmtree(second)
 
     # --- the counts ---------------------------------------------------------------------------
 
@@ -640,6 +669,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
                   unlocks=t.unlocks, locked_refusals=t.locked, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten,
                   fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
                   partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
+                  second_runners=t.second_runners, second_runner_refused=t.second_runner_refused,
                   list_lag=list_lag, list_waits=t.list_waits,
                   not_converged=t.not_converged, exit_codes=dict(t.exit_codes), rebuilds=t.rebuilds,
                   rebuilt_adopted=t.rebuilt_adopted, resolved_by_discovery=t.resolved_by_discovery,
@@ -682,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
           f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
+          f"{c['second_runners']} saved plans of a second runner applied after a round "
+          f"({c['second_runner_refused']} refused as vcita got their creates), "
           f"list lag {c['list_lag']:g} s ({c['list_waits']} commands waited for the list), "
           f"state backend {c['state_backend']}, {c['unlocks']} stale locks broken, {c['locked_refusals']} runs refused by a lock, "
           f"unknown outcomes resolved: {c['imported']} imported, "
