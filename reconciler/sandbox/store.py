@@ -9,6 +9,14 @@ Connections are per thread (sqlite3 objects must stay on their thread); the ASGI
 handlers on the event loop thread, so a served sandbox uses one connection for all requests.
 A write is `with store.write() as tx: ...`: BEGIN IMMEDIATE, the changes, COMMIT (or ROLLBACK on
 error), so a crash never leaves half an operation, and a committed write survives a killed process.
+An API request runs in one transaction (`request()`): its authentication, reads and writes, and
+the handler's `write()` blocks join it; it commits before the answer is built.
+
+Durability: `synchronous=OFF`. A COMMIT hands the WAL frames to the OS before it returns, so a
+committed write survives a killed or crashed sandbox process (the promise the API imitation and
+its tests rely on); what it gives up is the fsync at each checkpoint, i.e. the last writes (or,
+rarely, the file: `reconciler sandbox reset` replaces it) when the machine itself loses power.
+The fsyncs cost ~20 us of CPU per create and stalled the event loop (bench/bench_sandbox_creates.py).
 """
 
 from __future__ import annotations
@@ -46,6 +54,17 @@ KINDS = (
 #: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``, with its encoder made once (a
 #: ``json.dumps`` with options builds a new encoder per call)
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    """COMMIT; when it fails, roll back before raising, so the connection (the served sandbox's
+    only one) is never left inside a transaction that every later BEGIN would trip on."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class Transaction:
@@ -109,7 +128,7 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA synchronous=OFF")  # see the module's docstring
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
             with self._lock:
@@ -126,8 +145,19 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        Inside `request(write=True)` it joins the request's transaction, which commits (or
+        rolls back) when the request's block ends."""
         conn = self.conn()
+        if getattr(self._local, "request_writes", False):  # joins the request's (see request())
+            tx = Transaction(conn)
+            try:
+                yield tx
+            finally:
+                if tx.touches_cache:
+                    self._local.cache = {}
+            return
         conn.execute("BEGIN IMMEDIATE")
         tx = Transaction(conn)
         try:
@@ -138,7 +168,28 @@ class Store:
         finally:
             if tx.touches_cache:  # a create of a client package leaves tokens and businesses cached
                 self._local.cache = {}
-        conn.execute("COMMIT")
+        _commit(conn)
+
+    @contextmanager
+    def request(self, *, write: bool) -> Iterator[None]:
+        """One API request's transaction, around its authentication and its handler: a write
+        transaction (BEGIN IMMEDIATE; the handler's `write()` blocks join it, and it commits
+        when the block ends, before the answer can leave) or a read transaction (one snapshot
+        for all the request's reads). One transaction instead of one per statement: each
+        costs lock and unlock calls on the WAL's shared memory, and the freshness check of the
+        read cache (`PRAGMA data_version`) is free inside one."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        self._local.request_writes = write
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._local.cache = {}  # it may hold what the rolled-back writes made
+            raise
+        finally:
+            self._local.request_writes = False
+        _commit(conn)
 
     # -- reads -----------------------------------------------------------------------------
 
