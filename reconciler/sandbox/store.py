@@ -51,6 +51,10 @@ KINDS = (
 )
 
 
+#: kinds whose decoded documents a connection keeps between requests (`Store.cached_in`): a
+#: create of a client package reads its client and its package, and rarely changes either
+CACHED_KINDS = frozenset({"business", "client", "package"})
+
 #: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``, with its encoder made once (a
 #: ``json.dumps`` with options builds a new encoder per call)
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
@@ -72,10 +76,12 @@ class Transaction:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        #: whether it wrote what the read cache holds (a business, a token): see Store._fresh_cache
+        #: whether it wrote what the read cache holds (CACHED_KINDS, tokens): see Store._fresh_cache
         self.touches_cache = False
 
     def insert(self, kind: str, doc: dict[str, Any], business_id: str | None = None) -> None:
+        # a new client or package cannot make the cache stale (`cached_in` keeps no absence);
+        # a new business can (`business()` keeps "no such business")
         self.touches_cache = self.touches_cache or kind == "business"
         self._conn.execute(
             "INSERT INTO objects (id, kind, business_id, doc) VALUES (?, ?, ?, ?)",
@@ -83,7 +89,7 @@ class Transaction:
         )
 
     def update(self, kind: str, doc: dict[str, Any]) -> None:
-        self.touches_cache = self.touches_cache or kind == "business"
+        self.touches_cache = self.touches_cache or kind in CACHED_KINDS
         cur = self._conn.execute(
             "UPDATE objects SET doc = ? WHERE id = ? AND kind = ?", (_dumps(doc), doc["id"], kind)
         )
@@ -180,15 +186,18 @@ class Store:
         read cache (`PRAGMA data_version`) is free inside one."""
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        self._local.request_writes = write
+        local = self._local
+        local.request_writes = write
         try:
+            self._fresh_cache()  # checked once: the transaction's snapshot cannot move under it
+            local.checked = True
             yield
         except BaseException:
             conn.execute("ROLLBACK")
-            self._local.cache = {}  # it may hold what the rolled-back writes made
+            local.cache = {}  # it may hold what the rolled-back writes made
             raise
         finally:
-            self._local.request_writes = False
+            local.request_writes = local.checked = False
         _commit(conn)
 
     # -- reads -----------------------------------------------------------------------------
@@ -206,6 +215,19 @@ class Store:
             (uid, kind, business_id),
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def cached_in(self, kind: str, uid: str, business_id: str) -> dict[str, Any] | None:
+        """`get_in` of a kind of CACHED_KINDS, from this connection's read cache when it holds
+        it (kept like tokens and businesses: see `_fresh_cache`). The document is shared with
+        the cache: read it, never change it."""
+        cache = self._fresh_cache()
+        key = (kind, uid, business_id)
+        found = cache.get(key)
+        if found is None:
+            found = self.get_in(kind, uid, business_id)
+            if found is not None:  # an absent one is read again (it may be made next)
+                cache[key] = found
+        return found
 
     def all(self, kind: str, business_id: str | None = None, *, limit: int = -1,
              offset: int = 0) -> list[dict[str, Any]]:
@@ -260,13 +282,16 @@ class Store:
         found = cache[key]
         return dict(found) if found is not None else None
 
-    def _fresh_cache(self) -> dict[tuple[str, str], Any]:
-        """This thread's read cache of tokens and businesses, emptied whenever they may have
-        changed: `PRAGMA data_version` moves when another connection (thread or process)
-        committed, and our own writes that add or change a business or a token clear it in
-        `write()` (a create of a client package, the hot path, keeps it)."""
-        version = self.conn().execute("PRAGMA data_version").fetchone()[0]
+    def _fresh_cache(self) -> dict[tuple[str, ...], Any]:
+        """This thread's read cache of tokens and of documents of CACHED_KINDS, emptied whenever
+        they may have changed: `PRAGMA data_version` moves when another connection (thread or
+        process) committed, and our own writes that add or change a document of those kinds or
+        a token clear it in `write()` (a create of a client package, the hot path, keeps it).
+        Inside a request's transaction it was checked when the transaction began (`request()`)."""
         local = self._local
+        if getattr(local, "checked", False):
+            return local.cache  # type: ignore[no-any-return]
+        version = self.conn().execute("PRAGMA data_version").fetchone()[0]
         if getattr(local, "version", None) != version or not hasattr(local, "cache"):
             local.version = version
             local.cache = {}
