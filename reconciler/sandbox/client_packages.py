@@ -111,10 +111,12 @@ def create_client_package(ctx: Ctx) -> Reply:
 
 def _validated_doc(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """The document of the client package ``body`` asks for, or the API's refusal."""
-    client = ctx.store.get_in("client", body["client_id"], ctx.business_id)
+    # from the connection's cache of decoded documents (read only below): most creates name a
+    # client and a package an earlier create read
+    client = ctx.store.cached_in("client", body["client_id"], ctx.business_id)
     if client is None:
         raise ctx.error(422, "Client not found")
-    package = ctx.store.get_in("package", body["package_id"], ctx.business_id)
+    package = ctx.store.cached_in("package", body["package_id"], ctx.business_id)
     if package is None:
         raise ctx.error(422, "Package not found")
     if not render.truthy(package.get("active", True)) or package.get("deleted_at"):

@@ -58,12 +58,14 @@ class Sandbox:
         if route is None:
             return 404, error_body(family_of(path), "Not Found", code="not_found"), {}
         try:
-            principal, business = authenticate(self.store, headers, route)
-            if principal.kind == "staff" and self.behaviour.refuses_staff(door, route.method, route.template):
-                raise ApiError(422, GATEWAY_UNAUTHORIZED_422)
-            ctx = Ctx(self.store, self.clock, route, params, query, body, principal, business,
-                      self.behaviour)
-            status, payload = route.handler(ctx)
+            # one transaction per request (Store.request): committed before the answer is built
+            with self.store.request(write=route.method != "GET"):
+                principal, business = authenticate(self.store, headers, route)
+                if principal.kind == "staff" and self.behaviour.refuses_staff(door, route.method, route.template):
+                    raise ApiError(422, GATEWAY_UNAUTHORIZED_422)
+                ctx = Ctx(self.store, self.clock, route, params, query, body, principal, business,
+                          self.behaviour)
+                status, payload = route.handler(ctx)
             return status, payload, {}
         except ApiError as exc:
             return exc.status, exc.body, exc.headers

@@ -9,6 +9,14 @@ Connections are per thread (sqlite3 objects must stay on their thread); the ASGI
 handlers on the event loop thread, so a served sandbox uses one connection for all requests.
 A write is `with store.write() as tx: ...`: BEGIN IMMEDIATE, the changes, COMMIT (or ROLLBACK on
 error), so a crash never leaves half an operation, and a committed write survives a killed process.
+An API request runs in one transaction (`request()`): its authentication, reads and writes, and
+the handler's `write()` blocks join it; it commits before the answer is built.
+
+Durability: `synchronous=OFF`. A COMMIT hands the WAL frames to the OS before it returns, so a
+committed write survives a killed or crashed sandbox process (the promise the API imitation and
+its tests rely on); what it gives up is the fsync at each checkpoint, i.e. the last writes (or,
+rarely, the file: `reconciler sandbox reset` replaces it) when the machine itself loses power.
+The fsyncs cost ~20 us of CPU per create and stalled the event loop (bench/bench_sandbox_creates.py).
 """
 
 from __future__ import annotations
@@ -43,9 +51,24 @@ KINDS = (
 )
 
 
+#: kinds whose decoded documents a connection keeps between requests (`Store.cached_in`): a
+#: create of a client package reads its client and its package, and rarely changes either
+CACHED_KINDS = frozenset({"business", "client", "package"})
+
 #: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``, with its encoder made once (a
 #: ``json.dumps`` with options builds a new encoder per call)
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    """COMMIT; when it fails, roll back before raising, so the connection (the served sandbox's
+    only one) is never left inside a transaction that every later BEGIN would trip on."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class Transaction:
@@ -53,10 +76,12 @@ class Transaction:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        #: whether it wrote what the read cache holds (a business, a token): see Store._fresh_cache
+        #: whether it wrote what the read cache holds (CACHED_KINDS, tokens): see Store._fresh_cache
         self.touches_cache = False
 
     def insert(self, kind: str, doc: dict[str, Any], business_id: str | None = None) -> None:
+        # a new client or package cannot make the cache stale (`cached_in` keeps no absence);
+        # a new business can (`business()` keeps "no such business")
         self.touches_cache = self.touches_cache or kind == "business"
         self._conn.execute(
             "INSERT INTO objects (id, kind, business_id, doc) VALUES (?, ?, ?, ?)",
@@ -64,7 +89,7 @@ class Transaction:
         )
 
     def update(self, kind: str, doc: dict[str, Any]) -> None:
-        self.touches_cache = self.touches_cache or kind == "business"
+        self.touches_cache = self.touches_cache or kind in CACHED_KINDS
         cur = self._conn.execute(
             "UPDATE objects SET doc = ? WHERE id = ? AND kind = ?", (_dumps(doc), doc["id"], kind)
         )
@@ -109,7 +134,7 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA synchronous=OFF")  # see the module's docstring
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
             with self._lock:
@@ -126,8 +151,19 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        Inside `request(write=True)` it joins the request's transaction, which commits (or
+        rolls back) when the request's block ends."""
         conn = self.conn()
+        if getattr(self._local, "request_writes", False):  # joins the request's (see request())
+            tx = Transaction(conn)
+            try:
+                yield tx
+            finally:
+                if tx.touches_cache:
+                    self._local.cache = {}
+            return
         conn.execute("BEGIN IMMEDIATE")
         tx = Transaction(conn)
         try:
@@ -138,7 +174,31 @@ class Store:
         finally:
             if tx.touches_cache:  # a create of a client package leaves tokens and businesses cached
                 self._local.cache = {}
-        conn.execute("COMMIT")
+        _commit(conn)
+
+    @contextmanager
+    def request(self, *, write: bool) -> Iterator[None]:
+        """One API request's transaction, around its authentication and its handler: a write
+        transaction (BEGIN IMMEDIATE; the handler's `write()` blocks join it, and it commits
+        when the block ends, before the answer can leave) or a read transaction (one snapshot
+        for all the request's reads). One transaction instead of one per statement: each
+        costs lock and unlock calls on the WAL's shared memory, and the freshness check of the
+        read cache (`PRAGMA data_version`) is free inside one."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        local = self._local
+        local.request_writes = write
+        try:
+            self._fresh_cache()  # checked once: the transaction's snapshot cannot move under it
+            local.checked = True
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            local.cache = {}  # it may hold what the rolled-back writes made
+            raise
+        finally:
+            local.request_writes = local.checked = False
+        _commit(conn)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -155,6 +215,19 @@ class Store:
             (uid, kind, business_id),
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def cached_in(self, kind: str, uid: str, business_id: str) -> dict[str, Any] | None:
+        """`get_in` of a kind of CACHED_KINDS, from this connection's read cache when it holds
+        it (kept like tokens and businesses: see `_fresh_cache`). The document is shared with
+        the cache: read it, never change it."""
+        cache = self._fresh_cache()
+        key = (kind, uid, business_id)
+        found = cache.get(key)
+        if found is None:
+            found = self.get_in(kind, uid, business_id)
+            if found is not None:  # an absent one is read again (it may be made next)
+                cache[key] = found
+        return found
 
     def all(self, kind: str, business_id: str | None = None, *, limit: int = -1,
              offset: int = 0) -> list[dict[str, Any]]:
@@ -209,13 +282,16 @@ class Store:
         found = cache[key]
         return dict(found) if found is not None else None
 
-    def _fresh_cache(self) -> dict[tuple[str, str], Any]:
-        """This thread's read cache of tokens and businesses, emptied whenever they may have
-        changed: `PRAGMA data_version` moves when another connection (thread or process)
-        committed, and our own writes that add or change a business or a token clear it in
-        `write()` (a create of a client package, the hot path, keeps it)."""
-        version = self.conn().execute("PRAGMA data_version").fetchone()[0]
+    def _fresh_cache(self) -> dict[tuple[str, ...], Any]:
+        """This thread's read cache of tokens and of documents of CACHED_KINDS, emptied whenever
+        they may have changed: `PRAGMA data_version` moves when another connection (thread or
+        process) committed, and our own writes that add or change a document of those kinds or
+        a token clear it in `write()` (a create of a client package, the hot path, keeps it).
+        Inside a request's transaction it was checked when the transaction began (`request()`)."""
         local = self._local
+        if getattr(local, "checked", False):
+            return local.cache  # type: ignore[no-any-return]
+        version = self.conn().execute("PRAGMA data_version").fetchone()[0]
         if getattr(local, "version", None) != version or not hasattr(local, "cache"):
             local.version = version
             local.cache = {}
