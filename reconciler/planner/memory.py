@@ -114,7 +114,9 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
     """The plan error when a create's identity matches client packages vcita has and no record of
     the state owns (None: no such package, or the second memory was not read).  Repeat purchases
     are guarded too: see the count rule in the module docstring.  ``replaces``: the create is the
-    replacement of that tracked package (which the state owns): one found is likely the
+    replacement of that tracked package (which the state owns); it is matched on the whole
+    identity its manifest declares, price included (the packages the address was replaced from
+    earlier stay in vcita, untracked, with their old values): one found is likely the
     replacement another run made with an older copy of the state."""
     if discovered is None or discovered.unavailable:
         return None
@@ -143,6 +145,11 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
     want: dict[str, Any] = {"client_id": client_id, "package_id": package_id}
     if spec.valid_from is not None:
         want["valid_from"] = spec.valid_from.isoformat()
+    if replaces is not None:
+        # the packages this address was replaced from stay in vcita untracked, of the same client
+        # and catalog package: only one of the identity the replacement makes (its price too) is
+        # one another run made
+        want = ident.desired_client(spec, client_id, package_id)
     found = sorted(obj.id for obj in discovered.packages.values()
                    if obj.id not in owned and ident.matches(obj.view, want))
     if not found:

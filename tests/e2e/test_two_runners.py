@@ -134,6 +134,7 @@ def test_a_replacement_made_already_with_another_copy_of_the_state_is_not_made_a
     # restored from its backup), still tracks the old package and would replace it again.
     assert cli("apply", "--auto-approve")[0] == 0
     state = workdir / "manifests" / ".reconciler" / "state.json"
+    path = workdir / "manifests" / "client-packages.yaml"
     older = state.read_text()
     _reprice_alice(workdir, 499)
     code, out, err = cli("apply", "--auto-approve", "--allow-replace")
@@ -155,6 +156,13 @@ def test_a_replacement_made_already_with_another_copy_of_the_state_is_not_made_a
     assert code == 0, out + err
     assert cli("plan", "--detailed-exitcode")[0] == 0
     assert old_id in json.loads(state.read_text())["archived"]
+    # a later replacement of the same package is this state's own: the packages alice was moved
+    # away from (the first, archived; the first replacement's, untracked) are not that identity
+    text = path.read_text()
+    path.write_text(text.replace("  price: 499\n", "  price: 450\n"))
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0 and f"replaced {made} by " in out, out + err
+    assert len(_alice(operator, demo)) == 3
 
 
 def test_a_saved_replacement_is_refused_when_another_runner_replaced_meanwhile(
@@ -172,3 +180,19 @@ def test_a_saved_replacement_is_refused_when_another_runner_replaced_meanwhile(
     assert code == 1, out + err
     assert "since this plan was made, vcita got 1 of the client packages it would create" in out + err
     assert len(_alice(operator, demo)) == 2
+
+
+def test_replacing_the_same_package_again_is_not_taken_for_another_runs_replacement(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # The package a replacement leaves behind stays in vcita, untracked (no delete): the next
+    # replacement of the same manifest object must not take it for another run's replacement.
+    assert cli("apply", "--auto-approve")[0] == 0
+    path = workdir / "manifests" / "client-packages.yaml"
+    for price in (499, 450):
+        text = path.read_text().replace("  price: 499\n", "")
+        path.write_text(text)
+        _reprice_alice(workdir, price)
+        code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+        assert code == 0 and "client_package.alice-piano: replaced" in out, out + err
+    assert len(_alice(operator, demo)) == 3  # the first, and one per replacement: none made twice
+    assert cli("plan", "--detailed-exitcode")[0] == 0
