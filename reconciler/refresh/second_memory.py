@@ -201,8 +201,11 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
         since = moment(plan.created_at)
         for op in creates:
             if isinstance(op.package_id, str):
+                # a replacement, on its price too: what earlier replacements of the address left in
+                # vcita (untracked, their old price) is not another run's (as the planner matches)
                 same = sorted(cp.id for cp in seen if cp.client_id == op.client_id and cp.package_id == op.package_id
-                              and (op.valid_from is None or cp.valid_from == op.valid_from))
+                              and (op.valid_from is None or cp.valid_from == op.valid_from)
+                              and (not op.replaces or op.price is None or cp.price == op.price))
             else:  # a catalog package this plan creates: another run's copy has another id, the same name
                 spec = catalog.get(op.package_id.id_of)
                 same = [] if spec is None or found is None or since is None else sorted(
@@ -219,7 +222,6 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
             "them again" + (" and bill these clients a second time" if creates else "") + ", so nothing was applied",
             hint="Adopt them with 'reconciler import --discover' (it adopts the client packages it finds and the "
                  "catalog packages they name), then make a new plan and review it.")
-
 
 
 def _opened_after(opened_at: str | None, since: datetime) -> bool:

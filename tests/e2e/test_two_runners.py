@@ -192,7 +192,9 @@ def test_replacing_the_same_package_again_is_not_taken_for_another_runs_replacem
         text = path.read_text().replace("  price: 499\n", "")
         path.write_text(text)
         _reprice_alice(workdir, price)
-        code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+        # the second time through a saved plan: its re-check before apply matches the same way
+        assert cli("plan", "--allow-replace", "--out", "plan.json")[0] == 0
+        code, out, err = cli("apply", "plan.json")
         assert code == 0 and "client_package.alice-piano: replaced" in out, out + err
     assert len(_alice(operator, demo)) == 3  # the first, and one per replacement: none made twice
     assert cli("plan", "--detailed-exitcode")[0] == 0
