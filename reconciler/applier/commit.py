@@ -155,9 +155,14 @@ class Committer:
             self._batch.closes.append(settles)
         await self._enqueue((address, rs), remote_id=rs.id if rs is not None else None, address=address)
 
-    async def record(self, mutation: Mutation) -> None:
-        """Apply ``mutation`` to the state and return once the result is on disk."""
-        await self._enqueue(mutation)
+    async def record(self, mutation: Mutation, *, settles: str | None = None, remote_id: str | None = None,
+                     address: str = "") -> None:
+        """Apply ``mutation`` to the state (and drop the pending record ``settles`` in the same
+        write) and return once the result is on disk.  ``remote_id``: the object vcita acknowledged
+        that the mutation records at ``address`` (listed in :attr:`unrecorded` if no write can)."""
+        if settles is not None:
+            self._batch.closes.append(settles)
+        await self._enqueue(mutation, remote_id=remote_id, address=address)
 
     async def _enqueue(self, change: tuple[str, ResourceState | None] | Mutation, *,
                        remote_id: str | None = None, address: str = "") -> None:

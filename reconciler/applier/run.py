@@ -533,6 +533,22 @@ class Applier:
         """Track ``cp`` at ``address`` (and drop the pending record ``settles`` in the same write)."""
         await self.commit.put(address, ResourceState.of_client(cp), settles=settles)
 
+    async def record_replacement(self, address: str, old_id: str, cp: RemoteClientPackage, settles: str) -> None:
+        """Track ``cp`` at ``address`` and archive ``old_id``, the client package it replaces, in the
+        write that drops the pending record ``settles``.  The old package stays in vcita with its
+        payment request: archived, it is still reconciler's (a manifest object of its identity
+        re-adopts it, a replacement back to it is refused), never a package "created outside"."""
+        rs = ResourceState.of_client(cp)
+        reason = f"replaced by {cp.id}"
+
+        def replaced(state: State) -> State:
+            held = state.resources.get(address)
+            if held is not None and held.id == old_id:
+                state = state.archive(address, reason)
+            return state.replace(resources={**state.resources, address: rs})
+
+        await self.commit.record(replaced, settles=settles, remote_id=cp.id, address=address)
+
 
 def _listed_after_settling(op: ResolvePendingCreate) -> bool:
     """Whether the list read that found no package of ``op``'s create started once the list could

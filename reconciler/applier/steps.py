@@ -108,7 +108,10 @@ async def _(op: CreateClientPackage, a: Applier) -> Step:
         details["replaces"] = op.replaces
     intent, cp = await a.pending_create(bound, details)
     door = a.door()
-    await a.record_client(op.address, cp, settles=intent)
+    if op.replaces:
+        await a.record_replacement(op.address, op.replaces, cp, settles=intent)
+    else:
+        await a.record_client(op.address, cp, settles=intent)
     verb = f"replaced {op.replaces} by {cp.id}" if op.replaces else f"created {cp.id}"
     return Step(cp.id, verb, door)
 

@@ -454,6 +454,11 @@ class _Builder:
         if replace_fcs:
             fields = ", ".join(fc.path for fc in replace_fcs)
             if pid != KNOWN_AFTER_APPLY:  # a replacement is a sale too: never one vcita has already
+                declared = ident.desired_client(doc.spec, cid, pid)
+                earlier = [] if doc.spec.repeat_purchase else self._archived_as(declared)
+                if earlier:
+                    self.problems.append(ident.replacement_refused(address, tracked.id, declared, earlier))
+                    return
                 known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
                                                 _AnyOf(self.owned, self.claimed, self.o.archived), replaces=tracked.id)
                 if known is not None:
@@ -596,6 +601,12 @@ class _Builder:
                                             "are compared by the next plan"))
             return None
         return None
+
+    def _archived_as(self, want: dict[str, Any]) -> list[Any]:
+        """The archived client packages (not re-adopted in this plan) of identity ``want``."""
+        _, archived = self._identities()
+        return [r for r in archived.get(ident.key("ClientPackage", want), ())
+                if r.id not in self.owned and r.kind == "ClientPackage" and ident.matches(r.identity, want)]
 
     def _kept_sale(self, address: str, kind: str, identity: dict[str, Any], note: str) -> None:
         """A client-package object that takes a record over is the sale of its identity: a new

@@ -134,3 +134,20 @@ class Matches:
                                 f"'reconciler import {address} ID' for an archived one; declaring valid_from or "
                                 "price may also tell them apart.")
         return None
+
+
+def replacement_refused(address: str, tracked_id: str, want: dict[str, Any], archived: Sequence[Any]) -> Problem:
+    """Why a replacement of ``tracked_id`` cannot be planned: it would make a client package of an
+    identity (``want``, price included) that ``archived`` records, packages vcita still holds (the
+    one an earlier replacement replaced, most often: a price changed back).  A second payment
+    request for it is a second sale, not a change."""
+    first = archived[0]
+    names = ", ".join(f"{r.id} ({r.reason or 'archived'}, last at {r.address}, {r.archived_at[:10]})" for r in archived)
+    return Problem(
+        address=address, severity="error",
+        message=(f"replacing {tracked_id} would make a new client package of the {describe('ClientPackage', want)}, "
+                 f"and vcita already holds {'them' if len(archived) > 1 else 'one'}, archived in the state: {names}; "
+                 "a new one would bill the client a second time"),
+        hint=(f"To go back to {first.id}: 'reconciler state rm {address}' (which archives {tracked_id}), then plan "
+              f"again: this object re-adopts {first.id}, no payment request. If the client buys this package again, "
+              "add 'repeat_purchase: true' to its spec."))

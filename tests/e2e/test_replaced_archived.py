@@ -1,0 +1,114 @@
+"""A replacement keeps its memory of the client package it replaces.
+
+vcita cannot delete a client package: the one a replacement replaces stays in vcita with its
+payment request.  The state archives it (``replaced by NEW``), so reconciler still knows it is its
+own: ``drift`` does not call it "created outside reconciler", and changing the manifest back to
+the old identity (a price changed back) is refused instead of replaced a second time (a third
+payment request for one sale), with the way back to the old package (``state rm``, then the plan
+re-adopts it).  Served sandbox, through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sandbox_support import client_packages
+
+CLI = Callable[..., tuple[int, str, str]]
+ALICE = "ktsrl7f6h94run82"
+HEAD = f"  client: {ALICE}                # Alice Martin\n  package: piano-10\n"
+
+
+def _price_alice(workdir: Path, price: int | None, *, repeat: bool = False) -> None:
+    path = workdir / "manifests" / "client-packages.yaml"
+    text = path.read_text()
+    start = text.index(HEAD) + len(HEAD)
+    end = text.index("---", start)
+    lines = (f"  price: {price}\n" if price is not None else "") + ("  repeat_purchase: true\n" if repeat else "")
+    path.write_text(text[:start] + lines + text[end:])
+
+
+def _alice(operator: Any, demo: dict[str, Any]) -> list[dict[str, Any]]:
+    return [cp for cp in client_packages(operator, demo) if cp["client_id"] == ALICE]
+
+
+def _state(workdir: Path) -> dict[str, Any]:
+    return json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
+
+
+def _replace_once(workdir: Path, cli: CLI) -> tuple[str, str]:
+    """Apply the manifests, then reprice alice to 499 (a replacement); the old and the new id."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    _price_alice(workdir, 499)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0 and f"replaced {old} by " in out, out + err
+    new = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    return old, new
+
+
+def test_the_replaced_package_is_archived_in_the_write_that_tracks_its_replacement(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    old, new = _replace_once(workdir, cli)
+    state = _state(workdir)
+    assert old != new and state["pending"] == {}
+    record = state["archived"][old]
+    assert record["address"] == "client_package.alice-piano" and record["reason"] == f"replaced by {new}"
+    assert record["identity"]["price"] == "540.00" or float(record["identity"]["price"]) == 540
+    assert {cp["id"] for cp in _alice(operator, demo)} == {old, new}
+    code, out, err = cli("drift")
+    assert code == 0, out + err
+    assert "0 created outside reconciler" in out + err
+    code, out, _ = cli("state", "list")
+    assert f"replaced by {new}" in out
+
+
+def test_a_price_changed_back_is_refused_then_re_adopts_the_old_package(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    old, new = _replace_once(workdir, cli)
+    _price_alice(workdir, 540)
+    code, out, err = cli("plan", "--allow-replace")
+    assert code == 1, out + err
+    assert f"replacing {new} would make a new client package" in out + err
+    assert f"vcita already holds one, archived in the state: {old} (replaced by {new}" in out + err
+    assert "'reconciler state rm client_package.alice-piano'" in out + err
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1, out + err
+    assert len(_alice(operator, demo)) == 2  # nothing sold a third time
+    # the way back it names: archive the replacement, and the object re-adopts the old package
+    assert cli("state", "rm", "client_package.alice-piano", "--yes")[0] == 0
+    code, out, err = cli("plan")
+    assert code == 0 and "1 to re-adopt" in out and f"(id {old})" in out, out + err
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    state = _state(workdir)
+    assert state["resources"]["client_package.alice-piano"]["id"] == old
+    assert new in state["archived"] and old not in state["archived"]
+    assert len(_alice(operator, demo)) == 2
+    assert cli("plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_saved_plan_made_before_the_replacement_cannot_replace_back(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # Two replacements planned from one manifest history: 540 -> 499 applied; a plan saved at 540
+    # again, reviewed, then applied.  The second replacement is refused at plan time already.
+    old, new = _replace_once(workdir, cli)
+    _price_alice(workdir, 540)
+    code, out, err = cli("plan", "--allow-replace", "--out", "back.json")
+    assert code == 1 and old in out + err, out + err
+    code, out, err = cli("apply", "back.json")
+    assert code != 0, out + err  # a plan with errors is never applied
+    assert len(_alice(operator, demo)) == 2
+
+
+def test_a_repeat_purchase_may_replace_back_to_the_old_price(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    old, new = _replace_once(workdir, cli)
+    _price_alice(workdir, 540, repeat=True)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0 and f"replaced {new} by " in out, out + err
+    assert len(_alice(operator, demo)) == 3  # declared as a further sale: one more, shown as such
+    assert {old, new} <= _state(workdir)["archived"].keys()
