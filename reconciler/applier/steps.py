@@ -164,7 +164,12 @@ async def _(op: ResolvePendingCreate, a: Applier) -> Step:
         assert op.remote_id is not None
         cp = await a.api.get_client_package(op.remote_id)
         door = a.door()
-        await a.record_client(op.address, cp, settles=op.intent_id)
+        intent = a.commit.state.pending.get(op.intent_id)
+        replaced = intent.details.get("replaces") if intent is not None else None
+        if isinstance(replaced, str):  # an interrupted replacement: the package it replaced is archived
+            await a.record_replacement(op.address, replaced, cp, settles=op.intent_id)
+        else:
+            await a.record_client(op.address, cp, settles=op.intent_id)
         a.note(op.address, f"an interrupted run had created {cp.id}; found through its payment request and adopted")
         return Step(cp.id, f"created {cp.id} (by an interrupted run)", door, quiet=True)
     if op.resolution == "adopt":

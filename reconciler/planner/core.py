@@ -407,7 +407,9 @@ class _Builder:
             return
         want = nz.client_desired(doc.spec, cid, pid)
         self.subjects[address] = (cid, CATALOG_PREFIX + str(doc.spec.package.name) if pid == KNOWN_AFTER_APPLY else pid)
-        tracked: Any = self.state.get(address) or adopted
+        # An adopted pending create is what the address tracks once it is resolved: over a tracked
+        # record, an interrupted replacement (its package replaces the tracked one, archived then).
+        tracked: Any = adopted or self.state.get(address)
         today = self.o.today.isoformat()
         self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
         if tracked is None and address not in self.held and pid != KNOWN_AFTER_APPLY:

@@ -22,6 +22,7 @@ pending create is ``unknown`` too.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from reconciler.core.listlag import parse_utc, utc_stamp
@@ -47,7 +48,11 @@ def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: C
     if it.kind == "ClientPackage":
         from reconciler.planner.memory import resolve_client
 
-        return resolve_client(it, base, actual.discovered, taken, in_manifests=in_manifests)
+        op = resolve_client(it, base, actual.discovered, taken, in_manifests=in_manifests)
+        if op.resolution == "adopt" and tracked is not None and it.details.get("replaces") == tracked.id:
+            # an interrupted replacement: adopting its package replaces the record the address tracks
+            op = replace(op, expects=ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint))
+        return op
     name = str(it.details.get("name"))
     if tracked is not None:
         return ResolvePendingCreate(

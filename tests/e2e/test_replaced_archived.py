@@ -112,3 +112,26 @@ def test_a_repeat_purchase_may_replace_back_to_the_old_price(
     assert code == 0 and f"replaced {new} by " in out, out + err
     assert len(_alice(operator, demo)) == 3  # declared as a further sale: one more, shown as such
     assert {old, new} <= _state(workdir)["archived"].keys()
+
+
+def test_a_replacement_whose_answer_was_lost_archives_the_old_package_when_it_is_adopted(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    assert cli("apply", "--auto-approve")[0] == 0
+    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    _price_alice(workdir, 499)
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
+                                      "strip_fields": ["client_id"]})
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1 and "1 unknown" in out, out + err  # vcita made it; its answer was unreadable
+    assert len(_state(workdir)["pending"]) == 1
+    operator("DELETE", "/faults")
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")  # found through its payment request
+    assert code == 0 and "0 to replace, 1 pending create(s) to resolve" in out, out + err  # not replaced again
+    state = _state(workdir)
+    new = state["resources"]["client_package.alice-piano"]["id"]
+    assert new != old and state["pending"] == {}
+    assert state["archived"][old]["reason"] == f"replaced by {new}"
+    assert {cp["id"] for cp in _alice(operator, demo)} == {old, new}
+    _price_alice(workdir, 540)
+    code, out, err = cli("plan", "--allow-replace")
+    assert code == 1 and f"archived in the state: {old}" in out + err, out + err
