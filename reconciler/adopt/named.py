@@ -109,6 +109,9 @@ async def adopt_many(api: VcitaClient, desired: ManifestSet, state: State, pairs
                             hint="Nothing was imported. Fix the manifests or the ids, then import again.")
     adopted = {rs.id for rs in records.values()}
     settled = {pc.id for pc in state.pending.values() if pc.address in records}
+    for address in sorted(records):  # an interrupted replacement: the package it replaces is archived
+        if _replacing(state, address):
+            state = state.archive(address, f"replaced by {records[address].id}")
     new = state.replace(
         resources={**state.resources, **records},
         pending={k: v for k, v in state.pending.items() if k not in settled},
@@ -130,7 +133,7 @@ def _check_pairs(state: State, pairs: Sequence[tuple[str, str]]) -> None:
         if not ADDRESS_RE.match(address):
             problems.append(f"{address!r} is not an address (catalog_package.NAME, client_package.NAME or "
                             'client_package_set.NAME["CLIENT"])')
-        elif address in state.resources:
+        elif address in state.resources and not _replacing(state, address):
             problems.append(f"{address} is already tracked as {state.resources[address].id} "
                             f"('reconciler state rm {address}' first if that is wrong)")
         elif address in seen_addresses:
@@ -148,6 +151,13 @@ def _check_pairs(state: State, pairs: Sequence[tuple[str, str]]) -> None:
                             f"{len(problems)} problems:\n  " + "\n  ".join(problems),
                             hint="Nothing was imported. Write catalog_package.NAME or client_package.NAME "
                                  "(NAME is the manifest's metadata.name) and the object's vcita id.")
+
+
+def _replacing(state: State, address: str) -> bool:
+    """Whether ``address`` has a pending create that replaces the package it tracks (a replacement
+    whose outcome is unknown): importing the replacement's id resolves it, and archives the old one."""
+    held = state.resources.get(address)
+    return held is not None and any(pc.details.get("replaces") == held.id for pc in state.pending_for(address))
 
 
 async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, records: dict[str, ResourceState],

@@ -135,3 +135,29 @@ def test_a_replacement_whose_answer_was_lost_archives_the_old_package_when_it_is
     _price_alice(workdir, 540)
     code, out, err = cli("plan", "--allow-replace")
     assert code == 1 and f"archived in the state: {old}" in out + err, out + err
+
+
+def test_a_lost_replacement_imported_by_hand_archives_the_old_package(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # A target whose payment requests are no second memory: a person resolves the unknown outcome
+    # with the import command the apply names.
+    assert cli("apply", "--auto-approve")[0] == 0
+    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    _price_alice(workdir, 499)
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
+                                      "strip_fields": ["client_id"]})
+    operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "status": 404})
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1, out + err
+    new = next(cp["id"] for cp in _alice(operator, demo) if cp["id"] != old)
+    assert f"'reconciler import client_package.alice-piano {new}'" in out, out + err
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1 and len(_alice(operator, demo)) == 2, out + err  # held until a person resolves it
+    code, out, err = cli("import", "client_package.alice-piano", new)
+    assert code == 0, out + err
+    state = _state(workdir)
+    assert state["resources"]["client_package.alice-piano"]["id"] == new and state["pending"] == {}
+    assert state["archived"][old]["address"] == "client_package.alice-piano"
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 0, out + err
+    assert len(_alice(operator, demo)) == 2
