@@ -37,7 +37,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ServedSandbox, count_requests, median, reconciler, write_client_packages  # noqa: E402
+from harness import (  # noqa: E402
+    ServedSandbox,
+    count_requests,
+    median,
+    python_speed,
+    reconciler,
+    write_client_packages,
+)
 
 TARGET = 1.6  # x the bound (issue 15: on a well-kept HTTP stack)
 CPU_TARGET_MS = 1.0  # client CPU per request (issue 15)
@@ -88,7 +95,9 @@ def apply_once(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0, 
         business = sandbox.new_business(f"bench apply {count}", clients=min(max(count, 1), 200))
         folder = Path(tmp) / "manifests"
         write_client_packages(folder, business, count)
+        speed = python_speed(3)  # this minute's machine speed, beside a figure bound by CPU
         out = run_async(_apply_library(sandbox, business, folder, latency_ms, concurrency, state_config))  # the CLI's loop
+        out["speed_ms"] = (speed + python_speed(3)) / 2
         made = len(sandbox.client_packages(business["business_id"]))
         if made != count:
             raise RuntimeError(f"expected {count} client packages in the sandbox, found {made}")
@@ -124,6 +133,7 @@ def measure(sandbox: ServedSandbox, count: int, runs: int, *, latency_ms: float 
     return {"count": count, "latency_ms": latency_ms, "concurrency": concurrency, "runs": runs,
             **{k: median([s[k] for s in samples]) for k in keys},
             "walls": [round(s["wall"], 3) for s in samples],
+            "speeds": [round(s["speed_ms"], 1) for s in samples],
             "injected_ms": sandbox.injected_latency(latency_ms)}
 
 
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({r['creates']:.0f} POST), {r['state_writes']:.0f} state writes")
     print(f"  bound = requests x latency / concurrency = {r['bound']:.3f} s;  applier / bound = {r['ratio']:.2f}x "
           f"(target <= {TARGET}x)  {'OK' if ok else 'MISSED'}")
+    print(f"  this machine's speed around each run (harness.python_speed: ms of CPU for a fixed Python workload, "
+          f"higher is slower; it varies by a third from minute to minute here): {r['speeds']}")
     print(f"  the sandbox's injected latency, measured: {r['injected_ms']:.2f} ms per request (setting "
           f"{args.latency_ms:g} ms; the bound uses the setting)")
     cpu_ms = r["cpu"] / r["requests"] * 1000 if r["requests"] else float("nan")

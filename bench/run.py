@@ -187,6 +187,10 @@ def table(res: dict[str, Any]) -> list[str]:
     rows.append((f"apply {a['count']:,} client packages, {a['latency_ms']:g} ms", fmt(a["wall"], ".2f", " s"),
                  f"{a['requests']:,.0f}", fmt(a["bound"], ".2f", " s"), fmt(a["ratio"], ".2f", "x"),
                  f"<= {APPLY_TARGET:g}x", "OK" if a["ratio"] <= APPLY_TARGET else "MISSED"))
+    if a.get("speed_ms") is not None:
+        rows.append(("  machine speed around the runs (ms of CPU for a fixed Python workload; higher is slower)",
+                     fmt(a["speed_ms"], ".1f", " ms"), "-", "-", " ".join(f"{x:g}" for x in a.get("speeds", ())), "-",
+                     "info"))
     if a.get("injected_ms") is not None:
         rows.append(("  latency the sandbox really injected (bound uses the setting)",
                      fmt(a["injected_ms"], ".2f", " ms"), "-", "-", "-", "-", "info"))
