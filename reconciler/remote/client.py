@@ -462,8 +462,9 @@ class VcitaClient:
 
 def _answered_for_another(call: calls.Call, got: RemoteCatalogPackage | RemoteClientPackage) -> str:
     """What is wrong when the object of a write's answer is not the one the request was about
-    ("" when it is): a package of another id than the path's, or a new client package of another
-    client or catalog package than the body's."""
+    ("" when it is): a package of another id than the path's, a new client package of another
+    client or catalog package than the body's, or a new catalog package of another name (tracked,
+    the client packages sold "of it" would be sales of that other package)."""
     for key in ("uid", "package_id"):
         want = call.params.get(key)
         if isinstance(want, str) and got.id != want:
@@ -475,4 +476,8 @@ def _answered_for_another(call: calls.Call, got: RemoteCatalogPackage | RemoteCl
             if isinstance(want, str) and getattr(got, field) != want:
                 return (f"a client package ({got.id}) of {field.removesuffix('_id')} {getattr(got, field)}, "
                         f"not {want}, the one it was asked to create")
+    if call.route == "create_catalog_package" and isinstance(got, RemoteCatalogPackage):
+        want = body.get("name")  # the create's body is flat (calls.create_catalog_package)
+        if isinstance(want, str) and got.name.strip() != want.strip():
+            return f"a catalog package ({got.id}) named {got.name!r}, not {want!r}, the one it was asked to create"
     return ""

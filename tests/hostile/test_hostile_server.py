@@ -200,3 +200,35 @@ def test_a_create_answered_with_another_clients_package_is_never_recorded_as_its
               if a.startswith("client_package.")}
     assert {cp["id"]: cp["client_id"] for cp in client_packages(sandbox, demo)} == owners
     assert state["pending"] == {}
+
+
+def test_a_catalog_create_answered_with_another_package_is_never_tracked_as_its_own(
+        call: Any, sandbox: Any, demo: dict[str, Any], work: Path) -> None:
+    # Each catalog-package create is executed, but answered with the create before it: another
+    # name's package.  Tracked as its own, "5 Guitar Lessons" would be the piano package's id, and
+    # every client package of it would sell the client the wrong package (at the wrong price).
+    with HostileProxy(sandbox.base_url, "replayed-catalog-answer") as hostile:
+        run = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and target.split("?", 1)[0].endswith("/platform/v1/payment/packages")]
+        hostile.armed = False
+        again = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+    assert run.code == 1 and "Traceback" not in run.shown, run.shown[-3000:]
+    assert len(creates) == 3
+    assert run.shown.count("not '") >= 2 and "the one it was asked to create; the answer cannot be trusted" in run.shown
+    assert again.code == 0, again.shown[-3000:]  # adopted by name through an honest server
+    state = json.loads((work / "manifests" / ".reconciler" / "state.json").read_text())
+    names = {a: rs["applied"]["name"] for a, rs in state["resources"].items() if a.startswith("catalog_package.")}
+    assert names == {"catalog_package.piano-10": "10 Piano Lessons", "catalog_package.guitar-5": "5 Guitar Lessons",
+                     "catalog_package.complete-musician": "Complete Musician (1 year)"}
+    ids = {a: rs["id"] for a, rs in state["resources"].items()}
+    made = client_packages(sandbox, demo)
+    assert len(made) == 8 and state["pending"] == {}
+    by_id = {cp["id"]: cp for cp in made}
+    for address, rs in state["resources"].items():
+        if address.startswith("client_package."):
+            assert by_id[rs["id"]]["package_id"] in ids.values()
+    # each client package is of the catalog package its manifest names
+    assert Counter(by_id[ids[a]]["package_id"] for a in ids if a.startswith("client_package.")) == Counter(
+        {ids["catalog_package.piano-10"]: 3, ids["catalog_package.guitar-5"]: 3,
+         ids["catalog_package.complete-musician"]: 2})

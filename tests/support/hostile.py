@@ -25,6 +25,9 @@ mode                   what the attacked requests get
                        proxy or a confused load balancer would; the first is answered honestly
 =====================  =========================================================================
 
+``replayed-catalog-answer`` is ``replayed-answer`` for catalog-package creates (each answered with
+the package created before it: another name's).
+
 Every loop is bounded in count and time (the network rules of this workplace), and the server
 stops with the ``with`` block.  ``requests`` lists ``(method, target, body)`` as received;
 ``armed = False`` makes it an honest proxy (to set a scene through the same URL).
@@ -43,7 +46,8 @@ from typing import Any, Self
 import httpx
 
 MODES = ("gzip-bomb", "endless-headers", "endless-value", "escape-codes", "echo-auth", "endless-list",
-         "two-answers", "late-429", "stray-408", "close-reused", "replayed-answer")
+         "two-answers", "late-429", "stray-408", "close-reused", "replayed-answer",
+         "replayed-catalog-answer")
 FORGED = "\x1b[2J\x1b[H\x07\r\nApply complete! Resources: 9 added, 0 changed, 0 destroyed.\n"
 _ENDLESS_FOR = 30.0  # seconds: an endless answer is cut off after this, whatever happens
 
@@ -119,6 +123,8 @@ class HostileProxy:
             return False
         if self.mode in ("two-answers", "late-429", "stray-408", "close-reused", "replayed-answer"):
             return method == "POST" and "/client_packages" in target
+        if self.mode == "replayed-catalog-answer":
+            return method == "POST" and target.split("?", 1)[0].endswith("/platform/v1/payment/packages")
         if self.mode == "endless-list":
             return method == "GET" and "/payment/packages?" in target
         return method == "GET" and "/_sandbox" not in target
@@ -195,7 +201,7 @@ class HostileProxy:
             package = {**self._template, "id": f"endless{page:010d}", "name": f"Endless {page}"}
             writer.write(_json_answer("200 OK", {"status": "OK", "data": {"packages": [package]}}))
             return True
-        if attacked and mode == "replayed-answer":
+        if attacked and mode in ("replayed-answer", "replayed-catalog-answer"):
             answer, self._previous = (self._previous or answer), answer
         if attacked and mode == "two-answers":  # one write: one segment on loopback
             answer += _json_answer("429 Too Many Requests", {"success": False, "errors": [{"message": "slow"}]})
