@@ -247,6 +247,14 @@ class VcitaClient:
             why = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise self._protocol(route, reply, f"data.{route.data_key} cannot be read: {why}", raw) from None
 
+    def _asked(self, route: Route, reply: Reply, got: T, asked: str) -> T:
+        """``got``, the object a read by id answered, when it is the one asked for: a package of
+        another id (a proxy's cache, a confused balancer) would be refreshed, imported or adopted
+        as the one asked for, and the real one forgotten."""
+        if getattr(got, "id", asked) != asked:
+            raise self._protocol(route, reply, f"asked for {asked}, answered with {getattr(got, 'id', '')}")
+        return got
+
     def _protocol(self, route: Route, reply: Reply, why: str, raw: Any = None) -> ProtocolError | OutcomeUnknownError:
         """The error for a success answer that cannot be read.  For a create (not idempotent) the
         request was executed all the same: an unknown outcome, with the id when the body shows one,
@@ -351,7 +359,7 @@ class VcitaClient:
     async def get_catalog_package(self, package_id: str) -> RemoteCatalogPackage:
         """One catalog package with its items; NotFoundError if absent (the API may say 404 or 422)."""
         route, reply = await self._send("get_catalog_package", package_id=package_id)
-        return self._one(route, reply, normalize.catalog_package)
+        return self._asked(route, reply, self._one(route, reply, normalize.catalog_package), package_id)
 
     async def create_catalog_package(self, body: Mapping[str, Any]) -> RemoteCatalogPackage:
         """POST a flat create body; ``products`` is sent as ``[]`` when absent (API-NOTES §9.2)."""
@@ -376,7 +384,7 @@ class VcitaClient:
 
     async def get_client_package(self, uid: str) -> RemoteClientPackage:
         route, reply = await self._send("get_client_package", uid=uid)
-        return self._one(route, reply, normalize.client_package)
+        return self._asked(route, reply, self._one(route, reply, normalize.client_package), uid)
 
     async def get_client_packages(self, uids: Iterable[str], on_each: Callable[[str], None] | None = None,
                                   ) -> dict[str, RemoteClientPackage | None]:

@@ -78,3 +78,33 @@ def test_an_update_answered_with_another_package_moves_nothing_in_the_state(
     operator("DELETE", "/faults")
     assert cli("apply", "--auto-approve")[0] == 0
     assert cli("plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_read_answered_with_another_package_is_never_imported_nor_planned_from(
+        workdir: Path, cli: CLI, operator: Any, sandbox: Any, demo: dict[str, Any]) -> None:
+    # A proxy's cache answers the read of alice's package with ben's.  Imported, the state would
+    # track ben's package under alice's address (and forget alice's); refreshed, alice's would be
+    # planned from ben's values.
+    import json
+
+    import httpx
+
+    assert cli("apply", "--auto-approve")[0] == 0
+    state_file = workdir / "manifests" / ".reconciler" / "state.json"
+    ids = {a: rs["id"] for a, rs in json.loads(state_file.read_text())["resources"].items()}
+    alice, ben = ids["client_package.alice-piano"], ids["client_package.ben-guitar"]
+    ben_answer = httpx.get(f"{sandbox.fallback_url}/business/payments/v1/client_packages/{ben}", timeout=10,
+                           headers={"Authorization": f"Bearer {demo['tokens']['staff']}"}).json()
+    operator("POST", "/faults", json={"method": "GET", "path": f"/business/payments/v1/client_packages/{alice}",
+                                      "door": "*", "status": 200, "body": ben_answer})
+    code, out, err = cli("plan")
+    assert code == 1 and f"asked for {alice}, answered with {ben}" in out + err, out + err
+    assert "Traceback" not in out + err
+    assert cli("state", "rm", "client_package.alice-piano", "--yes")[0] == 0
+    before = state_file.read_text()
+    code, out, err = cli("import", "client_package.alice-piano", alice)
+    assert code == 1 and f"answered with {ben}" in out + err, out + err
+    assert state_file.read_text() == before  # nothing imported
+    operator("DELETE", "/faults")
+    assert cli("import", "client_package.alice-piano", alice)[0] == 0
+    assert cli("plan", "--detailed-exitcode")[0] == 0
