@@ -34,6 +34,7 @@ from reconciler.model import views as nz
 from reconciler.model.manifest import CatalogPackage, ClientPackage
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.plan.document import KNOWN_AFTER_APPLY, PlanTarget, fingerprint
+from reconciler.planner import identity as ident
 from reconciler.planner.actual import Actual
 from reconciler.state.store import Kind, ResourceState
 
@@ -118,7 +119,8 @@ def compare(desired: ManifestSet, state: Mapping[str, ResourceState], actual: Ac
         tracked = state.get(cdoc.address)
         want, notes = _client_desired(cdoc, state, actual)
         if tracked is None:
-            new = "not in state: apply creates it, or 'reconciler import' adopts an existing one"
+            new = _untracked_client(cdoc, want, state, sales={d.address for d in desired.client_packages.values()
+                                                               if not d.spec.repeat_purchase})
             objects.append(ObjectDrift(address=cdoc.address, kind="ClientPackage", name=name, status="untracked",
                                        notes=(new, *notes)))
             continue
@@ -160,6 +162,21 @@ def _tracked(address: str, kind: Any, name: str, tracked: ResourceState, remote:
         status = "unmanaged_drift"  # nothing changed, but something worth saying (deactivated)
     return ObjectDrift(address=address, kind=kind, name=name, remote_id=tracked.id, status=status,
                        fields=fields, notes=notes)
+
+
+def _untracked_client(doc: ClientPackage, want: dict[str, Any], state: Mapping[str, ResourceState], *,
+                      sales: set[str]) -> str:
+    """What the next apply does with a client package the state does not track, as far as the
+    state tells: a second sale of the identity of a tracked package whose manifest is its sale
+    (in ``sales``: declared, not a repeat purchase) is refused, not created."""
+    identity = {k: want[k] for k in ident.CLIENT_FIELDS if k in want}
+    same = sorted(a for a, rs in state.items()
+                  if a in sales and ident.matches(ident.of("ClientPackage", rs.applied), identity))
+    if same and not doc.spec.repeat_purchase:
+        return (f"not in state, and the same {ident.describe('ClientPackage', identity)} as {', '.join(same)}: a "
+                "second sale, which plan refuses unless this object says 'repeat_purchase: true'")
+    return ("not in state: apply creates it, or 'reconciler import' adopts an existing one "
+            "('reconciler plan' says which)")
 
 
 def _untracked_catalog(doc: CatalogPackage, actual: Actual, claimed: set[str]) -> ObjectDrift:

@@ -196,3 +196,23 @@ def test_a_vanished_object_is_drift(workdir: Path, applied: dict[str, str], cli:
     assert code == 2
     alice = _obj(json.loads(out), "client_package.alice-piano")
     assert alice["status"] == "vanished" and "reconciler state rm client_package.alice-piano" in alice["notes"][0]
+
+
+def test_a_copied_client_package_is_called_a_second_sale_not_a_create(
+        workdir: Path, applied: dict[str, str], cli: CLI) -> None:
+    # A manifest copied under a new name: plan refuses it (a second sale of alice's package); drift
+    # said "apply creates it".
+    path = workdir / "manifests" / "client-packages.yaml"
+    copy = ("---\napiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: alice-piano-2\nspec:\n"
+            "  client: ktsrl7f6h94run82\n  package: piano-10\n")
+    path.write_text(path.read_text() + copy)
+    code, out, err = cli("drift", "--format", "json")
+    note = " ".join(_obj(json.loads(out), "client_package.alice-piano-2")["notes"])
+    assert "a second sale, which plan refuses unless this object says 'repeat_purchase: true'" in note, note
+    assert "client_package.alice-piano" in note
+    code, out, err = cli("plan")
+    assert code == 1 and "second sale" in out + err, out + err
+    path.write_text(path.read_text() + "  repeat_purchase: true\n")  # the copy, last: a further sale
+    code, out, err = cli("drift", "--format", "json")
+    note = " ".join(_obj(json.loads(out), "client_package.alice-piano-2")["notes"])
+    assert "apply creates it" in note, note
