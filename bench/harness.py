@@ -185,9 +185,11 @@ def catalog_doc(name: str, title: str, services: Sequence[str], *, price: float 
 
 
 def client_doc(name: str, client: str, package: str, *, valid_until: str | None = None,
-               credits: tuple[Sequence[str], int] | None = None) -> str:
+               credits: tuple[Sequence[str], int] | None = None, price: int | None = None) -> str:
     lines = [HEADER + "kind: ClientPackage", "metadata:", f"  name: {name}", "spec:",
              f"  client: {client}", f"  package: {package}"]
+    if price is not None:
+        lines.append(f"  price: {price}")
     if valid_until is not None:
         lines.append(f"  valid_until: {valid_until}")
     if credits is not None:

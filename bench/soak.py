@@ -116,6 +116,8 @@ class ClientPkg:
     package: str  # a Catalog name
     valid_until: str | None = None
     credits: int | None = None
+    price: int | None = None  # declared once repriced (a replacement)
+    prices: set[int] = field(default_factory=set)  # every price it was declared at (never one again)
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Desired:
     catalog: dict[str, Catalog] = field(default_factory=dict)
     cps: dict[str, ClientPkg] = field(default_factory=dict)
     used: set[tuple[str, str]] = field(default_factory=set)  # (client id, catalog name) pairings
+    #: replacements asked for per (client id, catalog name): each leaves one more package in vcita
+    replaced: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def write(self, folder: Path) -> None:
         for f in folder.glob("*.yaml"):
@@ -137,7 +141,8 @@ class Desired:
         docs = []
         for cp in self.cps.values():
             credits = (self.catalog[cp.package].services, cp.credits) if cp.credits is not None else None
-            docs.append(client_doc(cp.name, cp.client, cp.package, valid_until=cp.valid_until, credits=credits))
+            docs.append(client_doc(cp.name, cp.client, cp.package, valid_until=cp.valid_until, credits=credits,
+                                   price=cp.price))
         for n in range(0, len(docs), 50):
             write_docs(folder / f"clients-{n // 50:03d}.yaml", docs[n:n + 50])
 
@@ -198,6 +203,19 @@ class Desired:
         return done
 
 
+    def reprice(self, rng: random.Random) -> list[str]:
+        """Give one or two client packages a price they never had (a replacement: a new client
+        package and payment request, the old one archived); never back to an earlier price, which
+        plan refuses (the old package exists)."""
+        done = []
+        for cp in rng.sample(list(self.cps.values()), min(len(self.cps), rng.randint(1, 2))):
+            price = rng.choice([p for p in range(10, 1000, 7) if p not in cp.prices])
+            cp.price = price
+            cp.prices.add(price)
+            self.replaced[(cp.client, cp.package)] += 1
+            done.append(f"~{cp.name}.price={price}")
+        return done
+
     def rename(self, rng: random.Random) -> list[str]:
         """Rename a few client packages (metadata.name only: the same client and catalog package),
         and now and then a catalog package (its client packages follow the new name)."""
@@ -216,6 +234,7 @@ class Desired:
                 if cp.package == old:
                     cp.package = c.name
             self.used = {(cl, c.name if p == old else p) for cl, p in self.used}
+            self.replaced = Counter({(cl, c.name if p == old else p): n for (cl, p), n in self.replaced.items()})
             done.append(f"{old}->{c.name}")
         return done
 
@@ -268,6 +287,7 @@ class Tally:
     fault_sets: int = 0
     interrupts: int = 0  # applies stopped by SIGINT/SIGTERM (exit 130/143)
     renames: int = 0
+    replacements: int = 0  # client packages repriced (each a replacement: a new package, the old archived)
     partial_applies: int = 0
     fresh_runners: int = 0
     second_runners: int = 0  # saved plans another runner applied after a round's applies
@@ -302,6 +322,7 @@ class Soak:
         self.grow = grow
         self.verbose = verbose
         self.signals = not kill_only  # the crash test stays SIGKILL only
+        self.allow_replace = False  # this round reprices client packages: its applies may replace
         self.flows = not kill_only  # renames, partial applies, fresh runners
         self.tally = Tally()
         self.business = sandbox.new_business("soak", clients=80, services=4, products=2)
@@ -353,7 +374,8 @@ class Soak:
         long after the plan's summary line (the changes are about to start); ``("op", delay, n)``:
         that long after the n-th operation's line.  Returns (exit code, or None when killed;
         output; seconds)."""
-        cmd = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", *API_FLAGS]
+        cmd = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", *API_FLAGS,
+               *(["--allow-replace"] if self.allow_replace else [])]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
@@ -444,18 +466,21 @@ class Soak:
                     self.log(f"    forget-intent {address} (not found by discovery) -> {code}")
             return
         remote = self.sandbox.client_packages(self.business["business_id"])
-        tracked = self.tracked_ids()
+        state = self.load_state()
+        known = {r.id for r in state.resources.values()} | set(state.archived)  # archived: replaced earlier
         for address in sorted(unknown):
             it = intents.get(address)
             if it is None:
                 continue  # already resolved (the output repeats it)
             client, package = it.details.get("client_id"), it.details.get("package_id")
+            price = it.details.get("price")  # declared: a repriced package (a replacement)
             found = [cp for cp in remote if cp["client_id"] == client and cp["package_id"] == package
-                     and cp["id"] not in tracked]
+                     and cp["id"] not in known
+                     and (price is None or float(cp.get("amount", cp.get("price")) or 0) == float(price))]
             if found:
                 code, out = self.cli("import", address, found[0]["id"])
                 self.tally.imported += 1
-                tracked.add(found[0]["id"])
+                known.add(found[0]["id"])
                 self.log(f"    import {address} {found[0]['id']} -> {code}")
             else:
                 code, out = self.cli("state", "forget-intent", address)
@@ -477,9 +502,13 @@ class Soak:
 
     def round(self, r: int) -> None:
         grow = self.grow
+        # replacements first, of client packages applied in earlier rounds (not those of this one)
+        done = self.desired.reprice(self.rng) if self.flows and self.desired.cps and self.rng.random() < 0.2 else []
+        self.allow_replace = bool(done)
+        self.tally.replacements += len(done)
         # with a lagging list, more catalog creates (whose recovery is what the lag endangers)
-        done = self.desired.mutate(self.rng, grow=grow, new_catalog=0.4 if self.list_lag else 0.15)
-        if self.flows and self.rng.random() < 0.2:
+        done += self.desired.mutate(self.rng, grow=grow, new_catalog=0.4 if self.list_lag else 0.15)
+        if self.flows and not self.allow_replace and self.rng.random() < 0.2:  # a rename with a new price is refused
             done += self.desired.rename(self.rng)
             self.tally.renames += 1
         self.desired.write(self.folder)
@@ -503,7 +532,8 @@ class Soak:
             # review now; it applies that plan once this round converged (see _second_runner)
             second = self.root / f"runner-b-{r}"
             shutil.copytree(self.folder, second / "manifests")
-            code, out = self.cli("plan", "--out", str(second / "plan.json"), str(second / "manifests"), *API_FLAGS[:2])
+            code, out = self.cli("plan", "--out", str(second / "plan.json"), str(second / "manifests"), *API_FLAGS[:2],
+                                 *(["--allow-replace"] if self.allow_replace else []))
             self.log(f"  second runner: plan saved -> {code}")
             if code != 0:
                 shutil.rmtree(second)
@@ -584,7 +614,8 @@ class Soak:
         except (ValueError, KeyError):
             final_changes = -1  # the plan itself failed: not a count, but never 0
             print(f"final plan failed (exit {code}): {out[-1500:]}", file=sys.stderr)
-        resources = {a: {"id": r.id} for a, r in self.load_state().resources.items()}
+        state = self.load_state()
+        resources = {a: {"id": r.id} for a, r in state.resources.items()}
         tracked_ids = {r["id"] for r in resources.values()}
         catalog_ids = {a.split(".", 1)[1]: r["id"] for a, r in resources.items() if a.startswith("catalog_package.")}
 
@@ -593,6 +624,10 @@ class Soak:
         remote_by: Counter[tuple[str, str]] = Counter((cp["client_id"], cp["package_id"]) for cp in remote)
         remote_ids = {cp["id"] for cp in remote}
         declared: Counter[tuple[str, str]] = Counter()
+        replaced: Counter[tuple[str, str]] = Counter()  # a replacement leaves the old package in vcita
+        for (client, name), n in self.desired.replaced.items():
+            if name in catalog_ids:
+                replaced[(client, catalog_ids[name])] += n
         tracked_by: Counter[tuple[str, str]] = Counter()
         unresolved = 0
         for cp in self.desired.cps.values():
@@ -605,9 +640,11 @@ class Soak:
             rs = resources.get(f"client_package.{cp.name}")
             if rs is not None and rs["id"] in remote_ids:
                 tracked_by[pair] += 1
-        duplicates = sum(max(0, n - declared[p]) for p, n in remote_by.items())
+        duplicates = sum(max(0, n - declared[p] - replaced[p]) for p, n in remote_by.items())
         lost = sum(max(0, min(remote_by[p], d) - tracked_by[p]) for p, d in declared.items())
         untracked_remote = sum(1 for cp in remote if cp["id"] not in tracked_ids)
+        # replaced packages the state no longer remembers (archived); a rebuilt state (--second-memory) cannot
+        forgotten_replaced = sum(1 for cp in remote if cp["id"] not in tracked_ids and cp["id"] not in state.archived)
 
         # catalog packages, per name
         self.sandbox.op("PUT", "/settings", {"list_lag_seconds": 0})  # every package listed, however new
@@ -620,6 +657,7 @@ class Soak:
         return {"rounds": self.tally.rounds, "duplicates": duplicates, "lost": lost, "final_changes": final_changes,
                 "client_packages": len(self.desired.cps), "catalog_packages": len(self.desired.catalog),
                 "remote_client_packages": len(remote), "untracked_remote": untracked_remote,
+                "forgotten_replaced": forgotten_replaced,
                 "unresolved_catalog": unresolved}
 
     def _remote_catalog_names(self) -> Counter[str]:
@@ -667,7 +705,7 @@ def soak(rounds: int, *, seed: int | None = None, kill_only: bool = False, kills
     t = s.tally
     counts.update(seed=seed, applies=t.applies, kills=t.kills, kills_with_open_intents=t.kills_with_open_intents,
                   unlocks=t.unlocks, locked_refusals=t.locked, state_backend=state_backend, imported=t.imported, forgotten=t.forgotten,
-                  fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames,
+                  fault_sets=t.fault_sets, interrupts=t.interrupts, renames=t.renames, replacements=t.replacements,
                   partial_applies=t.partial_applies, fresh_runners=t.fresh_runners,
                   second_runners=t.second_runners, second_runner_refused=t.second_runner_refused,
                   list_lag=list_lag, list_waits=t.list_waits,
@@ -711,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ({c['mode']}, seed {c['seed']}: {c['applies']} applies, {c['kills']} killed "
           f"({c['kills_with_open_intents']} leaving creates pending), {c['fault_sets']} fault sets, "
           f"{c['interrupts']} stopped by SIGINT/SIGTERM, {c['renames']} rounds with renames, "
+          f"{c['replacements']} client packages repriced ({c['forgotten_replaced']} untracked and not archived "
+          f"at the end), "
           f"{c['partial_applies']} partial applies, {c['fresh_runners']} fresh runners, "
           f"{c['second_runners']} saved plans of a second runner applied after a round "
           f"({c['second_runner_refused']} refused as vcita got their creates), "
@@ -725,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(c))
     ok = (c["duplicates"] == 0 and c["lost"] == 0 and c["final_changes"] == 0 and not c["not_converged"]
+          and (c["second_memory"] or c["forgotten_replaced"] == 0)
           and c["unlocks"] == 0 and c["locked_refusals"] == 0)
     return 0 if ok else 1
 
