@@ -21,8 +21,9 @@ database, and its lock must end with its session (``stale locks broken`` must st
 The sandbox runs in its own process (``python -m reconciler.sandbox serve``) with a business made
 for the soak.  Each round changes the manifests (new client packages, sometimes a new catalog
 package with client packages of it, edits of validity, booking credits, prices and
-descriptions; never a change that would replace a client package), then runs
-``reconciler apply --auto-approve`` in a fresh process until it succeeds:
+descriptions; in some rounds a new price for a client package or two, never one it had before:
+a replacement, applied with ``--allow-replace``), then runs ``reconciler apply --auto-approve``
+in a fresh process until it succeeds:
 
 * **faults** (not with ``--kill-only``): before each of a round's first attempts, a random set
   of faults on every route through ``/_sandbox/faults``: 5xx answers, 429 with ``Retry-After``,
@@ -56,8 +57,10 @@ At the end, with the faults cleared, it counts and prints one line::
     rounds=N duplicates=D lost=L final_changes=C stale_locks=S
 
 * duplicates: remote objects beyond those the manifests declare (client packages counted per
-  client + catalog package pairing, catalog packages per name);
-* lost: remote objects that match a declaration but that state does not track;
+  client + catalog package pairing, plus one per replacement asked for; catalog packages per name);
+* lost: remote objects that match a declaration but that state does not track (and, failing the
+  soak too, ``forgotten_replaced``: client packages a replacement left in vcita that the state
+  neither tracks nor archived; a state rebuilt by ``--second-memory`` cannot know them);
 * final_changes: the changes a final ``reconciler plan`` shows;
 * stale_locks: locks ``state unlock`` had to break (runs refused by a lock are counted too, as
   ``locked_refusals``).
