@@ -4,12 +4,14 @@ Every client package of the business is found through its payment requests (one 
 walk, each item confirmed by its client package's link back, ``remote/discovery.py``), and each
 untracked manifest object is matched by **identity**: its client (a UID, or the client with its
 e-mail), its catalog package (tracked, or an untracked one adopted by this same import because its
-display name is unique in vcita) and its ``valid_from`` when declared.  A match is adopted; several
-manifest objects of one identity (a declared second sale, ``repeat_purchase``) take as many
-packages, deterministically: identities that declare ``valid_from`` first (they are the narrower
-ones; an object without it would otherwise take their package), then within one identity the
-address with a pending create of it, then the original (not ``repeat_purchase``), then the repeats
-by address, each taking the oldest payment request left (times compared as instants, ties by id).
+display name is unique in vcita), and its ``valid_from`` and price when declared (a replacement
+leaves the package it replaced in vcita: the same client and catalog package at another price).
+A match is adopted; several manifest objects of one identity (a declared second sale,
+``repeat_purchase``) take as many packages, deterministically: identities that declare
+``valid_from`` first, then those that declare a price (they are the narrower ones; an object
+without it would otherwise take their package), then within one identity the address with a
+pending create of it, then the original (not ``repeat_purchase``), then the repeats by address,
+each taking the oldest payment request left (times compared as instants, ties by id).
 Fewer packages than objects: the oldest objects adopt them and the next plan creates the rest; an
 identity with more packages than objects is left for a person (``reconciler import ADDRESS ID``).
 Everything adopted is recorded in one state write, and
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from reconciler.model import address as addr
+from reconciler.model import views as nz
 from reconciler.model.manifest_set import ManifestSet
 from reconciler.model.remote import RemoteClientPackage
 from reconciler.remote.client import VcitaClient
@@ -83,7 +86,7 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
     by_email = {e: (await api.find_client_by_email(e)) for e in emails}
 
     # Identity of each untracked client-package object -> its addresses.
-    groups: dict[tuple[str, str, str | None], list[str]] = {}
+    groups: dict[tuple[str, str, str | None, str | None], list[str]] = {}
     for _name, doc in sorted(desired.client_packages.items()):
         address = doc.address
         if address in state.resources:
@@ -98,7 +101,8 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
             out.unresolved.append((address, why))
             continue
         valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None
-        groups.setdefault((client, package, valid_from), []).append(address)
+        price = nz.money(doc.spec.price) if doc.spec.price is not None else None
+        groups.setdefault((client, package, valid_from, price), []).append(address)
 
     free = sorted((cp for cp in found.packages if cp.id not in owned),
                   key=lambda cp: (_instant(found.opened_at.get(cp.id)), cp.id))
@@ -107,10 +111,13 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
     for addresses in groups.values():
         addresses.sort(key=lambda a: (a not in pending_at, a in repeats, a))
     taken: set[str] = set()
-    for (client, package, valid_from), addresses in sorted(groups.items(), key=lambda kv: kv[0][2] is None):
+    # the narrower identities first (declaring valid_from, then price): a wider one would take their package
+    for (client, package, valid_from, price), addresses in sorted(
+            groups.items(), key=lambda kv: (kv[0][2] is None, kv[0][3] is None)):
         candidates = [cp for cp in free if cp.id not in taken and cp.client_id == client and cp.package_id == package
                       and (valid_from is None
-                           or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))]
+                           or (cp.valid_from is not None and cp.valid_from.isoformat() == valid_from))
+                      and (price is None or (cp.price is not None and nz.money(cp.price) == price))]
         if not candidates:
             continue
         if len(candidates) > len(addresses):

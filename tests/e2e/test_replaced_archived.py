@@ -161,3 +161,21 @@ def test_a_lost_replacement_imported_by_hand_archives_the_old_package(
     code, out, err = cli("plan", "--detailed-exitcode")
     assert code == 0, out + err
     assert len(_alice(operator, demo)) == 2
+
+
+def test_a_state_rebuilt_by_discovery_adopts_the_replacement_by_its_declared_price(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # The state is lost after a replacement: vcita holds alice's old package (540) and its
+    # replacement (499), the same client and catalog package.  Discovery took both for candidates
+    # of alice-piano and adopted neither ("2 match"), and the plan then refused alice for ever.
+    old, new = _replace_once(workdir, cli)
+    import shutil
+
+    shutil.rmtree(workdir / "manifests" / ".reconciler")
+    code, out, err = cli("import", "--discover")
+    assert code == 0, out + err
+    state = _state(workdir)
+    assert state["resources"]["client_package.alice-piano"]["id"] == new
+    assert f"{old}: client {ALICE}" in out  # listed as matching no manifest object, left alone
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 0, out + err
