@@ -8,8 +8,8 @@ Where orjson's text differs from the standard library's, and how each case is ro
 
 - non-ASCII characters (UTF-8 against ``\\u`` escapes) and DEL (raw against ``\\u007f``): the text
   is not taken unless it is ASCII without DEL;
-- floats below 1e-4 (``1e-5`` or ``0.00001`` against ``1e-05``): not taken when it holds ``e-``
-  or ``0.0000`` (a string holding them merely takes the slower way);
+- floats below 1e-4 (``1e-5`` or ``0.00001`` against ``1e-05``): not taken when it holds a digit
+  followed by ``e-``, or ``0.0000`` (a string holding them merely takes the slower way);
 - integers beyond 64 bits, keys that are not strings, lone surrogates, nesting deeper than 254,
   types it does not know (a float subclass among them): orjson refuses them, the standard
   library writes them (or raises what it always raised);
@@ -24,6 +24,7 @@ Where orjson's text differs from the standard library's, and how each case is ro
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -51,8 +52,15 @@ def loads(text: str | bytes | bytearray) -> Any:
     return _decoder.decode(text)
 
 
+#: how orjson writes a float that the standard library writes otherwise (``1.5e-7``, ``0.00006``)
+_PARTING_FLOAT = re.compile(rb"[0-9]e-|0\.0000")
+
+
 def _same_as_stdlib(text: bytes) -> bool:
-    return text.isascii() and b"\x7f" not in text and b"e-" not in text and b"0.0000" not in text
+    if not text.isascii() or b"\x7f" in text:
+        return False
+    # the plain searches first: a name with "e-" in it ("one-off") is looked at closer
+    return (b"e-" not in text and b"0.0000" not in text) or _PARTING_FLOAT.search(text) is None
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:

@@ -13,11 +13,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.sandbox import serve_in_thread
+from reconciler.sandbox import jsontext, serve_in_thread
 from reconciler.sandbox.jsontext import NonFinite, dumps, loads
 
 
@@ -29,7 +30,7 @@ PARTING = [
     1e-5, 6.293529e-05, -7.1850441006303285e-09, 1.5e-07, 5e-324, 0.0001, 9.999999999999999e-05,
     1e16, 1e+300, -0.0, 0.1, 100.5, 2**64, -(2**63) - 1, 10**40,
     "é", "名前", "\u2028", "\x7f", "\x1b[31mred", "\x00\x1f\b\f\n\r\t\"\\/", "\ud800", "x\udfff",
-    "time-out 0.00001", {"b": 1, "a": 2, "é": 3}, {1: "int key"}, {None: 1}, {True: 1, "x": 2},
+    "time-out 0.00001", "one-off", "x1e-5", {"b": 1, "a": 2, "é": 3}, {1: "int key"}, {None: 1}, {True: 1, "x": 2},
     (1, 2), [], {}, None, True, False,
 ]
 
@@ -130,3 +131,18 @@ def test_a_served_answer_and_stored_document_keep_their_bytes(tmp_path: Path) ->
         assert stored == stdlib(json.loads(stored), sort_keys=True).decode() and "NaN" in stored
         again = http.get(api + f"/business/payments/v1/client_packages/{uid}", headers=headers)
         assert b'"conversation_id":NaN' in again.content and b'"amount":1e-05' in again.content
+        # an ordinary create takes the fast way for its answer and both its stored documents
+        ten = http.post(api + "/platform/v1/payment/packages", headers=headers, json={
+            "name": "Ten lessons", "price": "250", "currency": "USD", "expiration": 6, "expiration_unit": "M",
+            "products": [], "items": [{"total_bookings": 10, "services": [{"id": DEMO["services"][0]["id"]}]}],
+        }).json()["data"]["package"]
+        plain = http.post(api + "/platform/v1/payment/client_packages", headers=headers, json={
+            "client_id": DEMO["clients"][1]["id"], "package_id": ten["id"], "price": "25.50"})
+        assert plain.status_code == 201, plain.text
+        shown = json.loads(plain.content)["data"]["client_package"]
+        rows = served.app.state.sandbox.store.conn().execute(
+            "SELECT doc FROM objects WHERE id IN (?, ?)", (shown["id"], shown["payment_request_id"])).fetchall()
+        assert len(rows) == 2
+        for value, sort_keys in [(json.loads(plain.content), False)] + [(json.loads(r[0]), True) for r in rows]:
+            fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+            assert jsontext._same_as_stdlib(fast) and fast == stdlib(value, sort_keys)
