@@ -16,7 +16,8 @@ Where orjson's text differs from the standard library's, and how each case is ro
 - NaN and the infinities (``null`` against ``NaN``/``Infinity``), which orjson's text cannot show:
   the sandbox makes none itself (`values.parse_decimal` refuses them), and `loads`, which reads
   every JSON text the sandbox is sent or has stored, reads the literals ``NaN``, ``Infinity`` and
-  ``-Infinity`` as `NonFinite`, a float that orjson refuses.
+  ``-Infinity``, and numbers too large for a float (``1e400``), as `NonFinite`, a float that
+  orjson refuses.
 
 `loads` is ``json.loads`` (str, bytes: same decoding, same errors) except for that one mark.
 """
@@ -24,6 +25,7 @@ Where orjson's text differs from the standard library's, and how each case is ro
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -35,13 +37,18 @@ class NonFinite(float):
     that orjson refuses it, so that `dumps` writes it as the standard library does."""
 
 
-_decoder = json.JSONDecoder(parse_constant=NonFinite)
+def _float(text: str) -> float:
+    value = float(text)  # what the standard library makes of a float literal
+    return value if math.isfinite(value) else NonFinite(value)  # 1e400 overflows to inf
+
+
+_decoder = json.JSONDecoder(parse_constant=NonFinite, parse_float=_float)
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 _compact_sorted = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 def loads(text: str | bytes | bytearray) -> Any:
-    """``json.loads(text)``, with NaN, Infinity and -Infinity read as `NonFinite`."""
+    """``json.loads(text)``, with NaN, the infinities and overflowing numbers read as `NonFinite`."""
     if isinstance(text, str):
         if text.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)

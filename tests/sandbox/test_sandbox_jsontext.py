@@ -53,12 +53,16 @@ def test_nan_and_infinities_read_from_json_are_written_back_as_the_standard_libr
     assert isinstance(body["matter_uid"], NonFinite) and isinstance(body["price"], float)
     assert dumps(body) == b'{"matter_uid":NaN,"price":Infinity,"low":-Infinity,"n":[NaN]}'
     assert dumps(body, sort_keys=True) == stdlib(body, sort_keys=True)
+    overflowing = loads('{"matter_uid": 1e400, "low": -1e999, "fine": 1e308, "small": 1e-400}')
+    assert isinstance(overflowing["matter_uid"], NonFinite) and type(overflowing["fine"]) is float
+    assert dumps(overflowing) == b'{"matter_uid":Infinity,"low":-Infinity,"fine":1e+308,"small":0.0}'
     stored = dumps(body, sort_keys=True).decode()  # stored, and read back
     assert dumps(loads(stored), sort_keys=True).decode() == stored and "NaN" in stored
 
 
 def test_loads_is_json_loads_for_every_encoding_and_error() -> None:
-    for text in ['{"a": 1}', '"é"', "[1, 2.5, 1e400, 123456789012345678901234567890]", '"\\ud800"']:
+    for text in ['{"a": 1}', '"é"', "[1, 2.5, 1e400, -1e999, 0.1, 1e-400, 123456789012345678901234567890]",
+                 '"\\ud800"']:
         assert loads(text) == json.loads(text)
         for codec in ("utf-8", "utf-16", "utf-32-le"):
             assert loads(text.encode(codec)) == json.loads(text.encode(codec))
@@ -84,6 +88,20 @@ def test_values_no_library_can_write_raise_what_the_standard_library_raises() ->
     for _ in range(300):  # deeper than orjson goes
         deep = [deep]
     assert dumps(deep) == stdlib(deep)
+
+
+NUMBER_LITERALS = ["1e400", "-1e400", "1E999", "NaN", "Infinity", "-Infinity", "1e-400", "0.1", "1.5e-7",
+                   "6.293529e-05", "123456789012345678901234", "-0", "-0.0", "1E5", "2.5", "17"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(NUMBER_LITERALS), max_size=8), st.booleans())
+def test_any_number_read_from_json_is_written_back_as_the_standard_library_writes_it(
+        literals: list[str], as_object: bool) -> None:
+    text = ("{" + ",".join(f'"k{i}":{n}' for i, n in enumerate(literals)) + "}" if as_object
+            else "[" + ",".join(literals) + "]")
+    assert dumps(loads(text)) == stdlib(json.loads(text))
+    assert dumps(loads(text), sort_keys=True) == stdlib(json.loads(text), sort_keys=True)
 
 
 json_values = st.recursive(
