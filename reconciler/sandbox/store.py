@@ -2,8 +2,9 @@
 
 Every object (directory, business, staff, service, client, product, package, client_package,
 payment_status, payment_request) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
-document holding its fields. Documents keep the values as the sandbox stores them; `render` turns
-them into the API's shapes (strings for numbers and so on). Bearer tokens are rows of `tokens`.
+document holding its fields (its text: `jsontext.dumps`, keys sorted). Documents keep the values as
+the sandbox stores them; `render` turns them into the API's shapes (strings for numbers and so on).
+Bearer tokens are rows of `tokens`.
 
 Connections are per thread (sqlite3 objects must stay on their thread); the ASGI app runs its
 handlers on the event loop thread, so a served sandbox uses one connection for all requests.
