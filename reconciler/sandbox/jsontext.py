@@ -61,13 +61,16 @@ def loads(text: str | bytes | bytearray) -> Any:
 
 #: how orjson writes a float that the standard library writes otherwise (``1.5e-7``, ``0.00006``)
 _PARTING_FLOAT = re.compile(rb"[0-9]e-|0\.0000")
+#: the literal searches first (a regular expression of one literal searches faster than ``in``)
+_E_MINUS, _ZEROS = re.compile(rb"e-"), re.compile(rb"0\.0000")
 
 
 def _same_as_stdlib(text: bytes) -> bool:
     if not text.isascii() or b"\x7f" in text:
         return False
-    # the plain searches first: a name with "e-" in it ("one-off") is looked at closer
-    return (b"e-" not in text and b"0.0000" not in text) or _PARTING_FLOAT.search(text) is None
+    if _E_MINUS.search(text) is None and _ZEROS.search(text) is None:
+        return True
+    return _PARTING_FLOAT.search(text) is None  # a name with "e-" in it ("one-off"), looked at closer
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
