@@ -11,8 +11,12 @@ Where orjson's text differs from the standard library's, and how each case is ro
 - floats below 1e-4 (``1e-5`` or ``0.00001`` against ``1e-05``): not taken when it holds a digit
   followed by ``e-``, or ``0.0000`` (a string holding them merely takes the slower way);
 - integers beyond 64 bits, keys that are not strings, lone surrogates, nesting deeper than 254,
-  types it does not know (a float subclass among them): orjson refuses them, the standard
-  library writes them (or raises what it always raised);
+  types it does not know (a float subclass among them), and the subclasses of str, int, dict and
+  list, dates and times, and dataclasses, which it is told to refuse (a dict subclass may list its
+  items otherwise, the standard library refuses the others): orjson refuses them, the standard
+  library writes them (or raises what it always raised).  Enum members and UUIDs, which orjson
+  writes and the standard library refuses, are in no value of the sandbox (its values come from
+  JSON text and its own code);
 - NaN and the infinities (``null`` against ``NaN``/``Infinity``), which orjson's text cannot show:
   the sandbox makes none itself (`values.parse_decimal` refuses them), and `loads`, which reads
   every JSON text the sandbox is sent or has stored, reads the literals ``NaN``, ``Infinity`` and
@@ -73,10 +77,13 @@ def _same_as_stdlib(text: bytes) -> bool:
     return _PARTING_FLOAT.search(text) is None  # a name with "e-" in it ("one-off"), looked at closer
 
 
+_REFUSE = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """``json.dumps(value, separators=(",", ":"), sort_keys=sort_keys).encode()``, the same bytes."""
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+        text = orjson.dumps(value, option=(_REFUSE | orjson.OPT_SORT_KEYS) if sort_keys else _REFUSE)
     except orjson.JSONEncodeError:
         text = b"\x7f"  # not the same: the standard library decides
     if _same_as_stdlib(text):

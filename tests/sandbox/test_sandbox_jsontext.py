@@ -77,6 +77,31 @@ def test_loads_is_json_loads_for_every_encoding_and_error() -> None:
         loads(1)  # type: ignore[arg-type]
 
 
+class ItemsOfItsOwn(dict[str, Any]):
+    def items(self) -> Any:  # what the standard library's encoder lists
+        return [("shown", 1)]
+
+
+class Text(str):
+    pass
+
+
+def test_subclasses_dates_and_dataclasses_are_left_to_the_standard_library() -> None:
+    import collections
+    import dataclasses
+    import datetime as dt
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for value in [ItemsOfItsOwn(hidden=2), Text("x"), collections.OrderedDict(b=1, a=2), [Text("é")]]:
+        assert dumps({"v": value}) == stdlib({"v": value})
+    for value in [dt.date(2026, 1, 1), dt.datetime(2026, 1, 1), Point(1)]:
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            dumps({"v": value})
+
+
 def test_values_no_library_can_write_raise_what_the_standard_library_raises() -> None:
     circular: list[Any] = []
     circular.append(circular)
