@@ -15,7 +15,8 @@ code. Public surface:
 Module map: `app` (doors, request pipeline), `instance` (one sandbox: store, clock, tables;
 executing one request), `routes` (route table), `auth` (tokens, context,
 feature gate), `catalog` / `client_packages` / `clients` / `payment_requests` (handlers), `render` (API shapes),
-`envelopes` (bodies, `ApiError`), `store` (SQLite), `seed` (demo and operator businesses),
+`envelopes` (bodies, `ApiError`), `jsontext` (JSON text: orjson, the standard library's bytes),
+`store` (SQLite), `seed` (demo and operator businesses),
 `faults` (faults, gateway table, stats), `behaviour` (list lag, a list refusing staff tokens,
 payment request lag, price-0 packages opening no payment request),
 `operator_api` (`/_sandbox`), `server` (uvicorn, imported only to serve),

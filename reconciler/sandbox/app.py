@@ -115,8 +115,8 @@ class Door:
                 await _respond(send, refusal["status"], refusal["body"], {})
                 return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                               keep_blank_values=True))
+        raw_query = scope.get("query_string", b"")
+        query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
         status, payload, extra = sandbox.execute(route, params, path, query, headers, body, self.name)
         if on_the_way_back:
             # to the round trip's end, counted from the request's arrival: the event loop's

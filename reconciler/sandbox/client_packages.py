@@ -97,20 +97,22 @@ def create_client_package(ctx: Ctx) -> Reply:
             raise ctx.error(422, f"param is missing or the value is empty: {name}")
     # The reads are made in the write's transaction: one transaction per create instead of one
     # per statement (a refusal rolls back a transaction that wrote nothing).
+    today = ctx.clock.today()
     with ctx.store.write() as tx:
-        doc = _validated_doc(ctx, body)
+        doc = _validated_doc(ctx, body, today)
         request = (payment_requests.open_for(tx, ctx.clock, doc, ctx.business_id)
                    if payment_requests.opens_request(ctx.behaviour, doc["amount"]) else None)
         tx.insert("client_package", doc, business_id=ctx.business_id)
     if request is not None:
         ctx.behaviour.note_opened(request["id"])
-    shown = render.client_package(doc, ctx.clock.today())
+    shown = render.client_package(doc, today)
     shown["payment_status_uid"] = doc["payment_request_id"]
     return 201, ok("platform", {"client_package": shown})
 
 
-def _validated_doc(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    """The document of the client package ``body`` asks for, or the API's refusal."""
+def _validated_doc(ctx: Ctx, body: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    """The document of the client package ``body`` asks for (``valid_from`` defaults to ``today``),
+    or the API's refusal."""
     # from the connection's cache of decoded documents (read only below): most creates name a
     # client and a package an earlier create read
     client = ctx.store.cached_in("client", body["client_id"], ctx.business_id)
@@ -121,7 +123,7 @@ def _validated_doc(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise ctx.error(422, "Package not found")
     if not render.truthy(package.get("active", True)) or package.get("deleted_at"):
         raise ctx.error(422, "Package is not active")
-    valid_from = ctx.clock.today()
+    valid_from = today
     if body.get("valid_from") is not None:
         parsed = parse_date(body["valid_from"])
         if parsed is None:

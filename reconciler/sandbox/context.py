@@ -11,7 +11,6 @@ recipes saw it: `"xobo"` (accepted with X-On-Behalf-Of), `"context401"` (refused
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from .behaviour import Behaviour
 from .envelopes import ApiError, family_of
+from .jsontext import loads
 from .store import Store
 from .values import Clock, parse_int
 
@@ -88,7 +88,7 @@ class Ctx:
         if not self.body.strip():
             return {}
         try:
-            value = json.loads(self.body)
+            value = loads(self.body)
         except (ValueError, UnicodeDecodeError):
             raise self.error(400, "Bad Request: the body is not valid JSON", code="bad_request") from None
         if not isinstance(value, dict):

@@ -16,8 +16,9 @@ the X-On-Behalf-Of business). The feature gate answers `FEATURE_403`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from .jsontext import dumps
 
 DOORKEEPER_401 = {"success": False, "errors": [{"code": "unauthorized", "message": "401 Unauthorized"}]}
 CONTEXT_401 = {"success": False, "errors": [{"code": "unauthorized", "message": "Unauthorized"}]}
@@ -65,16 +66,11 @@ class ApiError(Exception):
         return cls(status, error_body(family, message, code=code, field=field))
 
 
-#: ``json.dumps(body, separators=(",", ":"))``, with its encoder made once (a ``json.dumps``
-#: with options builds a new encoder per call)
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def encode(body: Any) -> bytes:
     """Compact JSON bytes (str bodies are sent as they are, for plain-text gateway answers)."""
     if isinstance(body, (bytes, str)):
         return body.encode() if isinstance(body, str) else body
-    return _compact(body).encode()
+    return dumps(body)
 
 
 def content_type(body: Any) -> bytes:

@@ -26,7 +26,6 @@ object) or 422 (refused). It is the test and demo control panel, not part of vci
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from starlette.routing import Route
 from . import payment_requests, render, seed
 from .client_packages import default_valid_until, new_client_package_doc
 from .instance import Sandbox
+from .jsontext import loads
 from .values import new_uid, parse_date, parse_int
 
 KINDS = {"packages": "package", "client_packages": "client_package", "clients": "client",
@@ -54,7 +54,7 @@ async def _body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except ValueError:
         raise OperatorError(400, "body is not valid JSON") from None
     if not isinstance(value, dict):

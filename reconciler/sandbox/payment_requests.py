@@ -66,8 +66,9 @@ def opens_request(behaviour: Any, amount: Any) -> bool:
 
 def open_for(tx: Transaction, clock: Clock, doc: dict[str, Any], business_id: str) -> dict[str, Any]:
     """Insert the payment request of the new client package ``doc`` (linked both ways: ``doc``'s
-    ``payment_request_id`` is set to its uid before ``doc`` itself is inserted)."""
-    stamp = clock.stamp_ms()
+    ``payment_request_id`` is set to its uid before ``doc`` itself is inserted), opened at the
+    moment ``doc`` was made."""
+    stamp = doc["created_at"]
     uid = new_uid()
     request = {
         "id": uid, "business_id": business_id, "client_uid": doc.get("client_id"),

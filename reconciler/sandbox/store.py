@@ -2,8 +2,9 @@
 
 Every object (directory, business, staff, service, client, product, package, client_package,
 payment_status, payment_request) is one row of `objects`: its UID, its kind, the business it belongs to, and a JSON
-document holding its fields. Documents keep the values as the sandbox stores them; `render` turns
-them into the API's shapes (strings for numbers and so on). Bearer tokens are rows of `tokens`.
+document holding its fields (its text: `jsontext.dumps`, keys sorted). Documents keep the values as
+the sandbox stores them; `render` turns them into the API's shapes (strings for numbers and so on).
+Bearer tokens are rows of `tokens`.
 
 Connections are per thread (sqlite3 objects must stay on their thread); the ASGI app runs its
 handlers on the event loop thread, so a served sandbox uses one connection for all requests.
@@ -21,13 +22,14 @@ The fsyncs cost ~20 us of CPU per create and stalled the event loop (bench/bench
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .jsontext import dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -55,9 +57,10 @@ KINDS = (
 #: create of a client package reads its client and its package, and rarely changes either
 CACHED_KINDS = frozenset({"business", "client", "package"})
 
-#: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``, with its encoder made once (a
-#: ``json.dumps`` with options builds a new encoder per call)
-_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+def _dumps(doc: dict[str, Any]) -> str:
+    """A document's stored text: ``json.dumps(doc, separators=(",", ":"), sort_keys=True)``."""
+    return dumps(doc, sort_keys=True).decode("ascii")
 
 
 def _commit(conn: sqlite3.Connection) -> None:
@@ -100,7 +103,7 @@ class Transaction:
         row = self._conn.execute(
             "SELECT doc FROM objects WHERE id = ? AND kind = ?", (uid, kind)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def add_token(self, token: str, kind: str, owner_id: str) -> None:
         self.touches_cache = True
@@ -206,7 +209,7 @@ class Store:
         row = self.conn().execute(
             "SELECT doc FROM objects WHERE id = ? AND kind = ?", (uid, kind)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def get_in(self, kind: str, uid: str, business_id: str) -> dict[str, Any] | None:
         """The object only if it belongs to `business_id` (isolation between businesses)."""
@@ -214,7 +217,7 @@ class Store:
             "SELECT doc FROM objects WHERE id = ? AND kind = ? AND business_id = ?",
             (uid, kind, business_id),
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def cached_in(self, kind: str, uid: str, business_id: str) -> dict[str, Any] | None:
         """`get_in` of a kind of CACHED_KINDS, from this connection's read cache when it holds
@@ -243,7 +246,7 @@ class Store:
                 "ORDER BY seq LIMIT ? OFFSET ?",
                 (kind, business_id, limit, offset),
             )
-        return [json.loads(row[0]) for row in rows]
+        return [loads(row[0]) for row in rows]
 
     def select(self, kind: str, business_id: str, where: list[str], params: list[Any], order: str,
                limit: int = -1, offset: int = 0) -> list[dict[str, Any]]:
@@ -254,7 +257,7 @@ class Store:
             f"SELECT doc FROM objects WHERE kind = ? AND business_id = ?{clause} ORDER BY {order} LIMIT ? OFFSET ?",
             (kind, business_id, *params, limit, offset),
         )
-        return [json.loads(row[0]) for row in rows]
+        return [loads(row[0]) for row in rows]
 
     def count(self, kind: str, business_id: str) -> int:
         row = self.conn().execute(

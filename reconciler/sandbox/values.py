@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import os
 import string
 import threading
@@ -103,6 +104,12 @@ def parse_int(value: Any) -> int | None:
 
 def money(value: Any) -> str:
     """Money as the API prints it: Ruby's BigDecimal#to_s style, always with a decimal point."""
+    if type(value) in _RECALLED:  # each answer prints the same few prices again
+        return _money_recalled(value)
+    return _money(value)
+
+
+def _money(value: Any) -> str:
     number = parse_decimal(value)
     if number is None:
         number = Decimal(0)
@@ -112,12 +119,25 @@ def money(value: Any) -> str:
 
 def plain_number(value: Any) -> int | float:
     """A JSON number: integral values as int (`100`), others as float (`100.5`)."""
+    if type(value) in _RECALLED:
+        return _plain_number_recalled(value)
+    return _plain_number(value)
+
+
+def _plain_number(value: Any) -> int | float:
     number = parse_decimal(value)
     if number is None:
         return 0
     if number == number.to_integral_value():
         return int(number)
     return float(number)
+
+
+#: the exact types whose values `money` and `plain_number` remember (pure functions of them; the
+#: type is part of the key, so that ``1``, ``1.0`` and ``True`` are never taken for each other)
+_RECALLED = frozenset({str, int})
+_money_recalled = functools.lru_cache(maxsize=4096, typed=True)(_money)
+_plain_number_recalled = functools.lru_cache(maxsize=4096, typed=True)(_plain_number)
 
 
 def count_text(value: Any) -> str:
@@ -139,6 +159,7 @@ def parse_date(value: Any) -> dt.date | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function, asked the same (today, 6, "m") by each create
 def add_period(start: dt.date, amount: int, unit: str) -> dt.date:
     """`start` plus `amount` days/weeks/months/years (`unit` in d, w, m, y; month ends clamp)."""
     unit = unit.lower()
