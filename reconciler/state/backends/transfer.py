@@ -6,8 +6,9 @@ destination holds another state (another lineage), a newer serial, or the same s
 content (two histories that diverged), or a newer serial that does not know an object the
 destination records (a client package id tracked or archived there, or a create still pending
 there): two histories that diverged after their last copy, where copying would make the state
-forget a sale.  It does nothing when the destination already holds the same state.  What a backend file or row held before is kept as its backup (``.backup`` /
-the row's ``previous`` column).
+forget a sale.  It does nothing when the destination already holds the same state.  What a
+backend file or row held before is kept as its backup (``.backup`` / the row's ``previous``
+column).
 """
 
 from __future__ import annotations
