@@ -61,9 +61,50 @@ def open_business(target: Target, paths: Sequence[str | Path], *, state_path: st
     config = state_config(paths, target_name=target.name, backend=state_backend, dsn_env=state_dsn_env, cwd=cwd)
     if config.is_local:
         store = StateStore.locate(paths, state_path)
+        if state_path is None:
+            _refuse_a_state_beside_an_enclosing_one(store, paths)
     else:
         store = open_backend(config, target=TargetRef.of(target), state_path=state_path, env=dict(env))
     return OpenBusiness(target, store, concurrency=concurrency, rate=rate, embedded=embedded)
+
+
+def _refuse_a_state_beside_an_enclosing_one(store: Any, paths: Sequence[str | Path]) -> None:
+    """A local state is found next to the *first* manifest path: ``plan manifests/clients`` (a
+    plan over one sub-folder) or ``plan manifests/clients manifests/catalog.yaml`` would start
+    from an empty ``manifests/clients/.reconciler/state.json`` while ``manifests/.reconciler``
+    records what was sold: a blank slate (nothing tracked, so every client package a create,
+    stopped only by the second memory where the target serves it), and whatever the run creates
+    recorded where the next full plan does not look.  So when the state beside the paths does
+    not exist but one does in a folder holding any of them, the run is refused, naming it."""
+    from reconciler.core.errors import ConfigError
+    from reconciler.state.store import STATE_DIR
+
+    if store.exists() or store.backup_path.exists():
+        return
+    own = store.path.parent.absolute()
+    seen: set[Path] = set()
+    for path in paths or ("manifests",):
+        folder = Path(path).absolute()
+        for above in (folder, *folder.parents):
+            candidate = above / STATE_DIR / store.path.name
+            if above in seen or candidate.parent == own:
+                continue
+            seen.add(above)
+            if candidate.is_file() or candidate.with_name(candidate.name + ".backup").is_file():
+                shown = _shown(candidate)
+                raise ConfigError(
+                    f"no state at {_shown(store.path)}, but {shown} holds one for a folder that contains these "
+                    "manifests: this run would start from an empty state (the state is looked for next to the "
+                    "first path), knowing nothing of what that one records; nothing was read or written",
+                    hint=f"Use that state: add '--state {shown}' (a plan over some paths touches only them), or give "
+                         "the folder that holds it first. Pass --state to start a separate state on purpose.")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def open_client(target: Target, *, concurrency: int | None = None, rate: float | None = None,

@@ -104,7 +104,8 @@ def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace
     desired, selection = scoped(load_manifests(paths_l), patterns)
     biz = open_business(kw, paths_l, state_path)
     target, store = biz.target, biz.store
-    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients,
+                         store=store)
     safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:
