@@ -210,6 +210,45 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
     return list(await asyncio.gather(*(one(b) for b in businesses)))
 
 
+def shared_targets(businesses: Sequence[Business], *, cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The folders whose target names the same business (gateway URL and business id) as another
+    folder's: folder name -> why it is refused.  Two folders of one business are two states, each
+    blind to what the other sold: ``apply --all`` ran them side by side and both sold every client
+    package of a copied folder (a folder copied to rename it, a target.toml pasted).  Folders whose
+    target cannot be read are left to report that in their own row."""
+    from reconciler.state.store import TargetRef
+
+    by_business: dict[TargetRef, list[str]] = {}
+    for b in businesses:
+        try:
+            ref = TargetRef.of(folder_target(b, cwd=cwd, env=env))
+        except ReconcilerError:
+            continue
+        by_business.setdefault(ref, []).append(b.name)
+    refused = {}
+    for ref, names in by_business.items():
+        if len(names) > 1:
+            for name in names:
+                others = ", ".join(n for n in names if n != name)
+                refused[name] = (f"folder {name} targets {ref.describe()}, as folder(s) {others} do: two states for "
+                                 "one business, each blind to what the other sells (applied together, both would "
+                                 "bill the same clients); nothing was done for it. Keep one folder per business: "
+                                 "remove the copy, or give it its own business's target")
+    return refused
+
+
+def refusing(work: Callable[[Business], Awaitable[Outcome]],
+             refused: Mapping[str, str]) -> Callable[[Business], Awaitable[Outcome]]:
+    """``work``, except for the ``refused`` folders, whose row is an error saying why."""
+
+    async def guarded(b: Business) -> Outcome:
+        if b.name in refused:
+            raise ConfigError(refused[b.name])
+        return await work(b)
+
+    return guarded
+
+
 # --- the per-business work ----------------------------------------------------------------------
 
 
