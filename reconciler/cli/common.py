@@ -33,7 +33,8 @@ def state_config(kw: dict[str, Any], paths: list[str] | None, target: Target | N
                       dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd())
 
 
-def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) -> OpenBusiness:
+def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None, *,
+                  writes: bool = False) -> OpenBusiness:
     """The business a command works on (``reconciler.business.open``): the target the flags in
     ``kw`` choose (see :func:`resolve`), its state store, and its client with the run's limits
     and the embedded sandbox wired in.  Pops the target, state and limit flags from ``kw``."""
@@ -43,7 +44,8 @@ def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) 
     target = resolve(kw, paths)
     return opened(target, paths, state_path=state_path, state_backend=kw.pop("state_backend", None),
                   state_dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd(), env=os.environ,
-                  concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport)
+                  concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport,
+                  writes=writes)
 
 
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Target:

@@ -305,7 +305,7 @@ def _open(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness, Any]:
     return desired, biz, state
 
 
-def open_business(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness]:
+def open_business(b: Business, opts: WorkOptions, *, writes: bool = False) -> tuple[Any, OpenBusiness]:
     """A business folder's manifests, and the business opened with its own target
     (:func:`folder_target`) as every command opens one (:mod:`reconciler.business.open`)."""
     from reconciler.business.open import open_business as opened
@@ -315,4 +315,4 @@ def open_business(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness]:
     desired = load_manifests([b.path])
     return desired, opened(target, [b.path], state_backend=opts.state_backend, state_dsn_env=opts.state_dsn_env,
                            cwd=opts.cwd, env=opts.env, concurrency=opts.concurrency, rate=opts.rate,
-                           embedded=opts.embedded)
+                           embedded=opts.embedded, writes=writes)
