@@ -609,7 +609,7 @@ class _Builder:
         ``siblings`` rule), and drop what was planned for them."""
         tracked = siblings.tracked_sales(self.new, self.kept, self.state, self.d.client_packages.values(),
                                          subjects=self.subjects, leaving=self.leaving, moved_from=self.moved_from,
-                                         repeats=self.repeats)
+                                         repeats=self.repeats, partial=self.o.partial)
         problems = siblings.refusals(self.new, self.kept + tracked, self._where)
         if not problems:
             return

@@ -60,6 +60,8 @@ class NewObject:
     note: str = ""  # "": new in this plan
     #: a kept sale whose manifest leaves in this plan (a new object beside it may be it, renamed)
     renamed: bool = False
+    #: a kept sale tracked outside the paths (or ``--only``) of a partial plan: its manifest unread
+    outside: bool = False
 
 
 #: The identity fields a client-package manifest may leave out (``identity.CLIENT_FIELDS`` less the key).
@@ -142,7 +144,7 @@ def refusals(new: Iterable[NewObject], kept: Iterable[NewObject],
 
 def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Mapping[str, Any],
                   docs: Iterable[Any], *, subjects: Mapping[str, tuple[str, str]], leaving: Container[str],
-                  moved_from: Container[str], repeats: Container[str]) -> list[NewObject]:
+                  moved_from: Container[str], repeats: Container[str], partial: bool = False) -> list[NewObject]:
     """The sales the state holds for the clients and catalog packages of the ``new`` objects, as
     kept sales: a record tracked at another address (``state``: address -> record) whose manifest
     (``docs``, resolved to ``subjects``) does not say ``repeat_purchase``, with the identity *its
@@ -150,7 +152,9 @@ def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Ma
     ``price: 500`` copy is refused as it was on the first plan that created both, not only while
     the record's own values equal the copy's); and a record whose manifest left in this plan
     (``leaving``, not taken over by a rename), as the sale of its client and catalog package
-    whatever the new object declares.  Addresses already ``kept`` are not repeated."""
+    whatever the new object declares; in a ``partial`` plan, a record tracked outside its paths
+    (whose manifest it does not read) the same way, so that once either copy is created, no later
+    plan, partial or not, creates the other.  Addresses already ``kept`` are not repeated."""
     keys = {obj.key for obj in new if not obj.repeat}
     if not keys:
         return []
@@ -166,12 +170,14 @@ def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Ma
             if subject is not None and subject in keys:
                 out.append(NewObject(address, subject, ident.desired_client(doc.spec, *subject),
                                      note=f"tracked as {record.id}"))
-        elif address in leaving and address not in moved_from:
+        elif partial or (address in leaving and address not in moved_from):
             subject = (str(record.applied.get("client_id")), str(record.applied.get("package_id")))
-            if subject in keys:
-                out.append(NewObject(address, subject, {"client_id": subject[0], "package_id": subject[1]},
-                                     note=f"whose manifest leaves in this plan ({record.id} is archived and stays "
-                                          "in vcita)", renamed=True))
+            if subject not in keys:
+                continue
+            note = (f"tracked as {record.id} outside the paths of this plan" if partial else
+                    f"whose manifest leaves in this plan ({record.id} is archived and stays in vcita)")
+            out.append(NewObject(address, subject, {"client_id": subject[0], "package_id": subject[1]},
+                                 note=note, renamed=not partial, outside=partial))
     return out
 
 
@@ -196,7 +202,10 @@ def _problem(obj: NewObject, found: list[list[NewObject]], where: Callable[[str]
     gone = [s.address for s in first if s.renamed]
     repeat = ("If a second payment request is intended (a renewal, a repeat purchase), add 'repeat_purchase: "
               f"true' to the copy's spec ({obj.address})")
-    if gone and len(gone) == len(first):  # only a record whose manifest leaves: nothing to tell apart
+    if all(s.outside for s in first):  # only records whose manifests this plan did not read
+        hint = (f"Plan all the manifests: {obj.address} is then compared with what the manifest of "
+                f"{first[0].address} declares (a valid_from or price there may tell them apart). {repeat}.")
+    elif gone and len(gone) == len(first):  # only a record whose manifest leaves: nothing to tell apart
         hint = (f"If it is {gone[0]} renamed with a new price or valid_from (a replacement: a new payment "
                 f"request, the old package stays in vcita), run 'reconciler state mv {gone[0]} {obj.address}', "
                 f"then plan with --allow-replace. {repeat}.")

@@ -91,3 +91,31 @@ def test_a_rename_with_a_new_price_is_refused_unless_replaced_or_declared_a_furt
     assert code == 0, out + err
     amounts = Counter(cp["amount"] for cp in _alice(operator, demo))
     assert amounts == Counter({540: 1, 500: 1}), amounts
+
+
+def test_a_priced_copy_is_refused_by_partial_plans_too(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """README: whichever copy is created first, the other is refused by every later plan, partial
+    or not.  A partial plan does not read the manifest of a record outside its paths, so that
+    record is the sale of its client and catalog package at any price: planning all the manifests
+    compares the copy with what that manifest declares."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    tracked = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    package = _state(workdir)["resources"]["catalog_package.piano-10"]["id"]
+    (workdir / "manifests" / "alice-2.yaml").write_text(
+        COPY.removeprefix("---\n").replace("package: piano-10", f"package: {{id: {package}}}"))
+    for args in (("apply", "--auto-approve", "manifests/alice-2.yaml"),
+                 ("apply", "--auto-approve", "--only", "client_package.alice-piano-2")):
+        code, out, err = cli(*args)
+        text = out + err
+        assert code == 1, (args, text)
+        assert f"as client_package.alice-piano, tracked as {tracked} outside the paths of this plan" in text \
+            or f"(manifests/client-packages.yaml:5), tracked as {tracked} outside the paths of this plan" in text, text
+        assert "Plan all the manifests" in text
+    assert len(_alice(operator, demo)) == 1
+    # the price declared on the original tells them apart: two sales, as declared
+    clients = workdir / "manifests" / "client-packages.yaml"
+    clients.write_text(clients.read_text().replace(ORIGINAL, ORIGINAL + "  price: 540\n"))
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert sorted(cp["amount"] for cp in _alice(operator, demo)) == [500, 540]
