@@ -102,9 +102,10 @@ def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace
     paths_l = manifest_paths(paths)
     patterns = saved.only if saved is not None else tuple(only)
     desired, selection = scoped(load_manifests(paths_l), patterns)
-    biz = open_business(kw, paths_l, state_path)
+    biz = open_business(kw, paths_l, state_path, writes=True)
     target, store = biz.target, biz.store
-    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients,
+                         store=store)
     safety["partial"] = safety["partial"] or bool(patterns)
     interactive = sys.stdin.isatty()
     if saved is None and not auto_approve and not interactive:

@@ -33,7 +33,8 @@ def state_config(kw: dict[str, Any], paths: list[str] | None, target: Target | N
                       dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd())
 
 
-def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) -> OpenBusiness:
+def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None, *,
+                  writes: bool = False) -> OpenBusiness:
     """The business a command works on (``reconciler.business.open``): the target the flags in
     ``kw`` choose (see :func:`resolve`), its state store, and its client with the run's limits
     and the embedded sandbox wired in.  Pops the target, state and limit flags from ``kw``."""
@@ -43,7 +44,8 @@ def open_business(kw: dict[str, Any], paths: list[str], state_path: str | None) 
     target = resolve(kw, paths)
     return opened(target, paths, state_path=state_path, state_backend=kw.pop("state_backend", None),
                   state_dsn_env=kw.pop("state_dsn_env", None), cwd=Path.cwd(), env=os.environ,
-                  concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport)
+                  concurrency=kw.pop("concurrency", None), rate=kw.pop("rate", None), embedded=embedded_transport,
+                  writes=writes)
 
 
 def resolve(kw: dict[str, Any], paths: list[str] | None = None) -> Target:
@@ -136,15 +138,32 @@ def scoped(desired: Any, only: Sequence[str]) -> tuple[Any, dict[str, Any]]:
 
 
 def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | None,
-                confirm_new_business: bool, checked_clients: Sequence[str] = ()) -> dict[str, Any]:
-    """make_plan's safety arguments: the scope (a file among the paths makes the plan partial),
-    the history guard, the payment-request limit and the clients a person vouched for."""
+                confirm_new_business: bool, checked_clients: Sequence[str] = (), *,
+                store: Any = None) -> dict[str, Any]:
+    """make_plan's safety arguments: the scope (a file among the paths makes the plan partial, and
+    so do folders inside the one whose ``.reconciler/`` holds ``store``'s state file), the history
+    guard, the payment-request limit and the clients a person vouched for."""
     limit = max_payment_requests
     if limit is None and not target.embedded:
         limit = DEFAULT_MAX_PAYMENT_REQUESTS
-    return {"partial": any(Path(p).is_file() for p in paths),
+    return {"partial": any(Path(p).is_file() for p in paths) or _inside_the_state_folder(paths, store),
             "history_guard": (not target.embedded) and not confirm_new_business,
             "max_payment_requests": limit, "checked_clients": frozenset(checked_clients)}
+
+
+def _inside_the_state_folder(paths: Sequence[str], store: Any) -> bool:
+    """Whether every manifest folder of the run lies strictly inside the folder the state belongs
+    to (``manifests/clients`` with ``--state manifests/.reconciler/state.json``): the plan covers
+    part of that folder's manifests, so a tracked object declared elsewhere in it is left alone,
+    not archived as if it had left the manifests."""
+    from reconciler.state.store import STATE_DIR
+
+    state_file = getattr(store, "path", None)
+    if not isinstance(state_file, Path) or state_file.parent.name != STATE_DIR or not paths:
+        return False
+    home = state_file.parent.parent.absolute()
+    folders = [Path(p).absolute() for p in paths]
+    return all(home in folder.parents for folder in folders)
 
 
 @contextlib.contextmanager

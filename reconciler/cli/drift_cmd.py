@@ -71,7 +71,7 @@ def drift(obj: Any, /, paths: tuple[str, ...], fmt: str, out: str | None, write_
         raise ConfigError("--only selects what --write-back accepts; add --write-back")
     paths_l = manifest_paths(paths)
     desired = load_manifests(paths_l)
-    biz = open_business(kw, paths_l, state_path)
+    biz = open_business(kw, paths_l, state_path, writes=write_back)
     target, store = biz.target, biz.store
 
     def load() -> State:

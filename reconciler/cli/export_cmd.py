@@ -40,7 +40,7 @@ def export(obj: Any, /, out_dir: str, force: bool, skip_tracked: bool, schema_re
     from reconciler.refresh.full import target_ref
 
     out = Path(out_dir)
-    biz = open_business(kw, [str(out)], state_path)
+    biz = open_business(kw, [str(out)], state_path, writes=True)
     target, store = biz.target, biz.store
     ref = schema_ref or ex.schema_ref_for(out, Path.cwd())
 

@@ -47,12 +47,14 @@ def run_fleet_command(obj: Any, command: str, paths: tuple[str, ...], *, fmt: st
     everyone = fleet.discover(root)
     selected = fleet.select(everyone, chosen)
     opts = _work_options(kw)
-    work = fleet.drift_business if command == "drift" else fleet.plan_business
+    work: Any = functools.partial(fleet.drift_business if command == "drift" else fleet.plan_business, opts=opts)
+    if command == "plan":  # a fleet plan of two folders of one business is refused before it is applied
+        work = fleet.refusing(work, fleet.shared_targets(everyone, cwd=opts.cwd, env=opts.env))
     from reconciler.cli.progress import Spinner
 
     spinner = Spinner(obj.console)
     with spinner.showing(f"{command} --all"):
-        outcomes = run_async(fleet.run_all(selected, functools.partial(work, opts=opts), jobs=jobs,
+        outcomes = run_async(fleet.run_all(selected, work, jobs=jobs,
                                            progress=spinner, phase=f"{command} --all"))
     codes = [exit_codes.for_business(command, o.status, detailed=detailed_exitcode) for o in outcomes]
     code = exit_codes.worst(codes, command)
@@ -126,11 +128,14 @@ def run_fleet_apply(obj: Any, paths: tuple[str, ...], *, saved: str | None, fmt:
 
     spinner = Spinner(obj.console)
 
+    # every folder of the root, not only this shard's: another machine applies the others meanwhile
+    refused = fleet.shared_targets(everyone, cwd=opts.cwd, env=opts.env)
+
     async def main() -> list[Outcome]:
         with stopping_on_signals(stop, caught, "apply --all"):
             return await fleet.run_all(
-                selected, lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), jobs=jobs,
-                progress=spinner, phase="apply --all")
+                selected, fleet.refusing(lambda b: apply_business(b, opts, how, stop, plans.get(b.name)), refused),
+                jobs=jobs, progress=spinner, phase="apply --all")
 
     with spinner.showing("apply --all"):
         outcomes = run_async(main())

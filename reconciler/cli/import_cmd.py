@@ -74,7 +74,7 @@ def _with_state(manifests: tuple[str, ...], state_path: str | None, kw: dict[str
 
     paths = manifest_paths(manifests)
     desired = load_manifests(paths)
-    biz = open_business(kw, paths, state_path)
+    biz = open_business(kw, paths, state_path, writes=True)
     target, store = biz.target, biz.store
     with store.lock("import"):
         state = store.load()

@@ -84,7 +84,8 @@ def plan(obj: Any, /, paths: tuple[str, ...], out: str | None, fmt: str, detaile
     state = store.load()
     store.check_target(state, target_ref(target))
 
-    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients)
+    safety = plan_safety(paths_l, target, max_payment_requests, confirm_new_business, checked_clients,
+                         store=store)
     from reconciler.cli.progress import Spinner
 
     spinner = Spinner(obj.console, enabled=None if not no_refresh else False)

@@ -20,6 +20,7 @@ more, and businesses not started yet are not started.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
         return Outcome(b.name, str(b.path), status="not started", error=stop.reason)
     if isinstance(saved, str):
         return Outcome(b.name, str(b.path), status="error", error=saved)
-    desired, biz = await asyncio.to_thread(open_business, b, opts)
+    desired, biz = await asyncio.to_thread(functools.partial(open_business, b, opts, writes=True))
     target, store = biz.target, biz.store
     lock = store.lock("apply --all")
     await asyncio.to_thread(lock.acquire)

@@ -210,6 +210,45 @@ async def run_all(businesses: Sequence[Business], work: Callable[[Business], Awa
     return list(await asyncio.gather(*(one(b) for b in businesses)))
 
 
+def shared_targets(businesses: Sequence[Business], *, cwd: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The folders whose target names the same business (gateway URL and business id) as another
+    folder's: folder name -> why it is refused.  Two folders of one business are two states, each
+    blind to what the other sold: ``apply --all`` ran them side by side and both sold every client
+    package of a copied folder (a folder copied to rename it, a target.toml pasted).  Folders whose
+    target cannot be read are left to report that in their own row."""
+    from reconciler.state.store import TargetRef
+
+    by_business: dict[TargetRef, list[str]] = {}
+    for b in businesses:
+        try:
+            ref = TargetRef.of(folder_target(b, cwd=cwd, env=env))
+        except ReconcilerError:
+            continue
+        by_business.setdefault(ref, []).append(b.name)
+    refused = {}
+    for ref, names in by_business.items():
+        if len(names) > 1:
+            for name in names:
+                others = ", ".join(n for n in names if n != name)
+                refused[name] = (f"folder {name} targets {ref.describe()}, as folder(s) {others} do: two states for "
+                                 "one business, each blind to what the other sells (applied together, both would "
+                                 "bill the same clients); nothing was done for it. Keep one folder per business: "
+                                 "remove the copy, or give it its own business's target")
+    return refused
+
+
+def refusing(work: Callable[[Business], Awaitable[Outcome]],
+             refused: Mapping[str, str]) -> Callable[[Business], Awaitable[Outcome]]:
+    """``work``, except for the ``refused`` folders, whose row is an error saying why."""
+
+    async def guarded(b: Business) -> Outcome:
+        if b.name in refused:
+            raise ConfigError(refused[b.name])
+        return await work(b)
+
+    return guarded
+
+
 # --- the per-business work ----------------------------------------------------------------------
 
 
@@ -266,7 +305,7 @@ def _open(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness, Any]:
     return desired, biz, state
 
 
-def open_business(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness]:
+def open_business(b: Business, opts: WorkOptions, *, writes: bool = False) -> tuple[Any, OpenBusiness]:
     """A business folder's manifests, and the business opened with its own target
     (:func:`folder_target`) as every command opens one (:mod:`reconciler.business.open`)."""
     from reconciler.business.open import open_business as opened
@@ -276,4 +315,4 @@ def open_business(b: Business, opts: WorkOptions) -> tuple[Any, OpenBusiness]:
     desired = load_manifests([b.path])
     return desired, opened(target, [b.path], state_backend=opts.state_backend, state_dsn_env=opts.state_dsn_env,
                            cwd=opts.cwd, env=opts.env, concurrency=opts.concurrency, rate=opts.rate,
-                           embedded=opts.embedded)
+                           embedded=opts.embedded, writes=writes)

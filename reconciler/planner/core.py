@@ -620,7 +620,10 @@ class _Builder:
     def second_sales(self) -> None:
         """Refuse the new client-package objects that are a second sale of a sibling's (the
         ``siblings`` rule), and drop what was planned for them."""
-        problems = siblings.refusals(self.new, self.kept, self._where)
+        tracked = siblings.tracked_sales(self.new, self.kept, self.state, self.d.client_packages.values(),
+                                         subjects=self.subjects, leaving=self.leaving, moved_from=self.moved_from,
+                                         repeats=self.repeats, partial=self.o.partial)
+        problems = siblings.refusals(self.new, self.kept + tracked, self._where)
         if not problems:
             return
         refused = {p.address for p in problems}

@@ -17,7 +17,11 @@ does against a record.
 The sales a plan cannot refuse come first (*kept*), each only without ``repeat_purchase``: an
 object that takes a record over in this plan (its sale is the record's, whose identity is then
 compared), one whose client package is replaced (``replace required``: a new client package of
-the identity it declares), and one whose earlier create's outcome is unknown (it may exist).
+the identity it declares), one whose earlier create's outcome is unknown (it may exist), one
+tracked at another address (with the identity its manifest declares, so that the verdict does
+not change once the sale is created and its record holds every value), and a record whose
+manifest leaves in this plan (the sale of its client and catalog package at any price or date: a
+rename with a new price is a replacement or a further sale, never a silent second one).
 Then, in sorted address order, each new object without ``repeat_purchase: true`` that is
 compatible with a kept sale or with an earlier new one already kept is refused, naming them (the
 first is the sale; a copy needs ``repeat_purchase: true``, or a ``valid_from`` / price that tells
@@ -34,7 +38,7 @@ another address) and is refused then; no order of partial plans creates both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +58,10 @@ class NewObject:
     repeat: bool = False
     #: how a message names it beside its address
     note: str = ""  # "": new in this plan
+    #: a kept sale whose manifest leaves in this plan (a new object beside it may be it, renamed)
+    renamed: bool = False
+    #: a kept sale tracked outside the paths (or ``--only``) of a partial plan: its manifest unread
+    outside: bool = False
 
 
 #: The identity fields a client-package manifest may leave out (``identity.CLIENT_FIELDS`` less the key).
@@ -134,6 +142,45 @@ def refusals(new: Iterable[NewObject], kept: Iterable[NewObject],
     return problems
 
 
+def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Mapping[str, Any],
+                  docs: Iterable[Any], *, subjects: Mapping[str, tuple[str, str]], leaving: Container[str],
+                  moved_from: Container[str], repeats: Container[str], partial: bool = False) -> list[NewObject]:
+    """The sales the state holds for the clients and catalog packages of the ``new`` objects, as
+    kept sales: a record tracked at another address (``state``: address -> record) whose manifest
+    (``docs``, resolved to ``subjects``) does not say ``repeat_purchase``, with the identity *its
+    manifest declares* (``alice-piano`` without a price is the sale of every price, so a new
+    ``price: 500`` copy is refused as it was on the first plan that created both, not only while
+    the record's own values equal the copy's); and a record whose manifest left in this plan
+    (``leaving``, not taken over by a rename), as the sale of its client and catalog package
+    whatever the new object declares; in a ``partial`` plan, a record tracked outside its paths
+    (whose manifest it does not read) the same way, so that once either copy is created, no later
+    plan, partial or not, creates the other.  Addresses already ``kept`` are not repeated."""
+    keys = {obj.key for obj in new if not obj.repeat}
+    if not keys:
+        return []
+    seen = {obj.address for obj in kept}
+    declared = {doc.address: doc for doc in docs}
+    out = []
+    for address, record in state.items():
+        if record.kind != "ClientPackage" or address in seen or address in repeats:
+            continue
+        doc = declared.get(address)
+        if doc is not None:
+            subject = subjects.get(address)
+            if subject is not None and subject in keys:
+                out.append(NewObject(address, subject, ident.desired_client(doc.spec, *subject),
+                                     note=f"tracked as {record.id}"))
+        elif partial or (address in leaving and address not in moved_from):
+            subject = (str(record.applied.get("client_id")), str(record.applied.get("package_id")))
+            if subject not in keys:
+                continue
+            note = (f"tracked as {record.id} outside the paths of this plan" if partial else
+                    f"whose manifest leaves in this plan ({record.id} is archived and stays in vcita)")
+            out.append(NewObject(address, subject, {"client_id": subject[0], "package_id": subject[1]},
+                                 note=note, renamed=not partial, outside=partial))
+    return out
+
+
 def _at(address: str, where: Callable[[str], str | None]) -> str:
     loc = where(address)
     return f"{address} ({loc})" if loc else address
@@ -152,10 +199,20 @@ def _problem(obj: NewObject, found: list[list[NewObject]], where: Callable[[str]
         named[-1] += f" (and {more} more)"
     names = "; ".join(named)
     loc = where(obj.address)
+    gone = [s.address for s in first if s.renamed]
+    repeat = ("If a second payment request is intended (a renewal, a repeat purchase), add 'repeat_purchase: "
+              f"true' to the copy's spec ({obj.address})")
+    if all(s.outside for s in first):  # only records whose manifests this plan did not read
+        hint = (f"Plan all the manifests: {obj.address} is then compared with what the manifest of "
+                f"{first[0].address} declares (a valid_from or price there may tell them apart). {repeat}.")
+    elif gone and len(gone) == len(first):  # only a record whose manifest leaves: nothing to tell apart
+        hint = (f"If it is {gone[0]} renamed with a new price or valid_from (a replacement: a new payment "
+                f"request, the old package stays in vcita), run 'reconciler state mv {gone[0]} {obj.address}', "
+                f"then plan with --allow-replace. {repeat}.")
+    else:
+        hint = f"{repeat}; otherwise declare valid_from (or price) to tell them apart, or remove the copy."
     return Problem(
         address=obj.address, severity="error",
         message=(f"{'declared at ' + loc + ': ' if loc else ''}the same {what} as {names}: a second sale of this "
                  "package to this client"),
-        hint=(f"If a second payment request is intended (a renewal, a repeat purchase), add 'repeat_purchase: "
-              f"true' to the copy's spec ({obj.address}); otherwise declare valid_from (or price) to tell them "
-              "apart, or remove the copy."))
+        hint=hint)

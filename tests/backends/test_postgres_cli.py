@@ -82,7 +82,7 @@ def test_push_and_pull_never_overwrite_a_newer_serial(pg_env: str, cli: CLI, wor
     assert db.load() == local
     assert "already holds this state" in cli("state", "push", "--state-backend", "postgres")[1]
     # the database moves on (a run with the postgres backend): pushing the old file is refused
-    db.write(db.load().without(sorted(local.resources)[0]), expected_serial=local.serial)
+    db.write(db.load().archive(sorted(local.resources)[0], "test"), expected_serial=local.serial)
     code, out, err = cli("state", "push", "--state-backend", "postgres")
     assert code == 1 and "is newer (serial" in err and "nothing was written" in err
     assert db.load().serial == local.serial + 1
