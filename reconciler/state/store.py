@@ -34,7 +34,7 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -478,6 +478,7 @@ class StateStore:
                     "refusing to write a new one over whatever happened",
                     hint="Find out who moved or deleted it, and restore it (or its .backup) before running again.",
                 )
+            self._keep_orphaned_backup()
         else:
             if self._written is not None and self._written[0] == current:
                 lineage, serial = self._written[1], self._written[2]
@@ -518,6 +519,26 @@ class StateStore:
                              "the state on disk is the one before this write",
                              hint="Free disk space or fix permissions, then run again.") from None
         return new
+
+    def _keep_orphaned_backup(self) -> None:
+        """A new state file is about to be written where a backup is left without its state (the
+        state was deleted or lost): the backup may be the last record of what reconciler created,
+        and the new state's next write would put its own first version in its place.  It is moved
+        aside, never overwritten, as ``<name>.backup.orphaned-<UTC time>`` (the commands refuse to
+        write in this case before coming here; this keeps it whoever writes)."""
+        backup = self.backup_path
+        if backup.is_symlink() or not backup.is_file():
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = backup.with_name(f"{backup.name}.orphaned-{stamp}")
+        try:
+            os.rename(backup, aside)
+        except OSError as e:
+            raise StateError(f"cannot move the backup {backup}, left without its state, aside before writing a new "
+                             f"state: {e.strerror or e}; nothing was written",
+                             hint=f"Restore the state from it ('cp {backup} {self.path}') or move it aside yourself."
+                             ) from None
+        log.warning("the backup %s had no state file beside it: kept as %s", backup, aside)
 
     def check_target(self, state: State, target: TargetRef) -> None:
         """StateError when ``state`` belongs to another gateway URL or business id than

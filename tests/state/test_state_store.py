@@ -262,3 +262,27 @@ def test_unwritable_places_are_state_errors(tmp_path: Path) -> None:
         Journal(tmp_path / "file").open_intent("client_package.a", "ClientPackage", "d", {})
     with pytest.raises(StateError, match="cannot read the state lock"):
         unlock(tmp_path / "file", "abcd")
+
+
+def test_a_backup_left_without_its_state_is_moved_aside_never_overwritten(store: StateStore) -> None:
+    # The state file is lost; whoever writes a new state there (a library caller, 'state pull'
+    # into the missing file) must not let the new state's second write link over the backup, the
+    # last record of what the lost state tracked.
+    first = written(store)
+    store.write(first.with_resource("client_package.bob-10", resource(rid="cp9")), expected_serial=1)
+    lost = store.backup_path.read_bytes()
+    assert b"alice-10" in lost
+    store.path.unlink()
+    fresh = StateStore(store.path)
+    new = fresh.write(State.new(TARGET), expected_serial=0)
+    fresh.write(new.with_resource("catalog_package.piano-10", resource("CatalogPackage", "cp1", name="Piano 10")),
+                expected_serial=1)
+    kept = sorted(store.path.parent.glob("state.json.backup.orphaned-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == lost
+    assert store.backup_path.read_bytes() != lost  # the new state's own backup, beside the kept one
+    assert fresh.load().lineage == new.lineage
+
+
+def test_a_first_write_without_a_backup_sets_nothing_aside(store: StateStore) -> None:
+    written(store)
+    assert not list(store.path.parent.glob("*orphaned*")) and not store.backup_path.exists()
