@@ -142,6 +142,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
         b.problems += payments.limit_problems(money)
         b.problems += b.history_problems()
         b.problems += memory.unavailable_warning(b.ops, actual.discovered)
+        b.problems += _renamed_catalog_warnings(b.ops)
         return Plan(
             created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
@@ -668,6 +669,33 @@ class _Builder:
             if rid not in self.claimed and not (self.o.partial and rid in self.owned):
                 out.append(Unmanaged(id=rid, name=str(obj.view.get("name", "")), active=obj.active))
         return out
+
+
+def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
+    """A catalog package created while another leaves the manifests, with client packages moved
+    onto the new one by replacement: most likely one package renamed (its ``metadata.name`` and
+    display name together), which reconciler cannot tell from a new package.  Each replacement
+    sells the client the package again; ``state mv`` first makes it a change in place."""
+    created = [op.address for op in ops if isinstance(op, CreateCatalogPackage)]
+    leaving = [(op.address, op.remote_id) for op in ops
+               if isinstance(op, ArchiveResource) and op.address.startswith(CATALOG_PREFIX)]
+    if not created or not leaving:
+        return []
+    out = []
+    for new in created:
+        moved = [op.address for op in ops if isinstance(op, CreateClientPackage) and op.replaces
+                 and isinstance(op.package_id, IdOf) and op.package_id.id_of == new]
+        if not moved:
+            continue
+        old, old_id = leaving[0]
+        out.append(Problem(
+            address=new, severity="warning",
+            message=(f"{new} is created while {old} ({old_id}) leaves the manifests, and {len(moved)} client "
+                     f"package(s) move onto it by replacement ({', '.join(moved[:3])}"
+                     f"{', ...' if len(moved) > 3 else ''}): each is sold again, with a new payment request"),
+            hint=(f"If {new} is {old} renamed, run 'reconciler state mv {old} {new}' first: the plan then changes "
+                  "its fields in place and replaces no client package.")))
+    return out
 
 
 def _names(ops: list[OperationKind], known: Mapping[str, str],
