@@ -153,15 +153,23 @@ def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | N
 
 def _inside_the_state_folder(paths: Sequence[str], store: Any) -> bool:
     """Whether every manifest folder of the run lies strictly inside the folder the state belongs
-    to (``manifests/clients`` with ``--state manifests/.reconciler/state.json``): the plan covers
-    part of that folder's manifests, so a tracked object declared elsewhere in it is left alone,
-    not archived as if it had left the manifests."""
+    to (``manifests/clients`` with ``--state manifests/.reconciler/state.json``; with a database
+    backend, the default ``manifests`` folder): the plan covers part of that folder's manifests, so
+    a tracked object declared elsewhere in it is left alone, not archived as if it had left the
+    manifests."""
     from reconciler.state.store import STATE_DIR
 
-    state_file = getattr(store, "path", None)
-    if not isinstance(state_file, Path) or state_file.parent.name != STATE_DIR or not paths:
+    if not paths:
         return False
-    home = state_file.parent.parent.absolute()
+    state_file = getattr(store, "path", None)
+    if store is not None and not isinstance(state_file, Path):
+        # a database's state is the business's, not a folder's: its home is the default manifests
+        # folder, so that 'plan manifests/clients' is a plan over part of it there too
+        home = Path("manifests").absolute()
+    elif not isinstance(state_file, Path) or state_file.parent.name != STATE_DIR:
+        return False
+    else:
+        home = state_file.parent.parent.absolute()
     folders = [Path(p).absolute() for p in paths]
     return all(home in folder.parents for folder in folders)
 

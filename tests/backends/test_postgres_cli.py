@@ -190,3 +190,22 @@ def test_target_ref_of_the_run_is_the_row_key(pg_env: str, cli: CLI, demo: dict[
     keys = rows(pg_env, "SELECT gateway_url, business_id FROM reconciler_state")
     assert keys == [(sandbox.gateway_url, demo["business"]["id"])]
     assert target_ref  # the key is reconciler.refresh.full.target_ref of the run's target
+
+
+def test_a_plan_over_a_sub_folder_with_the_state_in_the_database_touches_only_it(
+        pg_env: str, cli: CLI, workdir: Path, demo: dict[str, Any], sandbox: Any) -> None:
+    # The database's state is the business's: a plan over manifests/catalog alone was a full plan
+    # that archived every client package declared outside the sub-folder.
+    catalog = workdir / "manifests" / "catalog"
+    catalog.mkdir()
+    (workdir / "manifests" / "catalog-packages.yaml").rename(catalog / "catalog-packages.yaml")
+    assert cli("apply", "--auto-approve", "--state-backend", "postgres")[0] == 0
+    path = catalog / "catalog-packages.yaml"
+    path.write_text(path.read_text().replace("price: 260", "price: 280"))
+    code, out, err = cli("plan", "--state-backend", "postgres", str(catalog))
+    assert code == 0 and "to archive" not in out and "client_package." not in out, out + err
+    assert "0 to create, 1 to update" in out, out + err
+    code, out, err = cli("apply", "--auto-approve", "--state-backend", "postgres", str(catalog))
+    assert code == 0, out + err
+    state = PostgresStateStore(Secret(pg_env), demo_key(demo, sandbox)).load()
+    assert len([a for a in state.resources if a.startswith("client_package.")]) == 8 and not state.archived
