@@ -50,6 +50,17 @@ def _replace_once(workdir: Path, cli: CLI) -> tuple[str, str]:
     return old, new
 
 
+def _replace_unanswered(workdir: Path, cli: CLI, operator: Any) -> str:
+    """Apply the manifests, reprice alice to 499, and make the sandbox execute creates but answer
+    them unreadably (the replacement's outcome unknown); alice's id before it."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
+    _price_alice(workdir, 499)
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
+                                      "strip_fields": ["client_id"]})
+    return str(old)
+
+
 def test_the_replaced_package_is_archived_in_the_write_that_tracks_its_replacement(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     old, new = _replace_once(workdir, cli)
@@ -116,11 +127,7 @@ def test_a_repeat_purchase_may_replace_back_to_the_old_price(
 
 def test_a_replacement_whose_answer_was_lost_archives_the_old_package_when_it_is_adopted(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
-    assert cli("apply", "--auto-approve")[0] == 0
-    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
-    _price_alice(workdir, 499)
-    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
-                                      "strip_fields": ["client_id"]})
+    old = _replace_unanswered(workdir, cli, operator)
     code, out, err = cli("apply", "--auto-approve", "--allow-replace")
     assert code == 1 and "1 unknown" in out, out + err  # vcita made it; its answer was unreadable
     assert len(_state(workdir)["pending"]) == 1
@@ -141,11 +148,7 @@ def test_a_lost_replacement_imported_by_hand_archives_the_old_package(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     # A target whose payment requests are no second memory: a person resolves the unknown outcome
     # with the import command the apply names.
-    assert cli("apply", "--auto-approve")[0] == 0
-    old = _state(workdir)["resources"]["client_package.alice-piano"]["id"]
-    _price_alice(workdir, 499)
-    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/client_packages",
-                                      "strip_fields": ["client_id"]})
+    old = _replace_unanswered(workdir, cli, operator)
     operator("POST", "/faults", json={"path": "/business/payments/v1/payment_requests", "status": 404})
     code, out, err = cli("apply", "--auto-approve", "--allow-replace")
     assert code == 1, out + err
