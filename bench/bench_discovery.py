@@ -34,10 +34,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ServedSandbox, count_requests  # noqa: E402  (before reconciler: the checkout first)
+from harness import ServedSandbox, count_requests
 
-from reconciler.remote import ClientSettings, Secret, Target, VcitaClient  # noqa: E402
-from reconciler.remote import discovery  # noqa: E402
+from reconciler.remote import (
+    ClientSettings,
+    Secret,
+    Target,
+    VcitaClient,
+    discovery,
+)
 
 LIST = "/business/payments/v1/payment_requests"
 GET_CP = "/business/payments/v1/client_packages/{uid}"

@@ -37,15 +37,16 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
+from harness import ServedSandbox
 
 from reconciler.adopt import export
 from reconciler.fleet import businesses as fleet
-from reconciler.plan.document import fingerprint
 from reconciler.model import views as nz
+from reconciler.plan.document import fingerprint
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.normalize import client_package
 from reconciler.state.store import ResourceState, State, StateStore, TargetRef, utc_now
+
 
 async def make_business(op: httpx.Client, base_url: str, root: Path, n: int, packages: int) -> fleet.Business:
     """One sandbox business, adopted into ``root/bizNN/`` with every client package tracked."""

@@ -25,9 +25,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))
 
-from harness import ROOT, ServedSandbox, median
-from hostile import HostileProxy
-from peakrun import run_measured
+from harness import ROOT, ServedSandbox, median  # noqa: E402
+from hostile import HostileProxy  # noqa: E402
+from peakrun import run_measured  # noqa: E402
 
 MEMORY_TARGET = 300 << 20
 MODES = ("gzip-bomb", "endless-headers", "endless-value")

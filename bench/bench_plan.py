@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     ServedSandbox,
     catalog_doc,
     client_doc,
@@ -62,11 +62,11 @@ def build_inputs(resources: int, seed: int = 1) -> tuple[Any, dict[str, Any], An
     """(desired, state resources, actual, options) for ``resources`` objects."""
     from datetime import date
 
-    from reconciler.model.manifest_set import ManifestSet
+    from reconciler.model import views as nz
     from reconciler.model.manifest import DOCUMENT_ADAPTER
+    from reconciler.model.manifest_set import ManifestSet
     from reconciler.plan.document import PlanTarget, fingerprint
     from reconciler.planner import Actual, PlanOptions, RemoteObject
-    from reconciler.model import views as nz
     from reconciler.state.store import ResourceState
 
     rng = random.Random(seed)
@@ -127,7 +127,7 @@ def build_inputs(resources: int, seed: int = 1) -> tuple[Any, dict[str, Any], An
             view["booking_credits"] = {nz.credit_key(spec["booking_credits"][0]["services"]): 12}
         if i % 100 == 7:
             view = {**view, "valid_until": "2026-12-31"}  # changed in vcita: an update
-        client_objs[rid] = RemoteObject(id=rid, view=view, usage={k: 0 for k in view["booking_credits"]},
+        client_objs[rid] = RemoteObject(id=rid, view=view, usage=dict.fromkeys(view["booking_credits"], 0),
                                         credit_ids={k: _uid(rng) for k in view["booking_credits"]})
         state[doc.address] = ResourceState(kind="ClientPackage", id=rid, fingerprint=fingerprint(view),
                                            applied=view, updated_at=now)
@@ -205,8 +205,8 @@ def seed_tracked(sandbox: ServedSandbox, folder: Path, count: int, *, name: str 
     that tracks them all, as an apply would have left it.  Returns the business."""
     import asyncio
 
-    from reconciler.plan.document import fingerprint
     from reconciler.model import views as nz
+    from reconciler.plan.document import fingerprint
     from reconciler.refresh.full import target_ref
     from reconciler.remote import VcitaClient
     from reconciler.remote import normalize as api_nz
@@ -293,7 +293,7 @@ def served_plan(sandbox: ServedSandbox, count: int, *, latency_ms: float = 20.0,
         "wall": wall, "requests": total, "client_package_gets": gets, "catalog_pages": catalog_pages,
         "service_pages": services, "client_lookups": clients, "requests_exact": exact,
         "bound": bound, "ratio": wall / bound if bound else float("nan"),
-        "by_route": [r for r in stats["requests"]],
+        "by_route": list(stats["requests"]),
         "library_wall": lib_wall, "library_walls": lib_walls, "library_requests": lib_requests,
         "library_bound": lib_bound, "library_ratio": lib_wall / lib_bound if lib_bound else float("nan"),
         "library_cpu_per_request": lib_cpu,
@@ -310,7 +310,6 @@ def _library_plans(sandbox: ServedSandbox, business: dict[str, Any], folder: Pat
                    runs: int) -> tuple[list[float], int]:
     """Time ``make_plan`` (refresh + plan: what ``reconciler plan`` does after start-up) in this
     process ``runs`` times; (walls, requests of the last run)."""
-    import asyncio
 
     from reconciler.cli.common import run_async
     from reconciler.manifest.load import load_manifests

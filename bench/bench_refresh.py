@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ServedSandbox  # noqa: E402  (before reconciler: it puts the checkout first)
+from harness import ServedSandbox
 
 from reconciler.remote import ClientSettings, Secret, Target, VcitaClient
 from reconciler.sandbox import DEMO

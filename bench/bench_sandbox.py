@@ -134,7 +134,7 @@ async def run_round(base: str, token: str, path: str, requests: int, concurrency
                    for _ in per_worker]
         try:
             await asyncio.gather(*(httpx_worker(c, base + path, n, out)
-                                   for c, n in zip(clients, per_worker)))
+                                   for c, n in zip(clients, per_worker, strict=False)))
         finally:
             for c in clients:
                 await c.aclose()

@@ -34,8 +34,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_plan import CP_ROUTE, seed_tracked  # noqa: E402
-from harness import HEADER, ServedSandbox, catalog_doc, count_requests, median, reconciler, write_docs  # noqa: E402
+from bench_plan import CP_ROUTE, seed_tracked
+from harness import HEADER, ServedSandbox, catalog_doc, count_requests, median, reconciler, write_docs
+
 
 def _child_cpu() -> float:
     """CPU seconds used so far by this process's finished children (the reconciler commands): on a

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in makers}
     with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:
         uids = asyncio.run(prepare(sandbox.base_url, args.count, args.latency_ms))
-        for name, make in makers.items():  # warm-up, not measured
+        for make in makers.values():  # warm-up, not measured
             run_async(one_run(sandbox.base_url, uids[:200], args.concurrency, make))
         for _ in range(args.rounds):
             for name, make in makers.items():

@@ -225,8 +225,8 @@ def table(res: dict[str, Any]) -> list[str]:
                          f"< {bench_startup.TARGET_S:g} s", "OK" if r["median_s"] < bench_startup.TARGET_S else "MISSED"))
     head = ("benchmark", "wall (median)", "requests", "bound", "ratio / other", "target", "result")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=False)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     return lines
 
 

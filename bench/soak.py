@@ -92,7 +92,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ServedSandbox, catalog_doc, client_doc, write_docs  # noqa: E402
+from harness import ServedSandbox, catalog_doc, client_doc, write_docs
 
 LOCK_ID = re.compile(r"\(lock id ([\w-]+)\)")
 UNKNOWN = re.compile(r"^(client_package\.[a-z0-9-]+):.*unknown outcome", re.M)
@@ -401,7 +401,7 @@ class Soak:
             lines.append(line)
             if kill is None:
                 continue
-            if kill[0] == "plan" and (line.startswith("Plan:") or line.startswith("No changes")):
+            if kill[0] == "plan" and (line.startswith(("Plan:", "No changes"))):
                 arm(kill[1])
             elif kill[0] == "op" and OP_LINE.match(line):
                 ops += 1
@@ -431,8 +431,8 @@ class Soak:
 
         if self.state_dsn is None:
             return StateStore(self.state_path).load()
-        from reconciler.state.backends.postgres import PostgresStateStore
         from reconciler.remote.target import Secret
+        from reconciler.state.backends.postgres import PostgresStateStore
         from reconciler.state.store import TargetRef
 
         key = TargetRef(gateway_url=self.env["VCITA_GATEWAY_URL"], business_id=self.env["VCITA_BUSINESS_ID"])

@@ -34,8 +34,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.core import safetext
 from reconciler.cli import run
+from reconciler.core import safetext
 
 HERE = Path(__file__).resolve().parent
 
@@ -313,8 +313,8 @@ def test_state_dsn_and_its_password_never_leak(tmp_path: Path, sandbox: Any, can
         code, text = rc(*args)
         assert code == 0, (args, text)
     # a held lock (held by this process): an apply meets it, and unlock refuses to break it
-    from reconciler.state.backends.postgres import PostgresStateStore
     from reconciler.remote.target import Secret
+    from reconciler.state.backends.postgres import PostgresStateStore
     from reconciler.state.store import TargetRef
 
     holder = PostgresStateStore(Secret(dsn), TargetRef(gateway_url=sandbox.gateway_url, business_id=b["business_id"]))

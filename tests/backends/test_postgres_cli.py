@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from reconciler.state.backends.postgres import PostgresStateStore
 from reconciler.refresh.full import target_ref
 from reconciler.remote.target import Secret
+from reconciler.state.backends.postgres import PostgresStateStore
 from reconciler.state.store import StateStore, TargetRef
 
 CLI = Callable[..., tuple[int, str, str]]
@@ -154,7 +154,7 @@ def test_another_tools_table_and_a_newer_row_are_refused_without_writing(
 
     rows(pg_env, "CREATE TABLE reconciler_lock (name text PRIMARY KEY, owner text)")
     postgres._checked.clear()
-    code, out, err = cli("apply", "--auto-approve", "--state-backend", "postgres")
+    code, _out, err = cli("apply", "--auto-approve", "--state-backend", "postgres")
     assert code == 1 and "already has a table reconciler_lock that reconciler did not create" in err
     assert rows(pg_env, "SELECT to_regclass('reconciler_state')") == [(None,)]
     rows(pg_env, "DROP TABLE reconciler_lock")
@@ -165,7 +165,7 @@ def test_another_tools_table_and_a_newer_row_are_refused_without_writing(
     rows(pg_env, "UPDATE reconciler_state SET document = %s::jsonb", [json.dumps(doc)])
     before = rows(pg_env, "SELECT serial, document::text FROM reconciler_state")
     for args in (("plan",), ("apply", "--auto-approve"), ("state", "list"), ("state", "pull")):
-        code, out, err = cli(*args, "--state-backend", "postgres")
+        code, _out, err = cli(*args, "--state-backend", "postgres")
         assert code == 1 and "format_version 7 was written by a newer reconciler" in err, (args, err)
     assert rows(pg_env, "SELECT serial, document::text FROM reconciler_state") == before
     assert not (workdir / "manifests" / ".reconciler" / "state.json").exists()

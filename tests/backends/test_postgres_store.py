@@ -23,11 +23,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from reconciler.core.errors import StateError, StateLockedError
+from reconciler.remote.target import Secret
 from reconciler.state.backends.config import StateConfig
 from reconciler.state.backends.pg_schema import SCHEMA_VERSION
 from reconciler.state.backends.postgres import PostgresStateStore
-from reconciler.core.errors import StateError, StateLockedError
-from reconciler.remote.target import Secret
 from reconciler.state.store import ResourceState, State, StateStore, TargetRef
 
 REPO = Path(__file__).resolve().parents[2]

@@ -54,7 +54,7 @@ def edited(text: str, edits: list[tuple[str, str, str, object]]) -> str:
 
 
 def diff(a: str, b: str) -> list[tuple[str, str]]:
-    return [(x, y) for x, y in zip(a.splitlines(), b.splitlines()) if x != y]
+    return [(x, y) for x, y in zip(a.splitlines(), b.splitlines(), strict=False) if x != y]
 
 
 def test_an_unedited_file_is_reproduced_exactly() -> None:

@@ -8,8 +8,9 @@ sends with a directory token + X-On-Behalf-Of through the fallback.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -98,12 +99,12 @@ def test_a_new_package_inactive_and_ordered_is_created_then_set(workdir: Path, c
 
 def test_doctor_lists_what_is_unverified(workdir: Path, cli: CLI, demo: dict[str, Any],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, err = cli("doctor")
+    _, out, _ = cli("doctor")
     assert "Unverified against vcita" in out
     assert "update_catalog_package (staff token): active: false" in out
     assert "reorder_packages (staff token): verified with a directory token" in out
     monkeypatch.setenv("VCITA_DIRECTORY_TOKEN", demo["tokens"]["directory"])
-    code, out, err = cli("doctor", "--format", "json")
+    _code, out, _err = cli("doctor", "--format", "json")
     unverified = json.loads(out)["unverified"]
     assert [u.split(" ", 1)[0] for u in unverified] == ["update_catalog_package"]  # reorder: the verified way
 

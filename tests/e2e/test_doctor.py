@@ -57,7 +57,7 @@ def test_a_healthy_target(workdir: Path, cli: CLI, operator: Any, demo: dict[str
 def test_a_gateway_only_target_is_told_the_fallback_url_and_following_it_works(
         workdir: Path, cli: CLI, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VCITA_FALLBACK_URL")
-    code, out, err = cli("doctor")
+    code, out, _err = cli("doctor")
     assert code == 1
     assert f'fallback_url = "{sandbox.fallback_url}"' in out
     assert f"VCITA_FALLBACK_URL={sandbox.fallback_url}" in out
@@ -72,7 +72,7 @@ def test_a_gateway_only_target_is_told_the_fallback_url_and_following_it_works(
 def test_a_list_refusing_staff_tokens_asks_for_the_directory_token(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     operator("PUT", "/settings", json={"list_refuses_staff": ["fallback"]})
-    code, report, out = _doctor(cli)
+    code, report, _out = _doctor(cli)
     assert code == 1
     assert report["fix"]["reconciler_toml"][-1] == 'directory_token_env = "VCITA_DIRECTORY_TOKEN"'
     assert "the staff token was refused (422" in _route(report, "list_catalog_packages")["why"]
@@ -142,7 +142,7 @@ def test_the_embedded_sandbox_is_not_checked_and_nothing_is_written(
         workdir: Path, cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in [v for v in os.environ if v.startswith("VCITA_")]:
         monkeypatch.delenv(var)
-    code, out, err = cli("doctor")
+    code, _out, err = cli("doctor")
     assert code == 1 and "embedded sandbox" in err
     assert not (workdir / ".reconciler").exists()
 

@@ -4,8 +4,9 @@ each checked against vcita and its manifest; a mismatch refuses the whole import
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandbox_support import client_packages
 
@@ -62,7 +63,7 @@ def test_bad_import_files_are_located_errors(workdir: Path, cli: CLI) -> None:
                              ("c.yaml", "- [1, 2, 3]\n", "entry 1 is not an address and an id"),
                              ("d.csv", "catalog_package.piano-10,not an id!\n", "is not a vcita id")]:
         (workdir / name).write_text(text)
-        code, out, err = cli("import", "--from", str(workdir / name))
+        code, _out, err = cli("import", "--from", str(workdir / name))
         assert code == 1 and says in err and "Traceback" not in err, (name, err)
-    code, out, err = cli("import", "client_package.x", "abc", "--from", "a.csv")
+    code, _out, err = cli("import", "client_package.x", "abc", "--from", "a.csv")
     assert code != 0 and "not both" in err

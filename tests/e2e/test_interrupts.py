@@ -11,17 +11,16 @@ could not record is printed with the command that records it.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from sandbox_support import client_packages
 
 CLI = Callable[..., tuple[int, str, str]]

@@ -8,8 +8,9 @@ pattern that names nothing is refused before anything happens.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandbox_support import client_packages
 

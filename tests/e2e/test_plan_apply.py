@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CLI = Callable[..., tuple[int, str, str]]
 
@@ -64,7 +65,7 @@ def test_saved_plan_refuses_an_object_changed_since(workdir: Path, cli: CLI, ope
     state = json.loads((workdir / "manifests" / ".reconciler" / "state.json").read_text())
     guitar_id = state["resources"]["catalog_package.guitar-5"]["id"]
     operator("PATCH", f"/objects/packages/{guitar_id}", json={"description": "edited in the vcita UI"})
-    code, out, err = cli("apply", "plan.json")
+    code, out, _err = cli("apply", "plan.json")
     assert code == 1
     assert "catalog_package.guitar-5: stale" in out
     assert "catalog_package.piano-10: updated" in out  # only the changed object is refused
@@ -94,8 +95,8 @@ def test_lost_response_on_client_package_create_is_unknown_and_never_duplicated(
     orphans = [cp for cp in _client_packages(operator, demo) if cp["id"] not in tracked]
     assert len(orphans) == 1
     # the outcome line of apply (the plan printed before it shows the pending create too)
-    unknown = [line.split(":")[0] for line in out.splitlines()
-               if "unknown outcome" in line and line.startswith("client_package.")][0]
+    unknown = next(line.split(":")[0] for line in out.splitlines()
+               if "unknown outcome" in line and line.startswith("client_package."))
     code, out, err = cli("import", unknown, orphans[0]["id"])
     assert code == 0, out + err
     assert "its pending create is resolved" in out
@@ -111,7 +112,7 @@ def test_import_refuses_a_client_package_of_another_client(
     bens = state["resources"]["client_package.ben-guitar"]["id"]
     assert cli("state", "rm", "client_package.alice-piano", "--yes")[0] == 0
     before = (workdir / "manifests" / ".reconciler" / "state.json").read_bytes()
-    code, out, err = cli("import", "client_package.alice-piano", bens)
+    code, _out, err = cli("import", "client_package.alice-piano", bens)
     assert code == 1
     assert "is already tracked as client_package.ben-guitar" in err
     assert (workdir / "manifests" / ".reconciler" / "state.json").read_bytes() == before

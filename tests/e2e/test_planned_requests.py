@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from reconciler.applier import Applier, request_digest
 from reconciler.applier.run import sent_digest
 from reconciler.manifest.load import load_manifests
+from reconciler.plan.document import Plan
 from reconciler.plan.operations import (
     KNOWN_AFTER_APPLY,
     CreateCatalogPackage,
@@ -30,7 +31,6 @@ from reconciler.plan.operations import (
     Operation,
     SetBookingCredits,
 )
-from reconciler.plan.document import Plan
 from reconciler.refresh.full import make_plan, target_ref
 from reconciler.remote import ClientSettings, VcitaClient, encode_body, resolve_target
 from reconciler.sandbox import DEMO
@@ -73,7 +73,7 @@ def world(tmp_path: Path, sandbox_app_factory: Callable[..., Starlette]) -> dict
 
 async def _plan_and_apply(world: dict[str, Any], text: str, *, allow_replace: bool = False) -> tuple[Plan, Recorder, State]:
     folder: Path = world["folder"]
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(exist_ok=True)  # noqa: ASYNC240 - a test's setup, before anything runs
     (folder / "m.yaml").write_text(text)
     desired = load_manifests([folder])
     store = StateStore.locate([folder])
@@ -105,7 +105,7 @@ def _expected(op: Operation, state: State) -> list[tuple[str, str, str, Any]]:
             assert body is not None
             credits = body["client_package"]["booking_credits"]
             assert [c["id"] for c in credits] == [KNOWN_AFTER_APPLY] * len(ids)
-            body = {"client_package": {"booking_credits": [{**c, "id": i} for c, i in zip(credits, ids)]}}
+            body = {"client_package": {"booking_credits": [{**c, "id": i} for c, i in zip(credits, ids, strict=False)]}}
         assert KNOWN_AFTER_APPLY not in json.dumps(body) + path, (op, body)
         out.append((r.method, r.door, path, body))
     return out

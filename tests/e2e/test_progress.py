@@ -15,17 +15,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reconciler.fleet import businesses as fleet
 from reconciler.applier import Applier
 from reconciler.cli.progress import ApplyBar, spinner_text
-from reconciler.manifest.load import load_manifests
 from reconciler.core.progress import Progress
+from reconciler.fleet import businesses as fleet
+from reconciler.manifest.load import load_manifests
 from reconciler.refresh.full import make_plan, target_ref
 from reconciler.remote import ClientSettings, VcitaClient, resolve_target
 from reconciler.state.store import StateStore

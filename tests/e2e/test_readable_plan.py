@@ -4,8 +4,9 @@ refresh reads anyway: no request of its own (the sandbox counts every request)."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from reconciler.plan.document import Plan
 from reconciler.render import render

@@ -6,8 +6,9 @@ not read is not seen (drift reads everything), and apply's stale check still pro
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CLI = Callable[..., tuple[int, str, str]]
 CP_ROUTE = "/business/payments/v1/client_packages/{uid}"
@@ -66,7 +67,7 @@ def test_apply_still_refuses_a_change_computed_against_an_object_edited_since(
 
 
 def test_no_refresh_and_changed_together_are_refused(workdir: Path, cli: CLI) -> None:
-    code, out, err = cli("plan", "--no-refresh", "--refresh=changed")
+    code, _out, err = cli("plan", "--no-refresh", "--refresh=changed")
     assert code != 0 and "give one of them" in err
 
 

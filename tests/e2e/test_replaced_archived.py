@@ -106,7 +106,7 @@ def test_a_saved_plan_made_before_the_replacement_cannot_replace_back(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     # Two replacements planned from one manifest history: 540 -> 499 applied; a plan saved at 540
     # again, reviewed, then applied.  The second replacement is refused at plan time already.
-    old, new = _replace_once(workdir, cli)
+    old, _new = _replace_once(workdir, cli)
     _price_alice(workdir, 540)
     code, out, err = cli("plan", "--allow-replace", "--out", "back.json")
     assert code == 1 and old in out + err, out + err

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sandbox_support import client_packages
 
@@ -79,7 +80,7 @@ def test_a_list_that_files_a_package_under_another_client_still_guards_it(
 
     code, out, err = cli("plan")
     assert code == 1, out + err
-    assert f"client_package.ben-guitar: the client" in out + err and f"already exists in vcita as {ben}" in out + err
+    assert "client_package.ben-guitar: the client" in out + err and f"already exists in vcita as {ben}" in out + err
     assert cli("apply", "--auto-approve")[0] == 1
     assert _one_each(operator, demo) == 8
     code, out, err = cli("import", "--discover")
@@ -113,7 +114,7 @@ def test_a_request_pointing_at_another_clients_package_hides_nothing(
     code, out, err = cli("plan")
     assert code == 1, out + err
     assert "client_package.ben-guitar" in out + err
-    assert f"payment request(s) of client" in out + err and ben_request in out + err
+    assert "payment request(s) of client" in out + err and ben_request in out + err
     assert "link back to no client package" in out + err
     assert cli("apply", "--auto-approve")[0] == 1
     assert _one_each(operator, demo) == 8
@@ -167,7 +168,7 @@ def _opened_at(workdir: Path) -> datetime:
 def test_vcita_clock_hours_behind_is_one_clear_error_then_import_discover_adopts(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     cp, request = _lost_answer(workdir, cli, operator, demo)
-    behind = (_opened_at(workdir) - timedelta(hours=3)).astimezone(timezone.utc)
+    behind = (_opened_at(workdir) - timedelta(hours=3)).astimezone(UTC)
     operator("PATCH", f"/objects/payment_requests/{request}",
              json={"created_at": behind.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
     code, out, err = cli("plan")
@@ -187,7 +188,7 @@ def test_vcita_clock_hours_behind_is_one_clear_error_then_import_discover_adopts
 def test_vcita_clock_hours_ahead_still_adopts_the_lost_answer(
         workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
     cp, request = _lost_answer(workdir, cli, operator, demo)
-    ahead = (_opened_at(workdir) + timedelta(hours=3)).astimezone(timezone.utc)
+    ahead = (_opened_at(workdir) + timedelta(hours=3)).astimezone(UTC)
     operator("PATCH", f"/objects/payment_requests/{request}",
              json={"created_at": ahead.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
     code, out, err = cli("plan", "--detailed-exitcode", "--format", "json")

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 
-
 @pytest.fixture
 def business(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Any, operator: Any) -> dict[str, Any]:
     """A fresh business with 2 services, 3 clients and 50 catalog packages; cwd is a temp folder."""

@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 
-
-
 def make_fleet(root: Path, names: list[str], sandbox: Any, operator: Any, monkeypatch: pytest.MonkeyPatch,
                cli: Callable[..., tuple[int, str, str]], packages: int = 3) -> dict[str, dict[str, Any]]:
     """Businesses ``names``, each exported into ``root/<name>/`` with a target.toml (token by env)."""

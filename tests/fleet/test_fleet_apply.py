@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.state.backends.postgres import PostgresStateStore
 from reconciler.remote.target import Secret
+from reconciler.state.backends.postgres import PostgresStateStore
 from reconciler.state.store import StateStore, TargetRef
 
 CLI = Callable[..., tuple[int, str, str]]

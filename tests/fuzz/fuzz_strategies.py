@@ -265,7 +265,7 @@ def manifest_text(draw: st.DrawFn) -> str:
         text = "".join(lines[:i + 1] + lines[i:])
     elif damage == "tab" and lines:
         i = draw(st.integers(0, len(lines) - 1))
-        text = "".join(lines[:i] + ["\t" + lines[i]] + lines[i + 1:])
+        text = "".join([*lines[:i], "\t" + lines[i], *lines[i + 1:]])
     elif damage == "truncate":
         text = text[: draw(st.integers(0, len(text)))]
     elif damage == "bytes":

@@ -44,7 +44,7 @@ def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("fuzz")
     with pytest.MonkeyPatch.context() as mp:
         for var in list(os.environ):
-            if var.startswith("VCITA_") or var.startswith("RECONCILER_"):
+            if var.startswith(("VCITA_", "RECONCILER_")):
                 mp.delenv(var)
         mp.chdir(root)
         yield root

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-
 CLI = Callable[..., tuple[int, str, str]]
 
 

@@ -29,7 +29,7 @@ def test_an_oversized_price_from_the_server_is_a_protocol_error(project: Path, s
                                                                 cli: CLI, price: str) -> None:
     _package(sandbox, demo, price)
     before = snapshot(project)
-    code, out, err = cli("plan")
+    code, _out, err = cli("plan")
     assert code == 1 and "internal error" not in err, err
     assert "data.packages cannot be read: price: the " in err, err
     assert any(why in err for why in ("larger than any amount", "longer than any number", "decimal places")), err
@@ -39,7 +39,7 @@ def test_an_oversized_price_from_the_server_is_a_protocol_error(project: Path, s
 def test_normalize_bounds_amounts_and_keeps_messages_short() -> None:
     raw = {"id": "p1", "name": "x", "price": "540.0", "currency": "usd", "expiration": "3", "expiration_unit": "m",
            "discount_amount": "1" * 5000}
-    with pytest.raises(ValueError, match="discount_amount: the number '1111.*longer than any number") as e:
+    with pytest.raises(ValueError, match=r"discount_amount: the number '1111.*longer than any number") as e:
         catalog_package(raw)
     assert len(str(e.value)) < 200
     with pytest.raises(ValueError, match="amount: the number <a 16610-bit integer> is longer than any number"):

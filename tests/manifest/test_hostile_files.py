@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import ManifestError
-from reconciler.manifest.load import MAX_DOCUMENT_CHARS, load_manifests
 from reconciler.manifest.files import FileTooLarge, read_bounded
+from reconciler.manifest.load import MAX_DOCUMENT_CHARS, load_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "manifests" / "catalog-packages.yaml").read_text()

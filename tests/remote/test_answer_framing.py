@@ -134,8 +134,14 @@ async def test_a_2xx_create_whose_body_cannot_be_read_is_an_unknown_outcome(
 
 
 def test_only_a_refusal_or_a_request_never_sent_proves_a_create_was_not_executed() -> None:
-    from reconciler.core.errors import (ProtocolError, RemoteError, RemoteValidationError, RequestInfo,
-                                   UnavailableError, proves_not_executed)
+    from reconciler.core.errors import (
+        ProtocolError,
+        RemoteError,
+        RemoteValidationError,
+        RequestInfo,
+        UnavailableError,
+        proves_not_executed,
+    )
 
     def info(status: int | None) -> RequestInfo:
         return RequestInfo("POST", "/x", "gateway", status=status)

@@ -15,9 +15,8 @@ import pytest
 from remote_support import CLIENTS, Sbx, fast_settings, package_body
 
 from reconciler.core.errors import ProtocolError
-from reconciler.remote import Secret, Target, VcitaClient
+from reconciler.remote import Secret, Target, VcitaClient, discovery
 from reconciler.remote import client as client_module
-from reconciler.remote import discovery
 from reconciler.remote.discovery import DiscoveryUnavailable, discover, since_intent
 
 pytestmark = pytest.mark.anyio

@@ -24,12 +24,12 @@ from raw_server import raw_server as serving
 from remote_support import SleepRecorder, fast_settings
 
 from reconciler.core.errors import ConfigError, ProtocolError, UnavailableError
+from reconciler.core.safetext import redact
 from reconciler.remote import Secret, Target, VcitaClient
 from reconciler.remote.client import network_transport
 from reconciler.remote.http import HttpTransport
 from reconciler.remote.netenv import ProxyTable, ssl_context
 from reconciler.remote.retry import NOT_SENT, CertificateRefused, ProxyRefused
-from reconciler.core.safetext import redact
 
 pytestmark = pytest.mark.anyio
 _ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",

@@ -95,7 +95,7 @@ def test_a_toml_that_selects_no_target_is_an_error_not_the_sandbox(tmp_path: Pat
 
 def test_a_selected_toml_target_without_a_gateway_is_an_error(tmp_path: Path) -> None:
     write_toml(tmp_path, 'default_target = "half"\n[targets.half]\nbusiness_id = "b"\ntoken_env = "T"\n')
-    with pytest.raises(ConfigError, match="target half .* has no gateway_url"):
+    with pytest.raises(ConfigError, match=r"target half .* has no gateway_url"):
         resolve_target(flags={}, env={"T": "x"}, cwd=tmp_path)
 
 
@@ -121,7 +121,7 @@ def test_reconciler_toml_is_found_in_a_parent_folder(tmp_path: Path) -> None:
 def test_a_required_variable_present_but_empty_is_an_error_naming_it(tmp_path: Path, empty: list[str]) -> None:
     full = {"VCITA_GATEWAY_URL": GW, "VCITA_BUSINESS_ID": "b1", "VCITA_STAFF_TOKEN": "tok"}
     for blank in ("", "  \n"):
-        env = {**full, **{k: blank for k in empty}, "VCITA_FALLBACK_URL": "", "VCITA_DIRECTORY_TOKEN": ""}
+        env = {**full, **dict.fromkeys(empty, blank), "VCITA_FALLBACK_URL": "", "VCITA_DIRECTORY_TOKEN": ""}
         with pytest.raises(ConfigError) as err:
             resolve_target(flags={}, env=env, cwd=tmp_path)
         assert "set but empty" in err.value.message
@@ -133,8 +133,7 @@ def test_a_required_variable_present_but_empty_is_an_error_naming_it(tmp_path: P
 
 
 def test_every_variable_empty_is_an_error_even_with_a_toml_default(tmp_path: Path) -> None:
-    env = {k: "" for k in ("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN",
-                           "VCITA_DIRECTORY_TOKEN")}
+    env = dict.fromkeys(("VCITA_GATEWAY_URL", "VCITA_FALLBACK_URL", "VCITA_BUSINESS_ID", "VCITA_STAFF_TOKEN", "VCITA_DIRECTORY_TOKEN"), "")
     with pytest.raises(ConfigError, match="VCITA_GATEWAY_URL, VCITA_BUSINESS_ID and VCITA_STAFF_TOKEN are set but empty"):
         resolve_target(flags={}, env=env, cwd=tmp_path)
     write_toml(tmp_path, 'default_target = "staging"\n' + STAGING)
@@ -161,7 +160,7 @@ def test_a_flag_supplies_what_an_empty_variable_would_not(tmp_path: Path) -> Non
 
 def test_a_token_env_set_but_empty_says_so(tmp_path: Path) -> None:
     write_toml(tmp_path, STAGING)
-    with pytest.raises(ConfigError, match="STAGING_TOKEN .* is set but empty"):
+    with pytest.raises(ConfigError, match=r"STAGING_TOKEN .* is set but empty"):
         resolve_target(flags={}, env={"STAGING_TOKEN": ""}, cwd=tmp_path, target_name="staging")
 
 
@@ -241,7 +240,7 @@ def test_unknown_toml_key_and_unknown_target(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key 'gatway_url'"):
         resolve_target(flags={}, env={}, cwd=tmp_path, target_name="staging")
     write_toml(tmp_path, STAGING)
-    with pytest.raises(ConfigError, match="no target named 'prod'.*staging"):
+    with pytest.raises(ConfigError, match=r"no target named 'prod'.*staging"):
         resolve_target(flags={}, env={}, cwd=tmp_path, target_name="prod")
     write_toml(tmp_path, "targets = [")
     with pytest.raises(ConfigError, match="invalid TOML"):

@@ -7,9 +7,9 @@ import logging
 
 from reconciler.cli.output import RedactingFilter, RedactingStream
 from reconciler.core.errors import RequestInfo
+from reconciler.core.safetext import clean, printable, redact
 from reconciler.remote import Secret
 from reconciler.remote.envelope import error_for
-from reconciler.core.safetext import clean, printable, redact
 
 FORGED = "bad value\x1b[2J\x1b[1;1H\x07\r\nApply complete! Resources: 3 added.\u202e"
 

@@ -8,8 +8,8 @@ import json
 import httpx
 from click.testing import CliRunner
 
-from reconciler.sandbox import DEMO
 from reconciler.cli.sandbox_cmds import sandbox as sandbox_cli
+from reconciler.sandbox import DEMO
 
 BUSINESS = DEMO["business"]["id"]
 STAFF = DEMO["tokens"]["staff"]

@@ -33,7 +33,7 @@ def _warnings(err: str) -> list[str]:
 
 
 def test_private_token_file_and_state_say_nothing(token_file: Path, cli: CLI) -> None:
-    code, out, err = cli("plan", "--token-file", str(token_file))
+    code, _out, err = cli("plan", "--token-file", str(token_file))
     assert code == 0 and _warnings(err) == [], err
 
 
@@ -74,7 +74,7 @@ def test_state_writable_by_others_is_warned_about(workdir: Path, cli: CLI) -> No
     assert (folder.stat().st_mode & 0o777) == 0o755
     folder.chmod(0o777)
     (folder / "state.json").chmod(0o660)
-    code, out, err = cli("state", "list")
+    code, _out, err = cli("state", "list")
     assert code == 0
     assert _warnings(err) == [
         f"Warning: the state folder {folder} is writable by its group and everyone else (mode 0777): whoever can "
@@ -91,7 +91,7 @@ def test_state_folder_is_created_0755_whatever_the_umask(workdir: Path, cli: CLI
     old = os.umask(0o002)  # a user-private-group system: new folders would be group-writable
     try:
         assert cli("state", "rm", "client_package.nothing", "--yes")[0] == 1  # refused, nothing to lock
-        code, out, err = cli("apply", "--auto-approve")
+        code, _out, err = cli("apply", "--auto-approve")
     finally:
         os.umask(old)
     assert code == 0 and _warnings(err) == [], err

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from reconciler.state.store import ArchivedResource, PendingCreate, ResourceState, State, StateStore, TargetRef
 from reconciler.state.encoder import StateEncoder
+from reconciler.state.store import ArchivedResource, PendingCreate, ResourceState, State, StateStore, TargetRef
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), _text),

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import StateError, StateLockedError
-from reconciler.state.store import StateLock, StateStore, read_lock, unlock
 from reconciler.state.lock import lock_status
+from reconciler.state.store import StateLock, StateStore, read_lock, unlock
 
 Spawn = Callable[..., "subprocess.Popen[str]"]
 
