@@ -65,6 +65,7 @@ def open_business(target: Target, paths: Sequence[str | Path], *, state_path: st
         store = StateStore.locate(paths, state_path)
         if state_path is None:
             _refuse_a_state_beside_an_enclosing_one(store, paths)
+            _refuse_paths_of_two_states(store, paths)
         if writes:
             _refuse_a_new_state_over_a_lost_one(store)
     else:
@@ -102,6 +103,31 @@ def _refuse_a_state_beside_an_enclosing_one(store: Any, paths: Sequence[str | Pa
                     "first path), knowing nothing of what that one records; nothing was read or written",
                     hint=f"Use that state: add '--state {shown}' (a plan over some paths touches only them), or give "
                          "the folder that holds it first. Pass --state to start a separate state on purpose.")
+
+
+def _refuse_paths_of_two_states(store: Any, paths: Sequence[str | Path]) -> None:
+    """The state is the one beside the *first* path: ``plan a b`` and ``plan b a`` would use
+    different ones when both folders have a state, and the objects the other state tracks would
+    look untracked (created again where the second memory cannot stop it).  A run whose paths
+    have states of their own other than the one chosen is refused, naming them."""
+    from reconciler.core.errors import ConfigError
+    from reconciler.state.store import STATE_NAME, state_dir_for
+
+    chosen = store.path.absolute()
+    others = []
+    for path in list(paths)[1:]:
+        beside = (state_dir_for([path]) / STATE_NAME).absolute()
+        if beside != chosen and beside not in others and (
+                beside.is_file() or beside.with_name(beside.name + ".backup").is_file()):
+            others.append(beside)
+    if others:
+        shown = ", ".join(_shown(o) for o in others)
+        raise ConfigError(
+            f"these manifests have more than one state: {_shown(store.path)} (beside the first path, the one this "
+            f"run would use) and {shown}; what the other state tracks would look untracked here, and be created "
+            "again; nothing was read or written",
+            hint="Run each folder on its own (its own state), or choose one state for all of them with "
+                 "'--state FILE' after merging them ('reconciler state list' shows what each tracks).")
 
 
 def _refuse_a_new_state_over_a_lost_one(store: Any) -> None:
