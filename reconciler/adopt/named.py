@@ -111,7 +111,7 @@ async def adopt_many(api: VcitaClient, desired: ManifestSet, state: State, pairs
     settled = {pc.id for pc in state.pending.values() if pc.address in records}
     for address in sorted(records):  # an interrupted replacement: the package it replaces is archived
         if _replacing(state, address):
-            state = state.archive(address, f"replaced by {records[address].id}")
+            state = state.archive_replaced(address, state.resources[address].id, records[address].id)
     new = state.replace(
         resources={**state.resources, **records},
         pending={k: v for k, v in state.pending.items() if k not in settled},

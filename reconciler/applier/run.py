@@ -539,12 +539,9 @@ class Applier:
         payment request: archived, it is still reconciler's (a manifest object of its identity
         re-adopts it, a replacement back to it is refused), never a package "created outside"."""
         rs = ResourceState.of_client(cp)
-        reason = f"replaced by {cp.id}"
 
         def replaced(state: State) -> State:
-            held = state.resources.get(address)
-            if held is not None and held.id == old_id:
-                state = state.archive(address, reason)
+            state = state.archive_replaced(address, old_id, cp.id)
             return state.replace(resources={**state.resources, address: rs})
 
         await self.commit.record(replaced, settles=settles, remote_id=cp.id, address=address)

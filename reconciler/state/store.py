@@ -286,6 +286,13 @@ class State(Frozen):
         return self.replace(resources={a: r for a, r in self.resources.items() if a != address},
                             archived={**self.archived, rs.id: record})
 
+    def archive_replaced(self, address: str, old_id: str, by: str) -> State:
+        """A copy in which ``old_id``, tracked at ``address``, is archived as replaced by ``by`` (the
+        new client package of a replacement; the old one stays in vcita).  Unchanged when the
+        address tracks another id."""
+        held = self.resources.get(address)
+        return self.archive(address, f"replaced by {by}") if held is not None and held.id == old_id else self
+
     def move(self, old: str, new: str) -> State:
         """A copy in which the record tracked at ``old`` (and its pending creates) is at ``new``."""
         if old not in self.resources:
