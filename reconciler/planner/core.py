@@ -281,6 +281,8 @@ class _Builder:
 
     def _catalog_untracked(self, address: str, doc: CatalogPackage, want: dict[str, Any]) -> None:
         moved = self._take_over(address, "CatalogPackage", {"name": doc.spec.name})
+        if moved is ident.REFUSED:  # the problem says why; its client packages are not planned
+            return
         if moved is not None:
             self.claimed.add(moved.id)
             self.package_ids[address] = moved.id
@@ -288,7 +290,9 @@ class _Builder:
             if obj is not None:
                 self._catalog_tracked(address, doc, want, obj, expects=None)
             return
-        candidates = [rid for rid in self.by_name.get(doc.spec.name, []) if rid not in self.claimed]
+        tracked_ids = {t.id for t in self.state.values()}  # tracked at another address: never adopted twice
+        candidates = [rid for rid in self.by_name.get(doc.spec.name, [])
+                      if rid not in self.claimed and rid not in tracked_ids]
         if len(candidates) > 1:
             self.problems.append(Problem(
                 address=address, severity="error",
