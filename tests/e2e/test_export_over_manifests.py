@@ -4,7 +4,8 @@ package, under a name made from its display name, beside the team's manifest of 
 
 Two manifests of one catalog package (the same display name) must not make the plan create a
 second copy of the package and sell it again to every client the team's manifests list: the plan
-refuses the untracked manifest, naming the tracked one, and nothing is created.
+refuses the untracked manifest, naming the tracked one, and nothing is created; so does a plan
+over some paths whose second manifest's tracked twin lies outside them.
 """
 
 from __future__ import annotations
@@ -43,3 +44,23 @@ def test_export_beside_the_teams_manifests_never_sells_a_catalog_package_again(
     assert ("catalog_package.piano-10: declared at manifests/catalog-packages.yaml:5: the same catalog package "
             "named '10 Piano Lessons' as catalog_package.10-piano-lessons") in err + out
     assert "will be created" not in out
+
+
+def test_a_partial_plan_over_a_second_manifest_of_a_tracked_catalog_package_is_a_located_refusal(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """The tracked manifest outside the plan's paths: the same refusal, no internal error (an
+    ``AttributeError`` before) and nothing created."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    sold = len(client_packages(operator, demo))
+    catalog = (workdir / "manifests" / "catalog-packages.yaml").read_text().split("\n---\n")
+    piano = next(d for d in catalog if "name: piano-10" in d)
+    extra = workdir / "manifests" / "extra"
+    extra.mkdir()
+    (extra / "piano.yaml").write_text(piano.replace("name: piano-10", "name: piano-ten"))
+    for command in ("plan", "apply"):
+        code, out, err = cli(command, "manifests/extra/piano.yaml", "--state", "manifests/.reconciler/state.json",
+                             *(("--auto-approve",) if command == "apply" else ()))
+        assert code == 1, out + err
+        assert "internal error" not in out + err
+        assert ("the same catalog package named '10 Piano Lessons' as catalog_package.piano-10, tracked outside") in out + err
+    assert len(client_packages(operator, demo)) == sold
