@@ -1,11 +1,14 @@
 """``reconciler export`` into a folder whose manifests already declare the business (a lost state
-rebuilt by export, keeping the team's own files): export writes its own manifest of each catalog
-package, under a name made from its display name, beside the team's manifest of the same package.
+rebuilt by export, keeping the team's own files): export would write its own manifest of each
+catalog package, under a name made from its display name, beside the team's manifest of the same
+package, and record the package under export's name.
 
-Two manifests of one catalog package (the same display name) must not make the plan create a
-second copy of the package and sell it again to every client the team's manifests list: the plan
-refuses the untracked manifest, naming the tracked one, and nothing is created; so does a plan
-over some paths whose second manifest's tracked twin lies outside them.
+* Export refuses, writing nothing, and names ``import --discover`` (which rebuilds the state from
+  the team's manifests).
+* Two manifests of one catalog package (the same display name) reached some other way must not
+  make the plan create a second copy of the package and sell it again to every client the team's
+  manifests list: the plan refuses the untracked manifest, naming the tracked one, and nothing is
+  created; so does a plan over some paths whose tracked twin lies outside them.
 """
 
 from __future__ import annotations
@@ -19,23 +22,50 @@ from sandbox_support import client_packages
 CLI = Callable[..., tuple[int, str, str]]
 
 
-def test_export_beside_the_teams_manifests_never_sells_a_catalog_package_again(
-        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+def _applied_then_state_lost(workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> int:
+    """The demo business without complete-musician, applied, its client packages in clients.yaml
+    (export's file name stays free); then the state is lost.  The number of client packages sold."""
     manifests = workdir / "manifests"
-    for name in ("catalog-packages.yaml", "client-packages.yaml"):  # a business without complete-musician
+    for name in ("catalog-packages.yaml", "client-packages.yaml"):
         path = manifests / name
         docs = path.read_text().split("\n---\n")
         path.write_text("\n---\n".join(d for d in docs if "complete-musician" not in d))
-    (manifests / "client-packages.yaml").rename(manifests / "clients.yaml")  # export's file name stays free
+    (manifests / "client-packages.yaml").rename(manifests / "clients.yaml")
     code, out, err = cli("apply", "--auto-approve")
     assert code == 0, out + err
     sold = len(client_packages(operator, demo))
     assert sold == 6
     for f in (manifests / ".reconciler").glob("state.json*"):
-        f.unlink()  # the state is lost; export rebuilds it
+        f.unlink()
+    return sold
+
+
+def test_export_into_a_folder_that_declares_the_business_is_refused(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _applied_then_state_lost(workdir, cli, operator, demo)
+    before = sorted(p.name for p in (workdir / "manifests").iterdir())
+    code, out, err = cli("export")
+    assert code != 0, out + err
+    assert "export refused, nothing was written" in err
+    assert "('10 Piano Lessons') is already declared as CatalogPackage 'piano-10' in" in err
+    assert "reconciler import --discover" in err
+    assert sorted(p.name for p in (workdir / "manifests").iterdir()) == before
+    code, out, err = cli("import", "--discover")
+    assert code == 0, out + err
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out, out + err
+
+
+def test_a_second_manifest_of_a_tracked_catalog_package_never_sells_it_again(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    sold = _applied_then_state_lost(workdir, cli, operator, demo)
+    manifests = workdir / "manifests"
+    aside = workdir / "catalog-packages.yaml"
+    (manifests / "catalog-packages.yaml").rename(aside)  # the team's catalog on another branch
     code, out, err = cli("export")
     assert code == 0, out + err
     assert "Exported 6 client packages" in out
+    aside.rename(manifests / "catalog-packages.yaml")  # and back: two manifests of each package
     code, out, err = cli("apply", "--auto-approve")
     held = client_packages(operator, demo)
     assert len(held) == sold, f"a client was billed a second time: {out + err}"
@@ -62,5 +92,6 @@ def test_a_partial_plan_over_a_second_manifest_of_a_tracked_catalog_package_is_a
                              *(("--auto-approve",) if command == "apply" else ()))
         assert code == 1, out + err
         assert "internal error" not in out + err
-        assert ("the same catalog package named '10 Piano Lessons' as catalog_package.piano-10, tracked outside") in out + err
+        assert ("the same catalog package named '10 Piano Lessons' as catalog_package.piano-10, tracked outside"
+                in out + err)
     assert len(client_packages(operator, demo)) == sold
