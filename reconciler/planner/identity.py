@@ -118,7 +118,7 @@ class Matches:
                                 + (" if it is the same client package; a further sale says 'repeat_purchase: true' "
                                    "in its spec." if kind == "ClientPackage" else "."))
         takers = self.leaving + self.archived
-        if self.wanted and kind == "CatalogPackage":
+        if self.wanted and kind == "CatalogPackage" and not self.leaving:  # with one leaving: a rename
             names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)
             return Problem(address=address, severity="error",
                            message=f"the same {what} as {names}, tracked and still in the manifests: two manifests "
