@@ -95,3 +95,20 @@ def test_a_partial_plan_over_a_second_manifest_of_a_tracked_catalog_package_is_a
         assert ("the same catalog package named '10 Piano Lessons' as catalog_package.piano-10, tracked outside"
                 in out + err)
     assert len(client_packages(operator, demo)) == sold
+
+
+def test_renaming_one_of_two_tracked_packages_of_one_display_name_is_still_a_move(
+        workdir: Path, cli: CLI) -> None:
+    """Two catalog packages of one display name, both tracked: renaming one's manifest takes its
+    own record over (the one leaving), not refused as a second manifest of the other."""
+    catalog = (workdir / "manifests" / "catalog-packages.yaml").read_text().split("\n---\n")
+    piano = next(d for d in catalog if "name: piano-10" in d)
+    extra = workdir / "manifests" / "piano-ten.yaml"
+    extra.write_text(piano.replace("name: piano-10", "name: piano-ten"))
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    extra.write_text(piano.replace("name: piano-10", "name: piano-eleven"))
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 2, out + err
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 1 to move." in out
+    assert "catalog_package.piano-eleven is the same object under a new name" in out
