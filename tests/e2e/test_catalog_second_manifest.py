@@ -9,6 +9,8 @@ package, and record the package under export's name.
   make the plan create a second copy of the package and sell it again to every client the team's
   manifests list: the plan refuses the untracked manifest, naming the tracked one, and nothing is
   created; so does a plan over some paths whose tracked twin lies outside them.
+* A catalog manifest refused by identity (a twin outside a partial plan, a pending create of its
+  name) is a located plan error, not an internal error.
 """
 
 from __future__ import annotations
@@ -112,3 +114,21 @@ def test_renaming_one_of_two_tracked_packages_of_one_display_name_is_still_a_mov
     assert code == 2, out + err
     assert "Plan: 0 to create, 0 to update, 0 to replace, 1 to move." in out
     assert "catalog_package.piano-eleven is the same object under a new name" in out
+
+
+def test_renaming_a_catalog_package_whose_create_is_pending_is_a_located_refusal(
+        workdir: Path, cli: CLI, operator: Any) -> None:
+    """A catalog create whose answer was lost, then its manifest renamed: the plan names the
+    pending create (an internal ``AttributeError`` before) and creates nothing."""
+    operator("POST", "/faults", json={"method": "POST", "path": "/platform/v1/payment/packages",
+                                      "drop_after_commit": True})
+    code, out, err = cli("apply", "--auto-approve", "manifests/catalog-packages.yaml")
+    assert code == 1, out + err
+    operator("DELETE", "/faults")
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    catalog.write_text(catalog.read_text().replace("name: piano-10\n", "name: piano-ten\n"))
+    code, out, err = cli("plan", "manifests/catalog-packages.yaml")
+    assert "internal error" not in out + err
+    assert code == 1, out + err
+    assert ("catalog_package.piano-ten: declared at manifests/catalog-packages.yaml:5: the same catalog package named "
+            "'10 Piano Lessons' as the pending create of catalog_package.piano-10") in out + err
