@@ -378,6 +378,16 @@ class _Builder:
                                          message=f"spec.client: client e-mail {ref.email!r} was not looked up"))
             return None
         cid = self.a.clients_by_email[email]
+        shared = self.a.shared_emails.get(email)
+        if shared:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=(f"spec.client: {len(shared)} clients of this business have the e-mail {ref.email!r} "
+                         f"({', '.join(shared)}): which one this object is for cannot be told (the API's first "
+                         "may change), and a client package created for the other would bill the wrong client"),
+                hint="Write the client's UID (client: UID), or give each client its own e-mail in vcita.",
+            ))
+            return None
         if cid is None:
             self.problems.append(Problem(
                 address=address, severity="error",

@@ -1,0 +1,44 @@
+"""A client written by e-mail when several vcita clients have that e-mail (vcita refuses a new
+client of an existing e-mail, but an e-mail edited later, or in another case, can collide):
+which client the object is for cannot be told, and the API's first match may change from one plan
+to the next, so a tracked object would be "replaced" onto the other client and a new one created
+for the wrong client.  The plan refuses the object, naming both clients; nothing is sent, even
+with --allow-replace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sandbox_support import client_packages
+
+CLI = Callable[..., tuple[int, str, str]]
+ALICE, BEN = "ktsrl7f6h94run82", "7omq1goalpsourny"
+BEN_COMPLETE = """
+---
+apiVersion: reconciler/v1
+kind: ClientPackage
+metadata:
+  name: ben-complete
+spec:
+  client: {email: Ben.Cohen@example.com}
+  package: complete-musician
+"""
+
+
+def test_an_email_two_clients_share_is_refused_not_resolved_to_either(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    sold = client_packages(operator, demo)
+    operator("PATCH", f"/objects/clients/{ALICE}", json={"email": "BEN.COHEN@example.com"})  # Alice is older
+    clients = workdir / "manifests" / "client-packages.yaml"
+    clients.write_text(clients.read_text() + BEN_COMPLETE)
+    for args in (("apply", "--auto-approve", "--allow-replace"), ("plan",)):
+        code, out, err = cli(*args)
+        assert client_packages(operator, demo) == sold, f"a client package was sold to a client by e-mail: {out}"
+        assert code == 1, out + err
+        for address in ("client_package.ben-guitar", "client_package.ben-complete"):
+            assert (f"{address}: spec.client: 2 clients of this business have the e-mail") in out + err
+        assert f"({ALICE}, {BEN})" in out + err
