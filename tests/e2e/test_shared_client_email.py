@@ -7,6 +7,7 @@ with --allow-replace."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,20 @@ def test_an_email_two_clients_share_is_refused_not_resolved_to_either(
         for address in ("client_package.ben-guitar", "client_package.ben-complete"):
             assert (f"{address}: spec.client: 2 clients of this business have the e-mail") in out + err
         assert f"({ALICE}, {BEN})" in out + err
+
+
+def test_import_and_discover_do_not_pick_one_of_the_clients_an_email_names(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    state = workdir / "manifests" / ".reconciler" / "state.json"
+    ben_guitar = json.loads(state.read_text())["resources"]["client_package.ben-guitar"]["id"]
+    operator("PATCH", f"/objects/clients/{ALICE}", json={"email": "BEN.COHEN@example.com"})
+    assert cli("state", "rm", "--yes", "client_package.ben-guitar")[0] == 0
+    assert cli("state", "rm", "--yes", "--archived", ben_guitar)[0] == 0
+    code, out, err = cli("import", "client_package.ben-guitar", ben_guitar)
+    assert code != 0, out + err
+    assert f"2 clients have the e-mail ben.cohen@example.com ({ALICE}, {BEN})" in out + err
+    code, out, err = cli("import", "--discover")
+    assert "client_package.ben-guitar" not in json.loads(state.read_text())["resources"]
+    assert "client_package.ben-guitar: not matched: several clients have its e-mail" in out + err
