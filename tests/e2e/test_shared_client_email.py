@@ -3,7 +3,8 @@ client of an existing e-mail, but an e-mail edited later, or in another case, ca
 which client the object is for cannot be told, and the API's first match may change from one plan
 to the next, so a tracked object would be "replaced" onto the other client and a new one created
 for the wrong client.  The plan refuses the object, naming both clients; nothing is sent, even
-with --allow-replace."""
+with --allow-replace.  ``import`` refuses it too, and ``import --discover`` leaves it out, saying
+why, rather than adopt the API's first client's package."""
 
 from __future__ import annotations
 
