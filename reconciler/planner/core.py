@@ -290,7 +290,9 @@ class _Builder:
             if obj is not None:
                 self._catalog_tracked(address, doc, want, obj, expects=None)
             return
-        tracked_ids = {t.id for t in self.state.values()}  # tracked at another address: never adopted twice
+        # a package tracked at another address that stays (in the manifests, or outside a partial
+        # plan) is that address's: never adopted a second time
+        tracked_ids = {t.id for a, t in self.state.items() if a not in self.leaving}
         candidates = [rid for rid in self.by_name.get(doc.spec.name, [])
                       if rid not in self.claimed and rid not in tracked_ids]
         if len(candidates) > 1:
