@@ -83,7 +83,9 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
 
     emails = sorted({(d.spec.client.email or "").lower()
                      for d in desired.client_packages.values() if d.spec.client.email})
-    by_email = {e: (await api.find_client_by_email(e)) for e in emails}
+    with_email = {e: (await api.clients_with_email(e)) for e in emails}
+    # an e-mail several clients have names none of them: adopting either could be the wrong one
+    by_email = {e: (found[0] if len(found) == 1 else None) for e, found in with_email.items()}
 
     # Identity of each untracked client-package object -> its addresses.
     groups: dict[tuple[str, str, str | None, str | None], list[str]] = {}
@@ -96,8 +98,10 @@ async def discover_and_adopt(api: VcitaClient, desired: ManifestSet, state: Stat
         package = (doc.spec.package.id if doc.spec.package.id is not None
                    else catalog_ids.get(str(doc.spec.package.name)))
         if client is None or package is None:
-            why = "its client is not in this business" if client is None else \
-                f"{addr.catalog(str(doc.spec.package.name))} is neither tracked nor found by its name"
+            shared = len(with_email.get((ref.email or "").lower(), ())) > 1
+            why = (("several clients have its e-mail: write the client's UID" if shared else
+                    "its client is not in this business") if client is None else
+                   f"{addr.catalog(str(doc.spec.package.name))} is neither tracked nor found by its name")
             out.unresolved.append((address, why))
             continue
         valid_from = doc.spec.valid_from.isoformat() if doc.spec.valid_from is not None else None

@@ -10,8 +10,10 @@ records each one in state, so that the next plan shows no changes.
   in vcita show up as drift; ``image_path`` only when set.  A header holds the editor schema line
   and the package's vcita id.
 * Refusals, before anything is written: an existing file (unless ``force``), a name already used
-  by another manifest in the folder, a package the state tracks under another address or an
-  address the state tracks as another package (unless ``skip_tracked``, which leaves those out).
+  by another manifest in the folder, a package another manifest in the folder already declares
+  (its display name: a second manifest of it is refused by every plan), a package the state tracks
+  under another address or an address the state tracks as another package (unless
+  ``skip_tracked``, which leaves those out).
 * Left out, and reported: deleted packages, and packages no valid manifest can describe (no
   items, more than 5 of a product, ...).  They stay unmanaged.
 """
@@ -173,7 +175,7 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
             live.append(p)
     names = assign_names(live)
     by_id = {rs.id: a for a, rs in state.resources.items() if addresses.is_catalog(a)}
-    others = _names_in(out_dir)
+    others, displayed = _catalog_in(out_dir)
     conflicts: list[str] = []
     for p in sorted(live, key=lambda x: names[x.id]):
         name = names[p.id]
@@ -201,6 +203,11 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
         if name in others and others[name] != path.resolve():
             conflicts.append(f"CatalogPackage {name!r} is already defined in {others[name]}")
             continue
+        twin = displayed.get(p.name)
+        if twin is not None and twin[0] != name:
+            # a second manifest of one package: a plan would refuse it, or, untracked, sell it again
+            conflicts.append(f"{p.id} ({p.name!r}) is already declared as CatalogPackage {twin[0]!r} in {twin[1]}")
+            continue
         rs = ResourceState.of_catalog(p)
         result.files.append(ExportedFile(name=name, path=path, remote_id=p.id, package_name=p.name, text=text,
                                          resource=rs))
@@ -208,7 +215,9 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
         shown = "; ".join(conflicts[:5]) + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
         raise ExportRefused(f"export refused, nothing was written: {shown}",
                             hint="--force overwrites existing files; --skip-tracked leaves out packages the "
-                                 "state already tracks under another name.")
+                                 "state already tracks under another name. Manifests that already declare the "
+                                 "business (a lost state): 'reconciler import --discover' rebuilds the state from "
+                                 "them instead.")
     return result
 
 
@@ -218,17 +227,19 @@ def _plain_doc(text: str) -> Any:
     return plain(YAML(typ="rt").load(text))
 
 
-def _names_in(out_dir: Path) -> dict[str, Path]:
-    """CatalogPackage names already defined by manifests in ``out_dir`` (when they load)."""
+def _catalog_in(out_dir: Path) -> tuple[dict[str, Path], dict[str, tuple[str, Path]]]:
+    """The CatalogPackages already declared by manifests in ``out_dir`` (when they load): by
+    ``metadata.name`` (-> file), and by display name (-> ``metadata.name``, file)."""
     if not out_dir.is_dir():
-        return {}
+        return {}, {}
     from reconciler.manifest.load import load_manifests
 
     try:
         ms = load_manifests([out_dir])
     except ManifestError:
-        return {}
-    return {name: Path(ms.sources[doc.address].file).resolve() for name, doc in ms.catalog_packages.items()}
+        return {}, {}
+    files = {name: Path(ms.sources[doc.address].file).resolve() for name, doc in ms.catalog_packages.items()}
+    return files, {doc.spec.name: (name, files[name]) for name, doc in ms.catalog_packages.items()}
 
 
 def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[Path, str] | None = None,

@@ -184,8 +184,11 @@ async def _check_one(api: VcitaClient, desired: ManifestSet, state: State, recor
         if ref.id is not None and cp.client_id != ref.id:
             problems.append(f"its client is {cp.client_id}, the manifest says {ref.id}")
         elif ref.email is not None:
-            found = await api.find_client_by_email(ref.email)
-            if found is None or found.id != cp.client_id:
+            found = await api.clients_with_email(ref.email)
+            if len(found) > 1:
+                problems.append(f"{len(found)} clients have the e-mail {ref.email} "
+                                f"({', '.join(c.id for c in found)}): write the client's UID in the manifest")
+            elif not found or found[0].id != cp.client_id:
                 problems.append(f"its client {cp.client_id} is not the client with e-mail {ref.email}")
         pref = cdoc.spec.package
         if pref.id is not None:

@@ -77,6 +77,8 @@ class Actual:
     client_packages: Mapping[str, RemoteObject | None]  # by remote id; None = read, not found
     catalog_names: Mapping[str, str] = field(default_factory=dict)  # id -> remote name
     clients_by_email: Mapping[str, str | None] = field(default_factory=dict)  # lower email -> id
+    #: lower e-mails several clients have -> their ids: a client written by one cannot be told
+    shared_emails: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     service_ids: frozenset[str] | None = None  # None: not checked
     refreshed: bool = True
     #: creates an interrupted run left pending (the state's pending records)

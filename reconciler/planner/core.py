@@ -281,6 +281,8 @@ class _Builder:
 
     def _catalog_untracked(self, address: str, doc: CatalogPackage, want: dict[str, Any]) -> None:
         moved = self._take_over(address, "CatalogPackage", {"name": doc.spec.name})
+        if moved is ident.REFUSED:  # the problem says why; its client packages are not planned
+            return
         if moved is not None:
             self.claimed.add(moved.id)
             self.package_ids[address] = moved.id
@@ -288,7 +290,11 @@ class _Builder:
             if obj is not None:
                 self._catalog_tracked(address, doc, want, obj, expects=None)
             return
-        candidates = [rid for rid in self.by_name.get(doc.spec.name, []) if rid not in self.claimed]
+        # a package tracked at another address that stays (in the manifests, or outside a partial
+        # plan) is that address's: never adopted a second time
+        tracked_ids = {t.id for a, t in self.state.items() if a not in self.leaving}
+        candidates = [rid for rid in self.by_name.get(doc.spec.name, [])
+                      if rid not in self.claimed and rid not in tracked_ids]
         if len(candidates) > 1:
             self.problems.append(Problem(
                 address=address, severity="error",
@@ -374,6 +380,16 @@ class _Builder:
                                          message=f"spec.client: client e-mail {ref.email!r} was not looked up"))
             return None
         cid = self.a.clients_by_email[email]
+        shared = self.a.shared_emails.get(email)
+        if shared:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=(f"spec.client: {len(shared)} clients of this business have the e-mail {ref.email!r} "
+                         f"({', '.join(shared)}): which one this object is for cannot be told (the API's first "
+                         "may change), and a client package created for the other would bill the wrong client"),
+                hint="Write the client's UID (client: UID), or give each client its own e-mail in vcita.",
+            ))
+            return None
         if cid is None:
             self.problems.append(Problem(
                 address=address, severity="error",

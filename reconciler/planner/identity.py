@@ -118,6 +118,15 @@ class Matches:
                                 + (" if it is the same client package; a further sale says 'repeat_purchase: true' "
                                    "in its spec." if kind == "ClientPackage" else "."))
         takers = self.leaving + self.archived
+        if self.wanted and kind == "CatalogPackage" and not self.leaving:  # with one leaving: a rename
+            names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)
+            return Problem(address=address, severity="error",
+                           message=f"the same {what} as {names}, tracked and still in the manifests: two manifests "
+                                   "of one catalog package (a client package naming this one would be created "
+                                   "against a second copy of it: a second sale)",
+                           hint=f"Keep one manifest per catalog package: remove this one and point its client "
+                                f"packages at {self.wanted[0][0].split('.', 1)[1]}, or, if it is a separate package, "
+                                "give it another display name.")
         if self.wanted and kind == "ClientPackage":
             names = ", ".join(f"{a} ({t.id})" for a, t in self.wanted)
             return Problem(address=address, severity="error",

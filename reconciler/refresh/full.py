@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -157,11 +157,17 @@ async def read_catalog_settled(
 LOOKUPS_BEFORE_LIST = 10
 
 
-async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any]:
+async def find_clients(api: VcitaClient, emails: Sequence[str],
+                       shared: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """The client of each (lower-case) e-mail, or None.  Many e-mails: the clients list is walked
     until each is found, for at most half as many pages as there are e-mails (then the rest are
-    looked up one by one), so it never costs more than 1.5 times the lookups it replaces."""
+    looked up one by one), so it never costs more than 1.5 times the lookups it replaces.
+
+    ``shared`` receives the e-mails that several clients have (-> their ids, in the API's order):
+    which client such an e-mail names cannot be told (the API's first may change), so the plan
+    refuses it.  A walk of the list sees them on the pages it reads."""
     found: dict[str, Any] = {}
+    seen_ids: dict[str, list[str]] = {}
     rest = list(emails)
     if len(emails) > LOOKUPS_BEFORE_LIST:
         wanted = set(emails)
@@ -175,13 +181,18 @@ async def find_clients(api: VcitaClient, emails: Sequence[str]) -> dict[str, Any
         listed = await api.list_clients(stop=enough)
         for c in listed:
             key = (c.email or "").strip().lower()
-            if key in wanted and key not in found:
-                found[key] = c
+            if key in wanted:
+                found.setdefault(key, c)
+                seen_ids.setdefault(key, []).append(c.id)
         complete = pages[0] < len(emails) // 2 or wanted <= set(found)
         rest = [] if complete else [e for e in emails if e not in found]
         found.update({e: None for e in emails if e not in found and complete})
-    looked_up = await aio.gather(*(api.find_client_by_email(e) for e in rest))
-    found.update(zip(rest, looked_up, strict=True))
+    looked_up = await aio.gather(*(api.clients_with_email(e) for e in rest))
+    for e, clients in zip(rest, looked_up, strict=True):
+        found[e] = clients[0] if clients else None
+        seen_ids[e] = [c.id for c in clients]
+    if shared is not None:
+        shared.update({e: tuple(dict.fromkeys(ids)) for e, ids in seen_ids.items() if len(set(ids)) > 1})
     return found
 
 
@@ -192,6 +203,8 @@ class Lookups:
     clients_by_email: dict[str, str | None]
     service_ids: frozenset[str] | None
     names: dict[str, str]
+    #: e-mails several clients have -> their ids (the plan refuses a client written by such an e-mail)
+    shared_emails: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | None = None) -> Lookups:
@@ -204,9 +217,10 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | No
     # A directory-only target cannot list services (staff only): services are then not checked.
     need_services = bool(desired.catalog_packages) and api.can("list_services")
     names: dict[str, str] = {}
+    shared: dict[str, tuple[str, ...]] = {}
 
     async def clients_by_email() -> dict[str, str | None]:
-        found = await find_clients(api, emails)
+        found = await find_clients(api, emails, shared)
         for _ in emails:
             tally.step("a client looked up by e-mail")
         for e, c in found.items():
@@ -224,7 +238,7 @@ async def read_lookups(api: VcitaClient, desired: ManifestSet, tally: Tally | No
         return frozenset(s.id for s in listed)
 
     by_email, service_ids = await aio.gather(clients_by_email(), services())
-    return Lookups(by_email, service_ids, names)
+    return Lookups(by_email, service_ids, names, shared)
 
 
 async def refresh(api: VcitaClient, desired: ManifestSet, resources: Mapping[str, ResourceState],
@@ -261,6 +275,7 @@ def refreshed_actual(catalog: Sequence[RemoteCatalogPackage], listed_at: datetim
         client_packages=dict(clients),
         catalog_names={p.id: p.name for p in catalog},
         clients_by_email=found.clients_by_email,
+        shared_emails=found.shared_emails,
         service_ids=found.service_ids,
         refreshed=True,
         pending=tuple(pending),

@@ -455,13 +455,16 @@ class VcitaClient:
     async def find_client_by_email(self, email: str) -> RemoteClient | None:
         """The client whose e-mail equals ``email`` (case-insensitive), or None.
 
-        With several exact matches the API's first is returned; ``list_clients`` shows them all.
+        With several exact matches the API's first is returned; :meth:`clients_with_email` shows them all.
         """
+        found = await self.clients_with_email(email)
+        return found[0] if found else None
+
+    async def clients_with_email(self, email: str) -> list[RemoteClient]:
+        """Every client whose e-mail equals ``email`` (case-insensitive), in the API's order."""
         wanted = email.strip().lower()
-        for found in await self.list_clients(search_email=email.strip()):
-            if (found.email or "").strip().lower() == wanted:
-                return found
-        return None
+        return [c for c in await self.list_clients(search_email=email.strip())
+                if (c.email or "").strip().lower() == wanted]
 
     async def list_services(self) -> list[RemoteService]:
         return await self._pages("list_services", {"business_id": self.target.business_id},

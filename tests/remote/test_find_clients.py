@@ -46,3 +46,19 @@ async def test_a_long_list_stops_at_its_budget_and_looks_up_the_rest(sbx: Sbx) -
     # 6 pages of one client, then 6 lookups: with one client a page, a lookup that finds its client
     # reads a second (empty) page, so 3 x 2 + 3.
     assert requests == 6 + 3 * 2 + 3
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["looked-up", "listed"])
+async def test_an_email_several_clients_have_is_reported_with_every_id(sbx: Sbx, many: bool) -> None:
+    """Looked up one by one or found in the list: an e-mail two clients have (one in another case)
+    is reported with both ids, oldest first, so the plan can refuse it."""
+    by_email = list(KNOWN)
+    first, second = KNOWN[by_email[0]], KNOWN[by_email[1]]
+    await sbx.operator.call("PATCH", f"/_sandbox/objects/clients/{second}", {"email": by_email[0].upper()})
+    emails = (sorted(set(KNOWN) - {by_email[1]}) + UNKNOWN) if many else [by_email[0]]
+    assert (len(emails) > LOOKUPS_BEFORE_LIST) == many
+    shared: dict[str, tuple[str, ...]] = {}
+    async with sbx.client(settings=fast_settings()) as api:
+        found = await find_clients(api, emails, shared)
+    assert found[by_email[0]] is not None
+    assert shared == {by_email[0]: tuple(sorted((first, second), key=[c["id"] for c in DEMO["clients"]].index))}
