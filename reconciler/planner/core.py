@@ -703,11 +703,12 @@ def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
                  and isinstance(op.package_id, IdOf) and op.package_id.id_of == new]
         if not moved:
             continue
-        old, old_id = leaving[0]
+        gone = ", ".join(f"{a} ({rid})" for a, rid in leaving)
+        old = leaving[0][0] if len(leaving) == 1 else "OLD"
         out.append(Problem(
             address=new, severity="warning",
-            message=(f"{new} is created while {old} ({old_id}) leaves the manifests, and {len(moved)} client "
-                     f"package(s) move onto it by replacement ({', '.join(moved[:3])}"
+            message=(f"{new} is created while {gone} {'leaves' if len(leaving) == 1 else 'leave'} the manifests, "
+                     f"and {len(moved)} client package(s) move onto it by replacement ({', '.join(moved[:3])}"
                      f"{', ...' if len(moved) > 3 else ''}): each is sold again, with a new payment request"),
             hint=(f"If {new} is {old} renamed, run 'reconciler state mv {old} {new}' first: the plan then changes "
                   "its fields in place and replaces no client package.")))
