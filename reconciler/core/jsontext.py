@@ -79,18 +79,22 @@ def dumps(value: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] 
         text = orjson.dumps(value, default=_orjson_default(default), option=_SORTED if sort_keys else _PASS_ON)
     except (orjson.JSONEncodeError, TypeError):
         return _stdlib(value, sort_keys, default)
-    if text.isascii() and b"\x7f" not in text and b"null" not in text and _PARTING.search(text) is None:
+    if text.isascii() and b"\x7f" not in text and b"null" not in text \
+            and ((b"e-" not in text and b"0.0000" not in text) or _PARTING.search(text) is None):
         return text
     return _stdlib(value, sort_keys, default)
 
 
-#: 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+#: 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float.  Looked
+#: for in the text with every digit made "0" and every other byte "-" (two passes in C: a regular
+#: expression's digit class took ~10 us over a 700-byte answer, as long as reading it)
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2D for b in range(256))
+_LONG_DIGITS = b"0" * 19
 
 
 def loads(data: bytes) -> Any:
     """``json.loads(data)``: the same value, or the same error."""
-    if _LONG_DIGITS.search(data) is None:
+    if _LONG_DIGITS not in data.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
