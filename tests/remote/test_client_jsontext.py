@@ -56,7 +56,7 @@ PARTING = [
     "é", "名前", "\u2028", "\x7f", "\x1b[31m", "\x00\n\t\"\\/", "\ud800", "one-off 0.00001",
     {"b": 1, "a": 2, "é": 3}, {1: "int key"}, (1, 2), {1, 2}, None, True,
     Decimal("540"), Decimal("540.10"), Decimal("0.00001"), Decimal("NaN"), Decimal("1E+30"),
-    dt.date(2026, 12, 2), dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.timezone.utc),
+    dt.date(2026, 12, 2), dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.UTC),
     Unit.MONTH, Rank.ONE, Named("x"), {Unit.MONTH: 1}, object(),
 ]
 
