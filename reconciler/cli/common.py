@@ -110,12 +110,14 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     loop; a base install runs on asyncio's."""
     import asyncio  # here, not at the top: --help and completion never need it (nor uvloop)
 
+    from reconciler.core.interrupts import run_interruptible
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows, or a base install without the serve extra
-        return asyncio.run(coro)
+        return run_interruptible(asyncio.run, coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+        return run_interruptible(runner.run, coro)
 
 
 def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
@@ -195,10 +197,13 @@ def stopping_on_signals(runner: Any, caught: list[signal.Signals], what: str) ->
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            previous = signal.getsignal(sig)
             loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
+            installed.append((sig, previous))
     try:
         yield
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, previous in installed:
+            loop.remove_signal_handler(sig)  # (which leaves SIG_DFL / default_int_handler)
+            if previous is not None:  # the handler of the rest of the run: SIGTERM must not kill it silently
+                signal.signal(sig, previous)
