@@ -92,17 +92,25 @@ def confirm(prompt: str) -> bool:
     """click.confirm that Ctrl-C interrupts even inside ``asyncio.run``: asyncio's own SIGINT
     handler only cancels the main task, which a blocking input() never notices (the prompt then
     ignores the first Ctrl-C).  Ctrl-C raises click's Abort, which the CLI reports as interrupted
-    (exit 130)."""
+    (exit 130); SIGTERM likewise (exit 143), where the loop's handler would wait for an answer."""
     import signal
     import threading
 
+    from reconciler.core.interrupts import Terminated
+
     if threading.current_thread() is not threading.main_thread():
         return click.confirm(prompt, default=False)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, terminate)
     try:
         return click.confirm(prompt, default=False)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
