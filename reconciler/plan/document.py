@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from reconciler.core import jsontext
 from reconciler.model.base import Frozen
 from reconciler.plan.operations import (
     KNOWN_AFTER_APPLY,
@@ -39,15 +40,11 @@ __all__ = [
 ]
 
 
-#: json.dumps(view, sort_keys=True, separators=(",", ":"), default=str), its encoder made once
-#: (json.dumps makes one per call with these options; an apply fingerprints every object it records)
-_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-
-
 def fingerprint(view: dict[str, Any]) -> str:
-    """A stable digest of a normalised object view (sorted-key JSON)."""
-    data = _FINGERPRINT_JSON.encode(view)
-    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()[:32]
+    """A stable digest of a normalised object view: of ``json.dumps(view, sort_keys=True,
+    separators=(",", ":"), default=str)``, the very bytes (``core.jsontext``; an apply fingerprints
+    every object it records, and fingerprints are compared with those older versions wrote)."""
+    return "sha256:" + hashlib.sha256(jsontext.dumps(view, sort_keys=True, default=str)).hexdigest()[:32]
 
 
 class Problem(Frozen):

@@ -156,7 +156,7 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
         return None
     what = ident.describe("ClientPackage", want)
     where = (f"{len(found)} client packages of the {what} exist in vcita ({', '.join(found)})" if len(found) > 1 else
-             f"the {what} already exists in vcita as {found[0]}")
+             f"a client package of the {what} already exists in vcita as {found[0]}")
     repeat = (" This object is a repeat purchase, but a repeat asks for one sale more than the state tracks, and "
               "this state tracks fewer than vcita holds." if spec.repeat_purchase else "")
     if replaces is not None:

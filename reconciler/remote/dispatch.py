@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.core import jsontext
 from reconciler.core.errors import (
     AuthError,
     DoorRefusedError,
@@ -187,7 +187,7 @@ def _json_default(value: Any) -> Any:
 
 def encode_body(body: Any) -> bytes:
     """JSON bytes of a request body; Decimals become JSON numbers, dates ISO strings."""
-    return json.dumps(body, default=_json_default, separators=(",", ":"), sort_keys=True).encode()
+    return jsontext.dumps(body, sort_keys=True, default=_json_default)  # json.dumps's very bytes
 
 
 def body_digest(content: bytes | None) -> str:

@@ -12,10 +12,10 @@ whatever text of the server's they quote is cut short and has its control charac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.core import jsontext
 from reconciler.core.errors import (
     AuthError,
     FeatureDisabledError,
@@ -64,7 +64,7 @@ def parse_json(content: bytes) -> Any:
     if not content.strip():
         return None
     try:
-        return json.loads(content)
+        return jsontext.loads(content)
     except (ValueError, UnicodeDecodeError):
         return None
 

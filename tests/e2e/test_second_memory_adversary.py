@@ -80,7 +80,7 @@ def test_a_list_that_files_a_package_under_another_client_still_guards_it(
 
     code, out, err = cli("plan")
     assert code == 1, out + err
-    assert "client_package.ben-guitar: the client" in out + err and f"already exists in vcita as {ben}" in out + err
+    assert "client_package.ben-guitar: a client package of the client" in out + err and f"already exists in vcita as {ben}" in out + err
     assert cli("apply", "--auto-approve")[0] == 1
     assert _one_each(operator, demo) == 8
     code, out, err = cli("import", "--discover")
