@@ -31,6 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from reconciler.core.errors import ManifestError, ReconcilerError
 from reconciler.core.fsutil import atomic_write_text
+from reconciler.core.interrupts import deferred
 from reconciler.model import address as addresses
 from reconciler.model import views as nz
 from reconciler.model.manifest import API_VERSION, DOCUMENT_ADAPTER
@@ -246,16 +247,18 @@ def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[
           extra_resources: dict[str, ResourceState] | None = None) -> State:
     """Write the files (atomically, each), then the state recording them, in one write; the new
     state.  ``extra_file`` / ``extra_resources``: the client packages' file and records
-    (``export_clients.py``)."""
-    for f in export.files:
-        atomic_write_text(f.path, f.text, mode=0o644)
-    if extra_file is not None:
-        atomic_write_text(extra_file[0], extra_file[1], mode=0o644)
+    (``export_clients.py``).  A SIGINT/SIGTERM meanwhile is held until all are written
+    (:func:`reconciler.core.interrupts.deferred`): never manifests without the state recording them."""
     new = state
     for f in export.files:
         new = new.with_resource(addresses.catalog(f.name), f.resource)
     for address, rs in (extra_resources or {}).items():
         new = new.with_resource(address, rs)
-    if not export.files and not extra_resources:
-        return state
-    return store.write(new, expected_serial=state.serial)
+    with deferred():
+        for f in export.files:
+            atomic_write_text(f.path, f.text, mode=0o644)
+        if extra_file is not None:
+            atomic_write_text(extra_file[0], extra_file[1], mode=0o644)
+        if not export.files and not extra_resources:
+            return state
+        return store.write(new, expected_serial=state.serial)

@@ -7,7 +7,7 @@ one-line internal error (``--debug`` shows the traceback).
 Exit codes are decided in ``exit_codes.py`` (the README's table lists them): 0 success; 1 error
 (bad input, refused command, failed operation); 2 changes present (``plan --detailed-exitcode``)
 or remote drift (``drift``); 3 pending changes only (``drift``); 130 interrupted (Ctrl-C); 143
-terminated (SIGTERM during apply).
+terminated (SIGTERM).
 ``--debug`` or ``RECONCILER_DEBUG=1`` shows tracebacks.
 """
 
@@ -24,6 +24,7 @@ from reconciler import __version__
 from reconciler.cli import exit_codes
 from reconciler.cli.output import Console, RedactingFilter, RedactingStream
 from reconciler.core.errors import ManifestError, ReconcilerError
+from reconciler.core.interrupts import Terminated, handling_signals
 
 DEBUG_ENV = "RECONCILER_DEBUG"
 
@@ -220,24 +221,27 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``reconciler`` console script: run, then exit with the right code."""
-    sys.exit(run(argv))
+    """Entry point of the ``reconciler`` console script: run, then exit with the right code (a
+    SIGINT/SIGTERM once the run is over is ignored: the process is only exiting, with its code)."""
+    sys.exit(run(argv, exiting=True))
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     """Run the CLI and return its exit code (the error boundary).
 
     While it runs, stdout and stderr mask every registered secret (``reconciler.core.safetext``).
+    ``exiting``: the process ends after it (the console script), so SIGINT/SIGTERM stay ignored
+    after the run instead of getting their previous handlers back.
     """
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
-        return _run(argv)
+        return _run(argv, exiting)
     finally:
         sys.stdout, sys.stderr = streams
 
 
-def _run(argv: list[str] | None) -> int:
+def _run(argv: list[str] | None, exiting: bool = False) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     settings = Context()  # filled in by the global options, wherever they were given
 
@@ -251,26 +255,26 @@ def _run(argv: list[str] | None) -> int:
             stream.reconfigure(errors="backslashreplace")
     console = settings.console
     try:
-        rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
+        with handling_signals(then_ignore=exiting):  # SIGTERM, like Ctrl-C, unwinds and is reported
+            rv = cli.main(args=args, prog_name="reconciler", standalone_mode=False, obj=settings)
         return rv if isinstance(rv, int) else exit_codes.OK
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort as e:
         # click turns Ctrl-C (KeyboardInterrupt) into Abort (click.confirm "from None": then it is
         # the context, not the cause); a "no" at a confirmation is an Abort too.
-        if isinstance(e.__cause__, KeyboardInterrupt) or isinstance(e.__context__, KeyboardInterrupt):
+        signalled = next((x for x in (e.__cause__, e.__context__) if isinstance(x, KeyboardInterrupt)), None)
+        if signalled is not None:
             if debugging():
                 console.traceback()
-            console.error("interrupted")
-            return exit_codes.INTERRUPTED
+            return _stopped(console, signalled)
         console.error("aborted")
         return exit_codes.ERROR
     except click.ClickException as e:
         console.error(e.format_message(), hint=_usage_hint(e))
         return exit_codes.ERROR
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return exit_codes.INTERRUPTED
+    except KeyboardInterrupt as e:
+        return _stopped(console, e)
     except ManifestError as e:
         if debugging():
             console.traceback()
@@ -302,6 +306,16 @@ def _run(argv: list[str] | None) -> int:
             hint="This is a bug in reconciler. Run again with --debug for a traceback and report it.",
         )
         return exit_codes.ERROR
+
+
+def _stopped(console: Console, e: KeyboardInterrupt) -> int:
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM: one line, 130 or 143.  What it wrote before is
+    whole (every write is atomic; an export's files and state are written together or not at all)."""
+    if isinstance(e, Terminated):
+        console.error("terminated (SIGTERM)")
+        return exit_codes.TERMINATED
+    console.error("interrupted")
+    return exit_codes.INTERRUPTED
 
 
 def _debug_from_env() -> bool:

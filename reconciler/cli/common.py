@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -91,17 +92,25 @@ def confirm(prompt: str) -> bool:
     """click.confirm that Ctrl-C interrupts even inside ``asyncio.run``: asyncio's own SIGINT
     handler only cancels the main task, which a blocking input() never notices (the prompt then
     ignores the first Ctrl-C).  Ctrl-C raises click's Abort, which the CLI reports as interrupted
-    (exit 130)."""
+    (exit 130); SIGTERM likewise (exit 143), where the loop's handler would wait for an answer."""
     import signal
     import threading
 
+    from reconciler.core.interrupts import Terminated
+
     if threading.current_thread() is not threading.main_thread():
         return click.confirm(prompt, default=False)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, terminate)
     try:
         return click.confirm(prompt, default=False)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -110,12 +119,14 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     loop; a base install runs on asyncio's."""
     import asyncio  # here, not at the top: --help and completion never need it (nor uvloop)
 
+    from reconciler.core.interrupts import run_interruptible
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows, or a base install without the serve extra
-        return asyncio.run(coro)
+        return run_interruptible(asyncio.run, coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+        return run_interruptible(runner.run, coro)
 
 
 def async_command(f: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
@@ -152,26 +163,103 @@ def plan_safety(paths: Sequence[str], target: Any, max_payment_requests: int | N
 
 
 def _inside_the_state_folder(paths: Sequence[str], store: Any) -> bool:
-    """Whether every manifest folder of the run lies strictly inside the folder the state belongs
-    to (``manifests/clients`` with ``--state manifests/.reconciler/state.json``; with a database
-    backend, the default ``manifests`` folder): the plan covers part of that folder's manifests, so
+    """Whether the run's manifest folders are part of the folder the state belongs to, so that
     a tracked object declared elsewhere in it is left alone, not archived as if it had left the
-    manifests."""
+    manifests.
+
+    A state file belongs to the folder holding its ``.reconciler/`` (``manifests/clients`` with
+    ``--state manifests/.reconciler/state.json`` is part of ``manifests``).  A database's state is
+    the business's, not a folder's: the folders are part of its manifests when they lie inside
+    a business folder (its ``target.toml``) or the default ``manifests`` folder, or when a folder
+    around them holds other manifests (:func:`_part_of_the_business`): ``plan other/clients``
+    beside ``other/catalog.yaml``."""
     from reconciler.state.store import STATE_DIR
 
     if not paths:
         return False
     state_file = getattr(store, "path", None)
-    if store is not None and not isinstance(state_file, Path):
-        # a database's state is the business's, not a folder's: its home is the default manifests
-        # folder, so that 'plan manifests/clients' is a plan over part of it there too
-        home = Path("manifests").absolute()
-    elif not isinstance(state_file, Path) or state_file.parent.name != STATE_DIR:
-        return False
-    else:
-        home = state_file.parent.parent.absolute()
     folders = [Path(p).absolute() for p in paths]
+    if store is not None and not isinstance(state_file, Path):
+        return all(_part_of_the_business(folder, Path.cwd().absolute(), set(folders)) for folder in folders)
+    if not isinstance(state_file, Path) or state_file.parent.name != STATE_DIR:
+        return False
+    home = state_file.parent.parent.absolute()
     return all(home in folder.parents for folder in folders)
+
+
+#: how many directory entries :func:`_part_of_the_business` looks at before it stops and takes
+#: the run as a part (the safe answer: nothing is archived that a whole plan would have archived)
+_MAX_ENTRIES_LOOKED_AT = 20_000
+#: a document's top-level ``apiVersion: reconciler/...`` (at the start of a line: not an example
+#: quoted in a block of another YAML file)
+_MANIFEST_MARK = re.compile(rb"""^["']?apiVersion["']?[ \t]*:[ \t]*["']?reconciler/""", re.MULTILINE)
+
+
+def _part_of_the_business(folder: Path, cwd: Path, chosen: set[Path]) -> bool:
+    """With a database state: whether ``folder`` (absolute; ``chosen``: all the run's folders) is
+    part of its business's manifests rather than all of them.
+
+    - inside a business folder (one with a ``target.toml``, as ``--all`` sees it): a part unless
+      it is that folder;
+    - else inside the default ``manifests`` folder: a part;
+    - else a part when a folder around it, up to the working folder, holds reconciler manifests
+      outside the run's folders (``other/clients`` beside ``other/catalog.yaml``); the working
+      folder counts only by the files directly in it (its other sub-folders may be other
+      businesses, examples, anything).  A YAML file is a manifest when one of its documents
+      declares ``apiVersion: reconciler/...``; hidden folders and links are skipped, as the
+      loader skips them.  A folder outside the working folder, or the working folder itself, is
+      a whole."""
+    if cwd not in folder.parents:
+        return False
+    for above in (folder, *folder.parents):
+        if above == cwd:
+            break
+        if (above / "target.toml").is_file():
+            return above != folder
+    if (cwd / "manifests") in folder.parents:
+        return True
+    budget = [_MAX_ENTRIES_LOOKED_AT]
+
+    def holds_manifests(where: Path, *, deep: bool, skip: Path) -> bool:
+        stack = [where]
+        while stack:
+            here = stack.pop()
+            try:
+                entries = list(os.scandir(here))
+            except OSError:
+                continue
+            for entry in entries:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    return True  # too much to look at: a part, to be safe
+                if entry.name.startswith(".") or entry.is_symlink():
+                    continue
+                full = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    if deep and full != skip and full not in chosen:
+                        stack.append(full)
+                elif entry.name.endswith((".yaml", ".yml")) and entry.is_file(follow_symlinks=False) \
+                        and _is_manifest(full):
+                    return True
+        return False
+
+    below = folder
+    for above in folder.parents:
+        if above == cwd:
+            return holds_manifests(cwd, deep=False, skip=below)
+        if holds_manifests(above, deep=True, skip=below):
+            return True
+        below = above
+    return False  # pragma: no cover - cwd is among the parents (checked above)
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return False
+    return bool(_MANIFEST_MARK.search(head))
 
 
 @contextlib.contextmanager
@@ -195,10 +283,13 @@ def stopping_on_signals(runner: Any, caught: list[signal.Signals], what: str) ->
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            previous = signal.getsignal(sig)
             loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
+            installed.append((sig, previous))
     try:
         yield
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, previous in installed:
+            loop.remove_signal_handler(sig)  # (which leaves SIG_DFL / default_int_handler)
+            if previous is not None:  # the handler of the rest of the run: SIGTERM must not kill it silently
+                signal.signal(sig, previous)

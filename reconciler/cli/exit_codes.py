@@ -11,7 +11,7 @@ and raises errors; only the CLI turns them into numbers, with the functions belo
     3    only pending changes (drift)
     4    plan: creates of unknown outcome to resolve first (import or forget-intent), no other error
     130  interrupted (Ctrl-C, SIGINT)
-    143  terminated (SIGTERM during apply)
+    143  terminated (SIGTERM)
 """
 
 from __future__ import annotations

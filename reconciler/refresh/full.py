@@ -160,33 +160,38 @@ LOOKUPS_BEFORE_LIST = 10
 async def find_clients(api: VcitaClient, emails: Sequence[str],
                        shared: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """The client of each (lower-case) e-mail, or None.  Many e-mails: the clients list is walked
-    until each is found, for at most half as many pages as there are e-mails (then the rest are
-    looked up one by one), so it never costs more than 1.5 times the lookups it replaces.
+    to its end, for at most half as many pages as there are e-mails; a list longer than that is
+    not relied on, and each e-mail is looked up one by one, so it never costs more than 1.5 times
+    the lookups it replaces.
 
     ``shared`` receives the e-mails that several clients have (-> their ids, in the API's order):
     which client such an e-mail names cannot be told (the API's first may change), so the plan
-    refuses it.  A walk of the list sees them on the pages it reads."""
+    refuses it.  Only a complete reading can tell that an e-mail has one client: the whole list,
+    or a lookup of that e-mail (which finds every client of it).  A walk that stopped once each
+    e-mail was seen missed a second client of one on a later page, and the plan took the API's
+    first for it."""
     found: dict[str, Any] = {}
     seen_ids: dict[str, list[str]] = {}
     rest = list(emails)
     if len(emails) > LOOKUPS_BEFORE_LIST:
         wanted = set(emails)
-        pages = [0]
+        budget = len(emails) // 2
+        pages, cut = [0], [False]
 
         def enough(clients: list[Any]) -> bool:
             pages[0] += 1
-            seen = {(c.email or "").strip().lower() for c in clients}
-            return wanted <= seen or pages[0] >= len(emails) // 2
+            cut[0] = pages[0] >= budget  # (a walk that ends on that very page is taken as cut: safe)
+            return cut[0]
 
         listed = await api.list_clients(stop=enough)
-        for c in listed:
-            key = (c.email or "").strip().lower()
-            if key in wanted:
-                found.setdefault(key, c)
-                seen_ids.setdefault(key, []).append(c.id)
-        complete = pages[0] < len(emails) // 2 or wanted <= set(found)
-        rest = [] if complete else [e for e in emails if e not in found]
-        found.update({e: None for e in emails if e not in found and complete})
+        if not cut[0]:  # the whole list: every client of each e-mail was seen, absent is absent
+            rest = []
+            for c in listed:
+                key = (c.email or "").strip().lower()
+                if key in wanted:
+                    found.setdefault(key, c)
+                    seen_ids.setdefault(key, []).append(c.id)
+            found.update({e: None for e in emails if e not in found})
     looked_up = await aio.gather(*(api.clients_with_email(e) for e in rest))
     for e, clients in zip(rest, looked_up, strict=True):
         found[e] = clients[0] if clients else None

@@ -18,7 +18,7 @@ from typing import Any
 
 from .behaviour import Behaviour
 from .envelopes import ApiError, family_of
-from .jsontext import loads
+from .jsontext import OutOfRange, loads_request
 from .store import Store
 from .values import Clock, parse_int
 
@@ -84,11 +84,14 @@ class Ctx:
         return ApiError.of(self.family, status, message, code=code, field=field)
 
     def json_object(self) -> dict[str, Any]:
-        """The body as a JSON object; 400 when it is not JSON, 422 when not an object."""
+        """The body as a JSON object; 400 when it is not JSON (``NaN`` and the infinities are not),
+        422 when not an object or a number in it is too large for a float (``1e400``)."""
         if not self.body.strip():
             return {}
         try:
-            value = loads(self.body)
+            value = loads_request(self.body)
+        except OutOfRange as e:
+            raise self.error(422, f"Invalid number: {e.literal[:40]} is out of range") from None
         except (ValueError, UnicodeDecodeError):
             raise self.error(400, "Bad Request: the body is not valid JSON", code="bad_request") from None
         if not isinstance(value, dict):

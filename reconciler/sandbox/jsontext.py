@@ -18,12 +18,17 @@ Where orjson's text differs from the standard library's, and how each case is ro
   writes and the standard library refuses, are in no value of the sandbox (its values come from
   JSON text and its own code);
 - NaN and the infinities (``null`` against ``NaN``/``Infinity``), which orjson's text cannot show:
-  the sandbox makes none itself (`values.parse_decimal` refuses them), and `loads`, which reads
-  every JSON text the sandbox is sent or has stored, reads the literals ``NaN``, ``Infinity`` and
-  ``-Infinity``, and numbers too large for a float (``1e400``), as `NonFinite`, a float that
-  orjson refuses.
+  the sandbox makes none itself (`values.parse_decimal` refuses them) and takes none in an API
+  request (`loads_request`, below); `loads`, which reads every JSON text the sandbox has stored
+  (and the operator API's bodies), reads the literals ``NaN``, ``Infinity`` and ``-Infinity``,
+  and numbers too large for a float (``1e400``), as `NonFinite`, a float that orjson refuses.
 
 `loads` is ``json.loads`` (str, bytes: same decoding, same errors) except for that one mark.
+
+`loads_request` reads a request's body as the real API does (a Rails JSON parser): ``NaN`` and
+the infinities are not JSON (RFC 8259), so a body holding them is refused (`NotJson`, a
+ValueError: 400, as any body that is not JSON), and a number too large for a float is refused too
+(`OutOfRange`: 422), so that nothing non-finite is stored or ever echoed as invalid JSON.
 """
 
 from __future__ import annotations
@@ -51,16 +56,52 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 _compact_sorted = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
+class NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a request body: not JSON."""
+
+
+class OutOfRange(ValueError):
+    """A number of a request body too large for a float (``1e400``): valid JSON, but no value."""
+
+    def __init__(self, literal: str) -> None:
+        super().__init__(f"the number {literal[:40]} is out of range")
+        self.literal = literal
+
+
+def _no_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise OutOfRange(text)
+    return value
+
+
+_request_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def loads_request(text: str | bytes | bytearray) -> Any:
+    """A request body: `loads`, but ``NaN``/``Infinity`` raise `NotJson` and a float literal too
+    large for a float raises `OutOfRange` (both ValueErrors)."""
+    return _request_decoder.decode(_text(text))
+
+
 def loads(text: str | bytes | bytearray) -> Any:
     """``json.loads(text)``, with NaN, the infinities and overflowing numbers read as `NonFinite`."""
+    return _decoder.decode(_text(text))
+
+
+def _text(text: str | bytes | bytearray) -> str:
+    """The text ``json.loads`` would decode (same encodings, same errors)."""
     if isinstance(text, str):
         if text.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    elif isinstance(text, (bytes, bytearray)):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    else:
-        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(text).__name__}")
-    return _decoder.decode(text)
+        return text
+    if isinstance(text, (bytes, bytearray)):
+        return text.decode(json.detect_encoding(text), "surrogatepass")
+    raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(text).__name__}")
 
 
 #: how orjson writes a float that the standard library writes otherwise (``1.5e-7``, ``0.00006``)

@@ -41,6 +41,7 @@ import filelock
 
 from reconciler.core.errors import StateError, StateLockedError
 from reconciler.core.fsutil import open_regular
+from reconciler.core.interrupts import deferred
 
 LOCK_NAME = "state.lock"
 FLOCK = "flock"  # the marker of records written by this lock (absent from the O_EXCL lock's)
@@ -268,10 +269,19 @@ class StateLock:
         return ours
 
     def __enter__(self) -> StateLock:
-        return self.acquire()
+        # A SIGINT/SIGTERM while the lock is being taken is held until it is (reconciler.core.
+        # interrupts), then released at once: no lock file is left behind with its record.
+        try:
+            with deferred():
+                return self.acquire()
+        except KeyboardInterrupt:
+            if self.id is not None:
+                self.release()
+            raise
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.release()
+        with deferred():  # released whole, even when a signal comes meanwhile
+            self.release()
 
     def _locked(self, lock_id: str, holder: dict[str, Any], *, legacy: bool = False) -> StateLockedError:
         if not holder:

@@ -209,3 +209,31 @@ def test_a_plan_over_a_sub_folder_with_the_state_in_the_database_touches_only_it
     assert code == 0, out + err
     state = PostgresStateStore(Secret(pg_env), demo_key(demo, sandbox)).load()
     assert len([a for a in state.resources if a.startswith("client_package.")]) == 8 and not state.archived
+
+
+def test_a_plan_over_part_of_a_folder_named_otherwise_with_the_state_in_the_database_touches_only_it(
+        pg_env: str, cli: CLI, workdir: Path, demo: dict[str, Any], sandbox: Any) -> None:
+    # Only a folder named "manifests" was taken for the database state's home: a plan over
+    # other/catalog was a full plan, and archived the 8 client packages declared in other/.
+    other = workdir / "other"
+    (workdir / "manifests").rename(other)
+    catalog = other / "catalog"
+    catalog.mkdir()
+    (other / "catalog-packages.yaml").rename(catalog / "catalog-packages.yaml")
+    (workdir / "docker-compose.yml").write_text("services: {db: {image: postgres}}\n")  # not a manifest
+    assert cli("apply", "--auto-approve", "--state-backend", "postgres", "other")[0] == 0
+    path = catalog / "catalog-packages.yaml"
+    path.write_text(path.read_text().replace("price: 260", "price: 280"))
+    code, out, err = cli("plan", "--state-backend", "postgres", "other/catalog")
+    assert code == 0 and "to archive" not in out and "client_package." not in out, out + err
+    assert "0 to create, 1 to update" in out, out + err
+    code, out, err = cli("apply", "--auto-approve", "--state-backend", "postgres", "other/catalog")
+    assert code == 0, out + err
+    state = PostgresStateStore(Secret(pg_env), demo_key(demo, sandbox)).load()
+    assert len([a for a in state.resources if a.startswith("client_package.")]) == 8 and not state.archived
+    # the whole folder is still a whole plan: an object removed from it is archived
+    clients = other / "client-packages.yaml"
+    docs = clients.read_text().split("\n---\n")
+    clients.write_text("\n---\n".join(d for d in docs if "name: alice-piano" not in d))
+    code, out, err = cli("plan", "--state-backend", "postgres", "other")
+    assert code == 0 and "client_package.alice-piano will be archived" in out, out + err

@@ -232,3 +232,44 @@ def test_a_catalog_create_answered_with_another_package_is_never_tracked_as_its_
     assert Counter(by_id[ids[a]]["package_id"] for a in ids if a.startswith("client_package.")) == Counter(
         {ids["catalog_package.piano-10"]: 3, ids["catalog_package.guitar-5"]: 3,
          ids["catalog_package.complete-musician"]: 2})
+
+
+def test_a_catalog_list_with_infinity_in_it_is_a_protocol_error_and_nothing_is_planned(
+        call: Any, sandbox: Any, demo: dict[str, Any], work: Path) -> None:
+    # ``Infinity`` is not JSON (RFC 8259); Python's json module reads it as a float anyway.
+    with HostileProxy(sandbox.base_url, "nan-list") as hostile:
+        hostile.armed = False
+        assert call(["apply", "--auto-approve", "manifests/catalog-packages.yaml"], base_url=hostile.url).code == 0
+        state = (work / "manifests" / ".reconciler" / "state.json").read_bytes()
+        hostile.armed = True
+        run = call(["plan", "manifests"], base_url=hostile.url)
+        applied = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+    assert_one_clear_error(run, demo["tokens"]["staff"])
+    assert "expected a finite number, got inf" in run.err, run.err[-3000:]
+    assert_one_clear_error(applied, demo["tokens"]["staff"])
+    assert (work / "manifests" / ".reconciler" / "state.json").read_bytes() == state  # nothing recorded
+    assert client_packages(sandbox, demo) == []
+
+
+def test_a_create_answered_with_nan_is_never_recorded_and_never_repeated(
+        call: Any, sandbox: Any, demo: dict[str, Any], work: Path) -> None:
+    # Each client-package create is executed, but its answer holds ``NaN``: not JSON, so not an
+    # answer to trust.  Nothing of it is recorded as tracked; each create stays of unknown outcome
+    # (never sent again), and through an honest server the second memory adopts each one.
+    with HostileProxy(sandbox.base_url, "nan-answer") as hostile:
+        run = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+        creates = [body for method, target, body in hostile.requests
+                   if method == "POST" and "/client_packages" in target]
+        state = json.loads((work / "manifests" / ".reconciler" / "state.json").read_text())
+        hostile.armed = False
+        again = call(["apply", "--auto-approve", "manifests"], base_url=hostile.url)
+    assert run.code == 1 and "Traceback" not in run.shown, run.shown[-3000:]
+    assert run.shown.count("the answer cannot be read (data.client_package cannot be read: amount: expected a "
+                           "finite number, got nan)") == 8, run.shown[-3000:]
+    assert "Apply incomplete: 3 done, 0 failed, 8 unknown." in run.shown
+    assert "NaN" not in json.dumps(state) and "nan" not in json.dumps(state).lower().replace("nanc", "")
+    assert not any(a.startswith("client_package.") for a in state["resources"]), state["resources"].keys()
+    assert len(state["pending"]) == len(creates) == 8
+    assert again.code == 0, again.shown[-3000:]
+    made = client_packages(sandbox, demo)
+    assert len(made) == 8 and max(Counter((cp["client_id"], cp["package_id"]) for cp in made).values()) == 1

@@ -164,16 +164,19 @@ def test_a_served_answer_and_stored_document_keep_their_bytes(tmp_path: Path) ->
         assert package.content == stdlib(json.loads(package.content))  # "Caf\u00e9", escaped as before
         raw = (b'{"client_id": "%s", "package_id": "%s", "price": "0.00001", "matter_uid": NaN}'
                % (DEMO["clients"][0]["id"].encode(), package.json()["data"]["package"]["id"].encode()))
-        answer = http.post(api + "/platform/v1/payment/client_packages", content=raw, headers=headers)
+        refused = http.post(api + "/platform/v1/payment/client_packages", content=raw, headers=headers)
+        assert refused.status_code == 400 and b"NaN" not in refused.content  # NaN is not JSON: nothing echoed
+        answer = http.post(api + "/platform/v1/payment/client_packages", headers=headers,
+                           content=raw.replace(b"NaN", b'"m-1"'))
         assert answer.status_code == 201, answer.text
         assert answer.content == stdlib(json.loads(answer.content))  # the standard library's text
-        assert b'"amount":1e-05' in answer.content and b'"conversation_id":NaN' in answer.content
+        assert b'"amount":1e-05' in answer.content and b'"conversation_id":"m-1"' in answer.content
         uid = json.loads(answer.content)["data"]["client_package"]["id"]
         stored = served.app.state.sandbox.store.conn().execute(
             "SELECT doc FROM objects WHERE id = ?", (uid,)).fetchone()[0]
-        assert stored == stdlib(json.loads(stored), sort_keys=True).decode() and "NaN" in stored
+        assert stored == stdlib(json.loads(stored), sort_keys=True).decode() and '"m-1"' in stored
         again = http.get(api + f"/business/payments/v1/client_packages/{uid}", headers=headers)
-        assert b'"conversation_id":NaN' in again.content and b'"amount":1e-05' in again.content
+        assert b'"conversation_id":"m-1"' in again.content and b'"amount":1e-05' in again.content
         # an ordinary create takes the fast way for its answer and both its stored documents
         ten = http.post(api + "/platform/v1/payment/packages", headers=headers, json={
             "name": "Ten lessons", "price": "250", "currency": "USD", "expiration": 6, "expiration_unit": "M",

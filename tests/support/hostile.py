@@ -23,6 +23,9 @@ mode                   what the attacked requests get
 ``replayed-answer``    a client-package create is executed (forwarded), but answered with the
                        answer of the create before it (another client's package), as a caching
                        proxy or a confused load balancer would; the first is answered honestly
+``nan-answer``         a client-package create is executed (forwarded), but its answer's
+                       ``amount`` reads ``NaN`` (not JSON: Python's json module reads it anyway)
+``nan-list``           the catalog list's answer with each ``expiration`` as ``Infinity``
 =====================  =========================================================================
 
 ``replayed-catalog-answer`` is ``replayed-answer`` for catalog-package creates (each answered with
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 import zlib
@@ -47,7 +51,7 @@ import httpx
 
 MODES = ("gzip-bomb", "endless-headers", "endless-value", "escape-codes", "echo-auth", "endless-list",
          "two-answers", "late-429", "stray-408", "close-reused", "replayed-answer",
-         "replayed-catalog-answer")
+         "replayed-catalog-answer", "nan-answer", "nan-list")
 FORGED = "\x1b[2J\x1b[H\x07\r\nApply complete! Resources: 9 added, 0 changed, 0 destroyed.\n"
 _ENDLESS_FOR = 30.0  # seconds: an endless answer is cut off after this, whatever happens
 
@@ -121,11 +125,11 @@ class HostileProxy:
     def attacks(self, method: str, target: str) -> bool:
         if not self.armed:
             return False
-        if self.mode in ("two-answers", "late-429", "stray-408", "close-reused", "replayed-answer"):
+        if self.mode in ("two-answers", "late-429", "stray-408", "close-reused", "replayed-answer", "nan-answer"):
             return method == "POST" and "/client_packages" in target
         if self.mode == "replayed-catalog-answer":
             return method == "POST" and target.split("?", 1)[0].endswith("/platform/v1/payment/packages")
-        if self.mode == "endless-list":
+        if self.mode in ("endless-list", "nan-list"):
             return method == "GET" and "/payment/packages?" in target
         return method == "GET" and "/_sandbox" not in target
 
@@ -201,6 +205,12 @@ class HostileProxy:
             package = {**self._template, "id": f"endless{page:010d}", "name": f"Endless {page}"}
             writer.write(_json_answer("200 OK", {"status": "OK", "data": {"packages": [package]}}))
             return True
+        if attacked and mode in ("nan-answer", "nan-list"):
+            field, value = (rb'"amount":\s*[-0-9.eE+]+', b'"amount":NaN') if mode == "nan-answer" else (
+                rb'"expiration":\s*[-0-9.eE+]+', b'"expiration":Infinity')
+            content = re.sub(field, value, upstream.content)
+            answer = _head(f"{upstream.status_code} {upstream.reason_phrase}",
+                           [("Content-Type", "application/json")], len(content)) + content
         if attacked and mode in ("replayed-answer", "replayed-catalog-answer"):
             answer, self._previous = (self._previous or answer), answer
         if attacked and mode == "two-answers":  # one write: one segment on loopback
