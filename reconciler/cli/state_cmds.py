@@ -43,15 +43,36 @@ def _where(f: F) -> F:
 
 
 def _resolving(f: F) -> F:
-    """Replace the location options by one ``store`` argument (the configured backend's)."""
+    """Replace the location options by one ``store`` argument (the configured backend's), and,
+    for a command that asks for it (a ``lag`` parameter), the list-lag bounds of its target."""
     import functools
+    import inspect
+
+    wants_lag = "lag" in inspect.signature(f).parameters
 
     @functools.wraps(f)
     def wrapper(*args: Any, manifests: str, state_file: str | None, target_name: str | None,
                 state_backend: str | None, state_dsn_env: str | None, **kw: Any) -> Any:
+        if wants_lag:
+            kw["lag"] = _list_lag(manifests, target_name)
         return f(*args, store=_store(manifests, state_file, target_name, state_backend, state_dsn_env), **kw)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _list_lag(manifests: str, target_name: str | None) -> Any:
+    """The list-lag bounds (``reconciler.core.listlag``) of the target plan would use; the
+    ``RECONCILER_*`` variables and the defaults when no target can be resolved (nothing is read
+    from vcita either way)."""
+    import os
+
+    from reconciler.core.errors import ConfigError
+    from reconciler.core.listlag import ListLag
+
+    try:
+        return resolve({"target_name": target_name}, [manifests]).list_lag
+    except ConfigError:
+        return ListLag.from_settings({}, os.environ, where="the environment")
 
 
 def _store(manifests: str, state_file: str | None, target_name: str | None = None, backend: str | None = None,
@@ -190,15 +211,22 @@ def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
 
 @state.command("forget-intent")
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.option("--force", is_flag=True,
+              help="Forget a create recorded so recently that vcita may still be executing it or not list it yet "
+                   "(you checked the client's packages in vcita by hand).")
 @_where
 @click.pass_obj
-def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
+def forget_intent(obj: Any, names: tuple[str, ...], force: bool, store: Any, lag: Any) -> int:
     """Drop pending creates whose outcome is unknown, one per NAME, in one state write.
 
     NAME is an address (client_package.alice-10) or a bare name, meaning client_package.NAME.
     Run it only after checking in vcita by hand that the object was NOT created: otherwise
     import it instead ('reconciler import ADDRESS ID'), or the next apply creates it again.
     When one NAME has no pending create, none is dropped.
+
+    A create recorded less than the target's send window + list lag + clock skew ago (56 s by
+    default) is refused without --force: it may still be on its way, or vcita's lists may not
+    show it yet, and the next plan would then create it a second time.
     """
     console = obj.console
     from reconciler.model.address import CLIENT
@@ -224,6 +252,8 @@ def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
         if gone:
             raise StateError(f"no pending create of {', '.join(gone)} in {store.where} (resolved meanwhile); "
                              "nothing was forgotten")
+        if not force:
+            _refuse_recent(intents, lag)
         dropped = {found[0].id for found in intents.values()}
         store.write(st.replace(pending={k: v for k, v in st.pending.items() if k not in dropped}),
                     expected_serial=st.serial)
@@ -241,6 +271,39 @@ def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
                      "created (the details above identify each). For any that exists, run 'reconciler import "
                      "ADDRESS ID' before the next apply, or that apply will create it a second time.")
     return 0
+
+
+def _refuse_recent(intents: dict[str, Any], lag: Any) -> None:
+    """StateError (nothing forgotten) when one of the creates was recorded so recently that vcita
+    may still be executing it (a create leaves up to the send window after its record) or its
+    lists may not show it yet (list lag, clock skew): not finding it proves nothing yet, and
+    forgetting it now lets the next plan create it a second time."""
+    from datetime import UTC, datetime
+
+    from reconciler.core.listlag import utc_stamp
+
+    now = datetime.now(UTC)
+    recent = []
+    for address, found in intents.items():
+        intent = found[0]
+        try:
+            settled = lag.settled_at(intent.opened_at)
+        except ValueError:  # an unreadable time: its age cannot be told, so it may be recent
+            recent.append((address, intent, None))
+            continue
+        if settled > now:
+            recent.append((address, intent, settled))
+    if not recent:
+        return
+    shown = "; ".join(f"{a} (intent {it.id}, recorded at {it.opened_at}: not before "
+                      f"{utc_stamp(when) if when else 'an unknown time'})" for a, it, when in recent)
+    raise StateError(
+        f"too recent to forget: {shown}. Until then vcita may still be executing the create (it may leave up to "
+        f"{lag.send_window:g} s after its record) or not list it yet (list lag {lag.lag:g} s, clock skew "
+        f"{lag.skew:g} s), so not finding it proves nothing, and the next plan would create it a second time; "
+        "nothing was forgotten",
+        hint="Run 'reconciler plan' once that time has passed: it adopts what vcita made. If you checked the "
+             "client's packages in vcita by hand and it is not there, run this again with --force.")
 
 
 @state.command("rm")
