@@ -14,8 +14,7 @@ no changes.
 * An existing ``client-packages.yaml`` (with ``force``) is added to, never replaced: its documents,
   comments and formatting stay as they are (the team's own objects, applied or not), and the new
   documents follow it, named apart from every object the folder's manifests or the state hold.  A
-  file that cannot be read, or manifests that do not load, are refused: what they hold cannot be
-  told, so nothing is written.
+  file that cannot be read is refused: what it holds cannot be told, so nothing is written.
 """
 
 from __future__ import annotations
@@ -158,17 +157,26 @@ def _existing(path: Path) -> tuple[str, int]:
 
 
 def _declared(out_dir: Path) -> set[str]:
-    """The addresses the manifests in ``out_dir`` declare (the names export must not take)."""
-    if not out_dir.is_dir() or not any(p.suffix in (".yaml", ".yml") for p in out_dir.rglob("*")):
-        return set()
+    """The addresses the manifests in ``out_dir`` declare (names export must not take), read
+    document by document: a folder whose manifests do not load as a whole (a reference to a
+    catalog package declared elsewhere, a file with errors) still has the names of its valid
+    documents taken; what cannot be read at all the next plan reports at its file and line."""
     from reconciler.core.errors import ManifestError
-    from reconciler.manifest.load import load_manifests
+    from reconciler.manifest.files import FileTooLarge, NotRegularFile, discover, read_bounded
+    from reconciler.manifest.load import load_text
 
+    if not out_dir.is_dir():
+        return set()
     try:
-        ms = load_manifests([out_dir])
-    except ManifestError as e:
-        first = f": {e.diagnostics[0].render()}" if e.diagnostics else ""
-        raise ExportRefused(f"export refused, nothing was written: the manifests in {out_dir} do not load ({e}"
-                            f"{first}), so the client packages found cannot be named apart from what they declare",
-                            hint=f"Fix them first: 'reconciler validate {out_dir}' locates every error.") from None
-    return set(ms.sources)
+        files = discover([out_dir])
+    except ManifestError:  # no manifests there (or a folder that cannot be walked): no names taken
+        return set()
+    names: set[str] = set()
+    for f in files:
+        try:
+            text = read_bounded(f).decode("utf-8")
+        except (OSError, UnicodeDecodeError, FileTooLarge, NotRegularFile):
+            continue
+        docs, _ = load_text(text.removeprefix("\ufeff"), str(f))
+        names.update(str(getattr(doc, "address", "")) for doc, _ in docs)
+    return names

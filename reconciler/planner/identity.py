@@ -204,7 +204,8 @@ def readded_refused(address: str, want: dict[str, Any], records: Sequence[Any]) 
         hint=(f"If the client buys this package again (a renewal, a new payment request), add 'repeat_purchase: "
               f"true' to the spec of {address}. If it is {first.address} brought back, {declare}: the plan then "
               f"re-adopts {first.id} (no payment request), and new terms after that are a reviewed replacement "
-              "(--allow-replace)."))
+              "(--allow-replace)." + (f" To take back another of them: 'reconciler import {address} ID'."
+                                      if len(records) > 1 else "")))
 
 
 def replacement_refused(address: str, tracked_id: str, want: dict[str, Any], archived: Sequence[Any]) -> Problem:
