@@ -54,25 +54,12 @@ def _resolving(f: F) -> F:
     def wrapper(*args: Any, manifests: str, state_file: str | None, target_name: str | None,
                 state_backend: str | None, state_dsn_env: str | None, **kw: Any) -> Any:
         if wants_lag:
-            kw["lag"] = _list_lag(manifests, target_name)
+            from reconciler.cli.state_intents import list_lag
+
+            kw["lag"] = list_lag(manifests, target_name)
         return f(*args, store=_store(manifests, state_file, target_name, state_backend, state_dsn_env), **kw)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _list_lag(manifests: str, target_name: str | None) -> Any:
-    """The list-lag bounds (``reconciler.core.listlag``) of the target plan would use; the
-    ``RECONCILER_*`` variables and the defaults when no target can be resolved (nothing is read
-    from vcita either way)."""
-    import os
-
-    from reconciler.core.errors import ConfigError
-    from reconciler.core.listlag import ListLag
-
-    try:
-        return resolve({"target_name": target_name}, [manifests]).list_lag
-    except ConfigError:
-        return ListLag.from_settings({}, os.environ, where="the environment")
 
 
 def _store(manifests: str, state_file: str | None, target_name: str | None = None, backend: str | None = None,
@@ -253,7 +240,9 @@ def forget_intent(obj: Any, names: tuple[str, ...], force: bool, store: Any, lag
             raise StateError(f"no pending create of {', '.join(gone)} in {store.where} (resolved meanwhile); "
                              "nothing was forgotten")
         if not force:
-            _refuse_recent(intents, lag)
+            from reconciler.cli.state_intents import refuse_recent
+
+            refuse_recent(intents, lag)
         dropped = {found[0].id for found in intents.values()}
         store.write(st.replace(pending={k: v for k, v in st.pending.items() if k not in dropped}),
                     expected_serial=st.serial)
@@ -271,39 +260,6 @@ def forget_intent(obj: Any, names: tuple[str, ...], force: bool, store: Any, lag
                      "created (the details above identify each). For any that exists, run 'reconciler import "
                      "ADDRESS ID' before the next apply, or that apply will create it a second time.")
     return 0
-
-
-def _refuse_recent(intents: dict[str, Any], lag: Any) -> None:
-    """StateError (nothing forgotten) when one of the creates was recorded so recently that vcita
-    may still be executing it (a create leaves up to the send window after its record) or its
-    lists may not show it yet (list lag, clock skew): not finding it proves nothing yet, and
-    forgetting it now lets the next plan create it a second time."""
-    from datetime import UTC, datetime
-
-    from reconciler.core.listlag import utc_stamp
-
-    now = datetime.now(UTC)
-    recent = []
-    for address, found in intents.items():
-        intent = found[0]
-        try:
-            settled = lag.settled_at(intent.opened_at)
-        except ValueError:  # an unreadable time: its age cannot be told, so it may be recent
-            recent.append((address, intent, None))
-            continue
-        if settled > now:
-            recent.append((address, intent, settled))
-    if not recent:
-        return
-    shown = "; ".join(f"{a} (intent {it.id}, recorded at {it.opened_at}: not before "
-                      f"{utc_stamp(when) if when else 'an unknown time'})" for a, it, when in recent)
-    raise StateError(
-        f"too recent to forget: {shown}. Until then vcita may still be executing the create (it may leave up to "
-        f"{lag.send_window:g} s after its record) or not list it yet (list lag {lag.lag:g} s, clock skew "
-        f"{lag.skew:g} s), so not finding it proves nothing, and the next plan would create it a second time; "
-        "nothing was forgotten",
-        hint="Run 'reconciler plan' once that time has passed: it adopts what vcita made. If you checked the "
-             "client's packages in vcita by hand and it is not there, run this again with --force.")
 
 
 @state.command("rm")
