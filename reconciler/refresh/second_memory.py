@@ -167,7 +167,9 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
       another run's, and so are the sales this plan would make of its own copy);
     * for a client package of a catalog package this plan creates, a package of that name the
       client was sold since the plan was made (another run created the catalog package and sold
-      it, and the catalog list may not show it yet).
+      it, and the catalog list may not show it yet);
+    * a payment request of a client it creates for that links back to no client package (it may
+      stand for such a package, which the list cannot show), unless the client is in ``checked``.
 
     Another runner with its own state (a CI job that started empty, a second branch) that
     applied meanwhile leaves exactly these; applying the plan would bill its clients again.
@@ -219,6 +221,7 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
                 _blind(creates, f"the payment request list named none of the {len(priced)} client package(s) the "
                                 "state tracks, each of which opened a payment request: what it does not list "
                                 "proves nothing", blind, checked)
+            _doubted(creates, walked, checked)
         seen = [] if found is None else [cp for cp in found.packages if cp.id not in owned]
         since = moment(plan.created_at)
         for op in creates:
@@ -244,6 +247,29 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
             "them again" + (" and bill these clients a second time" if creates else "") + ", so nothing was applied",
             hint="Adopt them with 'reconciler import --discover' (it adopts the client packages it finds and the "
                  "catalog packages they name), then make a new plan and review it.")
+
+
+def _doubted(creates: Sequence[CreateClientPackage], found: Discovery, checked: frozenset[str]) -> None:
+    """Refuse (as the plan does, ``planner/memory.py``) creates for a client one of whose payment
+    requests links back to no client package: it may stand for a package another run made since
+    the plan, which the list cannot show; a client in ``checked`` (a person looked) goes ahead."""
+    doubted: dict[str, list[str]] = {}
+    for op in creates:
+        uids = {*found.doubtful.get(op.client_id, ()), *found.doubtful.get(None, ())}
+        if uids and op.client_id not in checked:
+            doubted.setdefault(op.client_id, sorted(uids))
+    if not doubted:
+        return
+    shown = "; ".join(f"client {c}: {', '.join(uids[:3])}{' and more' if len(uids) > 3 else ''}"
+                      for c, uids in sorted(doubted.items())[:5])
+    named = " ".join(f"--checked-client {c}" for c in sorted(doubted)[:5]) + (" ..." if len(doubted) > 5 else "")
+    raise PlanFileError(
+        f"this plan, made earlier, creates client packages for {len(doubted)} client(s) some of whose payment "
+        f"requests link back to no client package ({shown}): each may stand for a package vcita got since the "
+        "plan was made (another run's) that the list cannot show, so applying could bill these clients a second "
+        "time; nothing was applied",
+        hint=(f"Check these clients' packages in vcita: if one of the creates is there, 'reconciler import ADDRESS "
+              f"ID' it and make a new plan; if none is, apply the plan with {named}."))
 
 
 def _blind(creates: Sequence[CreateClientPackage], why: str, blind: str, checked: frozenset[str]) -> None:

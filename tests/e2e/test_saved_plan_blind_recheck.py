@@ -124,3 +124,29 @@ def test_a_state_database_vouches_for_itself(
     assert not _state_file(workdir).exists()  # the state was the database's
     assert cli("apply", "p.json")[0] != 0  # applied once
     assert len(client_packages(operator, demo)) == 8
+
+
+def test_a_request_that_links_back_to_nothing_refuses_its_clients_creates(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # the list answers, but the other runner's renewal shows only as a payment request naming a
+    # package that does not exist (a server that lies about one request): it may be that renewal
+    import json
+
+    assert cli("apply", "--auto-approve")[0] == 0
+    clients = workdir / "manifests" / "client-packages.yaml"
+    alice = clients.read_text().split("\n---\n")[0].replace("name: alice-piano", "name: alice-piano-renewal")
+    clients.write_text(clients.read_text().rstrip("\n") + "\n---\n" + alice.rstrip("\n") + "\n  repeat_purchase: true\n")
+    code, out, err = cli("plan", "--out", "p.json")
+    assert code == 0 and "1 to create" in out, out + err
+    _other_runner_applies(workdir, cli)
+    assert len(client_packages(operator, demo)) == 9
+    other = json.loads((workdir / "other-runner.json").read_text())
+    renewal = other["resources"]["client_package.alice-piano-renewal"]["id"]
+    request = operator("GET", f"/objects/client_packages/{renewal}")["doc"]["payment_request_id"]
+    operator("PATCH", f"/objects/payment_requests/{request}", json={"payable_uid": "nosuchpackage0000"})
+    code, out, err = cli("apply", "p.json")
+    assert code == 1, out + err
+    text = " ".join(err.split())
+    assert f"link back to no client package (client ktsrl7f6h94run82: {request})" in text
+    assert "nothing was applied" in text and "--checked-client ktsrl7f6h94run82" in text
+    assert len(client_packages(operator, demo)) == 9  # the renewal not sold a second time
