@@ -9,11 +9,16 @@ records each one in state, so that the next plan shows no changes.
   comments).  Every field reconciler can manage is written (a zero discount too), so later changes
   in vcita show up as drift; ``image_path`` only when set.  A header holds the editor schema line
   and the package's vcita id.
-* Refusals, before anything is written: an existing file (unless ``force``), a name already used
+* Refusals, before anything is written: an existing file (unless ``force``; and even then a file
+  holding other documents than the package export writes there, which overwriting would drop), a
+  name already used
   by another manifest in the folder, a package another manifest in the folder already declares
   (its display name: a second manifest of it is refused by every plan), a package the state tracks
   under another address or an address the state tracks as another package (unless
   ``skip_tracked``, which leaves those out).
+* ``force`` over a file that differs from what export writes (comments, edits not applied yet):
+  the file as it was is kept beside it, ``NAME.yaml.before-export-<UTC time>`` (no plan reads it),
+  and the command names it, so nothing a person wrote is lost unseen.
 * Left out, and reported: deleted packages, and packages no valid manifest can describe (no
   items, more than 5 of a product, ...).  They stay unmanaged.
 """
@@ -28,6 +33,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from reconciler.core.errors import ManifestError, ReconcilerError
 from reconciler.core.fsutil import atomic_write_text
@@ -62,6 +68,10 @@ class Export:
 
     files: list[ExportedFile] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: files ``force`` overwrites whose text differs from the new one: (path, their text), kept beside
+    replaced: list[tuple[Path, str]] = field(default_factory=list)
+    #: where ``write`` kept each of them
+    kept: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 def slugify(name: str) -> str:
@@ -209,6 +219,13 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
             # a second manifest of one package: a plan would refuse it, or, untracked, sell it again
             conflicts.append(f"{p.id} ({p.name!r}) is already declared as CatalogPackage {twin[0]!r} in {twin[1]}")
             continue
+        if path.exists():
+            old, lost = _overwritable(path, name, text)
+            if lost is not None:
+                conflicts.append(lost)
+                continue
+            if old is not None:
+                result.replaced.append((path, old))
         rs = ResourceState.of_catalog(p)
         result.files.append(ExportedFile(name=name, path=path, remote_id=p.id, package_name=p.name, text=text,
                                          resource=rs))
@@ -220,6 +237,40 @@ def prepare(packages: list[RemoteCatalogPackage], services: dict[str, str], stat
                                  "business (a lost state): 'reconciler import --discover' rebuilds the state from "
                                  "them instead.")
     return result
+
+
+def _overwritable(path: Path, name: str, text: str) -> tuple[str | None, str | None]:
+    """What ``force`` does with an existing file: (its text, to keep beside it, when it differs
+    from ``text``; None when it is the same) and None, or (None, why it is refused): a file that
+    cannot be read, or that holds documents besides CatalogPackage ``name`` (overwriting would
+    drop them from the manifests: the objects they declare would be archived or never created)."""
+    from reconciler.core.fsutil import read_regular
+
+    try:
+        old = read_regular(path).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"{path} cannot be read to check what overwriting it would lose ({getattr(e, 'strerror', e)})"
+    if old == text:
+        return None, None
+    try:
+        docs = [d for d in YAML(typ="rt").load_all(old) if d is not None]
+    except YAMLError as e:
+        return None, f"{path} is not YAML export can read ({type(e).__name__}): overwriting it could lose what it holds"
+    others = [f"{d.get('kind', '?')} {(d.get('metadata') or {}).get('name', '?')}" if isinstance(d, dict) else "?"
+              for d in docs if not (isinstance(d, dict) and d.get("kind") == "CatalogPackage"
+                                    and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == name)]
+    if others:
+        return None, (f"{path} also declares {', '.join(others[:5])}{' and more' if len(others) > 5 else ''}, which "
+                      "overwriting it would drop from the manifests (move them to another file first)")
+    return old, None
+
+
+def kept_name(path: Path) -> Path:
+    """Where a file export overwrites is kept: beside it, under a name no plan reads and no run reuses."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return path.with_name(f"{path.name}.before-export-{stamp}")
 
 
 def _plain_doc(text: str) -> Any:
@@ -247,7 +298,8 @@ def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[
           extra_resources: dict[str, ResourceState] | None = None) -> State:
     """Write the files (atomically, each), then the state recording them, in one write; the new
     state.  ``extra_file`` / ``extra_resources``: the client packages' file and records
-    (``export_clients.py``).  A SIGINT/SIGTERM meanwhile is held until all are written
+    (``export_clients.py``).  A catalog file export replaces is kept beside it first
+    (``export.replaced``).  A SIGINT/SIGTERM meanwhile is held until all are written
     (:func:`reconciler.core.interrupts.deferred`): never manifests without the state recording them."""
     new = state
     for f in export.files:
@@ -255,6 +307,10 @@ def write(export: Export, store: StateStore, state: State, *, extra_file: tuple[
     for address, rs in (extra_resources or {}).items():
         new = new.with_resource(address, rs)
     with deferred():
+        for path, old in export.replaced:  # kept before anything is overwritten
+            beside = kept_name(path)
+            atomic_write_text(beside, old, mode=0o644)
+            export.kept.append((path, beside))
         for f in export.files:
             atomic_write_text(f.path, f.text, mode=0o644)
         if extra_file is not None:

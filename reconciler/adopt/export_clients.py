@@ -11,6 +11,10 @@ no changes.
   the same client, catalog package, ``valid_from`` and price (repeat purchases) get
   ``repeat_purchase: true`` on all but the oldest.
 * Left out: packages the state already tracks (under any address) or has archived.
+* An existing ``client-packages.yaml`` (with ``force``) is added to, never replaced: its documents,
+  comments and formatting stay as they are (the team's own objects, applied or not), and the new
+  documents follow it, named apart from every object the folder's manifests or the state hold.  A
+  file that cannot be read is refused: what it holds cannot be told, so nothing is written.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class ClientExport:
 
     path: Path | None = None
     text: str = ""
+    #: documents of the existing file kept as they were (``text`` adds to it); None: a new file
+    kept_documents: int | None = None
     resources: dict[str, ResourceState] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -72,17 +78,27 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
     fresh.sort(key=lambda cp: (found.opened_at.get(cp.id, ""), cp.id))
     names = _names(fresh, catalog)
     path = out_dir / FILE_NAME
+    existing: str | None = None
     if path.exists() and not force:
         raise ExportRefused(f"export refused, nothing was written: {path} exists",
-                            hint="--force overwrites existing files.")
+                            hint="--force adds the client packages found to it, keeping everything it holds.")
+    if path.exists():
+        existing, kept = _existing(path)
+        result.kept_documents = kept
+    taken = set(state.resources) | _declared(out_dir)
     seen: set[tuple[str, str, str | None, str | None]] = set()
     docs = []
     for cp in fresh:
         name = names[cp.id]
         address = addresses.client(name)
-        if address in state.resources:
-            result.skipped.append((cp.id, f"{address} is tracked as another client package"))
+        if address in taken:  # a name the team's manifests (or the state) use: told apart by the id
+            suffix = slugify(cp.id)[:10]
+            name = f"{name[:MAX_NAME - len(suffix) - 1].rstrip('-')}-{suffix}"
+            address = addresses.client(name)
+        if address in taken:
+            result.skipped.append((cp.id, f"{address} is declared or tracked as another client package"))
             continue
+        taken.add(address)
         spec = CommentedMap()
         spec["client"] = cp.client_id
         spec["package"] = catalog.get(cp.package_id, {"id": cp.package_id})
@@ -112,6 +128,55 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
     buf = io.StringIO()
     y.dump_all(docs, buf)
     result.path = path
+    if existing is not None:
+        head = existing.rstrip()
+        sep = "\n" if head.endswith("\n---") or head == "---" or not head else "\n---\n"
+        result.text = (head + sep + "# Added by 'reconciler export': client packages its payment requests show.\n"
+                       + buf.getvalue())
+        return result
     result.text = (f"# yaml-language-server: $schema={schema_ref}\n#\n# Exported from vcita by 'reconciler export': "
                    "the client packages its payment requests show.\n" + buf.getvalue())
     return result
+
+
+def _existing(path: Path) -> tuple[str, int]:
+    """The text of the client-package file export adds to, and how many documents it holds;
+    ExportRefused when it cannot be read (what it holds cannot be told: nothing is written)."""
+    from ruamel.yaml.error import YAMLError
+
+    from reconciler.core.fsutil import read_regular
+
+    try:
+        text = read_regular(path).decode("utf-8")
+        docs = [d for d in YAML(typ="rt").load_all(text) if d is not None]
+    except (OSError, UnicodeDecodeError, YAMLError) as e:
+        raise ExportRefused(f"export refused, nothing was written: {path} cannot be read to add the client packages "
+                            f"found to it ({getattr(e, 'strerror', None) or type(e).__name__})",
+                            hint="Fix the file (reconciler validate locates its errors), or move it aside.") from None
+    return text, len(docs)
+
+
+def _declared(out_dir: Path) -> set[str]:
+    """The addresses the manifests in ``out_dir`` declare (names export must not take), read
+    document by document: a folder whose manifests do not load as a whole (a reference to a
+    catalog package declared elsewhere, a file with errors) still has the names of its valid
+    documents taken; what cannot be read at all the next plan reports at its file and line."""
+    from reconciler.core.errors import ManifestError
+    from reconciler.manifest.files import FileTooLarge, NotRegularFile, discover, read_bounded
+    from reconciler.manifest.load import load_text
+
+    if not out_dir.is_dir():
+        return set()
+    try:
+        files = discover([out_dir])
+    except ManifestError:  # no manifests there (or a folder that cannot be walked): no names taken
+        return set()
+    names: set[str] = set()
+    for f in files:
+        try:
+            text = read_bounded(f).decode("utf-8")
+        except (OSError, UnicodeDecodeError, FileTooLarge, NotRegularFile):
+            continue
+        docs, _ = load_text(text.removeprefix("\ufeff"), str(f))
+        names.update(str(getattr(doc, "address", "")) for doc, _ in docs)
+    return names

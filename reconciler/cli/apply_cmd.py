@@ -175,7 +175,10 @@ def apply(obj: Any, /, paths: tuple[str, ...], auto_approve: bool, allow_replace
                     # as the user took): vcita may have got some of its creates since
                     from reconciler.refresh.second_memory import recheck_saved
                     with spinner.showing("checking vcita again"):
-                        await recheck_saved(api, plan, state.resources, state.archived, state.pending)
+                        await recheck_saved(api, plan, state.resources, state.archived, state.pending,
+                                            blind="warn" if saved is None else
+                                            "refuse" if store.kind == "local" else "shared",
+                                            checked=frozenset(checked_clients))
                 with bar.running(len(plan.addresses)), stopping_on_signals(applier, interrupted, "apply"):
                     result = await applier.apply(plan, stale=stale)  # type: ignore[arg-type]
                 verify = None

@@ -14,7 +14,10 @@ from reconciler.cli.options import DEFAULT_MANIFESTS, state_option, target_optio
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=DEFAULT_MANIFESTS, show_default=True,
               metavar="DIR", help="Folder to write the manifests to (its .reconciler/ folder holds the state).")
-@click.option("--force", is_flag=True, help="Overwrite manifest files that already exist.")
+@click.option("--force", is_flag=True,
+              help="Write over catalog-package files that exist (one that differs from what export writes is kept "
+                   "beside it, one that holds other documents is refused) and add to an existing "
+                   "client-packages.yaml (what it holds is kept as it is).")
 @click.option("--skip-tracked", is_flag=True,
               help="Leave out packages the state already tracks under another name (instead of refusing).")
 @click.option("--schema", "schema_ref", metavar="PATH_OR_URL",
@@ -96,14 +99,20 @@ def export(obj: Any, /, out_dir: str, force: bool, skip_tracked: bool, schema_re
             console.info(f"Wrote the manifest JSON Schema to {ex.SCHEMA_FILE} (the files' editor line points to it).")
     for rid, why in plan.skipped:
         console.warn(f"not exported: {rid}: {why}")
+    for path, beside in plan.kept:
+        console.warn(f"{path} was overwritten with vcita's values; the file as it was (your comments, edits not "
+                     f"applied yet) is kept as {beside}, which no plan reads: compare them and carry over what "
+                     "you meant to keep")
     n = len(plan.files)
     console.out(f"Exported {n} catalog package{'s' if n != 1 else ''} to {out}/ and recorded "
                 f"{'them' if n != 1 else 'it'} in {store.where}.", style="green")
     if clients is not None:
         m = len(clients.resources)
+        added = (f", after the {clients.kept_documents} document(s) it held, kept as they were"
+                 if clients.kept_documents is not None else "")
         console.out(f"Exported {m} client package{'s' if m != 1 else ''} (found through payment requests) to "
-                    f"{clients.path or out / 'client-packages.yaml'} and recorded {'them' if m != 1 else 'it'}.",
-                    style="green")
+                    f"{clients.path or out / 'client-packages.yaml'}{added}, and recorded "
+                    f"{'them' if m != 1 else 'it'}.", style="green")
     if n:
         hint = "" if clients is not None else (" Client packages: 'reconciler import client_package.NAME UID' "
                                                 "for each.")

@@ -43,12 +43,20 @@ def _where(f: F) -> F:
 
 
 def _resolving(f: F) -> F:
-    """Replace the location options by one ``store`` argument (the configured backend's)."""
+    """Replace the location options by one ``store`` argument (the configured backend's), and,
+    for a command that asks for it (a ``lag`` parameter), the list-lag bounds of its target."""
     import functools
+    import inspect
+
+    wants_lag = "lag" in inspect.signature(f).parameters
 
     @functools.wraps(f)
     def wrapper(*args: Any, manifests: str, state_file: str | None, target_name: str | None,
                 state_backend: str | None, state_dsn_env: str | None, **kw: Any) -> Any:
+        if wants_lag:
+            from reconciler.cli.state_intents import list_lag
+
+            kw["lag"] = list_lag(manifests, target_name)
         return f(*args, store=_store(manifests, state_file, target_name, state_backend, state_dsn_env), **kw)
 
     return wrapper  # type: ignore[return-value]
@@ -190,15 +198,22 @@ def unlock_cmd(obj: Any, lock_id: str, store: Any) -> int:
 
 @state.command("forget-intent")
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.option("--force", is_flag=True,
+              help="Forget a create recorded so recently that vcita may still be executing it or not list it yet "
+                   "(you checked the client's packages in vcita by hand).")
 @_where
 @click.pass_obj
-def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
+def forget_intent(obj: Any, names: tuple[str, ...], force: bool, store: Any, lag: Any) -> int:
     """Drop pending creates whose outcome is unknown, one per NAME, in one state write.
 
     NAME is an address (client_package.alice-10) or a bare name, meaning client_package.NAME.
     Run it only after checking in vcita by hand that the object was NOT created: otherwise
     import it instead ('reconciler import ADDRESS ID'), or the next apply creates it again.
     When one NAME has no pending create, none is dropped.
+
+    A create recorded less than the target's send window + list lag + clock skew ago (56 s by
+    default) is refused without --force: it may still be on its way, or vcita's lists may not
+    show it yet, and the next plan would then create it a second time.
     """
     console = obj.console
     from reconciler.model.address import CLIENT
@@ -224,6 +239,10 @@ def forget_intent(obj: Any, names: tuple[str, ...], store: Any) -> int:
         if gone:
             raise StateError(f"no pending create of {', '.join(gone)} in {store.where} (resolved meanwhile); "
                              "nothing was forgotten")
+        if not force:
+            from reconciler.cli.state_intents import refuse_recent
+
+            refuse_recent(intents, lag)
         dropped = {found[0].id for found in intents.values()}
         store.write(st.replace(pending={k: v for k, v in st.pending.items() if k not in dropped}),
                     expected_serial=st.serial)

@@ -154,7 +154,9 @@ async def apply_business(b: Business, opts: WorkOptions, how: ApplyOptions, stop
             if saved is not None:  # made earlier: vcita may have got some of its creates since
                 from reconciler.refresh.second_memory import recheck_saved
 
-                await recheck_saved(api, plan, state.resources, state.archived, state.pending)
+                await recheck_saved(api, plan, state.resources, state.archived, state.pending,
+                                    blind="refuse" if store.kind == "local" else "shared",
+                                    checked=safety.get("checked_clients", frozenset()))
             stop.appliers.append(applier)
             try:
                 result = await applier.apply(plan, stale=how.stale)

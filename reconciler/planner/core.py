@@ -592,6 +592,8 @@ class _Builder:
                       if r.id not in self.owned and r.kind == kind and ident.matches(r.identity, want)],
             pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
                      and ident.matches_pending(it.details, want)],
+            earlier=ident.earlier(archived.get(key, ()), want, self.o.archived, self.owned)
+            if kind == "ClientPackage" and key is not None else (),
         )
         if repeat and kind == "ClientPackage":
             return None  # a deliberate further sale: a create, shown as one more payment request

@@ -6,6 +6,12 @@ identity matches a record reconciler already has is never created again:
 
 * a record whose manifest is gone (a rename) -> the record moves to the new address;
 * an archived record (the object left the manifests earlier) -> it is re-adopted;
+* an archived client package of the same client and catalog package but another declared price or
+  ``valid_from`` (removed from the manifests, then added back with new terms) -> refused unless the
+  object says ``repeat_purchase: true``: vcita still holds the old package, so a create is a second
+  sale, as when the rename and the new price come in one plan (``siblings.py``).  A record an
+  earlier replacement archived counts only while no tracked record replaced it (that one is then
+  the sale, compared by the sibling rule with what its manifest declares);
 * a pending create at another address, or several candidates, or a record outside the paths of
   a partial plan -> the plan stops with an error naming them and the command that settles it;
 * a record still tracked at another address in the manifests whose manifest does not say
@@ -26,7 +32,7 @@ plan and on one resumed after either copy was created.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +44,8 @@ from reconciler.plan.document import Problem
 REFUSED: Any = object()
 
 CLIENT_FIELDS = ("client_id", "package_id", "valid_from", "price")
+#: How a replacement's archived record names the client package that replaced it (``State.archive_replaced``).
+_REPLACED_BY = "replaced by "
 #: The identity fields every match shares, for a catalog package [0] and a client package [1].
 KEY_FIELDS = (("name",), ("client_id", "package_id"))
 
@@ -99,6 +107,8 @@ class Matches:
     outside: list[tuple[str, Any]] = field(default_factory=list)  # tracked, outside a partial plan
     archived: list[tuple[str, Any]] = field(default_factory=list)
     pending: Sequence[Any] = ()
+    #: archived client packages of the same client and catalog package, other terms (``earlier``)
+    earlier: Sequence[Any] = ()
 
     def problem(self, address: str, kind: str, want: dict[str, Any]) -> Problem | None:
         """Why the object cannot be created nor take a record over; None when it can."""
@@ -142,7 +152,60 @@ class Matches:
                            hint=f"Settle it: 'reconciler state mv OLD {address}' for a tracked one, or "
                                 f"'reconciler import {address} ID' for an archived one; declaring valid_from or "
                                 "price may also tell them apart.")
+        if not takers and self.earlier and kind == "ClientPackage":
+            return readded_refused(address, want, self.earlier)
         return None
+
+
+def superseded(record: Any, archived: Mapping[str, Any], tracked_ids: Container[str]) -> bool:
+    """Whether an archived record was replaced (``replaced by NEW``, along a chain of replacements)
+    by a client package the state still tracks: that one is then its sale."""
+    seen: set[str] = set()
+    while (record.reason or "").startswith(_REPLACED_BY):
+        successor = record.reason[len(_REPLACED_BY):].strip()
+        if successor in tracked_ids:
+            return True
+        if successor in seen or successor not in archived:
+            return False
+        seen.add(successor)
+        record = archived[successor]
+    return False
+
+
+def earlier(records: Sequence[Any], want: dict[str, Any], archived: Mapping[str, Any],
+            tracked_ids: Container[str]) -> list[Any]:
+    """The archived client packages (``records``, of ``want``'s client and catalog package) that a new
+    object of identity ``want`` does not match but vcita still holds: a create beside them is a second
+    sale of the package to the client.  Those a tracked record replaced are left out (see
+    :func:`superseded`)."""
+    return [r for r in records if r.kind == "ClientPackage" and r.id not in tracked_ids
+            and not matches(r.identity, want) and not superseded(r, archived, tracked_ids)]
+
+
+def readded_refused(address: str, want: dict[str, Any], records: Sequence[Any]) -> Problem:
+    """Why a client package added back to the manifests with new terms is not created: vcita still
+    holds the one archived when it left (its payment request too)."""
+    def terms(r: Any) -> str:
+        held = ", ".join(f"{k} {r.identity.get(k)}" for k in ("price", "valid_from") if r.identity.get(k) is not None)
+        why = r.reason or "archived"
+        return f"{r.id} ({held + ', ' if held else ''}{why}, last at {r.address}, {r.archived_at[:10]})"
+
+    first = records[0]
+    same = [f"{k}: {first.identity[k]}" for k in ("price", "valid_from") if first.identity.get(k) is not None]
+    declare = (f"declare the terms it had ({', '.join(same)}) or leave " if same else "leave ")
+    declare += "price and valid_from out"
+    return Problem(
+        address=address, severity="error",
+        message=(f"the same client {want.get('client_id')} and catalog package {want.get('package_id')} as "
+                 f"{'client packages' if len(records) > 1 else 'the client package'} "
+                 f"{', '.join(terms(r) for r in records)}, archived in the state and still held by vcita: creating "
+                 "this one (other terms) would be a second sale of this package to this client, with a new "
+                 "payment request"),
+        hint=(f"If the client buys this package again (a renewal, a new payment request), add 'repeat_purchase: "
+              f"true' to the spec of {address}. If it is {first.address} brought back, {declare}: the plan then "
+              f"re-adopts {first.id} (no payment request), and new terms after that are a reviewed replacement "
+              "(--allow-replace)." + (f" To take back another of them: 'reconciler import {address} ID'."
+                                      if len(records) > 1 else "")))
 
 
 def replacement_refused(address: str, tracked_id: str, want: dict[str, Any], archived: Sequence[Any]) -> Problem:

@@ -52,6 +52,7 @@ from reconciler.remote.client import VcitaClient
 from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover, since_intent
 
 log = logging.getLogger("reconciler.refresh.second_memory")
+_warnings = logging.getLogger("reconciler.warnings")  # printed by the CLI as "Warning: ..." lines
 
 
 def clients_to_search(plan: Plan) -> dict[str, date | None]:
@@ -156,7 +157,8 @@ def _unused(plan: Plan, checked: frozenset[str], discovered: Discovered | None =
     return plan.model_copy(update={"problems": plan.problems + extra}) if extra else plan
 
 
-async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any, pending: Any = None) -> None:
+async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: Any, pending: Any = None, *,
+                        blind: str = "warn", checked: frozenset[str] = frozenset()) -> None:
     """Refuse (PlanFileError, exit 1, nothing sent) a plan made earlier (saved, or confirmed at
     the prompt) that would create what vcita got since, unknown to the state:
 
@@ -165,11 +167,22 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
       another run's, and so are the sales this plan would make of its own copy);
     * for a client package of a catalog package this plan creates, a package of that name the
       client was sold since the plan was made (another run created the catalog package and sold
-      it, and the catalog list may not show it yet).
+      it, and the catalog list may not show it yet);
+    * a payment request of a client it creates for that links back to no client package (it may
+      stand for such a package, which the list cannot show), unless the client is in ``checked``.
 
     Another runner with its own state (a CI job that started empty, a second branch) that
     applied meanwhile leaves exactly these; applying the plan would bill its clients again.
-    ``pending``: the state's pending records (their addresses are left to the applier)."""
+    ``pending``: the state's pending records (their addresses are left to the applier).
+
+    When the payment requests cannot be read (this target's list is no second memory, or not
+    now), nothing can be seen, and ``blind`` says what the state is worth: ``"warn"`` (a plan
+    made moments ago in this run from this very state: go on, saying so), ``"shared"`` (a state
+    database every runner writes: the saved plan's serial, checked by the applier, proves no
+    apply since) or ``"refuse"`` (a state file: a copy another runner never saw, a CI runner that
+    restored an older one, may have applied since, and the serial cannot tell).  Refused, the
+    client-package creates go ahead only for the clients in ``checked`` (a person looked at
+    their packages in vcita)."""
     # An address with a pending create (an interrupted run of this very plan, whose answer was
     # lost) is the applier's to refuse, naming it: its package is no other run's.
     held = {pc.address for pc in (pending or {}).values()}
@@ -192,11 +205,23 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
                  for address, ids in sorted(got.items())]
     clashes: list[str] = []
     if creates:
+        found: Discovery | None = None
         try:
-            found = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
+            walked = await discover(api, {op.client_id: None for op in creates}, known=owned, wide=True)
         except DiscoveryUnavailable as exc:
             log.warning("second memory unavailable at apply: %s", exc.message)
-            found = None
+            _blind(creates, exc.message, blind, checked)
+        else:
+            found = walked
+            # a list that names none of the client packages the state tracks (each with a price
+            # opened a payment request) and nothing else either is no second memory (as replan says)
+            priced = {rs.id for rs in resources.values()
+                      if rs.kind == "ClientPackage" and rs.applied.get("price") not in (None, "0")}
+            if priced and not (walked.seen_known & priced) and not walked.packages:
+                _blind(creates, f"the payment request list named none of the {len(priced)} client package(s) the "
+                                "state tracks, each of which opened a payment request: what it does not list "
+                                "proves nothing", blind, checked)
+            _doubted(creates, walked, checked)
         seen = [] if found is None else [cp for cp in found.packages if cp.id not in owned]
         since = moment(plan.created_at)
         for op in creates:
@@ -222,6 +247,60 @@ async def recheck_saved(api: VcitaClient, plan: Plan, resources: Any, archived: 
             "them again" + (" and bill these clients a second time" if creates else "") + ", so nothing was applied",
             hint="Adopt them with 'reconciler import --discover' (it adopts the client packages it finds and the "
                  "catalog packages they name), then make a new plan and review it.")
+
+
+def _doubted(creates: Sequence[CreateClientPackage], found: Discovery, checked: frozenset[str]) -> None:
+    """Refuse (as the plan does, ``planner/memory.py``) creates for a client one of whose payment
+    requests links back to no client package: it may stand for a package another run made since
+    the plan, which the list cannot show; a client in ``checked`` (a person looked) goes ahead."""
+    doubted: dict[str, list[str]] = {}
+    for op in creates:
+        uids = {*found.doubtful.get(op.client_id, ()), *found.doubtful.get(None, ())}
+        if uids and op.client_id not in checked:
+            doubted.setdefault(op.client_id, sorted(uids))
+    if not doubted:
+        return
+    shown = "; ".join(f"client {c}: {', '.join(uids[:3])}{' and more' if len(uids) > 3 else ''}"
+                      for c, uids in sorted(doubted.items())[:5])
+    named = " ".join(f"--checked-client {c}" for c in sorted(doubted)[:5]) + (" ..." if len(doubted) > 5 else "")
+    raise PlanFileError(
+        f"this plan, made earlier, creates client packages for {len(doubted)} client(s) some of whose payment "
+        f"requests link back to no client package ({shown}): each may stand for a package vcita got since the "
+        "plan was made (another run's) that the list cannot show, so applying could bill these clients a second "
+        "time; nothing was applied",
+        hint=(f"Check these clients' packages in vcita: if one of the creates is there, 'reconciler import ADDRESS "
+              f"ID' it and make a new plan; if none is, apply the plan with {named}."))
+
+
+def _blind(creates: Sequence[CreateClientPackage], why: str, blind: str, checked: frozenset[str]) -> None:
+    """What apply does when it cannot look in vcita for the client packages a plan made earlier
+    creates (see :func:`recheck_saved`'s ``blind``)."""
+    clients = sorted({op.client_id for op in creates} - checked)
+    n = len(creates)
+    if blind == "shared" or (blind == "warn" and clients):
+        shown = ", ".join(op.address for op in creates[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        vouch = ("the state database vouches that no apply happened since the plan was made" if blind == "shared"
+                 else "they are checked against this state alone, as the plan said")
+        _warnings.warning("vcita's payment requests could not be read to check again the %d client package "
+                          "create(s) of this plan (%s): %s", n, shown, vouch)
+        return
+    if blind == "warn":
+        return
+    if not clients:
+        _warnings.warning("vcita's payment requests could not be read to check again the %d client package "
+                          "create(s) of this plan: they go ahead because --checked-client says a person checked "
+                          "the packages of their clients in vcita", n)
+        return
+    named = " ".join(f"--checked-client {c}" for c in clients[:5]) + (" ..." if len(clients) > 5 else "")
+    raise PlanFileError(
+        f"this plan, made earlier, creates {n} client package(s), and vcita's payment requests cannot be read "
+        f"to check that no other run created them since ({why}); the state cannot vouch for it either: it is a "
+        "file, and another copy of it (another CI runner's, an older one restored) may have been applied since "
+        "without this one knowing, so applying could bill these clients a second time; nothing was applied",
+        hint=(f"Check the packages of the {len(clients)} client(s) in vcita; if none of these creates is there, "
+              f"apply the plan with {named}; if one is, 'reconciler import ADDRESS ID' it and make a new plan. "
+              "'reconciler doctor' says whether this target's payment requests can be read. A state kept in "
+              "PostgreSQL, shared by every runner, vouches for itself."))
 
 
 def _opened_after(opened_at: str | None, since: datetime) -> bool:

@@ -236,7 +236,7 @@ def test_canary_tokens_never_leak(tmp_path: Path, sandbox: Any, canary_business:
     # (the second memory would adopt it: a list that refuses keeps the outcome unknown, for forget-intent)
     op("POST", "/faults", {"path": "/business/payments/v1/payment_requests", "status": 404})
     rc("apply", "--auto-approve", "--rate", "1000")  # refused: unknown outcome of an earlier create
-    assert rc("state", "forget-intent", "fourth")[0] == 0
+    assert rc("state", "forget-intent", "fourth", "--force")[0] == 0  # just recorded: --force
     op("DELETE", "/faults")
     # a stale lock (a killed run), then unlock
     lock = work / "manifests/.reconciler/state.lock"

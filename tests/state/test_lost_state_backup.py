@@ -26,13 +26,19 @@ def test_no_command_writes_a_new_state_over_a_lost_ones_backup(workdir: Path, cl
                                                                 tmp_path: Path) -> None:
     assert cli("apply", "--auto-approve")[0] == 0
     folder = workdir / "manifests" / ".reconciler"
-    assert cli("apply", "--auto-approve")[0] == 0  # a second write: the backup is a full state too
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    original = catalog.read_text()
+    # two more applies that write (a price changed and back): the backup is then a whole state,
+    # not the first apply's next-to-last write (which may lack the records of its last batch)
+    catalog.write_text(re.sub(r"(?m)^  price: 540$", "  price: 539", original))
+    assert cli("apply", "--auto-approve")[0] == 0
+    catalog.write_text(original)
+    assert cli("apply", "--auto-approve")[0] == 0
     backup = (folder / "state.json.backup").read_bytes()
     assert len(json.loads(backup)["resources"]) == 11
     (folder / "state.json").unlink()  # lost
     # the catalog alone is applied (the client packages' file is elsewhere for now), twice
     shutil.move(workdir / "manifests" / "client-packages.yaml", tmp_path / "client-packages.yaml")
-    catalog = workdir / "manifests" / "catalog-packages.yaml"
     for price in (541, 542):
         catalog.write_text(re.sub(r"(?m)^  price: 540$", f"  price: {price}", catalog.read_text().replace(
             "price: 541", "price: 540")))

@@ -125,7 +125,13 @@ def test_forget_intent_by_bare_name(store: StateStore, capsys: pytest.CaptureFix
     journal = Journal.for_state(store)
     journal.open_intent("client_package.bob-5", "ClientPackage", "d",
                         {"client_email": "bob@example.com", "package_name": "Piano 10"})
-    assert run(["state", "forget-intent", "bob-5", "--state", str(store.path)]) == 0
+    # just recorded: vcita may still be executing it, or not list it yet (refused, nothing changed)
+    before = snapshot(store.dir)
+    assert run(["state", "forget-intent", "bob-5", "--state", str(store.path)]) == 1
+    err = capsys.readouterr().err
+    assert "too recent to forget: client_package.bob-5" in err and "nothing was forgotten" in err
+    assert "with --force" in err and snapshot(store.dir) == before
+    assert run(["state", "forget-intent", "bob-5", "--force", "--state", str(store.path)]) == 0
     out, err = capsys.readouterr()
     assert "Forgot the pending create of client_package.bob-5" in out
     assert "client_email: bob@example.com" in out and "package_name: Piano 10" in out
@@ -152,7 +158,8 @@ def test_forget_intent_of_several_names_in_one_state_write(store: StateStore,
     for name in ("bob-5", "carol-5", "dan-5"):
         journal.open_intent(f"client_package.{name}", "ClientPackage", "d", {"client_email": f"{name}@example.com"})
     serial = store.load().serial
-    args = ["state", "forget-intent", "bob-5", "client_package.carol-5", "bob-5", "--state", str(store.path)]
+    args = ["state", "forget-intent", "bob-5", "client_package.carol-5", "bob-5", "--force", "--state",
+            str(store.path)]
     assert run(args) == 0
     out, err = capsys.readouterr()
     assert out.count("Forgot the pending create of") == 2  # the repeated name counts once
