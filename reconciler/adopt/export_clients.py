@@ -10,7 +10,11 @@ no changes.
   its identity and validity.  Credits and matter are left out (not managed).  Several packages of
   the same client, catalog package, ``valid_from`` and price (repeat purchases) get
   ``repeat_purchase: true`` on all but the oldest.
-* Left out: packages the state already tracks (under any address) or has archived.
+* Left out: packages the state already tracks (under any address) or has archived, and those of
+  the client and catalog package of a pending create (a create whose answer was lost: such a
+  package may be the one it made, which the next plan adopts at the create's address; recorded
+  under an export name instead, the pending create could never be settled, and once forgotten
+  its object would be sold again).
 * An existing ``client-packages.yaml`` (with ``force``) is added to, never replaced: its documents,
   comments and formatting stay as they are (the team's own objects, applied or not), and the new
   documents follow it, named apart from every object the folder's manifests or the state hold.  A
@@ -20,7 +24,7 @@ no changes.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,8 @@ class ClientExport:
     kept_documents: int | None = None
     resources: dict[str, ResourceState] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: packages left out because a pending create may have made them (said as a warning)
+    held: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _names(packages: list[RemoteClientPackage], catalog: Mapping[str, str]) -> dict[str, str]:
@@ -71,8 +77,12 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
     """``catalog``: remote catalog id -> its manifest name (exported now, or tracked)."""
     result = ClientExport()
     known = {rs.id for rs in state.resources.values()} | set(state.archived)
-    fresh = [cp for cp in found.packages if cp.id not in known]
+    held = _pending_for(state)
+    fresh = [cp for cp in found.packages if cp.id not in known and held(cp) is None]
     result.skipped = [(cp.id, "already tracked or archived in the state") for cp in found.packages if cp.id in known]
+    result.held = [(cp.id, f"it may be the client package of {held(cp)}, whose create's answer was lost: "
+                               "'reconciler plan' settles it (adopts it there when found); export again after")
+                       for cp in found.packages if cp.id not in known and held(cp) is not None]
     if not fresh:
         return result
     fresh.sort(key=lambda cp: (found.opened_at.get(cp.id, ""), cp.id))
@@ -137,6 +147,21 @@ def prepare_clients(found: Discovery, catalog: Mapping[str, str], state: State, 
     result.text = (f"# yaml-language-server: $schema={schema_ref}\n#\n# Exported from vcita by 'reconciler export': "
                    "the client packages its payment requests show.\n" + buf.getvalue())
     return result
+
+
+def _pending_for(state: State) -> Callable[[RemoteClientPackage], str | None]:
+    """The address of a pending client-package create a package may belong to (same client and
+    catalog package, as far as the intent recorded them), else None."""
+    intents = [(pc.address, pc.details.get("client_id"), pc.details.get("package_id"))
+               for pc in state.pending.values() if pc.kind == "ClientPackage"]
+
+    def held(cp: RemoteClientPackage) -> str | None:
+        for address, client_id, package_id in intents:
+            if client_id in (None, cp.client_id) and package_id in (None, cp.package_id):
+                return address
+        return None
+
+    return held
 
 
 def _existing(path: Path) -> tuple[str, int]:

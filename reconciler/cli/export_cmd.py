@@ -99,6 +99,8 @@ def export(obj: Any, /, out_dir: str, force: bool, skip_tracked: bool, schema_re
             console.info(f"Wrote the manifest JSON Schema to {ex.SCHEMA_FILE} (the files' editor line points to it).")
     for rid, why in plan.skipped:
         console.warn(f"not exported: {rid}: {why}")
+    for rid, why in clients.held if clients is not None else ():
+        console.warn(f"client package not exported: {rid}: {why}")
     for path, beside in plan.kept:
         console.warn(f"{path} was overwritten with vcita's values; the file as it was (your comments, edits not "
                      f"applied yet) is kept as {beside}, which no plan reads: compare them and carry over what "
