@@ -207,10 +207,19 @@ def _part_of_the_business(folder: Path, cwd: Path, chosen: set[Path]) -> bool:
       folder counts only by the files directly in it (its other sub-folders may be other
       businesses, examples, anything).  A YAML file is a manifest when one of its documents
       declares ``apiVersion: reconciler/...``; hidden folders and links are skipped, as the
-      loader skips them.  A folder outside the working folder, or the working folder itself, is
-      a whole."""
+      loader skips them.  The working folder itself is a whole.
+
+    A folder outside the working folder (``plan /repo/manifests/catalog`` run from elsewhere: a
+    CI step's other folder) has nothing around it to look at up to a bound: it is a part unless
+    it is a business folder itself (its own ``target.toml``), the safe answer, which archives
+    nothing (a whole plan over it archived every tracked object declared beside it)."""
     if cwd not in folder.parents:
-        return False
+        if folder == cwd:
+            return False
+        for above in folder.parents:
+            if (above / "target.toml").is_file():
+                return True
+        return not (folder / "target.toml").is_file()
     for above in (folder, *folder.parents):
         if above == cwd:
             break

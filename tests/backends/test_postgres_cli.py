@@ -211,6 +211,26 @@ def test_a_plan_over_a_sub_folder_with_the_state_in_the_database_touches_only_it
     assert len([a for a in state.resources if a.startswith("client_package.")]) == 8 and not state.archived
 
 
+def test_a_sub_folder_planned_from_outside_the_working_folder_with_the_state_in_the_database_archives_nothing(
+        pg_env: str, cli: CLI, workdir: Path, demo: dict[str, Any], sandbox: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A folder outside the working folder was always a whole: 'apply /repo/manifests/catalog' run
+    # from another folder (a CI step's) archived the 8 client packages declared beside it.
+    catalog = workdir / "manifests" / "catalog"
+    catalog.mkdir()
+    (workdir / "manifests" / "catalog-packages.yaml").rename(catalog / "catalog-packages.yaml")
+    assert cli("apply", "--auto-approve", "--state-backend", "postgres")[0] == 0
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = catalog / "catalog-packages.yaml"
+    path.write_text(path.read_text().replace("price: 260", "price: 280"))
+    code, out, err = cli("apply", "--auto-approve", "--state-backend", "postgres", str(catalog))
+    assert code == 0 and "to archive" not in out and "0 to create, 1 to update" in out, out + err
+    state = PostgresStateStore(Secret(pg_env), demo_key(demo, sandbox)).load()
+    assert len([a for a in state.resources if a.startswith("client_package.")]) == 8 and not state.archived
+
+
 def test_a_plan_over_part_of_a_folder_named_otherwise_with_the_state_in_the_database_touches_only_it(
         pg_env: str, cli: CLI, workdir: Path, demo: dict[str, Any], sandbox: Any) -> None:
     # Only a folder named "manifests" was taken for the database state's home: a plan over

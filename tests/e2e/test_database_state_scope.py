@@ -59,3 +59,17 @@ def test_a_linked_folder_is_not_looked_into(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "other" / "link").symlink_to(tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path)
     assert _inside_the_state_folder(["other/clients"], database_store()) is False
+
+
+@pytest.mark.parametrize("files, path, part", [
+    ({"repo/manifests/catalog/a.yaml": MANIFEST, "repo/manifests/c.yaml": MANIFEST}, "repo/manifests/catalog", True),
+    ({"repo/other/clients/c.yaml": MANIFEST}, "repo/other/clients", True),  # nothing to tell: nothing archived
+    ({"repo/biz/acme/target.toml": "", "repo/biz/acme/clients/c.yaml": MANIFEST}, "repo/biz/acme/clients", True),
+    ({"repo/biz/acme/target.toml": "", "repo/biz/acme/c.yaml": MANIFEST}, "repo/biz/acme", False),
+])
+def test_a_folder_outside_the_working_folder_is_a_part_unless_it_is_a_business_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], path: str, part: bool) -> None:
+    _tree(tmp_path, files)
+    (tmp_path / "ci").mkdir()
+    monkeypatch.chdir(tmp_path / "ci")
+    assert _inside_the_state_folder([str(tmp_path / path)], database_store()) is part
