@@ -285,7 +285,9 @@ def stopping_on_signals(runner: Any, caught: list[signal.Signals], what: str) ->
 
     def on_signal(sig: signal.Signals) -> None:
         if caught and task is not None:
-            task.cancel()
+            from reconciler.core.interrupts import cancel_for
+
+            cancel_for(task, caught[0])  # the run ends as interrupted by the first signal, no traceback
             return
         caught.append(sig)
         runner.stop(f"{what} was interrupted ({sig.name})")

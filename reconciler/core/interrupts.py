@@ -95,6 +95,20 @@ def deferred() -> Iterator[None]:
         raise exception_for(held)
 
 
+#: the signal for which a handler of the run's own cancelled its task (:func:`cancel_for`)
+_cancelled_for: list[int] = []
+
+
+def cancel_for(task: Any, signum: int) -> None:
+    """Cancel a run's main ``task`` because of ``signum``, from a signal handler the run installed
+    itself (a second Ctrl-C while an apply lets what is in flight finish): :func:`run_interruptible`
+    then raises that signal's exception once the loop has unwound, as for its own, instead of
+    letting the ``CancelledError`` out (a traceback and exit 1)."""
+    if not _cancelled_for:
+        _cancelled_for.append(signum)
+    task.cancel()
+
+
 def run_interruptible(run: Callable[[Coroutine[Any, Any, T]], T], coro: Coroutine[Any, Any, T]) -> T:
     """``run(coro)`` (``asyncio.run``, a Runner's ``run``) where a SIGINT/SIGTERM cancels the
     coroutine's task, and is raised (:func:`exception_for`) once the loop has unwound; a second
@@ -125,11 +139,13 @@ def run_interruptible(run: Callable[[Coroutine[Any, Any, T]], T], coro: Coroutin
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    _cancelled_for.clear()
     try:
         result = run(main())
     except asyncio.CancelledError:
-        if caught:
-            raise exception_for(caught[0]) from None
+        why = caught or _cancelled_for
+        if why:
+            raise exception_for(why[0]) from None
         raise
     if caught:  # the run ended anyway (it finished what it was writing): stop now all the same
         raise exception_for(caught[0])

@@ -106,3 +106,37 @@ def test_a_state_that_cannot_be_written_stops_the_run_and_loses_no_acknowledged_
     code, o, e = cli("apply", "--auto-approve")
     assert code == 0, o + e
     assert len(client_packages(operator, demo)) == 8  # exactly one each
+
+
+def test_a_second_signal_while_a_create_is_in_flight_ends_as_interrupted_and_sells_nothing_twice(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    # The second signal cancels what is in flight; its CancelledError used to leave the run as a
+    # traceback and exit 1.  Now: exit 143 (the first signal), one line, the create in flight
+    # still pending (an unknown outcome, never sent again), the lock released.
+    operator("POST", "/faults", json={"method": "POST", "path": CREATE, "latency_ms": 1500})
+    proc = _apply(workdir, "--concurrency", "1")
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("client_package.") and "created" in line:
+            break
+    time.sleep(0.2)  # the next create is in flight
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out = "".join(seen) + proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(timeout=30) == 143, out
+    assert "Traceback" not in out and "terminated (SIGTERM)" in out, out
+    assert not (workdir / "manifests/.reconciler/state.lock").exists()
+    state = _state(workdir)
+    assert state["pending"]  # the create in flight (and those recorded with it): unknown outcomes, not sent again
+    time.sleep(1.0)  # the sandbox finishes the request it got
+    operator("DELETE", "/faults")
+    cli("apply", "--auto-approve")
+    made = client_packages(operator, demo)
+    state = _state(workdir)
+    tracked = {r["id"] for a, r in state["resources"].items() if a.startswith("client_package.")}
+    assert {cp["id"] for cp in made} <= tracked  # whatever the cancelled create made is adopted, not made again
+    assert len({(cp["client_id"], cp["package_id"]) for cp in made}) == len(made) <= 8
