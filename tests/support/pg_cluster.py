@@ -19,12 +19,30 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ADMIN = "pgadmin"
+#: the watchdog of PgCluster._watch: argv = parent pid, pg_ctl, data folder, root folder, uid, gid
+_WATCHDOG = r"""
+import os, shutil, subprocess, sys, time
+parent, pg_ctl, data, root, uid, gid = sys.argv[1:]
+while os.path.exists(os.path.join(data, "postmaster.pid")):
+    try:
+        os.kill(int(parent), 0)
+    except ProcessLookupError:
+        as_user = {} if uid == "-1" else {"user": int(uid), "group": int(gid), "extra_groups": []}
+        subprocess.run([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60,
+                       cwd="/", **as_user)
+        shutil.rmtree(root, ignore_errors=True)
+        break
+    except PermissionError:
+        pass
+    time.sleep(1)
+"""
 FALLBACK_USER = "reconciler-pg"
 
 
@@ -119,10 +137,21 @@ class PgCluster:
             done = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
                               "-w", "-t", "60", "start"], timeout=90, check=False)
             if done.returncode == 0:
+                self._watch()
                 return self
             if attempt == 4:
                 raise RuntimeError(f"postgres did not start: {done.stdout}{done.stderr}\n{self.log()[-2000:]}")
         return self
+
+    def _watch(self) -> None:
+        """Stop the server (and remove its folder) should this process die without stopping it
+        (a test run killed by a timeout or SIGKILL): ``pg_ctl`` daemonizes the server, which would
+        otherwise run on.  A watchdog in a session of its own polls this process every second, and
+        exits by itself once the server is stopped."""
+        ids = [str(self._user.pw_uid), str(self._user.pw_gid)] if self._user is not None else ["-1", "-1"]
+        subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.bindir / "pg_ctl"),
+                          str(self.data), str(self.root), *ids], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.root is None:
