@@ -111,6 +111,7 @@ class PgCluster:
         self.port = 0
         self.root: Path | None = None
         self._user = _server_user()
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # --- life -------------------------------------------------------------------------------
 
@@ -149,9 +150,10 @@ class PgCluster:
         otherwise run on.  A watchdog in a session of its own polls this process every second, and
         exits by itself once the server is stopped."""
         ids = [str(self._user.pw_uid), str(self._user.pw_gid)] if self._user is not None else ["-1", "-1"]
-        subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.bindir / "pg_ctl"),
-                          str(self.data), str(self.root), *ids], start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.bindir / "pg_ctl"),
+                                           str(self.data), str(self.root), *ids], start_new_session=True,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.root is None:
@@ -161,6 +163,13 @@ class PgCluster:
                       timeout=60, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
+        if self._watchdog is not None:  # it sees the server gone within its second, and ends
+            try:
+                self._watchdog.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+            self._watchdog = None
 
     def __enter__(self) -> PgCluster:
         return self.start()
