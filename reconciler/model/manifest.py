@@ -22,6 +22,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -168,7 +169,7 @@ class CatalogPackage(Frozen):
     metadata: Metadata
     spec: CatalogPackageSpec
 
-    @property
+    @cached_property
     def address(self) -> str:
         return addresses.catalog(self.metadata.name)
 
@@ -187,7 +188,7 @@ class CatalogOrder(Frozen):
     metadata: Metadata
     spec: CatalogOrderSpec
 
-    @property
+    @cached_property
     def address(self) -> str:
         return f"catalog_order.{self.metadata.name}"
 
@@ -347,7 +348,7 @@ class ClientPackage(Frozen):
     metadata: Metadata
     spec: ClientPackageSpec
 
-    @property
+    @cached_property
     def address(self) -> str:
         return addresses.client(self.metadata.name)
 
@@ -431,7 +432,7 @@ class ClientPackageSet(Frozen):
     metadata: Metadata
     spec: ClientPackageSetSpec
 
-    @property
+    @cached_property
     def address(self) -> str:
         return addresses.client_set(self.metadata.name)
 
@@ -448,7 +449,7 @@ class SetMember(ClientPackage):
     set_name: str
     key: str
 
-    @property
+    @cached_property
     def address(self) -> str:
         return member_address(self.set_name, self.key)
 

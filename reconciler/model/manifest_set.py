@@ -58,6 +58,7 @@ class ManifestSet:
                 unset = _CATALOG_UNSET[(d.spec.active is None, d.spec.order is None)]
             else:
                 unset = _CLIENT_UNSET if d.spec.valid_for is None else None
-            h.update(d.model_dump_json(exclude=unset).encode())
+            # the serializer itself: model_dump_json's bytes, without its wrapper and a decode
+            h.update(d.__pydantic_serializer__.to_json(d, exclude=unset))
             h.update(b"\n")
         return "sha256:" + h.hexdigest()

@@ -143,11 +143,12 @@ def refusals(new: Iterable[NewObject], kept: Iterable[NewObject],
 
 
 def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Mapping[str, Any],
-                  docs: Iterable[Any], *, subjects: Mapping[str, tuple[str, str]], leaving: Container[str],
+                  docs: Mapping[str, Any], *, subjects: Mapping[str, tuple[str, str]], leaving: Container[str],
                   moved_from: Container[str], repeats: Container[str], partial: bool = False) -> list[NewObject]:
     """The sales the state holds for the clients and catalog packages of the ``new`` objects, as
     kept sales: a record tracked at another address (``state``: address -> record) whose manifest
-    (``docs``, resolved to ``subjects``) does not say ``repeat_purchase``, with the identity *its
+    (``docs``: address -> client-package object, resolved to ``subjects``) does not say
+    ``repeat_purchase``, with the identity *its
     manifest declares* (``alice-piano`` without a price is the sale of every price, so a new
     ``price: 500`` copy is refused as it was on the first plan that created both, not only while
     the record's own values equal the copy's); and a record whose manifest left in this plan
@@ -159,15 +160,14 @@ def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Ma
     if not keys:
         return []
     seen = {obj.address for obj in kept}
-    declared = {doc.address: doc for doc in docs}
     out = []
     for address, record in state.items():
-        if record.kind != "ClientPackage" or address in seen or address in repeats:
+        if record.kind != "ClientPackage" or address in seen:
             continue
-        doc = declared.get(address)
+        doc = docs.get(address)
         if doc is not None:
             subject = subjects.get(address)
-            if subject is not None and subject in keys:
+            if subject is not None and subject in keys and address not in repeats:
                 out.append(NewObject(address, subject, ident.desired_client(doc.spec, *subject),
                                      note=f"tracked as {record.id}"))
         elif partial or (address in leaving and address not in moved_from):
