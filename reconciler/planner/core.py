@@ -227,6 +227,7 @@ class _Builder:
         self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
         self._by_identity: _Identities | None = None
         self._staying: set[str] | None = None
+        self.new_catalog_names: dict[str, str] = {}  # display name -> the address that adopts or creates it
         # client package address -> (client id, catalog package id or address): what a rendering
         # groups changes by (a client, a catalog package)
         self.subjects: dict[str, tuple[str, str]] = {}
@@ -310,6 +311,19 @@ class _Builder:
             obj = self.a.catalog_packages.get(moved.id)
             if obj is not None:
                 self._catalog_tracked(address, doc, want, obj, expects=None)
+            return
+        # Two new manifests of one display name would make two catalog packages vcita and every
+        # later re-adoption cannot tell apart (client packages of each: a second sale of "Piano").
+        first = self.new_catalog_names.setdefault(doc.spec.name, address)
+        if first != address:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=f"{first} declares the same display name {doc.spec.name!r}, and neither is in vcita yet: "
+                        "two catalog packages of one name would be created, which vcita lists alike and "
+                        "reconciler re-adopts by name (client packages of each would be two sales of one package)",
+                hint=f"Keep one manifest of this package and point its client packages at "
+                     f"{first.split('.', 1)[1]}, or give this one another display name.",
+            ))
             return
         # a package tracked at another address that stays (in the manifests, or outside a partial
         # plan) is that address's: never adopted a second time
