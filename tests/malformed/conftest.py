@@ -1,20 +1,17 @@
 """Fixtures for the malformed-input tests: the project folder (the shared ``workdir``; ``cli`` comes
-from tests/conftest.py too), a snapshot of every file under it (to prove nothing was damaged),
-and a loopback server that answers HTML."""
+from tests/conftest.py too) and a loopback server that answers HTML.  The snapshot that proves
+nothing was damaged is ``tests/support/snapshots.py``."""
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import socketserver
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-CLI = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -22,16 +19,6 @@ def project(workdir: Path) -> Path:
     """The shared ``workdir``: the demo manifests in a temporary folder (the working directory),
     pointed at the served sandbox's demo business."""
     return workdir
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (relative path -> sha256 of its bytes).  Folders are not listed:
-    a refused command may leave an empty ``.reconciler/`` behind, which damages nothing."""
-    out: dict[str, str] = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 class _HTMLHandler(http.server.BaseHTTPRequestHandler):

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CLI, snapshot
+from snapshots import CLI, snapshot
 
 from reconciler.state.store import ResourceState, State, StateStore, TargetRef, utc_now
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CLI, snapshot
+from snapshots import CLI, snapshot
 
 from reconciler.remote.normalize import catalog_package, client_package
 

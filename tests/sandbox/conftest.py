@@ -13,14 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sandbox_demo import CLIENTS, SERVICES, STAFF
 
-from reconciler.sandbox import DEMO, ServedSandbox
-
-SERVICES = [s["id"] for s in DEMO["services"]]
-CLIENTS = [c["id"] for c in DEMO["clients"]]
-STAFF = DEMO["tokens"]["staff"]
-DIRECTORY = DEMO["tokens"]["directory"]
-BUSINESS = DEMO["business"]["id"]
+from reconciler.sandbox import ServedSandbox
 
 
 class SandboxApi:

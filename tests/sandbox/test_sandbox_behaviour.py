@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from conftest import BUSINESS, DIRECTORY
+from sandbox_demo import BUSINESS, DIRECTORY
 
 LIST = "/platform/v1/payment/packages"
 XOBO = {"X-On-Behalf-Of": BUSINESS}

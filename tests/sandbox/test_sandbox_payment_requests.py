@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import BUSINESS, CLIENTS, DIRECTORY
+from sandbox_demo import BUSINESS, CLIENTS, DIRECTORY
 
 LIST = "/business/payments/v1/payment_requests"
 XOBO = {"X-On-Behalf-Of": BUSINESS}

@@ -4,7 +4,7 @@ and a request naming an unknown package changes nothing."""
 
 from __future__ import annotations
 
-from conftest import BUSINESS, DIRECTORY, STAFF
+from sandbox_demo import BUSINESS, DIRECTORY, STAFF
 
 REORDER = "/business/payments/v1/packages/reorder"
 XOBO = {"X-On-Behalf-Of": BUSINESS}
