@@ -222,7 +222,7 @@ class _Builder:
         # the same identity takes one over (a rename) instead of being created.
         self.leaving = {} if opts.partial else {a: t for a, t in state.items() if a not in self.wanted}
         self.moved_from: set[str] = set()
-        self.readopted: set[str] = set()
+        self.readopted: dict[str, str] = {}  # address -> the archived record's id it tracks again
         self.out_of_scope = sum(1 for a in state if a not in self.wanted) if opts.partial else 0
         self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
         self._by_identity: _Identities | None = None
@@ -311,6 +311,10 @@ class _Builder:
             obj = self.a.catalog_packages.get(moved.id)
             if obj is not None:
                 self._catalog_tracked(address, doc, want, obj, expects=None)
+            return
+        if address in self.readopted:  # an archived record tracked again: its fields are the next plan's
+            self.claimed.add(self.readopted[address])
+            self.package_ids[address] = self.readopted[address]
             return
         # Two new manifests of one display name would make two catalog packages vcita and every
         # later re-adoption cannot tell apart (client packages of each: a second sale of "Piano").
@@ -660,7 +664,7 @@ class _Builder:
             old, record = found.archived[0]
             self._kept_sale(address, kind, {**record.identity, **want}, f"which re-adopts {record.id} (archived as "
                             f"{old}) in this plan")
-            self.readopted.add(address)
+            self.readopted[address] = record.id
             self.owned.add(record.id)
             self.add(ReadoptArchived(address=address, remote_id=record.id, archived_address=old, expects=ABSENT,
                                      reason=f"archived as {old}, the same {ident.describe(kind, want)}; its fields "
