@@ -154,9 +154,12 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
 
     describe = Offline(DEFAULT_ROUTES, lambda route: route.door)  # as the client does, with each table door
 
+    from harness import python_speed
+
     t0 = time.perf_counter()
     desired, state, actual, opts = build_inputs(resources)
     build = time.perf_counter() - t0
+    speed = python_speed(3)  # this minute's machine speed, beside a figure bound by CPU
     rss_inputs = _vm("VmRSS")
     times, result = [], None
     for _ in range(runs):
@@ -180,6 +183,7 @@ def _in_memory_child(resources: int, runs: int) -> dict[str, Any]:
     for op in result.operations:
         counts[op.action] = counts.get(op.action, 0) + 1
     return {"resources": resources, "build_s": build, "times": times, "median_s": median(times), "frozen_s": frozen,
+            "speed_ms": (speed + python_speed(3)) / 2,
             "peak_rss": _vm("VmHWM"), "inputs_rss": rss_inputs, "changes": counts,
             "noops": result.noop_count, "errors": len(result.errors)}
 
@@ -392,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
           f"median {mem['median_s']:.3f} s of runs {[round(t, 3) for t in mem['times']]}, "
           f"peak memory {mem['peak_rss'] / 2**20:.0f} MiB (inputs {mem['inputs_rss'] / 2**20:.0f} MiB); "
           f"changes {mem['changes']}, {mem['noops']:,} unchanged; {mem['frozen_s']:.3f} s with gc.freeze()  "
-          f"{'OK' if mem['ok'] else 'MISSED'} (targets < {TIME_TARGET_S:g} s, < 1 GiB)")
+          f"{'OK' if mem['ok'] else 'MISSED'} (targets < {TIME_TARGET_S:g} s, < 1 GiB); machine speed "
+          f"{mem['speed_ms']:.1f} ms (harness.python_speed: higher is slower)")
     ok = mem["ok"]
     if not args.skip_served:
         with tempfile.TemporaryDirectory() as tmp, ServedSandbox(Path(tmp) / "sandbox.db") as sandbox:

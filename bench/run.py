@@ -183,6 +183,9 @@ def table(res: dict[str, Any]) -> list[str]:
     m = res["plan_memory"]
     rows.append((f"plan in memory, {m['resources']:,} resources", fmt(m["median_s"], ".2f", " s"), "-", "-",
                  f"peak {m['peak_rss'] / 2**20:,.0f} MiB", "< 3 s, < 1 GiB", "OK" if m["ok"] else "MISSED"))
+    if m.get("speed_ms") is not None:
+        rows.append(("  machine speed around the runs (as for apply, below)", fmt(m["speed_ms"], ".1f", " ms"), "-", "-",
+                     " ".join(f"{t:.2f}" for t in m.get("times", ())) + " s", "-", "info"))
     a = res["apply"]
     rows.append((f"apply {a['count']:,} client packages, {a['latency_ms']:g} ms", fmt(a["wall"], ".2f", " s"),
                  f"{a['requests']:,.0f}", fmt(a["bound"], ".2f", " s"), fmt(a["ratio"], ".2f", "x"),
