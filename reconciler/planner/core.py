@@ -199,6 +199,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self.refusals: list[Problem] = []  # operations this target cannot send (listed last)
         self.noops = 0
+        self.today = opts.today.isoformat()
         # catalog address -> remote id (or KNOWN_AFTER_APPLY) for client packages to reference
         self.package_ids: dict[str, str] = {}
         self.creating: set[str] = set()
@@ -465,7 +466,7 @@ class _Builder:
         # An adopted pending create is what the address tracks once it is resolved: over a tracked
         # record, an interrupted replacement (its package replaces the tracked one, archived then).
         tracked: Any = adopted or self.state.get(address)
-        today = self.o.today.isoformat()
+        today = self.today
         self.problems += rules.package_problems(address, pid, self.a.catalog_packages)
         if tracked is None and address not in self.held and pid != KNOWN_AFTER_APPLY:
             moved = self._take_over(address, "ClientPackage", ident.desired_client(doc.spec, cid, pid),

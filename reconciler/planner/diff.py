@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.plan.operations import FieldChange
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
@@ -46,7 +47,18 @@ def _same(b: Any, a: Any) -> bool:
     if type(b) is not type(a):
         return False
     if isinstance(b, dict):
-        return b.keys() == a.keys() and all(_same(v, a[k]) for k, v in b.items())
+        if b.keys() != a.keys():
+            return False
+        for k, v in b.items():  # scalars compared here, not one call each (100,000 objects a plan)
+            w = a[k]
+            if type(v) is not type(w):
+                return False
+            if type(v) in _SCALAR_TYPES:
+                if v != w:
+                    return False
+            elif not _same(v, w):
+                return False
+        return True
     if isinstance(b, (list, tuple)):
         return len(b) == len(a) and all(_same(x, y) for x, y in zip(b, a, strict=True))
     return bool(b == a)
