@@ -505,10 +505,15 @@ class _Builder:
                     self.problems.append(known)
                     self.found_in_vcita.append(address)
                     return
-            if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
-                self.kept.append(siblings.NewObject(
-                    address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),
-                    note=f"which replaces {tracked.id} with a new client package in this plan"))
+            sale = siblings.NewObject(address, self.subjects[address],
+                                      ident.desired_client(doc.spec, *self.subjects[address]), doc.spec.repeat_purchase)
+            if any(fc.path in ("client_id", "package_id") for fc in replace_fcs):
+                # a package for another client (an e-mail that now names another client) or of another
+                # catalog package: a new sale, refused beside one that client already holds
+                self.new.append(replace(sale, replaces=tracked.id))
+            elif not doc.spec.repeat_purchase:  # the same sale on new terms: the sale of its identity
+                self.kept.append(replace(sale, note=f"which replaces {tracked.id} with a new client package in "
+                                                    "this plan"))
             self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
                 address, doc, cid, pid, deps, expects=_present(tracked) if expects_now is _PRESENT else expects_now,

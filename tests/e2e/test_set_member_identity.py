@@ -1,0 +1,102 @@
+"""Set members, client identity and renames, attacked end to end against the served sandbox.
+
+A client package whose client changes (an e-mail that now names another client in vcita, or a
+client written anew) is replaced by a new one: a *new sale* to that client.  Beside a package of
+the same catalog package that client already holds (tracked at another address, or tracked at
+an address whose own client changed in the same plan: two e-mails swapped), that is a second
+sale, refused as a new object would be, with the way out; never two packages of one catalog
+package for one client without ``repeat_purchase: true``.  Each test counts what vcita holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sandbox_support import client_packages
+
+CLI = Callable[..., tuple[int, str, str]]
+ALICE, DANIEL = "ktsrl7f6h94run82", "uqsdf813cr3u1hex"
+ALICE_MAIL, DANIEL_MAIL = "alice.martin@example.com", "daniel.levi@example.com"
+
+
+def _pairs(operator: Any, demo: dict[str, Any]) -> Counter[tuple[str, str]]:
+    return Counter((cp["client_id"], cp["package_id"]) for cp in client_packages(operator, demo))
+
+
+def _state(workdir: Path) -> dict[str, Any]:
+    return json.loads((workdir / "manifests/.reconciler/state.json").read_text())
+
+
+def _write(workdir: Path, text: str) -> None:
+    (workdir / "manifests" / "client-packages.yaml").write_text(text)
+
+
+def _set(*clients: str, name: str = "guitar-students") -> str:
+    listed = "".join(f"\n    - {c}" for c in clients)
+    return (f"apiVersion: reconciler/v1\nkind: ClientPackageSet\nmetadata:\n  name: {name}\n"
+            f"spec:\n  package: guitar-5\n  clients:{listed}\n")
+
+
+def _doc(name: str, client: str) -> str:
+    return (f"\n---\napiVersion: reconciler/v1\nkind: ClientPackage\nmetadata:\n  name: {name}\n"
+            f"spec:\n  client: {client}\n  package: guitar-5\n")
+
+
+def _email(operator: Any, client_id: str, email: str) -> None:
+    operator("PATCH", f"/objects/clients/{client_id}", json={"email": email})
+
+
+def test_an_email_that_moves_to_a_client_holding_the_package_is_refused_not_sold_again(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _set(DANIEL) + _doc("alice-guitar", f"{{email: {ALICE_MAIL}}}"))
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = _pairs(operator, demo)
+    assert max(before.values()) == 1
+    # vcita: alice's e-mail now belongs to daniel (clients merged in the UI), who holds guitar-5.
+    _email(operator, ALICE, "alice.old@example.com")
+    _email(operator, DANIEL, ALICE_MAIL)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1, out + err
+    assert "a second sale of this package to this client" in out + err, out + err
+    assert 'client_package_set.guitar-students["uqsdf813cr3u1hex"]' in out + err
+    assert "that e-mail may now name another client" in out + err
+    assert _pairs(operator, demo) == before  # nothing sent
+    # The same edit by hand (the document's client written as daniel's id): refused the same way.
+    _email(operator, DANIEL, DANIEL_MAIL)
+    _email(operator, ALICE, ALICE_MAIL)
+    _write(workdir, _set(DANIEL) + _doc("alice-guitar", DANIEL))
+    code, out, err = cli("plan", "--allow-replace")
+    assert code == 1 and "a second sale of this package to this client" in out + err, out + err
+    # ... unless it says it is a further sale: one more payment request, as declared.
+    _write(workdir, _set(DANIEL) + _doc("alice-guitar", DANIEL) + "  repeat_purchase: true\n")
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0, out + err
+    assert _pairs(operator, demo)[(DANIEL, _state(workdir)["resources"]["client_package.alice-guitar"]
+                                   ["applied"]["package_id"])] == 2
+
+
+def test_two_members_whose_emails_swapped_are_refused_and_state_mv_swaps_them(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _set(f"{{email: {ALICE_MAIL}}}", f"{{email: {DANIEL_MAIL}}}"))
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = _pairs(operator, demo)
+    _email(operator, ALICE, "swap@example.com")
+    _email(operator, DANIEL, ALICE_MAIL)
+    _email(operator, ALICE, DANIEL_MAIL)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1, out + err
+    assert out.count("a second sale of this package to this client") + err.count(
+        "a second sale of this package to this client") == 2, out + err
+    assert "swapped clients" in out + err
+    assert _pairs(operator, demo) == before  # neither client billed again
+    a, d = (f'client_package_set.guitar-students["{m}"]' for m in (ALICE_MAIL, DANIEL_MAIL))
+    for old, new in ((a, "client_package.swap-tmp"), (d, a), ("client_package.swap-tmp", d)):
+        code, out, err = cli("state", "mv", old, new)
+        assert code == 0, out + err
+    code, out, err = cli("plan", "--detailed-exitcode")
+    assert code == 0, out + err
+    assert _pairs(operator, demo) == before
