@@ -227,6 +227,7 @@ class _Builder:
         self.found_in_vcita: list[str] = []  # creates refused: the second memory shows them in vcita
         self._by_identity: _Identities | None = None
         self._staying: set[str] | None = None
+        self._subjects_by_id: dict[str, tuple[Any, Any]] | None = None
         # client package address -> (client id, catalog package id or address): what a rendering
         # groups changes by (a client, a catalog package)
         self.subjects: dict[str, tuple[str, str]] = {}
@@ -602,6 +603,14 @@ class _Builder:
             self._by_identity = (tracked, archived)
         return self._by_identity
 
+    def _tracked_subjects(self) -> dict[str, tuple[Any, Any]]:
+        """The client and catalog package of each tracked client package, by id (built once per plan,
+        only when an archived record of a new object's identity is there to compare)."""
+        if self._subjects_by_id is None:
+            self._subjects_by_id = {t.id: (t.applied.get("client_id"), t.applied.get("package_id"))
+                                    for t in self.state.values() if t.kind == "ClientPackage"}
+        return self._subjects_by_id
+
     def _staying_ids(self) -> set[str]:
         """The remote ids tracked at addresses that stay (in the manifests, or outside a partial
         plan), built once per plan: the state and ``leaving`` do not change while planning (each
@@ -628,8 +637,8 @@ class _Builder:
                       if r.id not in self.owned and r.kind == kind and ident.matches(r.identity, want)],
             pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
                      and ident.matches_pending(it.details, want)],
-            earlier=ident.earlier(archived.get(key, ()), want, self.o.archived, self.owned)
-            if kind == "ClientPackage" and key is not None else (),
+            earlier=ident.earlier(archived[key], want, self.o.archived, self.owned, self._tracked_subjects())
+            if kind == "ClientPackage" and key is not None and archived.get(key) else (),
         )
         if repeat and kind == "ClientPackage":
             return None  # a deliberate further sale: a create, shown as one more payment request

@@ -157,14 +157,18 @@ class Matches:
         return None
 
 
-def superseded(record: Any, archived: Mapping[str, Any], tracked_ids: Container[str]) -> bool:
+def superseded(record: Any, archived: Mapping[str, Any], tracked: Mapping[str, tuple[Any, Any]]) -> bool:
     """Whether an archived record was replaced (``replaced by NEW``, along a chain of replacements)
-    by a client package the state still tracks: that one is then its sale."""
+    by a client package the state still tracks (``tracked``: id -> its client and catalog package)
+    of the same client and catalog package: that one is then its sale.  A replacement for another
+    client or of another package (an e-mail that named another client) leaves the record's client
+    holding it: it still counts."""
     seen: set[str] = set()
+    subject = (record.identity.get("client_id"), record.identity.get("package_id"))
     while (record.reason or "").startswith(_REPLACED_BY):
         successor = record.reason[len(_REPLACED_BY):].strip()
-        if successor in tracked_ids:
-            return True
+        if successor in tracked:
+            return tracked[successor] == subject
         if successor in seen or successor not in archived:
             return False
         seen.add(successor)
@@ -173,13 +177,13 @@ def superseded(record: Any, archived: Mapping[str, Any], tracked_ids: Container[
 
 
 def earlier(records: Sequence[Any], want: dict[str, Any], archived: Mapping[str, Any],
-            tracked_ids: Container[str]) -> list[Any]:
+            tracked_ids: Container[str], tracked: Mapping[str, tuple[Any, Any]]) -> list[Any]:
     """The archived client packages (``records``, of ``want``'s client and catalog package) that a new
     object of identity ``want`` does not match but vcita still holds: a create beside them is a second
     sale of the package to the client.  Those a tracked record replaced are left out (see
     :func:`superseded`)."""
     return [r for r in records if r.kind == "ClientPackage" and r.id not in tracked_ids
-            and not matches(r.identity, want) and not superseded(r, archived, tracked_ids)]
+            and not matches(r.identity, want) and not superseded(r, archived, tracked)]
 
 
 def readded_refused(address: str, want: dict[str, Any], records: Sequence[Any]) -> Problem:

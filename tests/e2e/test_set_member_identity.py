@@ -100,3 +100,24 @@ def test_two_members_whose_emails_swapped_are_refused_and_state_mv_swaps_them(
     code, out, err = cli("plan", "--detailed-exitcode")
     assert code == 0, out + err
     assert _pairs(operator, demo) == before
+
+
+def test_a_package_replaced_for_another_client_still_counts_for_its_own_client(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _doc("x", ALICE).removeprefix("\n---\n"))
+    assert cli("apply", "--auto-approve")[0] == 0
+    # x now names daniel: replaced, alice's package archived "replaced by" daniel's, and still alice's.
+    _write(workdir, _doc("x", DANIEL).removeprefix("\n---\n"))
+    assert cli("apply", "--auto-approve", "--allow-replace")[0] == 0
+    before = _pairs(operator, demo)
+    # A new object for alice on other terms is a second sale beside the package she still holds.
+    _write(workdir, _doc("x", DANIEL).removeprefix("\n---\n") + _doc("y", ALICE) + "  price: 200\n")
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1, out + err
+    assert "archived in the state and still held by vcita" in out + err, out + err
+    assert _pairs(operator, demo) == before
+    # Without other terms it is hers again: re-adopted, no payment request.
+    _write(workdir, _doc("x", DANIEL).removeprefix("\n---\n") + _doc("y", ALICE))
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0 and "re-adopt" in out, out + err
+    assert _pairs(operator, demo) == before
