@@ -146,7 +146,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
         b.problems += payments.limit_problems(money)
         b.problems += b.history_problems()
         b.problems += memory.unavailable_warning(b.ops, actual.discovered)
-        b.problems += _renamed_catalog_warnings(b.ops)
+        b.problems += _renamed_catalog_warnings(b.ops, state)
         return Plan(
             created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
@@ -734,19 +734,26 @@ class _Builder:
         return out
 
 
-def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
+def _renamed_catalog_warnings(ops: list[OperationKind], state: Mapping[str, TrackedLike]) -> list[Problem]:
     """A catalog package created while another leaves the manifests, with client packages moved
-    onto the new one by replacement: most likely one package renamed (its ``metadata.name`` and
-    display name together), which reconciler cannot tell from a new package.  Each replacement
-    sells the client the package again; ``state mv`` first makes it a change in place."""
+    onto the new one by replacement, or created for clients whose package of the leaving one is
+    archived in the same plan (a set or document renamed too): most likely one package renamed (its
+    ``metadata.name`` and display name together), which reconciler cannot tell from a new package.
+    Each sells the client the package again; ``state mv`` first makes it a change in place."""
     created = [op.address for op in ops if isinstance(op, CreateCatalogPackage)]
     leaving = [(op.address, op.remote_id) for op in ops
                if isinstance(op, ArchiveResource) and op.address.startswith(CATALOG_PREFIX)]
     if not created or not leaving:
         return []
+    gone_ids = {rid for _, rid in leaving}
+    # the clients whose client package of a leaving catalog package is archived in this plan
+    left = {state[op.address].applied.get("client_id") for op in ops
+            if isinstance(op, ArchiveResource) and op.address in state and op.kind == "ClientPackage"
+            and state[op.address].applied.get("package_id") in gone_ids}
     out = []
     for new in created:
-        moved = [op.address for op in ops if isinstance(op, CreateClientPackage) and op.replaces
+        moved = [op.address for op in ops if isinstance(op, CreateClientPackage)
+                 and (op.replaces or op.client_id in left)
                  and isinstance(op.package_id, IdOf) and op.package_id.id_of == new]
         if not moved:
             continue
@@ -755,7 +762,8 @@ def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
         out.append(Problem(
             address=new, severity="warning",
             message=(f"{new} is created while {gone} {'leaves' if len(leaving) == 1 else 'leave'} the manifests, "
-                     f"and {len(moved)} client package(s) move onto it by replacement ({', '.join(moved[:3])}"
+                     f"and {len(moved)} client package(s) move onto it by replacement or are created for clients "
+                     f"whose package of the leaving one is archived in this plan ({', '.join(moved[:3])}"
                      f"{', ...' if len(moved) > 3 else ''}): each is sold again, with a new payment request"),
             hint=(f"If {new} is {old} renamed, run 'reconciler state mv {old} {new}' first: the plan then changes "
                   "its fields in place and replaces no client package.")))
