@@ -121,3 +121,67 @@ def test_a_package_replaced_for_another_client_still_counts_for_its_own_client(
     code, out, err = cli("apply", "--auto-approve")
     assert code == 0 and "re-adopt" in out, out + err
     assert _pairs(operator, demo) == before
+
+
+# --- attacks that hold, pinned ------------------------------------------------------------------
+
+
+def test_one_client_in_two_sets_by_other_spellings_and_by_id_is_sold_once(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    before = _pairs(operator, demo)
+    _write(workdir, _set("{email: ALICE.Martin@example.com}", DANIEL, name="a")
+           + "---\n" + _set(f"{{email: {ALICE_MAIL}}}", "{email: daniel.levi@EXAMPLE.com}", ALICE, name="b"))
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1, out + err
+    assert (out + err).count("a second sale of this package to this client") == 3, out + err
+    assert _pairs(operator, demo) == before  # a refused plan sends nothing, the valid creates included
+    _write(workdir, _set("{email: ALICE.Martin@example.com}", DANIEL, name="a"))
+    assert cli("apply", "--auto-approve")[0] == 0
+    # ... and once sold, the copies in another set are refused against the records.
+    _write(workdir, _set("{email: ALICE.Martin@example.com}", DANIEL, name="a")
+           + "---\n" + _set(ALICE, "{email: daniel.levi@EXAMPLE.com}", name="b"))
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1 and (out + err).count("a second sale of this package to this client") == 2, out + err
+    assert max(_pairs(operator, demo).values()) == 1
+
+
+def test_set_renamed_split_into_a_set_and_a_document_with_its_catalog_renamed_and_reordered_moves_only(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _set(f"{{email: {ALICE_MAIL}}}", DANIEL, "{email: ben.cohen@example.com, price: 100}"))
+    assert cli("apply", "--auto-approve")[0] == 0
+    ids = sorted(r["id"] for a, r in _state(workdir)["resources"].items() if a.startswith("client_package"))
+    before = _pairs(operator, demo)
+    catalog = workdir / "manifests" / "catalog-packages.yaml"
+    catalog.write_text(catalog.read_text().replace("name: guitar-5", "name: guitar-lessons"))
+    split = (_set(ALICE, f"{{email: {DANIEL_MAIL.upper()}}}", name="guitar-a").replace("guitar-5", "guitar-lessons")
+             + "---\n" + _set("{email: ben.cohen@example.com, price: 100}", name="guitar-b")
+             .replace("guitar-5", "guitar-lessons")
+             + "---\napiVersion: reconciler/v1\nkind: CatalogOrder\nmetadata:\n  name: order\nspec:\n"
+               "  packages: [guitar-lessons, piano-10, complete-musician]\n")
+    _write(workdir, split)
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "0 to create" in out and "4 to move" in out and "Payment requests: none would be opened" in out, out
+    assert sorted(r["id"] for a, r in _state(workdir)["resources"].items()
+                  if a.startswith("client_package")) == ids
+    assert _pairs(operator, demo) == before
+
+
+def test_a_lost_state_beside_sets_is_rebuilt_by_discovery_onto_member_addresses(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _set("{email: Alice.Martin@example.com}", DANIEL, "{email: ben.cohen@example.com, price: 100}")
+           .replace("  clients:", "  valid_from: 2027-01-01\n  clients:")
+           + _doc("alice-february", ALICE) + "  valid_from: 2027-02-01\n"
+           + _doc("alice-renewal", f"{{email: {ALICE_MAIL}}}") + "  repeat_purchase: true\n")
+    assert cli("apply", "--auto-approve")[0] == 0
+    tracked = {a: r["id"] for a, r in _state(workdir)["resources"].items()}
+    before = _pairs(operator, demo)
+    (workdir / "manifests/.reconciler/state.json").unlink()
+    (workdir / "manifests/.reconciler/state.json.backup").unlink(missing_ok=True)
+    code, out, err = cli("import", "--discover")
+    assert code == 0, out + err
+    rebuilt = {a: r["id"] for a, r in _state(workdir)["resources"].items() if a.startswith("client_package")}
+    assert rebuilt == {a: i for a, i in tracked.items() if a.startswith("client_package")}
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 0 and "Payment requests: none would be opened" in out, out + err
+    assert _pairs(operator, demo) == before
