@@ -185,3 +185,20 @@ def test_a_lost_state_beside_sets_is_rebuilt_by_discovery_onto_member_addresses(
     code, out, err = cli("apply", "--auto-approve")
     assert code == 0 and "Payment requests: none would be opened" in out, out + err
     assert _pairs(operator, demo) == before
+
+
+def test_a_member_email_its_address_cannot_hold_is_a_validation_error_not_an_apply_surprise(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """The member pattern's \\s (pydantic's regex) misses \\x1c-\\x1f, which the state's address
+    pattern refuses, and 'İ' lowers to two characters: validate passed such a set, and apply then
+    skipped the member ("the state cannot be written"), after a plan that said it would create it."""
+    before = _pairs(operator, demo)
+    for email in ('"a\\x1cb@example.com"', "İ" * 240 + "@example.com"):
+        stored = email.strip('"').replace("\\x1c", "\x1c")
+        _email(operator, ALICE, stored)
+        _write(workdir, _set(f"{{email: {email}}}"))
+        code, out, err = cli("validate")
+        assert code == 1 and "client-packages.yaml:8:" in out + err and "spec.clients[0].email" in out + err, out + err
+        code, out, err = cli("apply", "--auto-approve")
+        assert code == 1 and "Plan:" not in out, out + err
+    assert _pairs(operator, demo) == before
