@@ -500,6 +500,10 @@ class _Builder:
                 if earlier:
                     self.problems.append(ident.replacement_refused(address, tracked.id, declared, earlier))
                     return
+                held = self._held_by_client(declared, replace_fcs) if not doc.spec.repeat_purchase else []
+                if held:  # a sale to a client who still holds an archived package of it (other terms)
+                    self.problems.append(ident.reassigned_refused(address, tracked.id, declared, held))
+                    return
                 known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
                                                 _AnyOf(self.owned, self.claimed, self.o.archived), replaces=tracked.id)
                 if known is not None:
@@ -673,6 +677,18 @@ class _Builder:
         _, archived = self._identities()
         return [r for r in archived.get(ident.key("ClientPackage", want), ())
                 if r.id not in self.owned and r.kind == "ClientPackage" and ident.matches(r.identity, want)]
+
+    def _held_by_client(self, declared: dict[str, Any], replace_fcs: list[FieldChange]) -> list[Any]:
+        """For a replacement whose client or catalog package changes (a new sale to that client), the
+        archived packages of the new client and catalog package, on other terms, that vcita still
+        holds (``identity.earlier``: as for a new object)."""
+        if not any(fc.path in ("client_id", "package_id") for fc in replace_fcs):
+            return []
+        _, archived = self._identities()
+        records = archived.get(ident.key("ClientPackage", declared), ())
+        if not records:
+            return []
+        return ident.earlier(records, declared, self.o.archived, self.owned, self._tracked_subjects())
 
     def _kept_sale(self, address: str, kind: str, identity: dict[str, Any], note: str) -> None:
         """A client-package object that takes a record over is the sale of its identity: a new

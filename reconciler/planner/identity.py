@@ -227,3 +227,19 @@ def replacement_refused(address: str, tracked_id: str, want: dict[str, Any], arc
         hint=(f"To go back to {first.id}: 'reconciler state rm {address}' (which archives {tracked_id}), then plan "
               f"again: this object re-adopts {first.id}, no payment request. If the client buys this package again, "
               "add 'repeat_purchase: true' to its spec."))
+
+
+def reassigned_refused(address: str, tracked_id: str, want: dict[str, Any], held: Sequence[Any]) -> Problem:
+    """Why a replacement for another client or of another catalog package cannot be planned: that
+    client still holds an archived package of it (``held``, other terms), which vcita keeps billing."""
+    names = ", ".join(f"{r.id} ({r.reason or 'archived'}, last at {r.address}, {r.archived_at[:10]})" for r in held)
+    return Problem(
+        address=address, severity="error",
+        message=(f"replacing {tracked_id} (its client or catalog package changed) would make a client package of the "
+                 f"{describe('ClientPackage', want)}, and that client still holds "
+                 f"{'client packages' if len(held) > 1 else 'a client package'} of it, archived in the state: "
+                 f"{names}; a new one would be a second sale of this package to this client"),
+        hint=(f"If a client was written by e-mail, that e-mail may now name another client in vcita (write the "
+              f"client's UID). To give {address} the archived package instead: 'reconciler state rm {address}', then "
+              f"'reconciler import {address} {held[0].id}'. If the client buys this package again, add "
+              "'repeat_purchase: true' to its spec."))

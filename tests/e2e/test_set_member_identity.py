@@ -202,3 +202,19 @@ def test_a_member_email_its_address_cannot_hold_is_a_validation_error_not_an_app
         code, out, err = cli("apply", "--auto-approve")
         assert code == 1 and "Plan:" not in out, out + err
     assert _pairs(operator, demo) == before
+
+
+def test_a_replacement_onto_a_client_who_still_holds_an_archived_package_of_it_is_refused(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    member = _set(DANIEL).replace("  clients:", "  valid_from: 2027-01-01\n  clients:")
+    alice = _doc("x", ALICE).removeprefix("\n---\n") + "  valid_from: 2027-02-01\n"
+    _write(workdir, member + "---\n" + alice)
+    assert cli("apply", "--auto-approve")[0] == 0
+    _write(workdir, alice)  # daniel leaves the set: his package is archived, and still his in vcita
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = _pairs(operator, demo)
+    _write(workdir, alice.replace(ALICE, DANIEL))
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 1, out + err
+    assert "that client still holds a client package of it, archived in the state" in out + err, out + err
+    assert _pairs(operator, demo) == before
