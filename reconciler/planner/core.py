@@ -412,10 +412,14 @@ class _Builder:
             ))
             return None
         if cid is None:
+            tracked = self.state.get(address)
+            held = tracked.applied.get("client_id") if tracked is not None else None
             self.problems.append(Problem(
                 address=address, severity="error",
                 message=f"spec.client: no client with e-mail {ref.email!r} in this business",
-                hint="Create the client in vcita first, or write its UID.",
+                hint=(f"{address} tracks {tracked.id}, sold to client {held}: if that client's e-mail changed in "
+                      f"vcita, write its new e-mail or its UID ({held}): nothing is sold again."
+                      if tracked is not None and held else "Create the client in vcita first, or write its UID."),
             ))
         return cid
 

@@ -218,3 +218,19 @@ def test_a_replacement_onto_a_client_who_still_holds_an_archived_package_of_it_i
     assert code == 1, out + err
     assert "that client still holds a client package of it, archived in the state" in out + err, out + err
     assert _pairs(operator, demo) == before
+
+
+def test_a_member_whose_email_changed_in_vcita_is_named_with_its_client_then_moves(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    _write(workdir, _set(f"{{email: {ALICE_MAIL}}}", DANIEL))
+    assert cli("apply", "--auto-approve")[0] == 0
+    before = _pairs(operator, demo)
+    _email(operator, ALICE, "alice@new.example.com")
+    code, out, err = cli("plan")
+    assert code == 1 and f"no client with e-mail '{ALICE_MAIL}'" in out + err, out + err
+    assert f"sold to client {ALICE}: if that client's e-mail changed in vcita" in out + err, out + err
+    for client in ("{email: Alice@New.example.com}", ALICE):  # the new e-mail, then the UID: moves
+        _write(workdir, _set(client, DANIEL))
+        code, out, err = cli("apply", "--auto-approve")
+        assert code == 0 and "1 to move" in out and "Payment requests: none would be opened" in out, out + err
+    assert _pairs(operator, demo) == before
