@@ -22,6 +22,11 @@ identity matches a record reconciler already has is never created again:
 
 A field the manifest leaves out (most omit ``valid_from`` and ``price``) matches any value.
 
+A tracked object replaced by a client package of another client or catalog package (an e-mail that
+now names another client) is a new sale to that client: refused beside an archived package of it
+that client still holds (:func:`reassigned_refused`), and the package it replaces stays its own
+client's (:func:`superseded` counts a successor of the same client and catalog package only).
+
 The same rule holds between the new objects of one plan (``siblings.py``): among new objects of
 compatible identities (the same client and catalog package, and every field both declare equal),
 or of an identity an object takes over in this plan (a rename, a re-adoption, a replacement), at most one
