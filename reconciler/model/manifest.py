@@ -393,6 +393,16 @@ class SetClient(Frozen):
     def _exactly_one(self) -> SetClient:
         if (self.id is None) == (self.email is None):
             raise ValueError("write a client UID, or a mapping with exactly one of id: UID / email: ADDRESS")
+        if self.email is not None:
+            # The member's address must read back as one (the state refuses any other, and a
+            # create is never sent without its record): no character Python counts as a space
+            # or as unprintable (the pattern's \s misses \x1c-\x1f), and at most 254 characters
+            # once in lower case ('İ' lowers to two).
+            odd = next((c for c in self.email if c.isspace() or not c.isprintable()), None)
+            if odd is not None:
+                raise ValueError(f"email: holds the character {odd!r}, which a member's address cannot hold")
+            if len(self.key) > 254:
+                raise ValueError(f"email: {len(self.key)} characters in lower case, more than 254")
         _one_end(self)
         return self
 

@@ -146,7 +146,7 @@ def plan(desired: ManifestSet, state: Mapping[str, TrackedLike], actual: Actual,
         b.problems += payments.limit_problems(money)
         b.problems += b.history_problems()
         b.problems += memory.unavailable_warning(b.ops, actual.discovered)
-        b.problems += _renamed_catalog_warnings(b.ops)
+        b.problems += _renamed_catalog_warnings(b.ops, state)
         return Plan(
             created_at=opts.created_at, target=opts.target, manifest_digest=desired.digest(),
             state_lineage=opts.state_lineage, state_serial=opts.state_serial, refreshed=actual.refreshed,
@@ -229,6 +229,7 @@ class _Builder:
         self._by_identity: _Identities | None = None
         self._staying: set[str] | None = None
         self.new_catalog_names: dict[str, str] = {}  # display name -> the address that adopts or creates it
+        self._subjects_by_id: dict[str, tuple[Any, Any]] | None = None
         # client package address -> (client id, catalog package id or address): what a rendering
         # groups changes by (a client, a catalog package)
         self.subjects: dict[str, tuple[str, str]] = {}
@@ -430,10 +431,14 @@ class _Builder:
             ))
             return None
         if cid is None:
+            tracked = self.state.get(address)
+            held = tracked.applied.get("client_id") if tracked is not None else None
             self.problems.append(Problem(
                 address=address, severity="error",
                 message=f"spec.client: no client with e-mail {ref.email!r} in this business",
-                hint="Create the client in vcita first, or write its UID.",
+                hint=(f"{address} tracks {tracked.id}, sold to client {held}: if that client's e-mail changed in "
+                      f"vcita, write its new e-mail or its UID ({held}): nothing is sold again."
+                      if tracked is not None and held else "Create the client in vcita first, or write its UID."),
             ))
         return cid
 
@@ -518,16 +523,25 @@ class _Builder:
                 if earlier:
                     self.problems.append(ident.replacement_refused(address, tracked.id, declared, earlier))
                     return
+                held = self._held_by_client(declared, replace_fcs) if not doc.spec.repeat_purchase else []
+                if held:  # a sale to a client who still holds an archived package of it (other terms)
+                    self.problems.append(ident.reassigned_refused(address, tracked.id, declared, held))
+                    return
                 known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
                                                 _AnyOf(self.owned, self.claimed, self.o.archived), replaces=tracked.id)
                 if known is not None:
                     self.problems.append(known)
                     self.found_in_vcita.append(address)
                     return
-            if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
-                self.kept.append(siblings.NewObject(
-                    address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),
-                    note=f"which replaces {tracked.id} with a new client package in this plan"))
+            sale = siblings.NewObject(address, self.subjects[address],
+                                      ident.desired_client(doc.spec, *self.subjects[address]), doc.spec.repeat_purchase)
+            if any(fc.path in ("client_id", "package_id") for fc in replace_fcs):
+                # a package for another client (an e-mail that now names another client) or of another
+                # catalog package: a new sale, refused beside one that client already holds
+                self.new.append(replace(sale, replaces=tracked.id))
+            elif not doc.spec.repeat_purchase:  # the same sale on new terms: the sale of its identity
+                self.kept.append(replace(sale, note=f"which replaces {tracked.id} with a new client package in "
+                                                    "this plan"))
             self.problems += rules.client_problems(address, want, obj, today, creating=True, refreshed=self.a.refreshed)
             self._client_create(
                 address, doc, cid, pid, deps, expects=_present(tracked) if expects_now is _PRESENT else expects_now,
@@ -616,6 +630,14 @@ class _Builder:
             self._by_identity = (tracked, archived)
         return self._by_identity
 
+    def _tracked_subjects(self) -> dict[str, tuple[Any, Any]]:
+        """The client and catalog package of each tracked client package, by id (built once per plan,
+        only when an archived record of a new object's identity is there to compare)."""
+        if self._subjects_by_id is None:
+            self._subjects_by_id = {t.id: (t.applied.get("client_id"), t.applied.get("package_id"))
+                                    for t in self.state.values() if t.kind == "ClientPackage"}
+        return self._subjects_by_id
+
     def _staying_ids(self) -> set[str]:
         """The remote ids tracked at addresses that stay (in the manifests, or outside a partial
         plan), built once per plan: the state and ``leaving`` do not change while planning (each
@@ -642,8 +664,8 @@ class _Builder:
                       if r.id not in self.owned and r.kind == kind and ident.matches(r.identity, want)],
             pending=[it for its in self.pending.values() for it in its if it.kind == kind and it.address != address
                      and ident.matches_pending(it.details, want)],
-            earlier=ident.earlier(archived.get(key, ()), want, self.o.archived, self.owned)
-            if kind == "ClientPackage" and key is not None else (),
+            earlier=ident.earlier(archived[key], want, self.o.archived, self.owned, self._tracked_subjects())
+            if kind == "ClientPackage" and key is not None and archived.get(key) else (),
         )
         if repeat and kind == "ClientPackage":
             return None  # a deliberate further sale: a create, shown as one more payment request
@@ -678,6 +700,18 @@ class _Builder:
         _, archived = self._identities()
         return [r for r in archived.get(ident.key("ClientPackage", want), ())
                 if r.id not in self.owned and r.kind == "ClientPackage" and ident.matches(r.identity, want)]
+
+    def _held_by_client(self, declared: dict[str, Any], replace_fcs: list[FieldChange]) -> list[Any]:
+        """For a replacement whose client or catalog package changes (a new sale to that client), the
+        archived packages of the new client and catalog package, on other terms, that vcita still
+        holds (``identity.earlier``: as for a new object)."""
+        if not any(fc.path in ("client_id", "package_id") for fc in replace_fcs):
+            return []
+        _, archived = self._identities()
+        records = archived.get(ident.key("ClientPackage", declared), ())
+        if not records:
+            return []
+        return ident.earlier(records, declared, self.o.archived, self.owned, self._tracked_subjects())
 
     def _kept_sale(self, address: str, kind: str, identity: dict[str, Any], note: str) -> None:
         """A client-package object that takes a record over is the sale of its identity: a new
@@ -739,19 +773,26 @@ class _Builder:
         return out
 
 
-def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
+def _renamed_catalog_warnings(ops: list[OperationKind], state: Mapping[str, TrackedLike]) -> list[Problem]:
     """A catalog package created while another leaves the manifests, with client packages moved
-    onto the new one by replacement: most likely one package renamed (its ``metadata.name`` and
-    display name together), which reconciler cannot tell from a new package.  Each replacement
-    sells the client the package again; ``state mv`` first makes it a change in place."""
+    onto the new one by replacement, or created for clients whose package of the leaving one is
+    archived in the same plan (a set or document renamed too): most likely one package renamed (its
+    ``metadata.name`` and display name together), which reconciler cannot tell from a new package.
+    Each sells the client the package again; ``state mv`` first makes it a change in place."""
     created = [op.address for op in ops if isinstance(op, CreateCatalogPackage)]
     leaving = [(op.address, op.remote_id) for op in ops
                if isinstance(op, ArchiveResource) and op.address.startswith(CATALOG_PREFIX)]
     if not created or not leaving:
         return []
+    gone_ids = {rid for _, rid in leaving}
+    # the clients whose client package of a leaving catalog package is archived in this plan
+    left = {state[op.address].applied.get("client_id") for op in ops
+            if isinstance(op, ArchiveResource) and op.address in state and op.kind == "ClientPackage"
+            and state[op.address].applied.get("package_id") in gone_ids}
     out = []
     for new in created:
-        moved = [op.address for op in ops if isinstance(op, CreateClientPackage) and op.replaces
+        moved = [op.address for op in ops if isinstance(op, CreateClientPackage)
+                 and (op.replaces or op.client_id in left)
                  and isinstance(op.package_id, IdOf) and op.package_id.id_of == new]
         if not moved:
             continue
@@ -760,7 +801,8 @@ def _renamed_catalog_warnings(ops: list[OperationKind]) -> list[Problem]:
         out.append(Problem(
             address=new, severity="warning",
             message=(f"{new} is created while {gone} {'leaves' if len(leaving) == 1 else 'leave'} the manifests, "
-                     f"and {len(moved)} client package(s) move onto it by replacement ({', '.join(moved[:3])}"
+                     f"and {len(moved)} client package(s) move onto it by replacement or are created for clients "
+                     f"whose package of the leaving one is archived in this plan ({', '.join(moved[:3])}"
                      f"{', ...' if len(moved) > 3 else ''}): each is sold again, with a new payment request"),
             hint=(f"If {new} is {old} renamed, run 'reconciler state mv {old} {new}' first: the plan then changes "
                   "its fields in place and replaces no client package.")))

@@ -22,6 +22,11 @@ identity matches a record reconciler already has is never created again:
 
 A field the manifest leaves out (most omit ``valid_from`` and ``price``) matches any value.
 
+A tracked object replaced by a client package of another client or catalog package (an e-mail that
+now names another client) is a new sale to that client: refused beside an archived package of it
+that client still holds (:func:`reassigned_refused`), and the package it replaces stays its own
+client's (:func:`superseded` counts a successor of the same client and catalog package only).
+
 The same rule holds between the new objects of one plan (``siblings.py``): among new objects of
 compatible identities (the same client and catalog package, and every field both declare equal),
 or of an identity an object takes over in this plan (a rename, a re-adoption, a replacement), at most one
@@ -157,14 +162,18 @@ class Matches:
         return None
 
 
-def superseded(record: Any, archived: Mapping[str, Any], tracked_ids: Container[str]) -> bool:
+def superseded(record: Any, archived: Mapping[str, Any], tracked: Mapping[str, tuple[Any, Any]]) -> bool:
     """Whether an archived record was replaced (``replaced by NEW``, along a chain of replacements)
-    by a client package the state still tracks: that one is then its sale."""
+    by a client package the state still tracks (``tracked``: id -> its client and catalog package)
+    of the same client and catalog package: that one is then its sale.  A replacement for another
+    client or of another package (an e-mail that named another client) leaves the record's client
+    holding it: it still counts."""
     seen: set[str] = set()
+    subject = (record.identity.get("client_id"), record.identity.get("package_id"))
     while (record.reason or "").startswith(_REPLACED_BY):
         successor = record.reason[len(_REPLACED_BY):].strip()
-        if successor in tracked_ids:
-            return True
+        if successor in tracked:
+            return tracked[successor] == subject
         if successor in seen or successor not in archived:
             return False
         seen.add(successor)
@@ -173,13 +182,13 @@ def superseded(record: Any, archived: Mapping[str, Any], tracked_ids: Container[
 
 
 def earlier(records: Sequence[Any], want: dict[str, Any], archived: Mapping[str, Any],
-            tracked_ids: Container[str]) -> list[Any]:
+            tracked_ids: Container[str], tracked: Mapping[str, tuple[Any, Any]]) -> list[Any]:
     """The archived client packages (``records``, of ``want``'s client and catalog package) that a new
     object of identity ``want`` does not match but vcita still holds: a create beside them is a second
     sale of the package to the client.  Those a tracked record replaced are left out (see
     :func:`superseded`)."""
     return [r for r in records if r.kind == "ClientPackage" and r.id not in tracked_ids
-            and not matches(r.identity, want) and not superseded(r, archived, tracked_ids)]
+            and not matches(r.identity, want) and not superseded(r, archived, tracked)]
 
 
 def readded_refused(address: str, want: dict[str, Any], records: Sequence[Any]) -> Problem:
@@ -223,3 +232,19 @@ def replacement_refused(address: str, tracked_id: str, want: dict[str, Any], arc
         hint=(f"To go back to {first.id}: 'reconciler state rm {address}' (which archives {tracked_id}), then plan "
               f"again: this object re-adopts {first.id}, no payment request. If the client buys this package again, "
               "add 'repeat_purchase: true' to its spec."))
+
+
+def reassigned_refused(address: str, tracked_id: str, want: dict[str, Any], held: Sequence[Any]) -> Problem:
+    """Why a replacement for another client or of another catalog package cannot be planned: that
+    client still holds an archived package of it (``held``, other terms), which vcita keeps billing."""
+    names = ", ".join(f"{r.id} ({r.reason or 'archived'}, last at {r.address}, {r.archived_at[:10]})" for r in held)
+    return Problem(
+        address=address, severity="error",
+        message=(f"replacing {tracked_id} (its client or catalog package changed) would make a client package of the "
+                 f"{describe('ClientPackage', want)}, and that client still holds "
+                 f"{'client packages' if len(held) > 1 else 'a client package'} of it, archived in the state: "
+                 f"{names}; a new one would be a second sale of this package to this client"),
+        hint=(f"If a client was written by e-mail, that e-mail may now name another client in vcita (write the "
+              f"client's UID). To give {address} the archived package instead: 'reconciler state rm {address}', then "
+              f"'reconciler import {address} {held[0].id}'. If the client buys this package again, add "
+              "'repeat_purchase: true' to its spec."))

@@ -22,6 +22,11 @@ tracked at another address (with the identity its manifest declares, so that the
 not change once the sale is created and its record holds every value), and a record whose
 manifest leaves in this plan (the sale of its client and catalog package at any price or date: a
 rename with a new price is a replacement or a further sale, never a silent second one).
+A replacement whose client or catalog package changes (an e-mail that now names another client in
+vcita, a client written anew) is a new object too, not a kept sale: it sells the package to a
+client who may already hold one.  A record whose manifest now names another client or catalog
+package counts as the sale of the client and package it holds (its package stays in vcita,
+archived by its replacement), so two members whose e-mails were swapped are both refused.
 Then, in sorted address order, each new object without ``repeat_purchase: true`` that is
 compatible with a kept sale or with an earlier new one already kept is refused, naming them (the
 first is the sale; a copy needs ``repeat_purchase: true``, or a ``valid_from`` / price that tells
@@ -62,6 +67,10 @@ class NewObject:
     renamed: bool = False
     #: a kept sale tracked outside the paths (or ``--only``) of a partial plan: its manifest unread
     outside: bool = False
+    #: a new object that replaces this tracked client package of another client or catalog package
+    replaces: str = ""
+    #: a kept sale whose manifest now names another client or catalog package (its package stays in vcita)
+    reassigned: bool = False
 
 
 #: The identity fields a client-package manifest may leave out (``identity.CLIENT_FIELDS`` less the key).
@@ -160,6 +169,7 @@ def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Ma
     if not keys:
         return []
     seen = {obj.address for obj in kept}
+    replacing = {obj.address for obj in new if obj.replaces}
     out = []
     for address, record in state.items():
         if record.kind != "ClientPackage" or address in seen:
@@ -167,7 +177,15 @@ def tracked_sales(new: Iterable[NewObject], kept: Iterable[NewObject], state: Ma
         doc = docs.get(address)
         if doc is not None:
             subject = subjects.get(address)
-            if subject is not None and subject in keys and address not in repeats:
+            held = (str(record.applied.get("client_id")), str(record.applied.get("package_id")))
+            if subject is not None and subject != held and held in keys:
+                # its manifest now names another client or catalog package: the package it tracks
+                # stays in vcita (archived by its replacement), the sale of its own client and package
+                out.append(NewObject(address, held, {"client_id": held[0], "package_id": held[1]},
+                                     note=f"tracked as {record.id}, whose manifest now names another client or "
+                                          f"catalog package ({record.id} stays in vcita)", reassigned=True))
+            elif (subject is not None and subject in keys and address not in repeats
+                  and address not in replacing):
                 out.append(NewObject(address, subject, ident.desired_client(doc.spec, *subject),
                                      note=f"tracked as {record.id}"))
         elif partial or (address in leaving and address not in moved_from):
@@ -202,7 +220,19 @@ def _problem(obj: NewObject, found: list[list[NewObject]], where: Callable[[str]
     gone = [s.address for s in first if s.renamed]
     repeat = ("If a second payment request is intended (a renewal, a repeat purchase), add 'repeat_purchase: "
               f"true' to the copy's spec ({obj.address})")
-    if all(s.outside for s in first):  # only records whose manifests this plan did not read
+    replacing = (f"replacing {obj.replaces} (its client or catalog package changed) would make a client package of "
+                 if obj.replaces else "")
+    swapped = [s.address for s in first if s.reassigned]
+    if obj.replaces and swapped and len(swapped) == len(first):
+        hint = (f"If {swapped[0]} and {obj.address} swapped clients (an e-mail moved from one client to the other "
+                f"in vcita), swap their records instead, nothing sent: 'reconciler state mv {obj.address} "
+                f"client_package.swap-tmp', 'reconciler state mv {swapped[0]} {obj.address}', 'reconciler state "
+                f"mv client_package.swap-tmp {swapped[0]}'. Otherwise write each object's client by UID. {repeat}.")
+    elif obj.replaces:
+        hint = (f"{obj.address} tracks {obj.replaces}, sold to another client or of another catalog package: if a "
+                "client was written by e-mail, that e-mail may now name another client in vcita (write the "
+                f"client's UID). {repeat}; otherwise remove the copy.")
+    elif all(s.outside for s in first):  # only records whose manifests this plan did not read
         hint = (f"Plan all the manifests: {obj.address} is then compared with what the manifest of "
                 f"{first[0].address} declares (a valid_from or price there may tell them apart). {repeat}.")
     elif gone and len(gone) == len(first):  # only a record whose manifest leaves: nothing to tell apart
@@ -213,6 +243,6 @@ def _problem(obj: NewObject, found: list[list[NewObject]], where: Callable[[str]
         hint = f"{repeat}; otherwise declare valid_from (or price) to tell them apart, or remove the copy."
     return Problem(
         address=obj.address, severity="error",
-        message=(f"{'declared at ' + loc + ': ' if loc else ''}the same {what} as {names}: a second sale of this "
-                 "package to this client"),
+        message=(f"{'declared at ' + loc + ': ' if loc else ''}{replacing}the same {what} as {names}: a second sale "
+                 "of this package to this client"),
         hint=hint)
