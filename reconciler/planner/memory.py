@@ -199,11 +199,12 @@ def sold_meanwhile(address: str, client_id: str, catalog_address: str, catalog_n
         return None
     since = None if now is None else now - lag - CLOCK_SKEW
     found = sorted(
-        obj for obj in discovered.packages.values()
-        if obj.id not in owned and obj.view.get("client_id") == client_id
-        and discovered.names.get(obj.id) == catalog_name
-        and str(obj.view.get("package_id")) not in listed and str(obj.view.get("package_id")) not in owned
-        and (since is None or (when := moment(discovered.opened_at.get(obj.id))) is None or when >= since))
+        (obj for obj in discovered.packages.values()
+         if obj.id not in owned and obj.view.get("client_id") == client_id
+         and discovered.names.get(obj.id) == catalog_name
+         and str(obj.view.get("package_id")) not in listed and str(obj.view.get("package_id")) not in owned
+         and (since is None or (when := moment(discovered.opened_at.get(obj.id))) is None or when >= since)),
+        key=lambda obj: obj.id)
     if not found:
         return None
     first = found[0]
