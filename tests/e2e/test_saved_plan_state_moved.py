@@ -49,7 +49,7 @@ def test_a_saved_plan_is_refused_once_the_state_moved_on(workdir: Path, cli: Any
     code, out, err = cli("apply", "plan.json")
     said = out + err
     assert code == 1, said
-    assert "the state changed since this plan was made (serial %d then, " % serial in said, said
+    assert f"the state changed since this plan was made (serial {serial} then, " in said, said
     assert "Traceback" not in said
     assert not [r for r in operator("GET", "/stats")["requests"] if r["method"] != "GET"]
     assert Counter((cp["client_id"], cp["package_id"]) for cp in client_packages(operator, demo)) == sold
