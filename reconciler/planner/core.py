@@ -507,6 +507,12 @@ class _Builder:
                     self.problems.append(known)
                     self.found_in_vcita.append(address)
                     return
+            else:  # onto a catalog package this plan creates: sold to the client moments ago by another run?
+                known = self._sold_meanwhile(address, doc, cid)
+                if known is not None:
+                    self.problems.append(known)
+                    self.found_in_vcita.append(address)
+                    return
             if not doc.spec.repeat_purchase:  # a new client package of the declared identity: its sale
                 self.kept.append(siblings.NewObject(
                     address, self.subjects[address], ident.desired_client(doc.spec, *self.subjects[address]),

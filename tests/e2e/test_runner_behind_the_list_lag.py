@@ -70,3 +70,52 @@ def test_an_old_sale_of_that_name_does_not_block_a_new_catalog_package(
     code, out, err = cli("plan", "--confirm-no-prior-client-packages", str(runner_b))
     assert code == 0 and "Plan: 11 to create" in out, out + err
     assert "moments ago" not in out + err
+
+
+PIANO_20 = """---
+apiVersion: reconciler/v1
+kind: CatalogPackage
+metadata:
+  name: piano-20
+spec:
+  name: 20 Piano Lessons
+  price: 1000
+  currency: USD
+  expiration: 12
+  expiration_unit: M
+  items:
+    - total_bookings: 20
+      services: [bop374z43h5xezh3]
+  products: []
+"""
+
+
+def _move_alice_to_piano_20(manifests: Path) -> None:
+    (manifests / "catalog-packages.yaml").write_text((manifests / "catalog-packages.yaml").read_text() + PIANO_20)
+    sales = manifests / "client-packages.yaml"
+    old = "  client: ktsrl7f6h94run82                # Alice Martin\n  package: piano-10\n"
+    assert old in sales.read_text()
+    sales.write_text(sales.read_text().replace(old, old.replace("piano-10", "piano-20")))
+
+
+def test_a_replacement_onto_a_catalog_package_another_runner_just_made_is_refused(
+        workdir: Path, cli: Any, operator: Any, demo: dict[str, Any], lagging: Any) -> None:
+    operator("PUT", "/settings", json={"list_lag_seconds": 0})
+    assert cli("apply", "--auto-approve")[0] == 0
+    operator("PUT", "/settings", json={"list_lag_seconds": 300})
+    runner_b = workdir / "runner-b" / "manifests"
+    shutil.copytree(workdir / "manifests", runner_b)  # with the state as it was: Alice holds piano-10
+    _move_alice_to_piano_20(workdir / "manifests")
+    _move_alice_to_piano_20(runner_b)
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace")
+    assert code == 0, out + err
+    sold = sorted(cp["id"] for cp in client_packages(operator, demo))
+    assert len(sold) == 9  # the replacement, and the package it replaced, which stays in vcita
+
+    operator("DELETE", "/stats")
+    code, out, err = cli("apply", "--auto-approve", "--allow-replace", str(runner_b))
+    said = out + err
+    assert code == 1, said
+    assert "client ktsrl7f6h94run82 was sold a package named '20 Piano Lessons' moments ago" in said, said[-3000:]
+    assert not [r for r in operator("GET", "/stats")["requests"] if r["method"] != "GET"]
+    assert sorted(cp["id"] for cp in client_packages(operator, demo)) == sold
