@@ -220,6 +220,18 @@ class Applier:
             raise PlanFileError(
                 f"the plan was made against another state (lineage {plan.state_lineage}; the state file has "
                 f"{self.state.lineage})", hint="Make a new plan against this state file.")
+        if plan.state_serial != self.state.serial:
+            # Per-address checks cannot see everything another write did: an object created since
+            # under another name (a rename applied meanwhile) makes this plan's create of that
+            # address a second sale of the same identity.
+            held = len(self.state.pending)
+            raise PlanFileError(
+                f"the state changed since this plan was made (serial {plan.state_serial} then, {self.state.serial} "
+                "now): the plan was already applied, or another run (an apply, an import, a state command) wrote "
+                "the state since; a saved plan applies once, to the state it was made from"
+                + (f"; the state holds {held} create(s) an interrupted run left pending" if held else ""),
+                hint="Make a new plan against the state as it is now ('reconciler plan --out FILE') and review it"
+                     + ("; it shows how each pending create is resolved." if held else "."))
         self.check_appliable(plan)
         self.check_payment_requests(plan, limit)
 

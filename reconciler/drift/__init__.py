@@ -53,6 +53,13 @@ async def detect(api: VcitaClient, desired: ManifestSet, state: State, *, target
     actual = await refresh(api, desired, state.resources, progress=progress)
     report = compare(desired, state.resources, actual, target=plan_target(target), created_at=utc_now(),
                      state_lineage=state.lineage, state_serial=state.serial)
+    if state.pending:  # an interrupted run's creates: the next plan settles them, none is created again
+        from reconciler.drift.outside import pending_note
+
+        objects = tuple(o.model_copy(update={"notes": (note, *o.notes[1:])})
+                        if o.status == "untracked" and (note := pending_note(o.address, state)) else o
+                        for o in report.objects)
+        report = report.model_copy(update={"objects": objects})
     outside, how = await look(api, desired, state, actual)
     if outside:
         objects = (*report.objects, *outside)

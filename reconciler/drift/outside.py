@@ -11,18 +11,20 @@ When the list cannot serve as a second memory, the report says so and looks no f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core.safetext import printable
 from reconciler.drift.model import ObjectDrift
 from reconciler.model import address as addresses
+from reconciler.model import views
+from reconciler.planner.memory import SENT_FIELDS
 from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
 
 if TYPE_CHECKING:
     from reconciler.model.manifest_set import ManifestSet
     from reconciler.planner.actual import Actual
     from reconciler.remote.client import VcitaClient
-    from reconciler.state.store import State
+    from reconciler.state.store import PendingCreate, State
 
 
 def managed(desired: ManifestSet, state: State, actual: Actual) -> tuple[set[str], set[str]]:
@@ -42,11 +44,16 @@ def managed(desired: ManifestSet, state: State, actual: Actual) -> tuple[set[str
 
 
 def outside_objects(found: Discovery, state: State, clients: set[str], catalog: set[str]) -> list[ObjectDrift]:
-    """The ``created_outside`` objects of a discovery."""
+    """The ``created_outside`` objects of a discovery.  A package that matches what a pending
+    create sent (an interrupted run's create whose answer was lost) is left out: it is most likely
+    reconciler's own, which the next plan adopts (``planner/memory.py``), not an assignment made
+    outside."""
     known = {rs.id for rs in state.resources.values()} | set(state.archived)
     out = []
     for cp in sorted(found.packages, key=lambda c: c.id):
         if cp.id in known or cp.client_id not in clients or cp.package_id not in catalog:
+            continue
+        if pending_match(views.client_remote(cp), state) is not None:
             continue
         note = (f"client {cp.client_id}, catalog package {cp.package_id}, valid {cp.valid_from}..{cp.valid_until}, "
                 f"payment request {cp.payment_request_id}: not created by reconciler; declare it and run "
@@ -54,6 +61,29 @@ def outside_objects(found: Discovery, state: State, clients: set[str], catalog: 
         out.append(ObjectDrift(address=addresses.client(f"(untracked {cp.id})"), kind="ClientPackage", name=cp.id,
                                remote_id=cp.id, status="created_outside", notes=(printable(note, limit=400),)))
     return out
+
+
+def pending_match(view: dict[str, Any], state: State) -> PendingCreate | None:
+    """The pending client-package create whose sent values (client, catalog package, and the dates
+    and price it sent) ``view`` has, if any."""
+    for pc in state.pending.values():
+        details = pc.details
+        if pc.kind == "ClientPackage" and details.get("client_id") == view.get("client_id") and all(
+                view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None):
+            return pc
+    return None
+
+
+def pending_note(address: str, state: State) -> str | None:
+    """What drift says of a manifest object whose create an interrupted run left pending (None:
+    none is)."""
+    held = state.pending_for(address)
+    if not held:
+        return None
+    pc = held[0]
+    return (f"a create of unknown outcome: an interrupted run sent it (intent {pc.id}, {pc.opened_at}) and never heard "
+            "back; 'reconciler plan' settles it (it adopts the package when vcita's payment requests show it, "
+            "and says what to do when they do not); it is never sent again on its own")
 
 
 async def look(api: VcitaClient, desired: ManifestSet, state: State, actual: Actual

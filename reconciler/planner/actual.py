@@ -67,6 +67,9 @@ class Discovered:
     #: clients whose packages a person checked in vcita (``--checked-client``): their creates go
     #: ahead despite ``doubtful`` and ``unlisted``, with a warning (a package found still refuses)
     checked: frozenset[str] = frozenset()
+    #: client package id -> its name as vcita answered it (the catalog package's display name when it
+    #: was sold): tells a sale of a catalog package the list does not show yet (``memory.sold_meanwhile``)
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

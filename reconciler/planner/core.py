@@ -19,7 +19,7 @@ import gc
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from reconciler.model import address as addresses
@@ -496,6 +496,8 @@ class _Builder:
                 self.new.append(new)
             known = memory.already_in_vcita(address, doc.spec, cid, pid, self.a.discovered,
                                             _AnyOf(self.owned, self.claimed, self.o.archived))
+            if known is None and pid == KNOWN_AFTER_APPLY:
+                known = self._sold_meanwhile(address, doc, cid)
             if known is not None:
                 self.problems.append(known)
                 self.found_in_vcita.append(address)
@@ -533,6 +535,12 @@ class _Builder:
                     self.problems.append(known)
                     self.found_in_vcita.append(address)
                     return
+            else:  # onto a catalog package this plan creates: sold to the client moments ago by another run?
+                known = self._sold_meanwhile(address, doc, cid)
+                if known is not None:
+                    self.problems.append(known)
+                    self.found_in_vcita.append(address)
+                    return
             sale = siblings.NewObject(address, self.subjects[address],
                                       ident.desired_client(doc.spec, *self.subjects[address]), doc.spec.repeat_purchase)
             if any(fc.path in ("client_id", "package_id") for fc in replace_fcs):
@@ -566,6 +574,17 @@ class _Builder:
             remote_fingerprint=fingerprint(obj.view), depends_on=deps,
             expects=_present(tracked) if expects_now is _PRESENT else expects_now,
         ))
+
+    def _sold_meanwhile(self, address: str, doc: ClientPackage, cid: str) -> Problem | None:
+        """A sale to ``cid``, moments ago, of the catalog package this plan creates for ``doc``
+        (another run's, hidden by the list's lag): see :func:`memory.sold_meanwhile`."""
+        catalog = self.d.catalog_packages.get(doc.spec.package.name or "")
+        if catalog is None or self.a.discovered is None:
+            return None
+        lag = self.a.list_lag
+        return memory.sold_meanwhile(address, cid, catalog.address, catalog.spec.name, self.a.discovered,
+                                     _AnyOf(self.owned, self.claimed, self.o.archived), self.a.catalog_packages,
+                                     memory.moment(self.o.created_at), timedelta(seconds=lag.lag + lag.skew + 1))
 
     def _client_create(self, address: str, doc: ClientPackage, cid: str, pid: str, deps: tuple[str, ...], *,
                        expects: ExpectedState | None, replaces: str | None = None, **extra: Any) -> None:

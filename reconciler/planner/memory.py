@@ -181,6 +181,47 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
               "of this identity that the state does not know."))
 
 
+def sold_meanwhile(address: str, client_id: str, catalog_address: str, catalog_name: str,
+                   discovered: Discovered | None, owned: Container[str], listed: Container[str],
+                   now: datetime | None, lag: timedelta) -> Problem | None:
+    """The plan error when a client package create of a catalog package this plan creates itself
+    (no id yet, so no identity to match) finds, through the payment requests, a package of that
+    catalog package's display name sold to the client within the list's lag, of a catalog package
+    the catalog list does not show (None: no such package, or the second memory was not read).
+
+    That is another run's apply moments ago, with another copy of the state (a CI runner whose
+    checkout predates the state commit of the job before it): it created the catalog package,
+    which vcita's list hides for a while after creation (API-NOTES §8), and sold it.  Planned
+    from the list, this plan would create a second catalog package of that name and sell it to
+    the client again.  ``lag``: how long the list may hide a new package (plus the clocks'
+    margins); an older sale, or one of a catalog package the list shows, is not this."""
+    if discovered is None or discovered.unavailable or not discovered.names:
+        return None
+    since = None if now is None else now - lag - CLOCK_SKEW
+    found = sorted(
+        (obj for obj in discovered.packages.values()
+         if obj.id not in owned and obj.view.get("client_id") == client_id
+         and discovered.names.get(obj.id) == catalog_name
+         and str(obj.view.get("package_id")) not in listed and str(obj.view.get("package_id")) not in owned
+         and (since is None or (when := moment(discovered.opened_at.get(obj.id))) is None or when >= since)),
+        key=lambda obj: obj.id)
+    if not found:
+        return None
+    first = found[0]
+    shown = ", ".join(f"{obj.id} (catalog package {obj.view.get('package_id')}, payment request opened "
+                      f"{discovered.opened_at.get(obj.id, 'at an unknown time')})" for obj in found[:3])
+    return Problem(
+        address=address, severity="error",
+        message=(f"client {client_id} was sold a package named {catalog_name!r} moments ago ({shown}), of a catalog "
+                 f"package vcita's catalog list does not show yet (it lags behind creation) and no record of the "
+                 f"state knows: another run, with another copy of the state, very likely created "
+                 f"{catalog_address} and sold it; this plan would create a second catalog package of that name and "
+                 "bill the client a second time"),
+        hint=(f"Plan again once the catalog list shows catalog package {first.view.get('package_id')} (vcita's list "
+              "lags up to about 20 s): the plan then adopts it by its name, and 'reconciler import --discover' adopts "
+              "the client packages that run sold. Better: restore the newest state (that run's) first."))
+
+
 def _doubtful(client_id: str, discovered: Discovered) -> list[str]:
     return sorted({*discovered.doubtful.get(client_id, ()), *discovered.doubtful.get(None, ())})
 

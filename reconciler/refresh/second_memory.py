@@ -86,6 +86,7 @@ def as_discovered(found: Discovery, clients: Sequence[str]) -> Discovered:
         opened_at=dict(found.opened_at),
         searched={c: described.get(c) or wide or "" for c in clients},
         doubtful=dict(found.doubtful),
+        names={cp.id: cp.name for cp in found.packages if cp.name},
     )
 
 

@@ -53,7 +53,7 @@ def test_saved_plan_applies_once(workdir: Path, cli: CLI) -> None:
     assert code == 0, out + err
     code, out, err = cli("apply", "plan.json")
     assert code == 1
-    assert "already applied" in out + err
+    assert "already applied" in out + err and "serial" in out + err
 
 
 def test_saved_plan_refuses_an_object_changed_since(workdir: Path, cli: CLI, operator: Any) -> None:

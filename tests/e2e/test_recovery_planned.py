@@ -102,10 +102,10 @@ def test_a_saved_plan_is_refused_where_an_interrupted_run_left_a_create_pending(
     pending = _outcome(out, "client_package.", "unknown outcome")
     made = len(_client_packages(operator, demo))
 
-    code, out, _ = cli("apply", "plan.json")
+    code, out, err = cli("apply", "plan.json")  # the interrupted run moved the state on: a new plan is needed
     assert code == 1
-    assert f"{pending}: a create of {pending} that an interrupted run left pending" in out
-    assert "make a new plan, which shows how it is resolved" in out
+    assert "the state changed since this plan was made" in err and "1 create(s) an interrupted run left pending" in err
+    assert "it shows how each pending create is resolved" in err
     assert len(_client_packages(operator, demo)) == made  # nothing created twice
 
     code, out, _ = cli("plan")  # a new plan says what apply will do about it: the second memory found it
