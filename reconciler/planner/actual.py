@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from reconciler.core.listlag import ListLag
@@ -70,6 +71,18 @@ class Discovered:
     #: client package id -> its name as vcita answered it (the catalog package's display name when it
     #: was sold): tells a sale of a catalog package the list does not show yet (``memory.sold_meanwhile``)
     names: Mapping[str, str] = field(default_factory=dict)
+
+    def of_client(self, client_id: str) -> Sequence[RemoteObject]:
+        """The packages found of client ``client_id`` (each create asks for its client's: scanning
+        every package found, per create, made a plan quadratic in the business's size)."""
+        return self._by_client.get(client_id, ())
+
+    @cached_property
+    def _by_client(self) -> dict[str, list[RemoteObject]]:
+        out: dict[str, list[RemoteObject]] = {}
+        for obj in self.packages.values():
+            out.setdefault(str(obj.view.get("client_id")), []).append(obj)
+        return out
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
                                     reason=f"{intro}; vcita's payment requests could not serve as a second memory "
                                            f"({discovered.unavailable}). {fix}")
     found = sorted(
-        (obj for obj in discovered.packages.values()
+        (obj for obj in discovered.of_client(client)
          if obj.id not in taken and obj.view.get("client_id") == client and _opened_since(obj, discovered, it.opened_at)
          and all(obj.view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None)),
         key=lambda obj: obj.id)
@@ -150,7 +150,7 @@ def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, pack
         # and catalog package: only one of the identity the replacement makes (its price too) is
         # one another run made
         want = ident.desired_client(spec, client_id, package_id)
-    found = sorted(obj.id for obj in discovered.packages.values()
+    found = sorted(obj.id for obj in discovered.of_client(client_id)
                    if obj.id not in owned and ident.matches(obj.view, want))
     if not found:
         return None
@@ -199,7 +199,7 @@ def sold_meanwhile(address: str, client_id: str, catalog_address: str, catalog_n
         return None
     since = None if now is None else now - lag - CLOCK_SKEW
     found = sorted(
-        (obj for obj in discovered.packages.values()
+        (obj for obj in discovered.of_client(client_id)
          if obj.id not in owned and obj.view.get("client_id") == client_id
          and discovered.names.get(obj.id) == catalog_name
          and str(obj.view.get("package_id")) not in listed and str(obj.view.get("package_id")) not in owned
