@@ -304,6 +304,21 @@ class _Builder:
         self._catalog_tracked(address, doc, want, obj, expects=_present(tracked))
 
     def _catalog_untracked(self, address: str, doc: CatalogPackage, want: dict[str, Any]) -> None:
+        # Two untracked manifests of one display name: one takes the package (created, adopted, or a
+        # record taken over by a rename), the other would make a second one vcita lists alike and
+        # every later re-adoption cannot tell apart (client packages of each: two sales of "Piano").
+        first = self.new_catalog_names.setdefault(doc.spec.name, address)
+        if first != address:
+            self.problems.append(Problem(
+                address=address, severity="error",
+                message=f"{first} declares the same display name {doc.spec.name!r}, and neither is tracked yet: "
+                        "two manifests of one catalog package; the second would create another package of that "
+                        "name, which vcita lists alike and reconciler re-adopts by name (client packages of each "
+                        "would be two sales of one package)",
+                hint=f"Keep one manifest of this package and point its client packages at "
+                     f"{first.split('.', 1)[1]}, or give this one another display name.",
+            ))
+            return
         moved = self._take_over(address, "CatalogPackage", {"name": doc.spec.name})
         if moved is ident.REFUSED:  # the problem says why; its client packages are not planned
             return
@@ -317,19 +332,6 @@ class _Builder:
         if address in self.readopted:  # an archived record tracked again: its fields are the next plan's
             self.claimed.add(self.readopted[address])
             self.package_ids[address] = self.readopted[address]
-            return
-        # Two new manifests of one display name would make two catalog packages vcita and every
-        # later re-adoption cannot tell apart (client packages of each: a second sale of "Piano").
-        first = self.new_catalog_names.setdefault(doc.spec.name, address)
-        if first != address:
-            self.problems.append(Problem(
-                address=address, severity="error",
-                message=f"{first} declares the same display name {doc.spec.name!r}, and neither is in vcita yet: "
-                        "two catalog packages of one name would be created, which vcita lists alike and "
-                        "reconciler re-adopts by name (client packages of each would be two sales of one package)",
-                hint=f"Keep one manifest of this package and point its client packages at "
-                     f"{first.split('.', 1)[1]}, or give this one another display name.",
-            ))
             return
         # a package tracked at another address that stays (in the manifests, or outside a partial
         # plan) is that address's: never adopted a second time

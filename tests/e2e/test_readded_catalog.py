@@ -49,3 +49,27 @@ def test_catalog_package_added_back_is_readopted_once(workdir: Path, cli: CLI, o
     code, out, err = cli("plan", "--detailed-exitcode")
     assert code == 0, out + err  # no changes: the next plan compared the fields and found them equal
     assert len(client_packages(operator, demo)) == made  # nothing sold again
+
+
+def test_a_renamed_catalog_package_and_a_new_copy_of_its_display_name_are_refused(
+        workdir: Path, cli: CLI, operator: Any, demo: dict[str, Any]) -> None:
+    """One manifest renamed (its record moves) and a copy of it under a third name in the same plan:
+    the copy used to be created, a second '5 Guitar Lessons' beside the moved one."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    catalog = workdir / CATALOG
+    text = catalog.read_text()
+    guitar = next(d for d in text.split("\n---\n") if "name: guitar-5\n" in d)
+    copy = guitar[guitar.index("apiVersion"):].replace("name: guitar-5\n", "name: guitar-copy\n")
+    catalog.write_text(text.replace("name: guitar-5\n", "name: guitar-five\n").rstrip("\n") + "\n---\n" + copy)
+    clients = workdir / CLIENTS
+    clients.write_text(clients.read_text().replace("package: guitar-5", "package: guitar-five"))
+    operator("DELETE", "/stats")
+    code, out, err = cli("plan")
+    assert code == 1, out + err
+    said = " ".join((out + err).split())
+    assert ("catalog_package.guitar-copy: catalog_package.guitar-five declares the same display name "
+            "'5 Guitar Lessons', and neither is tracked yet") in said, said
+    code, out, err = cli("apply", "--auto-approve")
+    assert code == 1, out + err
+    sent = [r for r in operator("GET", "/stats")["requests"] if r["method"] != "GET"]
+    assert sent == [], sent  # nothing created: no second '5 Guitar Lessons'
