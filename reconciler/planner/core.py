@@ -260,8 +260,11 @@ class _Builder:
         """Add the resolutions of ``address``'s pending creates; the catalog package adopted, if any."""
         adopted = None
         for it in self.pending.pop(address, ()):
+            same = self._identities()[0].get(ident.key("ClientPackage", it.details), ()) \
+                if it.kind == "ClientPackage" else ()
+            elsewhere = [(a, t) for a, t in same if a != address]
             op = pend.resolve(it, self.state.get(address), self.a, self.owned | self.claimed, self.by_name,
-                              in_manifests=address in self.wanted)
+                              in_manifests=address in self.wanted, elsewhere=elsewhere)
             self.add(op)
             if op.resolution == "unknown":
                 self.held.add(address)

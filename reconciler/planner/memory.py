@@ -29,7 +29,7 @@ payment requests (``Actual.discovered``, API-NOTES §11).  Pure, like the rest o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterable
+from collections.abc import Collection, Container, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,8 +64,10 @@ def _opened_since(obj: RemoteObject, d: Discovered, opened_at: str) -> bool:
 
 
 def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered | None, taken: Collection[str],
-                   *, in_manifests: bool) -> ResolvePendingCreate:
-    """The resolution of a client package's pending create, looked up in the second memory."""
+                   *, in_manifests: bool, elsewhere: Sequence[tuple[str, Any]] = ()) -> ResolvePendingCreate:
+    """The resolution of a client package's pending create, looked up in the second memory
+    (``elsewhere``: records of its client and catalog package at other addresses, named when one
+    may be its package, imported there by hand)."""
     details = it.details
     client = str(details.get("client_id"))
     intro = (f"unknown outcome of an earlier create (intent {it.id}, {it.opened_at}): client {client}, "
@@ -105,7 +107,24 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
         reason=(f"{intro}: not found in vcita's payment requests (searched {searched}). Absence is only evidence: "
                 "the list may lag behind creation, and a package of price 0 may open no payment request. Plan again "
                 f"later; once sure it was never created, 'reconciler state forget-intent {it.address}' and review the "
-                "plan that creates it again"))
+                "plan that creates it again" + _recorded_elsewhere(it, elsewhere)))
+
+
+def _recorded_elsewhere(it: PendingLike, elsewhere: Sequence[tuple[str, Any]]) -> str:
+    """A sentence naming the records of another address that match what a pending create sent and
+    were written after it: its package imported there by hand, most likely (the search does not
+    read tracked packages again, so it never finds it for this address)."""
+    since = moment(it.opened_at)
+    same = [(a, t) for a, t in elsewhere
+            if all(t.applied.get(k) == it.details[k] for k in SENT_FIELDS if it.details.get(k) is not None)
+            and since is not None and (when := moment(getattr(t, "updated_at", None))) is not None and when >= since]
+    if not same:
+        return ""
+    a, t = same[0]
+    return (f". {a} tracks {t.id}, which matches what this create sent and was recorded after it "
+            f"({getattr(t, 'updated_at', '')}): if it was imported there by hand, it is this create's package, and "
+            f"'reconciler state forget-intent {it.address}' closes this record (the plan then judges {it.address} "
+            f"beside {a}: a second sale, refused unless it says repeat_purchase)")
 
 
 def already_in_vcita(address: str, spec: ClientPackageSpec, client_id: str, package_id: str,

@@ -21,7 +21,7 @@ pending create is ``unknown`` too.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -38,8 +38,10 @@ class TrackedId(Protocol):
 
 
 def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: Collection[str],
-            by_name: Mapping[str, list[str]], *, in_manifests: bool) -> ResolvePendingCreate:
-    """The resolution of one pending create; ``taken`` are remote ids owned by an address already."""
+            by_name: Mapping[str, list[str]], *, in_manifests: bool,
+            elsewhere: Sequence[tuple[str, Any]] = ()) -> ResolvePendingCreate:
+    """The resolution of one pending create; ``taken`` are remote ids owned by an address already;
+    ``elsewhere``: the records (address, record) of its client and catalog package at other addresses."""
     from reconciler.plan.document import fingerprint
 
     base: dict[str, Any] = {"address": it.address, "intent_id": it.id, "opened_at": it.opened_at,
@@ -48,7 +50,7 @@ def resolve(it: PendingLike, tracked: TrackedId | None, actual: Actual, taken: C
     if it.kind == "ClientPackage":
         from reconciler.planner.memory import resolve_client
 
-        op = resolve_client(it, base, actual.discovered, taken, in_manifests=in_manifests)
+        op = resolve_client(it, base, actual.discovered, taken, in_manifests=in_manifests, elsewhere=elsewhere)
         if op.resolution == "adopt" and tracked is not None and it.details.get("replaces") == tracked.id:
             # an interrupted replacement: adopting its package replaces the record the address tracks
             op = replace(op, expects=ExpectedState(present=True, id=tracked.id, fingerprint=tracked.fingerprint))
