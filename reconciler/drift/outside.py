@@ -17,7 +17,7 @@ from reconciler.core.safetext import printable
 from reconciler.drift.model import ObjectDrift
 from reconciler.model import address as addresses
 from reconciler.model import views
-from reconciler.planner.memory import SENT_FIELDS
+from reconciler.planner.memory import has_sent
 from reconciler.remote.discovery import Discovery, DiscoveryUnavailable, discover
 
 if TYPE_CHECKING:
@@ -67,9 +67,7 @@ def pending_match(view: dict[str, Any], state: State) -> PendingCreate | None:
     """The pending client-package create whose sent values (client, catalog package, and the dates
     and price it sent) ``view`` has, if any."""
     for pc in state.pending.values():
-        details = pc.details
-        if pc.kind == "ClientPackage" and details.get("client_id") == view.get("client_id") and all(
-                view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None):
+        if pc.kind == "ClientPackage" and has_sent(view, pc.details):
             return pc
     return None
 

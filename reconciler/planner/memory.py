@@ -58,6 +58,13 @@ def moment(text: str | None) -> datetime | None:
     return found if found.tzinfo is not None else None
 
 
+def has_sent(view: dict[str, Any], details: dict[str, Any]) -> bool:
+    """Whether a client package's ``view`` holds every value a pending create sent (``details``:
+    its client, and the catalog package, dates and price it sent): it may be that create's package."""
+    return view.get("client_id") == details.get("client_id") and all(
+        view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None)
+
+
 def _opened_since(obj: RemoteObject, d: Discovered, opened_at: str) -> bool:
     when, since = moment(d.opened_at.get(obj.id)), moment(opened_at)
     return when is None or since is None or when >= since - CLOCK_SKEW
@@ -86,7 +93,7 @@ def resolve_client(it: PendingLike, base: dict[str, Any], discovered: Discovered
     found = sorted(
         (obj for obj in discovered.of_client(client)
          if obj.id not in taken and obj.view.get("client_id") == client and _opened_since(obj, discovered, it.opened_at)
-         and all(obj.view.get(k) == details[k] for k in SENT_FIELDS if details.get(k) is not None)),
+         and has_sent(obj.view, {**details, "client_id": client})),
         key=lambda obj: obj.id)
     if len(found) == 1:
         obj = found[0]
@@ -115,9 +122,8 @@ def _recorded_elsewhere(it: PendingLike, elsewhere: Sequence[tuple[str, Any]]) -
     were written after it: its package imported there by hand, most likely (the search does not
     read tracked packages again, so it never finds it for this address)."""
     since = moment(it.opened_at)
-    same = [(a, t) for a, t in elsewhere
-            if all(t.applied.get(k) == it.details[k] for k in SENT_FIELDS if it.details.get(k) is not None)
-            and since is not None and (when := moment(getattr(t, "updated_at", None))) is not None and when >= since]
+    same = [(a, t) for a, t in elsewhere if has_sent(t.applied, it.details) and since is not None
+            and (when := moment(getattr(t, "updated_at", None))) is not None and when >= since]
     if not same:
         return ""
     a, t = same[0]
